@@ -14,3 +14,22 @@ require (
 	go.uber.org/goleak v1.3.0
 	gopkg.in/yaml.v3 v3.0.1
 )
+
+require (
+	github.com/goburrow/serial v0.1.0
+	github.com/gorilla/websocket v1.5.3
+	github.com/klauspost/compress v1.17.9
+	github.com/nats-io/nkeys v0.4.7
+	github.com/nats-io/nuid v1.0.1
+	github.com/tidwall/gjson v1.10.2
+	github.com/tidwall/match v1.1.1
+	github.com/tidwall/pretty v1.2.0
+	github.com/tidwall/tinylru v1.1.0
+	github.com/tidwall/wal v1.1.7
+	github.com/twmb/franz-go/pkg/kfake v0.0.0-20241015013301-cea7aa5d8037 // indirect
+	github.com/twmb/franz-go/pkg/kmsg v1.9.0 // indirect
+	golang.org/x/crypto v0.25.0 // indirect
+	golang.org/x/net v0.27.0
+	golang.org/x/sync v0.7.0
+	golang.org/x/sys v0.28.0
+)

@@ -8,7 +8,7 @@ import "context"
 // Emit copies the samples before it returns, so the caller may reuse the
 // batch's backing array at once. It is safe for concurrent use. It returns
 // an error only when the samples were not accepted: ctx ended while the
-// Bridge was blocked on a full queue (overflow policy [Block]), or the Bridge
+// Bridge was blocked on a full queue (overflow policy [OverflowBlock]), or the Bridge
 // is shutting down ([ErrClosed]).
 type Emitter interface {
 	Emit(ctx context.Context, batch []Sample) error

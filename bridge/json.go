@@ -1,0 +1,326 @@
+package bridge
+
+import (
+	"encoding/json"
+	"errors"
+	"math"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// The JSON encoding of a Sample (DESIGN.md, "The Sample"), one object per
+// sample:
+//
+//	{"source":"meter1","point":"voltage_l1","value":230.5,"unit":"V","quality":"good","time":"2026-11-21T10:00:00.123456789Z"}
+//
+// Fields, in this order:
+//   - source, point: always present.
+//   - value: a JSON number, boolean or string; absent when the sample holds
+//     no value. Integers are written exactly, digit for digit. A float is
+//     always written with a fraction or an exponent ("230.0", "1e+21"), so a
+//     decoder can tell it from an integer. JSON has no NaN or infinities: they
+//     are written as the strings "NaN", "+Inf" and "-Inf", as the Prometheus
+//     HTTP API does, and [DecodeJSON] turns exactly those strings back into
+//     floats. A string point whose text is exactly one of those three words
+//     therefore decodes as a float; no other string is affected.
+//   - unit: left out when empty.
+//   - quality: "good", "uncertain" or "bad".
+//   - time: RFC 3339 in UTC with exactly nine fractional digits; left out
+//     for the zero time.
+//   - error: the Reason of a non-good sample (left out when empty).
+//   - code: the protocol status code, left out when zero.
+//   - seq: the per-source sequence number, left out when zero.
+//
+// JSON does not carry an integer's signedness: a decoded non-negative integer
+// is an int64 when it fits and a uint64 above that. [Value.Equal] treats
+// those as equal, so every sample survives a round trip by that measure.
+
+// AppendJSON appends the JSON encoding of s to dst and returns the extended
+// buffer. It does not allocate when dst has room.
+func AppendJSON(dst []byte, s *Sample) []byte {
+	dst = append(dst, `{"source":`...)
+	dst = appendString(dst, s.Source)
+	dst = append(dst, `,"point":`...)
+	dst = appendString(dst, s.Point)
+	if s.Value.kind != KindNone {
+		dst = append(dst, `,"value":`...)
+		dst = appendValue(dst, s.Value)
+	}
+	if s.Unit != "" {
+		dst = append(dst, `,"unit":`...)
+		dst = appendString(dst, s.Unit)
+	}
+	dst = append(dst, `,"quality":"`...)
+	dst = append(dst, s.Quality.String()...)
+	dst = append(dst, '"')
+	if !s.Time.IsZero() {
+		dst = append(dst, `,"time":"`...)
+		dst = appendTime(dst, s.Time)
+		dst = append(dst, '"')
+	}
+	if s.Reason != "" {
+		dst = append(dst, `,"error":`...)
+		dst = appendString(dst, s.Reason)
+	}
+	if s.Code != 0 {
+		dst = append(dst, `,"code":`...)
+		dst = strconv.AppendUint(dst, uint64(s.Code), 10)
+	}
+	if s.Seq != 0 {
+		dst = append(dst, `,"seq":`...)
+		dst = strconv.AppendUint(dst, s.Seq, 10)
+	}
+	return append(dst, '}')
+}
+
+// MarshalJSON encodes s as [AppendJSON] does, so a Sample can be passed to
+// encoding/json.
+func (s Sample) MarshalJSON() ([]byte, error) { return AppendJSON(nil, &s), nil }
+
+// UnmarshalJSON decodes s as [DecodeJSON] does.
+func (s *Sample) UnmarshalJSON(data []byte) error {
+	d, err := DecodeJSON(data)
+	if err != nil {
+		return err
+	}
+	*s = d
+	return nil
+}
+
+func appendValue(dst []byte, v Value) []byte {
+	switch v.kind {
+	case KindFloat:
+		return appendFloat(dst, math.Float64frombits(v.bits))
+	case KindInt:
+		return strconv.AppendInt(dst, int64(v.bits), 10)
+	case KindUint:
+		return strconv.AppendUint(dst, v.bits, 10)
+	case KindBool:
+		return strconv.AppendBool(dst, v.bits != 0)
+	case KindString:
+		return appendString(dst, v.str)
+	}
+	return append(dst, "null"...)
+}
+
+func appendFloat(dst []byte, f float64) []byte {
+	switch {
+	case math.IsNaN(f):
+		return append(dst, `"NaN"`...)
+	case math.IsInf(f, 1):
+		return append(dst, `"+Inf"`...)
+	case math.IsInf(f, -1):
+		return append(dst, `"-Inf"`...)
+	}
+	// The same choice of notation as encoding/json (ES6 number to string).
+	abs := math.Abs(f)
+	format := byte('f')
+	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	start := len(dst)
+	dst = strconv.AppendFloat(dst, f, format, -1, 64)
+	for _, c := range dst[start:] {
+		if c == '.' || c == 'e' {
+			return dst
+		}
+	}
+	return append(dst, ".0"...)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD, as
+// in encoding/json; control characters are escaped.
+func appendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		// U+2028 and U+2029 are valid JSON but break JavaScript; escape
+		// them as encoding/json does.
+		if r == '\u2028' || r == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// appendTime appends t in UTC as RFC 3339 with nine fractional digits.
+func appendTime(dst []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		return t.AppendFormat(dst, "2006-01-02T15:04:05.000000000Z07:00")
+	}
+	hour, min, sec := t.Clock()
+	dst = appendDigits(dst, year, 4)
+	dst = append(dst, '-')
+	dst = appendDigits(dst, int(month), 2)
+	dst = append(dst, '-')
+	dst = appendDigits(dst, day, 2)
+	dst = append(dst, 'T')
+	dst = appendDigits(dst, hour, 2)
+	dst = append(dst, ':')
+	dst = appendDigits(dst, min, 2)
+	dst = append(dst, ':')
+	dst = appendDigits(dst, sec, 2)
+	dst = append(dst, '.')
+	dst = appendDigits(dst, t.Nanosecond(), 9)
+	return append(dst, 'Z')
+}
+
+func appendDigits(dst []byte, v, width int) []byte {
+	var buf [9]byte
+	for i := width - 1; i >= 0; i-- {
+		buf[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return append(dst, buf[:width]...)
+}
+
+type jsonSample struct {
+	Source  *string         `json:"source"`
+	Point   *string         `json:"point"`
+	Value   json.RawMessage `json:"value"`
+	Unit    string          `json:"unit"`
+	Quality *string         `json:"quality"`
+	Time    string          `json:"time"`
+	Error   string          `json:"error"`
+	Code    uint32          `json:"code"`
+	Seq     uint64          `json:"seq"`
+}
+
+// DecodeJSON decodes one JSON-encoded sample, the inverse of [AppendJSON].
+// source, point and quality are required; unknown fields are ignored, since
+// later versions may add fields. Errors name the field at fault.
+func DecodeJSON(data []byte) (Sample, error) {
+	var j jsonSample
+	if err := json.Unmarshal(data, &j); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return Sample{}, errorf("decode sample: field %q: want %s, got JSON %s", te.Field, te.Type, te.Value)
+		}
+		return Sample{}, errorf("decode sample: %w", err)
+	}
+	var s Sample
+	switch {
+	case j.Source == nil:
+		return Sample{}, errorf("decode sample: field \"source\" missing")
+	case j.Point == nil:
+		return Sample{}, errorf("decode sample: field \"point\" missing")
+	case j.Quality == nil:
+		return Sample{}, errorf("decode sample: field \"quality\" missing")
+	}
+	s.Source, s.Point, s.Unit, s.Reason, s.Code, s.Seq = *j.Source, *j.Point, j.Unit, j.Error, j.Code, j.Seq
+	q, ok := ParseQuality(*j.Quality)
+	if !ok {
+		return Sample{}, errorf("decode sample: field \"quality\": unknown quality %q (want good, uncertain or bad)", *j.Quality)
+	}
+	s.Quality = q
+	if j.Time != "" {
+		t, err := time.Parse(time.RFC3339Nano, j.Time)
+		if err != nil {
+			return Sample{}, errorf("decode sample: field \"time\": %q is not an RFC 3339 time", j.Time)
+		}
+		s.Time = t.UTC()
+	}
+	v, err := decodeValue(j.Value)
+	if err != nil {
+		return Sample{}, errorf("decode sample: field \"value\": %w", err)
+	}
+	s.Value = v
+	return s, nil
+}
+
+func decodeValue(raw json.RawMessage) (Value, error) {
+	if len(raw) == 0 {
+		return Value{}, nil
+	}
+	switch c := raw[0]; {
+	case c == 'n':
+		return Value{}, nil
+	case c == 't':
+		return Bool(true), nil
+	case c == 'f':
+		return Bool(false), nil
+	case c == '"':
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return Value{}, err
+		}
+		switch s {
+		case "NaN":
+			return Float(math.NaN()), nil
+		case "+Inf":
+			return Float(math.Inf(1)), nil
+		case "-Inf":
+			return Float(math.Inf(-1)), nil
+		}
+		return String(s), nil
+	case c == '-' || (c >= '0' && c <= '9'):
+		text := string(raw)
+		for _, d := range raw {
+			if d == '.' || d == 'e' || d == 'E' {
+				f, err := strconv.ParseFloat(text, 64)
+				if err != nil {
+					return Value{}, errors.New("number " + text + " out of range")
+				}
+				return Float(f), nil
+			}
+		}
+		if c == '-' {
+			i, err := strconv.ParseInt(text, 10, 64)
+			if err != nil {
+				return Value{}, errors.New("integer " + text + " out of the int64 range")
+			}
+			return Int(i), nil
+		}
+		u, err := strconv.ParseUint(text, 10, 64)
+		if err != nil {
+			return Value{}, errors.New("integer " + text + " out of the uint64 range")
+		}
+		if u <= math.MaxInt64 {
+			return Int(int64(u)), nil
+		}
+		return Uint(u), nil
+	}
+	return Value{}, errors.New("want a number, boolean, string or null, got " + string(raw))
+}
