@@ -1,0 +1,610 @@
+package modbus
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"time"
+
+	upstream "github.com/simonvetter/modbus"
+)
+
+// ClientConfig configures a [Client]. Only URL is required.
+type ClientConfig struct {
+	// URL says how to reach the device: tcp://host:502, tcp+tls://host:802,
+	// udp://host:502, rtu:///dev/ttyUSB0, rtuovertcp://gw:4001,
+	// rtuoverudp://gw:4001 (see [ParseURL]).
+	URL string
+	// Serial settings; a zero field keeps the URL's value or its default
+	// (19200 baud, even parity, 8 data bits, 1 stop bit with parity and 2
+	// without, as the serial line specification says).
+	Speed    int
+	Parity   Parity
+	DataBits int
+	StopBits int
+	// Timeout bounds each request: how long to wait for the answer.
+	// Default 1s (500ms for rtu).
+	Timeout time.Duration
+	// TLS client certificate and the CAs (or pinned server certificates)
+	// that authenticate the server, for tcp+tls. Either the parsed values
+	// or PEM file names; Modbus/TCP Security requires both.
+	TLSCertificate *tls.Certificate
+	TLSRootCAs     *x509.CertPool
+	TLSCertFile    string
+	TLSKeyFile     string
+	TLSCAFile      string
+	// Logger receives the upstream client's messages at debug level. Nil
+	// discards them (the upstream client would print them on stdout).
+	Logger *slog.Logger
+	// MinBackoff and MaxBackoff bound the exponential backoff (with jitter)
+	// between failed connection attempts, and on a shared RTU link the
+	// backoff of a unit that stopped answering. Defaults 100ms and 30s.
+	MinBackoff time.Duration
+	MaxBackoff time.Duration
+	// LateReplyWait applies to RTU framing (rtu, rtuovertcp, rtuoverudp),
+	// which has no transaction ids: after a request times out, the Client
+	// closes the link, keeps it silent this long so that a late reply has
+	// passed, and reopens it (which discards stale bytes) before the next
+	// request. Without this, the late reply would be taken as the answer to
+	// the next request and every later read would be one reply behind.
+	// Default: Timeout. A reply later than Timeout+LateReplyWait is not
+	// guarded against.
+	LateReplyWait time.Duration
+}
+
+// Client is a connection to one Modbus link — a TCP device, a serial line,
+// a gateway — that may serve several unit ids. It wraps the upstream
+// client (github.com/simonvetter/modbus) and absorbs its quirks:
+//
+//   - One lock is held across setting the unit id and the request, which
+//     upstream takes under two separate locks; so one Client may be shared by
+//     goroutines and by devices of different units.
+//   - It connects lazily and re-connects after a transport error, with
+//     backoff (upstream never reconnects and, when Open fails, keeps the
+//     dead transport). A fresh upstream client is made for each connection,
+//     and none is used before its Open succeeded (upstream panics then).
+//   - On RTU framing it guards against late replies (see
+//     [ClientConfig.LateReplyWait]) and keeps the 3.5-character silence
+//     between frames, also across reconnections.
+//   - Upstream log output goes to ClientConfig.Logger, never to stdout.
+//   - Exceptions become [*ExceptionError] and failures [*OpError].
+//
+// Contexts: the upstream client has no context, and its timeout is fixed
+// when a connection opens, so each request waits at most Timeout for its
+// answer. The context is honoured while a call waits for the link (another
+// request in progress, a backoff, the inter-frame silence, a late-reply
+// wait) and is checked before the request is sent; a request already on the
+// wire cannot be cancelled and runs to its answer or its Timeout.
+//
+// A Client is safe for concurrent use; requests are serialised.
+type Client struct {
+	ep  Endpoint
+	cfg ClientConfig
+	tls *tls.Certificate
+	cas *x509.CertPool
+	log *log.Logger
+
+	sem chan struct{} // the link lock; a channel so waiting honours ctx
+
+	// Guarded by sem.
+	mc          *upstream.ModbusClient
+	unit        uint8
+	backoff     time.Duration
+	retryAt     time.Time
+	lastErr     error
+	quietUntil  time.Time // RTU: no frame before this (silence, late replies)
+	unitBackoff map[uint8]*unitState
+
+	mu     sync.Mutex // guards stats and closed
+	closed bool
+	stats  Stats
+	start  time.Time
+}
+
+type unitState struct {
+	fails   int
+	retryAt time.Time
+	lastErr error
+}
+
+// Stats are a Client's (or a Bus's) counters since it was created.
+type Stats struct {
+	Requests    uint64        // requests sent
+	Errors      uint64        // requests that failed (exceptions included)
+	Timeouts    uint64        // requests that got no answer in time
+	Connects    uint64        // connections opened
+	Busy        time.Duration // time the link spent on requests (send to answer)
+	Elapsed     time.Duration // time since the Client was created
+	Utilisation float64       // Busy / Elapsed
+	// Units holds per-unit figures, by unit id.
+	Units map[uint8]UnitStats
+}
+
+// UnitStats are the figures of one unit id on a link.
+type UnitStats struct {
+	Requests    uint64
+	Errors      uint64
+	LastLatency time.Duration // of the last answered request
+	MeanLatency time.Duration // of answered requests
+	MaxLatency  time.Duration
+	// BackoffUntil is when a unit that stopped answering on a shared RTU
+	// link will be tried again; zero when it is not backed off.
+	BackoffUntil time.Time
+	totalLatency time.Duration
+	answered     uint64
+}
+
+// NewClient checks cfg and returns a Client; it does no I/O (the connection
+// is made by the first request or by Connect). All problems are returned
+// at once.
+func NewClient(cfg ClientConfig) (*Client, error) {
+	ep, err := ParseURL(cfg.URL)
+	var errs []error
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if cfg.Speed != 0 {
+		ep.Speed = cfg.Speed
+	}
+	if cfg.Parity != "" {
+		ep.Parity = cfg.Parity
+		if cfg.StopBits == 0 && ep.Parity == ParityNone {
+			ep.StopBits = 2
+		} else if cfg.StopBits == 0 {
+			ep.StopBits = 1
+		}
+	}
+	if cfg.DataBits != 0 {
+		ep.DataBits = cfg.DataBits
+	}
+	if cfg.StopBits != 0 {
+		ep.StopBits = cfg.StopBits
+	}
+	if err == nil {
+		if err := ep.fill(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if cfg.Timeout < 0 {
+		errs = append(errs, configErrorf("timeout", "%v is negative", cfg.Timeout))
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = time.Second
+		if ep.Scheme == SchemeRTU {
+			cfg.Timeout = 500 * time.Millisecond
+		}
+	}
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = 100 * time.Millisecond
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = 30 * time.Second
+	}
+	if cfg.MaxBackoff < cfg.MinBackoff {
+		cfg.MaxBackoff = cfg.MinBackoff
+	}
+	if cfg.LateReplyWait <= 0 {
+		cfg.LateReplyWait = cfg.Timeout
+	}
+	c := &Client{ep: ep, cfg: cfg, sem: make(chan struct{}, 1), start: time.Now(),
+		tls: cfg.TLSCertificate, cas: cfg.TLSRootCAs}
+	if ep.Scheme == SchemeTLS {
+		if c.tls == nil && cfg.TLSCertFile != "" {
+			cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
+			if err != nil {
+				errs = append(errs, configErrorf("tls_cert", "%v", err))
+			} else {
+				c.tls = &cert
+			}
+		}
+		if c.cas == nil && cfg.TLSCAFile != "" {
+			pem, err := os.ReadFile(cfg.TLSCAFile)
+			if err != nil {
+				errs = append(errs, configErrorf("tls_ca", "%v", err))
+			} else {
+				c.cas = x509.NewCertPool()
+				if !c.cas.AppendCertsFromPEM(pem) {
+					errs = append(errs, configErrorf("tls_ca", "%s holds no PEM certificate", cfg.TLSCAFile))
+				}
+			}
+		}
+		if c.tls == nil && cfg.TLSCertFile == "" {
+			errs = append(errs, configErrorf("tls_cert", "tcp+tls needs a client certificate and key (Modbus/TCP Security R-08)"))
+		}
+		if c.cas == nil && cfg.TLSCAFile == "" {
+			errs = append(errs, configErrorf("tls_ca", "tcp+tls needs the CA or server certificate that authenticates the server"))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	if cfg.Logger != nil {
+		c.log = slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug)
+	} else {
+		c.log = log.New(io.Discard, "", 0)
+	}
+	return c, nil
+}
+
+// Endpoint returns the parsed URL and serial settings the Client uses.
+func (c *Client) Endpoint() Endpoint { return c.ep }
+
+// Timeout returns the per-request timeout.
+func (c *Client) Timeout() time.Duration { return c.cfg.Timeout }
+
+// lock takes the link, or returns when ctx ends or the Client is closed.
+func (c *Client) lock(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	select {
+	case c.sem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		<-c.sem
+		return ErrClosed
+	}
+	return nil
+}
+
+func (c *Client) unlock() { <-c.sem }
+
+// Connect opens the connection now, if it is not open, instead of at the
+// first request. It fails fast with an error wrapping [ErrBackoff] while a
+// previous failure's backoff runs.
+func (c *Client) Connect(ctx context.Context) error {
+	if err := c.lock(ctx); err != nil {
+		return err
+	}
+	defer c.unlock()
+	return c.connectLocked(ctx)
+}
+
+func (c *Client) connectLocked(ctx context.Context) error {
+	if c.mc != nil {
+		return nil
+	}
+	now := time.Now()
+	if now.Before(c.retryAt) {
+		return &OpError{Op: "connect", Device: c.ep.String(),
+			Err: fmt.Errorf("%w until %s: %w", ErrBackoff, c.retryAt.Format(time.RFC3339Nano), c.lastErr)}
+	}
+	// RTU: keep the line silent after a timeout (late replies) and between
+	// frames, also across a reopen.
+	if err := sleepUntil(ctx, c.quietUntil); err != nil {
+		return err
+	}
+	conf := &upstream.ClientConfiguration{
+		URL:           c.ep.Scheme + "://" + c.ep.Address,
+		Speed:         uint(c.ep.Speed),
+		DataBits:      uint(c.ep.DataBits),
+		StopBits:      uint(c.ep.StopBits),
+		Timeout:       c.cfg.Timeout,
+		TLSClientCert: c.tls,
+		TLSRootCAs:    c.cas,
+		Logger:        c.log,
+	}
+	switch c.ep.Parity {
+	case ParityNone:
+		conf.Parity = upstream.PARITY_NONE
+	case ParityEven:
+		conf.Parity = upstream.PARITY_EVEN
+	case ParityOdd:
+		conf.Parity = upstream.PARITY_ODD
+	}
+	mc, err := upstream.NewClient(conf)
+	if err == nil {
+		err = mc.Open()
+	}
+	if err != nil {
+		// A failed Open leaves upstream's previous transport in place: drop
+		// the whole upstream client and make a new one next time.
+		if c.backoff == 0 {
+			c.backoff = c.cfg.MinBackoff
+		} else {
+			c.backoff = min(c.backoff*2, c.cfg.MaxBackoff)
+		}
+		c.retryAt = time.Now().Add(jitter(c.backoff))
+		c.lastErr = err
+		return &OpError{Op: "connect", Device: c.ep.String(), Err: err}
+	}
+	c.mc = mc
+	c.unit = 1 // upstream's default
+	c.backoff = 0
+	c.lastErr = nil
+	c.mu.Lock()
+	c.stats.Connects++
+	c.mu.Unlock()
+	return nil
+}
+
+// jitter returns d ± 20%.
+func jitter(d time.Duration) time.Duration {
+	return d - d/5 + time.Duration(rand.Int64N(int64(d)*2/5+1))
+}
+
+func sleepUntil(ctx context.Context, t time.Time) error {
+	d := time.Until(t)
+	if d <= 0 {
+		return nil
+	}
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// disconnectLocked drops the connection after a transport failure.
+func (c *Client) disconnectLocked(timedOut bool) {
+	if c.mc != nil {
+		_ = c.mc.Close()
+		c.mc = nil
+	}
+	if timedOut && c.ep.RTUFramed() {
+		c.quietUntil = time.Now().Add(c.cfg.LateReplyWait)
+	}
+}
+
+// do runs one request on the link for unit: it takes the lock, connects,
+// sets the unit id and calls fn, mapping errors and keeping the statistics.
+func (c *Client) do(ctx context.Context, op string, unit uint8, table Table, fc uint8, addr, qty uint16,
+	fn func(mc *upstream.ModbusClient) error) error {
+	if err := c.lock(ctx); err != nil {
+		return err
+	}
+	defer c.unlock()
+	opErr := func(err error) error {
+		return &OpError{Op: op, Device: c.ep.String(), Unit: unit, Table: table, Address: addr, Quantity: qty, Err: err}
+	}
+	var us *unitState
+	if c.ep.RTUFramed() {
+		if c.unitBackoff == nil {
+			c.unitBackoff = make(map[uint8]*unitState)
+		}
+		us = c.unitBackoff[unit]
+		if us == nil {
+			us = &unitState{}
+			c.unitBackoff[unit] = us
+		}
+		if time.Now().Before(us.retryAt) {
+			return opErr(fmt.Errorf("%w: unit %d did not answer (%d times); next try at %s: %w",
+				ErrBackoff, unit, us.fails, us.retryAt.Format(time.RFC3339Nano), us.lastErr))
+		}
+	}
+	if err := c.connectLocked(ctx); err != nil {
+		return err
+	}
+	if err := sleepUntil(ctx, c.quietUntil); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if c.unit != unit {
+		_ = c.mc.SetUnitId(unit)
+		c.unit = unit
+	}
+	t0 := time.Now()
+	raw := fn(c.mc)
+	t1 := time.Now()
+	err, transport := mapUpstreamError(raw, unit, fc)
+	timedOut := errors.Is(err, ErrTimeout)
+	if c.ep.RTUFramed() {
+		c.quietUntil = t1.Add(c.ep.FrameSilence())
+	}
+	if transport {
+		c.disconnectLocked(timedOut)
+	}
+	if us != nil {
+		if timedOut {
+			us.fails++
+			us.lastErr = err
+			if us.fails > 1 { // one timeout may be noise; a second one backs the unit off
+				b := c.cfg.MinBackoff << min(us.fails-2, 20)
+				us.retryAt = t1.Add(jitter(min(b, c.cfg.MaxBackoff)))
+			}
+		} else {
+			us.fails = 0
+			us.retryAt = time.Time{}
+		}
+	}
+	c.mu.Lock()
+	c.stats.Requests++
+	c.stats.Busy += t1.Sub(t0)
+	if c.stats.Units == nil {
+		c.stats.Units = make(map[uint8]UnitStats)
+	}
+	u := c.stats.Units[unit]
+	u.Requests++
+	if err != nil {
+		c.stats.Errors++
+		u.Errors++
+		if timedOut {
+			c.stats.Timeouts++
+		}
+	}
+	if !timedOut && (err == nil || !transport) {
+		lat := t1.Sub(t0)
+		u.answered++
+		u.totalLatency += lat
+		u.LastLatency = lat
+		u.MeanLatency = u.totalLatency / time.Duration(u.answered)
+		u.MaxLatency = max(u.MaxLatency, lat)
+	}
+	if us != nil {
+		u.BackoffUntil = us.retryAt
+	}
+	c.stats.Units[unit] = u
+	c.mu.Unlock()
+	if err != nil {
+		return opErr(err)
+	}
+	return nil
+}
+
+// Stats returns the Client's counters: requests, errors, time the link was
+// busy and its share of the elapsed time, and per-unit latency.
+func (c *Client) Stats() Stats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.stats
+	s.Units = make(map[uint8]UnitStats, len(c.stats.Units))
+	for k, v := range c.stats.Units {
+		s.Units[k] = v
+	}
+	s.Elapsed = time.Since(c.start)
+	if s.Elapsed > 0 {
+		s.Utilisation = float64(s.Busy) / float64(s.Elapsed)
+	}
+	return s
+}
+
+// function codes (Application Protocol 6).
+const (
+	fcReadCoils          = 0x01
+	fcReadDiscrete       = 0x02
+	fcReadHolding        = 0x03
+	fcReadInput          = 0x04
+	fcWriteSingleCoil    = 0x05
+	fcWriteSingleReg     = 0x06
+	fcWriteMultipleCoils = 0x0F
+	fcWriteMultipleRegs  = 0x10
+)
+
+// ReadRegisters reads qty registers of the holding or input table from unit,
+// starting at addr (FC 03 or 04). The values are the registers as sent,
+// big-endian within each register.
+func (c *Client) ReadRegisters(ctx context.Context, unit uint8, table Table, addr, qty uint16) ([]uint16, error) {
+	var rt upstream.RegType
+	var fc uint8
+	switch table {
+	case Holding:
+		rt, fc = upstream.HOLDING_REGISTER, fcReadHolding
+	case Input:
+		rt, fc = upstream.INPUT_REGISTER, fcReadInput
+	default:
+		return nil, configErrorf("table", "ReadRegisters of table %q (want holding or input)", table)
+	}
+	if err := checkRange("ReadRegisters", addr, qty, 125); err != nil {
+		return nil, err
+	}
+	var regs []uint16
+	err := c.do(ctx, "read", unit, table, fc, addr, qty, func(mc *upstream.ModbusClient) (err error) {
+		regs, err = mc.ReadRegisters(addr, qty, rt)
+		return err
+	})
+	return regs, err
+}
+
+// ReadBits reads qty coils or discrete inputs from unit, starting at addr
+// (FC 01 or 02).
+func (c *Client) ReadBits(ctx context.Context, unit uint8, table Table, addr, qty uint16) ([]bool, error) {
+	var fc uint8
+	switch table {
+	case Coil:
+		fc = fcReadCoils
+	case Discrete:
+		fc = fcReadDiscrete
+	default:
+		return nil, configErrorf("table", "ReadBits of table %q (want coil or discrete)", table)
+	}
+	if err := checkRange("ReadBits", addr, qty, 2000); err != nil {
+		return nil, err
+	}
+	var bits []bool
+	err := c.do(ctx, "read", unit, table, fc, addr, qty, func(mc *upstream.ModbusClient) (err error) {
+		if table == Coil {
+			bits, err = mc.ReadCoils(addr, qty)
+		} else {
+			bits, err = mc.ReadDiscreteInputs(addr, qty)
+		}
+		return err
+	})
+	return bits, err
+}
+
+// WriteRegisters writes holding registers of unit starting at addr: FC 06
+// for one register, FC 16 for more.
+func (c *Client) WriteRegisters(ctx context.Context, unit uint8, addr uint16, values []uint16) error {
+	if err := checkRange("WriteRegisters", addr, uint16(min(len(values), 0xFFFF)), 123); err != nil {
+		return err
+	}
+	fc := uint8(fcWriteMultipleRegs)
+	if len(values) == 1 {
+		fc = fcWriteSingleReg
+	}
+	return c.do(ctx, "write", unit, Holding, fc, addr, uint16(len(values)), func(mc *upstream.ModbusClient) error {
+		if len(values) == 1 {
+			return mc.WriteRegister(addr, values[0])
+		}
+		return mc.WriteRegisters(addr, values)
+	})
+}
+
+// WriteCoils writes coils of unit starting at addr: FC 05 for one coil,
+// FC 15 for more.
+func (c *Client) WriteCoils(ctx context.Context, unit uint8, addr uint16, values []bool) error {
+	if err := checkRange("WriteCoils", addr, uint16(min(len(values), 0xFFFF)), 1968); err != nil {
+		return err
+	}
+	fc := uint8(fcWriteMultipleCoils)
+	if len(values) == 1 {
+		fc = fcWriteSingleCoil
+	}
+	return c.do(ctx, "write", unit, Coil, fc, addr, uint16(len(values)), func(mc *upstream.ModbusClient) error {
+		if len(values) == 1 {
+			return mc.WriteCoil(addr, values[0])
+		}
+		return mc.WriteCoils(addr, values)
+	})
+}
+
+func checkRange(op string, addr, qty, limit uint16) error {
+	switch {
+	case qty == 0:
+		return configErrorf("quantity", "%s of 0 items", op)
+	case qty > limit:
+		return configErrorf("quantity", "%s of %d items exceeds the protocol's %d", op, qty, limit)
+	case int(addr)+int(qty) > 0x10000:
+		return configErrorf("address", "%s at %d+%d runs past address 65535", op, addr, qty)
+	}
+	return nil
+}
+
+// Close closes the connection. Requests in progress finish first (their
+// time is bounded by Timeout); every later call returns [ErrClosed]. Close
+// is idempotent.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	c.mu.Unlock()
+	c.sem <- struct{}{}
+	defer func() { <-c.sem }()
+	if c.mc != nil {
+		err := c.mc.Close()
+		c.mc = nil
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,204 @@
+package modbus
+
+import (
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Parity is the parity of a serial line.
+type Parity string
+
+// Serial parities. The Modbus serial line specification (Modbus over Serial
+// Line V1.02, 2.5.1 "RTU Transmission Mode") makes even parity the default.
+const (
+	ParityNone Parity = "none"
+	ParityEven Parity = "even"
+	ParityOdd  Parity = "odd"
+)
+
+// The URL schemes a Client understands: one per transport of the upstream
+// client.
+const (
+	SchemeTCP        = "tcp"        // Modbus TCP (MBAP), default port 502
+	SchemeTLS        = "tcp+tls"    // Modbus/TCP Security, default port 802, mutual TLS
+	SchemeUDP        = "udp"        // MBAP frames over UDP, default port 502
+	SchemeRTU        = "rtu"        // RTU on a serial line: rtu:///dev/ttyUSB0 or rtu://COM3
+	SchemeRTUOverTCP = "rtuovertcp" // RTU frames through a TCP gateway
+	SchemeRTUOverUDP = "rtuoverudp" // RTU frames through a UDP gateway
+)
+
+// Endpoint is a parsed device URL: the transport, where to reach it and,
+// for RTU framing, the serial line settings.
+//
+// Serial settings may be given as query parameters:
+// rtu:///dev/ttyUSB0?speed=9600&parity=none&data_bits=8&stop_bits=2.
+type Endpoint struct {
+	Scheme  string
+	Address string // host:port, or the serial device path for rtu
+	// Serial line settings, used by rtu for the port and by rtu, rtuovertcp
+	// and rtuoverudp to time the 3.5-character inter-frame silence.
+	Speed    int    // baud; default 19200
+	Parity   Parity // default ParityEven, as the serial line spec says
+	DataBits int    // default 8
+	// StopBits defaults to what the serial line specification mandates
+	// (2.5.1): one stop bit with parity, two without. (The upstream client
+	// would default to 8N2 always; this package follows the specification.)
+	StopBits int
+}
+
+// ParseURL parses a device URL (see the Scheme constants) and fills in the
+// defaults. Errors name the URL and what is wrong with it.
+func ParseURL(s string) (Endpoint, error) {
+	var e Endpoint
+	scheme, rest, ok := strings.Cut(s, "://")
+	if !ok {
+		return e, configErrorf("url", "%q has no scheme (want tcp://, tcp+tls://, udp://, rtu://, rtuovertcp:// or rtuoverudp://)", s)
+	}
+	e.Scheme = strings.ToLower(scheme)
+	rest, query, _ := strings.Cut(rest, "?")
+	switch e.Scheme {
+	case SchemeTCP, SchemeUDP, SchemeTLS, SchemeRTUOverTCP, SchemeRTUOverUDP:
+		host := strings.TrimSuffix(rest, "/")
+		if host == "" {
+			return e, configErrorf("url", "%q has no host", s)
+		}
+		if _, _, err := net.SplitHostPort(host); err != nil {
+			port := "502"
+			if e.Scheme == SchemeTLS {
+				port = "802"
+			}
+			if strings.Count(host, ":") > 1 && !strings.HasPrefix(host, "[") {
+				return e, configErrorf("url", "%q: IPv6 address must be in brackets", s)
+			}
+			host = net.JoinHostPort(strings.Trim(host, "[]"), port)
+		}
+		if _, p, _ := net.SplitHostPort(host); p != "" {
+			if n, err := strconv.Atoi(p); err != nil || n < 0 || n > 65535 {
+				return e, configErrorf("url", "%q: bad port %q", s, p)
+			}
+		}
+		e.Address = host
+	case SchemeRTU:
+		if rest == "" || rest == "/" {
+			return e, configErrorf("url", "%q has no serial device (want rtu:///dev/ttyUSB0)", s)
+		}
+		e.Address = rest
+	default:
+		return e, configErrorf("url", "%q: unknown scheme %q (want tcp, tcp+tls, udp, rtu, rtuovertcp or rtuoverudp)", s, scheme)
+	}
+	if query != "" {
+		q, err := url.ParseQuery(query)
+		if err != nil {
+			return e, configErrorf("url", "%q: bad query: %v", s, err)
+		}
+		for k, vs := range q {
+			v := vs[len(vs)-1]
+			switch k {
+			case "speed", "baud":
+				e.Speed, err = strconv.Atoi(v)
+			case "data_bits":
+				e.DataBits, err = strconv.Atoi(v)
+			case "stop_bits":
+				e.StopBits, err = strconv.Atoi(v)
+			case "parity":
+				e.Parity, err = ParseParity(v)
+			default:
+				return e, configErrorf("url", "%q: unknown parameter %q (want speed, parity, data_bits, stop_bits)", s, k)
+			}
+			if err != nil {
+				return e, configErrorf("url", "%q: parameter %s=%q: %v", s, k, v, err)
+			}
+		}
+	}
+	return e, e.fill()
+}
+
+// ParseParity parses "none", "even", "odd" or their initials N, E, O.
+func ParseParity(s string) (Parity, error) {
+	switch strings.ToLower(s) {
+	case "":
+		return "", nil
+	case "n", "none":
+		return ParityNone, nil
+	case "e", "even":
+		return ParityEven, nil
+	case "o", "odd":
+		return ParityOdd, nil
+	}
+	return "", configErrorf("parity", "%q is not none, even or odd", s)
+}
+
+// fill sets the serial defaults and checks the settings.
+func (e *Endpoint) fill() error {
+	if e.Speed == 0 {
+		e.Speed = 19200
+	}
+	if e.Parity == "" {
+		e.Parity = ParityEven
+	}
+	if e.DataBits == 0 {
+		e.DataBits = 8
+	}
+	if e.StopBits == 0 {
+		e.StopBits = 1
+		if e.Parity == ParityNone {
+			e.StopBits = 2
+		}
+	}
+	switch {
+	case e.Speed < 50 || e.Speed > 4000000:
+		return configErrorf("speed", "%d baud is out of range", e.Speed)
+	case e.DataBits < 5 || e.DataBits > 8:
+		return configErrorf("data_bits", "%d is not 5 to 8", e.DataBits)
+	case e.StopBits != 1 && e.StopBits != 2:
+		return configErrorf("stop_bits", "%d is not 1 or 2", e.StopBits)
+	}
+	switch e.Parity {
+	case ParityNone, ParityEven, ParityOdd:
+	default:
+		return configErrorf("parity", "%q is not none, even or odd", e.Parity)
+	}
+	return nil
+}
+
+// String returns the URL of e, with serial settings as query parameters for
+// rtu.
+func (e Endpoint) String() string {
+	s := e.Scheme + "://" + e.Address
+	if e.Scheme == SchemeRTU {
+		s += "?speed=" + strconv.Itoa(e.Speed) + "&parity=" + string(e.Parity) +
+			"&data_bits=" + strconv.Itoa(e.DataBits) + "&stop_bits=" + strconv.Itoa(e.StopBits)
+	}
+	return s
+}
+
+// RTUFramed reports whether e carries RTU frames (rtu, rtuovertcp,
+// rtuoverudp): such a link has no transaction ids, so a late reply can be
+// mistaken for the answer to the next request, and one link usually serves
+// several units that must take turns.
+func (e Endpoint) RTUFramed() bool {
+	return e.Scheme == SchemeRTU || e.Scheme == SchemeRTUOverTCP || e.Scheme == SchemeRTUOverUDP
+}
+
+// CharTime is how long one character takes on the serial line: start bit,
+// data bits, parity bit and stop bits at Speed.
+func (e Endpoint) CharTime() time.Duration {
+	bits := 1 + e.DataBits + e.StopBits
+	if e.Parity != ParityNone {
+		bits++
+	}
+	return time.Duration(bits) * time.Second / time.Duration(e.Speed)
+}
+
+// FrameSilence is the minimum silence between two RTU frames: 3.5 character
+// times, fixed at 1.75 ms above 19200 baud (Modbus over Serial Line V1.02,
+// 2.5.1.1 "MODBUS Message RTU Framing").
+func (e Endpoint) FrameSilence() time.Duration {
+	if e.Speed > 19200 {
+		return 1750 * time.Microsecond
+	}
+	return e.CharTime() * 7 / 2
+}
