@@ -16,6 +16,12 @@ require (
 )
 
 require (
+	github.com/davecgh/go-spew v1.1.1 // indirect
+	github.com/google/uuid v1.6.0 // indirect
+	github.com/pmezard/go-difflib v1.0.0 // indirect
+)
+
+require (
 	github.com/goburrow/serial v0.1.0
 	github.com/gorilla/websocket v1.5.3
 	github.com/klauspost/compress v1.17.9

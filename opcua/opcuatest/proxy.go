@@ -1,0 +1,148 @@
+package opcuatest
+
+import (
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+)
+
+// proxy is the TCP front of a Server: clients connect to it, it connects to
+// the current inner OPC UA server and copies bytes both ways. Owning the
+// client connections is what lets the Server drop them or make them silent.
+type proxy struct {
+	ln        net.Listener
+	blackhole atomic.Bool
+
+	mu     sync.Mutex
+	target string // inner server address; "" refuses new connections
+	pairs  map[*pair]struct{}
+	closed bool
+
+	accepted atomic.Uint64
+	wg       sync.WaitGroup
+}
+
+type pair struct {
+	client, server net.Conn
+	once           sync.Once
+}
+
+func (p *pair) close() {
+	p.once.Do(func() {
+		p.client.Close()
+		p.server.Close()
+	})
+}
+
+func newProxy() (*proxy, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	p := &proxy{ln: ln, pairs: make(map[*pair]struct{})}
+	p.wg.Add(1)
+	go p.accept()
+	return p, nil
+}
+
+func (p *proxy) setTarget(addr string) {
+	p.mu.Lock()
+	p.target = addr
+	p.mu.Unlock()
+}
+
+func (p *proxy) accept() {
+	defer p.wg.Done()
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		p.accepted.Add(1)
+		p.mu.Lock()
+		target, closed := p.target, p.closed
+		p.mu.Unlock()
+		if target == "" || closed {
+			c.Close() // the server is down: refuse, like a closed port would
+			continue
+		}
+		s, err := net.Dial("tcp", target)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		pr := &pair{client: c, server: s}
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			pr.close()
+			continue
+		}
+		p.pairs[pr] = struct{}{}
+		p.wg.Add(2)
+		p.mu.Unlock()
+		go p.pipe(pr, pr.server, pr.client)
+		go p.pipe(pr, pr.client, pr.server)
+	}
+}
+
+// pipe copies src to dst until either fails, discarding what it reads while
+// the proxy is a black hole.
+func (p *proxy) pipe(pr *pair, dst io.Writer, src io.Reader) {
+	defer p.wg.Done()
+	defer func() {
+		pr.close()
+		p.mu.Lock()
+		delete(p.pairs, pr)
+		p.mu.Unlock()
+	}()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 && !p.blackhole.Load() {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// drop closes every proxied connection and returns how many there were.
+func (p *proxy) drop() int {
+	p.mu.Lock()
+	prs := make([]*pair, 0, len(p.pairs))
+	for pr := range p.pairs {
+		prs = append(prs, pr)
+	}
+	p.mu.Unlock()
+	for _, pr := range prs {
+		pr.close()
+	}
+	return len(prs)
+}
+
+func (p *proxy) count() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.pairs)
+}
+
+// close stops accepting, drops every connection and waits for the proxy's
+// goroutines, which end promptly once their sockets are closed.
+func (p *proxy) close() {
+	p.mu.Lock()
+	p.closed = true
+	p.target = ""
+	p.mu.Unlock()
+	p.ln.Close()
+	p.drop()
+	p.wg.Wait()
+}
