@@ -1,0 +1,116 @@
+// Package spool is durable store-and-forward storage for one sink of a
+// bridge: a bounded, append-only log of [bridge.Sample] values on local disk
+// that keeps readings while a sink or the network is down and survives the
+// process dying. [*Spool] implements [bridge.Spool]; the Bridge appends every
+// sample accepted for a sink with the "spool" overflow policy, and the sink's
+// writer reads the oldest with Peek and removes them with Ack only after the
+// sink delivered them. Delivery is therefore at-least-once and in append
+// order.
+//
+// Concurrency: one goroutine may Append while another Peeks and Acks (the
+// way the Bridge uses it); all methods are safe to call concurrently, and
+// Appends (and Peek/Ack pairs) are serialised.
+//
+// # On-disk format
+//
+// A spool directory holds segment files named by a 16-digit hexadecimal
+// number ("0000000000000001.seg", ascending in append order) and a file named
+// "cursor". All integers are little-endian.
+//
+// A segment starts with a 16-byte header: "m2mspool", the format version
+// (uint32, 1) and 4 reserved bytes. Records follow back to back:
+//
+//	magic   4 bytes  C5 9A 3E D1
+//	length  uint32   payload length, 16 .. MaxRecordBytes
+//	crc     uint32   CRC-32C (Castagnoli) of the length field and the payload
+//	payload length bytes: one sample
+//
+// A payload is: Seq (uint64, fixed 8 bytes so recovery reads it cheaply),
+// the value kind, the quality and a flags byte (bit 0: the time is set, so
+// the zero time.Time stays distinct from the Unix epoch); when the time is
+// set its Unix seconds (zigzag varint) and nanoseconds (uvarint); the code
+// (uvarint); the value: float64 bits (8 bytes), int64 (zigzag varint), uint64
+// (uvarint), bool (one byte 0 or 1), string (uvarint length and bytes), or
+// nothing for no value; then Source, Point, Unit and Reason, each a uvarint
+// length and bytes. Every field of the Sample round-trips exactly, except
+// that the time comes back in UTC and without a monotonic clock reading.
+//
+// The magic makes resynchronisation possible: after damage the reader
+// searches for the next magic whose length and CRC check out, so one
+// bit flip costs the one record it hit. One record is one sample, so Ack can
+// stop anywhere and damage never costs a whole batch.
+//
+// The cursor file holds the read position (segment and byte offset of the
+// first unacknowledged record) in two 64-byte slots written alternately in
+// place, each with a generation number and a CRC-32C; Open uses the valid
+// slot with the higher generation, so a torn cursor write falls back to the
+// previous position (replaying a little again) rather than losing data.
+//
+// # Bounds
+//
+// Segments are at most [Options.SegmentBytes] (16 MiB by default) and the
+// files together at most about [Options.MaxBytes] (1 GiB by default). When an
+// Append would go beyond MaxBytes the [FullPolicy] applies: [DropOldest]
+// deletes the oldest segment(s), counts each lost sample in
+// [Spool.Dropped] and logs it; [Block] makes Append wait until Acks free
+// room or its context ends. Segments wholly acknowledged are deleted.
+//
+// Memory does not grow with the backlog: records are never indexed in
+// memory. Open streams every segment once through a 128 KiB buffer to
+// validate it; Peek streams from the cursor through the same buffer. The
+// state kept is a small struct per segment file (64 for 1 GiB at the
+// defaults), the writer's buffer (about 1 MiB) and the samples of one Peek,
+// so replaying a 1 GiB backlog needs a few MB (see BenchmarkReplayRSS).
+//
+// # Durability: what survives which failure
+//
+// Append writes each batch with one write system call per MiB (a group
+// commit) and fsyncs per the [SyncPolicy]:
+//
+//   - A process crash (kill -9, panic, OOM kill): everything Append returned
+//     for survives under both policies, because the data is in the operating
+//     system's page cache, which outlives the process. A batch being written
+//     when the process died may be partly stored: its complete records are
+//     kept and delivered, a torn last record is truncated on Open.
+//   - Power loss or a kernel crash: with [SyncEvery] everything Append
+//     returned for survives (it was fsynced before Append returned); with
+//     [SyncInterval] what was appended in the last Interval (100 ms by
+//     default) may be lost. Segments are fsynced whenever they are sealed,
+//     and the directory when files are created.
+//   - Acknowledgements are written to the cursor file on every Ack and
+//     fsynced with the data (every Append under SyncEvery, every Interval
+//     under SyncInterval) and on Close. Losing the latest acknowledgements
+//     (power loss) replays those samples again: duplicates, never a gap.
+//     The Bridge's per-source Seq lets a consumer drop them. Within a
+//     process and across crashes that do not lose the page cache there are
+//     no duplicates from the spool itself.
+//   - Damage (a flipped bit, a bad sector): a record whose CRC fails is
+//     skipped and counted in Dropped, and reading goes on with the next
+//     valid record. An incomplete record at the end of the last segment is a
+//     torn write: Open truncates it (logged, not counted, since the crash
+//     happened before its Append could return).
+//   - A failed write is cut off again so the log stays valid; a failed fsync
+//     makes every later Append fail (the kernel may have dropped the dirty
+//     pages, so the spool can no longer promise what it holds), until the
+//     spool is reopened.
+//
+// # Sequence numbers
+//
+// The spool stores Sample.Seq exactly and never assigns it. A source that
+// numbers its samples from [Spool.SeqStart] (at least the current time in
+// Unix nanoseconds, and above every Seq the spool has recorded) keeps its
+// sequence growing across restarts, even when the clock stepped back, as
+// long as it produces fewer than one sample per nanosecond.
+//
+// # Why not a library
+//
+// github.com/tidwall/wal (v1.1.7) and go.etcd.io/bbolt were considered.
+// tidwall/wal reads each segment it touches whole into memory with a position
+// per entry (two cached 20 MB segments by default: more than the few MB we
+// allow), its entries carry no checksum, a damaged entry makes the whole
+// log fail with ErrCorrupt instead of being skipped, and it has no byte bound
+// with a drop-oldest or blocking policy. bbolt is a B+tree with copy-on-write
+// pages whose file does not shrink after deletes, and each commit rewrites
+// pages and its meta page: several times the bytes of an append-only log. The log here is a few hundred lines and does
+// exactly what the contract needs.
+package spool
