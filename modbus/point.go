@@ -1,6 +1,9 @@
 package modbus
 
-import "time"
+import (
+	"strconv"
+	"time"
+)
 
 // Table is one of the four Modbus data tables (Modbus Application Protocol
 // V1.1b3, 4.3 "Data Model").
@@ -106,4 +109,146 @@ type Profile struct {
 	Name   string  `yaml:"name"`
 	Limits Limits  `yaml:"limits,omitempty"`
 	Points []Point `yaml:"points"`
+}
+
+// Registers returns how many registers of a register table (holding or input)
+// the point spans: 1 for a bool (a whole register, or one bit of it), 1 for
+// 16-bit types, 2 for 32-bit, 4 for 64-bit and Length for a string. For a
+// point of a bit table (coil or discrete) it returns 1: the point spans one
+// bit. An unknown type spans 0 registers ([Profile.Validate] reports it).
+func (p Point) Registers() uint16 {
+	if p.Table.IsBits() {
+		return 1
+	}
+	switch p.Type {
+	case Bool, Int16, Uint16:
+		return 1
+	case Int32, Uint32, Float32:
+		return 2
+	case Int64, Uint64, Float64:
+		return 4
+	case String:
+		return p.Length
+	}
+	return 0
+}
+
+// IsBitPoint reports whether p reads one bit of a register (a Bool point of a
+// register table with Bit set). Bit points may share their register with each
+// other and with the point that reads the whole register.
+func (p Point) IsBitPoint() bool { return p.Bit != nil && p.Type == Bool && !p.Table.IsBits() }
+
+// IsBits reports whether t holds single bits (coils and discrete inputs)
+// rather than 16-bit registers.
+func (t Table) IsBits() bool { return t == Coil || t == Discrete }
+
+// Writable reports whether t can be written (holding registers and coils).
+func (t Table) Writable() bool { return t == Holding || t == Coil }
+
+// Valid reports whether t is one of the four tables.
+func (t Table) Valid() bool {
+	switch t {
+	case Holding, Input, Coil, Discrete:
+		return true
+	}
+	return false
+}
+
+// Valid reports whether t is one of the point types.
+func (t Type) Valid() bool {
+	switch t {
+	case Bool, Int16, Uint16, Int32, Uint32, Int64, Uint64, Float32, Float64, String:
+		return true
+	}
+	return false
+}
+
+// scale returns the effective scale (a zero Scale means 1).
+func (p Point) scale() float64 {
+	if p.Scale == 0 {
+		return 1
+	}
+	return p.Scale
+}
+
+// scaled reports whether the point applies a scale or an offset.
+func (p Point) scaled() bool { return (p.Scale != 0 && p.Scale != 1) || p.Offset != 0 }
+
+// BitOf returns a pointer to b, for writing a Point's Bit as a Go literal:
+// Point{Bit: modbus.BitOf(3)}.
+func BitOf(b uint8) *uint8 { return &b }
+
+// Contains reports whether r covers address a of table t.
+func (r AddressRange) Contains(t Table, a uint16) bool {
+	return r.Table == t && r.First <= a && a <= r.Last
+}
+
+// Overlaps reports whether r and the inclusive range first..last of table t
+// share an address.
+func (r AddressRange) Overlaps(t Table, first, last uint16) bool {
+	return r.Table == t && r.First <= last && first <= r.Last
+}
+
+// String formats r as "holding 100-199".
+func (r AddressRange) String() string {
+	return string(r.Table) + " " + strconv.Itoa(int(r.First)) + "-" + strconv.Itoa(int(r.Last))
+}
+
+// Default request limits (Modbus Application Protocol V1.1b3, 6.1-6.4).
+const (
+	DefaultMaxRegisters = 125  // FC 03/04: 1 to 125 registers
+	DefaultMaxBits      = 2000 // FC 01/02: 1 to 2000 bits
+)
+
+// Registers returns the effective most registers per read request.
+func (l Limits) Registers() uint16 {
+	if l.MaxRegisters == 0 {
+		return DefaultMaxRegisters
+	}
+	return l.MaxRegisters
+}
+
+// Bits returns the effective most coils or discrete inputs per read request.
+func (l Limits) Bits() uint16 {
+	if l.MaxBits == 0 {
+		return DefaultMaxBits
+	}
+	return l.MaxBits
+}
+
+// Max returns the effective request limit for table t: Registers for holding
+// and input registers, Bits for coils and discrete inputs.
+func (l Limits) Max(t Table) uint16 {
+	if t.IsBits() {
+		return l.Bits()
+	}
+	return l.Registers()
+}
+
+// Clone returns a deep copy of p: changing the copy's points, bits or
+// forbidden ranges leaves p as it was.
+func (p *Profile) Clone() *Profile {
+	if p == nil {
+		return nil
+	}
+	c := *p
+	c.Limits.Forbidden = append([]AddressRange(nil), p.Limits.Forbidden...)
+	c.Points = make([]Point, len(p.Points))
+	for i, pt := range p.Points {
+		if pt.Bit != nil {
+			pt.Bit = BitOf(*pt.Bit)
+		}
+		c.Points[i] = pt
+	}
+	return &c
+}
+
+// Point returns the point named name and whether there is one.
+func (p *Profile) Point(name string) (Point, bool) {
+	for _, pt := range p.Points {
+		if pt.Name == name {
+			return pt, true
+		}
+	}
+	return Point{}, false
 }

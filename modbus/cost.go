@@ -1,0 +1,104 @@
+package modbus
+
+import (
+	"math"
+	"time"
+)
+
+// CostModel estimates how long a read request takes on the wire, so that the
+// [Planner] can weigh one more request against reading more registers:
+//
+//	cost(request) = PerRequest + Quantity*PerRegister   (holding, input)
+//	cost(request) = PerRequest + Quantity*PerBit        (coil, discrete)
+//
+// and a plan costs the sum over its requests. Build one for the transport
+// with [TCPCost] or [RTUCost]; the package documentation gives the formulas.
+// A zero CostModel makes every plan cost 0; the planner then still prefers
+// fewer requests, then fewer registers.
+type CostModel struct {
+	// PerRequest is the fixed cost of one request and its response: round
+	// trip, frame headers and checksums, inter-frame silences.
+	PerRequest time.Duration
+	// PerRegister is the cost of each register read (two bytes of response).
+	PerRegister time.Duration
+	// PerBit is the cost of each coil or discrete input read (one eighth of a
+	// byte of response).
+	PerBit time.Duration
+}
+
+// Cost returns the estimated time of one read of quantity units of table t.
+func (c CostModel) Cost(t Table, quantity uint16) time.Duration {
+	if t.IsBits() {
+		return c.PerRequest + time.Duration(quantity)*c.PerBit
+	}
+	return c.PerRequest + time.Duration(quantity)*c.PerRegister
+}
+
+// Frame sizes of the read functions (FC 01-04), Modbus Application Protocol
+// V1.1b3 6.1-6.4, Modbus Messaging on TCP/IP Implementation Guide 3.1.3
+// (MBAP header) and Modbus over Serial Line V1.02 2.5.1 (RTU frame).
+const (
+	pduRequest   = 5 // function code, starting address (2), quantity (2)
+	pduResponse  = 2 // function code, byte count; then the data
+	mbapHeader   = 7 // transaction id (2), protocol id (2), length (2), unit id
+	rtuOverhead  = 3 // address, then CRC (2)
+	rtuSilence   = 3.5
+	rtuFastT35   = 1750 * time.Microsecond // t3.5 fixed above 19200 baud (Serial Line 2.5.1.1)
+	rtuFastLimit = 19200
+)
+
+// TCPCost returns the cost model of Modbus TCP with the given round-trip time
+// and bandwidth in bytes per second: a request costs one round trip plus its
+// request and response frames (MBAP header, 7 bytes, plus the PDU: 12 bytes
+// out, 9 bytes back before the data) at that bandwidth, and each register two
+// more bytes (a bit, an eighth of a byte). A bytesPerSecond of 0 or less means
+// the bandwidth is unknown and only round trips count.
+func TCPCost(rtt time.Duration, bytesPerSecond float64) CostModel {
+	c := CostModel{PerRequest: rtt}
+	if bytesPerSecond > 0 && !math.IsInf(bytesPerSecond, 0) {
+		perByte := float64(time.Second) / bytesPerSecond
+		c.PerRequest += ns(float64(2*mbapHeader+pduRequest+pduResponse) * perByte)
+		c.PerRegister = ns(2 * perByte)
+		c.PerBit = ns(perByte / 8)
+	}
+	return c
+}
+
+// RTUCost returns the cost model of Modbus RTU on a serial line of the given
+// baud rate and character format (1 start bit + dataBits + parityBits (0 or
+// 1) + stopBits per character): a request costs its request frame (address,
+// function, address, quantity, CRC: 8 characters), the response frame's
+// overhead (address, function, byte count, CRC: 5 characters) and two
+// inter-frame silences of 3.5 characters (fixed at 1.75 ms above 19200 baud);
+// each register costs two characters, each bit an eighth of one. The device's
+// own turnaround time is not included: add it to PerRequest when known.
+// Invalid arguments fall back to 19200 baud, 8 data bits and 1 stop bit.
+func RTUCost(baud int, dataBits, parityBits, stopBits int) CostModel {
+	if baud <= 0 {
+		baud = 19200
+	}
+	if dataBits <= 0 {
+		dataBits = 8
+	}
+	if parityBits < 0 {
+		parityBits = 0
+	}
+	if stopBits <= 0 {
+		stopBits = 1
+	}
+	charBits := 1 + dataBits + parityBits + stopBits
+	char := float64(time.Second) * float64(charBits) / float64(baud)
+	silence := ns(rtuSilence * char)
+	if baud > rtuFastLimit {
+		silence = rtuFastT35
+	}
+	frames := float64(rtuOverhead+pduRequest) + float64(rtuOverhead+pduResponse)
+	return CostModel{
+		PerRequest:  ns(frames*char) + 2*silence,
+		PerRegister: ns(2 * char),
+		PerBit:      ns(char / 8),
+	}
+}
+
+// ns rounds a number of nanoseconds to a Duration.
+func ns(f float64) time.Duration { return time.Duration(math.Round(f)) }
