@@ -245,6 +245,17 @@ func (pl *Planner) Plan(points []Point) Plan {
 			}
 			items = append(items, item{int(p.Address), int(p.Address) + n - 1, i})
 		}
+		maxQ := int(pl.limits.Max(t))
+		forbidden := pl.forbidden[t]
+		// A point that cannot be read alone is unplanned; the others, even
+		// bit points inside it, are still read.
+		items = slices.DeleteFunc(items, func(it item) bool {
+			if it.last-it.first+1 > maxQ || hits(forbidden, it.first, it.last) {
+				plan.Unplanned = append(plan.Unplanned, it.i)
+				return true
+			}
+			return false
+		})
 		if len(items) == 0 {
 			continue
 		}
@@ -257,12 +268,12 @@ func (pl *Planner) Plan(points []Point) Plan {
 			}
 			return cmp.Compare(a.i, b.i)
 		})
-		maxQ := int(pl.limits.Max(t))
-		forbidden := pl.forbidden[t]
 		atoms := make([]atom, 0, len(items))
 		idx := make([]int, 0, len(items))
 		flush := func(a atom) {
-			if a.last-a.first+1 > maxQ || hits(forbidden, a.first, a.last) {
+			// Only overlapping points (which validation rejects) can make an
+			// atom of readable points too long.
+			if a.last-a.first+1 > maxQ {
 				plan.Unplanned = append(plan.Unplanned, a.points...)
 				return
 			}

@@ -115,6 +115,17 @@ func TestPlannerForbid(t *testing.T) {
 	assert.Equal(t, []string{"holding 0+1 [0]", "holding 8+1 [2]"}, reqs(plan))
 	assert.Equal(t, []int{1}, plan.Unplanned)
 	assert.Equal(t, []AddressRange{{Table: Holding, First: 1, Last: 7}}, pl.Forbidden())
+
+	// A bit point inside an unreadable point is still read, alone.
+	inner := []Point{
+		{Name: "f", Table: Input, Address: 10, Type: Float32},
+		{Name: "b", Table: Input, Address: 11, Type: Bool, Bit: BitOf(0)},
+	}
+	pl.Forbid(Input, 10, 10)
+	plan = pl.Plan(inner)
+	assert.Equal(t, []string{"input 11+1 [1]"}, reqs(plan))
+	assert.Equal(t, []int{0}, plan.Unplanned)
+	assert.Contains(t, plan.String(), "unplanned: f")
 }
 
 func TestPlannerConcurrent(t *testing.T) {
