@@ -11,6 +11,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
+
+	"github.com/m2mbridge/m2mbridge/bridge"
 )
 
 const goodYAML = `name: test-meter
@@ -117,6 +119,7 @@ func TestLoadProfileFile(t *testing.T) {
 func TestBuiltinProfiles(t *testing.T) {
 	names := BuiltinProfiles()
 	require.Contains(t, names, "eastron-sdm630")
+	require.Contains(t, names, "carlo-gavazzi-em24")
 	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
 			p, err := BuiltinProfile(name)
@@ -135,7 +138,7 @@ func TestBuiltinProfiles(t *testing.T) {
 		})
 	}
 	_, err := BuiltinProfile("no-such-meter")
-	require.ErrorContains(t, err, `no built-in profile "no-such-meter" (have eastron-sdm630`)
+	require.ErrorContains(t, err, `no built-in profile "no-such-meter" (have carlo-gavazzi-em24, eastron-sdm630`)
 }
 
 func TestSDM630Profile(t *testing.T) {
@@ -180,4 +183,32 @@ func FuzzLoadProfile(f *testing.F) {
 			require.NoError(t, p.Validate())
 		}
 	})
+}
+
+func TestEM24Profile(t *testing.T) {
+	p, err := BuiltinProfile("carlo-gavazzi-em24")
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, len(p.Points), 30)
+	v, ok := p.Point("voltage_l1_n")
+	require.True(t, ok)
+	assert.Equal(t, Point{Name: "voltage_l1_n", Table: Input, Address: 0, Type: Int32, WordOrder: LowFirst, Scale: 0.1, Unit: "V"}, v)
+	// 230.4 V is 2304 in two registers, least significant word first.
+	got, err := v.Decode([]uint16{2304, 0})
+	require.NoError(t, err)
+	assert.InDelta(t, 230.4, got.Float(), 1e-9)
+	// A negative power: -1234.5 W is -12345 as INT32, LSW first.
+	w, _ := p.Point("power_total")
+	got, err = w.Decode([]uint16{uint16(0x10000 - 12345), 0xFFFF})
+	require.NoError(t, err)
+	assert.InDelta(t, -1234.5, got.Float(), 1e-9)
+	pf, _ := p.Point("power_factor_l1")
+	assert.Equal(t, Int16, pf.Type)
+	assert.Equal(t, 0.001, pf.Scale)
+	e, _ := p.Point("import_energy")
+	assert.Equal(t, uint16(0x34), e.Address)
+	assert.Equal(t, "kWh", e.Unit)
+	ps, _ := p.Point("phase_sequence")
+	got, err = ps.Decode([]uint16{0xFFFF})
+	require.NoError(t, err)
+	assert.Equal(t, bridge.Int(-1), got)
 }
