@@ -2,10 +2,10 @@ package spool
 
 import (
 	"context"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
-	"log/slog"
 	"strconv"
 	"strings"
 	"sync"

@@ -16,6 +16,7 @@ const readBufSize = 128 << 10
 // next record magic whose length and CRC check out.
 type segReader struct {
 	f    *os.File
+	src  io.ReaderAt // f, or bytes in tests
 	id   uint64
 	buf  []byte
 	base int64 // file offset of buf[0]
@@ -26,7 +27,7 @@ type segReader struct {
 
 // reset points the reader at file f (segment id) at offset off.
 func (r *segReader) reset(f *os.File, id uint64, off int64) {
-	r.f, r.id = f, id
+	r.f, r.src, r.id = f, f, id
 	if r.buf == nil {
 		r.buf = make([]byte, readBufSize)
 	}
@@ -38,7 +39,7 @@ func (r *segReader) reset(f *os.File, id uint64, off int64) {
 func (r *segReader) close() {
 	if r.f != nil {
 		_ = r.f.Close()
-		r.f = nil
+		r.f, r.src = nil, nil
 	}
 	if len(r.buf) > readBufSize {
 		r.buf = make([]byte, readBufSize) // give back a buffer grown for a big record
@@ -83,7 +84,7 @@ func (r *segReader) fill(n int, limit int64) (bool, error) {
 		want = int(rem)
 	}
 	for r.w < n {
-		m, err := r.f.ReadAt(r.buf[r.w:want], r.base+int64(r.w))
+		m, err := r.src.ReadAt(r.buf[r.w:want], r.base+int64(r.w))
 		r.w += m
 		if err == io.EOF {
 			// The file is shorter than limit: only when it was

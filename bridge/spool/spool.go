@@ -437,7 +437,7 @@ func (s *Spool) scanSegment(id uint64, from int64, last bool, first uint64) (seg
 	}
 	from = min(max(from, segHeaderLen), size)
 	s.rd.reset(f, id, from)
-	defer func() { s.rd.f = nil }()
+	defer func() { s.rd.f, s.rd.src = nil, nil }()
 	var count uint64
 	for {
 		p, err := s.rd.next(size)
