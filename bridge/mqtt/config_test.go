@@ -1,0 +1,205 @@
+package mqtt
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	junk := filepath.Join(dir, "junk.pem")
+	require.NoError(t, os.WriteFile(junk, []byte("not pem"), 0o600))
+	cases := []struct {
+		name string
+		cfg  Config
+		want []string
+	}{
+		{"no url", Config{}, []string{"url: missing"}},
+		{"unparsable url", Config{URL: "tcp://[::1"}, []string{`url "tcp://[::1"`}},
+		{"no scheme", Config{URL: "127.0.0.1:1883"}, []string{`url "127.0.0.1:1883"`}},
+		{"unknown scheme", Config{URL: "http://x:1883"}, []string{`unknown scheme "http"`}},
+		{"no host", Config{URL: "tcp://:1883"}, []string{"no host"}},
+		{"credentials in url", Config{URL: "tcp://u:secret@x:1883"}, []string{"put credentials in username"}},
+		{"version", Config{URL: "tcp://x", Version: 4}, []string{"version 4"}},
+		{"version 7", Config{URL: "tcp://x", Version: 7}, []string{"version 7: want 3"}},
+		{"qos", Config{URL: "tcp://x", QoS: -1}, []string{"qos -1"}},
+		{"unknown placeholder", Config{URL: "tcp://x", Topic: "a/{device}"}, []string{"unknown placeholder {device}"}},
+		{"unclosed brace", Config{URL: "tcp://x", Topic: "a/{source"}, []string{"not closed"}},
+		{"stray brace", Config{URL: "tcp://x", Topic: "a/source}"}, []string{"without '{'"}},
+		{"wildcard in template", Config{URL: "tcp://x", Topic: "a/+/{point}"}, []string{"wildcards"}},
+		{"hash in template", Config{URL: "tcp://x", Topic: "a/#"}, []string{"wildcards"}},
+		{"invalid utf8 template", Config{URL: "tcp://x", Topic: "a/\xff"}, []string{"not valid UTF-8"}},
+		{"status placeholder", Config{URL: "tcp://x", StatusTopic: "s/{source}"}, []string{"status_topic", "no placeholder"}},
+		{"persistent without id", Config{URL: "tcp://x", PersistentSession: true}, []string{"client_id: required"}},
+		{"password without user v3", Config{URL: "tcp://x", Password: "p"}, []string{"password without username"}},
+		{"in flight", Config{URL: "tcp://x", MaxInFlight: 70000}, []string{"max_in_flight 70000"}},
+		{"negative timeout", Config{URL: "tcp://x", AckTimeout: -time.Second}, []string{"ack_timeout -1s"}},
+		{"keepalive too short", Config{URL: "tcp://x", KeepAlive: time.Millisecond}, []string{"keep_alive 1ms"}},
+		{"cert without key", Config{URL: "ssl://x", CertFile: "c.pem"}, []string{"give both or neither"}},
+		{"tls files on tcp", Config{URL: "tcp://x", CAFile: junk}, []string{"need a TLS url"}},
+		{"missing ca file", Config{URL: "ssl://x", CAFile: filepath.Join(dir, "nope.pem")}, []string{"ca_file", "no such file"}},
+		{"junk ca file", Config{URL: "ssl://x", CAFile: junk}, []string{"no PEM certificate"}},
+		{"junk client cert", Config{URL: "tls://x", CertFile: junk, KeyFile: junk}, []string{"cert_file"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s, err := New(c.cfg)
+			require.Error(t, err)
+			assert.Nil(t, s)
+			assert.True(t, strings.HasPrefix(err.Error(), "mqtt: bad config: "), err.Error())
+			for _, w := range c.want {
+				assert.Contains(t, err.Error(), w)
+			}
+		})
+	}
+}
+
+func TestConfigAllErrorsAtOnce(t *testing.T) {
+	_, err := New(Config{URL: "ftp://x", QoS: 5, Topic: "{nope}", MaxInFlight: -1})
+	require.Error(t, err)
+	for _, w := range []string{"unknown scheme", "qos 5", "{nope}", "max_in_flight -1"} {
+		assert.Contains(t, err.Error(), w)
+	}
+}
+
+func TestConfigDefaults(t *testing.T) {
+	s, err := New(Config{URL: "TCP://broker"})
+	require.NoError(t, err)
+	set := s.set
+	assert.Equal(t, "tcp://broker:1883", set.url.String())
+	assert.Equal(t, 3, set.Version)
+	assert.Equal(t, DefaultTopic, set.Topic)
+	assert.True(t, strings.HasPrefix(set.ClientID, "m2mbridge-"))
+	assert.LessOrEqual(t, len(set.ClientID), 23, "MQTT 3.1.1 servers must accept ids up to 23 bytes")
+	assert.Equal(t, 256, set.MaxInFlight)
+	assert.Equal(t, 10*time.Second, set.AckTimeout)
+	assert.Nil(t, set.tls)
+
+	s, err = New(Config{URL: "mqtts://broker"})
+	require.NoError(t, err)
+	assert.Equal(t, "mqtts://broker:8883", s.set.url.String())
+	require.NotNil(t, s.set.tls)
+	assert.Equal(t, "broker", s.set.tls.ServerName)
+
+	s, err = New(Config{URL: "ws://broker/mqtt"})
+	require.NoError(t, err)
+	assert.Equal(t, "ws://broker:80/mqtt", s.set.url.String())
+}
+
+func TestConfigStringRedactsPassword(t *testing.T) {
+	cfg := Config{URL: "tcp://x", Username: "u", Password: "hunter2"}
+	for _, f := range []string{"%v", "%+v", "%#v", "%s"} {
+		out := fmt.Sprintf(f, cfg)
+		assert.NotContains(t, out, "hunter2", f)
+		assert.Contains(t, out, "[redacted]", f)
+	}
+	_, err := New(Config{URL: "tcp://u:hunter2@x"})
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), "hunter2")
+}
+
+func TestConfigTLSFiles(t *testing.T) {
+	dir := t.TempDir()
+	ca, cert, key := writeCerts(t, dir)
+	s, err := New(Config{URL: "ssl://broker:8883", CAFile: ca, CertFile: cert, KeyFile: key, ServerName: "other"})
+	require.NoError(t, err)
+	require.NotNil(t, s.set.tls.RootCAs)
+	require.Len(t, s.set.tls.Certificates, 1)
+	assert.Equal(t, "other", s.set.tls.ServerName)
+}
+
+func TestTopicEscaping(t *testing.T) {
+	tpl, err := parseTemplate("x/{source}/{point}")
+	require.NoError(t, err)
+	first, err := parseTemplate("{source}/{point}")
+	require.NoError(t, err)
+	cases := []struct {
+		tpl           template
+		source, point string
+		want          string
+	}{
+		{tpl, "meter1", "voltage_l1", "x/meter1/voltage_l1"},
+		{tpl, "a/b", "c+d#e", "x/a_b/c_d_e"},
+		{tpl, "nul\x00", "bad\xffutf8", "x/nul_/bad_utf8"},
+		{tpl, "$SYS", "°C", "x/$SYS/°C"}, // '$' only matters at the start
+		{tpl, "", "", "x//"},
+		{first, "$SYS", "p", "_SYS/p"},
+		{first, "a", "$b", "a/$b"},
+	}
+	for _, c := range cases {
+		assert.Equal(t, c.want, string(c.tpl.appendTopic(nil, c.source, c.point)), "%q %q", c.source, c.point)
+	}
+}
+
+func FuzzTopic(f *testing.F) {
+	f.Add("m2m/{source}/{point}", "meter1", "v")
+	f.Add("{source}", "$a/b+#", "\xff")
+	f.Add("a{point}b{source}", "", "x")
+	f.Fuzz(func(t *testing.T, tplText, source, point string) {
+		tpl, err := parseTemplate(tplText)
+		if err != nil {
+			return
+		}
+		plain := string(tpl.appendTopic(nil, "s", "p"))
+		topic := string(tpl.appendTopic(nil, source, point))
+		if !utf8.ValidString(topic) {
+			t.Fatalf("topic %q is not valid UTF-8", topic)
+		}
+		if strings.ContainsAny(topic, "+#\x00") {
+			t.Fatalf("topic %q holds a wildcard or NUL", topic)
+		}
+		if strings.HasPrefix(topic, "$") && !strings.HasPrefix(tplText, "$") {
+			t.Fatalf("topic %q begins with '$'", topic)
+		}
+		if strings.Count(topic, "/") != strings.Count(plain, "/") {
+			t.Fatalf("topic %q has other levels than %q", topic, plain)
+		}
+	})
+}
+
+// writeCerts writes a CA and a client certificate signed by it, as PEM.
+func writeCerts(t *testing.T, dir string) (ca, cert, key string) {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	caTpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "m2mtest CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTpl, caTpl, &caKey.PublicKey, caKey)
+	require.NoError(t, err)
+	cliKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	cliTpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "m2mtest client"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	caCert, err := x509.ParseCertificate(caDER)
+	require.NoError(t, err)
+	cliDER, err := x509.CreateCertificate(rand.Reader, cliTpl, caCert, &cliKey.PublicKey, caKey)
+	require.NoError(t, err)
+	keyDER, err := x509.MarshalECPrivateKey(cliKey)
+	require.NoError(t, err)
+	ca, cert, key = filepath.Join(dir, "ca.pem"), filepath.Join(dir, "client.pem"), filepath.Join(dir, "client.key")
+	require.NoError(t, os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o600))
+	require.NoError(t, os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cliDER}), 0o600))
+	require.NoError(t, os.WriteFile(key, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600))
+	return ca, cert, key
+}

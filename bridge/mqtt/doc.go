@@ -1,0 +1,89 @@
+// Package mqtt is a [bridge.Sink] that publishes samples to an MQTT broker,
+// one message per sample, with the JSON encoding of [bridge.AppendJSON] as
+// payload:
+//
+//	topic   m2m/meter1/voltage_l1
+//	payload {"source":"meter1","point":"voltage_l1","value":230.5,"unit":"V","quality":"good","time":"2026-11-21T10:00:00.123456789Z"}
+//
+// It speaks MQTT 3.1.1 through github.com/eclipse/paho.mqtt.golang and
+// MQTT 5 through github.com/eclipse/paho.golang (autopaho), chosen by
+// Config.Version. It is tested against Mosquitto.
+//
+// # Settings
+//
+// [Config] is plain data; [New] checks all of it, loads the TLS files and
+// reports every problem at once, but does not dial. The gateway's YAML block
+// uses the keys below (only url is required):
+//
+//	mqtt:
+//	  url: tcp://127.0.0.1:1883      # tcp:// mqtt:// | ssl:// tls:// mqtts:// | ws:// wss://
+//	  version: 3                     # 3 (MQTT 3.1.1, default) or 5
+//	  client_id: gateway-1           # default: random "m2mbridge-…"; required with persistent_session
+//	  username: bridge               # password: from password_env / password_file (resolved by the gateway)
+//	  ca_file: ca.pem                # TLS only: CA that signs the broker's certificate (default: system roots)
+//	  cert_file: client.pem          # TLS only: client certificate and key, both or neither
+//	  key_file: client.key
+//	  server_name: broker.example    # TLS only: name checked in the broker's certificate (default: URL host)
+//	  topic: "m2m/{source}/{point}"  # the default
+//	  qos: 1                         # 0 (default), 1 or 2
+//	  retain: false
+//	  persistent_session: false      # false: clean session (default)
+//	  session_expiry: 1h             # MQTT 5 persistent session lifetime
+//	  status_topic: m2m/status/gateway-1   # birth "online" / will "offline", retained
+//	  max_in_flight: 256             # unacknowledged QoS 1/2 publishes
+//	  ack_timeout: 10s
+//	  keep_alive: 30s
+//	  connect_timeout: 10s
+//	  max_reconnect_interval: 10s
+//
+// The password is a field of [Config] ([Config.Password]) but has no YAML
+// key, so that it is never written into a configuration file; it is never
+// logged, and [Config.String] redacts it.
+//
+// # Topics
+//
+// The topic template holds literal text and the placeholders {source} and
+// {point}; any other {name}, an unbalanced brace, the wildcards '+' and '#',
+// NUL or invalid UTF-8 in the template is an error at construction. In the
+// values put in place of {source} and {point}, the characters a topic name
+// cannot carry are replaced by '_': '+', '#', NUL, each byte of invalid
+// UTF-8, '/' (so that a name stays one topic level), and a '$' that would
+// begin the topic (topics starting with '$' are the broker's). A source
+// "line/1+" thus publishes to m2m/line_1_/<point>. [Sink.Topic] gives the
+// topic of a source and point.
+//
+// # Delivery
+//
+// Write publishes every sample of the batch, keeping up to MaxInFlight QoS
+// 1/2 publishes unacknowledged at once, and returns when each one is
+// acknowledged (QoS 1: PUBACK, QoS 2: PUBCOMP) or, at QoS 0, written to the
+// connection. When some fail it returns a [*bridge.BatchError] naming exactly
+// those samples, each with its cause: [ErrNotConnected] while the connection
+// is down, [ErrAckTimeout] when no acknowledgement came within AckTimeout,
+// the broker's refusal, or the context's error. The payloads of one Write are
+// encoded into one buffer, which is never reused.
+//
+// With MQTT 5, the broker's Receive Maximum also bounds the publishes in
+// flight (Mosquitto's default is 20).
+//
+// # Connection
+//
+// [Sink.Connect] dials and waits for the first connection; Write dials too
+// when Connect was not called. Once connected, the sink reconnects by itself
+// whenever the connection is lost, waiting between attempts up to
+// MaxReconnectInterval (MQTT 3.1.1: paho's back-off, from 1s doubling; MQTT
+// 5: from 100ms doubling, with jitter); while it is down, Write fails at once
+// with [ErrNotConnected] rather than queueing, so nothing piles up in memory
+// and the caller (the Bridge, with its spool) decides what to retry.
+//
+// With StatusTopic set, the sink publishes "online" (retained, QoS 1) on
+// every connection, registers "offline" (retained, QoS 1) as its last will,
+// which the broker publishes when the connection ends without a DISCONNECT,
+// and publishes "offline" itself on Close before disconnecting cleanly.
+//
+// # Concurrency
+//
+// A Sink follows the [bridge.Sink] contract: Write and Close are called one
+// at a time (from any goroutine); Connect and Topic may be called at any time.
+// Close ends every goroutine the sink started.
+package mqtt

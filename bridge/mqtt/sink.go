@@ -1,0 +1,200 @@
+package mqtt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/m2mbridge/m2mbridge/bridge"
+)
+
+// Errors a publish may fail with, inside a [*bridge.BatchError].
+var (
+	// ErrNotConnected means the sink had no connection to the broker when it
+	// came to publish a sample; it reconnects by itself.
+	ErrNotConnected = errors.New("mqtt: not connected")
+	// ErrAckTimeout means a publish was not acknowledged within
+	// Config.AckTimeout. The broker may still have received it.
+	ErrAckTimeout = errors.New("mqtt: publish not acknowledged in time")
+)
+
+// Sink publishes samples to an MQTT broker, one message per sample with the
+// JSON encoding of [bridge.AppendJSON] as payload. It implements
+// [bridge.Sink] and [bridge.Connector].
+type Sink struct {
+	set *settings
+
+	mu     sync.Mutex // guards cli and closed
+	cli    client
+	closed bool
+
+	topics map[topicKey]string // topic cache; used by Write only
+}
+
+type topicKey struct{ source, point string }
+
+// maxCachedTopics bounds the topic cache; it is emptied when full.
+const maxCachedTopics = 4096
+
+// client is one protocol version's publisher.
+type client interface {
+	// connect dials and waits until the connection is up or the first
+	// attempt failed. After the first success the client reconnects by
+	// itself.
+	connect(ctx context.Context) error
+	// publishBatch publishes every item, keeping at most MaxInFlight
+	// unacknowledged, and calls fail for each one that failed. It returns
+	// when every item is acknowledged or failed.
+	publishBatch(ctx context.Context, items []item, fail func(i int, err error))
+	// close publishes the status "offline", disconnects and ends the
+	// client's goroutines.
+	close(ctx context.Context) error
+}
+
+// item is one message to publish.
+type item struct {
+	idx     int // in the batch
+	topic   string
+	payload []byte
+}
+
+// New validates cfg and returns a Sink. It does not dial: the connection is
+// made by [Sink.Connect] or by the first Write. Every problem with cfg is
+// reported at once.
+func New(cfg Config) (*Sink, error) {
+	set, err := cfg.validate()
+	if err != nil {
+		return nil, err
+	}
+	return &Sink{set: set, topics: make(map[topicKey]string)}, nil
+}
+
+// Topic returns the topic a sample of the given source and point is
+// published to.
+func (s *Sink) Topic(source, point string) string {
+	return string(s.set.template.appendTopic(nil, source, point))
+}
+
+// Connect dials the broker and returns once the connection is up (and the
+// birth message sent, when Config.StatusTopic is set), or with the error of
+// the attempt. Once connected, the sink reconnects by itself whenever the
+// connection is lost. Calling Connect again while connected does nothing.
+func (s *Sink) Connect(ctx context.Context) error {
+	cli, err := s.client()
+	if err != nil {
+		return err
+	}
+	if err := cli.connect(ctx); err != nil {
+		return fmt.Errorf("mqtt: connect %s: %w", redactURL(s.set.url), err)
+	}
+	return nil
+}
+
+func (s *Sink) client() (client, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, fmt.Errorf("mqtt: %w", bridge.ErrClosed)
+	}
+	if s.cli == nil {
+		if s.set.Version == 5 {
+			s.cli = newV5(s.set)
+		} else {
+			s.cli = newV3(s.set)
+		}
+	}
+	return s.cli, nil
+}
+
+// Write publishes every sample of batch and waits until each is
+// acknowledged (QoS 1 and 2) or written to the connection (QoS 0). It
+// returns nil when all were, a [*bridge.BatchError] naming exactly the
+// samples that failed otherwise (with [ErrNotConnected], [ErrAckTimeout], the
+// broker's reason, or ctx's error), or a plain error when nothing could be
+// published. A sample whose topic would be too long fails permanently.
+func (s *Sink) Write(ctx context.Context, batch []bridge.Sample) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("mqtt: write: %w", err)
+	}
+	cli, err := s.client()
+	if err != nil {
+		return err
+	}
+	if len(batch) == 0 {
+		return nil
+	}
+	if err := cli.connect(ctx); err != nil {
+		return fmt.Errorf("mqtt: write: connect %s: %w", redactURL(s.set.url), err)
+	}
+
+	var (
+		failMu sync.Mutex
+		be     *bridge.BatchError
+	)
+	fail := func(i int, err error) {
+		failMu.Lock()
+		if be == nil {
+			be = bridge.NewBatchError()
+		}
+		be.Fail(i, err)
+		failMu.Unlock()
+	}
+
+	// The payloads share one buffer that is never reused: the client may
+	// hold a payload after Write returns, to resend it on reconnection.
+	buf := make([]byte, 0, 160*len(batch))
+	items := make([]item, 0, len(batch))
+	for i := range batch {
+		smp := &batch[i]
+		topic := s.topic(smp.Source, smp.Point)
+		if len(topic) > maxTopicLen {
+			fail(i, bridge.Permanent(fmt.Errorf("mqtt: topic for source %q point %q is %d bytes, more than MQTT allows (%d)", smp.Source, smp.Point, len(topic), maxTopicLen)))
+			continue
+		}
+		start := len(buf)
+		buf = bridge.AppendJSON(buf, smp)
+		items = append(items, item{idx: i, topic: topic, payload: buf[start:len(buf):len(buf)]})
+	}
+	cli.publishBatch(ctx, items, fail)
+
+	if be == nil {
+		return nil
+	}
+	return be
+}
+
+// topic returns the topic of a sample, from the cache when it can.
+func (s *Sink) topic(source, point string) string {
+	k := topicKey{source, point}
+	if t, ok := s.topics[k]; ok {
+		return t
+	}
+	t := s.Topic(source, point)
+	if len(s.topics) >= maxCachedTopics {
+		clear(s.topics)
+	}
+	s.topics[k] = t
+	return t
+}
+
+// Close publishes "offline" to the status topic (when set), disconnects
+// cleanly and ends the sink's goroutines, within ctx. Every later call
+// returns an error wrapping [bridge.ErrClosed].
+func (s *Sink) Close(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return fmt.Errorf("mqtt: %w", bridge.ErrClosed)
+	}
+	s.closed = true
+	cli := s.cli
+	s.mu.Unlock()
+	if cli == nil {
+		return nil
+	}
+	if err := cli.close(ctx); err != nil {
+		return fmt.Errorf("mqtt: close: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,201 @@
+package mqtt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/eclipse/paho.golang/autopaho"
+	"github.com/eclipse/paho.golang/paho"
+)
+
+// v5 publishes with MQTT 5 through paho.golang's autopaho, whose publishes
+// block until acknowledged: Write runs up to MaxInFlight of them at once.
+type v5 struct {
+	set *settings
+
+	mu     sync.Mutex
+	cm     *autopaho.ConnectionManager
+	cancel context.CancelFunc
+
+	upOnce sync.Once
+	up     chan struct{} // closed on the first connection
+	errs   chan error    // the latest failed connection attempt
+}
+
+func newV5(set *settings) *v5 {
+	return &v5{set: set, up: make(chan struct{}), errs: make(chan error, 1)}
+}
+
+func (c *v5) start() error {
+	set := c.set
+	cfg := autopaho.ClientConfig{
+		ServerUrls:                    []*url.URL{set.url},
+		TlsCfg:                        set.tls,
+		KeepAlive:                     uint16(set.KeepAlive / time.Second),
+		CleanStartOnInitialConnection: !set.PersistentSession,
+		ConnectTimeout:                set.ConnectTimeout,
+		ReconnectBackoff:              backoff(set.MaxReconnectInterval),
+		ConnectUsername:               set.Username,
+		OnConnectionUp: func(cm *autopaho.ConnectionManager, _ *paho.Connack) {
+			c.upOnce.Do(func() { close(c.up) })
+			if set.StatusTopic != "" {
+				// Runs in autopaho's connection goroutine, so queue the
+				// birth rather than wait for its acknowledgement here.
+				_ = cm.PublishViaQueue(context.Background(), &autopaho.QueuePublish{Publish: &paho.Publish{
+					Topic: set.StatusTopic, QoS: 1, Retain: true, Payload: []byte(statusOnline),
+				}})
+			}
+		},
+		OnConnectError: func(err error) {
+			// Keep only the latest error for Connect to report.
+			select {
+			case <-c.errs:
+			default:
+			}
+			select {
+			case c.errs <- err:
+			default:
+			}
+		},
+		ClientConfig: paho.ClientConfig{
+			ClientID:      set.ClientID,
+			PacketTimeout: set.AckTimeout,
+		},
+	}
+	if set.PersistentSession {
+		cfg.SessionExpiryInterval = uint32(set.SessionExpiry / time.Second)
+	}
+	if set.Password != "" {
+		cfg.ConnectPassword = []byte(set.Password)
+	}
+	if set.StatusTopic != "" {
+		cfg.WillMessage = &paho.WillMessage{Topic: set.StatusTopic, QoS: 1, Retain: true, Payload: []byte(statusOffline)}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cm, err := autopaho.NewConnection(ctx, cfg)
+	if err != nil {
+		cancel()
+		return err
+	}
+	c.cm, c.cancel = cm, cancel
+	return nil
+}
+
+// connect starts the connection manager once and waits for the first
+// connection or the latest failed attempt. The manager goes on trying in the
+// background after a failure.
+func (c *v5) connect(ctx context.Context) error {
+	select {
+	case <-c.up:
+		return nil
+	default:
+	}
+	c.mu.Lock()
+	if c.cm == nil {
+		if err := c.start(); err != nil {
+			c.mu.Unlock()
+			return err
+		}
+	}
+	c.mu.Unlock()
+	select {
+	case <-c.up:
+		return nil
+	case err := <-c.errs:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (c *v5) publishBatch(ctx context.Context, items []item, fail func(int, error)) {
+	workers := min(c.set.MaxInFlight, len(items))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	wg.Add(workers)
+	for range workers {
+		go func() {
+			defer wg.Done()
+			for {
+				k := int(next.Add(1) - 1)
+				if k >= len(items) {
+					return
+				}
+				it := &items[k]
+				if err := ctx.Err(); err != nil {
+					fail(it.idx, err)
+					continue
+				}
+				if err := c.publish(ctx, it); err != nil {
+					fail(it.idx, err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func (c *v5) publish(ctx context.Context, it *item) error {
+	pctx, cancel := context.WithTimeout(ctx, c.set.AckTimeout)
+	defer cancel()
+	pr, err := c.cm.Publish(pctx, &paho.Publish{
+		Topic:   it.topic,
+		QoS:     byte(c.set.QoS),
+		Retain:  c.set.Retain,
+		Payload: it.payload,
+	})
+	switch {
+	case errors.Is(err, autopaho.ConnectionDownError):
+		return ErrNotConnected
+	case err != nil && ctx.Err() != nil:
+		return ctx.Err()
+	case errors.Is(err, context.DeadlineExceeded):
+		return ErrAckTimeout
+	case err != nil:
+		return fmt.Errorf("mqtt: publish to %q: %w", it.topic, err)
+	case pr != nil && pr.ReasonCode >= 0x80:
+		// A QoS 2 PUBREC may carry a failure reason without an error
+		// (MQTT 5 section 3.5.2.1).
+		return fmt.Errorf("mqtt: publish to %q: broker refused with reason code 0x%02x", it.topic, pr.ReasonCode)
+	}
+	return nil
+}
+
+func (c *v5) close(ctx context.Context) error {
+	c.mu.Lock()
+	cm, cancel := c.cm, c.cancel
+	c.mu.Unlock()
+	if cm == nil {
+		return nil
+	}
+	defer cancel()
+	if c.set.StatusTopic != "" {
+		// A clean DISCONNECT keeps the broker from sending the will, so
+		// say "offline" ourselves first.
+		pctx, pcancel := context.WithTimeout(ctx, c.set.AckTimeout)
+		_, _ = cm.Publish(pctx, &paho.Publish{Topic: c.set.StatusTopic, QoS: 1, Retain: true, Payload: []byte(statusOffline)})
+		pcancel()
+	}
+	return cm.Disconnect(ctx)
+}
+
+// backoff waits before reconnection attempt n (n = 0 is the first attempt):
+// nothing, then 100ms doubling up to max, each with up to 25% jitter.
+func backoff(max time.Duration) autopaho.Backoff {
+	return func(n int) time.Duration {
+		if n <= 0 {
+			return 0
+		}
+		d := max
+		if n < 30 {
+			d = min(100*time.Millisecond<<(n-1), max)
+		}
+		return d - time.Duration(rand.Int64N(int64(d)/4+1))
+	}
+}
