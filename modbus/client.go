@@ -608,3 +608,14 @@ func (c *Client) Close() error {
 	}
 	return nil
 }
+
+// disconnect drops the connection, if any, after the request in progress;
+// the next request reconnects.
+func (c *Client) disconnect() {
+	c.sem <- struct{}{}
+	defer func() { <-c.sem }()
+	if c.mc != nil {
+		_ = c.mc.Close()
+		c.mc = nil
+	}
+}

@@ -1,0 +1,97 @@
+package modbus
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Bus is one link shared by several devices: a serial line (rtu) or an
+// RTU-over-TCP/UDP gateway in front of one. Devices on a Bus take turns: one
+// request at a time, in the order they asked, with the 3.5-character silence
+// of the serial line between frames, and a unit that stops answering is
+// backed off (exponentially, capped at ClientConfig.MaxBackoff) so that its
+// timeouts cannot starve the units that answer. While a unit is backed off
+// its points are reported Bad with a reason wrapping [ErrBackoff].
+//
+// A Bus is a [Client] made for sharing; it is safe for concurrent use.
+type Bus struct {
+	c *Client
+}
+
+// NewBus checks cfg and returns a Bus; it does no I/O.
+func NewBus(cfg ClientConfig) (*Bus, error) {
+	c, err := NewClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Bus{c: c}, nil
+}
+
+// Client returns the Bus's client, for direct reads and writes that take
+// their turn with the devices' polls.
+func (b *Bus) Client() *Client { return b.c }
+
+// Stats returns the link's figures: requests, errors, how busy the line was
+// (Busy, Utilisation) and, per unit, request counts, latency and backoff.
+func (b *Bus) Stats() Stats { return b.c.Stats() }
+
+// Close closes the link. The devices on it must have stopped.
+func (b *Bus) Close() error { return b.c.Close() }
+
+// NewDevices makes the devices of cfgs, like [NewDevice], and puts devices
+// that name the same RTU-framed link (an rtu serial device, or an rtuovertcp
+// or rtuoverudp gateway address) without a Bus of their own on one shared
+// [Bus], made from the first such device's connection settings. It returns
+// every problem of every device at once. The buses it made are returned too,
+// for their Stats and to be closed after the devices stop.
+func NewDevices(cfgs ...DeviceConfig) ([]*Device, []*Bus, error) {
+	var errs []error
+	buses := map[string]*Bus{}
+	var busList []*Bus
+	count := map[string]int{}
+	for _, cfg := range cfgs {
+		if cfg.Bus != nil {
+			continue
+		}
+		if ep, err := ParseURL(cfg.Conn.URL); err == nil && ep.RTUFramed() {
+			count[ep.Scheme+"://"+ep.Address]++
+		}
+	}
+	devs := make([]*Device, 0, len(cfgs))
+	for i, cfg := range cfgs {
+		if cfg.Bus == nil {
+			if ep, err := ParseURL(cfg.Conn.URL); err == nil && ep.RTUFramed() && count[ep.Scheme+"://"+ep.Address] > 1 {
+				key := ep.Scheme + "://" + ep.Address
+				b := buses[key]
+				if b == nil {
+					nb, err := NewBus(cfg.Conn)
+					if err != nil {
+						errs = append(errs, fmt.Errorf("device %d %q: %w", i, cfg.Name, err))
+						continue
+					}
+					b = nb
+					buses[key] = b
+					busList = append(busList, b)
+				}
+				cfg.Bus = b
+			}
+		}
+		d, err := NewDevice(cfg)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		devs = append(devs, d)
+	}
+	names := map[string]bool{}
+	for _, d := range devs {
+		if names[d.name] {
+			errs = append(errs, configErrorf("name", "two devices are named %q", d.name))
+		}
+		names[d.name] = true
+	}
+	if len(errs) > 0 {
+		return nil, nil, errors.Join(errs...)
+	}
+	return devs, busList, nil
+}

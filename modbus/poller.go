@@ -1,0 +1,603 @@
+package modbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/m2mbridge/m2mbridge/bridge"
+)
+
+// DeviceConfig configures a polled [Device].
+type DeviceConfig struct {
+	// Name is the device's name, the Source of its samples. Required.
+	Name string
+	// Conn says how to reach the device (URL, serial settings, timeout,
+	// TLS). Ignored when Bus is set.
+	Conn ClientConfig
+	// Bus, when set, is a link shared with other devices (a serial line, an
+	// RTU-over-TCP gateway): its requests are serialised with theirs.
+	Bus *Bus
+	// Unit is the unit (slave) id; 0 means 1. (Unit 0 is the broadcast
+	// address on serial lines and cannot be polled.)
+	Unit uint8
+	// Interval is the poll period of points that have no interval of their
+	// own. Default 1s.
+	Interval time.Duration
+	// Profile, when set, gives the points and the request limits; Points
+	// are added after the profile's.
+	Profile *Profile
+	Points  []Point
+	// Limits apply when there is no Profile.
+	Limits Limits
+	// Cost overrides the planner's cost model, which is otherwise derived
+	// from the transport ([TCPCost] at 1 ms round trip and 1.25 MB/s, or
+	// [RTUCost] from the serial settings).
+	Cost *CostModel
+	// MaxBusyRetries is how many times a request answered Server Device
+	// Busy (exception 6) or Acknowledge (5) is retried within a cycle before
+	// its points are reported Bad. Default 3; negative means none.
+	MaxBusyRetries int
+	// BusyRetryDelay is the pause before the first such retry, doubled for
+	// each next one. Default 20ms.
+	BusyRetryDelay time.Duration
+	// Logger receives the device's diagnostics (learned holes, emit
+	// failures). Nil discards them.
+	Logger *slog.Logger
+}
+
+// Device polls one Modbus device and is a [bridge.Source] of its points.
+//
+// # Polling, buses and writes
+//
+// Points are grouped by interval (their own, or the device's). Each cycle
+// reads the points that are due, in the requests a [Planner] finds cheapest
+// for the transport, decodes them and hands one batch of samples to the
+// bridge. A sample's Time is when the response arrived. A read that fails
+// yields Bad samples for its points — never silence — with the exception or
+// transport error as Reason and the exception code as Code. Requests answered
+// Server Device Busy are retried a few times; a lost connection is re-made
+// with backoff by the [Client]. Each Device runs in its own goroutine with its
+// own connection, so a device that fails or times out does not delay others.
+//
+// When a request that spans unmapped filler registers is answered Illegal
+// Data Address, the device reads its points one by one: if they all answer,
+// the filler was a hole and is forbidden to the planner for good; a point
+// that itself answers Illegal Data Address yields Bad samples with that
+// reason and is read on its own from then on, so the others keep being read
+// together.
+//
+// Devices on one serial line or behind one RTU-over-TCP/UDP gateway must
+// share a [Bus] (see [NewDevices], which does it for devices with the same
+// URL): its requests are serialised in arrival order with the 3.5-character
+// silence between frames, and a unit that stops answering is backed off
+// exponentially (up to ClientConfig.MaxBackoff) so that its timeouts do not
+// starve the units that answer. [Bus.Stats] reports the line's utilisation and
+// each unit's latency.
+//
+// [Device.WritePoint] writes holding registers and coils with the point's
+// type, orders, scale and offset, range-checked; it refuses input registers
+// and discrete inputs. A bool held in one bit of a holding register is
+// written by read-modify-write of the register; writes of one Device are
+// serialised so two bits of one register do not overwrite each other, but
+// another master writing the same register between the read and the write
+// is not guarded against. Writes go through the same link as the polls and
+// may be called at any time, also while Run polls.
+type Device struct {
+	name     string
+	unit     uint8
+	interval time.Duration
+	points   []Point
+	client   *Client
+	ownConn  bool
+	planner  *Planner
+	busyMax  int
+	busyWait time.Duration
+	log      *slog.Logger
+
+	groups []group // by interval
+	byName map[string]int
+
+	writeMu sync.Mutex
+	running atomic.Bool
+
+	// Run's state.
+	mu      sync.Mutex // guards plans, solo, gen against Plan() callers
+	plans   map[uint64]*cyclePlan
+	solo    []bool // points read on their own (unreadable in a group)
+	gen     int
+	batch   []bridge.Sample
+	seq     uint64
+	reason  map[string]string // interned error reasons
+	scratch []Point
+
+	stats deviceCounters
+}
+
+type group struct {
+	interval time.Duration
+	points   []int
+	next     time.Time
+}
+
+// cyclePlan is the plan for one combination of due groups: the requests
+// with global point indexes.
+type cyclePlan struct {
+	gen      int
+	requests []Request // Points are indexes into Device.points
+	solo     []int
+	plan     Plan
+}
+
+type deviceCounters struct {
+	cycles, requests, samples, bad, overruns, holes atomic.Uint64
+}
+
+// DeviceStats are a Device's counters since it was made.
+type DeviceStats struct {
+	Cycles   uint64 // poll cycles run
+	Requests uint64 // read requests sent (retries and probes included)
+	Samples  uint64 // samples emitted
+	Bad      uint64 // of which Bad
+	Overruns uint64 // cycles that started later than one interval after they were due
+	Holes    uint64 // holes learned from Illegal Data Address answers
+}
+
+// NewDevice checks cfg — the connection settings, the points (all problems
+// at once, each naming the point and field) — and returns a Device. It does
+// no I/O: the connection is made when Run starts polling.
+func NewDevice(cfg DeviceConfig) (*Device, error) {
+	var errs []error
+	if cfg.Name == "" {
+		errs = append(errs, configErrorf("name", "device has no name"))
+	}
+	if cfg.Interval < 0 {
+		errs = append(errs, configErrorf("interval", "%v is negative", cfg.Interval))
+	}
+	if cfg.Interval == 0 {
+		cfg.Interval = time.Second
+	}
+	d := &Device{name: cfg.Name, unit: cfg.Unit, interval: cfg.Interval, log: cfg.Logger,
+		busyMax: cfg.MaxBusyRetries, busyWait: cfg.BusyRetryDelay}
+	if d.unit == 0 {
+		d.unit = 1
+	}
+	if d.busyMax == 0 {
+		d.busyMax = 3
+	}
+	if d.busyWait <= 0 {
+		d.busyWait = 20 * time.Millisecond
+	}
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
+	}
+	limits := cfg.Limits
+	if cfg.Profile != nil {
+		limits = cfg.Profile.Limits
+		d.points = append(d.points, cfg.Profile.Clone().Points...)
+	}
+	for _, p := range cfg.Points {
+		if p.Bit != nil {
+			p.Bit = BitOf(*p.Bit)
+		}
+		d.points = append(d.points, p)
+	}
+	if len(d.points) == 0 {
+		errs = append(errs, configErrorf("points", "device %q has no points", cfg.Name))
+	} else if err := ValidatePoints(d.points, limits); err != nil {
+		errs = append(errs, fmt.Errorf("device %q: %w", cfg.Name, err))
+	}
+	if cfg.Bus != nil {
+		d.client = cfg.Bus.c
+	} else {
+		c, err := NewClient(cfg.Conn)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("device %q: %w", cfg.Name, err))
+		}
+		d.client, d.ownConn = c, true
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	cost := d.costModel()
+	if cfg.Cost != nil {
+		cost = *cfg.Cost
+	}
+	d.planner = NewPlanner(limits, cost)
+	d.byName = make(map[string]int, len(d.points))
+	byInterval := map[time.Duration]int{}
+	for i, p := range d.points {
+		d.byName[p.Name] = i
+		iv := p.Interval
+		if iv == 0 {
+			iv = d.interval
+		}
+		g, ok := byInterval[iv]
+		if !ok {
+			g = len(d.groups)
+			byInterval[iv] = g
+			d.groups = append(d.groups, group{interval: iv})
+		}
+		d.groups[g].points = append(d.groups[g].points, i)
+	}
+	if len(d.groups) > 64 {
+		return nil, configErrorf("interval", "device %q has %d distinct point intervals; at most 64", cfg.Name, len(d.groups))
+	}
+	d.solo = make([]bool, len(d.points))
+	d.plans = make(map[uint64]*cyclePlan)
+	d.reason = make(map[string]string)
+	return d, nil
+}
+
+func (d *Device) costModel() CostModel {
+	ep := d.client.ep
+	if ep.RTUFramed() {
+		parity := 1
+		if ep.Parity == ParityNone {
+			parity = 0
+		}
+		return RTUCost(ep.Speed, ep.DataBits, parity, ep.StopBits)
+	}
+	return TCPCost(time.Millisecond, 1.25e6)
+}
+
+// Name returns the device's name (its samples' Source).
+func (d *Device) Name() string { return d.name }
+
+// Points returns a copy of the device's points.
+func (d *Device) Points() []Point { return slices.Clone(d.points) }
+
+// Client returns the link the device uses (shared when it is on a Bus).
+func (d *Device) Client() *Client { return d.client }
+
+// Plan returns the plan for reading every point of the device now, with the
+// holes learned so far; print it to see how the device is read.
+func (d *Device) Plan() Plan {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var all uint64
+	for g := range d.groups {
+		all |= 1 << g
+	}
+	cp := d.planLocked(all)
+	return cp.plan
+}
+
+// Stats returns the device's counters.
+func (d *Device) Stats() DeviceStats {
+	return DeviceStats{
+		Cycles: d.stats.cycles.Load(), Requests: d.stats.requests.Load(), Samples: d.stats.samples.Load(),
+		Bad: d.stats.bad.Load(), Overruns: d.stats.overruns.Load(), Holes: d.stats.holes.Load(),
+	}
+}
+
+// planLocked returns the plan for the groups in mask, from the cache when
+// nothing was learned since it was made.
+func (d *Device) planLocked(mask uint64) *cyclePlan {
+	if cp := d.plans[mask]; cp != nil && cp.gen == d.gen {
+		return cp
+	}
+	cp := &cyclePlan{gen: d.gen}
+	var idx []int
+	d.scratch = d.scratch[:0]
+	for g := range d.groups {
+		if mask&(1<<g) == 0 {
+			continue
+		}
+		for _, i := range d.groups[g].points {
+			if d.solo[i] {
+				cp.solo = append(cp.solo, i)
+				continue
+			}
+			idx = append(idx, i)
+			d.scratch = append(d.scratch, d.points[i])
+		}
+	}
+	cp.plan = d.planner.Plan(d.scratch)
+	for _, r := range cp.plan.Requests {
+		gr := Request{Table: r.Table, Address: r.Address, Quantity: r.Quantity, Points: make([]int, len(r.Points))}
+		for k, j := range r.Points {
+			gr.Points[k] = idx[j]
+		}
+		cp.requests = append(cp.requests, gr)
+	}
+	// Unplanned points (in a forbidden range) are never read.
+	slices.Sort(cp.solo)
+	d.plans[mask] = cp
+	return cp
+}
+
+// Run polls the device until ctx ends, handing each cycle's samples to out
+// in one batch, then returns nil. It returns early only when out reports
+// that the bridge is closed. Run may be called once at a time.
+func (d *Device) Run(ctx context.Context, out bridge.Emitter) error {
+	if d.running.Swap(true) {
+		return fmt.Errorf("modbus: device %q: Run called while running", d.name)
+	}
+	defer d.running.Store(false)
+	if d.ownConn {
+		defer d.client.disconnect()
+	}
+	now := time.Now()
+	for g := range d.groups {
+		d.groups[g].next = now
+	}
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		now = time.Now()
+		var mask uint64
+		next := now.Add(time.Hour)
+		for g := range d.groups {
+			gr := &d.groups[g]
+			if !gr.next.After(now) {
+				mask |= 1 << g
+			} else if gr.next.Before(next) {
+				next = gr.next
+			}
+		}
+		if mask == 0 {
+			timer.Reset(next.Sub(now))
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-timer.C:
+			}
+			continue
+		}
+		d.cycle(ctx, mask)
+		if len(d.batch) > 0 {
+			if err := out.Emit(ctx, d.batch); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				if errors.Is(err, bridge.ErrClosed) {
+					return err
+				}
+				d.log.Warn("modbus: emit failed", "device", d.name, "err", err)
+			}
+		}
+		clear(d.batch) // drop references to strings until the next cycle
+		d.batch = d.batch[:0]
+		done := time.Now()
+		for g := range d.groups {
+			if mask&(1<<g) == 0 {
+				continue
+			}
+			gr := &d.groups[g]
+			gr.next = gr.next.Add(gr.interval)
+			if gr.next.Before(done) {
+				// Overrun: skip the missed cycles rather than burst.
+				d.stats.overruns.Add(1)
+				gr.next = done.Add(gr.interval)
+			}
+		}
+	}
+}
+
+// cycle reads the points of the groups in mask into d.batch.
+func (d *Device) cycle(ctx context.Context, mask uint64) {
+	d.stats.cycles.Add(1)
+	d.mu.Lock()
+	cp := d.planLocked(mask)
+	d.mu.Unlock()
+	relearn := false
+	for k := range cp.requests {
+		r := &cp.requests[k]
+		if ctx.Err() != nil {
+			return
+		}
+		if d.readRequest(ctx, r) {
+			relearn = true
+		}
+	}
+	for _, i := range cp.solo {
+		if ctx.Err() != nil {
+			return
+		}
+		p := &d.points[i]
+		d.readRequest(ctx, &Request{Table: p.Table, Address: p.Address, Quantity: p.Registers(), Points: []int{i}})
+	}
+	if relearn {
+		d.mu.Lock()
+		d.gen++
+		d.mu.Unlock()
+	}
+}
+
+// readRequest reads one request and appends its samples. It reports
+// whether it learned something that changes the plans.
+func (d *Device) readRequest(ctx context.Context, r *Request) (learned bool) {
+	regs, bits, err := d.read(ctx, r.Table, r.Address, r.Quantity)
+	t := time.Now()
+	if err == nil {
+		d.decode(r, regs, bits, t)
+		return false
+	}
+	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		return false // shutting down: no samples for a read that never happened
+	}
+	if errors.Is(err, ErrIllegalDataAddress) && (len(r.Points) > 1 || d.hasFiller(r)) {
+		return d.learn(ctx, r)
+	}
+	if errors.Is(err, ErrIllegalDataAddress) && !d.solo[r.Points[0]] {
+		d.mu.Lock()
+		d.solo[r.Points[0]] = true
+		d.mu.Unlock()
+		learned = true
+	}
+	d.bad(r.Points, err, t)
+	return learned
+}
+
+// read reads registers or bits, retrying Busy and Acknowledge answers.
+func (d *Device) read(ctx context.Context, t Table, addr, qty uint16) (regs []uint16, bits []bool, err error) {
+	wait := d.busyWait
+	for attempt := 0; ; attempt++ {
+		d.stats.requests.Add(1)
+		if t.IsBits() {
+			bits, err = d.client.ReadBits(ctx, d.unit, t, addr, qty)
+		} else {
+			regs, err = d.client.ReadRegisters(ctx, d.unit, t, addr, qty)
+		}
+		if err == nil || attempt >= d.busyMax || !(errors.Is(err, ErrServerDeviceBusy) || errors.Is(err, ErrAcknowledge)) {
+			return regs, bits, err
+		}
+		if sleepUntil(ctx, time.Now().Add(wait)) != nil {
+			return nil, nil, err
+		}
+		wait *= 2
+	}
+}
+
+// hasFiller reports whether r reads addresses no point of it covers.
+func (d *Device) hasFiller(r *Request) bool {
+	covered := 0
+	end := int(r.Address)
+	for _, i := range r.Points {
+		p := &d.points[i]
+		first, last := int(p.Address), int(p.Address)+int(p.Registers())-1
+		if first > end {
+			return true
+		}
+		if last+1 > end {
+			covered += last + 1 - max(first, end)
+			end = last + 1
+		}
+	}
+	return covered < int(r.Quantity)
+}
+
+// learn handles an Illegal Data Address answer to a request of several
+// points or with filler: it reads the points one run at a time; when all
+// answer, the filler is forbidden; points that do not answer are read on
+// their own from now on.
+func (d *Device) learn(ctx context.Context, r *Request) bool {
+	type run struct {
+		first, last int
+		points      []int
+	}
+	var runs []run
+	for _, i := range r.Points {
+		p := &d.points[i]
+		first, last := int(p.Address), int(p.Address)+int(p.Registers())-1
+		if n := len(runs); n > 0 && first <= runs[n-1].last {
+			runs[n-1].last = max(runs[n-1].last, last)
+			runs[n-1].points = append(runs[n-1].points, i)
+			continue
+		}
+		runs = append(runs, run{first, last, []int{i}})
+	}
+	allOK := true
+	for _, rn := range runs {
+		sub := Request{Table: r.Table, Address: uint16(rn.first), Quantity: uint16(rn.last - rn.first + 1), Points: rn.points}
+		regs, bits, err := d.read(ctx, sub.Table, sub.Address, sub.Quantity)
+		t := time.Now()
+		if err == nil {
+			d.decode(&sub, regs, bits, t)
+			continue
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		if errors.Is(err, ErrIllegalDataAddress) {
+			allOK = false
+			d.mu.Lock()
+			for _, i := range rn.points {
+				d.solo[i] = true
+			}
+			d.mu.Unlock()
+		} else {
+			allOK = false // cannot tell; try again next cycle
+		}
+		d.bad(rn.points, err, t)
+	}
+	if allOK {
+		prev := int(r.Address)
+		for _, rn := range runs {
+			if rn.first > prev {
+				d.planner.Forbid(r.Table, uint16(prev), uint16(rn.first-1))
+				d.stats.holes.Add(1)
+				d.log.Info("modbus: learned hole", "device", d.name, "table", r.Table, "first", prev, "last", rn.first-1)
+			}
+			prev = rn.last + 1
+		}
+		if end := int(r.Address) + int(r.Quantity); prev < end {
+			d.planner.Forbid(r.Table, uint16(prev), uint16(end-1))
+			d.stats.holes.Add(1)
+		}
+	}
+	return true
+}
+
+// decode appends the Good (or, when a value does not decode, Bad) samples
+// of r's points.
+func (d *Device) decode(r *Request, regs []uint16, bits []bool, t time.Time) {
+	for _, i := range r.Points {
+		p := &d.points[i]
+		off := int(p.Address) - int(r.Address)
+		var v bridge.Value
+		var err error
+		if p.Table.IsBits() {
+			if off < len(bits) {
+				v = p.DecodeBit(bits[off])
+			} else {
+				err = fmt.Errorf("%w: short response", ErrProtocol)
+			}
+		} else if end := off + int(p.Registers()); end <= len(regs) {
+			v, err = p.Decode(regs[off:end])
+		} else {
+			err = fmt.Errorf("%w: short response", ErrProtocol)
+		}
+		if err != nil {
+			d.bad([]int{i}, err, t)
+			continue
+		}
+		d.seq++
+		d.batch = append(d.batch, bridge.Sample{Source: d.name, Point: p.Name, Value: v, Unit: p.Unit,
+			Time: t, Seq: d.seq})
+		d.stats.samples.Add(1)
+	}
+}
+
+// bad appends Bad samples for points, with err as the reason.
+func (d *Device) bad(points []int, err error, t time.Time) {
+	msg := err.Error()
+	reason, ok := d.reason[msg]
+	if !ok {
+		if len(d.reason) > 1000 {
+			clear(d.reason)
+		}
+		d.reason[msg] = msg
+		reason = msg
+	}
+	var code uint32
+	if c, ok := ExceptionCodeOf(err); ok {
+		code = uint32(c)
+	}
+	for _, i := range points {
+		p := &d.points[i]
+		d.seq++
+		d.batch = append(d.batch, bridge.Sample{Source: d.name, Point: p.Name, Unit: p.Unit, Time: t,
+			Quality: bridge.Bad, Reason: reason, Code: code, Seq: d.seq})
+		d.stats.samples.Add(1)
+		d.stats.bad.Add(1)
+	}
+}
+
+// Close releases the device's own connection (not a shared Bus). Run must
+// have returned.
+func (d *Device) Close() error {
+	if d.ownConn {
+		return d.client.Close()
+	}
+	return nil
+}

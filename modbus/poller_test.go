@@ -1,0 +1,419 @@
+package modbus_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/m2mbridge/m2mbridge/bridge"
+	"github.com/m2mbridge/m2mbridge/bridge/bridgetest"
+	"github.com/m2mbridge/m2mbridge/modbus"
+	"github.com/m2mbridge/m2mbridge/modbus/modbustest"
+)
+
+// runDevice runs d with a Recorder until the test ends.
+func runDevice(t *testing.T, d *modbus.Device) *bridgetest.Recorder {
+	t.Helper()
+	rec := bridgetest.NewRecorder()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx, rec) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+		require.NoError(t, d.Close())
+	})
+	return rec
+}
+
+func newDevice(t *testing.T, cfg modbus.DeviceConfig) *modbus.Device {
+	t.Helper()
+	if cfg.Name == "" {
+		cfg.Name = "dev"
+	}
+	d, err := modbus.NewDevice(cfg)
+	require.NoError(t, err)
+	return d
+}
+
+// waitFor waits until the recorder holds a sample matching ok and returns
+// it.
+func waitFor(t *testing.T, rec *bridgetest.Recorder, ok func(s bridge.Sample) bool) bridge.Sample {
+	t.Helper()
+	var found bridge.Sample
+	require.Eventually(t, func() bool {
+		for _, s := range rec.Samples() {
+			if ok(s) {
+				found = s
+				return true
+			}
+		}
+		return false
+	}, 10*time.Second, 2*time.Millisecond)
+	return found
+}
+
+func point(name string) func(bridge.Sample) bool {
+	return func(s bridge.Sample) bool { return s.Point == name }
+}
+
+func TestDevicePollsSDM630(t *testing.T) {
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) }) // runs last: after the device and server stopped
+	p, err := modbus.BuiltinProfile("eastron-sdm630")
+	require.NoError(t, err)
+	s := newSim(t, p)
+	require.NoError(t, s.Set("voltage_l1", 229.75))
+	d := newDevice(t, modbus.DeviceConfig{Name: "meter1", Conn: modbus.ClientConfig{URL: s.URL()}, Profile: p,
+		Interval: 20 * time.Millisecond})
+	plan := d.Plan()
+	t.Log("\n" + plan.String())
+	before := time.Now()
+	rec := runDevice(t, d)
+	samples, err := rec.Wait(ctxT(t), 3*len(p.Points))
+	require.NoError(t, err)
+	after := time.Now()
+	seen := map[string]bool{}
+	for _, smp := range samples {
+		assert.Equal(t, "meter1", smp.Source)
+		assert.Equal(t, bridge.Good, smp.Quality, "%s: %s", smp.Point, smp.Reason)
+		assert.False(t, smp.Time.Before(before) || smp.Time.After(after), "time %v", smp.Time)
+		assert.NotZero(t, smp.Seq)
+		seen[smp.Point] = true
+		if smp.Point == "voltage_l1" {
+			assert.Equal(t, 229.75, smp.Value.Float())
+			assert.Equal(t, "V", smp.Unit)
+		}
+	}
+	assert.Len(t, seen, len(p.Points))
+	// The simulator answers Illegal Data Address for the gaps of the map the
+	// first plan read as filler; the device learned them, and from then on
+	// each cycle takes exactly the planned requests.
+	type rq struct {
+		t    modbus.Table
+		a, q uint16
+	}
+	planned := map[rq]bool{}
+	require.Eventually(t, func() bool {
+		// Learning is done when the plan stays the same over two cycles.
+		plan = d.Plan()
+		c := d.Stats().Cycles
+		for d.Stats().Cycles < c+2 {
+			time.Sleep(time.Millisecond)
+		}
+		return d.Plan().String() == plan.String()
+	}, 10*time.Second, time.Millisecond)
+	t.Log("after learning:\n" + plan.String())
+	assert.NotZero(t, d.Stats().Holes)
+	for _, r := range plan.Requests {
+		planned[rq{r.Table, r.Address, r.Quantity}] = true
+	}
+	s.ResetRequests()
+	c := d.Stats().Cycles
+	require.Eventually(t, func() bool { return d.Stats().Cycles >= c+3 }, 10*time.Second, time.Millisecond)
+	reqs := s.Requests()
+	require.GreaterOrEqual(t, len(reqs), 2*len(plan.Requests))
+	for _, r := range reqs {
+		assert.True(t, planned[rq{r.Table, r.Address, r.Quantity}], "request %+v is not in the plan", r)
+	}
+	st := d.Stats()
+	assert.GreaterOrEqual(t, st.Cycles, uint64(3))
+}
+
+func TestDevicePerPointIntervals(t *testing.T) {
+	p := testProfile()
+	p.Points[1].Interval = 10 * time.Millisecond
+	s := newSim(t, p)
+	d := newDevice(t, modbus.DeviceConfig{Conn: modbus.ClientConfig{URL: s.URL()}, Profile: p, Interval: time.Hour})
+	rec := runDevice(t, d)
+	require.Eventually(t, func() bool {
+		n := 0
+		for _, smp := range rec.Samples() {
+			if smp.Point == "current" {
+				n++
+			}
+		}
+		return n >= 5
+	}, 10*time.Second, 2*time.Millisecond)
+	counts := map[string]int{}
+	for _, smp := range rec.Samples() {
+		counts[smp.Point]++
+	}
+	assert.Equal(t, 1, counts["voltage"], "the hourly points are read once")
+	// After the first cycle the fast point is read alone: 1 register pair
+	// at address 2.
+	others := func() (n int) {
+		for _, r := range s.Requests() {
+			if r.Table != modbus.Input || r.Address != 2 || r.Quantity != 2 {
+				n++
+			}
+		}
+		return n
+	}
+	n := others()
+	c := d.Stats().Cycles
+	require.Eventually(t, func() bool { return d.Stats().Cycles >= c+5 }, 10*time.Second, time.Millisecond)
+	assert.Equal(t, n, others())
+}
+
+func TestDeviceBadSamplesOnException(t *testing.T) {
+	p := testProfile()
+	s := newSim(t, p, modbustest.WithHook(modbustest.ExceptAt(modbus.Input, 0, modbus.ServerDeviceFailure)))
+	d := newDevice(t, modbus.DeviceConfig{Conn: modbus.ClientConfig{URL: s.URL()}, Profile: p, Interval: 20 * time.Millisecond})
+	rec := runDevice(t, d)
+	bad := waitFor(t, rec, point("voltage"))
+	assert.Equal(t, bridge.Bad, bad.Quality)
+	assert.Equal(t, uint32(4), bad.Code)
+	assert.Contains(t, bad.Reason, "server device failure")
+	assert.True(t, bad.Value.IsNone())
+	good := waitFor(t, rec, point("setpoint"))
+	assert.Equal(t, bridge.Good, good.Quality)
+	// Once the device recovers, the samples are good again.
+	s.SetHook(nil)
+	waitFor(t, rec, func(smp bridge.Sample) bool { return smp.Point == "voltage" && smp.Quality == bridge.Good })
+}
+
+func TestDeviceRetriesBusy(t *testing.T) {
+	p := testProfile()
+	s := newSim(t, p, modbustest.WithHook(modbustest.First(2, modbustest.Except(modbus.ServerDeviceBusy))))
+	d := newDevice(t, modbus.DeviceConfig{Conn: modbus.ClientConfig{URL: s.URL()}, Profile: p, Interval: time.Hour,
+		BusyRetryDelay: time.Millisecond})
+	rec := runDevice(t, d)
+	samples, err := rec.Wait(ctxT(t), len(p.Points))
+	require.NoError(t, err)
+	for _, smp := range samples {
+		assert.Equal(t, bridge.Good, smp.Quality, "%s: %s", smp.Point, smp.Reason)
+	}
+
+	// Busy for good: after MaxBusyRetries the points are Bad with code 6.
+	s2 := newSim(t, p, modbustest.WithHook(modbustest.Except(modbus.ServerDeviceBusy)))
+	d2 := newDevice(t, modbus.DeviceConfig{Conn: modbus.ClientConfig{URL: s2.URL()}, Profile: p, Interval: time.Hour,
+		BusyRetryDelay: time.Millisecond, MaxBusyRetries: 2})
+	rec2 := runDevice(t, d2)
+	samples, err = rec2.Wait(ctxT(t), len(p.Points))
+	require.NoError(t, err)
+	for _, smp := range samples {
+		assert.Equal(t, bridge.Bad, smp.Quality)
+		assert.Equal(t, uint32(6), smp.Code)
+	}
+	assert.Equal(t, uint64(3*len(d2.Plan().Requests)), s2.RequestCount())
+}
+
+func TestDeviceReconnectsAndTimesOut(t *testing.T) {
+	p := testProfile()
+	s := newSim(t, p)
+	d := newDevice(t, modbus.DeviceConfig{Conn: modbus.ClientConfig{URL: s.URL(), Timeout: 50 * time.Millisecond,
+		MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond}, Profile: p, Interval: 10 * time.Millisecond})
+	rec := runDevice(t, d)
+	waitFor(t, rec, func(smp bridge.Sample) bool { return smp.Quality == bridge.Good })
+
+	s.SetHook(modbustest.NoReply())
+	bad := waitFor(t, rec, func(smp bridge.Sample) bool { return smp.Quality == bridge.Bad })
+	assert.Contains(t, bad.Reason, "timed out")
+	s.SetHook(modbustest.DropConnection())
+	s.CloseConnections()
+	rec.Reset()
+	waitFor(t, rec, func(smp bridge.Sample) bool {
+		return smp.Quality == bridge.Bad && smp.Time.After(time.Now().Add(-time.Second))
+	})
+	s.SetHook(nil)
+	rec.Reset()
+	waitFor(t, rec, func(smp bridge.Sample) bool { return smp.Quality == bridge.Good })
+	assert.GreaterOrEqual(t, d.Client().Stats().Connects, uint64(2))
+}
+
+// TestDeviceLearnsHoles: a request spanning unmapped filler is answered
+// Illegal Data Address; the device reads the points on their own, forbids the
+// filler and goes on with good samples.
+func TestDeviceLearnsHoles(t *testing.T) {
+	p := &modbus.Profile{Name: "holes", Points: []modbus.Point{
+		{Name: "a", Table: modbus.Holding, Address: 0, Type: modbus.Uint16},
+		{Name: "b", Table: modbus.Holding, Address: 3, Type: modbus.Uint16},
+	}}
+	s := newSim(t, p)
+	require.NoError(t, s.Set("a", 7))
+	require.NoError(t, s.Set("b", 9))
+	d := newDevice(t, modbus.DeviceConfig{Conn: modbus.ClientConfig{URL: s.URL()}, Profile: p, Interval: 10 * time.Millisecond})
+	require.Len(t, d.Plan().Requests, 1, "the planner reads the filler: one request is cheaper")
+	rec := runDevice(t, d)
+	samples, err := rec.Wait(ctxT(t), 6)
+	require.NoError(t, err)
+	for _, smp := range samples {
+		assert.Equal(t, bridge.Good, smp.Quality, "%s: %s", smp.Point, smp.Reason)
+	}
+	assert.Equal(t, uint64(1), d.Stats().Holes)
+	assert.Len(t, d.Plan().Requests, 2)
+	reqs := s.Requests()
+	assert.Equal(t, uint16(4), reqs[0].Quantity)
+	for _, r := range reqs[1:] {
+		assert.Equal(t, uint16(1), r.Quantity)
+	}
+}
+
+// TestDeviceUnreadablePoint: a point the device refuses yields Bad samples
+// with the exception, the others stay good and read together.
+func TestDeviceUnreadablePoint(t *testing.T) {
+	served := &modbus.Profile{Name: "served", Points: []modbus.Point{
+		{Name: "a", Table: modbus.Input, Address: 10, Type: modbus.Int16},
+		{Name: "b", Table: modbus.Input, Address: 11, Type: modbus.Int16},
+	}}
+	s := newSim(t, served)
+	polled := served.Clone()
+	polled.Points = append(polled.Points, modbus.Point{Name: "ghost", Table: modbus.Input, Address: 12, Type: modbus.Int16})
+	d := newDevice(t, modbus.DeviceConfig{Conn: modbus.ClientConfig{URL: s.URL()}, Profile: polled, Interval: 10 * time.Millisecond})
+	rec := runDevice(t, d)
+	require.Eventually(t, func() bool { return d.Stats().Cycles >= 4 }, 10*time.Second, time.Millisecond)
+	var ghost, good int
+	for _, smp := range rec.Samples() {
+		if smp.Point == "ghost" {
+			ghost++
+			assert.Equal(t, bridge.Bad, smp.Quality)
+			assert.Equal(t, uint32(2), smp.Code)
+			assert.Contains(t, smp.Reason, "illegal data address")
+		} else {
+			good++
+			assert.Equal(t, bridge.Good, smp.Quality, "%s: %s", smp.Point, smp.Reason)
+		}
+	}
+	assert.GreaterOrEqual(t, ghost, 3)
+	assert.Equal(t, 2*ghost, good)
+	// After learning: a and b in one request, ghost alone.
+	reqs := s.Requests()
+	last := reqs[len(reqs)-2:]
+	assert.ElementsMatch(t, []uint16{10, 12}, []uint16{last[0].Address, last[1].Address})
+}
+
+// TestDeviceFailingDoesNotDelayOthers: a device that never answers does not
+// slow another device's polling.
+func TestDeviceFailingDoesNotDelayOthers(t *testing.T) {
+	p := testProfile()
+	dead := newSim(t, p, modbustest.WithHook(modbustest.NoReply()))
+	live := newSim(t, p)
+	dd := newDevice(t, modbus.DeviceConfig{Name: "dead", Conn: modbus.ClientConfig{URL: dead.URL(), Timeout: time.Second},
+		Profile: p, Interval: 10 * time.Millisecond})
+	ld := newDevice(t, modbus.DeviceConfig{Name: "live", Conn: modbus.ClientConfig{URL: live.URL()},
+		Profile: p, Interval: 10 * time.Millisecond})
+	runDevice(t, dd)
+	start := time.Now()
+	runDevice(t, ld)
+	require.Eventually(t, func() bool { return ld.Stats().Cycles >= 20 }, 5*time.Second, time.Millisecond)
+	assert.Less(t, time.Since(start), time.Second, "20 cycles of 10ms are not held up by the dead device's 1s timeouts")
+}
+
+func TestDeviceWritePoint(t *testing.T) {
+	p := testProfile()
+	p.Points = append(p.Points,
+		modbus.Point{Name: "mode", Table: modbus.Holding, Address: 200, Type: modbus.Uint16},
+		modbus.Point{Name: "flag0", Table: modbus.Holding, Address: 200, Type: modbus.Bool, Bit: modbus.BitOf(0)},
+		modbus.Point{Name: "flag3", Table: modbus.Holding, Address: 200, Type: modbus.Bool, Bit: modbus.BitOf(3)},
+	)
+	s := newSim(t, p)
+	require.NoError(t, s.Set("mode", 0x0100))
+	d := newDevice(t, modbus.DeviceConfig{Conn: modbus.ClientConfig{URL: s.URL()}, Profile: p, Interval: 5 * time.Millisecond})
+	runDevice(t, d) // writes are safe while polling
+	ctx := ctxT(t)
+
+	require.NoError(t, d.WritePoint(ctx, "setpoint", 21.5))
+	v, err := s.Value("setpoint")
+	require.NoError(t, err)
+	assert.InDelta(t, 21.5, v.Float(), 1e-9)
+
+	require.NoError(t, d.WritePoint(ctx, "counter", bridge.Uint(1<<63+5)))
+	v, err = s.Value("counter")
+	require.NoError(t, err)
+	assert.True(t, v.Equal(bridge.Uint(1<<63+5)), v.String())
+
+	require.NoError(t, d.WritePoint(ctx, "relay", true))
+	v, err = s.Value("relay")
+	require.NoError(t, err)
+	assert.True(t, v.Equal(bridge.Bool(true)))
+
+	// Bits of one register, written concurrently, by read-modify-write.
+	var wg sync.WaitGroup
+	for _, name := range []string{"flag0", "flag3"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			assert.NoError(t, d.WritePoint(ctx, name, true))
+		}()
+	}
+	wg.Wait()
+	v, err = s.Value("mode")
+	require.NoError(t, err)
+	assert.True(t, v.Equal(bridge.Uint(0x0109)), v.String())
+
+	err = d.WritePoint(ctx, "voltage", 1.0)
+	assert.ErrorIs(t, err, modbus.ErrReadOnly)
+	err = d.WritePoint(ctx, "alarm", true)
+	assert.ErrorIs(t, err, modbus.ErrReadOnly)
+	err = d.WritePoint(ctx, "nope", 1)
+	assert.ErrorIs(t, err, modbus.ErrUnknownPoint)
+	err = d.WritePoint(ctx, "setpoint", 1e6) // int16 at scale 0.1
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "setpoint")
+	err = d.WritePoint(ctx, "setpoint", struct{}{})
+	require.Error(t, err)
+}
+
+func TestNewDeviceErrors(t *testing.T) {
+	_, err := modbus.NewDevice(modbus.DeviceConfig{Conn: modbus.ClientConfig{URL: "bogus"},
+		Points: []modbus.Point{{Name: "x", Table: modbus.Input, Address: 0, Type: modbus.Float32, Bit: modbus.BitOf(3)}}})
+	require.Error(t, err)
+	for _, w := range []string{"name", "url", "bit"} {
+		assert.Contains(t, err.Error(), w)
+	}
+}
+
+// TestBusDeadUnitDoesNotStarveLiveOnes: two devices share an RTU-over-TCP
+// gateway; unit 2 never answers. Unit 1 keeps being read, unit 2 is backed
+// off, and the bus reports both.
+func TestBusDeadUnitDoesNotStarveLiveOnes(t *testing.T) {
+	p := testProfile()
+	s := newSim(t, p, modbustest.WithFraming(modbustest.RTU), modbustest.WithUnits(1))
+	conn := modbus.ClientConfig{URL: s.URL(), Timeout: 250 * time.Millisecond, MinBackoff: 200 * time.Millisecond,
+		MaxBackoff: time.Second, LateReplyWait: time.Millisecond}
+	devs, buses, err := modbus.NewDevices(
+		modbus.DeviceConfig{Name: "live", Conn: conn, Unit: 1, Profile: p, Interval: 10 * time.Millisecond},
+		modbus.DeviceConfig{Name: "dead", Conn: conn, Unit: 2, Profile: p, Interval: 10 * time.Millisecond},
+	)
+	require.NoError(t, err)
+	require.Len(t, buses, 1)
+	require.Same(t, devs[0].Client(), devs[1].Client())
+	t.Cleanup(func() { buses[0].Close() })
+	recLive := runDevice(t, devs[0])
+	recDead := runDevice(t, devs[1])
+	require.Eventually(t, func() bool { return devs[0].Stats().Cycles >= 30 }, 10*time.Second, time.Millisecond)
+	st := buses[0].Stats()
+	t.Logf("bus: %d requests, %d timeouts, utilisation %.2f, unit 1 mean latency %v", st.Requests, st.Timeouts, st.Utilisation, st.Units[1].MeanLatency)
+	assert.Less(t, st.Timeouts, uint64(12), "the dead unit is backed off")
+	assert.NotZero(t, st.Units[1].MeanLatency)
+	assert.Greater(t, st.Utilisation, 0.0)
+	for _, smp := range recLive.Samples() {
+		assert.Equal(t, bridge.Good, smp.Quality, "%s: %s", smp.Point, smp.Reason)
+	}
+	var backedOff bool
+	for _, smp := range recDead.Samples() {
+		assert.Equal(t, bridge.Bad, smp.Quality)
+		if len(smp.Reason) > 0 && !backedOff {
+			backedOff = assert.ObjectsAreEqual(true, containsStr(smp.Reason, "backing off"))
+		}
+	}
+	assert.True(t, backedOff, "dead unit's samples say it is backed off")
+	for _, r := range s.Requests() {
+		assert.Contains(t, []uint8{1, 2}, r.Unit)
+	}
+}
+
+func containsStr(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return true
+		}
+	}
+	return false
+}
