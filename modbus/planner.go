@@ -197,10 +197,10 @@ func (pl *Planner) CostModel() CostModel { return pl.cost }
 var tables = [...]Table{Holding, Input, Coil, Discrete}
 
 // atom is a maximal run of points whose registers overlap: they must be read
-// by one request.
+// by one request. Its points are idx[from:to] of Plan's scratch.
 type atom struct {
 	first, last int
-	points      []int
+	from, to    int
 }
 
 // score orders plans: by cost, then number of requests, then registers.
@@ -225,104 +225,135 @@ func (s score) less(o score) bool {
 // [ValidatePoints]; any that cannot be read are listed in Plan.Unplanned.
 func (pl *Planner) Plan(points []Point) Plan {
 	plan := Plan{points: points, model: pl.cost}
+	if len(points) == 0 {
+		return plan
+	}
 	pl.mu.RLock()
 	defer pl.mu.RUnlock()
-	type item struct {
-		first, last int
-		i           int
-	}
-	var items []item
-	for _, t := range tables {
-		items = items[:0]
-		for i, p := range points {
-			if p.Table != t {
-				continue
-			}
-			n := int(p.Registers())
-			if n == 0 || int(p.Address)+n-1 > 0xFFFF {
-				plan.Unplanned = append(plan.Unplanned, i)
-				continue
-			}
-			items = append(items, item{int(p.Address), int(p.Address) + n - 1, i})
-		}
-		maxQ := int(pl.limits.Max(t))
-		forbidden := pl.forbidden[t]
-		// A point that cannot be read alone is unplanned; the others, even
-		// bit points inside it, are still read.
-		items = slices.DeleteFunc(items, func(it item) bool {
-			if it.last-it.first+1 > maxQ || hits(forbidden, it.first, it.last) {
-				plan.Unplanned = append(plan.Unplanned, it.i)
-				return true
-			}
-			return false
-		})
-		if len(items) == 0 {
+	items := make([]item, 0, len(points))
+	for i, p := range points {
+		ti := tableIndex(p.Table)
+		n := int(p.Registers())
+		if ti < 0 || n == 0 || int(p.Address)+n-1 > 0xFFFF {
+			plan.Unplanned = append(plan.Unplanned, i)
 			continue
 		}
-		slices.SortFunc(items, func(a, b item) int {
-			if c := cmp.Compare(a.first, b.first); c != 0 {
-				return c
-			}
-			if c := cmp.Compare(a.last, b.last); c != 0 {
-				return c
-			}
-			return cmp.Compare(a.i, b.i)
-		})
-		atoms := make([]atom, 0, len(items))
-		idx := make([]int, 0, len(items))
-		flush := func(a atom) {
-			// Only overlapping points (which validation rejects) can make an
-			// atom of readable points too long.
-			if a.last-a.first+1 > maxQ {
-				plan.Unplanned = append(plan.Unplanned, a.points...)
-				return
-			}
-			atoms = append(atoms, a)
+		t := tables[ti]
+		first, last := int(p.Address), int(p.Address)+n-1
+		// A point that cannot be read alone is unplanned; the others, even
+		// bit points inside it, are still read.
+		if n > int(pl.limits.Max(t)) || hits(pl.forbidden[t], first, last) {
+			plan.Unplanned = append(plan.Unplanned, i)
+			continue
 		}
-		cur := atom{first: items[0].first, last: items[0].last}
-		start := 0
-		for k, it := range items {
-			if k > 0 && it.first > cur.last {
-				cur.points = idx[start:k:k]
-				flush(cur)
-				cur, start = atom{first: it.first, last: it.last}, k
+		items = append(items, item{ti, first, last, i})
+	}
+	slices.SortFunc(items, func(a, b item) int {
+		if a.table != b.table {
+			return a.table - b.table
+		}
+		if a.first != b.first {
+			return a.first - b.first
+		}
+		if a.last != b.last {
+			return a.last - b.last
+		}
+		return a.i - b.i
+	})
+	// Scratch shared by the tables: atoms, the dynamic program's arrays and
+	// one backing array for every request's point indexes.
+	atoms := make([]atom, 0, len(items))
+	best := make([]score, len(items)+1)
+	from := make([]int, len(items)+1)
+	idx := make([]int, 0, len(items))
+	for start := 0; start < len(items); {
+		ti := items[start].table
+		end := start
+		for end < len(items) && items[end].table == ti {
+			end++
+		}
+		t := tables[ti]
+		maxQ := int(pl.limits.Max(t))
+		atoms = atoms[:0]
+		var cur atom
+		for k, it := range items[start:end] {
+			if k == 0 || it.first > cur.last {
+				if k > 0 {
+					atoms = pl.flush(&plan, atoms, cur, idx, maxQ)
+				}
+				cur = atom{first: it.first, last: it.last, from: len(idx)}
 			}
 			cur.last = max(cur.last, it.last)
 			idx = append(idx, it.i)
 		}
-		cur.points = idx[start:len(items):len(items)]
-		flush(cur)
-		pl.planTable(&plan, t, atoms, forbidden, maxQ)
+		atoms = pl.flush(&plan, atoms, cur, idx, maxQ)
+		pl.planTable(&plan, t, atoms, idx, best, from, maxQ)
+		start = end
 	}
 	slices.Sort(plan.Unplanned)
 	return plan
 }
 
+// item is one plannable point: its table's index in tables, its registers.
+type item struct {
+	table       int
+	first, last int
+	i           int
+}
+
+func tableIndex(t Table) int {
+	switch t {
+	case Holding:
+		return 0
+	case Input:
+		return 1
+	case Coil:
+		return 2
+	case Discrete:
+		return 3
+	}
+	return -1
+}
+
+// flush ends atom a, whose points are idx[a.from:], and appends it to atoms.
+func (pl *Planner) flush(plan *Plan, atoms []atom, a atom, idx []int, maxQ int) []atom {
+	a.to = len(idx)
+	// Only overlapping points (which validation rejects) can make an atom of
+	// readable points too long.
+	if a.last-a.first+1 > maxQ {
+		plan.Unplanned = append(plan.Unplanned, idx[a.from:a.to]...)
+		return atoms
+	}
+	return append(atoms, a)
+}
+
 // hits reports whether the sorted ranges rs share an address with first..last.
 func hits(rs []AddressRange, first, last int) bool {
-	k, _ := slices.BinarySearchFunc(rs, last, func(r AddressRange, a int) int { return cmp.Compare(int(r.First), a+1) })
-	// rs[k-1] is the last range starting at or before last.
-	return k > 0 && int(rs[k-1].Last) >= first
+	k := lastStartingBy(rs, last)
+	return k >= 0 && int(rs[k].Last) >= first
 }
 
 // planTable runs the dynamic program over one table's atoms and appends the
 // chosen requests to plan. best[k] is the cheapest way to read atoms[:k];
 // from[k] the atom where its last request starts.
-func (pl *Planner) planTable(plan *Plan, t Table, atoms []atom, forbidden []AddressRange, maxQ int) {
+func (pl *Planner) planTable(plan *Plan, t Table, atoms []atom, idx []int, best []score, from []int, maxQ int) {
 	m := len(atoms)
 	if m == 0 {
 		return
 	}
-	best := make([]score, m+1)
-	from := make([]int, m+1)
+	forbidden := pl.forbidden[t]
+	perReq, perUnit := pl.cost.PerRequest, pl.cost.PerRegister
+	if t.IsBits() {
+		perUnit = pl.cost.PerBit
+	}
+	best[0] = score{}
 	for j := 0; j < m; j++ {
 		end := atoms[j].last
 		// The request ending with atom j may start no lower than just past
 		// the last forbidden address below it.
 		low := 0
-		k, _ := slices.BinarySearchFunc(forbidden, end, func(r AddressRange, a int) int { return cmp.Compare(int(r.First), a+1) })
-		if k > 0 {
-			low = int(forbidden[k-1].Last) + 1
+		if k := lastStartingBy(forbidden, end); k >= 0 {
+			low = int(forbidden[k].Last) + 1
 		}
 		first := true
 		for i := j; i >= 0; i-- {
@@ -330,10 +361,7 @@ func (pl *Planner) planTable(plan *Plan, t Table, atoms []atom, forbidden []Addr
 			if atoms[i].first < low || q > maxQ {
 				break
 			}
-			s := best[i]
-			s.cost += pl.cost.Cost(t, uint16(q))
-			s.requests++
-			s.registers += q
+			s := score{best[i].cost + perReq + time.Duration(q)*perUnit, best[i].requests + 1, best[i].registers + q}
 			if first || s.less(best[j+1]) {
 				best[j+1], from[j+1], first = s, i, false
 			}
@@ -343,16 +371,21 @@ func (pl *Planner) planTable(plan *Plan, t Table, atoms []atom, forbidden []Addr
 	for k := m; k > 0; k = from[k] {
 		n++
 	}
-	reqs := make([]Request, n)
+	at := len(plan.Requests)
+	plan.Requests = slices.Grow(plan.Requests, n)[:at+n]
 	for k := m; k > 0; k = from[k] {
 		n--
 		i := from[k]
-		r := Request{Table: t, Address: uint16(atoms[i].first), Quantity: uint16(atoms[k-1].last - atoms[i].first + 1)}
-		for _, a := range atoms[i:k] {
-			r.Points = append(r.Points, a.points...)
-		}
-		reqs[n] = r
+		lo, hi := atoms[i].from, atoms[k-1].to
+		plan.Requests[at+n] = Request{Table: t, Address: uint16(atoms[i].first),
+			Quantity: uint16(atoms[k-1].last - atoms[i].first + 1), Points: idx[lo:hi:hi]}
 	}
-	plan.Requests = append(plan.Requests, reqs...)
 	plan.Cost += best[m].cost
+}
+
+// lastStartingBy returns the index of the last of the sorted ranges rs that
+// starts at or before address a, or -1.
+func lastStartingBy(rs []AddressRange, a int) int {
+	k, _ := slices.BinarySearchFunc(rs, a, func(r AddressRange, a int) int { return cmp.Compare(int(r.First), a+1) })
+	return k - 1
 }
