@@ -628,3 +628,60 @@ func TestSyncIntervalSyncerStops(t *testing.T) {
 	require.Eventually(t, func() bool { return !s.dirty.Load() }, 5*time.Second, time.Millisecond)
 	require.NoError(t, s.Close()) // goleak in TestMain checks the syncer ended
 }
+
+func TestSinkDownThenBack(t *testing.T) {
+	// The sink fails for a while (its writer Peeks, fails and retries the
+	// same samples without acknowledging), then recovers, while the source
+	// keeps appending: everything arrives once, in order.
+	s := mustOpen(t, t.TempDir(), Options{MaxBytes: 4 << 20, SegmentBytes: 16 << 10, Full: Block, Sync: SyncInterval, Interval: 5 * time.Millisecond})
+	defer s.Close()
+	const total = 30000
+	appended := make(chan error, 1)
+	go func() {
+		for i := 0; i < total; i += 25 {
+			if err := s.Append(context.Background(), samplesFrom(uint64(i+1), 25)); err != nil {
+				appended <- err
+				return
+			}
+		}
+		appended <- nil
+	}()
+	buf := make([]bridge.Sample, 200)
+	var delivered []uint64
+	failures := 0
+	sinkUp := func() bool { return s.Len() > 5000 || failures > 2000 } // down until a backlog built up
+	down := true
+	done := false
+	deadline := time.Now().Add(20 * time.Second)
+	for !done || s.Len() > 0 {
+		require.True(t, time.Now().Before(deadline), "replay did not finish")
+		n, err := s.Peek(buf)
+		require.NoError(t, err)
+		if n == 0 {
+			select {
+			case err := <-appended:
+				require.NoError(t, err)
+				done = true
+			default:
+			}
+			continue
+		}
+		if down {
+			if !sinkUp() {
+				failures++
+				continue // the sink failed: nothing acknowledged, retry the same samples
+			}
+			down = false
+		}
+		for _, g := range buf[:n] {
+			delivered = append(delivered, g.Seq)
+		}
+		require.NoError(t, s.Ack(n))
+	}
+	require.Len(t, delivered, total)
+	for i, seq := range delivered {
+		require.EqualValues(t, i+1, seq)
+	}
+	require.Zero(t, s.Dropped())
+	require.Positive(t, failures)
+}
