@@ -1,0 +1,41 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/m2mbridge/m2mbridge/bridge"
+)
+
+func TestQuickstartPrintsNSamples(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var out bytes.Buffer
+	if err := run(ctx, &out, 60, 10*time.Millisecond); err != nil {
+		// bridge (fca47ca) counts a successfully delivered batch as left
+		// undelivered at shutdown (sinkrunner.deliver keeps pending after a
+		// successful Write); reported to the bridge owner. Nothing else may
+		// fail.
+		require.ErrorIs(t, err, bridge.ErrDrainIncomplete)
+		t.Logf("bridge reported: %v", err)
+	}
+	sc := bufio.NewScanner(&out)
+	lines := 0
+	points := map[string]bool{}
+	for sc.Scan() {
+		s, err := bridge.DecodeJSON(sc.Bytes())
+		require.NoError(t, err, sc.Text())
+		assert.Equal(t, "meter1", s.Source)
+		assert.Equal(t, bridge.Good, s.Quality, "%s: %s", s.Point, s.Reason)
+		points[s.Point] = true
+		lines++
+	}
+	assert.Equal(t, 60, lines)
+	assert.True(t, points["voltage_l1"])
+}
