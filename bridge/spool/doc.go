@@ -35,6 +35,11 @@
 // length and bytes. Every field of the Sample round-trips exactly, except
 // that the time comes back in UTC and without a monotonic clock reading.
 //
+// When a segment is full it is sealed: a last record in the same framing
+// whose payload has the kind byte 0xFF, which no sample has, holding the
+// segment's record count (uint64, in the Seq position) and the highest Seq
+// (uint64). Open trusts a valid seal instead of reading the segment.
+//
 // The magic makes resynchronisation possible: after damage the reader
 // searches for the next magic whose length and CRC check out, so one
 // bit flip costs the one record it hit. One record is one sample, so Ack can
@@ -56,8 +61,10 @@
 // room or its context ends. Segments wholly acknowledged are deleted.
 //
 // Memory does not grow with the backlog: records are never indexed in
-// memory. Open streams every segment once through a 128 KiB buffer to
-// validate it; Peek streams from the cursor through the same buffer. The
+// memory. Open reads the seal of each sealed segment and streams only the
+// segment holding the cursor and the last segment (at most two segments,
+// whatever the backlog) through a 128 KiB buffer; Peek streams from the
+// cursor through the same buffer. The
 // state kept is a small struct per segment file (64 for 1 GiB at the
 // defaults), the writer's buffer (about 1 MiB) and the samples of one Peek,
 // so replaying a 1 GiB backlog needs a few MB (see BenchmarkReplayRSS).
@@ -86,7 +93,10 @@
 //     no duplicates from the spool itself.
 //   - Damage (a flipped bit, a bad sector): a record whose CRC fails is
 //     skipped and counted in Dropped, and reading goes on with the next
-//     valid record. An incomplete record at the end of the last segment is a
+//     valid record. Open finds damage in the segments it reads (the
+//     cursor's and the last, or one whose seal is damaged); damage inside
+//     a validly sealed segment is found, skipped and counted when replay
+//     reaches it, so until then Len includes the damaged records. An incomplete record at the end of the last segment is a
 //     torn write: Open truncates it (logged, not counted, since the crash
 //     happened before its Append could return).
 //   - A failed write is cut off again so the log stays valid; a failed fsync

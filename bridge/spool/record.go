@@ -136,6 +136,46 @@ func checkRecord(rec []byte) bool {
 	return crc == binary.LittleEndian.Uint32(rec[8:12])
 }
 
+// A seal record ends every sealed segment: it has the record framing, and a
+// payload no sample has (the kind byte 0xFF): the segment's record count and
+// highest Seq. Open trusts it instead of reading the whole segment.
+const (
+	sealKind       = 0xFF
+	sealPayloadLen = 8 + 1 + 8
+	sealRecordLen  = headerLen + sealPayloadLen
+)
+
+// appendSeal appends a seal record to dst.
+func appendSeal(dst []byte, count, maxSeq uint64) []byte {
+	start := len(dst)
+	dst = append(dst, recordMagic[:]...)
+	dst = binary.LittleEndian.AppendUint32(dst, sealPayloadLen)
+	dst = binary.LittleEndian.AppendUint32(dst, 0)
+	dst = binary.LittleEndian.AppendUint64(dst, count)
+	dst = append(dst, sealKind)
+	dst = binary.LittleEndian.AppendUint64(dst, maxSeq)
+	crc := crc32.Update(0, castagnoli, dst[start+4:start+8])
+	crc = crc32.Update(crc, castagnoli, dst[start+headerLen:])
+	binary.LittleEndian.PutUint32(dst[start+8:], crc)
+	return dst
+}
+
+// isSeal reports whether a valid payload is a seal's.
+func isSeal(p []byte) bool { return len(p) == sealPayloadLen && p[8] == sealKind }
+
+// parseSeal returns the count and highest Seq of a seal record (header and
+// payload), if rec is one.
+func parseSeal(rec []byte) (count, maxSeq uint64, ok bool) {
+	if len(rec) != sealRecordLen {
+		return 0, 0, false
+	}
+	if n, ok := parseHeader(rec); !ok || n != sealPayloadLen || !checkRecord(rec) || !isSeal(rec[headerLen:]) {
+		return 0, 0, false
+	}
+	p := rec[headerLen:]
+	return binary.LittleEndian.Uint64(p), binary.LittleEndian.Uint64(p[9:]), true
+}
+
 // payloadSeq returns the Seq of a valid payload without decoding the rest.
 func payloadSeq(p []byte) uint64 { return binary.LittleEndian.Uint64(p) }
 

@@ -145,8 +145,11 @@ func (o Options) normalize() (Options, error) {
 // maxRecord is the largest payload a record may have: it must fit in an
 // empty segment.
 func (o Options) maxRecord() int {
-	return int(min(int64(MaxRecordBytes), o.SegmentBytes-segHeaderLen-headerLen))
+	return int(min(int64(MaxRecordBytes), o.segmentData()-segHeaderLen-headerLen))
 }
+
+// segmentData is the bytes of a segment not reserved for its seal.
+func (o Options) segmentData() int64 { return o.SegmentBytes - sealRecordLen }
 
 // PartialError is returned by Append when it stored the first Stored samples
 // of the batch and then failed (its context ended while blocked on a full
@@ -171,6 +174,19 @@ type segment struct {
 	size  int64 // bytes of valid data (the file size)
 	first uint64
 	count uint64 // valid records
+	// sealed: the segment ends with a seal record.
+	sealed bool
+	// partial: count covers only the records after the cursor (the head
+	// segment when it was opened), so no seal may be written for it.
+	partial bool
+}
+
+// dataEnd is the offset after the last sample record.
+func (g segment) dataEnd() int64 {
+	if g.sealed {
+		return g.size - sealRecordLen
+	}
+	return g.size
 }
 
 // position is a place in the log: a byte offset in a segment and the logical
@@ -435,10 +451,27 @@ func (s *Spool) scanSegment(id uint64, from int64, last bool, first uint64) (seg
 		_ = f.Close()
 		return segment{}, false, fmt.Errorf("spool: %s: format version %d, this package reads version %d", path, v, formatVersion)
 	}
+	partial := from > segHeaderLen
+	if !last && !partial {
+		// A sealed segment says how many records it holds: trust it,
+		// and leave damage inside to be found (and counted) on replay.
+		rec := make([]byte, sealRecordLen)
+		if size >= segHeaderLen+sealRecordLen {
+			if _, err := f.ReadAt(rec, size-sealRecordLen); err == nil {
+				if count, maxSeq, ok := parseSeal(rec); ok {
+					_ = f.Close()
+					s.maxSeq = max(s.maxSeq, maxSeq)
+					return segment{id: id, size: size, first: first, count: count, sealed: true}, true, nil
+				}
+			}
+		}
+		s.log.Warn("spool: segment has no valid seal; reading it whole", "segment", path)
+	}
 	from = min(max(from, segHeaderLen), size)
 	s.rd.reset(f, id, from)
 	defer func() { s.rd.f, s.rd.src = nil, nil }()
 	var count uint64
+	sealAt, sealEnd := int64(-1), int64(-1)
 	for {
 		p, err := s.rd.next(size)
 		if err == io.EOF {
@@ -447,6 +480,11 @@ func (s *Spool) scanSegment(id uint64, from int64, last bool, first uint64) (seg
 		if err != nil {
 			_ = f.Close()
 			return segment{}, false, fmt.Errorf("spool: reading %s: %w", path, err)
+		}
+		if isSeal(p) {
+			sealEnd = s.rd.pos()
+			sealAt = sealEnd - sealRecordLen
+			continue
 		}
 		count++
 		s.maxSeq = max(s.maxSeq, payloadSeq(p))
@@ -467,6 +505,16 @@ func (s *Spool) scanSegment(id uint64, from int64, last bool, first uint64) (seg
 			size = end
 		}
 	}
+	sealed := sealEnd == size
+	if last && sealed {
+		// Sealed just before a crash, before its successor existed:
+		// unseal it and go on appending to it.
+		if err := f.Truncate(sealAt); err != nil {
+			_ = f.Close()
+			return segment{}, false, fmt.Errorf("spool: truncating %s: %w", path, err)
+		}
+		size, sealed = sealAt, false
+	}
 	if corrupt > 0 {
 		s.dropped.Add(corrupt)
 		s.log.Warn("spool: skipped damaged records", "segment", path, "records", corrupt)
@@ -476,7 +524,7 @@ func (s *Spool) scanSegment(id uint64, from int64, last bool, first uint64) (seg
 	} else {
 		_ = f.Close()
 	}
-	return segment{id: id, size: size, first: first, count: count}, true, nil
+	return segment{id: id, size: size, first: first, count: count, sealed: sealed, partial: partial}, true, nil
 }
 
 // createSegment creates segment id with its header.
@@ -562,7 +610,7 @@ func (s *Spool) Append(ctx context.Context, batch []bridge.Sample) error {
 		if err != nil {
 			return partial(stored, err)
 		}
-		if s.wsize+int64(len(s.wbuf)) > s.opts.SegmentBytes {
+		if s.wsize+int64(len(s.wbuf)) > s.opts.segmentData() {
 			// The record does not fit in the active segment: write what
 			// precedes it there, and start a new segment.
 			if err := s.flush(ctx, mark, pend, pendMax); err != nil {
@@ -691,7 +739,7 @@ func (s *Spool) setHeadLocked(h position) []segment {
 	for len(s.segs) > 1 {
 		old, next := s.segs[0], s.segs[1]
 		if old.id == s.head.seg {
-			if s.head.off < old.size {
+			if s.head.off < old.dataEnd() {
 				break
 			}
 			// Records of old that the reader never found were damaged
@@ -772,7 +820,20 @@ func (s *Spool) persistHead() error {
 func (s *Spool) rotate() error {
 	s.mu.Lock()
 	last := s.segs[len(s.segs)-1]
+	maxSeq := s.maxSeq
 	s.mu.Unlock()
+	// Seal the segment with its record count, so that Open need not read
+	// it. Not for a segment whose count is partial (see segment.partial).
+	sealed := false
+	if !last.partial {
+		if _, err := s.active.WriteAt(appendSeal(nil, last.count, maxSeq), s.wsize); err != nil {
+			if terr := s.active.Truncate(s.wsize); terr != nil {
+				s.fail(fmt.Errorf("spool: truncating %s after a failed write: %w", s.active.Name(), terr))
+			}
+			return fmt.Errorf("spool: sealing %s: %w", s.active.Name(), err)
+		}
+		sealed = true
+	}
 	f, err := s.createSegment(last.id + 1)
 	if err != nil {
 		return err
@@ -797,6 +858,11 @@ func (s *Spool) rotate() error {
 	defer s.rmu.Unlock()
 	s.mu.Lock()
 	s.segs = append(s.segs, segment{id: last.id + 1, size: segHeaderLen, first: last.first + last.count})
+	if sealed {
+		s.segs[len(s.segs)-2].size += sealRecordLen
+		s.segs[len(s.segs)-2].sealed = true
+		s.used += sealRecordLen
+	}
 	s.used += segHeaderLen
 	gone := s.setHeadLocked(s.head) // the old segment may be wholly acknowledged
 	s.mu.Unlock()
@@ -906,6 +972,9 @@ func (s *Spool) readRecord() (payload []byte, ok bool, err error) {
 			p, err := s.rd.next(s.rlimit)
 			if err == nil {
 				s.rpos.off = s.rd.pos()
+				if isSeal(p) {
+					continue
+				}
 				s.rpos.idx++
 				return p, true, nil
 			}
