@@ -1,0 +1,308 @@
+package modbus_test
+
+import (
+	"bufio"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/m2mbridge/m2mbridge/bridge"
+	"github.com/m2mbridge/m2mbridge/modbus"
+	"github.com/m2mbridge/m2mbridge/modbus/modbustest"
+)
+
+// Interop tests run the adapter against software nobody here wrote:
+// pymodbus (TCP and, on a socat pseudo-terminal pair, RTU) and mbpoll. They
+// skip when a peer is missing, unless M2MB_INTEROP=1, where that fails.
+
+func needPeer(t *testing.T, what string, err error) {
+	t.Helper()
+	if err == nil {
+		return
+	}
+	if os.Getenv("M2MB_INTEROP") == "1" {
+		t.Fatalf("interop peer %s missing (M2MB_INTEROP=1): %v", what, err)
+	}
+	t.Skipf("interop peer %s not available: %v", what, err)
+}
+
+// Debian's pymodbus imports only under /usr/bin/python3.
+const python = "/usr/bin/python3"
+
+func needPymodbus(t *testing.T) {
+	t.Helper()
+	_, err := os.Stat(python)
+	if err == nil {
+		err = exec.Command(python, "-c", "import pymodbus, serial_asyncio").Run()
+	}
+	needPeer(t, "pymodbus ("+python+")", err)
+}
+
+// pymodbusServer is the Python side: a datastore whose registers hold known
+// values packed with Python's struct module (an encoder independent of
+// ours), served over TCP on a free port or over RTU on a serial device. It
+// prints READY and the port when it serves.
+const pymodbusServer = `
+import asyncio, math, struct, sys
+from pymodbus.datastore import ModbusSequentialDataBlock, ModbusSlaveContext, ModbusServerContext
+from pymodbus.server.async_io import ModbusTcpServer, ModbusSerialServer
+from pymodbus.transaction import ModbusRtuFramer
+
+def regs(fmt, v):
+    b = struct.pack('>' + fmt, v)
+    return [int.from_bytes(b[i:i+2], 'big') for i in range(0, len(b), 2)]
+
+hr = [0] * 40
+hr[0:1] = regs('H', 1234)
+hr[1:2] = regs('h', -2)
+hr[2:4] = regs('f', 230.5)
+hr[4:6] = list(reversed(regs('f', -17.25)))              # low word first
+hr[6:8] = regs('i', -123456)
+hr[8:12] = regs('Q', 0x0123456789ABCDEF)
+hr[12:16] = list(reversed(regs('d', math.pi)))           # low word first
+hr[16] = int.from_bytes(struct.pack('<H', 0x1234), 'big') # little-endian bytes
+hr[17:21] = [int.from_bytes(b'HELLO-M2'[i:i+2], 'big') for i in range(0, 8, 2)]
+hr[21] = 0b1010
+hr[22:26] = regs('q', -(2**62) - 3)
+ir = [0] * 10
+ir[0:2] = regs('I', 123456)                               # scaled by 0.01
+ir[2:4] = [int.from_bytes(struct.pack('<f', 1.5)[i:i+2], 'big') for i in (0, 2)]  # low word first, little-endian bytes: the wire carries the float's bytes reversed
+co = [True, False, True, True, False, False, False, True]
+di = [False, True, True, False]
+
+store = ModbusSlaveContext(
+    hr=ModbusSequentialDataBlock(0, hr), ir=ModbusSequentialDataBlock(0, ir),
+    co=ModbusSequentialDataBlock(0, co), di=ModbusSequentialDataBlock(0, di), zero_mode=True)
+context = ModbusServerContext(slaves=store, single=True)
+
+async def main():
+    if sys.argv[1] == 'tcp':
+        server = ModbusTcpServer(context, address=('127.0.0.1', 0), allow_reuse_address=True)
+        task = asyncio.create_task(server.serve_forever())
+        await server.serving
+        print('READY', server.server.sockets[0].getsockname()[1], flush=True)
+        await task
+    else:
+        server = ModbusSerialServer(context, framer=ModbusRtuFramer, port=sys.argv[2],
+                                    baudrate=19200, parity='N', stopbits=2, bytesize=8, timeout=0.005)
+        await server.start()
+        print('READY 0', flush=True)
+        while True:
+            await asyncio.sleep(3600)
+
+asyncio.run(main())
+`
+
+// interopPoints are the points of the pymodbus datastore, with the values
+// they must decode to.
+func interopPoints() ([]modbus.Point, map[string]bridge.Value) {
+	points := []modbus.Point{
+		{Name: "u16", Table: modbus.Holding, Address: 0, Type: modbus.Uint16},
+		{Name: "i16", Table: modbus.Holding, Address: 1, Type: modbus.Int16},
+		{Name: "f32", Table: modbus.Holding, Address: 2, Type: modbus.Float32},
+		{Name: "f32_low_first", Table: modbus.Holding, Address: 4, Type: modbus.Float32, WordOrder: modbus.LowFirst},
+		{Name: "i32", Table: modbus.Holding, Address: 6, Type: modbus.Int32},
+		{Name: "u64", Table: modbus.Holding, Address: 8, Type: modbus.Uint64},
+		{Name: "f64_low_first", Table: modbus.Holding, Address: 12, Type: modbus.Float64, WordOrder: modbus.LowFirst},
+		{Name: "u16_little", Table: modbus.Holding, Address: 16, Type: modbus.Uint16, ByteOrder: modbus.LittleEndian},
+		{Name: "text", Table: modbus.Holding, Address: 17, Type: modbus.String, Length: 4},
+		{Name: "bits", Table: modbus.Holding, Address: 21, Type: modbus.Uint16},
+		{Name: "bit1", Table: modbus.Holding, Address: 21, Type: modbus.Bool, Bit: modbus.BitOf(1)},
+		{Name: "bit2", Table: modbus.Holding, Address: 21, Type: modbus.Bool, Bit: modbus.BitOf(2)},
+		{Name: "i64", Table: modbus.Holding, Address: 22, Type: modbus.Int64},
+		{Name: "energy", Table: modbus.Input, Address: 0, Type: modbus.Uint32, Scale: 0.01, Unit: "kWh"},
+		{Name: "f32_swapped", Table: modbus.Input, Address: 2, Type: modbus.Float32, WordOrder: modbus.LowFirst, ByteOrder: modbus.LittleEndian},
+		{Name: "coil0", Table: modbus.Coil, Address: 0, Type: modbus.Bool},
+		{Name: "coil1", Table: modbus.Coil, Address: 1, Type: modbus.Bool},
+		{Name: "coil7", Table: modbus.Coil, Address: 7, Type: modbus.Bool},
+		{Name: "di1", Table: modbus.Discrete, Address: 1, Type: modbus.Bool},
+		{Name: "di3", Table: modbus.Discrete, Address: 3, Type: modbus.Bool},
+	}
+	want := map[string]bridge.Value{
+		"u16": bridge.Uint(1234), "i16": bridge.Int(-2), "f32": bridge.Float(230.5),
+		"f32_low_first": bridge.Float(-17.25), "i32": bridge.Int(-123456),
+		"u64": bridge.Uint(0x0123456789ABCDEF), "f64_low_first": bridge.Float(math.Pi),
+		"u16_little": bridge.Uint(0x1234), "text": bridge.String("HELLO-M2"), "bits": bridge.Uint(10),
+		"bit1": bridge.Bool(true), "bit2": bridge.Bool(false), "i64": bridge.Int(-(1 << 62) - 3),
+		"energy": bridge.Float(1234.56), "f32_swapped": bridge.Float(1.5),
+		"coil0": bridge.Bool(true), "coil1": bridge.Bool(false), "coil7": bridge.Bool(true),
+		"di1": bridge.Bool(true), "di3": bridge.Bool(false),
+	}
+	return points, want
+}
+
+// startPymodbus runs the Python server and returns the port it printed.
+func startPymodbus(t *testing.T, args ...string) string {
+	t.Helper()
+	script := filepath.Join(t.TempDir(), "server.py")
+	require.NoError(t, os.WriteFile(script, []byte(pymodbusServer), 0o600))
+	cmd := exec.Command(python, append([]string{script}, args...)...)
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if f := strings.Fields(sc.Text()); len(f) == 2 && f[0] == "READY" {
+				ready <- f[1]
+			}
+		}
+		close(ready)
+	}()
+	select {
+	case port, ok := <-ready:
+		require.True(t, ok, "pymodbus server exited: %s", stderr.String())
+		return port
+	case <-time.After(20 * time.Second):
+		t.Fatalf("pymodbus server did not start: %s", stderr.String())
+	}
+	return ""
+}
+
+// checkInterop polls the pymodbus datastore with a Device and checks every
+// value exactly.
+func checkInterop(t *testing.T, conn modbus.ClientConfig) {
+	points, want := interopPoints()
+	d := newDevice(t, modbus.DeviceConfig{Name: "pymodbus", Conn: conn, Points: points, Interval: time.Hour})
+	rec := runDevice(t, d)
+	samples, err := rec.Wait(ctxT(t), len(points))
+	require.NoError(t, err)
+	got := map[string]bridge.Sample{}
+	for _, s := range samples {
+		got[s.Point] = s
+	}
+	for name, w := range want {
+		s, ok := got[name]
+		if !assert.True(t, ok, "no sample for %s", name) {
+			continue
+		}
+		assert.Equal(t, bridge.Good, s.Quality, "%s: %s", name, s.Reason)
+		if name == "energy" {
+			assert.InDelta(t, w.Float(), s.Value.Float(), 1e-9, name) // 123456 × 0.01 in float64
+			continue
+		}
+		assert.True(t, w.Equal(s.Value), "%s: want %v (%s), got %v (%s)", name, w, w.Kind(), s.Value, s.Value.Kind())
+	}
+
+	// Writes reach the third-party server: read them back.
+	ctx := ctxT(t)
+	require.NoError(t, d.WritePoint(ctx, "f32_low_first", 99.75))
+	require.NoError(t, d.WritePoint(ctx, "bit2", true))
+	require.NoError(t, d.WritePoint(ctx, "coil1", true))
+	f32 := points[3]
+	regs, err := d.Client().ReadRegisters(ctx, 1, modbus.Holding, f32.Address, 2)
+	require.NoError(t, err)
+	v, err := f32.Decode(regs)
+	require.NoError(t, err)
+	assert.Equal(t, 99.75, v.Float())
+	regs, err = d.Client().ReadRegisters(ctx, 1, modbus.Holding, 21, 1)
+	require.NoError(t, err)
+	assert.Equal(t, uint16(0b1110), regs[0])
+	bits, err := d.Client().ReadBits(ctx, 1, modbus.Coil, 0, 2)
+	require.NoError(t, err)
+	assert.Equal(t, []bool{true, true}, bits)
+}
+
+func TestInteropPymodbusTCP(t *testing.T) {
+	needPymodbus(t)
+	port := startPymodbus(t, "tcp")
+	checkInterop(t, modbus.ClientConfig{URL: "tcp://127.0.0.1:" + port})
+}
+
+func TestInteropPymodbusRTU(t *testing.T) {
+	needPymodbus(t)
+	_, err := exec.LookPath("socat")
+	needPeer(t, "socat", err)
+	a, b, stop, err := modbustest.SocatPTY(ctxT(t), t.TempDir())
+	require.NoError(t, err)
+	t.Cleanup(stop)
+	startPymodbus(t, "rtu", a)
+	// A Linux pseudo-terminal refuses parity (pyserial gets EINVAL), so the
+	// line is 8N2, the serial line specification's no-parity format.
+	checkInterop(t, modbus.ClientConfig{URL: "rtu://" + b + "?speed=19200&parity=none", Timeout: time.Second})
+}
+
+// TestInteropModbusTestRTUOverPTY: our RTU simulator on one end of a socat
+// pair, the upstream serial client on the other.
+func TestInteropModbusTestRTUOverPTY(t *testing.T) {
+	_, err := exec.LookPath("socat")
+	needPeer(t, "socat", err)
+	a, b, stop, err := modbustest.SocatPTY(ctxT(t), t.TempDir())
+	require.NoError(t, err)
+	t.Cleanup(stop)
+	f, err := os.OpenFile(a, os.O_RDWR, 0)
+	require.NoError(t, err)
+	p := testProfile()
+	s, err := modbustest.NewRTUServer(p, f, modbustest.WithUnits(7))
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	require.NoError(t, s.Set("voltage", 231.25))
+	d := newDevice(t, modbus.DeviceConfig{Name: "rtu", Unit: 7, Conn: modbus.ClientConfig{URL: "rtu://" + b}, Profile: p,
+		Interval: time.Hour})
+	rec := runDevice(t, d)
+	v := waitFor(t, rec, point("voltage"))
+	assert.Equal(t, bridge.Good, v.Quality, v.Reason)
+	assert.Equal(t, 231.25, v.Value.Float())
+}
+
+// TestInteropMbpoll: mbpoll, a third-party master, reads examples/modbus-sim
+// and gets the values the profile says.
+func TestInteropMbpoll(t *testing.T) {
+	mbpoll, err := exec.LookPath("mbpoll")
+	needPeer(t, "mbpoll", err)
+	gobin, err := exec.LookPath("go")
+	needPeer(t, "go toolchain", err)
+	bin := filepath.Join(t.TempDir(), "modbus-sim")
+	out, err := exec.Command(gobin, "build", "-o", bin, "../examples/modbus-sim").CombinedOutput()
+	require.NoError(t, err, string(out))
+
+	cmd := exec.Command(bin, "-addr", "127.0.0.1:0", "-profile", "eastron-sdm630",
+		"-set", "voltage_l1=230.25", "-set", "frequency=49.875", "-set", "import_energy=1234.5")
+	stderr, err := cmd.StderrPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+	})
+	line, err := bufio.NewReader(stderr).ReadString('\n')
+	require.NoError(t, err)
+	m := regexp.MustCompile(`tcp://127\.0\.0\.1:(\d+)`).FindStringSubmatch(line)
+	require.NotNil(t, m, line)
+	port := m[1]
+
+	p, err := modbus.BuiltinProfile("eastron-sdm630")
+	require.NoError(t, err)
+	for name, want := range map[string]float64{"voltage_l1": 230.25, "frequency": 49.875, "import_energy": 1234.5} {
+		pt, ok := p.Point(name)
+		require.True(t, ok, name)
+		// -t 3:float: input registers as float32; -B: big-endian word order
+		// (high word first, as the SDM630 map); -0: 0-based addresses; -1:
+		// poll once.
+		cmd := exec.Command(mbpoll, "-m", "tcp", "-p", port, "-a", "1", "-t", "3:float", "-B", "-0",
+			"-r", fmt.Sprint(pt.Address), "-c", "1", "-1", "127.0.0.1")
+		var errb strings.Builder
+		cmd.Stderr = &errb
+		out, err := cmd.Output()
+		require.NoError(t, err, "mbpoll: %s", errb.String())
+		m := regexp.MustCompile(`\[` + fmt.Sprint(pt.Address) + `\]:\s+(\S+)`).FindStringSubmatch(string(out))
+		require.NotNil(t, m, string(out))
+		assert.Equal(t, fmt.Sprint(want), m[1], "%s via mbpoll", name)
+	}
+}
