@@ -1,0 +1,292 @@
+package kafka
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config holds the settings of a [Sink]. It loads from YAML with the keys
+// shown in the field tags; [New] checks it. The password is given as a
+// value: the gateway resolves password_env/password_file into it.
+type Config struct {
+	// Brokers are the seed brokers, host:port ("127.0.0.1:9092").
+	// Required.
+	Brokers []string `yaml:"brokers"`
+	// Topic is the topic template: {source} and {point} are replaced by
+	// the sample's source and point, with every character Kafka does not
+	// allow in a topic name (anything but a-z A-Z 0-9 . _ -) replaced by
+	// '_'. Default "m2m": one topic, the record key keeping each point in
+	// order.
+	Topic string `yaml:"topic"`
+	// ClientID is the Kafka client id; default "m2mbridge".
+	ClientID string `yaml:"client_id"`
+	// Compression is none, gzip, snappy (the default), lz4 or zstd.
+	Compression string `yaml:"compression"`
+	// MaxBufferedRecords bounds the records produced but not yet
+	// acknowledged; a Write waits for room. Default 10,000.
+	MaxBufferedRecords int `yaml:"max_buffered_records"`
+	// DeliveryTimeout bounds how long a record may wait to be
+	// acknowledged, retries included, before it fails; default 30s.
+	DeliveryTimeout time.Duration `yaml:"delivery_timeout"`
+	// AutoCreateTopics asks the brokers to create missing topics (the
+	// broker must allow it: auto.create.topics.enable).
+	AutoCreateTopics bool `yaml:"auto_create_topics"`
+
+	// SASLMechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; empty for no
+	// SASL. Username and Password are its credentials.
+	SASLMechanism string `yaml:"sasl_mechanism"`
+	Username      string `yaml:"username"`
+	Password      string `yaml:"password"`
+
+	// TLS turns on TLS to the brokers. CAFile is a PEM file of the
+	// authorities to trust (empty: the system's); CertFile and KeyFile a
+	// PEM client certificate and key; InsecureSkipVerify turns off
+	// verification of the brokers' certificates (tests only). Setting
+	// any of them turns TLS on.
+	TLS                bool   `yaml:"tls"`
+	CAFile             string `yaml:"ca_file"`
+	CertFile           string `yaml:"cert_file"`
+	KeyFile            string `yaml:"key_file"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+	// TLSConfig, when set, is used instead of the TLS files (Go users
+	// only); it turns TLS on.
+	TLSConfig *tls.Config `yaml:"-"`
+}
+
+// settings is a checked Config with its defaults filled in.
+type settings struct {
+	Config
+	topic    template
+	tls      *tls.Config
+	compress string
+}
+
+// check validates c and returns every problem at once. It reads the TLS
+// files c names but does no network I/O.
+func (c Config) check() (*settings, error) {
+	s := &settings{Config: c}
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("kafka: "+format, args...)) }
+
+	if len(c.Brokers) == 0 {
+		bad("brokers: at least one host:port is required")
+	}
+	for i, b := range c.Brokers {
+		host, port, err := net.SplitHostPort(b)
+		if err != nil {
+			bad("brokers[%d] %q: %v", i, b, err)
+			continue
+		}
+		if host == "" {
+			bad("brokers[%d] %q: no host", i, b)
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			bad("brokers[%d] %q: port %q is not a number from 1 to 65535", i, b, port)
+		}
+	}
+	if s.Topic == "" {
+		s.Topic = "m2m"
+	}
+	t, err := parseTemplate(s.Topic)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	s.topic = t
+	if s.ClientID == "" {
+		s.ClientID = "m2mbridge"
+	}
+	switch strings.ToLower(c.Compression) {
+	case "":
+		s.compress = "snappy"
+	case "none", "gzip", "snappy", "lz4", "zstd":
+		s.compress = strings.ToLower(c.Compression)
+	default:
+		bad("compression %q: want none, gzip, snappy, lz4 or zstd", c.Compression)
+	}
+	if c.MaxBufferedRecords < 0 {
+		bad("max_buffered_records %d is negative", c.MaxBufferedRecords)
+	} else if c.MaxBufferedRecords == 0 {
+		s.MaxBufferedRecords = 10000
+	}
+	if c.DeliveryTimeout < 0 {
+		bad("delivery_timeout %v is negative", c.DeliveryTimeout)
+	} else if c.DeliveryTimeout == 0 {
+		s.DeliveryTimeout = 30 * time.Second
+	}
+	switch strings.ToUpper(c.SASLMechanism) {
+	case "":
+		if c.Username != "" || c.Password != "" {
+			bad("username and password need sasl_mechanism (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)")
+		}
+	case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+		s.SASLMechanism = strings.ToUpper(c.SASLMechanism)
+		if c.Username == "" {
+			bad("sasl_mechanism %s needs a username", s.SASLMechanism)
+		}
+	default:
+		bad("sasl_mechanism %q: want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", c.SASLMechanism)
+	}
+	if c.TLS || c.TLSConfig != nil || c.CAFile != "" || c.CertFile != "" || c.KeyFile != "" || c.InsecureSkipVerify {
+		tc, err := tlsConfig(c.TLSConfig, c.CAFile, c.CertFile, c.KeyFile, c.InsecureSkipVerify)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("kafka: %w", err))
+		}
+		s.tls = tc
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// tlsConfig builds the TLS settings from files.
+func tlsConfig(given *tls.Config, caFile, certFile, keyFile string, insecure bool) (*tls.Config, error) {
+	if given != nil {
+		if caFile != "" || certFile != "" || keyFile != "" || insecure {
+			return nil, errors.New("TLSConfig is set together with ca_file, cert_file, key_file or insecure_skip_verify")
+		}
+		return given.Clone(), nil
+	}
+	t := &tls.Config{InsecureSkipVerify: insecure, MinVersion: tls.VersionTLS12} //nolint:gosec // opt-in, for tests
+	var errs []error
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("ca_file: %w", err))
+		} else {
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				errs = append(errs, fmt.Errorf("ca_file %s: no PEM certificate found", caFile))
+			}
+			t.RootCAs = pool
+		}
+	}
+	if (certFile == "") != (keyFile == "") {
+		errs = append(errs, errors.New("cert_file and key_file must be given together"))
+	} else if certFile != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("cert_file/key_file: %w", err))
+		} else {
+			t.Certificates = []tls.Certificate{cert}
+		}
+	}
+	return t, errors.Join(errs...)
+}
+
+// template is a parsed topic template: literal text and placeholders.
+type template struct {
+	parts []part
+	fixed string // the topic when there is no placeholder
+}
+
+type part struct {
+	lit string
+	ph  byte // 0 literal, 's' source, 'p' point
+}
+
+// maxTopic is the longest topic name Kafka accepts.
+const maxTopic = 249
+
+func parseTemplate(s string) (template, error) {
+	var t template
+	var errs []error
+	rest := s
+	for rest != "" {
+		i := strings.IndexByte(rest, '{')
+		if i < 0 {
+			t.parts = append(t.parts, part{lit: rest})
+			break
+		}
+		if i > 0 {
+			t.parts = append(t.parts, part{lit: rest[:i]})
+		}
+		j := strings.IndexByte(rest[i:], '}')
+		if j < 0 {
+			errs = append(errs, fmt.Errorf("kafka: topic %q: unclosed {", s))
+			break
+		}
+		switch name := rest[i+1 : i+j]; name {
+		case "source":
+			t.parts = append(t.parts, part{ph: 's'})
+		case "point":
+			t.parts = append(t.parts, part{ph: 'p'})
+		default:
+			errs = append(errs, fmt.Errorf("kafka: topic %q: unknown placeholder {%s} (want {source} or {point})", s, name))
+		}
+		rest = rest[i+j+1:]
+	}
+	for _, p := range t.parts {
+		if p.ph != 0 {
+			continue
+		}
+		for k := 0; k < len(p.lit); k++ {
+			if !legal(p.lit[k]) {
+				errs = append(errs, fmt.Errorf("kafka: topic %q: %q is not allowed in a topic name (only a-z A-Z 0-9 . _ -)", s, p.lit[k]))
+				break
+			}
+		}
+	}
+	if len(t.parts) == 1 && t.parts[0].ph == 0 {
+		t.fixed = t.parts[0].lit
+		if t.fixed == "." || t.fixed == ".." {
+			errs = append(errs, fmt.Errorf("kafka: topic %q is not a valid topic name", s))
+		}
+		if len(t.fixed) > maxTopic {
+			errs = append(errs, fmt.Errorf("kafka: topic %q is longer than %d characters", s, maxTopic))
+		}
+	}
+	return t, errors.Join(errs...)
+}
+
+// legal reports whether c may appear in a Kafka topic name.
+func legal(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-'
+}
+
+// appendTopic appends the topic of a sample to dst.
+func (t *template) appendTopic(dst []byte, source, point string) []byte {
+	for _, p := range t.parts {
+		switch p.ph {
+		case 0:
+			dst = append(dst, p.lit...)
+		case 's':
+			dst = appendSanitized(dst, source)
+		case 'p':
+			dst = appendSanitized(dst, point)
+		}
+	}
+	return dst
+}
+
+// appendSanitized appends s with every byte Kafka does not allow in a topic
+// replaced by '_' (a multi-byte UTF-8 character becomes one '_' per byte).
+func appendSanitized(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !legal(c) {
+			c = '_'
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}
+
+// Topic returns the topic a sample of source and point goes to under the
+// template tmpl, as a [Sink] with Topic tmpl would choose it, or an error for
+// a template [New] would refuse. The topic may still be invalid (empty, "."
+// or longer than 249 characters), which Write reports for the sample.
+func Topic(tmpl, source, point string) (string, error) {
+	t, err := parseTemplate(tmpl)
+	if err != nil {
+		return "", err
+	}
+	return string(t.appendTopic(nil, source, point)), nil
+}

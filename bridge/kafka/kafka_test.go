@@ -1,0 +1,413 @@
+package kafka_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/m2mbridge/m2mbridge/bridge"
+	"github.com/m2mbridge/m2mbridge/bridge/bridgetest"
+	"github.com/m2mbridge/m2mbridge/bridge/kafka"
+)
+
+// newCluster starts an in-process kfake cluster that creates topics on
+// first use.
+func newCluster(t *testing.T, opts ...kfake.Opt) *kfake.Cluster {
+	t.Helper()
+	opts = append([]kfake.Opt{kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(3)}, opts...)
+	c, err := kfake.NewCluster(opts...)
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+	return c
+}
+
+var topicSeq atomic.Int64
+
+func uniqueTopic(prefix string) string {
+	return prefix + "-" + strconv.FormatInt(topicSeq.Add(1), 10)
+}
+
+func newSink(t *testing.T, cfg kafka.Config) *kafka.Sink {
+	t.Helper()
+	if cfg.DeliveryTimeout == 0 {
+		cfg.DeliveryTimeout = 10 * time.Second
+	}
+	s, err := kafka.New(cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	return s
+}
+
+// consume reads the topics from the start until want records arrived or ctx
+// ended.
+func consume(ctx context.Context, addrs []string, want int, topics ...string) ([]*kgo.Record, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.ConsumeTopics(topics...),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.ConsumeRegex())
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	var out []*kgo.Record
+	for len(out) < want {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return out, ctx.Err()
+		}
+		for _, e := range fs.Errors() {
+			if !errors.Is(e.Err, context.Canceled) && !errors.Is(e.Err, kerr.UnknownTopicOrPartition) {
+				return out, e.Err
+			}
+		}
+		out = append(out, fs.Records()...)
+	}
+	return out, nil
+}
+
+func decode(t testing.TB, recs []*kgo.Record) []bridge.Sample {
+	t.Helper()
+	out := make([]bridge.Sample, 0, len(recs))
+	for _, r := range recs {
+		s, err := bridge.DecodeJSON(r.Value)
+		require.NoError(t, err, "record %s", r.Value)
+		out = append(out, s)
+	}
+	return out
+}
+
+func readback(addrs []string, topics ...string) bridgetest.Readback {
+	return func(ctx context.Context, want int) ([]bridge.Sample, error) {
+		recs, err := consume(ctx, addrs, want, topics...)
+		out := make([]bridge.Sample, 0, len(recs))
+		for _, r := range recs {
+			s, derr := bridge.DecodeJSON(r.Value)
+			if derr != nil {
+				return out, derr
+			}
+			out = append(out, s)
+		}
+		return out, err
+	}
+}
+
+func TestConformance(t *testing.T) {
+	// The cluster runs in a child process: the goroutine leak check must
+	// see only the sink's goroutines.
+	addrs := []string{childCluster(t)}
+	bridgetest.TestSink(t, bridgetest.Harness{
+		New: func(t *testing.T) (bridge.Sink, bridgetest.Readback) {
+			topic := uniqueTopic("conformance")
+			s := newSink(t, kafka.Config{Brokers: addrs, Topic: topic, AutoCreateTopics: true})
+			return s, readback(addrs, topic)
+		},
+	})
+}
+
+func TestRoundTrip(t *testing.T) {
+	for _, codec := range []string{"none", "gzip", "snappy", "lz4", "zstd"} {
+		t.Run(codec, func(t *testing.T) {
+			c := newCluster(t)
+			prefix := uniqueTopic("rt")
+			s := newSink(t, kafka.Config{
+				Brokers: c.ListenAddrs(), Topic: prefix + ".{source}.{point}",
+				Compression: codec, AutoCreateTopics: true, MaxBufferedRecords: 50,
+			})
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			require.NoError(t, s.Connect(ctx))
+
+			// 4 sources x 5 points, 30 readings each, in batches of 100:
+			// more records than MaxBufferedRecords, so Write waits for room.
+			t0 := time.Date(2026, 11, 21, 10, 0, 0, 123456789, time.UTC)
+			var want []bridge.Sample
+			for n := 0; n < 30; n++ {
+				for src := 0; src < 4; src++ {
+					for p := 0; p < 5; p++ {
+						sm := bridge.Sample{
+							Source: fmt.Sprintf("meter %d", src), Point: fmt.Sprintf("p/%d", p),
+							Time: t0.Add(time.Duration(n) * time.Millisecond), Unit: "kWh",
+						}
+						switch p {
+						case 0:
+							sm.Value = bridge.Float(float64(n) + 0.5)
+						case 1:
+							sm.Value = bridge.Int(math.MinInt64 + int64(n))
+						case 2:
+							sm.Value = bridge.Uint(math.MaxUint64 - uint64(n))
+						case 3:
+							sm.Value = bridge.Bool(n%2 == 0)
+						case 4:
+							sm.Value = bridge.String(fmt.Sprintf("\"text\" %d é\n", n))
+						}
+						want = append(want, sm)
+					}
+				}
+			}
+			for off := 0; off < len(want); off += 100 {
+				require.NoError(t, s.Write(ctx, want[off:off+100]))
+			}
+			assert.Equal(t, kafka.Stats{Produced: uint64(len(want))}, s.Stats())
+
+			recs, err := consume(ctx, c.ListenAddrs(), len(want), "^"+strings.ReplaceAll(prefix, ".", `\.`)+`\..*`)
+			require.NoError(t, err)
+			require.Len(t, recs, len(want))
+			got := decode(t, recs)
+			assert.Empty(t, bridgetest.Match(want, got))
+
+			// Topic, key, timestamp and per-point order.
+			last := map[string]time.Time{}
+			for i, r := range recs {
+				g := got[i]
+				assert.Equal(t, g.Source+"/"+g.Point, string(r.Key))
+				wantTopic, err := kafka.Topic(prefix+".{source}.{point}", g.Source, g.Point)
+				require.NoError(t, err)
+				assert.Equal(t, wantTopic, r.Topic)
+				assert.WithinDuration(t, time.Now(), r.Timestamp, time.Minute, "the record timestamp is the time of production")
+				if prev, ok := last[string(r.Key)]; ok {
+					assert.True(t, g.Time.After(prev), "key %s out of order", r.Key)
+				}
+				last[string(r.Key)] = g.Time
+			}
+			assert.Len(t, last, 20)
+		})
+	}
+}
+
+func TestOrderPerPoint(t *testing.T) {
+	// One topic of several partitions: records of one point share a key,
+	// hence a partition, hence their order.
+	c := newCluster(t)
+	topic := uniqueTopic("order")
+	s := newSink(t, kafka.Config{Brokers: c.ListenAddrs(), Topic: topic, AutoCreateTopics: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var want []bridge.Sample
+	for n := 0; n < 200; n++ {
+		want = append(want, bridge.Sample{Source: "m", Point: "p" + strconv.Itoa(n%9), Value: bridge.Int(int64(n)), Time: time.Unix(0, int64(n))})
+	}
+	for off := 0; off < len(want); off += 25 {
+		require.NoError(t, s.Write(ctx, want[off:off+25]))
+	}
+	recs, err := consume(ctx, c.ListenAddrs(), len(want), topic)
+	require.NoError(t, err)
+	partitions := map[string]int32{}
+	last := map[string]int64{}
+	for _, sm := range decode(t, recs) {
+		i, _ := sm.Value.Int()
+		if prev, ok := last[sm.Point]; ok {
+			assert.Greater(t, i, prev, "point %s out of order", sm.Point)
+		}
+		last[sm.Point] = i
+	}
+	for _, r := range recs {
+		if p, ok := partitions[string(r.Key)]; ok {
+			assert.Equal(t, p, r.Partition, "key %s in two partitions", r.Key)
+		}
+		partitions[string(r.Key)] = r.Partition
+	}
+	assert.Len(t, last, 9)
+}
+
+func TestPartialFailure(t *testing.T) {
+	c := newCluster(t)
+	topic := uniqueTopic("partial")
+	s := newSink(t, kafka.Config{Brokers: c.ListenAddrs(), Topic: topic + "{point}", AutoCreateTopics: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	now := time.Now()
+	batch := []bridge.Sample{
+		{Source: "m", Point: "", Value: bridge.Int(1), Time: now},
+		{Source: "m", Point: "", Value: bridge.String(strings.Repeat("x", 2<<20)), Time: now}, // above the 1 MB batch limit
+		{Source: "m", Point: strings.Repeat("p", 300), Value: bridge.Int(2), Time: now},       // topic too long
+		{Source: "m", Point: "", Value: bridge.Int(3), Time: now},
+	}
+	err := s.Write(ctx, batch)
+	var be *bridge.BatchError
+	require.ErrorAs(t, err, &be)
+	assert.Equal(t, []int{1, 2}, be.Indexes())
+	assert.ErrorIs(t, be.Failed[1], kerr.MessageTooLarge)
+	assert.ErrorIs(t, be.Failed[2], kafka.ErrTopic)
+	for _, e := range be.Failed {
+		assert.True(t, bridge.IsPermanent(e), "%v", e)
+	}
+	assert.Equal(t, kafka.Stats{Produced: 2, Rejected: 2}, s.Stats())
+	recs, err := consume(ctx, c.ListenAddrs(), 2, topic)
+	require.NoError(t, err)
+	assert.Empty(t, bridgetest.Match([]bridge.Sample{batch[0], batch[3]}, decode(t, recs)))
+}
+
+func TestClusterGoneAndBack(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation())
+	require.NoError(t, err)
+	addrs := c.ListenAddrs()
+	_, portText, err := net.SplitHostPort(addrs[0])
+	require.NoError(t, err)
+	port, err := strconv.Atoi(portText)
+	require.NoError(t, err)
+
+	topic := uniqueTopic("outage")
+	s := newSink(t, kafka.Config{Brokers: addrs, Topic: topic, AutoCreateTopics: true, DeliveryTimeout: 2 * time.Second})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	batch := func(from int) []bridge.Sample {
+		var b []bridge.Sample
+		for i := from; i < from+10; i++ {
+			b = append(b, bridge.Sample{Source: "m", Point: "p", Value: bridge.Int(int64(i)), Time: time.Unix(0, int64(i))})
+		}
+		return b
+	}
+	require.NoError(t, s.Write(ctx, batch(0)))
+
+	c.Close() // the cluster goes away: writes fail, worth retrying
+	err = s.Write(ctx, batch(10))
+	require.ErrorIs(t, err, kafka.ErrDeliveryTimeout)
+	assert.True(t, bridge.IsRetriable(err), "%v", err)
+
+	// It comes back on the same address (with empty logs: kfake keeps
+	// nothing across a restart).
+	var c2 *kfake.Cluster
+	require.Eventually(t, func() bool {
+		c2, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(), kfake.Ports(port))
+		return err == nil
+	}, 10*time.Second, 50*time.Millisecond, "restart kfake on port %d: %v", port, err)
+	defer c2.Close()
+	require.Eventually(t, func() bool { err = s.Write(ctx, batch(10)); return err == nil },
+		30*time.Second, 100*time.Millisecond, "write after the cluster came back: %v", err)
+	require.NoError(t, s.Write(ctx, batch(20)))
+	recs, err := consume(ctx, c2.ListenAddrs(), 20, topic)
+	require.NoError(t, err)
+	got := decode(t, recs)
+	assert.Empty(t, bridgetest.Match(append(batch(10), batch(20)...), got))
+}
+
+func TestSASL(t *testing.T) {
+	for _, mech := range []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"} {
+		t.Run(mech, func(t *testing.T) {
+			c := newCluster(t, kfake.EnableSASL(), kfake.Superuser(mech, "bridge", "s3cret"))
+			topic := uniqueTopic("sasl")
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			s := newSink(t, kafka.Config{Brokers: c.ListenAddrs(), Topic: topic, AutoCreateTopics: true,
+				SASLMechanism: mech, Username: "bridge", Password: "s3cret"})
+			sm := []bridge.Sample{{Source: "m", Point: "p", Value: bridge.Float(1.5), Time: time.Now()}}
+			require.NoError(t, s.Write(ctx, sm))
+
+			wrong := newSink(t, kafka.Config{Brokers: c.ListenAddrs(), Topic: topic, AutoCreateTopics: true,
+				SASLMechanism: mech, Username: "bridge", Password: "wrong", DeliveryTimeout: time.Second})
+			assert.Error(t, wrong.Connect(ctx))
+		})
+	}
+}
+
+func TestTLS(t *testing.T) {
+	dir := t.TempDir()
+	caFile, serverCert := testCA(t, dir)
+	c := newCluster(t, kfake.TLS(&tls.Config{Certificates: []tls.Certificate{serverCert}, MinVersion: tls.VersionTLS12}))
+	topic := uniqueTopic("tls")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s := newSink(t, kafka.Config{Brokers: c.ListenAddrs(), Topic: topic, AutoCreateTopics: true, CAFile: caFile})
+	sm := []bridge.Sample{{Source: "m", Point: "p", Value: bridge.Float(1.5), Time: time.Now()}}
+	require.NoError(t, s.Write(ctx, sm))
+
+	untrusted := newSink(t, kafka.Config{Brokers: c.ListenAddrs(), Topic: topic, TLS: true, DeliveryTimeout: time.Second})
+	assert.Error(t, untrusted.Connect(ctx), "the system roots do not trust the test CA")
+}
+
+// testCA writes a fresh CA certificate to dir and returns its path and a
+// server certificate for 127.0.0.1 it signed.
+func testCA(t *testing.T, dir string) (string, tls.Certificate) {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	ca := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "m2mbridge test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
+	require.NoError(t, err)
+	caCert, err := x509.ParseCertificate(caDER)
+	require.NoError(t, err)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	leaf := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		KeyUsage: x509.KeyUsageDigitalSignature,
+	}
+	leafDER, err := x509.CreateCertificate(rand.Reader, leaf, caCert, &key.PublicKey, caKey)
+	require.NoError(t, err)
+	path := filepath.Join(dir, "ca.pem")
+	require.NoError(t, os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o600))
+	return path, tls.Certificate{Certificate: [][]byte{leafDER}, PrivateKey: key}
+}
+
+func TestNewChecksConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  kafka.Config
+		want []string
+	}{
+		{"NoBrokers", kafka.Config{}, []string{"brokers: at least one"}},
+		{"BadBroker", kafka.Config{Brokers: []string{"localhost", "h:x", ":9092"}},
+			[]string{`brokers[0] "localhost"`, `brokers[1] "h:x": port "x"`, `brokers[2] ":9092": no host`}},
+		{"UnknownPlaceholder", kafka.Config{Brokers: []string{"h:9092"}, Topic: "m2m.{device}"}, []string{"unknown placeholder {device}"}},
+		{"Unclosed", kafka.Config{Brokers: []string{"h:9092"}, Topic: "m2m.{source"}, []string{"unclosed {"}},
+		{"IllegalLiteral", kafka.Config{Brokers: []string{"h:9092"}, Topic: "m2m/{source}"}, []string{`'/' is not allowed`}},
+		{"Compression", kafka.Config{Brokers: []string{"h:9092"}, Compression: "brotli"}, []string{`compression "brotli"`}},
+		{"SASL", kafka.Config{Brokers: []string{"h:9092"}, SASLMechanism: "GSSAPI"}, []string{`sasl_mechanism "GSSAPI"`}},
+		{"SASLNoUser", kafka.Config{Brokers: []string{"h:9092"}, SASLMechanism: "plain"}, []string{"needs a username"}},
+		{"UserNoSASL", kafka.Config{Brokers: []string{"h:9092"}, Username: "u"}, []string{"need sasl_mechanism"}},
+		{"TLSFiles", kafka.Config{Brokers: []string{"h:9092"}, CAFile: "/nonexistent/ca.pem", CertFile: "c.pem"},
+			[]string{"ca_file", "cert_file and key_file must be given together"}},
+		{"Negative", kafka.Config{Brokers: []string{"h:9092"}, MaxBufferedRecords: -1, DeliveryTimeout: -1},
+			[]string{"max_buffered_records -1", "delivery_timeout -1ns"}},
+		{"AllAtOnce", kafka.Config{Topic: "{x}", Compression: "x"}, []string{"brokers", "{x}", `compression "x"`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := kafka.New(tc.cfg)
+			require.Error(t, err)
+			assert.Nil(t, s)
+			for _, w := range tc.want {
+				assert.Contains(t, err.Error(), w)
+			}
+		})
+	}
+}
+
+func TestTopic(t *testing.T) {
+	for _, tc := range []struct{ tmpl, source, point, want string }{
+		{"m2m", "meter1", "v", "m2m"},
+		{"m2m.{source}.{point}", "meter1", "voltage_l1", "m2m.meter1.voltage_l1"},
+		{"m2m.{source}.{point}", "plc 1/hall", "temp°C", "m2m.plc_1_hall.temp__C"},
+		{"{source}-{source}", "a.b", "", "a.b-a.b"},
+	} {
+		got, err := kafka.Topic(tc.tmpl, tc.source, tc.point)
+		require.NoError(t, err)
+		assert.Equal(t, tc.want, got, "%s with %q/%q", tc.tmpl, tc.source, tc.point)
+	}
+}
