@@ -1,0 +1,259 @@
+package nats
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Config holds the settings of a NATS [Sink]. The zero value of every field
+// but URL is a usable default. The yaml keys are those of the gateway's
+// `nats:` sink block.
+type Config struct {
+	// URL is the server, or a comma-separated list of servers of one
+	// cluster: nats://host:port (TLS when the server asks for it or a TLS
+	// setting is given), tls://host:port (TLS required), ws:// or wss://.
+	// Without a port, 4222 is used.
+	URL string `yaml:"url"`
+	// Subject is the subject template; {source} and {point} are replaced by
+	// the sample's Source and Point (see the package doc for how characters
+	// NATS forbids in a token are replaced). Default [DefaultSubject].
+	Subject string `yaml:"subject"`
+	// JetStream publishes to JetStream and waits for the stream's
+	// acknowledgement of every sample. Without it, samples are published
+	// with core NATS (at most once) and each Write ends with a flush: a
+	// round trip that proves the server has received them.
+	JetStream bool `yaml:"jetstream"`
+	// Stream is the JetStream stream the subjects belong to. With it,
+	// Connect checks that the stream exists (or creates it, with
+	// CreateStream). Without it, any stream whose subjects match is used.
+	Stream string `yaml:"stream"`
+	// CreateStream creates Stream, when absent, with the subject filter of
+	// the template (each token holding a placeholder becomes '*', so
+	// "m2m.{source}.{point}" gives "m2m.*.*") and the server's defaults
+	// otherwise (file storage, limits retention).
+	CreateStream bool `yaml:"create_stream"`
+	// MaxAckPending bounds the JetStream publishes sent and not yet
+	// acknowledged (default 4096).
+	MaxAckPending int `yaml:"max_ack_pending"`
+	// AckTimeout is how long a JetStream publish may wait for its
+	// acknowledgement, and a core NATS flush for the server's reply, before
+	// Write reports the samples failed (default 10s).
+	AckTimeout time.Duration `yaml:"ack_timeout"`
+
+	// Name is the connection name the server shows (default "m2mbridge").
+	Name string `yaml:"name"`
+	// CredsFile is a NATS credentials file (user JWT and NKey seed).
+	CredsFile string `yaml:"creds_file"`
+	// Token is an authentication token. It is not read from YAML and never
+	// printed (see [Config.String]); the gateway fills it from token_env or
+	// token_file.
+	Token string `yaml:"-"`
+	// Username and Password authenticate by user and password. Password is
+	// not read from YAML and never printed; the gateway fills it from
+	// password_env or password_file.
+	Username string `yaml:"username"`
+	Password string `yaml:"-"`
+	// CAFile is a PEM file of CA certificates that verify the server; when
+	// empty the system roots are used.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are the PEM client certificate and its key, for
+	// servers that verify clients. Both or neither.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+
+	// ConnectTimeout bounds one connection attempt (default 5s).
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	// ReconnectWait is the pause between reconnection attempts to the same
+	// server after the connection is lost (default 1s, plus jitter).
+	ReconnectWait time.Duration `yaml:"reconnect_wait"`
+}
+
+// String describes the configuration with the password and token redacted,
+// so that a Config may be logged.
+func (c Config) String() string {
+	red := func(s string) string {
+		if s == "" {
+			return ""
+		}
+		return "[redacted]"
+	}
+	return fmt.Sprintf("nats.Config{URL:%q Subject:%q JetStream:%t Stream:%q CreateStream:%t MaxAckPending:%d Name:%q CredsFile:%q Token:%q Username:%q Password:%q CAFile:%q CertFile:%q KeyFile:%q}",
+		c.URL, c.Subject, c.JetStream, c.Stream, c.CreateStream, c.MaxAckPending, c.Name, c.CredsFile, red(c.Token), c.Username, red(c.Password), c.CAFile, c.CertFile, c.KeyFile)
+}
+
+// GoString is String, so that %#v does not print secrets either.
+func (c Config) GoString() string { return c.String() }
+
+// settings is a validated Config with its defaults applied.
+type settings struct {
+	Config
+	servers  []string
+	tls      *tls.Config
+	template template
+}
+
+// validate checks every setting, applies defaults and loads the TLS files.
+// It returns all problems at once.
+func (c Config) validate() (*settings, error) {
+	s := &settings{Config: c}
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	if strings.TrimSpace(c.URL) == "" {
+		bad("url: missing (e.g. nats://127.0.0.1:4222)")
+	}
+	for _, raw := range strings.Split(c.URL, ",") {
+		raw = strings.TrimSpace(raw)
+		if raw == "" {
+			continue
+		}
+		u, err := url.Parse(raw)
+		if err != nil {
+			bad("url %q: %v", raw, errors.Unwrap(err))
+			continue
+		}
+		u.Scheme = strings.ToLower(u.Scheme)
+		switch u.Scheme {
+		case "nats", "tls", "ws", "wss":
+		case "":
+			bad("url %q: no scheme (want nats://, tls://, ws:// or wss://)", raw)
+			continue
+		default:
+			bad("url %q: unknown scheme %q (want nats, tls, ws or wss)", raw, u.Scheme)
+			continue
+		}
+		if u.Hostname() == "" {
+			bad("url %q: no host", raw)
+			continue
+		}
+		if u.User != nil {
+			u.User = nil
+			bad("url %q: put credentials in username/password, token or creds_file, not in the URL", u.String())
+			continue
+		}
+		s.servers = append(s.servers, u.String())
+	}
+
+	if c.Subject == "" {
+		s.Subject = DefaultSubject
+	}
+	t, err := parseTemplate(s.Subject)
+	if err != nil {
+		bad("subject: %v", err)
+	}
+	s.template = t
+
+	if c.Stream != "" {
+		if !c.JetStream {
+			bad("stream %q: needs jetstream: true", c.Stream)
+		}
+		if i := strings.IndexFunc(c.Stream, func(r rune) bool {
+			return r <= ' ' || r == '.' || r == '*' || r == '>' || r == '/' || r == '\\' || r == 0x7f
+		}); i >= 0 {
+			bad("stream %q: character %q at offset %d is not allowed in a stream name", c.Stream, c.Stream[i], i)
+		}
+	}
+	if c.CreateStream && c.Stream == "" {
+		bad("create_stream: needs a stream name")
+	}
+	switch {
+	case c.MaxAckPending == 0:
+		s.MaxAckPending = 4096
+	case c.MaxAckPending < 0:
+		bad("max_ack_pending %d: must be positive", c.MaxAckPending)
+	}
+	durations := []struct {
+		name string
+		p    *time.Duration
+		def  time.Duration
+	}{
+		{"ack_timeout", &s.AckTimeout, 10 * time.Second},
+		{"connect_timeout", &s.ConnectTimeout, 5 * time.Second},
+		{"reconnect_wait", &s.ReconnectWait, time.Second},
+	}
+	for _, d := range durations {
+		switch {
+		case *d.p == 0:
+			*d.p = d.def
+		case *d.p < 0:
+			bad("%s %v: must not be negative", d.name, *d.p)
+		}
+	}
+	if c.Name == "" {
+		s.Name = "m2mbridge"
+	}
+
+	auth := 0
+	for _, set := range []bool{c.CredsFile != "", c.Token != "", c.Username != "" || c.Password != ""} {
+		if set {
+			auth++
+		}
+	}
+	if auth > 1 {
+		bad("creds_file, token and username/password: give one way to authenticate, not %d", auth)
+	}
+	if c.Password != "" && c.Username == "" {
+		bad("password without username")
+	}
+	if c.CredsFile != "" {
+		if _, err := os.Stat(c.CredsFile); err != nil {
+			bad("creds_file: %v", err)
+		}
+	}
+	if (c.CertFile == "") != (c.KeyFile == "") {
+		bad("cert_file and key_file: give both or neither")
+	}
+	if c.CAFile != "" || c.CertFile != "" {
+		tc, err := loadTLS(c.CAFile, c.CertFile, c.KeyFile)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		s.tls = tc
+	}
+
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("nats: bad config: %w", errors.Join(errs...))
+	}
+	return s, nil
+}
+
+// streamConfig is the stream CreateStream makes.
+func (s *settings) streamConfig() jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        s.Stream,
+		Subjects:    []string{s.template.wildcard()},
+		Description: "samples from m2mbridge",
+	}
+}
+
+// loadTLS builds the TLS configuration from PEM files.
+func loadTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("ca_file %s: no PEM certificate in it", caFile)
+		}
+		tc.RootCAs = pool
+	}
+	if certFile != "" && keyFile != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("cert_file %s, key_file %s: %w", certFile, keyFile, err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}

@@ -1,0 +1,154 @@
+package nats
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// DefaultSubject is the subject template used when Config.Subject is empty.
+const DefaultSubject = "m2m.{source}.{point}"
+
+const (
+	partLiteral = iota
+	partSource
+	partPoint
+)
+
+type part struct {
+	kind int
+	text string // for partLiteral
+}
+
+// template is a parsed subject template.
+type template struct {
+	parts []part
+}
+
+// parseTemplate parses a subject template made of literal text and the
+// placeholders {source} and {point}. The template must give a valid
+// publish subject for every sample: no empty token, no wildcard, no
+// whitespace, no unknown placeholder.
+func parseTemplate(s string) (template, error) {
+	var t template
+	if s == "" {
+		return t, errors.New("empty subject template")
+	}
+	if !utf8.ValidString(s) {
+		return t, fmt.Errorf("subject template %q is not valid UTF-8", s)
+	}
+	if i := strings.IndexFunc(s, unicode.IsSpace); i >= 0 {
+		return t, fmt.Errorf("subject template %q holds whitespace at offset %d", s, i)
+	}
+	if i := strings.IndexAny(s, "*>"); i >= 0 {
+		return t, fmt.Errorf("subject template %q holds the wildcard %q at offset %d: a publish subject cannot", s, s[i], i)
+	}
+	rest := s
+	off := 0
+	for rest != "" {
+		open := strings.IndexByte(rest, '{')
+		closing := strings.IndexByte(rest, '}')
+		if closing >= 0 && (open < 0 || closing < open) {
+			return t, fmt.Errorf("subject template %q: '}' at offset %d without '{'", s, off+closing)
+		}
+		if open < 0 {
+			t.parts = append(t.parts, part{kind: partLiteral, text: rest})
+			break
+		}
+		if open > 0 {
+			t.parts = append(t.parts, part{kind: partLiteral, text: rest[:open]})
+		}
+		end := strings.IndexByte(rest[open:], '}')
+		if end < 0 {
+			return t, fmt.Errorf("subject template %q: '{' at offset %d is not closed", s, off+open)
+		}
+		name := rest[open+1 : open+end]
+		switch name {
+		case "source":
+			t.parts = append(t.parts, part{kind: partSource})
+		case "point":
+			t.parts = append(t.parts, part{kind: partPoint})
+		default:
+			return t, fmt.Errorf("subject template %q: unknown placeholder {%s} at offset %d (known: {source}, {point})", s, name, off+open)
+		}
+		off += open + end + 1
+		rest = rest[open+end+1:]
+	}
+	// Placeholders never expand to an empty token (see appendToken), so an
+	// empty token can only come from the literal text.
+	for i, tok := range strings.Split(t.wildcard(), ".") {
+		if tok == "" {
+			return t, fmt.Errorf("subject template %q: token %d is empty (leading, trailing or doubled '.')", s, i+1)
+		}
+	}
+	return t, nil
+}
+
+// wildcard returns the subject filter that matches every subject of the
+// template: each token holding a placeholder becomes '*'. Placeholders
+// expand within one token, so this is exact.
+func (t template) wildcard() string {
+	var b strings.Builder
+	for _, p := range t.parts {
+		if p.kind == partLiteral {
+			b.WriteString(p.text)
+		} else {
+			b.WriteString("\x00")
+		}
+	}
+	toks := strings.Split(b.String(), ".")
+	for i, tok := range toks {
+		if strings.Contains(tok, "\x00") {
+			toks[i] = "*"
+		}
+	}
+	return strings.Join(toks, ".")
+}
+
+// appendSubject appends the subject of a sample to dst.
+func (t template) appendSubject(dst []byte, source, point string) []byte {
+	for _, p := range t.parts {
+		switch p.kind {
+		case partLiteral:
+			dst = append(dst, p.text...)
+		case partSource:
+			dst = appendToken(dst, source)
+		case partPoint:
+			dst = appendToken(dst, point)
+		}
+	}
+	return dst
+}
+
+// appendToken appends a source or point name to a subject, replacing what
+// NATS does not allow inside a token by '_': the token separator '.', the
+// wildcards '*' and '>', whitespace (Unicode White_Space, which includes
+// the CR and LF of the protocol's line ends) and other control characters,
+// and each byte of invalid UTF-8. An empty name becomes "_", since a
+// subject may not have an empty token.
+func appendToken(dst []byte, s string) []byte {
+	if s == "" {
+		return append(dst, '_')
+	}
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c == '.' || c == '*' || c == '>' || c <= ' ' || c == 0x7f {
+				c = '_'
+			}
+			dst = append(dst, c)
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if (r == utf8.RuneError && n == 1) || unicode.IsSpace(r) || unicode.IsControl(r) {
+			dst = append(dst, '_')
+		} else {
+			dst = append(dst, s[i:i+n]...)
+		}
+		i += n
+	}
+	return dst
+}
