@@ -6,9 +6,10 @@
 // behind a small TCP proxy that this package owns. The proxy is what makes
 // fault injection possible: [Server.DropConnections] cuts every client
 // connection, [Server.Blackhole] keeps them open but silently discards every
-// byte (a connection that is alive but says nothing), and [Server.Restart]
-// replaces the OPC UA server by a fresh one on the same address, so clients
-// lose their sessions and subscriptions exactly as with a real restart.
+// byte (a connection that is alive but says nothing), and [Server.Stop],
+// [Server.Start] and [Server.Restart] take the server down and up on the same
+// address: connections are refused meanwhile and every subscription is lost,
+// as with a real restart (sessions survive; see Stop).
 //
 // It serves a fixed set of variables in its own namespace ([NamespaceURI])
 // whose values move on every tick (a counter, a ramp, a sine wave, a toggling
@@ -30,6 +31,9 @@
 //   - Close can take ten seconds while a client is connected: the proxy
 //     drops the clients and the server's subscriptions are deleted first,
 //     so Close is quick and bounded by its context;
+//   - building the upstream server parses the whole standard node set (about
+//     0.5s, 5s under the race detector), and it cannot be started again
+//     after Close: so one is built per Server and kept for its lifetime;
 //   - BrowseNext, RegisterNodes, ModifySubscription, Republish and
 //     TransferSubscriptions answer BadServiceUnsupported, and the server does
 //     not check user names or passwords.

@@ -103,6 +103,7 @@ type Server struct {
 	srv       *server.Server
 	srvCancel context.CancelFunc
 	closed    bool
+	up        atomic.Bool
 
 	tick      atomic.Uint64
 	reads     atomic.Uint64
@@ -404,8 +405,8 @@ func (s *Server) Writes() uint64 { return s.writes.Load() }
 // subscription in time (see the package doc).
 func (s *Server) Dropped() uint64 { return s.dropped.Load() }
 
-// Starts returns how many times the inner server was started (1 after New,
-// +1 per Restart or Start).
+// Starts returns how many times the server was started (1 after New, +1 per
+// Restart or Start of a stopped server).
 func (s *Server) Starts() uint64 { return s.starts.Load() }
 
 // Connections returns the number of client connections currently open.
@@ -426,96 +427,84 @@ func (s *Server) DropConnections() int { return s.px.drop() }
 // simulates a dead network path that TCP has not noticed yet.
 func (s *Server) Blackhole(on bool) { s.px.blackhole.Store(on) }
 
-// Stop stops the OPC UA server, as if its process ended: clients are
-// disconnected and new connections are refused until [Server.Start]. All
-// sessions and subscriptions are lost.
+// Stop takes the server down, as if its process ended: every client is
+// disconnected, new connections are refused until [Server.Start], and every
+// subscription is deleted. (The upstream server cannot be restarted and
+// takes seconds to build, so it keeps running behind the proxy; the
+// sessions it had stay valid, unlike after a real restart. Clients that
+// rebuild their sessions, as they must after a real restart, cannot tell.)
 func (s *Server) Stop(ctx context.Context) error {
 	s.mu.Lock()
-	srv, cancel := s.srv, s.srvCancel
-	s.srv, s.srvCancel = nil, nil
+	srv := s.srv
 	s.mu.Unlock()
+	s.up.Store(false)
 	s.px.setTarget("")
 	s.px.drop()
 	if srv == nil {
 		return nil
 	}
-	// End the upstream subscription goroutines now rather than when their
-	// lifetime runs out.
-	if ss := srv.SubscriptionService; ss != nil {
-		ss.Mu.Lock()
-		ids := make([]uint32, 0, len(ss.Subs))
-		for id := range ss.Subs {
-			ids = append(ids, id)
-		}
-		ss.Mu.Unlock()
-		for _, id := range ids {
-			ss.DeleteSubscription(id)
-		}
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		srv.Close()
-	}()
-	var err error
-	select {
-	case <-done:
-	case <-ctx.Done():
-		err = fmt.Errorf("opcuatest: stop: %w", ctx.Err())
-	}
-	cancel()
-	return err
+	deleteSubscriptions(srv)
+	return ctx.Err()
 }
 
-// Start starts a stopped server again on the same address, with the same
-// variables and values but no sessions. Start on a running server does
-// nothing.
+// deleteSubscriptions ends the upstream subscription goroutines now rather
+// than when their lifetime runs out.
+func deleteSubscriptions(srv *server.Server) {
+	ss := srv.SubscriptionService
+	if ss == nil {
+		return
+	}
+	ss.Mu.Lock()
+	ids := make([]uint32, 0, len(ss.Subs))
+	for id := range ss.Subs {
+		ids = append(ids, id)
+	}
+	ss.Mu.Unlock()
+	for _, id := range ids {
+		ss.DeleteSubscription(id)
+	}
+}
+
+// Start brings a stopped server up again on the same address, with the same
+// variables and values. Start on a running server does nothing.
 func (s *Server) Start(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return errors.New("opcuatest: server closed")
 	}
-	if s.srv != nil {
-		return nil
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("opcuatest: start: %w", err)
 	}
-	var lastErr error
-	for attempt := 0; attempt < 10; attempt++ {
-		port := s.innerPort
-		if port == 0 {
-			p, err := freePort()
+	if s.srv == nil {
+		var lastErr error
+		for attempt := 0; attempt < 10 && s.srv == nil; attempt++ {
+			port, err := freePort()
 			if err != nil {
 				return fmt.Errorf("opcuatest: reserve port: %w", err)
 			}
-			port = p
-		}
-		srv := s.build(port)
-		sctx, cancel := context.WithCancel(context.Background())
-		if err := srv.Start(sctx); err != nil {
-			cancel()
-			lastErr = err
-			if s.innerPort != 0 {
-				// Restarting on the same port: another process may still
-				// hold it; wait a little and retry.
-				select {
-				case <-ctx.Done():
-					return fmt.Errorf("opcuatest: start: %w", ctx.Err())
-				case <-time.After(50 * time.Millisecond):
-				}
+			srv := s.build(port)
+			sctx, cancel := context.WithCancel(context.Background())
+			if err := srv.Start(sctx); err != nil {
+				cancel()
+				lastErr = err // the reserved port was taken meanwhile: retry
+				continue
 			}
-			continue
+			s.innerPort, s.srv, s.srvCancel = port, srv, cancel
 		}
-		s.innerPort = port
-		s.srv, s.srvCancel = srv, cancel
-		s.starts.Add(1)
-		s.px.setTarget(net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		return nil
+		if s.srv == nil {
+			return fmt.Errorf("opcuatest: start: %w", lastErr)
+		}
 	}
-	return fmt.Errorf("opcuatest: start: %w", lastErr)
+	if !s.up.Swap(true) {
+		s.starts.Add(1)
+		s.px.setTarget(net.JoinHostPort("127.0.0.1", strconv.Itoa(s.innerPort)))
+	}
+	return nil
 }
 
 // Restart stops the server and starts it again on the same address: clients
-// lose their connection, session and subscriptions.
+// lose their connection and subscriptions.
 func (s *Server) Restart(ctx context.Context) error {
 	if err := s.Stop(ctx); err != nil {
 		return err
@@ -532,23 +521,27 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	s.closed = true
+	srv, cancel := s.srv, s.srvCancel
 	s.mu.Unlock()
 	close(s.stop)
-	err := s.Stop(ctx)
-	s.px.close()
+	s.up.Store(false)
+	s.px.close() // clients gone first, so that the upstream Close is quick
 	done := make(chan struct{})
 	go func() {
+		defer close(done)
+		if srv != nil {
+			deleteSubscriptions(srv)
+			srv.Close()
+			cancel()
+		}
 		s.wg.Wait()
-		close(done)
 	}()
 	select {
 	case <-done:
+		return nil
 	case <-ctx.Done():
-		if err == nil {
-			err = fmt.Errorf("opcuatest: shutdown: %w", ctx.Err())
-		}
+		return fmt.Errorf("opcuatest: shutdown: %w", ctx.Err())
 	}
-	return err
 }
 
 // Close is Shutdown bounded by five seconds.

@@ -1,0 +1,305 @@
+package opcua
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gopcua/opcua/ua"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
+
+	"github.com/m2mbridge/m2mbridge/bridge"
+)
+
+func TestParseConfigYAML(t *testing.T) {
+	t.Setenv("PLC1_PASSWORD", "s3cret-from-env")
+	cfg, err := ParseConfig([]byte(`
+name: plc1
+endpoint: opc.tcp://127.0.0.1:4840
+mode: poll
+interval: 500ms
+security_policy: Basic256Sha256
+security_mode: SignAndEncrypt
+username: operator
+password_env: PLC1_PASSWORD
+pki_dir: ./pki
+server_certificate_sha256: "AB:CD:ef:0123456789abcdef0123456789abcdef0123456789abcdef0123456789"
+nodes:
+  - name: temperature
+    node: "ns=2;s=Temperature"
+    unit: "°C"
+  - name: level
+    node: "nsu=urn:plant;i=42"
+`))
+	require.NoError(t, err)
+	assert.Equal(t, 500*time.Millisecond, cfg.Interval)
+	assert.Equal(t, Poll, cfg.Mode)
+	require.Len(t, cfg.Nodes, 2)
+	src, err := New(cfg)
+	require.NoError(t, err)
+	assert.Equal(t, "s3cret-from-env", src.st.password)
+	assert.Equal(t, ua.UserTokenTypeUserName, src.st.auth)
+	assert.Equal(t, ua.MessageSecurityModeSignAndEncrypt, src.st.mode)
+	assert.Equal(t, "urn:plant", src.st.nodes[1].nsu)
+
+	_, err = ParseConfig([]byte("name: x\nendpont: opc.tcp://a:1\n"))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "line 2")
+	assert.Contains(t, err.Error(), "endpont")
+	_, err = ParseConfig([]byte("name: x\ninterval: soon\n"))
+	require.Error(t, err, "a wrong type is an error")
+}
+
+func TestNewReportsEveryProblem(t *testing.T) {
+	cfg := Config{
+		Endpoint:       "http://x",
+		Mode:           "stream",
+		Interval:       -time.Second,
+		SecurityPolicy: "Basic256",
+		SecurityMode:   "Loud",
+		Auth:           "kerberos",
+		Nodes: []Node{
+			{Name: "a", Node: "ns=2;s=A"},
+			{Name: "a", Node: "ns=2;s=B"},
+			{Name: "", Node: "i=abc"},
+			{Name: "c", Node: "nsu=;s=C"},
+			{Name: "d", Node: "ns=2;i=1", Deadband: "relative"},
+			{Name: "e", Node: "ns=2;i=2", Deadband: "percent", DeadbandValue: 150},
+			{Name: "f", Node: "ns=2;i=3", Trigger: "always"},
+		},
+	}
+	_, err := New(cfg)
+	require.Error(t, err)
+	msg := err.Error()
+	for _, want := range []string{
+		"opcua: source (unnamed): invalid config",
+		"name is required",
+		`endpoint "http://x"`,
+		`mode "stream"`,
+		"interval -1s is negative",
+		"deprecated",
+		`security_mode "Loud"`,
+		`auth "kerberos"`,
+		`nodes[1] (a): name "a" already used by nodes[0]`,
+		"nodes[2]: name is required",
+		`nodes[2]: node: "i=abc"`,
+		"nodes[3] (c): node",
+		`nodes[4] (d): deadband "relative"`,
+		"nodes[5] (e): deadband_value 150",
+		`nodes[6] (f): trigger "always"`,
+	} {
+		assert.Contains(t, msg, want)
+	}
+
+	_, err = New(Config{Name: "p", Endpoint: "opc.tcp://h:1", SecurityPolicy: "Basic256Sha256", Nodes: []Node{{Name: "a", Node: "i=1"}}})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "server_certificate_sha256 or trust_dir")
+	assert.Contains(t, err.Error(), "pki_dir")
+
+	_, err = New(Config{Name: "p", Endpoint: "opc.tcp://h:1", Mode: Poll, Nodes: []Node{{Name: "a", Node: "i=1", Deadband: "absolute", DeadbandValue: 1}}})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "nodes[0] (a): sampling_interval, queue_size, trigger and deadband apply to mode subscribe only")
+
+	_, err = New(Config{Name: "p", Endpoint: "opc.tcp://h:1", SecurityPolicy: "Basic256", AllowDeprecatedPolicies: true,
+		InsecureSkipVerify: true, PKIDir: t.TempDir(), Nodes: []Node{{Name: "a", Node: "i=1"}}})
+	require.NoError(t, err, "deprecated policies with the explicit flag")
+}
+
+func TestPasswordNeverShown(t *testing.T) {
+	const pw = "hunter2-very-secret"
+	cfg := Config{Name: "p", Endpoint: "opc.tcp://h:1", Username: "op", Password: pw, PasswordEnv: "M2MB_UNSET_VARIABLE_FOR_TEST",
+		Nodes: []Node{{Name: "a", Node: "bogus"}}}
+	for _, s := range []string{fmt.Sprint(cfg), fmt.Sprintf("%+v", cfg), fmt.Sprintf("%#v", cfg), fmt.Sprintf("%v", &cfg), cfg.Password.String()} {
+		assert.NotContains(t, s, pw)
+	}
+	y, err := yaml.Marshal(struct{ P Secret }{cfg.Password})
+	require.NoError(t, err)
+	assert.NotContains(t, string(y), pw)
+	j, err := json.Marshal(cfg)
+	require.NoError(t, err)
+	assert.NotContains(t, string(j), pw)
+	_, err = New(cfg)
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), pw)
+
+	file := filepath.Join(t.TempDir(), "pw")
+	require.NoError(t, os.WriteFile(file, []byte(pw+"\n"), 0o600))
+	src, err := New(Config{Name: "p", Endpoint: "opc.tcp://h:1", Username: "op", PasswordFile: file, Nodes: []Node{{Name: "a", Node: "i=1"}}})
+	require.NoError(t, err)
+	assert.Equal(t, pw, src.st.password)
+	assert.NotContains(t, fmt.Sprintf("%+v %#v", src.st.Config, src.st.Config), pw)
+}
+
+func TestToValue(t *testing.T) {
+	ts := time.Date(2026, 11, 21, 10, 0, 0, 123456789, time.UTC)
+	for _, tc := range []struct {
+		name string
+		in   any
+		want bridge.Value
+	}{
+		{"bool", true, bridge.Bool(true)},
+		{"sbyte", int8(-3), bridge.Int(-3)},
+		{"int16", int16(-300), bridge.Int(-300)},
+		{"int32", int32(-70000), bridge.Int(-70000)},
+		{"int64", int64(-1) << 62, bridge.Int(-1 << 62)},
+		{"byte", uint8(200), bridge.Uint(200)},
+		{"uint16", uint16(60000), bridge.Uint(60000)},
+		{"uint32", uint32(4e9), bridge.Uint(4e9)},
+		{"uint64", uint64(1) << 63, bridge.Uint(1 << 63)},
+		{"float", float32(1.5), bridge.Float(1.5)},
+		{"double", 2.25, bridge.Float(2.25)},
+		{"string", "hi", bridge.String("hi")},
+		{"datetime", ts, bridge.String("2026-11-21T10:00:00.123456789Z")},
+		{"localizedtext", ua.NewLocalizedText("txt"), bridge.String("txt")},
+		{"statuscode", ua.StatusBadTimeout, bridge.Uint(uint64(ua.StatusBadTimeout))},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v, err := toValue(ua.MustVariant(tc.in))
+			require.NoError(t, err)
+			assert.True(t, tc.want.Equal(v), "got %v (%s)", v, v.Kind())
+			assert.Equal(t, tc.want.Kind(), v.Kind())
+		})
+	}
+	_, err := toValue(ua.MustVariant([]float64{1, 2}))
+	require.ErrorIs(t, err, errArray)
+	_, err = toValue(ua.MustVariant(ua.NewExtensionObject(&ua.EUInformation{})))
+	require.ErrorContains(t, err, "structure")
+	v, err := toValue(nil)
+	require.NoError(t, err)
+	assert.True(t, v.IsNone())
+}
+
+func TestFillQualityAndTime(t *testing.T) {
+	arrival := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	src := arrival.Add(-time.Second)
+	srv := arrival.Add(-time.Millisecond)
+	for _, tc := range []struct {
+		name     string
+		dv       *ua.DataValue
+		quality  bridge.Quality
+		reason   string
+		time     time.Time
+		hasValue bool
+	}{
+		{"good source ts", &ua.DataValue{EncodingMask: ua.DataValueValue | ua.DataValueSourceTimestamp | ua.DataValueServerTimestamp, Value: ua.MustVariant(1.0), SourceTimestamp: src, ServerTimestamp: srv}, bridge.Good, "", src, true},
+		{"server ts only", &ua.DataValue{EncodingMask: ua.DataValueValue | ua.DataValueServerTimestamp, Value: ua.MustVariant(1.0), ServerTimestamp: srv}, bridge.Good, "", srv, true},
+		{"no ts", &ua.DataValue{EncodingMask: ua.DataValueValue, Value: ua.MustVariant(1.0)}, bridge.Good, "", arrival, true},
+		{"uncertain keeps value", &ua.DataValue{EncodingMask: ua.DataValueValue | ua.DataValueStatusCode, Value: ua.MustVariant(1.0), Status: ua.StatusUncertainLastUsableValue}, bridge.Uncertain, "UncertainLastUsableValue", arrival, true},
+		{"bad drops value", &ua.DataValue{EncodingMask: ua.DataValueValue | ua.DataValueStatusCode, Value: ua.MustVariant(1.0), Status: ua.StatusBadSensorFailure}, bridge.Bad, "BadSensorFailure", arrival, false},
+		{"bad with info bits", &ua.DataValue{EncodingMask: ua.DataValueStatusCode, Status: ua.StatusBadSensorFailure | 0x0400}, bridge.Bad, "BadSensorFailure", arrival, false},
+		{"unknown code", &ua.DataValue{EncodingMask: ua.DataValueStatusCode, Status: 0x80FF0000}, bridge.Bad, "0x80ff0000", arrival, false},
+		{"array", &ua.DataValue{EncodingMask: ua.DataValueValue, Value: ua.MustVariant([]int32{1})}, bridge.Bad, "array", arrival, false},
+		{"nil", nil, bridge.Bad, "BadNoData", arrival, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var s bridge.Sample
+			fill(&s, tc.dv, arrival)
+			assert.Equal(t, tc.quality, s.Quality)
+			assert.Contains(t, s.Reason, tc.reason)
+			if tc.reason == "" {
+				assert.Empty(t, s.Reason)
+			}
+			assert.Equal(t, tc.time, s.Time)
+			assert.Equal(t, tc.hasValue, !s.Value.IsNone())
+			if tc.dv != nil && tc.dv.Has(ua.DataValueStatusCode) {
+				assert.Equal(t, uint32(tc.dv.Status), s.Code)
+			}
+		})
+	}
+}
+
+func TestConvertFor(t *testing.T) {
+	ok := []struct {
+		in   any
+		t    ua.TypeID
+		want any
+	}{
+		{3, ua.TypeIDDouble, 3.0},
+		{2.5, ua.TypeIDFloat, float32(2.5)},
+		{7.0, ua.TypeIDInt32, int32(7)},
+		{uint8(9), ua.TypeIDInt16, int16(9)},
+		{-5, ua.TypeIDSByte, int8(-5)},
+		{255, ua.TypeIDByte, uint8(255)},
+		{bridge.Uint(1 << 40), ua.TypeIDUint64, uint64(1 << 40)},
+		{bridge.Bool(true), ua.TypeIDBoolean, true},
+		{"x", ua.TypeIDString, "x"},
+		{"2026-11-21T10:00:00Z", ua.TypeIDDateTime, time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)},
+	}
+	for _, tc := range ok {
+		got, err := convertFor(tc.in, tc.t)
+		require.NoError(t, err, "%v → %s", tc.in, tc.t)
+		assert.Equal(t, tc.want, got)
+	}
+	for _, tc := range []struct {
+		in any
+		t  ua.TypeID
+	}{
+		{3.5, ua.TypeIDInt32}, {-1, ua.TypeIDUint16}, {300, ua.TypeIDByte}, {uint64(1) << 63, ua.TypeIDInt64},
+		{"1", ua.TypeIDDouble}, {1, ua.TypeIDBoolean}, {true, ua.TypeIDString}, {1e300, ua.TypeIDFloat},
+		{bridge.Value{}, ua.TypeIDDouble}, {1, ua.TypeIDGUID},
+	} {
+		_, err := convertFor(tc.in, tc.t)
+		assert.Error(t, err, "%v → %s", tc.in, tc.t)
+	}
+}
+
+func TestNodeIDResolution(t *testing.T) {
+	ns := nodeSpec{Node: Node{Node: "nsu=urn:b;s=Temp"}}
+	require.NoError(t, ns.parse())
+	id, err := ns.resolve([]string{"http://opcfoundation.org/UA/", "urn:a", "urn:b"})
+	require.NoError(t, err)
+	assert.Equal(t, "ns=2;s=Temp", id.String())
+	id, err = ns.resolve([]string{"http://opcfoundation.org/UA/", "urn:b"})
+	require.NoError(t, err)
+	assert.Equal(t, "ns=1;s=Temp", id.String(), "resolved again at every connect")
+	_, err = ns.resolve([]string{"http://opcfoundation.org/UA/"})
+	require.ErrorContains(t, err, "urn:b")
+	for _, s := range []string{"i=2258", "ns=1;g=5CE9DBCE-5D79-434C-9AC3-1CFBA9A6E92C", "ns=1;b=YWJj", "ns=3;s=a;b"} {
+		n := nodeSpec{Node: Node{Node: s}}
+		assert.NoError(t, n.parse(), s)
+	}
+	assert.Equal(t, "nsu=urn:b;s=Temp", withURI(ua.NewStringNodeID(2, "Temp"), []string{"x", "urn:a", "urn:b"}))
+	assert.Equal(t, "i=2258", withURI(ua.NewNumericNodeID(0, 2258), []string{"x"}))
+}
+
+func TestStatusName(t *testing.T) {
+	assert.Equal(t, "BadSensorFailure", StatusName(ua.StatusBadSensorFailure))
+	assert.Equal(t, "Good", strings.TrimPrefix(StatusName(ua.StatusGood), "Status"))
+}
+
+func TestThumbprintAndPKI(t *testing.T) {
+	dir := t.TempDir()
+	st, err := Config{Name: "p", Endpoint: "opc.tcp://h:1", SecurityPolicy: "Aes256_Sha256_RsaPss", SecurityMode: "Sign",
+		PKIDir: dir, InsecureSkipVerify: true, Nodes: []Node{{Name: "a", Node: "i=1"}}}.validate()
+	require.NoError(t, err)
+	cert, key, err := st.clientCert()
+	require.NoError(t, err)
+	require.NotNil(t, key)
+	// Generated once and kept.
+	cert2, _, err := st.clientCert()
+	require.NoError(t, err)
+	assert.Equal(t, cert, cert2)
+	fi, err := os.Stat(filepath.Join(dir, PKIKeyFile))
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+
+	st.pin = nil
+	st.ServerCertificateSHA256 = Thumbprint(cert)
+	st2, err := Config{Name: "p", Endpoint: "opc.tcp://h:1", ServerCertificateSHA256: Thumbprint(cert), Nodes: []Node{{Name: "a", Node: "i=1"}}}.validate()
+	require.NoError(t, err)
+	require.NoError(t, st2.verifyServer(cert))
+	require.ErrorIs(t, st2.verifyServer(cert[:len(cert)-1]), ErrUntrustedServer)
+
+	trust := t.TempDir()
+	st3, err := Config{Name: "p", Endpoint: "opc.tcp://h:1", TrustDir: trust, Nodes: []Node{{Name: "a", Node: "i=1"}}}.validate()
+	require.NoError(t, err)
+	require.ErrorIs(t, st3.verifyServer(cert), ErrUntrustedServer)
+	require.NoError(t, os.WriteFile(filepath.Join(trust, "server.der"), cert, 0o644))
+	require.NoError(t, st3.verifyServer(cert))
+}

@@ -1,0 +1,103 @@
+// Package opcua is the OPC UA adapter of m2mbridge: a [Source] per server
+// that reads a configured list of variables, by subscription or by polling,
+// and produces one [bridge.Sample] per reading. It is built on
+// github.com/gopcua/opcua v0.8.0 and absorbs that client's quirks.
+//
+// # Configuration
+//
+// A [Config] is plain data that loads from YAML ([ParseConfig]) or is written
+// as a Go literal. [New] checks all of it and reports every problem at once,
+// each naming the field (and for nodes, the index and name); it does no
+// network I/O. Node ids are written as in the specification's text form:
+// "ns=2;s=Temperature", "i=2258", "ns=1;g=...", "ns=1;b=...", or
+// "nsu=<namespace URI>;s=..." which is resolved against the server's
+// namespace array at every connect (a node whose namespace is missing gives
+// Bad samples with BadNodeIdUnknown). [Browse] lists the variables under a
+// node as a ready-made node list.
+//
+// # Samples
+//
+//   - Value: numbers keep their kind (signed integers → Int, unsigned →
+//     Uint, Float/Double → Float), Boolean → Bool, String and LocalizedText
+//     → String, DateTime → String in RFC 3339 with nanoseconds (UTC), Guid
+//     and NodeId → their text form.
+//   - Arrays and structures are not supported: a node whose ValueRank (read
+//     at connect) is not scalar, or a value that arrives as an array or an
+//     ExtensionObject, gives a Bad sample with code BadTypeMismatch and a
+//     reason saying so, every poll or once per subscription. (The check
+//     cannot happen in New, which does no I/O.)
+//   - Time: the SourceTimestamp; when the server sends none, the
+//     ServerTimestamp; when it sends neither, the time the response arrived.
+//   - Quality: from the StatusCode's severity bits (Good, Uncertain, Bad);
+//     Code is the StatusCode and, for a non-good sample, Reason its name
+//     ("BadSensorFailure"). A Bad value is delivered as a Bad sample without
+//     a value (the specification says it must not be used), never dropped
+//     nor replaced by the last good one; an Uncertain sample keeps its value.
+//   - Unit: the configured unit, else the DisplayName of the node's
+//     EngineeringUnits property, read at connect.
+//   - Seq: a per-Source sequence number.
+//
+// # Modes
+//
+// In poll mode every node is read each Interval with Read requests of at most
+// the server's MaxNodesPerRead operation limit (read once per connect;
+// [DefaultMaxNodesPerRead] when the server announces none; halved if the
+// server still answers BadTooManyOperations); an empty request is never
+// sent. In subscribe mode one subscription is created with the publishing
+// interval Interval, and a monitored item per node, in batches of the
+// server's MaxMonitoredItemsPerCall, with the node's sampling interval,
+// queue size and a DataChangeFilter when a trigger or deadband is set.
+//
+// # Connection lifecycle
+//
+// The upstream client's auto-reconnect is disabled because, measured with
+// v0.8.0, it can end in a state that reports Connected while subscriptions
+// never deliver again (upstream issues #879 and #895). Instead:
+//
+//   - each subscription also monitors the server's CurrentTime (i=2258) as a
+//     heartbeat sampled at Watchdog/4, because the upstream client does not
+//     deliver keep-alives; if no notification arrives for Watchdog the
+//     connection is declared dead ([ErrSilent]) — with no heartbeat
+//     available, a probe Read decides instead;
+//   - a failed Read in poll mode, a Disconnected/Closed state from the client
+//     (its state channel is always drained), a publish error or a Bad
+//     StatusChangeNotification also end the connection;
+//   - then the client is closed (bounded by a second) and a new client,
+//     secure channel, session and subscription are built, with exponential
+//     backoff between ReconnectMin and ReconnectMax and ±20% jitter;
+//   - on every failed attempt and every lost connection a Bad sample is
+//     emitted for every node, with the error as Reason and its StatusCode
+//     (BadCommunicationError when there is none) as Code, so consumers see
+//     the outage instead of silence.
+//
+// Errors that retrying cannot fix end Run with an error wrapping
+// [ErrAuthentication], [ErrNoEndpoint] or [ErrUntrustedServer].
+//
+// # Slow consumers
+//
+// The upstream client has one publish loop per client that blocks on the
+// notification channel, so a slow consumer would stall every subscription.
+// The adapter therefore reads that (bounded) channel promptly in its own
+// goroutine, turns notifications into samples and puts them on a bounded
+// queue of Buffer batches, which a second goroutine hands to the Emitter.
+// When Emit blocks for so long that the queue fills up, the oldest batches
+// are dropped and counted in [Stats].Dropped; the connection is never held
+// up.
+//
+// # Security
+//
+// Security policies None, Basic256Sha256, Aes128_Sha256_RsaOaep and
+// Aes256_Sha256_RsaPss (Basic128Rsa15 and Basic256 only with
+// AllowDeprecatedPolicies) with modes None, Sign and SignAndEncrypt; the
+// endpoint is chosen from GetEndpoints; anonymous, user name and certificate
+// authentication; the client certificate and key come from files or are
+// generated once into PKIDir; the server certificate is verified against a
+// pinned SHA-256 thumbprint or a trust directory. Passwords are held as a
+// [Secret] and never appear in logs or errors.
+//
+// # Concurrency
+//
+// A Source's Run is called once; WriteNode and Stats are safe to call from
+// other goroutines while it runs. Every goroutine Run starts has ended when
+// Run returns.
+package opcua

@@ -1,0 +1,424 @@
+package opcua_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	gopcua "github.com/gopcua/opcua"
+	"github.com/gopcua/opcua/ua"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/m2mbridge/m2mbridge/bridge"
+	"github.com/m2mbridge/m2mbridge/bridge/bridgetest"
+	"github.com/m2mbridge/m2mbridge/opcua"
+)
+
+// The node-opcua peer: .ci/node-opcua/server.js with node-opcua@2.182.0
+// installed into .ci/node-opcua/node_modules (npm ci). Without it the
+// interop tests skip, unless M2MB_INTEROP=1.
+
+const (
+	nodeNS   = "urn:m2mbridge:node-opcua"
+	nodeUser = "operator"
+	nodePass = "correct-horse-battery"
+)
+
+func nodeID(name string) string { return "nsu=" + nodeNS + ";s=" + name }
+
+func requireNodeOPCUA(t *testing.T) (node, dir string) {
+	t.Helper()
+	dir, err := filepath.Abs(filepath.Join("..", ".ci", "node-opcua"))
+	require.NoError(t, err)
+	node, err = exec.LookPath("node")
+	if err == nil {
+		_, err = os.Stat(filepath.Join(dir, "node_modules", "node-opcua", "package.json"))
+	}
+	if err != nil {
+		if os.Getenv("M2MB_INTEROP") == "1" {
+			t.Fatalf("node-opcua peer missing (node on PATH and npm ci in %s): %v", dir, err)
+		}
+		t.Skipf("node-opcua peer missing (run npm ci in .ci/node-opcua, or set M2MB_INTEROP=1 to require it): %v", err)
+	}
+	return node, dir
+}
+
+// nodeServer is a node-opcua server process started by the test.
+type nodeServer struct {
+	t    *testing.T
+	node string
+	dir  string
+	pki  string
+	port int
+	env  []string
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	stderr *bytes.Buffer
+}
+
+func startNodeServer(t *testing.T, env ...string) *nodeServer {
+	t.Helper()
+	node, dir := requireNodeOPCUA(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	port := l.Addr().(*net.TCPAddr).Port
+	require.NoError(t, l.Close())
+	s := &nodeServer{t: t, node: node, dir: dir, pki: t.TempDir(), port: port, env: env}
+	s.start()
+	t.Cleanup(s.kill)
+	return s
+}
+
+func (s *nodeServer) url() string { return fmt.Sprintf("opc.tcp://127.0.0.1:%d", s.port) }
+
+// start runs the server and waits until it says READY.
+func (s *nodeServer) start() {
+	s.t.Helper()
+	cmd := exec.Command(s.node, "server.js")
+	cmd.Dir = s.dir
+	cmd.Env = append(os.Environ(), fmt.Sprintf("PORT=%d", s.port), "PKI_DIR="+s.pki,
+		"OPC_USER="+nodeUser, "OPC_PASS="+nodePass)
+	cmd.Env = append(cmd.Env, s.env...)
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(s.t, err)
+	stderr := &bytes.Buffer{}
+	cmd.Stderr = &lockedWriter{w: stderr}
+	require.NoError(s.t, cmd.Start())
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "READY") {
+				close(ready)
+				break
+			}
+		}
+		io.Copy(io.Discard, stdout)
+	}()
+	s.mu.Lock()
+	s.cmd, s.stderr = cmd, stderr
+	s.mu.Unlock()
+	select {
+	case <-ready:
+	case <-time.After(120 * time.Second):
+		s.kill()
+		s.t.Fatalf("node-opcua server did not start: %s", stderr.String())
+	}
+}
+
+// kill ends the server process at once (SIGKILL), like a crash.
+func (s *nodeServer) kill() {
+	s.mu.Lock()
+	cmd := s.cmd
+	s.cmd = nil
+	s.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// cutProxy is a TCP proxy the test owns: cut closes every connection and
+// refuses new ones until heal.
+type cutProxy struct {
+	ln     net.Listener
+	target string
+
+	mu    sync.Mutex
+	cut   bool
+	conns map[net.Conn]struct{}
+	wg    sync.WaitGroup
+}
+
+func newCutProxy(t *testing.T, target string) *cutProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	p := &cutProxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
+	p.wg.Add(1)
+	go p.accept()
+	t.Cleanup(func() {
+		ln.Close()
+		p.setCut(true)
+		p.wg.Wait()
+	})
+	return p
+}
+
+func (p *cutProxy) url() string { return "opc.tcp://" + p.ln.Addr().String() }
+
+func (p *cutProxy) accept() {
+	defer p.wg.Done()
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		if p.cut {
+			p.mu.Unlock()
+			c.Close()
+			continue
+		}
+		p.mu.Unlock()
+		s, err := net.Dial("tcp", p.target)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns[c], p.conns[s] = struct{}{}, struct{}{}
+		p.wg.Add(2)
+		p.mu.Unlock()
+		pipe := func(dst, src net.Conn) {
+			defer p.wg.Done()
+			io.Copy(dst, src)
+			dst.Close()
+			src.Close()
+		}
+		go pipe(c, s)
+		go pipe(s, c)
+	}
+}
+
+func (p *cutProxy) setCut(cut bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut = cut
+	if cut {
+		for c := range p.conns {
+			c.Close()
+		}
+		p.conns = map[net.Conn]struct{}{}
+	}
+}
+
+func interopNodes() []opcua.Node {
+	return []opcua.Node{
+		{Name: "counter", Node: nodeID("Counter")},
+		{Name: "ramp", Node: nodeID("Ramp")},
+		{Name: "temperature", Node: nodeID("Temperature")},
+		{Name: "text", Node: nodeID("Text")},
+		{Name: "fault", Node: nodeID("Fault")},
+	}
+}
+
+func checkInterop(t *testing.T, rec *bridgetest.Recorder) {
+	t.Helper()
+	waitFor(t, rec, 0, 30*time.Second, "every point reported", func(ss []bridge.Sample) bool {
+		seen := map[string]bool{}
+		for _, s := range ss {
+			seen[s.Point] = true
+		}
+		return len(seen) == 5
+	})
+	waitFor(t, rec, 0, 30*time.Second, "counter moves", func(ss []bridge.Sample) bool {
+		vals := map[uint64]bool{}
+		for _, s := range ss {
+			if s.Point == "counter" && s.Quality == bridge.Good {
+				u, _ := s.Value.Uint()
+				vals[u] = true
+			}
+		}
+		return len(vals) >= 3
+	})
+	m := latest(rec, 0)
+	assert.Equal(t, bridge.Good, m["counter"].Quality, m["counter"].Reason)
+	assert.Equal(t, bridge.KindUint, m["counter"].Value.Kind())
+	assert.WithinDuration(t, time.Now(), m["counter"].Time, 10*time.Second)
+	assert.Equal(t, "°C", m["temperature"].Unit, "unit from EngineeringUnits")
+	assert.Equal(t, bridge.KindFloat, m["temperature"].Value.Kind())
+	assert.True(t, strings.HasPrefix(m["text"].Value.Str(), "tick-"))
+	assert.Equal(t, bridge.Bad, m["fault"].Quality)
+	assert.Equal(t, "BadSensorFailure", m["fault"].Reason)
+	assert.Equal(t, uint32(ua.StatusBadSensorFailure), m["fault"].Code)
+}
+
+func TestInteropNodeOPCUA(t *testing.T) {
+	srv := startNodeServer(t)
+
+	t.Run("poll", func(t *testing.T) {
+		src, err := opcua.New(opcua.Config{Name: "node", Endpoint: srv.url(), Mode: opcua.Poll, Interval: 100 * time.Millisecond, Nodes: interopNodes()})
+		require.NoError(t, err)
+		rec := bridgetest.NewRecorder()
+		stop := run(t, src, rec)
+		checkInterop(t, rec)
+		require.NoError(t, stop())
+	})
+
+	t.Run("subscribe", func(t *testing.T) {
+		src, err := opcua.New(opcua.Config{Name: "node", Endpoint: srv.url(), Interval: 100 * time.Millisecond, Nodes: interopNodes()})
+		require.NoError(t, err)
+		rec := bridgetest.NewRecorder()
+		stop := run(t, src, rec)
+		checkInterop(t, rec)
+		require.NoError(t, stop())
+	})
+
+	t.Run("deadband", func(t *testing.T) {
+		// Fine grows by 0.1 every 100ms: without a deadband every change
+		// is reported, with an absolute deadband of 1 one in ten.
+		src, err := opcua.New(opcua.Config{Name: "node", Endpoint: srv.url(), Interval: 50 * time.Millisecond, Nodes: []opcua.Node{
+			{Name: "all", Node: nodeID("Fine"), SamplingInterval: 50 * time.Millisecond},
+			{Name: "deadband", Node: nodeID("Fine"), SamplingInterval: 50 * time.Millisecond, Deadband: "absolute", DeadbandValue: 1},
+		}})
+		require.NoError(t, err)
+		rec := bridgetest.NewRecorder()
+		stop := run(t, src, rec)
+		waitFor(t, rec, 0, 60*time.Second, "enough samples", func(ss []bridge.Sample) bool {
+			n := 0
+			for _, s := range ss {
+				if s.Point == "all" {
+					n++
+				}
+			}
+			return n >= 40
+		})
+		require.NoError(t, stop())
+		count := map[string]int{}
+		for _, s := range rec.Samples() {
+			require.Equal(t, bridge.Good, s.Quality, s.Reason)
+			count[s.Point]++
+		}
+		t.Logf("notifications without deadband %d, with deadband 1.0: %d", count["all"], count["deadband"])
+		assert.Positive(t, count["deadband"])
+		assert.Less(t, count["deadband"]*3, count["all"], "the deadband reduces notifications")
+	})
+
+	thumb := serverThumbprint(t, srv.url())
+	secure := func(password string) opcua.Config {
+		return opcua.Config{
+			Name: "node", Endpoint: srv.url(), Interval: 100 * time.Millisecond,
+			SecurityPolicy: "Basic256Sha256", SecurityMode: "SignAndEncrypt",
+			Username: nodeUser, Password: opcua.Secret(password),
+			PKIDir: t.TempDir(), ServerCertificateSHA256: thumb,
+			Nodes: interopNodes(),
+		}
+	}
+
+	t.Run("Basic256Sha256 SignAndEncrypt with user name", func(t *testing.T) {
+		src, err := opcua.New(secure(nodePass))
+		require.NoError(t, err)
+		rec := bridgetest.NewRecorder()
+		stop := run(t, src, rec)
+		checkInterop(t, rec)
+		require.NoError(t, stop())
+	})
+
+	t.Run("wrong password", func(t *testing.T) {
+		const wrong = "wrong-password-never-shown"
+		src, err := opcua.New(secure(wrong))
+		require.NoError(t, err)
+		rec := bridgetest.NewRecorder()
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		err = src.Run(ctx, rec)
+		require.Error(t, err)
+		require.ErrorIs(t, err, opcua.ErrAuthentication)
+		t.Log(err)
+		assert.Contains(t, err.Error(), `user "operator"`)
+		assert.NotContains(t, err.Error(), wrong)
+		for _, s := range rec.Samples() {
+			assert.Equal(t, bridge.Bad, s.Quality)
+			assert.NotContains(t, s.Reason, wrong)
+		}
+	})
+
+	t.Run("pinned certificate mismatch", func(t *testing.T) {
+		cfg := secure(nodePass)
+		cfg.ServerCertificateSHA256 = strings.Repeat("00", 32)
+		src, err := opcua.New(cfg)
+		require.NoError(t, err)
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		err = src.Run(ctx, bridgetest.NewRecorder())
+		require.ErrorIs(t, err, opcua.ErrUntrustedServer)
+	})
+
+	t.Run("network blip", func(t *testing.T) {
+		px := newCutProxy(t, fmt.Sprintf("127.0.0.1:%d", srv.port))
+		src, err := opcua.New(opcua.Config{
+			Name: "node", Endpoint: px.url(), Interval: 100 * time.Millisecond, Timeout: 2 * time.Second,
+			Watchdog: 1500 * time.Millisecond, ReconnectMin: 100 * time.Millisecond, ReconnectMax: time.Second,
+			Nodes: interopNodes(),
+		})
+		require.NoError(t, err)
+		rec := bridgetest.NewRecorder()
+		stop := run(t, src, rec)
+		waitFor(t, rec, 0, 30*time.Second, "samples", good("counter"))
+		for i := 0; i < 2; i++ {
+			mark := rec.Len()
+			px.setCut(true)
+			waitFor(t, rec, mark, 15*time.Second, "outage reported", bad("counter"))
+			px.setCut(false)
+			healed := time.Now()
+			mark = rec.Len()
+			waitFor(t, rec, mark, 15*time.Second, "subscription resumes", good("counter"))
+			t.Logf("blip %d: samples again %s after the network came back", i+1, time.Since(healed).Round(time.Millisecond))
+		}
+		require.NoError(t, stop())
+	})
+
+	t.Run("server killed and restarted", func(t *testing.T) {
+		src, err := opcua.New(opcua.Config{
+			Name: "node", Endpoint: srv.url(), Interval: 100 * time.Millisecond, Timeout: 2 * time.Second,
+			Watchdog: 2 * time.Second, ReconnectMin: 100 * time.Millisecond, ReconnectMax: time.Second,
+			Nodes: interopNodes(),
+		})
+		require.NoError(t, err)
+		rec := bridgetest.NewRecorder()
+		stop := run(t, src, rec)
+		waitFor(t, rec, 0, 30*time.Second, "samples", good("counter"))
+		mark := rec.Len()
+		srv.kill()
+		waitFor(t, rec, mark, 15*time.Second, "outage reported", bad("counter"))
+		srv.start()
+		mark = rec.Len()
+		waitFor(t, rec, mark, 60*time.Second, "subscription resumes", good("counter"))
+		assert.Positive(t, src.Stats().Reconnects)
+		require.NoError(t, stop())
+	})
+}
+
+// serverThumbprint asks the server for its endpoints and returns the
+// SHA-256 of its certificate, as an operator would read it off the server.
+func serverThumbprint(t *testing.T, url string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	eps, err := gopcua.GetEndpoints(ctx, url)
+	require.NoError(t, err)
+	for _, ep := range eps {
+		if len(ep.ServerCertificate) > 0 {
+			return opcua.Thumbprint(ep.ServerCertificate)
+		}
+	}
+	require.Fail(t, "no endpoint has a certificate")
+	return ""
+}
+
+var _ = errors.New

@@ -1,0 +1,760 @@
+package opcua
+
+import (
+	"context"
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gopcua/opcua"
+	"github.com/gopcua/opcua/id"
+	"github.com/gopcua/opcua/ua"
+
+	"github.com/m2mbridge/m2mbridge/bridge"
+)
+
+// Errors a [Source] returns or wraps.
+var (
+	// ErrAuthentication is wrapped by the error Run returns when the server
+	// rejects the configured identity (wrong user name or password,
+	// rejected certificate token). Retrying would not help.
+	ErrAuthentication = errors.New("opcua: authentication rejected")
+	// ErrNoEndpoint is wrapped when the server offers no endpoint with the
+	// configured security policy, mode and authentication.
+	ErrNoEndpoint = errors.New("opcua: no matching endpoint")
+	// ErrNotConnected is returned by WriteNode while the source has no
+	// connection.
+	ErrNotConnected = errors.New("opcua: not connected")
+	// ErrUnknownNode is returned by WriteNode for a name not in the Config.
+	ErrUnknownNode = errors.New("opcua: unknown node")
+	// ErrSilent is the reason of the Bad samples emitted when a
+	// subscription stayed silent longer than Config.Watchdog.
+	ErrSilent = errors.New("opcua: subscription silent")
+)
+
+// Stats are a Source's counters since New.
+type Stats struct {
+	Connects        uint64 // sessions established
+	ConnectFailures uint64 // connection attempts that failed
+	Reconnects      uint64 // established sessions that were lost and rebuilt
+	WatchdogTrips   uint64 // connections rebuilt because a subscription went silent
+	Reads           uint64 // Read requests sent by the poller
+	Notifications   uint64 // data change notifications received
+	Samples         uint64 // samples handed to the emit queue
+	Dropped         uint64 // samples dropped because the emit queue was full
+	Connected       bool   // whether a session is up now
+}
+
+// Source reads one OPC UA server and produces a [bridge.Sample] per node
+// reading. Create it with [New]; run it with Run.
+type Source struct {
+	st *settings
+
+	seq      atomic.Uint64
+	running  atomic.Bool
+	stats    struct{ connects, failures, reconnects, trips, reads, notifs, samples, dropped atomic.Uint64 }
+	certMu   sync.Mutex
+	cert     []byte
+	key      *rsa.PrivateKey
+	certDone bool
+
+	mu   sync.Mutex
+	live *session
+}
+
+// New validates cfg and returns a Source. It reports every problem at once
+// (errors.Join), each naming the field and, for nodes, the node's index and
+// name. It does no network I/O; it reads PasswordEnv and PasswordFile.
+func New(cfg Config) (*Source, error) {
+	st, err := cfg.validate()
+	if err != nil {
+		return nil, err
+	}
+	return &Source{st: st}, nil
+}
+
+// Name returns the Config's Name, the Sample.Source of its samples.
+func (s *Source) Name() string { return s.st.Name }
+
+// Stats returns the Source's counters.
+func (s *Source) Stats() Stats {
+	s.mu.Lock()
+	connected := s.live != nil
+	s.mu.Unlock()
+	return Stats{
+		Connects:        s.stats.connects.Load(),
+		ConnectFailures: s.stats.failures.Load(),
+		Reconnects:      s.stats.reconnects.Load(),
+		WatchdogTrips:   s.stats.trips.Load(),
+		Reads:           s.stats.reads.Load(),
+		Notifications:   s.stats.notifs.Load(),
+		Samples:         s.stats.samples.Load(),
+		Dropped:         s.stats.dropped.Load(),
+		Connected:       connected,
+	}
+}
+
+// Run connects to the server and produces samples into out until ctx ends;
+// see the package documentation for the connection lifecycle. It returns nil
+// when ctx ends, or an error wrapping [ErrAuthentication], [ErrNoEndpoint]
+// or [ErrUntrustedServer] when the server rejects the configuration for
+// good. Run may be called once.
+func (s *Source) Run(ctx context.Context, out bridge.Emitter) error {
+	if !s.running.CompareAndSwap(false, true) {
+		return errors.New("opcua: Run called twice")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	q := &queue{ch: make(chan []bridge.Sample, s.st.Buffer), s: s}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		q.emitLoop(ctx, out, cancel)
+	}()
+	err := s.loop(ctx, q)
+	cancel()
+	wg.Wait()
+	return err
+}
+
+// queue is the bounded hand-off between the goroutine that talks to the
+// server (which must never block, or the upstream publish loop stalls) and
+// the one that calls Emit (which may block on a slow Bridge).
+type queue struct {
+	ch chan []bridge.Sample
+	s  *Source
+}
+
+// put enqueues a batch; when the queue is full it drops the oldest batch
+// and counts its samples in Stats.Dropped.
+func (q *queue) put(batch []bridge.Sample) {
+	if len(batch) == 0 {
+		return
+	}
+	q.s.stats.samples.Add(uint64(len(batch)))
+	for {
+		select {
+		case q.ch <- batch:
+			return
+		default:
+		}
+		select {
+		case old := <-q.ch:
+			q.s.stats.dropped.Add(uint64(len(old)))
+		default:
+		}
+	}
+}
+
+func (q *queue) emitLoop(ctx context.Context, out bridge.Emitter, cancel context.CancelFunc) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case b := <-q.ch:
+			if err := out.Emit(ctx, b); err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				if errors.Is(err, bridge.ErrClosed) {
+					cancel() // the Bridge is shutting down: so is this source
+					return
+				}
+				q.s.stats.dropped.Add(uint64(len(b)))
+			}
+		}
+	}
+}
+
+// loop connects, serves and reconnects with backoff until ctx ends.
+func (s *Source) loop(ctx context.Context, q *queue) error {
+	st := s.st
+	backoff := st.ReconnectMin
+	for {
+		sess, err := s.connect(ctx)
+		if ctx.Err() != nil {
+			if sess != nil {
+				s.closeSession(sess)
+			}
+			return nil
+		}
+		if err != nil {
+			s.stats.failures.Add(1)
+			s.badAll(q, err)
+			if permanent(err) {
+				return fmt.Errorf("opcua: source %s: %w", st.Name, err)
+			}
+			if !sleep(ctx, jitter(backoff)) {
+				return nil
+			}
+			backoff = min(backoff*2, st.ReconnectMax)
+			continue
+		}
+		s.stats.connects.Add(1)
+		started := time.Now()
+		s.setLive(sess)
+		if st.Mode == Poll {
+			err = s.poll(ctx, sess, q)
+		} else {
+			err = s.subscribe(ctx, sess, q)
+		}
+		s.setLive(nil)
+		s.closeSession(sess)
+		if ctx.Err() != nil {
+			return nil
+		}
+		s.stats.reconnects.Add(1)
+		s.badAll(q, fmt.Errorf("connection lost: %w", err))
+		if time.Since(started) > st.ReconnectMax {
+			backoff = st.ReconnectMin
+		}
+		if !sleep(ctx, jitter(backoff)) {
+			return nil
+		}
+		backoff = min(backoff*2, st.ReconnectMax)
+	}
+}
+
+func permanent(err error) bool {
+	return errors.Is(err, ErrAuthentication) || errors.Is(err, ErrNoEndpoint) || errors.Is(err, ErrUntrustedServer)
+}
+
+// jitter returns d ± 20%.
+func jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return d - d/5 + time.Duration(rand.Int64N(int64(d/5)*2+1))
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func (s *Source) setLive(sess *session) {
+	s.mu.Lock()
+	s.live = sess
+	s.mu.Unlock()
+}
+
+func (s *Source) getLive() *session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.live
+}
+
+// sample returns a sample of node i with its identity fields set.
+func (s *Source) sample(sess *session, i int) bridge.Sample {
+	smp := bridge.Sample{Source: s.st.Name, Point: s.st.nodes[i].Name, Unit: s.st.nodes[i].Unit, Seq: s.seq.Add(1)}
+	if sess != nil {
+		smp.Unit = sess.nodes[i].unit
+	}
+	return smp
+}
+
+// badAll emits a Bad sample for every node with err as the reason and the
+// StatusCode err wraps (BadCommunicationError when none) as the code.
+func (s *Source) badAll(q *queue, err error) {
+	code := ua.StatusBadCommunicationError
+	var sc ua.StatusCode
+	if errors.As(err, &sc) && sc != ua.StatusOK {
+		code = sc
+	}
+	now := time.Now()
+	batch := make([]bridge.Sample, len(s.st.nodes))
+	for i := range batch {
+		batch[i] = s.sample(nil, i)
+		batch[i].Time, batch[i].Quality, batch[i].Code, batch[i].Reason = now, bridge.Bad, uint32(code), err.Error()
+	}
+	q.put(batch)
+}
+
+// session is one connection: client, secure channel, session, and what was
+// learnt about the nodes at connect.
+type session struct {
+	c        *opcua.Client
+	nodes    []liveNode
+	maxRead  int
+	maxMon   int
+	lost     chan struct{}
+	stop     chan struct{}
+	drained  chan struct{}
+	readable []int // indexes of nodes that can be read
+}
+
+type liveNode struct {
+	id    *ua.NodeID
+	err   error         // why the node cannot be read; nil when it can
+	code  ua.StatusCode // the status for err
+	unit  string
+	dtype *ua.NodeID
+}
+
+func (s *Source) clientCert() ([]byte, *rsa.PrivateKey, error) {
+	s.certMu.Lock()
+	defer s.certMu.Unlock()
+	if !s.certDone {
+		cert, key, err := s.st.clientCert()
+		if err != nil {
+			return nil, nil, err
+		}
+		s.cert, s.key, s.certDone = cert, key, true
+	}
+	return s.cert, s.key, nil
+}
+
+// connect opens a new client: endpoint selection, server verification,
+// secure channel, session, namespace resolution and node metadata.
+func (s *Source) connect(ctx context.Context) (*session, error) {
+	st := s.st
+	cert, key, err := s.clientCert()
+	if err != nil {
+		return nil, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, 4*st.Timeout)
+	defer cancel()
+	eps, err := opcua.GetEndpoints(cctx, st.Endpoint, opcua.DialTimeout(st.Timeout), opcua.RequestTimeout(st.Timeout))
+	if err != nil {
+		return nil, fmt.Errorf("get endpoints: %w", err)
+	}
+	ep, err := st.selectEndpoint(eps)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNoEndpoint, err)
+	}
+	if st.policyURI != ua.SecurityPolicyURINone || st.pin != nil || st.TrustDir != "" {
+		if err := st.verifyServer(ep.ServerCertificate); err != nil {
+			return nil, err
+		}
+	}
+
+	stateCh := make(chan opcua.ConnState, 8)
+	opts := []opcua.Option{
+		opcua.AutoReconnect(false), // see the package doc: the adapter rebuilds instead
+		opcua.RequestTimeout(st.Timeout),
+		opcua.DialTimeout(st.Timeout),
+		opcua.SessionTimeout(max(30*time.Second, 3*st.Watchdog)),
+		opcua.StateChangedCh(stateCh),
+		opcua.ApplicationName("m2mbridge"),
+		opcua.ApplicationURI(st.ApplicationURI),
+		opcua.ProductURI("urn:m2mbridge"),
+	}
+	if cert != nil {
+		opts = append(opts, opcua.Certificate(cert), opcua.PrivateKey(key))
+	}
+	switch st.auth {
+	case ua.UserTokenTypeUserName:
+		opts = append(opts, opcua.AuthUsername(st.Username, st.password))
+	case ua.UserTokenTypeCertificate:
+		opts = append(opts, opcua.AuthCertificate(cert), opcua.AuthPrivateKey(key))
+	default:
+		opts = append(opts, opcua.AuthAnonymous())
+	}
+	opts = append(opts, opcua.SecurityFromEndpoint(ep, st.auth))
+	c, err := opcua.NewClient(st.Endpoint, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	sess := &session{c: c, lost: make(chan struct{}, 1), stop: make(chan struct{}), drained: make(chan struct{})}
+	// The state channel must be drained or the client blocks on it.
+	go func() {
+		defer close(sess.drained)
+		for {
+			select {
+			case <-sess.stop:
+				return
+			case cs := <-stateCh:
+				if cs == opcua.Disconnected || cs == opcua.Closed {
+					select {
+					case sess.lost <- struct{}{}:
+					default:
+					}
+				}
+			}
+		}
+	}()
+	if err := c.Connect(cctx); err != nil {
+		s.closeSession(sess)
+		if isAuthError(err) {
+			who := "anonymous"
+			if st.auth == ua.UserTokenTypeUserName {
+				who = fmt.Sprintf("user %q", st.Username)
+			} else if st.auth == ua.UserTokenTypeCertificate {
+				who = "certificate"
+			}
+			return nil, fmt.Errorf("%w: %s: %w", ErrAuthentication, who, err)
+		}
+		return nil, fmt.Errorf("connect %s (%s/%s): %w", st.Endpoint, policyName(ep.SecurityPolicyURI), modeName(ep.SecurityMode), err)
+	}
+	// Drop what Connect signalled on the way up.
+	for len(sess.lost) > 0 {
+		<-sess.lost
+	}
+	if err := s.learn(cctx, sess); err != nil {
+		s.closeSession(sess)
+		return nil, err
+	}
+	return sess, nil
+}
+
+func isAuthError(err error) bool {
+	for _, sc := range []ua.StatusCode{ua.StatusBadUserAccessDenied, ua.StatusBadIdentityTokenRejected, ua.StatusBadIdentityTokenInvalid, ua.StatusBadUserSignatureInvalid} {
+		if errors.Is(err, sc) {
+			return true
+		}
+	}
+	return false
+}
+
+// closeSession closes the client, bounded: a dead server must not hold up
+// the rebuild.
+func (s *Source) closeSession(sess *session) {
+	ctx, cancel := context.WithTimeout(context.Background(), min(s.st.Timeout, time.Second))
+	sess.c.Close(ctx)
+	cancel()
+	close(sess.stop)
+	<-sess.drained
+}
+
+var (
+	nodeMaxNodesPerRead = ua.NewNumericNodeID(0, id.Server_ServerCapabilities_OperationLimits_MaxNodesPerRead)
+	nodeMaxMonPerCall   = ua.NewNumericNodeID(0, id.Server_ServerCapabilities_OperationLimits_MaxMonitoredItemsPerCall)
+	nodeCurrentTime     = ua.NewNumericNodeID(0, id.Server_ServerStatus_CurrentTime)
+)
+
+// learn resolves node ids against the namespace array, reads the operation
+// limits and each node's ValueRank and DataType, and fills in units from
+// EngineeringUnits.
+func (s *Source) learn(ctx context.Context, sess *session) error {
+	st := s.st
+	c := sess.c
+	res, err := c.Read(ctx, &ua.ReadRequest{NodesToRead: []*ua.ReadValueID{
+		{NodeID: nodeMaxNodesPerRead, AttributeID: ua.AttributeIDValue},
+		{NodeID: nodeMaxMonPerCall, AttributeID: ua.AttributeIDValue},
+	}})
+	if err != nil {
+		return fmt.Errorf("read operation limits: %w", err)
+	}
+	sess.maxRead, sess.maxMon = DefaultMaxNodesPerRead, DefaultMaxMonitoredItemsPerCall
+	if len(res.Results) == 2 {
+		if n := limit(res.Results[0]); n > 0 {
+			sess.maxRead = n
+		}
+		if n := limit(res.Results[1]); n > 0 {
+			sess.maxMon = n
+		}
+	}
+
+	namespaces := c.Namespaces()
+	sess.nodes = make([]liveNode, len(st.nodes))
+	var ids []*ua.ReadValueID
+	var idx []int
+	for i := range st.nodes {
+		ln := &sess.nodes[i]
+		ln.unit = st.nodes[i].Unit
+		nid, err := st.nodes[i].resolve(namespaces)
+		if err != nil {
+			ln.err, ln.code = err, ua.StatusBadNodeIDUnknown
+			continue
+		}
+		ln.id = nid
+		ids = append(ids,
+			&ua.ReadValueID{NodeID: nid, AttributeID: ua.AttributeIDValueRank},
+			&ua.ReadValueID{NodeID: nid, AttributeID: ua.AttributeIDDataType})
+		idx = append(idx, i)
+	}
+	results, err := s.readChunked(ctx, sess, ids)
+	if err != nil {
+		return fmt.Errorf("read node attributes: %w", err)
+	}
+	for k, i := range idx {
+		ln := &sess.nodes[i]
+		rank, dt := results[2*k], results[2*k+1]
+		if rank != nil && rank.Status != ua.StatusOK && quality(rank.Status) == bridge.Bad {
+			ln.err, ln.code = fmt.Errorf("node %s: %s", ln.id, StatusName(rank.Status)), rank.Status
+			continue
+		}
+		if rank != nil && rank.Value != nil {
+			if r, ok := rank.Value.Value().(int32); ok && r >= 0 {
+				ln.err, ln.code = errArray, ua.StatusBadTypeMismatch
+				continue
+			}
+		}
+		if dt != nil && dt.Value != nil {
+			switch v := dt.Value.Value().(type) {
+			case *ua.NodeID:
+				ln.dtype = v
+			case *ua.ExpandedNodeID:
+				ln.dtype = v.NodeID
+			}
+		}
+	}
+	// Units from EngineeringUnits for nodes that have none configured.
+	var need []int
+	for i := range sess.nodes {
+		if sess.nodes[i].unit == "" && sess.nodes[i].err == nil {
+			need = append(need, i)
+		}
+	}
+	if len(need) > 0 {
+		nids := make([]*ua.NodeID, len(need))
+		for k, i := range need {
+			nids[k] = sess.nodes[i].id
+		}
+		units, err := engineeringUnits(ctx, c, nids, min(sess.maxRead, 500), func(req []*ua.ReadValueID) ([]*ua.DataValue, error) {
+			return s.readChunked(ctx, sess, req)
+		})
+		if err != nil {
+			return fmt.Errorf("engineering units: %w", err)
+		}
+		for k, i := range need {
+			sess.nodes[i].unit = units[k]
+		}
+	}
+	for i := range sess.nodes {
+		if sess.nodes[i].err == nil {
+			sess.readable = append(sess.readable, i)
+		}
+	}
+	return nil
+}
+
+func limit(dv *ua.DataValue) int {
+	if dv == nil || dv.Value == nil || quality(dv.Status) != bridge.Good {
+		return 0
+	}
+	switch v := dv.Value.Value().(type) {
+	case uint32:
+		return int(min(v, 1<<20))
+	case uint16:
+		return int(v)
+	case int32:
+		return int(max(0, min(v, 1<<20)))
+	}
+	return 0
+}
+
+// readChunked reads ids in requests of at most sess.maxRead nodes; it never
+// sends an empty request. When the server refuses a request as too large
+// (its announced limit was wrong) it halves the chunk size and retries.
+func (s *Source) readChunked(ctx context.Context, sess *session, ids []*ua.ReadValueID) ([]*ua.DataValue, error) {
+	out := make([]*ua.DataValue, 0, len(ids))
+	for len(ids) > 0 {
+		n := min(len(ids), sess.maxRead)
+		res, err := sess.c.Read(ctx, &ua.ReadRequest{NodesToRead: ids[:n], TimestampsToReturn: ua.TimestampsToReturnBoth})
+		s.stats.reads.Add(1)
+		if errors.Is(err, ua.StatusBadTooManyOperations) && n > 1 {
+			sess.maxRead = n / 2
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(res.Results) != n {
+			return nil, fmt.Errorf("read of %d nodes returned %d results", n, len(res.Results))
+		}
+		out = append(out, res.Results...)
+		ids = ids[n:]
+	}
+	return out, nil
+}
+
+// poll reads every readable node each Interval until ctx ends or a read
+// fails.
+func (s *Source) poll(ctx context.Context, sess *session, q *queue) error {
+	st := s.st
+	ids := make([]*ua.ReadValueID, len(sess.readable))
+	for k, i := range sess.readable {
+		ids[k] = &ua.ReadValueID{NodeID: sess.nodes[i].id, AttributeID: ua.AttributeIDValue}
+	}
+	t := time.NewTicker(st.Interval)
+	defer t.Stop()
+	for {
+		batch := make([]bridge.Sample, 0, len(st.nodes))
+		batch = s.appendBroken(batch, sess)
+		if len(ids) > 0 {
+			rctx, cancel := context.WithTimeout(ctx, st.Timeout)
+			res, err := s.readChunked(rctx, sess, ids)
+			cancel()
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return fmt.Errorf("read: %w", err)
+			}
+			now := time.Now()
+			for k, i := range sess.readable {
+				smp := s.sample(sess, i)
+				fill(&smp, res[k], now)
+				batch = append(batch, smp)
+			}
+		}
+		q.put(batch)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-sess.lost:
+			return errors.New("client disconnected")
+		case <-t.C:
+		}
+	}
+}
+
+// appendBroken appends a Bad sample for each node that cannot be read.
+func (s *Source) appendBroken(batch []bridge.Sample, sess *session) []bridge.Sample {
+	now := time.Now()
+	for i := range sess.nodes {
+		ln := &sess.nodes[i]
+		if ln.err == nil {
+			continue
+		}
+		smp := s.sample(sess, i)
+		smp.Time, smp.Quality, smp.Code, smp.Reason = now, bridge.Bad, uint32(ln.code), ln.err.Error()
+		batch = append(batch, smp)
+	}
+	return batch
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// subscribe creates a subscription with a monitored item per readable node
+// plus the heartbeat, and turns notifications into samples until ctx ends,
+// the connection is lost, or the watchdog finds the subscription silent.
+func (s *Source) subscribe(ctx context.Context, sess *session, q *queue) error {
+	st := s.st
+	// Bounded and read promptly by this goroutine only; samples go on to
+	// the queue, which never blocks.
+	notify := make(chan *opcua.PublishNotificationData, 64)
+	ka := max(st.KeepAliveCount, 1)
+	sub, err := sess.c.Subscribe(ctx, &opcua.SubscriptionParameters{
+		Interval:          st.Interval,
+		MaxKeepAliveCount: ka,
+		LifetimeCount:     max(10*ka, 30),
+	}, notify)
+	if err != nil {
+		return fmt.Errorf("create subscription: %w", err)
+	}
+	heartbeat := uint32(len(st.nodes))
+	reqs := make([]*ua.MonitoredItemCreateRequest, 0, len(sess.readable)+1)
+	for _, i := range sess.readable {
+		n := &st.nodes[i]
+		r := opcua.NewMonitoredItemCreateRequestWithDefaults(sess.nodes[i].id, ua.AttributeIDValue, uint32(i))
+		r.RequestedParameters.SamplingInterval = -1 // the publishing interval (Part 4, 7.16)
+		if n.SamplingInterval > 0 {
+			r.RequestedParameters.SamplingInterval = ms(n.SamplingInterval)
+		}
+		r.RequestedParameters.QueueSize = max(n.QueueSize, 1)
+		r.RequestedParameters.DiscardOldest = true
+		if n.trigger != ua.DataChangeTriggerStatusValue || n.deadband != ua.DeadbandTypeNone {
+			r.RequestedParameters.Filter = ua.NewExtensionObject(&ua.DataChangeFilter{
+				Trigger:       n.trigger,
+				DeadbandType:  uint32(n.deadband),
+				DeadbandValue: n.DeadbandValue,
+			})
+		}
+		reqs = append(reqs, r)
+	}
+	hb := opcua.NewMonitoredItemCreateRequestWithDefaults(nodeCurrentTime, ua.AttributeIDValue, heartbeat)
+	hb.RequestedParameters.SamplingInterval = ms(st.Watchdog / 4)
+	reqs = append(reqs, hb)
+
+	broken := s.appendBroken(nil, sess)
+	hbOK := false
+	for len(reqs) > 0 {
+		n := min(len(reqs), sess.maxMon)
+		res, err := sub.Monitor(ctx, ua.TimestampsToReturnBoth, reqs[:n]...)
+		if err != nil {
+			return fmt.Errorf("create monitored items: %w", err)
+		}
+		if len(res.Results) != n {
+			return fmt.Errorf("create %d monitored items: %d results", n, len(res.Results))
+		}
+		for k, r := range res.Results {
+			h := reqs[k].RequestedParameters.ClientHandle
+			if h == heartbeat {
+				hbOK = r.StatusCode == ua.StatusOK
+				continue
+			}
+			if quality(r.StatusCode) == bridge.Bad {
+				smp := s.sample(sess, int(h))
+				smp.Time, smp.Quality, smp.Code, smp.Reason = time.Now(), bridge.Bad, uint32(r.StatusCode), StatusName(r.StatusCode)
+				broken = append(broken, smp)
+			}
+		}
+		reqs = reqs[n:]
+	}
+	q.put(broken)
+
+	wd := time.NewTimer(st.Watchdog)
+	defer wd.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-sess.lost:
+			return errors.New("client disconnected")
+		case n := <-notify:
+			if n.Error != nil {
+				return fmt.Errorf("subscription: %w", n.Error)
+			}
+			if !wd.Stop() {
+				select {
+				case <-wd.C:
+				default:
+				}
+			}
+			wd.Reset(st.Watchdog)
+			switch v := n.Value.(type) {
+			case *ua.DataChangeNotification:
+				s.stats.notifs.Add(1)
+				now := time.Now()
+				batch := make([]bridge.Sample, 0, len(v.MonitoredItems))
+				for _, it := range v.MonitoredItems {
+					h := it.ClientHandle
+					if h >= heartbeat {
+						continue
+					}
+					smp := s.sample(sess, int(h))
+					fill(&smp, it.Value, now)
+					batch = append(batch, smp)
+				}
+				q.put(batch)
+			case *ua.StatusChangeNotification:
+				if quality(v.Status) == bridge.Bad {
+					return fmt.Errorf("subscription status %s", StatusName(v.Status))
+				}
+			}
+		case <-wd.C:
+			if hbOK {
+				// The heartbeat changes every sampling interval: silence
+				// means the subscription (or the path to it) is dead even
+				// if the secure channel looks fine (upstream #879, #895).
+				s.stats.trips.Add(1)
+				return fmt.Errorf("%w for %s", ErrSilent, st.Watchdog)
+			}
+			// No heartbeat: silence may just mean no changes. Probe.
+			rctx, cancel := context.WithTimeout(ctx, st.Timeout)
+			_, err := sess.c.Read(rctx, &ua.ReadRequest{NodesToRead: []*ua.ReadValueID{{NodeID: nodeCurrentTime, AttributeID: ua.AttributeIDValue}}})
+			cancel()
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				s.stats.trips.Add(1)
+				return fmt.Errorf("%w and probe read failed: %w", ErrSilent, err)
+			}
+			wd.Reset(st.Watchdog)
+		}
+	}
+}

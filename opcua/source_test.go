@@ -1,0 +1,422 @@
+package opcua_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gopcua/opcua/ua"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/m2mbridge/m2mbridge/bridge"
+	"github.com/m2mbridge/m2mbridge/bridge/bridgetest"
+	"github.com/m2mbridge/m2mbridge/opcua"
+	"github.com/m2mbridge/m2mbridge/opcua/opcuatest"
+)
+
+// newServer starts an opcuatest server closed at the end of the test.
+func newServer(t *testing.T, opts opcuatest.Options) *opcuatest.Server {
+	t.Helper()
+	srv, err := opcuatest.New(opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { srv.Close() })
+	return srv
+}
+
+// run starts src with a Recorder and stops it at the end of the test,
+// checking that Run returns nil promptly.
+func run(t *testing.T, src *opcua.Source, out bridge.Emitter) (stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx, out) }()
+	var once sync.Once
+	var err error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case err = <-done:
+			case <-time.After(10 * time.Second):
+				err = errors.New("Run did not return within 10s of cancel")
+			}
+		})
+		return err
+	}
+	t.Cleanup(func() { require.NoError(t, stop()) })
+	return stop
+}
+
+// latest returns the last recorded sample of each point after from.
+func latest(rec *bridgetest.Recorder, from int) map[string]bridge.Sample {
+	m := map[string]bridge.Sample{}
+	all := rec.Samples()
+	if from > len(all) {
+		from = len(all)
+	}
+	for _, s := range all[from:] {
+		m[s.Point] = s
+	}
+	return m
+}
+
+// waitFor polls the recorder until cond holds for the samples recorded
+// after from.
+func waitFor(t *testing.T, rec *bridgetest.Recorder, from int, timeout time.Duration, what string, cond func([]bridge.Sample) bool) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		all := rec.Samples()
+		if from > len(all) {
+			return false
+		}
+		return cond(all[from:])
+	}, timeout, 10*time.Millisecond, what)
+}
+
+func good(point string) func([]bridge.Sample) bool {
+	return func(ss []bridge.Sample) bool {
+		for _, s := range ss {
+			if s.Point == point && s.Quality == bridge.Good {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+func bad(point string) func([]bridge.Sample) bool {
+	return func(ss []bridge.Sample) bool {
+		for _, s := range ss {
+			if s.Point == point && s.Quality == bridge.Bad {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+func allNodes() []opcua.Node {
+	return []opcua.Node{
+		{Name: "counter", Node: opcuatest.NodeID(opcuatest.Counter)},
+		{Name: "ramp", Node: "nsu=" + opcuatest.NamespaceURI + ";s=" + opcuatest.Ramp},
+		{Name: "temperature", Node: opcuatest.NodeID(opcuatest.Temperature)},
+		{Name: "sine", Node: opcuatest.NodeID(opcuatest.Sine), Unit: "mV"},
+		{Name: "toggle", Node: opcuatest.NodeID(opcuatest.Toggle)},
+		{Name: "text", Node: opcuatest.NodeID(opcuatest.Text)},
+		{Name: "stamp", Node: opcuatest.NodeID(opcuatest.Stamp)},
+		{Name: "fault", Node: opcuatest.NodeID(opcuatest.Fault)},
+		{Name: "stale", Node: opcuatest.NodeID(opcuatest.Stale)},
+		{Name: "vector", Node: opcuatest.NodeID(opcuatest.Vector)},
+		{Name: "missing", Node: "nsu=urn:nowhere;s=Missing"},
+	}
+}
+
+func checkSamples(t *testing.T, m map[string]bridge.Sample) {
+	t.Helper()
+	now := time.Now()
+	c := m["counter"]
+	assert.Equal(t, bridge.Good, c.Quality)
+	assert.Equal(t, bridge.KindUint, c.Value.Kind())
+	assert.Equal(t, "plc", c.Source)
+	assert.WithinDuration(t, now, c.Time, 5*time.Second, "Time is the SourceTimestamp")
+	assert.NotZero(t, c.Seq)
+	assert.Equal(t, bridge.KindFloat, m["ramp"].Value.Kind(), "nsu= id resolved")
+	assert.Equal(t, opcuatest.TemperatureUnit, m["temperature"].Unit, "unit from EngineeringUnits")
+	assert.Equal(t, "mV", m["sine"].Unit, "configured unit wins")
+	assert.Equal(t, bridge.KindBool, m["toggle"].Value.Kind())
+	assert.True(t, strings.HasPrefix(m["text"].Value.Str(), "tick-"))
+	_, err := time.Parse(time.RFC3339Nano, m["stamp"].Value.Str())
+	assert.NoError(t, err, "DateTime as RFC 3339")
+
+	f := m["fault"]
+	assert.Equal(t, bridge.Bad, f.Quality)
+	assert.Equal(t, uint32(ua.StatusBadSensorFailure), f.Code)
+	assert.Equal(t, "BadSensorFailure", f.Reason)
+	assert.True(t, f.Value.IsNone())
+
+	s := m["stale"]
+	assert.Equal(t, bridge.Uncertain, s.Quality)
+	assert.Equal(t, "UncertainLastUsableValue", s.Reason)
+	assert.Equal(t, bridge.KindFloat, s.Value.Kind())
+
+	v := m["vector"]
+	assert.Equal(t, bridge.Bad, v.Quality)
+	assert.Equal(t, uint32(ua.StatusBadTypeMismatch), v.Code)
+	assert.Contains(t, v.Reason, "array")
+
+	x := m["missing"]
+	assert.Equal(t, bridge.Bad, x.Quality)
+	assert.Equal(t, uint32(ua.StatusBadNodeIDUnknown), x.Code)
+	assert.Contains(t, x.Reason, "urn:nowhere")
+}
+
+func TestSubscribe(t *testing.T) {
+	srv := newServer(t, opcuatest.Options{Interval: 20 * time.Millisecond})
+	src, err := opcua.New(opcua.Config{Name: "plc", Endpoint: srv.URL(), Interval: 20 * time.Millisecond, Nodes: allNodes()})
+	require.NoError(t, err)
+	rec := bridgetest.NewRecorder()
+	run(t, src, rec)
+	need := []string{"counter", "ramp", "temperature", "sine", "toggle", "text", "stamp", "fault", "stale", "vector", "missing"}
+	waitFor(t, rec, 0, 10*time.Second, "every point reported", func(ss []bridge.Sample) bool {
+		seen := map[string]bool{}
+		for _, s := range ss {
+			seen[s.Point] = true
+		}
+		for _, n := range need {
+			if !seen[n] {
+				return false
+			}
+		}
+		return true
+	})
+	// The counter moves: several distinct values arrive.
+	waitFor(t, rec, 0, 10*time.Second, "counter changes", func(ss []bridge.Sample) bool {
+		vals := map[uint64]bool{}
+		for _, s := range ss {
+			if s.Point == "counter" {
+				u, _ := s.Value.Uint()
+				vals[u] = true
+			}
+		}
+		return len(vals) >= 3
+	})
+	checkSamples(t, latest(rec, 0))
+	st := src.Stats()
+	assert.True(t, st.Connected)
+	assert.Equal(t, uint64(1), st.Connects)
+	assert.Positive(t, st.Notifications)
+}
+
+func TestPollChunksToOperationLimit(t *testing.T) {
+	const extra = 230
+	srv := newServer(t, opcuatest.Options{Interval: 50 * time.Millisecond, Extra: extra, MaxNodesPerRead: 50})
+	nodes := allNodes()
+	for i := 0; i < extra; i++ {
+		nodes = append(nodes, opcua.Node{Name: opcuatest.ExtraName(i), Node: opcuatest.NodeID(opcuatest.ExtraName(i))})
+	}
+	src, err := opcua.New(opcua.Config{Name: "plc", Endpoint: srv.URL(), Mode: opcua.Poll, Interval: 50 * time.Millisecond, Nodes: nodes})
+	require.NoError(t, err)
+	rec := bridgetest.NewRecorder()
+	stop := run(t, src, rec)
+	// 241 readable... 239 readable nodes (vector and missing are not read)
+	// in chunks of 50: 5 requests per cycle.
+	waitFor(t, rec, 0, 10*time.Second, "three poll cycles", func(ss []bridge.Sample) bool { return len(ss) >= 3*len(nodes) })
+	require.NoError(t, stop())
+	checkSamples(t, latest(rec, 0))
+	assert.Zero(t, srv.Dropped())
+	readable := len(nodes) - 2
+	cycles := src.Stats().Reads / 5 // approximately; check the invariants exactly:
+	assert.Positive(t, cycles)
+	// Every request the server saw was within its limit (a larger one would
+	// have been refused and shown as Bad samples) and none was empty.
+	for _, s := range rec.Samples() {
+		if s.Point != "fault" && s.Point != "vector" && s.Point != "missing" {
+			require.NotEqual(t, bridge.Bad, s.Quality, "%s: %s", s.Point, s.Reason)
+		}
+	}
+	// Reads per cycle: ceil(239/50) = 5, plus the connect-time reads.
+	assert.Equal(t, (readable+49)/50, 5)
+	assert.LessOrEqual(t, float64(srv.ReadNodes())/float64(srv.Reads()), 50.0)
+}
+
+func TestReconnectAfterRestartAndDrop(t *testing.T) {
+	srv := newServer(t, opcuatest.Options{Interval: 20 * time.Millisecond})
+	src, err := opcua.New(opcua.Config{
+		Name: "plc", Endpoint: srv.URL(), Interval: 20 * time.Millisecond, Timeout: time.Second,
+		Watchdog: 500 * time.Millisecond, ReconnectMin: 50 * time.Millisecond, ReconnectMax: 200 * time.Millisecond,
+		Nodes: []opcua.Node{{Name: "counter", Node: opcuatest.NodeID(opcuatest.Counter)}},
+	})
+	require.NoError(t, err)
+	rec := bridgetest.NewRecorder()
+	run(t, src, rec)
+	waitFor(t, rec, 0, 10*time.Second, "first samples", good("counter"))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// A restart loses the session and the subscription.
+	mark := rec.Len()
+	require.NoError(t, srv.Restart(ctx))
+	waitFor(t, rec, mark, 10*time.Second, "bad sample during restart", bad("counter"))
+	mark = rec.Len()
+	waitFor(t, rec, mark, 10*time.Second, "samples after restart", good("counter"))
+
+	// A dropped connection.
+	mark = rec.Len()
+	require.Eventually(t, func() bool { return srv.DropConnections() > 0 }, 5*time.Second, 10*time.Millisecond)
+	waitFor(t, rec, mark, 10*time.Second, "bad sample after drop", bad("counter"))
+	mark = rec.Len()
+	waitFor(t, rec, mark, 10*time.Second, "samples after drop", good("counter"))
+
+	// The server down for a while: Bad samples on every attempt, then back.
+	require.NoError(t, srv.Stop(ctx))
+	mark = rec.Len()
+	waitFor(t, rec, mark, 10*time.Second, "bad samples while down", func(ss []bridge.Sample) bool {
+		n := 0
+		for _, s := range ss {
+			if s.Quality == bridge.Bad {
+				n++
+			}
+		}
+		return n >= 3
+	})
+	require.NoError(t, srv.Start(ctx))
+	mark = rec.Len()
+	waitFor(t, rec, mark, 10*time.Second, "samples after start", good("counter"))
+	assert.GreaterOrEqual(t, src.Stats().Reconnects, uint64(3))
+	assert.Positive(t, src.Stats().ConnectFailures)
+}
+
+func TestWatchdogSilentConnection(t *testing.T) {
+	srv := newServer(t, opcuatest.Options{Interval: 20 * time.Millisecond})
+	src, err := opcua.New(opcua.Config{
+		Name: "plc", Endpoint: srv.URL(), Interval: 20 * time.Millisecond, Timeout: 500 * time.Millisecond,
+		Watchdog: 400 * time.Millisecond, ReconnectMin: 50 * time.Millisecond, ReconnectMax: 200 * time.Millisecond,
+		Nodes: []opcua.Node{{Name: "counter", Node: opcuatest.NodeID(opcuatest.Counter)}},
+	})
+	require.NoError(t, err)
+	rec := bridgetest.NewRecorder()
+	run(t, src, rec)
+	waitFor(t, rec, 0, 10*time.Second, "first samples", good("counter"))
+
+	// The connection stays open but nothing gets through: only the
+	// watchdog can notice.
+	mark := rec.Len()
+	srv.Blackhole(true)
+	waitFor(t, rec, mark, 10*time.Second, "silence detected", func(ss []bridge.Sample) bool {
+		for _, s := range ss {
+			if s.Quality == bridge.Bad && strings.Contains(s.Reason, "silent") {
+				return true
+			}
+		}
+		return false
+	})
+	assert.Positive(t, src.Stats().WatchdogTrips)
+	srv.Blackhole(false)
+	mark = rec.Len()
+	waitFor(t, rec, mark, 10*time.Second, "samples after the path heals", good("counter"))
+}
+
+// blockingEmitter blocks every Emit until ctx ends, like a stalled Bridge.
+type blockingEmitter struct{ calls atomic.Int64 }
+
+func (b *blockingEmitter) Emit(ctx context.Context, _ []bridge.Sample) error {
+	b.calls.Add(1)
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func TestSlowConsumerDoesNotStall(t *testing.T) {
+	srv := newServer(t, opcuatest.Options{Interval: 10 * time.Millisecond})
+	src, err := opcua.New(opcua.Config{
+		Name: "plc", Endpoint: srv.URL(), Interval: 10 * time.Millisecond, Buffer: 2,
+		Watchdog: 300 * time.Millisecond,
+		Nodes:    []opcua.Node{{Name: "counter", Node: opcuatest.NodeID(opcuatest.Counter)}},
+	})
+	require.NoError(t, err)
+	em := &blockingEmitter{}
+	stop := run(t, src, em)
+	// Notifications keep flowing (the watchdog would trip otherwise) while
+	// the emitter is stuck; the overflow is counted.
+	require.Eventually(t, func() bool { return src.Stats().Dropped >= 20 }, 10*time.Second, 10*time.Millisecond)
+	n := src.Stats().Notifications
+	require.Eventually(t, func() bool { return src.Stats().Notifications > n+10 }, 10*time.Second, 10*time.Millisecond)
+	assert.Zero(t, src.Stats().WatchdogTrips)
+	assert.Equal(t, int64(1), em.calls.Load())
+	start := time.Now()
+	require.NoError(t, stop())
+	assert.Less(t, time.Since(start), 3*time.Second)
+}
+
+func TestRunEndsItsGoroutines(t *testing.T) {
+	ignore := goleak.IgnoreCurrent()
+	srv, err := opcuatest.New(opcuatest.Options{Interval: 20 * time.Millisecond})
+	require.NoError(t, err)
+	for _, mode := range []opcua.Mode{opcua.Subscribe, opcua.Poll} {
+		src, err := opcua.New(opcua.Config{Name: "plc", Endpoint: srv.URL(), Mode: mode, Interval: 20 * time.Millisecond, Nodes: allNodes()})
+		require.NoError(t, err)
+		rec := bridgetest.NewRecorder()
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- src.Run(ctx, rec) }()
+		waitFor(t, rec, 0, 10*time.Second, "samples", good("counter"))
+		cancel()
+		select {
+		case err := <-done:
+			require.NoError(t, err)
+		case <-time.After(5 * time.Second):
+			t.Fatal("Run did not return")
+		}
+	}
+	require.NoError(t, srv.Close())
+	goleak.VerifyNone(t, ignore)
+}
+
+func TestWriteNode(t *testing.T) {
+	srv := newServer(t, opcuatest.Options{Interval: 50 * time.Millisecond})
+	src, err := opcua.New(opcua.Config{Name: "plc", Endpoint: srv.URL(), Mode: opcua.Poll, Interval: 50 * time.Millisecond, Nodes: []opcua.Node{
+		{Name: "setpoint", Node: opcuatest.NodeID(opcuatest.Setpoint)},
+		{Name: "mode", Node: opcuatest.NodeID(opcuatest.Mode)},
+		{Name: "counter", Node: opcuatest.NodeID(opcuatest.Counter)},
+	}})
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.ErrorIs(t, src.WriteNode(ctx, "setpoint", 1.5), opcua.ErrNotConnected)
+
+	rec := bridgetest.NewRecorder()
+	run(t, src, rec)
+	require.Eventually(t, func() bool { return src.Stats().Connected }, 10*time.Second, 10*time.Millisecond)
+
+	require.NoError(t, src.WriteNode(ctx, "setpoint", 21.5))
+	assert.Equal(t, 21.5, srv.Value(opcuatest.Setpoint))
+	require.NoError(t, src.WriteNode(ctx, "setpoint", 3), "an int goes to a Double node")
+	assert.Equal(t, 3.0, srv.Value(opcuatest.Setpoint))
+	require.NoError(t, src.WriteNode(ctx, "mode", 7.0), "an integral float goes to an Int32 node")
+	assert.Equal(t, int32(7), srv.Value(opcuatest.Mode))
+	require.NoError(t, src.WriteNode(ctx, "mode", bridge.Int(-2)))
+	assert.Equal(t, int32(-2), srv.Value(opcuatest.Mode))
+
+	err = src.WriteNode(ctx, "mode", 7.5)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "Int32")
+	err = src.WriteNode(ctx, "mode", int64(1)<<40)
+	require.Error(t, err, "out of range for Int32")
+
+	err = src.WriteNode(ctx, "counter", uint32(5))
+	var we *opcua.WriteError
+	require.ErrorAs(t, err, &we)
+	assert.Equal(t, ua.StatusBadNotWritable, we.Status)
+	assert.ErrorIs(t, err, ua.StatusBadNotWritable)
+	assert.Contains(t, err.Error(), "plc/counter")
+	require.ErrorIs(t, src.WriteNode(ctx, "nope", 1), opcua.ErrUnknownNode)
+}
+
+func TestBrowse(t *testing.T) {
+	srv := newServer(t, opcuatest.Options{Interval: 50 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	nodes, err := opcua.Browse(ctx, opcua.Config{Endpoint: srv.URL()}, opcuatest.FolderNodeID, 2)
+	require.NoError(t, err)
+	byName := map[string]opcua.Node{}
+	for _, n := range nodes {
+		byName[n.Name] = n
+	}
+	require.Contains(t, byName, opcuatest.Temperature, "got %v", nodes)
+	assert.Equal(t, opcuatest.TemperatureUnit, byName[opcuatest.Temperature].Unit)
+	assert.Equal(t, "nsu="+opcuatest.NamespaceURI+";s="+opcuatest.Temperature, byName[opcuatest.Temperature].Node)
+	assert.NotContains(t, byName, "EngineeringUnits", "properties are not listed")
+	assert.Contains(t, byName, opcuatest.Counter)
+
+	// The list is ready to use.
+	src, err := opcua.New(opcua.Config{Name: "plc", Endpoint: srv.URL(), Mode: opcua.Poll, Interval: 50 * time.Millisecond, Nodes: nodes})
+	require.NoError(t, err)
+	rec := bridgetest.NewRecorder()
+	run(t, src, rec)
+	waitFor(t, rec, 0, 10*time.Second, "samples from browsed nodes", good(opcuatest.Temperature))
+}
