@@ -306,9 +306,11 @@ type sourceRunner struct {
 	emitted atomic.Uint64
 	running atomic.Bool
 
-	mu      sync.Mutex
+	mu      sync.Mutex // serialises Emit; held while it blocks
 	scratch []Sample
-	err     error
+
+	errMu sync.Mutex
+	err   error
 }
 
 func (r *sourceRunner) run(ctx context.Context) (err error) {
@@ -318,9 +320,9 @@ func (r *sourceRunner) run(ctx context.Context) (err error) {
 			err = errorf("source %q panicked: %v", r.name, p)
 		}
 		r.running.Store(false)
-		r.mu.Lock()
+		r.errMu.Lock()
 		r.err = err
-		r.mu.Unlock()
+		r.errMu.Unlock()
 		if err != nil && !errors.Is(err, context.Canceled) {
 			r.b.log.Error("bridge: source stopped", "source", r.name, "err", err)
 		}
@@ -333,8 +335,8 @@ func (r *sourceRunner) run(ctx context.Context) (err error) {
 }
 
 func (r *sourceRunner) errText() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.errMu.Lock()
+	defer r.errMu.Unlock()
 	if r.err == nil {
 		return ""
 	}

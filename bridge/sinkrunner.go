@@ -260,6 +260,7 @@ func (r *sinkRunner) deliver(ctx context.Context, batch []Sample) {
 		err := r.sink.Write(ctx, pending)
 		if err == nil {
 			r.stats.delivered.Add(uint64(len(pending)))
+			pending = pending[:0]
 			r.noteUp()
 			break
 		}
