@@ -1,0 +1,197 @@
+package httpsink
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/textproto"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Config holds the settings of a [Sink]. It loads from YAML with the keys
+// shown in the field tags; [New] checks it. Secrets (Password, Token) are
+// given as values: the gateway resolves password_env/password_file and
+// token_env/token_file into them.
+type Config struct {
+	// URL receives the POSTs, http:// or https://. Required.
+	URL string `yaml:"url"`
+	// Headers are added to every request ("X-Api-Key": "..."). They may
+	// set Content-Type (default application/json) and Authorization, but
+	// not the headers the sink manages (Content-Length, Content-Encoding,
+	// Transfer-Encoding, Host, Connection).
+	Headers map[string]string `yaml:"headers"`
+	// Username and Password send HTTP basic authentication.
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+	// Token sends "Authorization: Bearer <token>".
+	Token string `yaml:"token"`
+	// Gzip compresses request bodies (Content-Encoding: gzip).
+	Gzip bool `yaml:"gzip"`
+	// Timeout bounds each request; default 10s.
+	Timeout time.Duration `yaml:"timeout"`
+	// Retries is how many times a request that failed with a 5xx, 408 or
+	// 429 answer or a network error is sent again within one Write before
+	// Write returns the (retriable) error; default 2, -1 for none.
+	Retries int `yaml:"retries"`
+	// RetryBackoff is the wait before the first retry; each further retry
+	// doubles it, up to 5s, with random jitter of up to a half. Default
+	// 200ms.
+	RetryBackoff time.Duration `yaml:"retry_backoff"`
+
+	// CAFile is a PEM file of the certificate authorities to trust for
+	// https; empty uses the system's.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are a PEM client certificate and its key, for
+	// servers that ask for one (mutual TLS).
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// InsecureSkipVerify turns off verification of the server's
+	// certificate. For tests only.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+	// TLS, when set, is used for https instead of the four settings above
+	// (Go users only).
+	TLS *tls.Config `yaml:"-"`
+}
+
+// managed are the headers the sink sets itself.
+var managed = map[string]bool{
+	"Content-Length": true, "Content-Encoding": true, "Transfer-Encoding": true, "Host": true, "Connection": true,
+}
+
+// settings is a checked Config with its defaults filled in.
+type settings struct {
+	Config
+	tls *tls.Config
+}
+
+func (c Config) check() (*settings, error) {
+	s := &settings{Config: c}
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("httpsink: "+format, args...)) }
+
+	if c.URL == "" {
+		bad("url is required")
+	} else if u, err := url.Parse(c.URL); err != nil {
+		bad("url %q: %v", c.URL, err)
+	} else if u.Scheme != "http" && u.Scheme != "https" {
+		bad("url %q: scheme %q is not http or https", c.URL, u.Scheme)
+	} else if u.Host == "" {
+		bad("url %q: no host", c.URL)
+	}
+	names := make([]string, 0, len(c.Headers))
+	for k := range c.Headers {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		v := c.Headers[k]
+		switch {
+		case !validName(k):
+			bad("headers: %q is not a valid header name", k)
+		case managed[textproto.CanonicalMIMEHeaderKey(k)]:
+			bad("headers: %s is set by the sink", k)
+		case strings.ContainsAny(v, "\r\n\x00"):
+			bad("headers: the value of %s holds a line break or NUL", k)
+		}
+	}
+	auth := 0
+	if c.Username != "" || c.Password != "" {
+		auth++
+		if c.Username == "" {
+			bad("password given without username")
+		}
+	}
+	if c.Token != "" {
+		auth++
+	}
+	for k := range c.Headers {
+		if textproto.CanonicalMIMEHeaderKey(k) == "Authorization" {
+			auth++
+		}
+	}
+	if auth > 1 {
+		bad("username/password, token and an Authorization header exclude each other")
+	}
+	if c.Timeout < 0 {
+		bad("timeout %v is negative", c.Timeout)
+	} else if c.Timeout == 0 {
+		s.Timeout = 10 * time.Second
+	}
+	switch {
+	case c.Retries < -1:
+		bad("retries %d: want -1 (none) or more", c.Retries)
+	case c.Retries == 0:
+		s.Retries = 2
+	case c.Retries == -1:
+		s.Retries = 0
+	}
+	if c.RetryBackoff < 0 {
+		bad("retry_backoff %v is negative", c.RetryBackoff)
+	} else if c.RetryBackoff == 0 {
+		s.RetryBackoff = 200 * time.Millisecond
+	}
+	t, err := tlsConfig(c.TLS, c.CAFile, c.CertFile, c.KeyFile, c.InsecureSkipVerify)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("httpsink: %w", err))
+	}
+	s.tls = t
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// validName reports whether k is an HTTP header name (an RFC 9110 token).
+func validName(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0 {
+			continue
+		}
+		return false
+	}
+	return true
+}
+
+// tlsConfig builds the TLS settings from files.
+func tlsConfig(given *tls.Config, caFile, certFile, keyFile string, insecure bool) (*tls.Config, error) {
+	if given != nil {
+		if caFile != "" || certFile != "" || keyFile != "" || insecure {
+			return nil, errors.New("tls is set together with ca_file, cert_file, key_file or insecure_skip_verify")
+		}
+		return given.Clone(), nil
+	}
+	t := &tls.Config{InsecureSkipVerify: insecure, MinVersion: tls.VersionTLS12} //nolint:gosec // opt-in, for tests
+	var errs []error
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("ca_file: %w", err))
+		} else {
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				errs = append(errs, fmt.Errorf("ca_file %s: no PEM certificate found", caFile))
+			}
+			t.RootCAs = pool
+		}
+	}
+	if (certFile == "") != (keyFile == "") {
+		errs = append(errs, errors.New("cert_file and key_file must be given together"))
+	} else if certFile != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("cert_file/key_file: %w", err))
+		} else {
+			t.Certificates = []tls.Certificate{cert}
+		}
+	}
+	return t, errors.Join(errs...)
+}

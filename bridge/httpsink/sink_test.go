@@ -1,0 +1,501 @@
+package httpsink_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"io"
+	"log"
+	"math"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/m2mbridge/m2mbridge/bridge"
+	"github.com/m2mbridge/m2mbridge/bridge/bridgetest"
+	"github.com/m2mbridge/m2mbridge/bridge/httpsink"
+)
+
+// receiver is an HTTP endpoint that decodes and keeps every batch posted to
+// it.
+type receiver struct {
+	mu       sync.Mutex
+	samples  []bridge.Sample
+	requests []*http.Request
+	bodies   [][]byte        // decompressed
+	status   func(n int) int // the status of the n-th request (from 0); nil: 204
+	arrived  chan struct{}
+}
+
+func newReceiver() *receiver { return &receiver{arrived: make(chan struct{}, 1)} }
+
+func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if r.Header.Get("Content-Encoding") == "gzip" {
+		zr, err := gzip.NewReader(bytes.NewReader(body))
+		if err == nil {
+			body, err = io.ReadAll(zr)
+		}
+		if err != nil {
+			http.Error(w, "bad gzip: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+	}
+	rc.mu.Lock()
+	n := len(rc.requests)
+	rc.requests = append(rc.requests, r)
+	rc.bodies = append(rc.bodies, body)
+	status := http.StatusNoContent
+	if rc.status != nil {
+		status = rc.status(n)
+	}
+	rc.mu.Unlock()
+	if status/100 != 2 {
+		http.Error(w, "refused by test", status)
+		return
+	}
+	var objs []json.RawMessage
+	if err := json.Unmarshal(body, &objs); err != nil {
+		http.Error(w, "not a JSON array: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	var got []bridge.Sample
+	for _, o := range objs {
+		s, err := bridge.DecodeJSON(o)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		got = append(got, s)
+	}
+	rc.mu.Lock()
+	rc.samples = append(rc.samples, got...)
+	rc.mu.Unlock()
+	select {
+	case rc.arrived <- struct{}{}:
+	default:
+	}
+	w.WriteHeader(status)
+}
+
+func (rc *receiver) count() int {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return len(rc.requests)
+}
+
+func (rc *receiver) readback(ctx context.Context, want int) ([]bridge.Sample, error) {
+	for {
+		rc.mu.Lock()
+		got := append([]bridge.Sample(nil), rc.samples...)
+		rc.mu.Unlock()
+		if len(got) >= want {
+			return got, nil
+		}
+		select {
+		case <-ctx.Done():
+			return got, ctx.Err()
+		case <-rc.arrived:
+		}
+	}
+}
+
+func newSink(t *testing.T, cfg httpsink.Config) *httpsink.Sink {
+	t.Helper()
+	s, err := httpsink.New(cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	return s
+}
+
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+var sample = bridge.Sample{
+	Source: "meter1", Point: "voltage_l1", Value: bridge.Float(230.5), Unit: "V",
+	Time: time.Date(2026, 11, 21, 10, 0, 0, 123456789, time.UTC),
+}
+
+func TestConformance(t *testing.T) {
+	for _, gz := range []bool{false, true} {
+		name := "Plain"
+		if gz {
+			name = "Gzip"
+		}
+		t.Run(name, func(t *testing.T) {
+			// One server, made before the suite (whose goroutine leak
+			// check must see only the sink's goroutines), with a
+			// receiver per sink under its own path.
+			var mu sync.Mutex
+			receivers := map[string]*receiver{}
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				rc := receivers[r.URL.Path]
+				mu.Unlock()
+				if rc == nil {
+					http.NotFound(w, r)
+					return
+				}
+				rc.ServeHTTP(w, r)
+			}))
+			defer srv.Close()
+			bridgetest.TestSink(t, bridgetest.Harness{
+				New: func(t *testing.T) (bridge.Sink, bridgetest.Readback) {
+					rc := newReceiver()
+					mu.Lock()
+					path := "/sink" + strconv.Itoa(len(receivers))
+					receivers[path] = rc
+					mu.Unlock()
+					return newSink(t, httpsink.Config{URL: srv.URL + path, Gzip: gz}), rc.readback
+				},
+			})
+		})
+	}
+}
+
+func TestRequest(t *testing.T) {
+	for _, gz := range []bool{false, true} {
+		rc := newReceiver()
+		srv := httptest.NewServer(rc)
+		defer srv.Close()
+		s := newSink(t, httpsink.Config{
+			URL:     srv.URL + "/ingest?site=7",
+			Headers: map[string]string{"X-Api-Key": "k1", "content-type": "application/vnd.m2m+json"},
+			Token:   "t0ken", Gzip: gz,
+		})
+		bad := bridge.BadSample("meter1", "current", sample.Time, errors.New("timeout"))
+		big := bridge.Sample{Source: "meter1", Point: "n", Value: bridge.Uint(math.MaxUint64), Time: sample.Time}
+		require.NoError(t, s.Write(testCtx(t), []bridge.Sample{sample, bad, big}))
+
+		require.Equal(t, 1, rc.count())
+		r := rc.requests[0]
+		assert.Equal(t, http.MethodPost, r.Method)
+		assert.Equal(t, "/ingest", r.URL.Path)
+		assert.Equal(t, "7", r.URL.Query().Get("site"))
+		assert.Equal(t, "k1", r.Header.Get("X-Api-Key"))
+		assert.Equal(t, "Bearer t0ken", r.Header.Get("Authorization"))
+		assert.Equal(t, "application/vnd.m2m+json", r.Header.Get("Content-Type"))
+		if gz {
+			assert.Equal(t, "gzip", r.Header.Get("Content-Encoding"))
+		} else {
+			assert.Empty(t, r.Header.Get("Content-Encoding"))
+		}
+		assert.Equal(t, `[`+
+			`{"source":"meter1","point":"voltage_l1","value":230.5,"unit":"V","quality":"good","time":"2026-11-21T10:00:00.123456789Z"},`+
+			`{"source":"meter1","point":"current","quality":"bad","time":"2026-11-21T10:00:00.123456789Z","error":"timeout"},`+
+			`{"source":"meter1","point":"n","value":18446744073709551615,"quality":"good","time":"2026-11-21T10:00:00.123456789Z"}]`,
+			string(rc.bodies[0]))
+		assert.Equal(t, httpsink.Stats{Sent: 3}, s.Stats())
+	}
+}
+
+func TestBasicAuth(t *testing.T) {
+	rc := newReceiver()
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	s := newSink(t, httpsink.Config{URL: srv.URL, Username: "bridge", Password: "s3cret"})
+	require.NoError(t, s.Write(testCtx(t), []bridge.Sample{sample}))
+	u, p, ok := rc.requests[0].BasicAuth()
+	assert.True(t, ok)
+	assert.Equal(t, "bridge", u)
+	assert.Equal(t, "s3cret", p)
+}
+
+func TestRetry(t *testing.T) {
+	t.Run("5xxThenSuccess", func(t *testing.T) {
+		rc := newReceiver()
+		rc.status = func(n int) int { return []int{503, 500, 429, 204}[min(n, 3)] }
+		srv := httptest.NewServer(rc)
+		defer srv.Close()
+		s := newSink(t, httpsink.Config{URL: srv.URL, Retries: 3, RetryBackoff: time.Millisecond})
+		require.NoError(t, s.Write(testCtx(t), []bridge.Sample{sample}))
+		assert.Equal(t, 4, rc.count())
+		for _, b := range rc.bodies[1:] {
+			assert.Equal(t, rc.bodies[0], b, "a retry sends the same batch")
+		}
+		assert.Equal(t, httpsink.Stats{Sent: 1, Retried: 3}, s.Stats())
+	})
+	t.Run("5xxExhausted", func(t *testing.T) {
+		rc := newReceiver()
+		rc.status = func(int) int { return http.StatusBadGateway }
+		srv := httptest.NewServer(rc)
+		defer srv.Close()
+		s := newSink(t, httpsink.Config{URL: srv.URL, Retries: 2, RetryBackoff: time.Millisecond})
+		err := s.Write(testCtx(t), []bridge.Sample{sample})
+		var se *httpsink.StatusError
+		require.ErrorAs(t, err, &se)
+		assert.Equal(t, http.StatusBadGateway, se.StatusCode)
+		assert.True(t, bridge.IsRetriable(err), "left for the Bridge to retry later")
+		assert.Equal(t, 3, rc.count())
+	})
+	t.Run("4xxPermanent", func(t *testing.T) {
+		rc := newReceiver()
+		rc.status = func(int) int { return http.StatusUnprocessableEntity }
+		srv := httptest.NewServer(rc)
+		defer srv.Close()
+		s := newSink(t, httpsink.Config{URL: srv.URL, Retries: 3, RetryBackoff: time.Millisecond})
+		err := s.Write(testCtx(t), []bridge.Sample{sample, sample})
+		var se *httpsink.StatusError
+		require.ErrorAs(t, err, &se)
+		assert.Equal(t, http.StatusUnprocessableEntity, se.StatusCode)
+		assert.Contains(t, se.Body, "refused by test")
+		assert.True(t, bridge.IsPermanent(err))
+		assert.Equal(t, 1, rc.count(), "no retry on 4xx")
+		assert.Equal(t, httpsink.Stats{Rejected: 2}, s.Stats())
+	})
+	t.Run("RedirectToGetRefused", func(t *testing.T) {
+		srv := httptest.NewServer(http.RedirectHandler("/elsewhere", http.StatusFound))
+		defer srv.Close()
+		s := newSink(t, httpsink.Config{URL: srv.URL})
+		err := s.Write(testCtx(t), []bridge.Sample{sample})
+		var se *httpsink.StatusError
+		require.ErrorAs(t, err, &se)
+		assert.Equal(t, http.StatusFound, se.StatusCode)
+	})
+	t.Run("CancelWhileWaiting", func(t *testing.T) {
+		rc := newReceiver()
+		rc.status = func(int) int { return http.StatusServiceUnavailable }
+		srv := httptest.NewServer(rc)
+		defer srv.Close()
+		s := newSink(t, httpsink.Config{URL: srv.URL, Retries: 5, RetryBackoff: time.Hour})
+		ctx, cancel := context.WithCancel(testCtx(t))
+		go func() {
+			for rc.count() == 0 {
+				time.Sleep(time.Millisecond)
+			}
+			cancel()
+		}()
+		start := time.Now()
+		err := s.Write(ctx, []bridge.Sample{sample})
+		assert.ErrorIs(t, err, context.Canceled)
+		assert.Less(t, time.Since(start), 10*time.Second)
+	})
+}
+
+func TestTimeout(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-release
+	}))
+	defer srv.Close()
+	defer close(release)
+	s := newSink(t, httpsink.Config{URL: srv.URL, Timeout: 100 * time.Millisecond, Retries: -1})
+	start := time.Now()
+	err := s.Write(testCtx(t), []bridge.Sample{sample})
+	require.Error(t, err)
+	assert.True(t, bridge.IsRetriable(err), "%v", err)
+	assert.Less(t, time.Since(start), 5*time.Second)
+}
+
+// TestServerGoneAndBack stops the server, checks that writes fail with a
+// retriable error, and starts it again on the same address.
+func TestServerGoneAndBack(t *testing.T) {
+	rc := newReceiver()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	serve := func(ln net.Listener) *http.Server {
+		srv := &http.Server{Handler: rc, ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = srv.Serve(ln) }()
+		return srv
+	}
+	srv := serve(ln)
+	s := newSink(t, httpsink.Config{URL: "http://" + addr, Retries: 1, RetryBackoff: time.Millisecond})
+	ctx := testCtx(t)
+	mk := func(i int) []bridge.Sample {
+		return []bridge.Sample{{Source: "m", Point: "p", Value: bridge.Int(int64(i)), Time: time.Unix(0, int64(i))}}
+	}
+	require.NoError(t, s.Write(ctx, mk(1)))
+	require.NoError(t, srv.Close())
+
+	err = s.Write(ctx, mk(2))
+	require.Error(t, err)
+	assert.True(t, bridge.IsRetriable(err), "%v", err)
+	assert.Equal(t, uint64(1), s.Stats().Retried)
+
+	var ln2 net.Listener
+	require.Eventually(t, func() bool { ln2, err = net.Listen("tcp", addr); return err == nil }, 10*time.Second, 20*time.Millisecond)
+	srv2 := serve(ln2)
+	defer srv2.Close()
+	require.NoError(t, s.Write(ctx, mk(2)))
+	got, err := rc.readback(ctx, 2)
+	require.NoError(t, err)
+	assert.Empty(t, bridgetest.Match(append(mk(1), mk(2)...), got))
+}
+
+func TestTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca := newCA(t)
+	caFile := filepath.Join(dir, "ca.pem")
+	require.NoError(t, os.WriteFile(caFile, ca.certPEM, 0o600))
+	certFile, keyFile := filepath.Join(dir, "client.pem"), filepath.Join(dir, "client-key.pem")
+	clientCert, clientKey := ca.issue(t, "bridge-client", x509.ExtKeyUsageClientAuth)
+	require.NoError(t, os.WriteFile(certFile, clientCert, 0o600))
+	require.NoError(t, os.WriteFile(keyFile, clientKey, 0o600))
+	serverCert, serverKey := ca.issue(t, "127.0.0.1", x509.ExtKeyUsageServerAuth)
+	pair, err := tls.X509KeyPair(serverCert, serverKey)
+	require.NoError(t, err)
+
+	rc := newReceiver()
+	srv := httptest.NewUnstartedServer(rc)
+	srv.TLS = &tls.Config{
+		Certificates: []tls.Certificate{pair}, ClientAuth: tls.RequireAndVerifyClientCert,
+		ClientCAs: ca.pool, MinVersion: tls.VersionTLS12,
+	}
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes below
+	srv.StartTLS()
+	defer srv.Close()
+	ctx := testCtx(t)
+
+	s := newSink(t, httpsink.Config{URL: srv.URL, CAFile: caFile, CertFile: certFile, KeyFile: keyFile})
+	require.NoError(t, s.Write(ctx, []bridge.Sample{sample}))
+	got, err := rc.readback(ctx, 1)
+	require.NoError(t, err)
+	assert.Empty(t, bridgetest.Match([]bridge.Sample{sample}, got))
+	assert.Equal(t, "bridge-client", rc.requests[0].TLS.PeerCertificates[0].Subject.CommonName)
+
+	noCert := newSink(t, httpsink.Config{URL: srv.URL, CAFile: caFile, Retries: -1})
+	assert.Error(t, noCert.Write(ctx, []bridge.Sample{sample}), "the server wants a client certificate")
+	untrusted := newSink(t, httpsink.Config{URL: srv.URL, CertFile: certFile, KeyFile: keyFile, Retries: -1})
+	assert.Error(t, untrusted.Write(ctx, []bridge.Sample{sample}), "the system roots do not trust the test CA")
+	assert.Equal(t, 1, rc.count())
+}
+
+type testCA struct {
+	cert    *x509.Certificate
+	key     *ecdsa.PrivateKey
+	certPEM []byte
+	pool    *x509.CertPool
+}
+
+var serial atomic.Int64
+
+func newCA(t *testing.T) *testCA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(serial.Add(1)), Subject: pkix.Name{CommonName: "m2mbridge test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	cert, err := x509.ParseCertificate(der)
+	require.NoError(t, err)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return &testCA{cert: cert, key: key, certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pool: pool}
+}
+
+// issue returns a PEM certificate for name signed by the CA, and its PEM key.
+func (ca *testCA) issue(t *testing.T, name string, usage x509.ExtKeyUsage) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(serial.Add(1)), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{usage}, KeyUsage: x509.KeyUsageDigitalSignature,
+	}
+	if ip := net.ParseIP(name); ip != nil {
+		tmpl.IPAddresses = []net.IP{ip}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	require.NoError(t, err)
+	kder, err := x509.MarshalECPrivateKey(key)
+	require.NoError(t, err)
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
+}
+
+func TestNewChecksConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  httpsink.Config
+		want []string
+	}{
+		{"NoURL", httpsink.Config{}, []string{"url is required"}},
+		{"Unparsable", httpsink.Config{URL: "http://[::1"}, []string{`url "http://[::1"`}},
+		{"Scheme", httpsink.Config{URL: "ftp://host/x"}, []string{`scheme "ftp" is not http or https`}},
+		{"NoHost", httpsink.Config{URL: "http:///path"}, []string{"no host"}},
+		{"Headers", httpsink.Config{URL: "http://h", Headers: map[string]string{"Bad Name": "x", "Content-Length": "1", "X-A": "a\r\nb"}},
+			[]string{`"Bad Name" is not a valid header name`, "Content-Length is set by the sink", "X-A holds a line break"}},
+		{"TwoAuth", httpsink.Config{URL: "http://h", Token: "t", Username: "u"}, []string{"exclude each other"}},
+		{"PasswordOnly", httpsink.Config{URL: "http://h", Password: "p"}, []string{"password given without username"}},
+		{"Numbers", httpsink.Config{URL: "http://h", Timeout: -1, Retries: -2, RetryBackoff: -1},
+			[]string{"timeout -1ns", "retries -2", "retry_backoff -1ns"}},
+		{"TLSFiles", httpsink.Config{URL: "https://h", CAFile: "/nonexistent/ca.pem", KeyFile: "k.pem"},
+			[]string{"ca_file", "cert_file and key_file must be given together"}},
+		{"AllAtOnce", httpsink.Config{URL: "gopher://h", Timeout: -1}, []string{"gopher", "timeout"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := httpsink.New(tc.cfg)
+			require.Error(t, err)
+			assert.Nil(t, s)
+			for _, w := range tc.want {
+				assert.Contains(t, err.Error(), w)
+			}
+		})
+	}
+}
+
+func BenchmarkAppendBatch(b *testing.B) {
+	batch := bridgetest.Samples("meter1", 5000, time.Now())
+	buf := httpsink.AppendBatch(nil, batch)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		buf = httpsink.AppendBatch(buf[:0], batch)
+	}
+	b.ReportMetric(float64(b.N*len(batch))/b.Elapsed().Seconds(), "samples/s")
+}
+
+// BenchmarkWrite posts batches of 5,000 samples to a local httptest server
+// that reads and discards them.
+func BenchmarkWrite(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	s, err := httpsink.New(httpsink.Config{URL: srv.URL})
+	require.NoError(b, err)
+	defer s.Close(context.Background())
+	batch := bridgetest.Samples("meter1", 5000, time.Now())
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := s.Write(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*len(batch))/b.Elapsed().Seconds(), "samples/s")
+}
