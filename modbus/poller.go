@@ -383,6 +383,28 @@ func (d *Device) Run(ctx context.Context, out bridge.Emitter) error {
 	}
 }
 
+// PollOnce reads every point of the device once, in the planned requests,
+// and hands the samples to out in one batch. It is for one-shot reads and
+// benchmarks; it must not be called while Run runs.
+func (d *Device) PollOnce(ctx context.Context, out bridge.Emitter) error {
+	if d.running.Swap(true) {
+		return fmt.Errorf("modbus: device %q: PollOnce called while running", d.name)
+	}
+	defer d.running.Store(false)
+	var all uint64
+	for g := range d.groups {
+		all |= 1 << g
+	}
+	d.cycle(ctx, all)
+	var err error
+	if len(d.batch) > 0 {
+		err = out.Emit(ctx, d.batch)
+	}
+	clear(d.batch)
+	d.batch = d.batch[:0]
+	return err
+}
+
 // cycle reads the points of the groups in mask into d.batch.
 func (d *Device) cycle(ctx context.Context, mask uint64) {
 	d.stats.cycles.Add(1)
