@@ -11,7 +11,9 @@
 // plain data: load them from YAML with [LoadProfile] or [LoadProfileFile],
 // take a built-in one with [BuiltinProfile], or write them as Go literals;
 // [Profile.Validate] reports every problem at once, naming the point and the
-// field. [Point.Decode] and [Point.Encode] convert between registers and
+// field, and with the line when it came from YAML. Durations in YAML are Go
+// duration strings ("500ms", "1m30s"); a bare number is an error.
+// [Point.Decode] and [Point.Encode] convert between registers and
 // [bridge.Value], exactly for 64-bit integers.
 //
 // # Read planning
