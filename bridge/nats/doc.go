@@ -1,0 +1,84 @@
+// Package nats is a [bridge.Sink] that publishes samples to NATS, one
+// message per sample, with the JSON encoding of [bridge.AppendJSON] as
+// payload:
+//
+//	subject m2m.meter1.voltage_l1
+//	payload {"source":"meter1","point":"voltage_l1","value":230.5,"unit":"V","quality":"good","time":"2026-11-21T10:00:00.123456789Z"}
+//
+// It uses github.com/nats-io/nats.go and its jetstream package, and is
+// tested against nats-server with JetStream.
+//
+// # Settings
+//
+// [Config] is plain data; [New] checks all of it, loads the TLS files and
+// reports every problem at once, but does not dial. The gateway's YAML block
+// uses the keys below (only url is required):
+//
+//	nats:
+//	  url: nats://127.0.0.1:4222        # nats:// tls:// ws:// wss://; several: comma-separated
+//	  subject: "m2m.{source}.{point}"   # the default
+//	  jetstream: true                   # false: core NATS (at most once)
+//	  stream: M2M                       # JetStream only: the stream the subjects belong to
+//	  create_stream: true               # create it, with the template's subjects, when absent
+//	  max_ack_pending: 4096             # JetStream publishes awaiting their acknowledgement
+//	  ack_timeout: 10s
+//	  name: gateway-1                   # connection name shown by the server
+//	  creds_file: gateway.creds         # or token (token_env/token_file), or username + password
+//	  username: bridge                  # password: from password_env / password_file (resolved by the gateway)
+//	  ca_file: ca.pem                   # TLS: CA that signs the server's certificate
+//	  cert_file: client.pem             # TLS: client certificate and key, both or neither
+//	  key_file: client.key
+//	  connect_timeout: 5s
+//	  reconnect_wait: 1s
+//
+// Token and Password are fields of [Config] without a YAML key, so that they
+// are never written into a configuration file; they are never logged, and
+// [Config.String] redacts them. Only one way to authenticate may be given.
+//
+// # Subjects
+//
+// The subject template holds literal text and the placeholders {source}
+// and {point}; any other {name}, an unbalanced brace, a wildcard ('*' or
+// '>'), whitespace or an empty token in the template is an error at
+// construction. In the values put in place of {source} and {point}, the
+// characters NATS does not allow inside a token are replaced by '_': '.'
+// (so that a name stays one token), '*', '>', whitespace and other control
+// characters, and each byte of invalid UTF-8; an empty name becomes "_". A
+// source "line 1.meter*" thus publishes to m2m.line_1_meter_.<point>.
+// [Sink.Subject] gives the subject of a source and point, and
+// [Sink.StreamSubject] the filter that covers them all (each token holding a
+// placeholder becomes '*': "m2m.*.*").
+//
+// # Delivery
+//
+// With JetStream, Write publishes every sample asynchronously, keeping up
+// to MaxAckPending unacknowledged, and returns when the stream has
+// acknowledged each one. When some fail it returns a [*bridge.BatchError]
+// naming exactly those samples, each with its cause: [ErrNotConnected]
+// while the connection is down, [ErrAckTimeout] when no acknowledgement came
+// within AckTimeout, jetstream.ErrNoStreamResponse when no stream takes the
+// subject, the server's error, or the context's. Acknowledgements Write
+// stopped waiting for are dropped from the client (CleanupPublisher), so they
+// do not count against MaxAckPending later.
+//
+// With core NATS, Write publishes every sample and ends with a flush, a
+// round trip to the server: nil means the server has received every sample
+// (core NATS itself delivers at most once, to the subscribers present). A
+// failed flush is a plain error: none of the batch may be assumed delivered.
+//
+// # Connection
+//
+// [Sink.Connect] dials (and, for JetStream with a Stream, checks or creates
+// the stream); Write dials too when Connect was not called. Once connected,
+// nats.go reconnects by itself forever, ReconnectWait apart; while the
+// connection is down, publishes fail at once with [ErrNotConnected] rather
+// than being buffered (the client's reconnect buffer is disabled), so nothing
+// piles up in memory and the caller (the Bridge, with its spool) decides what
+// to retry.
+//
+// # Concurrency
+//
+// A Sink follows the [bridge.Sink] contract: Write and Close are called one
+// at a time (from any goroutine); Connect, Subject and StreamSubject may be
+// called at any time. Close ends every goroutine the sink started.
+package nats
