@@ -120,8 +120,9 @@ func TestBridgeLingerFillsBatches(t *testing.T) {
 			mu.Unlock()
 			return nil
 		})
-		// One sample every 10ms for 95ms, linger 50ms, batch 100: the first
-		// write comes 50ms after the first sample, not at once.
+		// One sample every 10ms for 90ms, linger 45ms, batch 100: the first
+		// write comes 45ms after the first sample, not at once, and carries
+		// five samples; the second lingers from the sixth sample at 50ms.
 		src := bridge.SourceFunc(func(ctx context.Context, out bridge.Emitter) error {
 			for i := 0; i < 10; i++ {
 				if err := out.Emit(ctx, []bridge.Sample{{Source: "s", Point: "p", Value: bridge.Int(int64(i))}}); err != nil {
@@ -134,15 +135,15 @@ func TestBridgeLingerFillsBatches(t *testing.T) {
 		})
 		b := bridge.New(bridge.Options{Logger: quiet})
 		require.NoError(t, b.AddSource("s", src))
-		require.NoError(t, b.AddSink("k", sink, bridge.SinkOptions{BatchSize: 100, Linger: 50 * time.Millisecond}))
+		require.NoError(t, b.AddSink("k", sink, bridge.SinkOptions{BatchSize: 100, Linger: 45 * time.Millisecond}))
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		require.NoError(t, b.Run(ctx))
 		mu.Lock()
 		defer mu.Unlock()
 		require.Len(t, writes, 2, "two lingered batches: %v", writes)
-		assert.Equal(t, 50*time.Millisecond, writes[0])
-		assert.Equal(t, 110*time.Millisecond, writes[1]) // second batch lingered from the 6th sample at 60ms
+		assert.Equal(t, 45*time.Millisecond, writes[0])
+		assert.Equal(t, 95*time.Millisecond, writes[1])
 		assert.EqualValues(t, 10, b.Stats().Sinks[0].Delivered)
 	})
 }

@@ -101,7 +101,10 @@ func (r *sinkRunner) push(ctx context.Context, batch []Sample) error {
 			if drop > r.n {
 				drop = r.n
 			}
-			r.discard(drop)
+			// No need to clear the dropped slots: the copy below
+			// overwrites exactly the free and the dropped ones.
+			r.head = (r.head + drop) % size
+			r.n -= drop
 			r.stats.dropped.Add(uint64(drop))
 			free += drop
 		}

@@ -2,6 +2,8 @@ package mqtt
 
 import (
 	"context"
+	"net"
+	"net/url"
 	"sync"
 	"time"
 
@@ -34,6 +36,11 @@ func newV3(set *settings) *v3 {
 	o.SetPassword(set.Password)
 	if set.tls != nil {
 		o.SetTLSConfig(set.tls)
+	}
+	if !isWebSocket(set.url) {
+		o.SetCustomOpenConnectionFn(func(u *url.URL, _ pmqtt.ClientOptions) (net.Conn, error) {
+			return dial(context.Background(), u, set.tls, set.ConnectTimeout)
+		})
 	}
 	o.SetProtocolVersion(4) // 3.1.1; no silent fallback to 3.1
 	o.SetCleanSession(!set.PersistentSession)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/url"
 	"sync"
 	"sync/atomic"
@@ -67,6 +68,11 @@ func (c *v5) start() error {
 			ClientID:      set.ClientID,
 			PacketTimeout: set.AckTimeout,
 		},
+	}
+	if !isWebSocket(set.url) {
+		cfg.AttemptConnection = func(ctx context.Context, _ autopaho.ClientConfig, u *url.URL) (net.Conn, error) {
+			return dial(ctx, u, set.tls, set.ConnectTimeout)
+		}
 	}
 	if set.PersistentSession {
 		cfg.SessionExpiryInterval = uint32(set.SessionExpiry / time.Second)

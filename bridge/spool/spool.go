@@ -255,7 +255,9 @@ var openDirs sync.Map
 // recovers what a previous process left: every complete record is kept, a
 // torn tail is truncated, damaged records are skipped and counted in
 // [Spool.Dropped], and reading resumes at the first unacknowledged sample.
-// Only one Spool may use a directory at a time.
+// Only one Spool may use a directory at a time: a second Open in this
+// process fails, and so does one in another process on systems with flock
+// (Linux, the BSDs, macOS).
 func Open(dir string, opts Options) (*Spool, error) {
 	o, err := opts.normalize()
 	if err != nil {
@@ -332,6 +334,9 @@ func (s *Spool) recover() error {
 		return fmt.Errorf("spool: %w", err)
 	}
 	s.cur = cur
+	if err := lockFile(cur); err != nil {
+		return err
+	}
 	c, err := readCursor(cur)
 	if err != nil {
 		return fmt.Errorf("spool: reading %s: %w", cur.Name(), err)

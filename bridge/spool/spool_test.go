@@ -740,3 +740,18 @@ func TestSinkDownThenBack(t *testing.T) {
 	require.Zero(t, s.Dropped())
 	require.Positive(t, failures)
 }
+
+func TestDirectoryLockedAgainstOtherProcesses(t *testing.T) {
+	if _, err := os.Stat("/proc/self"); err != nil {
+		t.Skip("flock test written for Linux")
+	}
+	dir := t.TempDir()
+	s := mustOpen(t, dir, Options{})
+	defer s.Close()
+	// Another open file description of the cursor, as another process
+	// would have, cannot take the lock.
+	f, err := os.OpenFile(filepath.Join(dir, cursorFile), os.O_RDWR, 0)
+	require.NoError(t, err)
+	defer f.Close()
+	require.ErrorContains(t, lockFile(f), "in use by another process")
+}

@@ -1,0 +1,93 @@
+// Package influx is a [bridge.Sink] that writes samples to InfluxDB as line
+// protocol over HTTP: the v1 write API (POST /write, InfluxDB 1.x and the
+// 1.x compatibility endpoints of 2.x and 3.x) or the v2 one (POST
+// /api/v2/write, InfluxDB 2.x, 3.x and 1.8+), always with nanosecond
+// precision.
+//
+// # Samples as points
+//
+// One sample is one point ([Encoder]):
+//
+//	meter1,point=voltage_l1,unit=V value=230.5 1795255200123456789
+//
+//   - measurement: the source;
+//   - tags: the point under PointTag ("point"), and the unit under UnitTag
+//     ("unit") when the sample has one (a unit is metadata of the series, so
+//     it is a tag, not a field; unit_tag "-" leaves it out);
+//   - field: the value, typed after its kind: a float as a plain number, an
+//     int with the "i" suffix, a uint with "u" (v2) or "i" (v1, see below), a
+//     bool as true/false, a string quoted with '"' and '\' escaped.
+//     InfluxDB fixes each field's type per measurement, and the points of one
+//     source often differ in kind, so by default (fields: by_kind) the field
+//     key says the kind: "value" for floats, "value_int", "value_uint",
+//     "value_bool" and "value_string" for the others. fields: single writes
+//     everything to "value", for sources whose points are all of one kind;
+//   - timestamp: the sample's time in Unix nanoseconds.
+//
+// Measurement, tag keys, tag values and field keys are escaped as the line
+// protocol reference says (comma and space; also '=' in tags and keys).
+// InfluxDB 1.x stores no unsigned integers (it rejects the "u" suffix unless
+// built with it), so under v1 a uint is written as an integer and one above
+// math.MaxInt64 fails with [ErrUintRange]; uint: unsigned overrides this for
+// servers that accept "u".
+//
+// Bad samples hold no reading: they are left out and counted
+// (Stats.Skipped). Samples that line protocol cannot carry are reported,
+// marked [bridge.Permanent], in a [*bridge.BatchError] and counted
+// (Stats.Rejected): a NaN or infinite float ([ErrNotFinite]), a Good sample
+// without a value ([ErrNoValue]), an empty source or point, a source
+// starting with '#' (a comment line), a line break in a source, point or
+// unit, or a backslash the InfluxDB parser would take for an escape (before
+// a space, comma, '=' or another backslash, or at the end) ([ErrName]).
+//
+// # Settings
+//
+// [Config] holds them; in YAML (keys in the field tags):
+//
+//	url: http://127.0.0.1:8086   # http:// or https://; a path is kept as a prefix; required
+//	api: v1                      # v1 | v2; default: v1 with database, v2 with bucket
+//	database: telemetry          # v1: database (required), retention_policy,
+//	retention_policy: ""         #     username and password (HTTP basic authentication;
+//	username: bridge             #     the gateway resolves password_env/password_file)
+//	password: ...
+//	org: my-org                  # v2: org, bucket (required) and token
+//	bucket: telemetry            #     ("Authorization: Token ..."; token_env/token_file)
+//	token: ...
+//	point_tag: point             # tag key of the point
+//	unit_tag: unit               # tag key of the unit; "-" for none
+//	field: value                 # field key (prefix) of the value
+//	fields: by_kind              # by_kind | single
+//	uint: integer                # integer (v1 default) | unsigned (v2 default)
+//	gzip: false                  # compress request bodies
+//	timeout: 10s                 # per request
+//	ca_file: ca.pem              # https: authorities to trust; empty: the system's
+//	cert_file: client.pem        # client certificate and key
+//	key_file: client-key.pem
+//	insecure_skip_verify: false  # tests only
+//
+// [New] checks every setting and reports all problems at once (an unparsable
+// URL, a scheme other than http or https, v1 and v2 settings mixed, a
+// missing database or bucket, an unusable tag or field key, unreadable TLS
+// files); it does no network I/O. [Sink.Connect] checks that the server
+// answers /ping.
+//
+// # Errors
+//
+// Write sends at most 5,000 lines per request (InfluxData's recommended
+// batch). A 2xx answer means the lines were written. A 5xx, 408 or 429
+// answer and network errors are retriable; other 4xx answers (a missing
+// database, an authorisation failure) are [bridge.Permanent]. A "partial
+// write" answer (400) means InfluxDB kept some lines: when it names the
+// lines it refused (1.x quotes the lines it could not parse, 2.x numbers
+// them) those samples are reported in a [*bridge.BatchError] and the others
+// count as written; when it does not (a field type conflict, counted in
+// "dropped=N" without naming the lines) the whole request is reported
+// Permanent, since sending it again would fail the same way. All errors
+// from the server are [*StatusError] values.
+//
+// The tests run against Debian's influxd (1.x), which they start themselves
+// on a free port with a temporary data directory; they skip when it is not
+// installed (and fail under M2MB_INTEROP=1).
+//
+// A Sink is safe for concurrent use; Writes are serialised.
+package influx
