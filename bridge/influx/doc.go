@@ -10,6 +10,7 @@
 //
 //	meter1,point=voltage_l1,unit=V value=230.5 1795255200123456789
 //
+// Its parts:
 //   - measurement: the source;
 //   - tags: the point under PointTag ("point"), and the unit under UnitTag
 //     ("unit") when the sample has one (a unit is metadata of the series, so

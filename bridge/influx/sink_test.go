@@ -235,4 +235,3 @@ func TestClosed(t *testing.T) {
 	assert.ErrorIs(t, s.Connect(context.Background()), bridge.ErrClosed)
 	assert.ErrorIs(t, s.Close(context.Background()), bridge.ErrClosed)
 }
-
