@@ -4,7 +4,6 @@ package spool
 
 import "os"
 
-// lockFile does nothing here: on Windows the cursor file is opened without
-// FILE_SHARE_DELETE and segments cannot be deleted under another process,
-// but two processes are not otherwise kept apart.
+// lockFile does nothing on systems without flock (Windows among them): two
+// processes opening the same spool directory there are not detected.
 func lockFile(*os.File) error { return nil }
