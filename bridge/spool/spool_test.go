@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -754,4 +755,34 @@ func TestDirectoryLockedAgainstOtherProcesses(t *testing.T) {
 	require.NoError(t, err)
 	defer f.Close()
 	require.ErrorContains(t, lockFile(f), "in use by another process")
+}
+
+func TestSyncIntervalFsyncsEachInterval(t *testing.T) {
+	dir := t.TempDir()
+	synctest.Test(t, func(t *testing.T) {
+		s := mustOpen(t, dir, Options{Sync: SyncInterval, Interval: 100 * time.Millisecond})
+		appendSeqs(t, s, 1, 10, 10)
+		require.True(t, s.dirty.Load(), "SyncInterval: Append returns before the fsync")
+		time.Sleep(99 * time.Millisecond)
+		synctest.Wait()
+		require.True(t, s.dirty.Load())
+		time.Sleep(time.Millisecond)
+		synctest.Wait()
+		require.False(t, s.dirty.Load(), "fsynced when the interval passed")
+		require.NoError(t, s.Ack(0))
+		buf := make([]bridge.Sample, 4)
+		n, err := s.Peek(buf)
+		require.NoError(t, err)
+		require.NoError(t, s.Ack(n))
+		require.True(t, s.ackDirty.Load())
+		time.Sleep(100 * time.Millisecond)
+		synctest.Wait()
+		require.False(t, s.ackDirty.Load(), "the cursor is fsynced with the data")
+		require.NoError(t, s.Close())
+	})
+	s := mustOpen(t, dir, Options{Sync: SyncEvery})
+	defer s.Close()
+	appendSeqs(t, s, 11, 10, 10)
+	require.False(t, s.dirty.Load(), "SyncEvery: fsynced before Append returns")
+	require.EqualValues(t, 16, s.Len())
 }
