@@ -23,6 +23,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -30,6 +31,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
 
 	"github.com/m2mbridge/m2mbridge/bridge"
 	"github.com/m2mbridge/m2mbridge/bridge/bridgetest"
@@ -498,4 +500,30 @@ func BenchmarkWrite(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N*len(batch))/b.Elapsed().Seconds(), "samples/s")
+}
+
+func TestConfigYAML(t *testing.T) {
+	var cfg httpsink.Config
+	dec := yaml.NewDecoder(strings.NewReader(`
+url: https://h/ingest
+headers: {X-Api-Key: k}
+username: u
+password: p
+token: t
+gzip: true
+timeout: 2s
+retries: -1
+retry_backoff: 50ms
+ca_file: ca.pem
+cert_file: c.pem
+key_file: k.pem
+insecure_skip_verify: true
+`))
+	dec.KnownFields(true)
+	require.NoError(t, dec.Decode(&cfg))
+	assert.Equal(t, httpsink.Config{
+		URL: "https://h/ingest", Headers: map[string]string{"X-Api-Key": "k"}, Username: "u", Password: "p", Token: "t",
+		Gzip: true, Timeout: 2 * time.Second, Retries: -1, RetryBackoff: 50 * time.Millisecond,
+		CAFile: "ca.pem", CertFile: "c.pem", KeyFile: "k.pem", InsecureSkipVerify: true,
+	}, cfg)
 }

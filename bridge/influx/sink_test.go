@@ -13,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
 
 	"github.com/m2mbridge/m2mbridge/bridge"
 	"github.com/m2mbridge/m2mbridge/bridge/influx"
@@ -234,4 +235,36 @@ func TestClosed(t *testing.T) {
 	assert.ErrorIs(t, s.Write(context.Background(), nil), bridge.ErrClosed)
 	assert.ErrorIs(t, s.Connect(context.Background()), bridge.ErrClosed)
 	assert.ErrorIs(t, s.Close(context.Background()), bridge.ErrClosed)
+}
+
+func TestConfigYAML(t *testing.T) {
+	var cfg influx.Config
+	dec := yaml.NewDecoder(strings.NewReader(`
+url: http://127.0.0.1:8086
+api: v2
+org: o
+bucket: b
+token: t
+point_tag: pt
+unit_tag: "-"
+field: v
+fields: single
+uint: unsigned
+gzip: true
+timeout: 3s
+ca_file: ca.pem
+cert_file: c.pem
+key_file: k.pem
+insecure_skip_verify: true
+`))
+	dec.KnownFields(true)
+	require.NoError(t, dec.Decode(&cfg))
+	assert.Equal(t, influx.Config{
+		URL: "http://127.0.0.1:8086", API: "v2", Org: "o", Bucket: "b", Token: "t", PointTag: "pt", UnitTag: "-",
+		Field: "v", Fields: "single", Uint: "unsigned", Gzip: true, Timeout: 3 * time.Second,
+		CAFile: "ca.pem", CertFile: "c.pem", KeyFile: "k.pem", InsecureSkipVerify: true,
+	}, cfg)
+	var v1 influx.Config
+	require.NoError(t, yaml.Unmarshal([]byte("{url: 'http://h', database: d, retention_policy: r, username: u, password: p}"), &v1))
+	assert.Equal(t, influx.Config{URL: "http://h", Database: "d", RetentionPolicy: "r", Username: "u", Password: "p"}, v1)
 }

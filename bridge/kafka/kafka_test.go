@@ -27,6 +27,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"gopkg.in/yaml.v3"
 
 	"github.com/m2mbridge/m2mbridge/bridge"
 	"github.com/m2mbridge/m2mbridge/bridge/bridgetest"
@@ -410,4 +411,54 @@ func TestTopic(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, tc.want, got, "%s with %q/%q", tc.tmpl, tc.source, tc.point)
 	}
+}
+
+func TestConfigYAML(t *testing.T) {
+	var cfg kafka.Config
+	dec := yaml.NewDecoder(strings.NewReader(`
+brokers: ["127.0.0.1:9092", "127.0.0.2:9092"]
+topic: m2m.{source}
+client_id: gw1
+compression: zstd
+max_buffered_records: 500
+delivery_timeout: 5s
+auto_create_topics: true
+sasl_mechanism: SCRAM-SHA-512
+username: bridge
+password: pw
+tls: true
+ca_file: ca.pem
+cert_file: c.pem
+key_file: k.pem
+insecure_skip_verify: false
+`))
+	dec.KnownFields(true)
+	require.NoError(t, dec.Decode(&cfg))
+	assert.Equal(t, kafka.Config{
+		Brokers: []string{"127.0.0.1:9092", "127.0.0.2:9092"}, Topic: "m2m.{source}", ClientID: "gw1",
+		Compression: "zstd", MaxBufferedRecords: 500, DeliveryTimeout: 5 * time.Second, AutoCreateTopics: true,
+		SASLMechanism: "SCRAM-SHA-512", Username: "bridge", Password: "pw",
+		TLS: true, CAFile: "ca.pem", CertFile: "c.pem", KeyFile: "k.pem",
+	}, cfg)
+}
+
+// BenchmarkWrite produces batches of 5,000 samples to an in-process kfake
+// cluster (which, not Kafka, bounds the rate).
+func BenchmarkWrite(b *testing.B) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "bench"))
+	require.NoError(b, err)
+	defer c.Close()
+	s, err := kafka.New(kafka.Config{Brokers: c.ListenAddrs(), Topic: "bench", Compression: "lz4"})
+	require.NoError(b, err)
+	defer s.Close(context.Background())
+	batch := bridgetest.Samples("meter1", 5000, time.Now())
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := s.Write(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*len(batch))/b.Elapsed().Seconds(), "samples/s")
 }
