@@ -107,9 +107,11 @@ type ExceptionError struct {
 
 // Error returns "modbus: unit 1 function 0x03: exception 2 (illegal data address)".
 func (e *ExceptionError) Error() string {
-	return "modbus: unit " + strconv.Itoa(int(e.Unit)) + " function 0x" +
-		strconv.FormatUint(uint64(e.Function), 16) + ": exception " +
-		strconv.Itoa(int(e.Code)) + " (" + e.Code.String() + ")"
+	return "modbus: unit " + strconv.Itoa(int(e.Unit)) + " " + e.detail()
+}
+
+func (e *ExceptionError) detail() string {
+	return fmt.Sprintf("function 0x%02x: exception %d (%s)", e.Function, e.Code, e.Code)
 }
 
 // Is reports whether target is the sentinel of e's code, so that
@@ -142,7 +144,11 @@ func (e *OpError) Error() string {
 			s += "+" + strconv.Itoa(int(e.Quantity))
 		}
 	}
-	if e.Err != nil {
+	var ex *ExceptionError
+	switch {
+	case errors.As(e.Err, &ex) && ex.Unit == e.Unit:
+		s += ": " + ex.detail() // the unit is said already
+	case e.Err != nil:
 		s += ": " + trimPrefix(e.Err.Error())
 	}
 	return s

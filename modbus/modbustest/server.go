@@ -1,6 +1,7 @@
 package modbustest
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -91,6 +92,11 @@ func WithLogSize(n int) Option { return func(s *Server) { s.logSize = max(n, 1) 
 // ticks every read sees the same values, and encoding costs nothing.
 func WithTick(d time.Duration) Option { return func(s *Server) { s.tick = max(d, time.Microsecond) } }
 
+// WithUDP serves over UDP instead of TCP: one request per datagram, MBAP
+// framed (udp://) or, with WithFraming(RTU), RTU framed (rtuoverudp://).
+// Drop and Reset faults become NoReply: UDP has no connection.
+func WithUDP() Option { return func(s *Server) { s.udp = true } }
+
 // WithAddress listens on addr instead of 127.0.0.1:0.
 func WithAddress(addr string) Option { return func(s *Server) { s.addr = addr } }
 
@@ -118,9 +124,11 @@ type Server struct {
 	logSize int
 	tick    time.Duration
 	addr    string
+	udp     bool
 	start   time.Time
 
 	ln     net.Listener
+	pc     net.PacketConn
 	port   io.ReadWriteCloser // for a serial server
 	wg     sync.WaitGroup
 	done   chan struct{}
@@ -168,6 +176,15 @@ func NewServer(profile *modbus.Profile, opts ...Option) (*Server, error) {
 	}
 	if s.addr == "" {
 		s.addr = "127.0.0.1:0"
+	}
+	if s.udp {
+		s.pc, err = net.ListenPacket("udp", s.addr)
+		if err != nil {
+			return nil, fmt.Errorf("modbustest: %w", err)
+		}
+		s.wg.Add(1)
+		go s.serveUDP()
+		return s, nil
 	}
 	s.ln, err = net.Listen("tcp", s.addr)
 	if err != nil {
@@ -259,16 +276,24 @@ func newServer(profile *modbus.Profile, opts []Option) (*Server, error) {
 
 // Addr returns the host:port the server listens on ("" for a serial server).
 func (s *Server) Addr() string {
-	if s.ln == nil {
-		return ""
+	switch {
+	case s.ln != nil:
+		return s.ln.Addr().String()
+	case s.pc != nil:
+		return s.pc.LocalAddr().String()
 	}
-	return s.ln.Addr().String()
+	return ""
 }
 
 // URL returns the URL a modbus.Client reaches the server at:
 // tcp://127.0.0.1:port, or rtuovertcp://127.0.0.1:port with RTU framing.
 func (s *Server) URL() string {
-	if s.framing == RTU {
+	switch {
+	case s.udp && s.framing == RTU:
+		return "rtuoverudp://" + s.Addr()
+	case s.udp:
+		return "udp://" + s.Addr()
+	case s.framing == RTU:
 		return "rtuovertcp://" + s.Addr()
 	}
 	return "tcp://" + s.Addr()
@@ -299,6 +324,9 @@ func (s *Server) Close() error {
 	}
 	if s.port != nil {
 		err = s.port.Close()
+	}
+	if s.pc != nil {
+		err = s.pc.Close()
 	}
 	s.mu.Lock()
 	for _, c := range s.conns {
@@ -585,6 +613,67 @@ func (s *Server) serve(rw io.ReadWriter, id uint64, conn net.Conn) {
 		}
 		if err != nil {
 			return
+		}
+	}
+}
+
+// serveUDP answers one request per datagram until the server closes.
+func (s *Server) serveUDP() {
+	defer s.wg.Done()
+	dgram := make([]byte, 512)
+	buf := make([]byte, 512)
+	in := make([]byte, 0, 512)
+	out := make([]byte, 0, 512)
+	var w bytes.Buffer
+	for {
+		n, from, err := s.pc.ReadFrom(dgram)
+		if err != nil {
+			if s.closed.Load() {
+				return
+			}
+			continue
+		}
+		r := bytes.NewReader(dgram[:n])
+		var unit uint8
+		var pdu []byte
+		var txn uint16
+		if s.framing == TCP {
+			txn, unit, pdu, err = readMBAP(r, buf)
+		} else {
+			unit, pdu, err = readRTU(r, buf)
+		}
+		if err != nil || (len(s.units) > 0 && !s.units[unit]) {
+			continue
+		}
+		req := parseRequest(pdu)
+		req.Unit, req.Time = unit, time.Now()
+		s.record(&req)
+		var fault Fault
+		if h := s.hook.Load(); h != nil {
+			fault = (*h)(req)
+		}
+		if fault.Delay > 0 {
+			t := time.NewTimer(fault.Delay)
+			select {
+			case <-t.C:
+			case <-s.done:
+				t.Stop()
+				return
+			}
+		}
+		if fault.NoReply || fault.Drop || fault.Reset {
+			continue
+		}
+		in = append(in[:0], pdu...)
+		resp := s.handle(in, out[:0], fault.Exception)
+		w.Reset()
+		if s.framing == TCP {
+			err = writeMBAP(&w, txn, unit, resp, buf)
+		} else {
+			err = writeRTU(&w, unit, resp, buf)
+		}
+		if err == nil {
+			_, _ = s.pc.WriteTo(w.Bytes(), from)
 		}
 	}
 }
