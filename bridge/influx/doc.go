@@ -23,7 +23,12 @@
 //     key says the kind: "value" for floats, "value_int", "value_uint",
 //     "value_bool" and "value_string" for the others. fields: single writes
 //     everything to "value", for sources whose points are all of one kind;
-//   - timestamp: the sample's time in Unix nanoseconds.
+//   - timestamp: the sample's time in Unix nanoseconds; none for the zero
+//     time (InfluxDB then uses the time of arrival). InfluxDB stores times
+//     from 1677 to 2262 only; others fail with [ErrTimeRange].
+//
+// The quality is not written: Bad samples are left out (below), Uncertain
+// ones are written like Good ones.
 //
 // Measurement, tag keys, tag values and field keys are escaped as the line
 // protocol reference says (comma and space; also '=' in tags and keys).
@@ -35,7 +40,8 @@
 // Bad samples hold no reading: they are left out and counted
 // (Stats.Skipped). Samples that line protocol cannot carry are reported,
 // marked [bridge.Permanent], in a [*bridge.BatchError] and counted
-// (Stats.Rejected): a NaN or infinite float ([ErrNotFinite]), a Good sample
+// (Stats.Rejected): a NaN or infinite float ([ErrNotFinite]), a time out of
+// range ([ErrTimeRange]), a Good sample
 // without a value ([ErrNoValue]), an empty source or point, a source
 // starting with '#' (a comment line), a line break in a source, point or
 // unit, or a backslash the InfluxDB parser would take for an escape (before

@@ -5,6 +5,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/m2mbridge/m2mbridge/bridge"
 )
@@ -30,6 +31,16 @@ var (
 	// backslash before a space, comma, equals sign or at the end, which the
 	// InfluxDB parser would take for an escape.
 	ErrName = errors.New("influx: source, point or unit cannot be written in line protocol")
+	// ErrTimeRange is returned for a time InfluxDB cannot store: before
+	// 1677-09-21 or after 2262-04-11 (nanoseconds since 1970 in an int64).
+	ErrTimeRange = errors.New("influx: time outside the range InfluxDB stores (1677 to 2262)")
+)
+
+// The earliest and latest times InfluxDB accepts (models.MinNanoTime and
+// MaxNanoTime in its source: the int64 range minus the values it reserves).
+var (
+	minTime = time.Unix(0, math.MinInt64+2)
+	maxTime = time.Unix(0, math.MaxInt64-1)
 )
 
 // Format says how samples become InfluxDB points; see [Encoder].
@@ -61,7 +72,9 @@ type Format struct {
 // field typed after the [bridge.Value]: a float as a number, an int with the
 // "i" suffix, a uint with "u" (or "i" with NoUint, for InfluxDB 1.x), a bool
 // as true/false, a string quoted. Tags are written sorted by key, as
-// InfluxDB prefers.
+// InfluxDB prefers. A sample with the zero time gets no timestamp (the
+// server stamps it on arrival); the quality is not written (Bad samples are
+// refused, Uncertain ones written like Good ones).
 //
 // An Encoder is immutable and safe for concurrent use.
 type Encoder struct {
@@ -114,6 +127,10 @@ func (e *Encoder) Append(dst []byte, s *bridge.Sample) ([]byte, error) {
 	if s.Source == "" || s.Source[0] == '#' || !writable(s.Source, measSpecial) ||
 		s.Point == "" || !writable(s.Point, tagSpecial) || !writable(s.Unit, tagSpecial) {
 		return dst, ErrName
+	}
+	stamp := !s.Time.IsZero()
+	if stamp && (s.Time.Before(minTime) || s.Time.After(maxTime)) {
+		return dst, ErrTimeRange
 	}
 	start := len(dst)
 	dst = appendEscaped(dst, s.Source, measSpecial)
@@ -168,8 +185,10 @@ func (e *Encoder) Append(dst []byte, s *bridge.Sample) ([]byte, error) {
 	default:
 		return dst[:start], ErrNoValue
 	}
-	dst = append(dst, ' ')
-	dst = strconv.AppendInt(dst, s.Time.UnixNano(), 10)
+	if stamp { // without a timestamp the server uses its own time
+		dst = append(dst, ' ')
+		dst = strconv.AppendInt(dst, s.Time.UnixNano(), 10)
+	}
 	return append(dst, '\n'), nil
 }
 

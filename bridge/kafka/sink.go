@@ -193,7 +193,7 @@ func (k *Sink) Write(ctx context.Context, batch []bridge.Sample) error {
 			close(st.done)
 		}
 	}
-	topics := make(map[string]string) // one string per distinct topic
+	var topics map[string]string // one string per distinct topic
 	var tb []byte
 	for i := range batch {
 		sm := &batch[i]
@@ -203,6 +203,9 @@ func (k *Sink) Write(ctx context.Context, batch []bridge.Sample) error {
 			tb = k.s.topic.appendTopic(tb[:0], sm.Source, sm.Point)
 			t, ok := topics[string(tb)]
 			if !ok {
+				if topics == nil {
+					topics = make(map[string]string)
+				}
 				t = string(tb)
 				topics[t] = t
 			}
