@@ -189,6 +189,7 @@ type DecodeError struct {
 	What string
 }
 
+// Error names what was wrong and where.
 func (e *DecodeError) Error() string {
 	return fmt.Sprintf("spool: record payload: %s at byte %d", e.What, e.Offset)
 }

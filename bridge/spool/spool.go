@@ -71,9 +71,12 @@ func (p SyncPolicy) String() string {
 
 // Defaults and limits of [Options].
 const (
-	DefaultMaxBytes     = 1 << 30
+	// DefaultMaxBytes is the MaxBytes of the zero Options: 1 GiB.
+	DefaultMaxBytes = 1 << 30
+	// DefaultSegmentBytes is the SegmentBytes of the zero Options: 16 MiB.
 	DefaultSegmentBytes = 16 << 20
-	DefaultInterval     = 100 * time.Millisecond
+	// DefaultInterval is the fsync period under SyncInterval: 100 ms.
+	DefaultInterval = 100 * time.Millisecond
 	// MinMaxBytes is the smallest MaxBytes accepted.
 	MinMaxBytes = 16 << 10
 	// MinSegmentBytes is the smallest SegmentBytes accepted.
@@ -156,10 +159,13 @@ func (o Options) segmentData() int64 { return o.SegmentBytes - sealRecordLen }
 // spool, the spool was closed, or a write failed). The stored samples will be
 // delivered; the caller may retry the rest.
 type PartialError struct {
+	// Stored is how many samples, from the start of the batch, were stored.
 	Stored int
-	Err    error
+	// Err is why the rest were not.
+	Err error
 }
 
+// Error says how many samples were stored and why the rest were not.
 func (e *PartialError) Error() string {
 	return fmt.Sprintf("spool: stored %d samples of the batch, then: %v", e.Stored, e.Err)
 }
