@@ -306,3 +306,37 @@ func TestInteropMbpoll(t *testing.T) {
 		assert.Equal(t, fmt.Sprint(want), m[1], "%s via mbpoll", name)
 	}
 }
+
+// TestClientLateReplyOnSerialLine reproduces the late reply on a real serial
+// device (a socat pseudo-terminal pair): the simulator answers the first
+// request after the client's timeout. The Client closes the port, waits out
+// the line and reopens it, so later reads get their own answers.
+func TestClientLateReplyOnSerialLine(t *testing.T) {
+	_, err := exec.LookPath("socat")
+	needPeer(t, "socat", err)
+	a, b, stop, err := modbustest.SocatPTY(ctxT(t), t.TempDir())
+	require.NoError(t, err)
+	t.Cleanup(stop)
+	f, err := os.OpenFile(a, os.O_RDWR, 0)
+	require.NoError(t, err)
+	p := &modbus.Profile{Name: "regs", Points: []modbus.Point{
+		{Name: "r10", Table: modbus.Holding, Address: 10, Type: modbus.Uint16},
+		{Name: "r20", Table: modbus.Holding, Address: 20, Type: modbus.Uint16},
+	}}
+	s, err := modbustest.NewRTUServer(p, f, modbustest.WithHook(modbustest.First(1, modbustest.Delay(200*time.Millisecond))))
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	require.NoError(t, s.Set("r10", 1010))
+	require.NoError(t, s.Set("r20", 2020))
+	c := newClient(t, modbus.ClientConfig{URL: "rtu://" + b + "?speed=115200", Timeout: 100 * time.Millisecond,
+		LateReplyWait: 250 * time.Millisecond, MinBackoff: time.Millisecond})
+	ctx := ctxT(t)
+	_, err = c.ReadRegisters(ctx, 1, modbus.Holding, 10, 1)
+	require.ErrorIs(t, err, modbus.ErrTimeout)
+	for i := range 6 {
+		addr := uint16(10 + 10*(i%2))
+		v, err := c.ReadRegisters(ctx, 1, modbus.Holding, addr, 1)
+		require.NoError(t, err, "read %d", i)
+		assert.Equal(t, []uint16{addr * 101}, v, "read %d of %d", i, addr)
+	}
+}
