@@ -58,6 +58,7 @@ type StatusError struct {
 	Body string
 }
 
+// Error says what the server answered.
 func (e *StatusError) Error() string {
 	msg := "httpsink: server answered " + strconv.Itoa(e.StatusCode) + " " + http.StatusText(e.StatusCode)
 	if e.Body != "" {

@@ -70,6 +70,7 @@ type StatusError struct {
 	Message string
 }
 
+// Error says what the server answered.
 func (e *StatusError) Error() string {
 	return "influx: server answered " + strconv.Itoa(e.StatusCode) + " " + http.StatusText(e.StatusCode) + ": " + e.Message
 }

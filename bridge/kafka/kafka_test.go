@@ -324,47 +324,87 @@ func TestSASL(t *testing.T) {
 
 func TestTLS(t *testing.T) {
 	dir := t.TempDir()
-	caFile, serverCert := testCA(t, dir)
-	c := newCluster(t, kfake.TLS(&tls.Config{Certificates: []tls.Certificate{serverCert}, MinVersion: tls.VersionTLS12}))
-	topic := uniqueTopic("tls")
+	ca := newCA(t)
+	caFile := filepath.Join(dir, "ca.pem")
+	require.NoError(t, os.WriteFile(caFile, ca.certPEM, 0o600))
+	serverCert, serverKey := ca.issue(t, "127.0.0.1", x509.ExtKeyUsageServerAuth)
+	pair, err := tls.X509KeyPair(serverCert, serverKey)
+	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s := newSink(t, kafka.Config{Brokers: c.ListenAddrs(), Topic: topic, AutoCreateTopics: true, CAFile: caFile})
 	sm := []bridge.Sample{{Source: "m", Point: "p", Value: bridge.Float(1.5), Time: time.Now()}}
-	require.NoError(t, s.Write(ctx, sm))
 
-	untrusted := newSink(t, kafka.Config{Brokers: c.ListenAddrs(), Topic: topic, TLS: true, DeliveryTimeout: time.Second})
-	assert.Error(t, untrusted.Connect(ctx), "the system roots do not trust the test CA")
+	t.Run("ServerCertificate", func(t *testing.T) {
+		c := newCluster(t, kfake.TLS(&tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}))
+		topic := uniqueTopic("tls")
+		s := newSink(t, kafka.Config{Brokers: c.ListenAddrs(), Topic: topic, AutoCreateTopics: true, CAFile: caFile})
+		require.NoError(t, s.Write(ctx, sm))
+		untrusted := newSink(t, kafka.Config{Brokers: c.ListenAddrs(), Topic: topic, TLS: true, DeliveryTimeout: time.Second})
+		assert.Error(t, untrusted.Connect(ctx), "the system roots do not trust the test CA")
+	})
+	t.Run("ClientCertificate", func(t *testing.T) {
+		c := newCluster(t, kfake.TLS(&tls.Config{
+			Certificates: []tls.Certificate{pair}, ClientAuth: tls.RequireAndVerifyClientCert,
+			ClientCAs: ca.pool, MinVersion: tls.VersionTLS12,
+		}))
+		certPEM, keyPEM := ca.issue(t, "bridge", x509.ExtKeyUsageClientAuth)
+		certFile, keyFile := filepath.Join(dir, "client.pem"), filepath.Join(dir, "client-key.pem")
+		require.NoError(t, os.WriteFile(certFile, certPEM, 0o600))
+		require.NoError(t, os.WriteFile(keyFile, keyPEM, 0o600))
+		topic := uniqueTopic("mtls")
+		s := newSink(t, kafka.Config{Brokers: c.ListenAddrs(), Topic: topic, AutoCreateTopics: true,
+			CAFile: caFile, CertFile: certFile, KeyFile: keyFile})
+		require.NoError(t, s.Write(ctx, sm))
+		noCert := newSink(t, kafka.Config{Brokers: c.ListenAddrs(), Topic: topic, CAFile: caFile, DeliveryTimeout: time.Second})
+		assert.Error(t, noCert.Connect(ctx), "the cluster wants a client certificate")
+	})
 }
 
-// testCA writes a fresh CA certificate to dir and returns its path and a
-// server certificate for 127.0.0.1 it signed.
-func testCA(t *testing.T, dir string) (string, tls.Certificate) {
+type testCA struct {
+	cert    *x509.Certificate
+	key     *ecdsa.PrivateKey
+	certPEM []byte
+	pool    *x509.CertPool
+}
+
+var serial atomic.Int64
+
+func newCA(t *testing.T) *testCA {
 	t.Helper()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
-	ca := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "m2mbridge test CA"},
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(serial.Add(1)), Subject: pkix.Name{CommonName: "m2mbridge test CA"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
 		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
 	}
-	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	require.NoError(t, err)
-	caCert, err := x509.ParseCertificate(caDER)
+	cert, err := x509.ParseCertificate(der)
 	require.NoError(t, err)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return &testCA{cert: cert, key: key, certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pool: pool}
+}
+
+// issue returns a PEM certificate for name signed by the CA, and its PEM key.
+func (ca *testCA) issue(t *testing.T, name string, usage x509.ExtKeyUsage) (certPEM, keyPEM []byte) {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
-	leaf := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(serial.Add(1)), Subject: pkix.Name{CommonName: name},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{usage}, KeyUsage: x509.KeyUsageDigitalSignature,
 	}
-	leafDER, err := x509.CreateCertificate(rand.Reader, leaf, caCert, &key.PublicKey, caKey)
+	if ip := net.ParseIP(name); ip != nil {
+		tmpl.IPAddresses = []net.IP{ip}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	require.NoError(t, err)
-	path := filepath.Join(dir, "ca.pem")
-	require.NoError(t, os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o600))
-	return path, tls.Certificate{Certificate: [][]byte{leafDER}, PrivateKey: key}
+	kder, err := x509.MarshalECPrivateKey(key)
+	require.NoError(t, err)
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
 }
 
 func TestNewChecksConfig(t *testing.T) {
