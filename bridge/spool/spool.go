@@ -589,10 +589,13 @@ func (s *Spool) writable() error {
 
 // Append stores batch after every sample already stored, and returns once it
 // is durable under the sync policy. It never keeps batch. When the spool is
-// full the Full policy applies; ctx only bounds the wait under Block. A
-// sample that would encode to more than a record may hold is an error before
-// anything is stored; after a failure part-way, the error is a
-// [*PartialError] saying how many samples were stored.
+// full the Full policy applies; ctx only bounds the wait under Block, and
+// under Block Append waits for room for the whole batch before storing any
+// of it (unless the batch needs more than MaxBytes/2), so an error from ctx
+// means nothing was stored. A sample that would encode to more than a record
+// may hold is an error before anything is stored. After a failure part-way
+// (a write error, Close, or ctx ending while a huge batch waits), the error
+// is a [*PartialError] saying how many samples were stored.
 func (s *Spool) Append(ctx context.Context, batch []bridge.Sample) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
@@ -610,6 +613,21 @@ func (s *Spool) Append(ctx context.Context, batch []bridge.Sample) error {
 		}
 		return fmt.Errorf("spool: sample %d (%s/%s) is larger than a record may be (%d bytes with SegmentBytes %d): %w",
 			i, batch[i].Source, batch[i].Point, maxRec, s.opts.SegmentBytes, errRecordTooLarge)
+	}
+	if s.opts.Full == Block {
+		// Wait for room for the whole batch before writing any of it, so
+		// that a wait that ends with ctx stores nothing rather than a
+		// prefix. A batch too large for that is stored chunk by chunk.
+		need := int64(sealRecordLen + segHeaderLen)
+		for i := range batch {
+			need += int64(headerLen + payloadBound(&batch[i]))
+		}
+		need += (need/s.opts.segmentData() + 1) * (sealRecordLen + segHeaderLen)
+		if need <= s.opts.MaxBytes/2 {
+			if err := s.makeRoom(ctx, need); err != nil {
+				return err
+			}
+		}
 	}
 	stored, pend := 0, 0
 	var pendMax uint64

@@ -496,9 +496,7 @@ func TestFullBlock(t *testing.T) {
 		if err != nil {
 			require.ErrorIs(t, err, context.DeadlineExceeded)
 			var pe *PartialError
-			if errors.As(err, &pe) {
-				seq += uint64(pe.Stored)
-			}
+			require.False(t, errors.As(err, &pe), "under Block a batch is stored whole or not at all")
 			break
 		}
 		seq += 10
@@ -785,4 +783,43 @@ func TestSyncIntervalFsyncsEachInterval(t *testing.T) {
 	appendSeqs(t, s, 11, 10, 10)
 	require.False(t, s.dirty.Load(), "SyncEvery: fsynced before Append returns")
 	require.EqualValues(t, 16, s.Len())
+}
+
+func TestFullBlockHugeBatchIsStoredInChunks(t *testing.T) {
+	// A batch larger than the spool can hold is stored chunk by chunk as
+	// acknowledgements free room; if the wait ends, the error says how
+	// much was stored.
+	s := mustOpen(t, t.TempDir(), Options{MaxBytes: 64 << 10, Full: Block})
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	err := s.Append(ctx, samplesFrom(1, 3000))
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	var pe *PartialError
+	require.ErrorAs(t, err, &pe)
+	require.Positive(t, pe.Stored)
+	require.Less(t, pe.Stored, 3000)
+	require.EqualValues(t, pe.Stored, s.Len())
+	require.ErrorContains(t, err, "stored")
+
+	// With a reader acknowledging, the whole batch goes through.
+	done := make(chan error, 1)
+	go func() { done <- s.Append(context.Background(), samplesFrom(uint64(pe.Stored+1), 3000-pe.Stored)) }()
+	var got []bridge.Sample
+	buf := make([]bridge.Sample, 100)
+	require.Eventually(t, func() bool {
+		n, err := s.Peek(buf)
+		require.NoError(t, err)
+		got = append(got, buf[:n]...)
+		require.NoError(t, s.Ack(n))
+		select {
+		case err := <-done:
+			require.NoError(t, err)
+			return true
+		default:
+			return false
+		}
+	}, 10*time.Second, time.Millisecond)
+	got = append(got, drain(t, s, 100)...)
+	requireSeqs(t, got, 1, 3000)
 }
