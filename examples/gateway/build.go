@@ -1,0 +1,648 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/m2mbridge/m2mbridge/bridge"
+	"github.com/m2mbridge/m2mbridge/bridge/httpsink"
+	"github.com/m2mbridge/m2mbridge/bridge/influx"
+	"github.com/m2mbridge/m2mbridge/bridge/kafka"
+	"github.com/m2mbridge/m2mbridge/bridge/mqtt"
+	"github.com/m2mbridge/m2mbridge/bridge/nats"
+	"github.com/m2mbridge/m2mbridge/bridge/spool"
+	"github.com/m2mbridge/m2mbridge/modbus"
+	"github.com/m2mbridge/m2mbridge/opcua"
+)
+
+// gateway is a checked configuration: the devices and sinks, made but not
+// started (no connection is dialled and no spool opened until run).
+type gateway struct {
+	path     string
+	devices  []*device
+	buses    []*modbus.Bus
+	sinks    []*sinkEntry
+	spool    *spoolConfig
+	spoolDir string
+	spoolOpt spool.Options
+	health   healthConfig
+	shutdown shutdownConfig
+}
+
+// device is one configured source.
+type device struct {
+	name     string
+	kind     string // "modbus" or "opcua"
+	interval time.Duration
+	desc     string // transport summary for -check and logs, without secrets
+	mb       *modbus.Device
+	unit     uint8
+	ua       *opcua.Source
+	nodes    []opcua.Node
+	mode     opcua.Mode
+}
+
+// sinkEntry is one configured sink.
+type sinkEntry struct {
+	name string
+	kind string
+	desc string // without secrets
+	sink bridge.Sink
+	opts bridge.SinkOptions
+}
+
+// load reads, decodes and checks the configuration at path, and makes its
+// devices and sinks. It returns every problem at once; on error nothing has
+// been started and nothing needs closing.
+func load(path string, log *slog.Logger) (*gateway, error) {
+	cfg, d, err := readConfig(path)
+	if err != nil {
+		return nil, err
+	}
+	// Decoding errors do not stop here: the parts of the file that decoded
+	// cleanly are checked further, so that every problem is reported at
+	// once; a part with a decoding error is not checked further, so that
+	// one mistake does not show up as several.
+	g := &gateway{path: path, health: cfg.Health, shutdown: cfg.Shutdown}
+	dir := filepath.Dir(path)
+	d.checkTop(cfg)
+	g.buildSpool(d, cfg.Spool, dir)
+	g.buildDevices(d, cfg, dir, log)
+	g.buildSinks(d, cfg, dir)
+	if len(d.errs) > 0 {
+		g.closeDevices()
+		for _, s := range g.sinks {
+			if s.sink != nil {
+				s.sink.Close(closedCtx())
+			}
+		}
+		return nil, d.err()
+	}
+	return g, nil
+}
+
+func (d *decoder) checkTop(cfg *fileConfig) {
+	if len(cfg.Devices) == 0 {
+		d.errAt("devices", "at least one device is required")
+	}
+	if len(cfg.Sinks) == 0 {
+		d.errAt("sinks", "at least one sink is required")
+	}
+	if cfg.Health.MaxFailing < 0 {
+		d.errAt("health.max_failing", "%v is negative", cfg.Health.MaxFailing)
+	}
+	if cfg.Shutdown.DrainTimeout < 0 {
+		d.errAt("shutdown.drain_timeout", "%v is negative", cfg.Shutdown.DrainTimeout)
+	}
+	if cfg.Shutdown.CloseTimeout < 0 {
+		d.errAt("shutdown.close_timeout", "%v is negative", cfg.Shutdown.CloseTimeout)
+	}
+}
+
+func (g *gateway) buildSpool(d *decoder, sc *spoolConfig, dir string) {
+	if sc == nil {
+		return
+	}
+	g.spool = sc
+	if d.hasErrUnder("spool") {
+		return
+	}
+	if sc.Dir == "" {
+		d.errAt("spool.dir", "required: the directory that holds one spool per sink")
+	}
+	g.spoolDir = relPath(dir, sc.Dir)
+	o := &g.spoolOpt
+	o.MaxBytes = int64(sc.MaxBytes)
+	o.SegmentBytes = int64(sc.SegmentBytes)
+	if sc.MaxBytes != 0 && sc.MaxBytes < spool.MinMaxBytes {
+		d.errAt("spool.max_bytes", "%d bytes is below the least, %d", sc.MaxBytes, spool.MinMaxBytes)
+	}
+	if sc.SegmentBytes != 0 && sc.SegmentBytes < spool.MinSegmentBytes {
+		d.errAt("spool.segment_bytes", "%d bytes is below the least, %d", sc.SegmentBytes, spool.MinSegmentBytes)
+	}
+	switch sc.Full {
+	case "", "drop_oldest":
+		o.Full = spool.DropOldest
+	case "block":
+		o.Full = spool.Block
+	default:
+		d.errAt("spool.full", "%q: want drop_oldest or block", sc.Full)
+	}
+	switch sc.Sync {
+	case "", "every":
+		o.Sync = spool.SyncEvery
+	case "interval":
+		o.Sync = spool.SyncInterval
+	default:
+		d.errAt("spool.sync", "%q: want every or interval", sc.Sync)
+	}
+	if sc.SyncInterval < 0 {
+		d.errAt("spool.sync_interval", "%v is negative", sc.SyncInterval)
+	}
+	o.Interval = sc.SyncInterval
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
+func (g *gateway) buildDevices(d *decoder, cfg *fileConfig, dir string, log *slog.Logger) {
+	names := map[string]int{}
+	var mbCfgs []modbus.DeviceConfig
+	var mbDevs []*device
+	for i, dc := range cfg.Devices {
+		p := index("devices", i)
+		if d.hasErrUnder(p) {
+			continue
+		}
+		switch {
+		case dc.Name == "":
+			d.errAt(join(p, "name"), "required: the device's name, the source of its samples")
+		case names[dc.Name] > 0:
+			d.errAt(join(p, "name"), "duplicate: devices[%d] is named %q too", names[dc.Name]-1, dc.Name)
+		default:
+			names[dc.Name] = i + 1
+		}
+		if dc.Interval < 0 {
+			d.errAt(join(p, "interval"), "%v is negative", dc.Interval)
+		}
+		switch {
+		case dc.Modbus != nil && dc.OPCUA != nil:
+			d.errAt(join(p, "opcua"), "a device is either modbus or opcua, not both")
+		case dc.Modbus != nil:
+			if len(dc.Nodes) > 0 {
+				d.errAt(join(p, "nodes"), "nodes are for opcua devices; a modbus device has profile and points")
+			}
+			mc, dev, ok := g.modbusDevice(d, p, dc, dir, log)
+			if ok {
+				mbCfgs = append(mbCfgs, mc)
+				mbDevs = append(mbDevs, dev)
+			}
+		case dc.OPCUA != nil:
+			if dc.Profile != "" {
+				d.errAt(join(p, "profile"), "a profile is for modbus devices; an opcua device has nodes")
+			}
+			if len(dc.Points) > 0 {
+				d.errAt(join(p, "points"), "points are for modbus devices; an opcua device has nodes")
+			}
+			g.opcuaDevice(d, p, dc, dir)
+		default:
+			d.errAt(p, "give the device a modbus or an opcua block")
+		}
+	}
+	if len(d.errs) > 0 || len(mbCfgs) == 0 {
+		return
+	}
+	devs, buses, err := modbus.NewDevices(mbCfgs...)
+	if err != nil {
+		// Each device was checked alone already; what is left concerns
+		// devices together (a shared bus).
+		for _, e := range flatten(err) {
+			d.errAt("devices", "%s", strings.TrimPrefix(e.Error(), "modbus: "))
+		}
+		return
+	}
+	for i, dev := range devs {
+		mbDevs[i].mb = dev
+	}
+	g.buses = buses
+}
+
+func (g *gateway) modbusDevice(d *decoder, p string, dc deviceConfig, dir string, log *slog.Logger) (modbus.DeviceConfig, *device, bool) {
+	mc := dc.Modbus
+	mp := join(p, "modbus")
+	nerr := len(d.errs)
+	conn := modbus.ClientConfig{
+		URL: mc.URL, Speed: mc.Speed, DataBits: mc.DataBits, StopBits: mc.StopBits,
+		Timeout:     mc.Timeout,
+		TLSCertFile: relPath(dir, mc.CertFile), TLSKeyFile: relPath(dir, mc.KeyFile), TLSCAFile: relPath(dir, mc.CAFile),
+		MinBackoff: mc.MinBackoff, MaxBackoff: mc.MaxBackoff,
+	}
+	if mc.URL == "" {
+		d.errAt(join(mp, "url"), "required: tcp://host:502, rtu:///dev/ttyUSB0, rtuovertcp://host:4001, udp://host:502 or tcp+tls://host:802")
+	}
+	if mc.Parity != "" {
+		par, err := modbus.ParseParity(mc.Parity)
+		if err != nil {
+			d.errAt(join(mp, "parity"), "%q: want none, even or odd", mc.Parity)
+		}
+		conn.Parity = par
+	}
+	if mc.URL != "" {
+		if c, err := modbus.NewClient(conn); err != nil {
+			for _, e := range flatten(err) {
+				var ce *modbus.ConfigError
+				if errors.As(e, &ce) {
+					key := map[string]string{"tls_cert": "cert_file", "tls_ca": "ca_file"}[ce.Field]
+					if key == "" {
+						key = ce.Field
+					}
+					d.errAt(join(mp, key), "%s", strings.TrimPrefix(ce.Err.Error(), "modbus: "))
+				} else {
+					d.errAt(mp, "%s", strings.TrimPrefix(e.Error(), "modbus: "))
+				}
+			}
+		} else {
+			c.Close()
+		}
+	}
+
+	// Points: the profile's, then the inline ones.
+	var prof *modbus.Profile
+	if dc.Profile != "" {
+		prof = d.profile(join(p, "profile"), dc.Profile, dir)
+	}
+	limits := modbus.Limits{}
+	if prof != nil {
+		limits = prof.Limits
+	}
+	if mc.Limits != nil {
+		limits = *mc.Limits
+	}
+	var merged []modbus.Point
+	nprof := 0
+	if prof != nil {
+		merged = append(merged, prof.Points...)
+		nprof = len(prof.Points)
+	}
+	merged = append(merged, dc.Points...)
+	if dc.Profile == "" && len(dc.Points) == 0 {
+		d.errAt(p, "no points: give a profile or points")
+	} else if len(merged) > 0 {
+		if err := modbus.ValidatePoints(merged, limits); err != nil {
+			d.pointErrors(err, p, mp, prof, nprof, merged, mc.Limits != nil)
+		}
+	}
+	if len(d.errs) > nerr {
+		return modbus.DeviceConfig{}, nil, false
+	}
+	if mc.Limits != nil && prof != nil {
+		prof = prof.Clone()
+		prof.Limits = *mc.Limits
+	}
+	unit := mc.Unit
+	if unit == 0 {
+		unit = 1
+	}
+	dev := &device{name: dc.Name, kind: "modbus", interval: dc.Interval, unit: unit,
+		desc: fmt.Sprintf("modbus %s unit %d", redactURL(mc.URL), unit)}
+	if dev.interval == 0 {
+		dev.interval = time.Second
+	}
+	g.devices = append(g.devices, dev)
+	return modbus.DeviceConfig{
+		Name: dc.Name, Conn: conn, Unit: mc.Unit, Interval: dc.Interval,
+		Profile: prof, Points: dc.Points, Limits: limits, MaxBusyRetries: mc.MaxBusyRetries,
+		Logger: log.With("device", dc.Name),
+	}, dev, true
+}
+
+// profile returns the built-in profile called name or the profile in the
+// file name (relative to the configuration's directory).
+func (d *decoder) profile(path, name, dir string) *modbus.Profile {
+	if p, err := modbus.BuiltinProfile(name); err == nil {
+		return p
+	}
+	file := relPath(dir, name)
+	if _, err := os.Stat(file); err != nil {
+		d.errAt(path, "unknown profile %q: not built in (%s) and no such file", name, strings.Join(modbus.BuiltinProfiles(), ", "))
+		return nil
+	}
+	p, err := modbus.LoadProfileFile(file)
+	if err != nil {
+		// The profile's own errors name its file and line.
+		for _, e := range flatten(err) {
+			d.errAt(path, "%s", strings.TrimPrefix(e.Error(), "modbus: "))
+		}
+		return nil
+	}
+	return p
+}
+
+var pointRefRE = regexp.MustCompile(`point (\d+) ("(?:[^"\\]|\\.)*")`)
+
+// pointErrors reports the FieldErrors of modbus.ValidatePoints on a
+// profile's points merged with inline points at the lines of the inline
+// points' fields, or at the profile key for the profile's own points.
+func (d *decoder) pointErrors(err error, p, mp string, prof *modbus.Profile, nprof int, merged []modbus.Point, ownLimits bool) {
+	ref := func(i int) string {
+		if i < nprof {
+			return fmt.Sprintf("point %q of profile %s", merged[i].Name, prof.Name)
+		}
+		return fmt.Sprintf("%s (%q)", index(join(p, "points"), i-nprof), merged[i].Name)
+	}
+	for _, e := range flatten(err) {
+		var fe *modbus.FieldError
+		if !errors.As(e, &fe) {
+			d.errAt(p, "%s", strings.TrimPrefix(e.Error(), "modbus: "))
+			continue
+		}
+		msg := fe.Msg
+		if rest, ok := strings.CutPrefix(msg, "duplicate of point "); ok {
+			if j, err := strconv.Atoi(rest); err == nil && j < len(merged) {
+				msg = "duplicate name: " + ref(j) + " has it too"
+			}
+		}
+		msg = pointRefRE.ReplaceAllStringFunc(msg, func(s string) string {
+			m := pointRefRE.FindStringSubmatch(s)
+			j, err := strconv.Atoi(m[1])
+			if err != nil || j >= len(merged) {
+				return s
+			}
+			return ref(j)
+		})
+		switch {
+		case fe.Index < 0:
+			// Limits: the modbus block's, or the profile's.
+			if ownLimits || prof == nil {
+				d.errAt(join(mp, fe.Field), "%s", msg)
+			} else {
+				d.errAt(join(p, "profile"), "%s: %s", fe.Field, msg)
+			}
+		case fe.Index < nprof:
+			d.errAt(join(p, "profile"), "%s: %s: %s", ref(fe.Index), fe.Field, msg)
+		default:
+			d.errAt(join(index(join(p, "points"), fe.Index-nprof), fe.Field), "%s", msg)
+		}
+	}
+}
+
+var opcuaDeviceKeys = map[string]string{"name": "name", "interval": "interval", "nodes": "nodes"}
+
+func (g *gateway) opcuaDevice(d *decoder, p string, dc deviceConfig, dir string) {
+	up := join(p, "opcua")
+	nerr := len(d.errs)
+	block := resolve(dc.OPCUA)
+	if block != nil && block.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(block.Content); i += 2 {
+			k := block.Content[i].Value
+			switch {
+			case opcuaDeviceKeys[k] != "":
+				d.errorf(block.Content[i].Line, join(up, k), "set %s at the device level (%s)", k, join(p, k))
+			case k == "password":
+				d.errorf(block.Content[i].Line, join(up, k), "secrets are not written in the configuration: name an environment variable with password_env or a file with password_file")
+			}
+		}
+		block, _ = splitNode(block, func(k string) bool { return opcuaDeviceKeys[k] == "" && k != "password" })
+	}
+	var cfg opcua.Config
+	nerr = len(d.errs)
+	d.decode(block, up, reflect.ValueOf(&cfg).Elem())
+	if len(d.errs) > nerr {
+		return
+	}
+	cfg.Name = dc.Name
+	cfg.Interval = dc.Interval
+	cfg.Nodes = dc.Nodes
+	cfg.PKIDir = relPath(dir, cfg.PKIDir)
+	cfg.Certificate = relPath(dir, cfg.Certificate)
+	cfg.PrivateKey = relPath(dir, cfg.PrivateKey)
+	cfg.TrustDir = relPath(dir, cfg.TrustDir)
+	cfg.PasswordFile = relPath(dir, cfg.PasswordFile)
+	src, err := opcua.New(cfg)
+	if err != nil {
+		d.locateMsgs(err, up, dc.OPCUA, "opcua: ", "source "+dc.Name+": ", "invalid config: ")
+		return
+	}
+	mode := cfg.Mode
+	if mode == "" {
+		mode = opcua.Subscribe
+	}
+	interval := dc.Interval
+	if interval == 0 {
+		interval = opcua.DefaultInterval
+	}
+	g.devices = append(g.devices, &device{
+		name: dc.Name, kind: "opcua", interval: interval, ua: src, nodes: cfg.Nodes, mode: mode,
+		desc: fmt.Sprintf("opcua %s %s", redactURL(cfg.Endpoint), mode),
+	})
+}
+
+func (g *gateway) buildSinks(d *decoder, cfg *fileConfig, dir string) {
+	names := map[string]int{}
+	for i := range cfg.Sinks {
+		p := index("sinks", i)
+		n := resolve(&cfg.Sinks[i])
+		if n == nil || n.Kind != yaml.MappingNode {
+			d.errAt(p, "want a mapping with one of %s", strings.Join(sinkTypes, ", "))
+			continue
+		}
+		typed, rest := splitNode(n, func(k string) bool { return slices.Contains(sinkTypes, k) })
+		if len(typed.Content) == 0 {
+			var keys []string
+			for k := 0; k < len(rest.Content); k += 2 {
+				keys = append(keys, strconv.Quote(rest.Content[k].Value))
+			}
+			msg := "unknown sink: want one of " + strings.Join(sinkTypes, ", ")
+			if len(keys) > 0 {
+				msg = "unknown sink " + strings.Join(keys, ", ") + suggest(rest.Content[0].Value, sinkTypes)
+			}
+			d.errAt(p, "%s", msg)
+			continue
+		}
+		if len(typed.Content) > 2 {
+			d.errorf(typed.Content[2].Line, join(p, typed.Content[2].Value), "one sink per item: %s is given too", typed.Content[0].Value)
+			continue
+		}
+		kind := typed.Content[0].Value
+		var common sinkCommon
+		nerr := len(d.errs)
+		d.decode(rest, p, reflect.ValueOf(&common).Elem())
+		name := common.Name
+		if name == "" {
+			name = kind
+		}
+		switch {
+		case !nameRE.MatchString(name):
+			d.errAt(join(p, "name"), "%q: a sink name is letters, digits, '.', '_' and '-' (it names the spool directory)", name)
+		case names[name] > 0:
+			d.errAt(join(p, "name"), "two sinks are named %q (sinks[%d] too): give each a distinct name", name, names[name]-1)
+		default:
+			names[name] = i + 1
+		}
+		e := &sinkEntry{name: name, kind: kind}
+		e.opts = g.sinkOptions(d, p, common)
+		g.makeSink(d, e, join(p, kind), typed.Content[1], dir)
+		if len(d.errs) == nerr {
+			g.sinks = append(g.sinks, e)
+		} else if e.sink != nil {
+			e.sink.Close(closedCtx())
+		}
+	}
+}
+
+func (g *gateway) sinkOptions(d *decoder, p string, c sinkCommon) bridge.SinkOptions {
+	o := bridge.SinkOptions{QueueSize: c.QueueSize, BatchSize: c.BatchSize, Linger: c.Linger,
+		Retry: bridge.Retry{Initial: c.Retry.Initial, Max: c.Retry.Max, Multiplier: c.Retry.Multiplier,
+			Jitter: c.Retry.Jitter, MaxAttempts: c.Retry.MaxAttempts}}
+	if c.QueueSize < 0 {
+		d.errAt(join(p, "queue_size"), "%d is negative", c.QueueSize)
+	}
+	if c.BatchSize < 0 {
+		d.errAt(join(p, "batch_size"), "%d is negative", c.BatchSize)
+	}
+	if c.Linger < 0 {
+		d.errAt(join(p, "linger"), "%v is negative", c.Linger)
+	}
+	if c.Retry.Jitter < 0 || c.Retry.Jitter > 1 {
+		d.errAt(join(p, "retry.jitter"), "%g is outside 0 to 1", c.Retry.Jitter)
+	}
+	if c.Retry.Multiplier != 0 && c.Retry.Multiplier < 1 {
+		d.errAt(join(p, "retry.multiplier"), "%g is below 1", c.Retry.Multiplier)
+	}
+	if c.Retry.MaxAttempts < 0 {
+		d.errAt(join(p, "retry.max_attempts"), "%d is negative", c.Retry.MaxAttempts)
+	}
+	if c.Overflow != "" {
+		ov, err := bridge.ParseOverflow(c.Overflow)
+		if err != nil {
+			d.errAt(join(p, "overflow"), "%q: want block, drop_oldest or spool", c.Overflow)
+		}
+		o.Overflow = ov
+		if ov == bridge.OverflowSpool && g.spool == nil {
+			d.errAt(join(p, "overflow"), "spool needs a top-level spool section (spool: {dir: ./spool})")
+		}
+	}
+	return o
+}
+
+// makeSink decodes the block of a sink of e.kind and makes the sink.
+func (g *gateway) makeSink(d *decoder, e *sinkEntry, p string, block *yaml.Node, dir string) {
+	block = resolve(block)
+	if isNull(block) {
+		block = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: block.Line}
+	}
+	if block.Kind != yaml.MappingNode {
+		d.errorf(block.Line, p, "want a mapping of settings, not %s", kindName(block))
+		return
+	}
+	d.lines[p] = block.Line
+	sec, block := d.secrets(block, p, dir, sinkSecrets[e.kind])
+	nerr := len(d.errs)
+	decodeInto := func(v any) bool {
+		d.decode(block, p, reflect.ValueOf(v).Elem())
+		return len(d.errs) == nerr
+	}
+	var err error
+	prefix := e.kind + ": "
+	switch e.kind {
+	case "stdout":
+		var c stdoutConfig
+		if decodeInto(&c) {
+			e.sink = bridge.NewJSONLines(os.Stdout)
+			e.desc = "stdout (JSON lines)"
+		}
+	case "file":
+		var c fileSinkConfig
+		if !decodeInto(&c) {
+			return
+		}
+		if c.Path == "" {
+			d.errAt(join(p, "path"), "required: the file to append JSON lines to")
+			return
+		}
+		path := relPath(dir, c.Path)
+		e.desc = "file " + path + " (JSON lines)"
+		e.sink = &lazyFile{path: path}
+	case "mqtt":
+		var c mqtt.Config
+		if !decodeInto(&c) {
+			return
+		}
+		c.Password = sec["password"]
+		c.CAFile, c.CertFile, c.KeyFile = relPath(dir, c.CAFile), relPath(dir, c.CertFile), relPath(dir, c.KeyFile)
+		e.desc = fmt.Sprintf("mqtt %s topic %q qos %d", redactURL(c.URL), orDefault(c.Topic, mqtt.DefaultTopic), c.QoS)
+		e.sink, err = mqtt.New(c)
+	case "nats":
+		var c nats.Config
+		if !decodeInto(&c) {
+			return
+		}
+		c.Password, c.Token = sec["password"], sec["token"]
+		c.CAFile, c.CertFile, c.KeyFile, c.CredsFile = relPath(dir, c.CAFile), relPath(dir, c.CertFile), relPath(dir, c.KeyFile), relPath(dir, c.CredsFile)
+		js := ""
+		if c.JetStream {
+			js = " jetstream"
+		}
+		e.desc = fmt.Sprintf("nats %s subject %q%s", redactURL(c.URL), orDefault(c.Subject, nats.DefaultSubject), js)
+		e.sink, err = nats.New(c)
+	case "kafka":
+		var c kafka.Config
+		if !decodeInto(&c) {
+			return
+		}
+		c.Password = sec["password"]
+		c.CAFile, c.CertFile, c.KeyFile = relPath(dir, c.CAFile), relPath(dir, c.CertFile), relPath(dir, c.KeyFile)
+		e.desc = fmt.Sprintf("kafka %s topic %q", strings.Join(c.Brokers, ","), orDefault(c.Topic, "m2m"))
+		e.sink, err = kafka.New(c)
+	case "influx":
+		var c influx.Config
+		if !decodeInto(&c) {
+			return
+		}
+		c.Password, c.Token = sec["password"], sec["token"]
+		c.CAFile, c.CertFile, c.KeyFile = relPath(dir, c.CAFile), relPath(dir, c.CertFile), relPath(dir, c.KeyFile)
+		e.desc = fmt.Sprintf("influx %s %s%s", redactURL(c.URL), c.Database, c.Bucket)
+		e.sink, err = influx.New(c)
+	case "http":
+		var c httpsink.Config
+		if !decodeInto(&c) {
+			return
+		}
+		c.Password, c.Token = sec["password"], sec["token"]
+		c.CAFile, c.CertFile, c.KeyFile = relPath(dir, c.CAFile), relPath(dir, c.CertFile), relPath(dir, c.KeyFile)
+		e.desc = "http " + redactURL(c.URL)
+		e.sink, err = httpsink.New(c)
+		prefix = "httpsink: "
+	}
+	if err != nil {
+		e.sink = nil
+		d.locateMsgs(err, p, block, prefix, "config: ", "invalid config: ")
+	}
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// redactURL removes a password from a URL's user information, so that a URL
+// can be printed.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "redacted")
+	}
+	return u.String()
+}
+
+func (g *gateway) closeDevices() {
+	for _, dev := range g.devices {
+		if dev.mb != nil {
+			dev.mb.Close()
+		}
+	}
+	for _, b := range g.buses {
+		b.Close()
+	}
+}
+
+// closedCtx is the context for closing sinks that were made but never
+// started (a configuration with errors): they hold nothing to flush.
+func closedCtx() context.Context { return context.Background() }

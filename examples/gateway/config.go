@@ -1,0 +1,341 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/m2mbridge/m2mbridge/modbus"
+	"github.com/m2mbridge/m2mbridge/opcua"
+)
+
+// fileConfig is the gateway's YAML file (DESIGN.md, "The gateway
+// configuration"). Sinks and the opcua block are kept as nodes and decoded
+// by hand, because their keys depend on the sink type and on the device.
+type fileConfig struct {
+	Devices  []deviceConfig `yaml:"devices"`
+	Sinks    []yaml.Node    `yaml:"sinks"`
+	Spool    *spoolConfig   `yaml:"spool"`
+	Health   healthConfig   `yaml:"health"`
+	Shutdown shutdownConfig `yaml:"shutdown"`
+}
+
+type deviceConfig struct {
+	Name     string         `yaml:"name"`
+	Interval time.Duration  `yaml:"interval"`
+	Modbus   *modbusConfig  `yaml:"modbus"`
+	OPCUA    *yaml.Node     `yaml:"opcua"`
+	Profile  string         `yaml:"profile"`
+	Points   []modbus.Point `yaml:"points"`
+	Nodes    []opcua.Node   `yaml:"nodes"`
+}
+
+type modbusConfig struct {
+	URL            string         `yaml:"url"`
+	Unit           uint8          `yaml:"unit"`
+	Timeout        time.Duration  `yaml:"timeout"`
+	Speed          int            `yaml:"speed"`
+	Parity         string         `yaml:"parity"`
+	DataBits       int            `yaml:"data_bits"`
+	StopBits       int            `yaml:"stop_bits"`
+	CertFile       string         `yaml:"cert_file"`
+	KeyFile        string         `yaml:"key_file"`
+	CAFile         string         `yaml:"ca_file"`
+	MinBackoff     time.Duration  `yaml:"min_backoff"`
+	MaxBackoff     time.Duration  `yaml:"max_backoff"`
+	MaxBusyRetries int            `yaml:"max_busy_retries"`
+	Limits         *modbus.Limits `yaml:"limits"`
+}
+
+// sinkCommon holds the keys every sink item takes beside its type key.
+type sinkCommon struct {
+	Name      string        `yaml:"name"`
+	QueueSize int           `yaml:"queue_size"`
+	BatchSize int           `yaml:"batch_size"`
+	Linger    time.Duration `yaml:"linger"`
+	Overflow  string        `yaml:"overflow"`
+	Retry     retryConfig   `yaml:"retry"`
+}
+
+type retryConfig struct {
+	Initial     time.Duration `yaml:"initial"`
+	Max         time.Duration `yaml:"max"`
+	Multiplier  float64       `yaml:"multiplier"`
+	Jitter      float64       `yaml:"jitter"`
+	MaxAttempts int           `yaml:"max_attempts"`
+}
+
+type stdoutConfig struct{}
+
+type fileSinkConfig struct {
+	Path string `yaml:"path"`
+}
+
+type spoolConfig struct {
+	Dir          string        `yaml:"dir"`
+	MaxBytes     byteSize      `yaml:"max_bytes"`
+	SegmentBytes byteSize      `yaml:"segment_bytes"`
+	Full         string        `yaml:"full"`
+	Sync         string        `yaml:"sync"`
+	SyncInterval time.Duration `yaml:"sync_interval"`
+}
+
+type healthConfig struct {
+	// MaxFailing is how long a device or sink may fail before /healthz
+	// answers 503. Default 1m.
+	MaxFailing time.Duration `yaml:"max_failing"`
+}
+
+type shutdownConfig struct {
+	DrainTimeout time.Duration `yaml:"drain_timeout"`
+	CloseTimeout time.Duration `yaml:"close_timeout"`
+}
+
+// byteSize is a size in bytes written as an integer or with a unit: "1GiB",
+// "512MB", "64k".
+type byteSize int64
+
+var byteSizeType = reflect.TypeFor[byteSize]()
+
+var byteSizeRE = regexp.MustCompile(`^\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*$`)
+
+var byteUnits = map[string]float64{
+	"": 1, "b": 1,
+	"k": 1 << 10, "kb": 1e3, "kib": 1 << 10,
+	"m": 1 << 20, "mb": 1e6, "mib": 1 << 20,
+	"g": 1 << 30, "gb": 1e9, "gib": 1 << 30,
+	"t": 1 << 40, "tb": 1e12, "tib": 1 << 40,
+}
+
+func parseByteSize(s string) (byteSize, error) {
+	m := byteSizeRE.FindStringSubmatch(s)
+	if m == nil {
+		return 0, fmt.Errorf("%q is not a size (write 1GiB, 512MiB, 100MB or a number of bytes)", s)
+	}
+	f, err := strconv.ParseFloat(m[1], 64)
+	mult, ok := byteUnits[strings.ToLower(m[2])]
+	if err != nil || !ok {
+		return 0, fmt.Errorf("%q is not a size (write 1GiB, 512MiB, 100MB or a number of bytes)", s)
+	}
+	v := f * mult
+	if v >= math.MaxInt64 {
+		return 0, fmt.Errorf("%q is too large", s)
+	}
+	return byteSize(v), nil
+}
+
+// sinkTypes are the keys that name a sink's type in a sinks item.
+var sinkTypes = []string{"stdout", "file", "mqtt", "nats", "kafka", "influx", "http"}
+
+// sinkSecrets are, per sink type, the settings that are secrets: they are
+// read from <key>_env or <key>_file, never written in the file.
+var sinkSecrets = map[string][]string{
+	"mqtt":   {"password"},
+	"nats":   {"password", "token"},
+	"kafka":  {"password"},
+	"influx": {"password", "token"},
+	"http":   {"password", "token"},
+}
+
+// readConfig reads and decodes the file at path strictly. It returns the
+// decoder, which holds the errors found and the line of every key path.
+func readConfig(path string) (*fileConfig, *decoder, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	d := newDecoder(path)
+	var cfg fileConfig
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		d.yamlSyntax(err)
+		return &cfg, d, nil
+	}
+	doc := resolve(&root)
+	if doc == nil {
+		d.errorf(1, "", "empty configuration: want devices and sinks")
+		return &cfg, d, nil
+	}
+	d.decode(doc, "", reflect.ValueOf(&cfg).Elem())
+	return &cfg, d, nil
+}
+
+var yamlLineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+
+// yamlSyntax reports a YAML syntax error with its line.
+func (d *decoder) yamlSyntax(err error) {
+	msg := err.Error()
+	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		d.errorf(line, "", "YAML syntax: %s", m[2])
+		return
+	}
+	d.errorf(0, "", "YAML syntax: %s", strings.TrimPrefix(msg, "yaml: "))
+}
+
+// relPath resolves a path given in the configuration file against the
+// file's directory; absolute paths and "" are kept.
+func relPath(dir, p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(dir, p)
+}
+
+// splitNode splits a mapping node into the pairs whose keys are in keep and
+// the others, as two new mapping nodes.
+func splitNode(n *yaml.Node, keep func(key string) bool) (in, out *yaml.Node) {
+	in = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: n.Line, Column: n.Column}
+	out = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: n.Line, Column: n.Column}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		dst := out
+		if keep(n.Content[i].Value) {
+			dst = in
+		}
+		dst.Content = append(dst.Content, n.Content[i], n.Content[i+1])
+	}
+	return in, out
+}
+
+// secrets takes the secret keys of a sink block out of n and resolves them
+// from the environment or from files. It returns the values by key
+// ("password") and the node without those keys. A secret written in the
+// file itself is an error: configuration files get copied, printed and
+// committed.
+func (d *decoder) secrets(n *yaml.Node, path, dir string, keys []string) (map[string]string, *yaml.Node) {
+	isSecret := func(k string) bool {
+		for _, s := range keys {
+			if k == s || k == s+"_env" || k == s+"_file" {
+				return true
+			}
+		}
+		return false
+	}
+	sec, rest := splitNode(n, isSecret)
+	vals := make(map[string]string)
+	given := make(map[string]string)
+	for i := 0; i+1 < len(sec.Content); i += 2 {
+		k, v := sec.Content[i], resolve(sec.Content[i+1])
+		kp := join(path, k.Value)
+		d.lines[kp] = v.Line
+		base, how := k.Value, ""
+		if b, ok := strings.CutSuffix(k.Value, "_env"); ok {
+			base, how = b, "env"
+		} else if b, ok := strings.CutSuffix(k.Value, "_file"); ok {
+			base, how = b, "file"
+		}
+		if how == "" {
+			d.errorf(k.Line, kp, "secrets are not written in the configuration: name an environment variable with %s_env or a file with %s_file", base, base)
+			continue
+		}
+		if prev, dup := given[base]; dup {
+			d.errorf(k.Line, kp, "give one of %s_env and %s_file (%s is set too)", base, base, prev)
+			continue
+		}
+		given[base] = k.Value
+		if v.Kind != yaml.ScalarNode || isNull(v) || v.Value == "" {
+			d.errorf(v.Line, kp, "want the name of %s, not %s", map[string]string{"env": "an environment variable", "file": "a file"}[how], kindName(v))
+			continue
+		}
+		switch how {
+		case "env":
+			s, ok := os.LookupEnv(v.Value)
+			if !ok {
+				d.errorf(v.Line, kp, "environment variable %s is not set", v.Value)
+				continue
+			}
+			vals[base] = s
+		case "file":
+			b, err := os.ReadFile(relPath(dir, v.Value))
+			if err != nil {
+				// The error names the file, never its content.
+				d.errorf(v.Line, kp, "%v", err)
+				continue
+			}
+			vals[base] = strings.TrimRight(string(b), "\r\n")
+		}
+	}
+	return vals, rest
+}
+
+// locateMsgs reports the errors of a constructor (a sink's New, opcua.New)
+// at the line of the key each message begins with ("url: ...",
+// "qos 3 ...", "nodes[1] (temp): ..."), or at base when it begins with
+// none of the block's keys. prefixes are trimmed from each message first.
+func (d *decoder) locateMsgs(err error, base string, block *yaml.Node, prefixes ...string) {
+	for _, e := range flatten(err) {
+		msg := e.Error()
+		for changed := true; changed; {
+			changed = false
+			for _, p := range prefixes {
+				if s, ok := strings.CutPrefix(msg, p); ok {
+					msg, changed = s, true
+				}
+			}
+		}
+		path := base
+		if m := leadKeyRE.FindStringSubmatch(msg); m != nil {
+			key, idx := m[1], m[2]
+			if block != nil && hasKey(block, key) {
+				path = join(base, key)
+			} else if idx != "" {
+				path = join(parentPath(base), key)
+				if _, ok := d.lines[path+idx]; !ok {
+					path = base
+				}
+			}
+			if path != base {
+				path += idx
+				msg = strings.TrimSpace(strings.TrimPrefix(msg[len(m[0]):], ":"))
+				msg = strings.TrimSpace(msg)
+			}
+		}
+		d.errAt(path, "%s", msg)
+	}
+}
+
+var leadKeyRE = regexp.MustCompile(`^([a-z][a-z0-9_]*)(\[\d+\])?(?: \([^)]*\))?`)
+
+func hasKey(n *yaml.Node, key string) bool {
+	n = resolve(n)
+	if n == nil || n.Kind != yaml.MappingNode {
+		return false
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return true
+		}
+	}
+	return false
+}
+
+// flatten returns the leaves of a tree of joined and wrapped errors,
+// keeping the wrapping text of single-wrapped errors.
+func flatten(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, flatten(e)...)
+		}
+		return out
+	}
+	if inner, ok := err.(interface{ Unwrap() error }); ok {
+		if j, ok := inner.Unwrap().(interface{ Unwrap() []error }); ok {
+			// A wrapper around a join ("opcua: source x: invalid config:
+			// <join>"): its leaves carry the detail.
+			return flatten(j.(error))
+		}
+	}
+	return []error{err}
+}

@@ -1,0 +1,389 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// configError is one problem of the configuration: the file, the line of
+// the offending value and its key path ("devices[0].points[2].type").
+type configError struct {
+	File string
+	Line int
+	Path string
+	Msg  string
+}
+
+func (e *configError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		b.WriteString(":")
+		b.WriteString(strconv.Itoa(e.Line))
+	}
+	b.WriteString(": ")
+	if e.Path != "" {
+		b.WriteString(e.Path)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// decoder turns YAML nodes into Go values strictly: unknown keys, duplicate
+// keys and values of the wrong type are errors naming the line and the key
+// path, and decoding goes on after an error so that every problem of a file
+// is reported at once. It remembers the line of every path it decoded, so
+// that later checks (point validation, sink constructors) can point at the
+// line of the field they complain about.
+//
+// yaml.v3's own decoder stops at the first type error of a kind and cannot
+// say which key path a line belongs to; this one walks the node tree itself.
+type decoder struct {
+	file  string
+	errs  []*configError
+	lines map[string]int
+}
+
+func newDecoder(file string) *decoder {
+	return &decoder{file: file, lines: make(map[string]int)}
+}
+
+func (d *decoder) errorf(line int, path, format string, args ...any) {
+	d.errs = append(d.errs, &configError{File: d.file, Line: line, Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// errAt reports a problem at the line recorded for path, or at the closest
+// recorded ancestor of path.
+func (d *decoder) errAt(path, format string, args ...any) {
+	d.errorf(d.lineOf(path), path, format, args...)
+}
+
+// lineOf returns the line recorded for path or its nearest ancestor.
+func (d *decoder) lineOf(path string) int {
+	for p := path; p != ""; p = parentPath(p) {
+		if l, ok := d.lines[p]; ok {
+			return l
+		}
+	}
+	return 0
+}
+
+func parentPath(p string) string {
+	i := strings.LastIndexAny(p, ".[")
+	if i < 0 {
+		return ""
+	}
+	return p[:i]
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func index(path string, i int) string { return path + "[" + strconv.Itoa(i) + "]" }
+
+// hasErrUnder reports whether an error was reported at path or below it.
+func (d *decoder) hasErrUnder(path string) bool {
+	for _, e := range d.errs {
+		if e.Path == path || strings.HasPrefix(e.Path, path+".") || strings.HasPrefix(e.Path, path+"[") {
+			return true
+		}
+	}
+	return false
+}
+
+// err returns every error reported so far, joined, or nil.
+func (d *decoder) err() error {
+	slices.SortStableFunc(d.errs, func(a, b *configError) int { return a.Line - b.Line })
+	errs := make([]error, len(d.errs))
+	for i, e := range d.errs {
+		errs[i] = e
+	}
+	return errors.Join(errs...)
+}
+
+var (
+	durationType = reflect.TypeFor[time.Duration]()
+	yamlNodeType = reflect.TypeFor[yaml.Node]()
+)
+
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		if n.Tag == "!!null" {
+			return "nothing"
+		}
+		return strconv.Quote(n.Value)
+	}
+	return "something else"
+}
+
+// resolve follows aliases and unwraps a document node.
+func resolve(n *yaml.Node) *yaml.Node {
+	for n != nil && (n.Kind == yaml.AliasNode || n.Kind == yaml.DocumentNode) {
+		if n.Kind == yaml.AliasNode {
+			n = n.Alias
+		} else if len(n.Content) > 0 {
+			n = n.Content[0]
+		} else {
+			return nil
+		}
+	}
+	return n
+}
+
+func isNull(n *yaml.Node) bool {
+	return n == nil || (n.Kind == yaml.ScalarNode && n.Tag == "!!null")
+}
+
+// decode stores node n into v, whose key path is path.
+func (d *decoder) decode(n *yaml.Node, path string, v reflect.Value) {
+	n = resolve(n)
+	if n == nil {
+		return
+	}
+	d.lines[path] = n.Line
+	t := v.Type()
+	switch t {
+	case yamlNodeType:
+		v.Set(reflect.ValueOf(*n))
+		return
+	case byteSizeType:
+		if n.Kind != yaml.ScalarNode || isNull(n) {
+			d.errorf(n.Line, path, "want a size such as 1GiB, not %s", kindName(n))
+			return
+		}
+		size, err := parseByteSize(n.Value)
+		if err != nil {
+			d.errorf(n.Line, path, "%v", err)
+			return
+		}
+		v.SetInt(int64(size))
+		return
+	}
+	if t == durationType {
+		dur, ok := d.duration(n, path)
+		if ok {
+			v.SetInt(int64(dur))
+		}
+		return
+	}
+	switch t.Kind() {
+	case reflect.Pointer:
+		if isNull(n) {
+			return
+		}
+		if v.IsNil() {
+			v.Set(reflect.New(t.Elem()))
+		}
+		d.decode(n, path, v.Elem())
+	case reflect.Struct:
+		d.decodeStruct(n, path, v)
+	case reflect.Slice:
+		if isNull(n) {
+			return
+		}
+		if n.Kind != yaml.SequenceNode {
+			d.errorf(n.Line, path, "want a list, not %s", kindName(n))
+			return
+		}
+		s := reflect.MakeSlice(t, len(n.Content), len(n.Content))
+		for i, c := range n.Content {
+			d.decode(c, index(path, i), s.Index(i))
+		}
+		v.Set(s)
+	case reflect.Map:
+		if isNull(n) {
+			return
+		}
+		if n.Kind != yaml.MappingNode || t.Key().Kind() != reflect.String {
+			d.errorf(n.Line, path, "want a mapping, not %s", kindName(n))
+			return
+		}
+		m := reflect.MakeMap(t)
+		seen := map[string]bool{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			if seen[k.Value] {
+				d.errorf(k.Line, join(path, k.Value), "duplicate key")
+				continue
+			}
+			seen[k.Value] = true
+			e := reflect.New(t.Elem()).Elem()
+			d.decode(n.Content[i+1], join(path, k.Value), e)
+			m.SetMapIndex(reflect.ValueOf(k.Value).Convert(t.Key()), e)
+		}
+		v.Set(m)
+	case reflect.String:
+		if n.Kind != yaml.ScalarNode || isNull(n) {
+			d.errorf(n.Line, path, "want a string, not %s", kindName(n))
+			return
+		}
+		v.SetString(n.Value)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(n.Value)
+		if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" || err != nil {
+			d.errorf(n.Line, path, "want true or false, not %s", kindName(n))
+			return
+		}
+		v.SetBool(b)
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		if n.Kind != yaml.ScalarNode || n.Tag != "!!int" {
+			d.errorf(n.Line, path, "want an integer, not %s", kindName(n))
+			return
+		}
+		i, err := strconv.ParseInt(n.Value, 0, 64)
+		if err != nil || v.OverflowInt(i) {
+			lo, hi := -(int64(1) << (t.Bits() - 1)), int64(1)<<(t.Bits()-1)-1
+			d.errorf(n.Line, path, "%s is out of range %d to %d", n.Value, lo, hi)
+			return
+		}
+		v.SetInt(i)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		if n.Kind != yaml.ScalarNode || n.Tag != "!!int" {
+			d.errorf(n.Line, path, "want an integer, not %s", kindName(n))
+			return
+		}
+		u, err := strconv.ParseUint(n.Value, 0, 64)
+		if err != nil || v.OverflowUint(u) {
+			hi := uint64(math.MaxUint64) >> (64 - t.Bits())
+			d.errorf(n.Line, path, "%s is out of range 0 to %d", n.Value, hi)
+			return
+		}
+		v.SetUint(u)
+	case reflect.Float32, reflect.Float64:
+		var f float64
+		if n.Kind != yaml.ScalarNode || (n.Tag != "!!int" && n.Tag != "!!float") || n.Decode(&f) != nil {
+			d.errorf(n.Line, path, "want a number, not %s", kindName(n))
+			return
+		}
+		v.SetFloat(f)
+	default:
+		d.errorf(n.Line, path, "cannot be set from YAML")
+	}
+}
+
+// duration parses a Go duration string ("500ms", "1m30s"). A bare number is
+// an error: "interval: 5" would otherwise mean five nanoseconds.
+func (d *decoder) duration(n *yaml.Node, path string) (time.Duration, bool) {
+	if n.Kind != yaml.ScalarNode || isNull(n) {
+		d.errorf(n.Line, path, "want a duration such as 500ms or 1m, not %s", kindName(n))
+		return 0, false
+	}
+	if n.Tag == "!!int" || n.Tag == "!!float" {
+		if n.Value == "0" {
+			return 0, true
+		}
+		d.errorf(n.Line, path, "%s has no unit: write a duration such as %sms or %ss", n.Value, n.Value, n.Value)
+		return 0, false
+	}
+	dur, err := time.ParseDuration(n.Value)
+	if err != nil {
+		d.errorf(n.Line, path, "%q is not a duration (write 500ms, 10s, 1m30s)", n.Value)
+		return 0, false
+	}
+	return dur, true
+}
+
+// fieldsOf maps the YAML keys of a struct type to field indexes.
+func fieldsOf(t reflect.Type) (map[string]int, []string) {
+	m := make(map[string]int)
+	var keys []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		tag := f.Tag.Get("yaml")
+		name, _, _ := strings.Cut(tag, ",")
+		if name == "-" {
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		m[name] = i
+		keys = append(keys, name)
+	}
+	slices.Sort(keys)
+	return m, keys
+}
+
+func (d *decoder) decodeStruct(n *yaml.Node, path string, v reflect.Value) {
+	if isNull(n) {
+		return
+	}
+	if n.Kind != yaml.MappingNode {
+		d.errorf(n.Line, path, "want a mapping, not %s", kindName(n))
+		return
+	}
+	fields, keys := fieldsOf(v.Type())
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i]
+		kp := join(path, k.Value)
+		fi, ok := fields[k.Value]
+		if !ok {
+			d.errorf(k.Line, kp, "unknown key%s", suggest(k.Value, keys))
+			continue
+		}
+		if seen[k.Value] {
+			d.errorf(k.Line, kp, "duplicate key")
+			continue
+		}
+		seen[k.Value] = true
+		d.decode(n.Content[i+1], kp, v.Field(fi))
+	}
+}
+
+// suggest returns help for an unknown key: the nearest known key when
+// there is a close one, else the list of known keys.
+func suggest(key string, keys []string) string {
+	best, bestD := "", 3
+	for _, k := range keys {
+		if dist := editDistance(key, k); dist < bestD {
+			best, bestD = k, dist
+		}
+	}
+	if best == "" {
+		return " (want " + strings.Join(keys, ", ") + ")"
+	}
+	return fmt.Sprintf("; did you mean %q?", best)
+}
+
+// editDistance is the Levenshtein distance of a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			c := 1
+			if a[i-1] == b[j-1] {
+				c = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+c)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

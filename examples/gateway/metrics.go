@@ -1,0 +1,186 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// handler serves /metrics (Prometheus text format) and /healthz.
+func (rt *runtime) handler() http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(newCollector(rt),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		bad := rt.unhealthy(time.Now())
+		if len(bad) > 0 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(w, "unhealthy")
+			fmt.Fprintln(w, strings.Join(bad, "\n"))
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	return mux
+}
+
+// collector is a prometheus.Collector that reads the bridge's, the
+// devices' and the spools' counters at each scrape, so the pipeline keeps
+// no metric state of its own and package bridge needs no Prometheus code.
+type collector struct {
+	rt    *runtime
+	descs map[string]*prometheus.Desc
+}
+
+type metricDef struct {
+	name, help string
+	labels     []string
+}
+
+var metricDefs = []metricDef{
+	{"source_emitted_total", "Samples a device emitted that the bridge accepted.", []string{"device"}},
+	{"source_running", "1 while the device's poller runs.", []string{"device"}},
+	{"device_online", "1 while the device's last batch held a reading that was not Bad.", []string{"device"}},
+	{"device_failing_seconds", "How long the device has been failing (every sample Bad), 0 when online.", []string{"device"}},
+	{"device_samples_total", "Samples the device produced, by quality.", []string{"device", "quality"}},
+
+	{"sink_accepted_total", "Samples taken into the sink's queue or spool.", []string{"sink"}},
+	{"sink_delivered_total", "Samples the sink acknowledged.", []string{"sink"}},
+	{"sink_retried_total", "Sample write attempts that failed and were retried.", []string{"sink"}},
+	{"sink_rejected_total", "Samples the sink refused with a permanent error.", []string{"sink"}},
+	{"sink_failed_total", "Samples given up after the retry limit.", []string{"sink"}},
+	{"sink_dropped_total", "Samples dropped by the overflow policy or a full spool.", []string{"sink"}},
+	{"sink_spooled_total", "Samples appended to the sink's spool.", []string{"sink"}},
+	{"sink_queued", "Samples waiting for the sink now, in memory or in its spool.", []string{"sink"}},
+	{"sink_errors_total", "Failed Write or Connect calls of the sink.", []string{"sink"}},
+	{"sink_up", "1 when the sink's last Write or Connect succeeded.", []string{"sink"}},
+	{"spool_bytes", "Bytes of the sink's spool files on disk.", []string{"sink"}},
+	{"spool_samples", "Samples held in the sink's spool, not yet delivered.", []string{"sink"}},
+
+	{"modbus_cycles_total", "Poll cycles run.", []string{"device"}},
+	{"modbus_requests_total", "Read requests the device's poller sent.", []string{"device"}},
+	{"modbus_bad_samples_total", "Bad samples the poller produced.", []string{"device"}},
+	{"modbus_overruns_total", "Poll cycles that started later than one interval after they were due.", []string{"device"}},
+	{"modbus_holes_learned_total", "Unmapped address ranges learned from Illegal Data Address answers.", []string{"device"}},
+	{"modbus_poll_latency_seconds", "Latency of the device's last answered request.", []string{"device"}},
+	{"modbus_poll_latency_mean_seconds", "Mean latency of the device's answered requests.", []string{"device"}},
+	{"modbus_poll_latency_max_seconds", "Longest latency of the device's answered requests.", []string{"device"}},
+	{"modbus_link_requests_total", "Requests sent on the device's link (shared with the other devices of a bus).", []string{"device"}},
+	{"modbus_link_errors_total", "Requests on the device's link that failed (exceptions included).", []string{"device"}},
+	{"modbus_link_timeouts_total", "Requests on the device's link that got no answer in time.", []string{"device"}},
+	{"modbus_link_connects_total", "Connections the device's link opened.", []string{"device"}},
+	{"modbus_link_utilisation_ratio", "Share of time the device's link (bus) spent on requests.", []string{"device"}},
+
+	{"opcua_connected", "1 while a session with the server is up.", []string{"device"}},
+	{"opcua_connects_total", "Sessions established.", []string{"device"}},
+	{"opcua_connect_failures_total", "Connection attempts that failed.", []string{"device"}},
+	{"opcua_reconnects_total", "Established sessions that were lost and rebuilt.", []string{"device"}},
+	{"opcua_watchdog_trips_total", "Connections rebuilt because a subscription went silent.", []string{"device"}},
+	{"opcua_reads_total", "Read requests the poller sent.", []string{"device"}},
+	{"opcua_notifications_total", "Data change notifications received.", []string{"device"}},
+	{"opcua_dropped_total", "Samples dropped because the emit queue was full.", []string{"device"}},
+}
+
+func newCollector(rt *runtime) *collector {
+	c := &collector{rt: rt, descs: make(map[string]*prometheus.Desc, len(metricDefs))}
+	for _, m := range metricDefs {
+		c.descs[m.name] = prometheus.NewDesc("m2mbridge_"+m.name, m.help, m.labels, nil)
+	}
+	return c
+}
+
+// Describe sends the descriptions of every metric.
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range c.descs {
+		ch <- d
+	}
+}
+
+// Collect reads the counters now and sends them.
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	counter := func(name string, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(c.descs[name], prometheus.CounterValue, v, labels...)
+	}
+	gauge := func(name string, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(c.descs[name], prometheus.GaugeValue, v, labels...)
+	}
+	b01 := func(b bool) float64 {
+		if b {
+			return 1
+		}
+		return 0
+	}
+	st := c.rt.bridge.Stats()
+	for _, s := range st.Sources {
+		counter("source_emitted_total", float64(s.Emitted), s.Name)
+		gauge("source_running", b01(s.Running), s.Name)
+	}
+	now := time.Now()
+	for _, s := range c.rt.states {
+		name := s.dev.name
+		since, _ := s.failing(c.rt.started)
+		gauge("device_online", b01(since.IsZero()), name)
+		failing := 0.0
+		if !since.IsZero() {
+			failing = now.Sub(since).Seconds()
+		}
+		gauge("device_failing_seconds", failing, name)
+		counter("device_samples_total", float64(s.good.Load()), name, "good")
+		counter("device_samples_total", float64(s.uncertain.Load()), name, "uncertain")
+		counter("device_samples_total", float64(s.bad.Load()), name, "bad")
+		switch {
+		case s.dev.mb != nil:
+			ds := s.dev.mb.Stats()
+			counter("modbus_cycles_total", float64(ds.Cycles), name)
+			counter("modbus_requests_total", float64(ds.Requests), name)
+			counter("modbus_bad_samples_total", float64(ds.Bad), name)
+			counter("modbus_overruns_total", float64(ds.Overruns), name)
+			counter("modbus_holes_learned_total", float64(ds.Holes), name)
+			ls := s.dev.mb.Client().Stats()
+			us := ls.Units[s.dev.unit]
+			gauge("modbus_poll_latency_seconds", us.LastLatency.Seconds(), name)
+			gauge("modbus_poll_latency_mean_seconds", us.MeanLatency.Seconds(), name)
+			gauge("modbus_poll_latency_max_seconds", us.MaxLatency.Seconds(), name)
+			counter("modbus_link_requests_total", float64(ls.Requests), name)
+			counter("modbus_link_errors_total", float64(ls.Errors), name)
+			counter("modbus_link_timeouts_total", float64(ls.Timeouts), name)
+			counter("modbus_link_connects_total", float64(ls.Connects), name)
+			gauge("modbus_link_utilisation_ratio", ls.Utilisation, name)
+		case s.dev.ua != nil:
+			us := s.dev.ua.Stats()
+			gauge("opcua_connected", b01(us.Connected), name)
+			counter("opcua_connects_total", float64(us.Connects), name)
+			counter("opcua_connect_failures_total", float64(us.ConnectFailures), name)
+			counter("opcua_reconnects_total", float64(us.Reconnects), name)
+			counter("opcua_watchdog_trips_total", float64(us.WatchdogTrips), name)
+			counter("opcua_reads_total", float64(us.Reads), name)
+			counter("opcua_notifications_total", float64(us.Notifications), name)
+			counter("opcua_dropped_total", float64(us.Dropped), name)
+		}
+	}
+	for _, s := range st.Sinks {
+		counter("sink_accepted_total", float64(s.Accepted), s.Name)
+		counter("sink_delivered_total", float64(s.Delivered), s.Name)
+		counter("sink_retried_total", float64(s.Retried), s.Name)
+		counter("sink_rejected_total", float64(s.Rejected), s.Name)
+		counter("sink_failed_total", float64(s.Failed), s.Name)
+		counter("sink_dropped_total", float64(s.Dropped), s.Name)
+		counter("sink_spooled_total", float64(s.Spooled), s.Name)
+		gauge("sink_queued", float64(s.Queued), s.Name)
+		counter("sink_errors_total", float64(s.Errors), s.Name)
+		gauge("sink_up", b01(s.Up), s.Name)
+		if sp := c.rt.spools[s.Name]; sp != nil {
+			gauge("spool_bytes", float64(sp.Bytes()), s.Name)
+			gauge("spool_samples", float64(sp.Len()), s.Name)
+		}
+	}
+}

@@ -1,0 +1,299 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/m2mbridge/m2mbridge/bridge"
+	"github.com/m2mbridge/m2mbridge/bridge/spool"
+)
+
+// defaultMaxFailing is how long a device or sink may fail before /healthz
+// reports it, when health.max_failing is not set.
+const defaultMaxFailing = time.Minute
+
+// runtime is a running gateway: the bridge, the state of every device and
+// the spools, read by the metrics collector and /healthz.
+type runtime struct {
+	g       *gateway
+	bridge  *bridge.Bridge
+	states  []*sourceState
+	spools  map[string]*spool.Spool
+	started time.Time
+}
+
+// sourceState follows one device from the samples it emits: online while
+// its batches hold a reading that is not Bad, offline (failing) while every
+// sample is Bad. It logs each change once, never per sample.
+type sourceState struct {
+	dev *device
+	log *slog.Logger
+
+	mu     sync.Mutex
+	seen   bool
+	online bool
+	since  time.Time // when it went offline
+	reason string
+
+	good, uncertain, bad atomic.Uint64
+}
+
+func (s *sourceState) observe(batch []bridge.Sample) {
+	ok := false
+	reason := ""
+	var g, u, b uint64
+	for i := range batch {
+		switch batch[i].Quality {
+		case bridge.Good:
+			g++
+			ok = true
+		case bridge.Uncertain:
+			u++
+			ok = true
+		default:
+			b++
+			if reason == "" {
+				reason = batch[i].Reason
+			}
+		}
+	}
+	s.good.Add(g)
+	s.uncertain.Add(u)
+	s.bad.Add(b)
+	if len(batch) == 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case ok && (!s.seen || !s.online):
+		s.online, s.since, s.reason = true, time.Time{}, ""
+		s.log.Info("device online", "device", s.dev.name, "via", s.dev.desc)
+	case !ok && (!s.seen || s.online):
+		s.online, s.since, s.reason = false, time.Now(), reason
+		s.log.Warn("device offline", "device", s.dev.name, "via", s.dev.desc, "reason", reason)
+	}
+	s.seen = true
+}
+
+// failing returns since when the device has been failing, or zero. A device
+// that has emitted nothing yet is failing since the gateway started.
+func (s *sourceState) failing(start time.Time) (time.Time, string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.seen {
+		return start, "no samples yet"
+	}
+	if s.online {
+		return time.Time{}, ""
+	}
+	return s.since, s.reason
+}
+
+func (s *sourceState) emitter(out bridge.Emitter) bridge.Emitter {
+	return bridge.EmitterFunc(func(ctx context.Context, batch []bridge.Sample) error {
+		s.observe(batch)
+		return out.Emit(ctx, batch)
+	})
+}
+
+// source returns what the bridge runs for the device: its poller, or with
+// once a single poll (an OPC UA device: until every node gave a reading),
+// each reporting its samples to the state.
+func (s *sourceState) source(once bool, onceTimeout time.Duration) bridge.Source {
+	dev := s.dev
+	return bridge.SourceFunc(func(ctx context.Context, out bridge.Emitter) error {
+		em := s.emitter(out)
+		switch {
+		case dev.mb != nil && once:
+			return dev.mb.PollOnce(ctx, em)
+		case dev.mb != nil:
+			return dev.mb.Run(ctx, em)
+		case !once:
+			return dev.ua.Run(ctx, em)
+		}
+		// OPC UA has no single poll: run the source until every node has
+		// given a sample (good or bad), or the timeout passes.
+		ctx, cancel := context.WithTimeout(ctx, onceTimeout)
+		defer cancel()
+		var mu sync.Mutex
+		want := make(map[string]bool, len(dev.nodes))
+		for _, n := range dev.nodes {
+			want[n.Name] = true
+		}
+		done := func() int {
+			mu.Lock()
+			defer mu.Unlock()
+			return len(want)
+		}
+		err := dev.ua.Run(ctx, bridge.EmitterFunc(func(ctx context.Context, batch []bridge.Sample) error {
+			err := em.Emit(ctx, batch)
+			mu.Lock()
+			for i := range batch {
+				delete(want, batch[i].Point)
+			}
+			left := len(want)
+			mu.Unlock()
+			if left == 0 {
+				cancel()
+			}
+			return err
+		}))
+		if n := done(); n > 0 && err == nil {
+			err = fmt.Errorf("device %s: %d of %d nodes gave no reading within %v", dev.name, n, len(dev.nodes), onceTimeout)
+		}
+		return err
+	})
+}
+
+// run runs the gateway until ctx ends (or, with -once, until every device
+// was polled), then shuts down gracefully and reports what it left.
+func (g *gateway) run(ctx context.Context, o options, log *slog.Logger, stderr io.Writer) int {
+	defer g.closeDevices()
+	rt := &runtime{g: g, spools: map[string]*spool.Spool{}, started: time.Now()}
+	// Spools first: a directory another gateway holds is an error before
+	// anything is dialled.
+	var seqStart uint64
+	for _, s := range g.sinks {
+		if s.opts.Overflow != bridge.OverflowSpool {
+			continue
+		}
+		opt := g.spoolOpt
+		opt.Logger = log.With("sink", s.name)
+		sp, err := spool.Open(filepath.Join(g.spoolDir, s.name), opt)
+		if err != nil {
+			log.Error("cannot open spool", "sink", s.name, "err", err)
+			for _, sp := range rt.spools {
+				sp.Close()
+			}
+			for _, s := range g.sinks {
+				s.sink.Close(context.Background())
+			}
+			return 1
+		}
+		if n := sp.Len(); n > 0 {
+			log.Info("spool holds samples from before; delivering them first", "sink", s.name, "samples", n)
+		}
+		rt.spools[s.name] = sp
+		s.opts.Spool = sp
+		seqStart = max(seqStart, sp.SeqStart())
+	}
+	drain := g.shutdown.DrainTimeout
+	if drain == 0 {
+		drain = 10 * time.Second
+	}
+	rt.bridge = bridge.New(bridge.Options{Logger: log, DrainTimeout: drain, CloseTimeout: g.shutdown.CloseTimeout, SeqStart: seqStart})
+	for _, s := range g.sinks {
+		if err := rt.bridge.AddSink(s.name, s.sink, s.opts); err != nil {
+			// The options were checked with the configuration; this
+			// is a bug, not a user error.
+			log.Error("cannot add sink", "sink", s.name, "err", err)
+			return 1
+		}
+	}
+	for _, dev := range g.devices {
+		st := &sourceState{dev: dev, log: log}
+		rt.states = append(rt.states, st)
+		if err := rt.bridge.AddSource(dev.name, st.source(o.once, o.onceTimeout)); err != nil {
+			log.Error("cannot add device", "device", dev.name, "err", err)
+			return 1
+		}
+	}
+
+	var srv *http.Server
+	if o.metrics != "" {
+		ln, err := net.Listen("tcp", o.metrics)
+		if err != nil {
+			log.Error("cannot serve metrics", "addr", o.metrics, "err", err)
+			return 1
+		}
+		srv = &http.Server{Handler: rt.handler(), ReadHeaderTimeout: 10 * time.Second}
+		go srv.Serve(ln)
+		log.Info("serving metrics", "url", "http://"+ln.Addr().String()+"/metrics", "health", "http://"+ln.Addr().String()+"/healthz")
+	}
+
+	names := make([]string, 0, len(g.sinks))
+	for _, s := range g.sinks {
+		names = append(names, s.name)
+	}
+	mode := "running"
+	if o.once {
+		mode = "polling once"
+	}
+	log.Info("gateway "+mode, "config", g.path, "devices", len(g.devices), "sinks", strings.Join(names, ","))
+	err := rt.bridge.Run(ctx)
+	code := 0
+	if err != nil && !errors.Is(err, bridge.ErrDrainIncomplete) {
+		code = 1
+	}
+	if ctx.Err() != nil {
+		log.Info("shutting down: signal received")
+	}
+
+	// What was left: per sink, delivered, and queued in a spool (kept for
+	// the next start) or left in memory (lost).
+	st := rt.bridge.Stats()
+	lost := uint64(0)
+	for _, s := range st.Sinks {
+		attrs := []any{"sink", s.Name, "accepted", s.Accepted, "delivered", s.Delivered}
+		if s.Dropped+s.Rejected+s.Failed > 0 {
+			attrs = append(attrs, "dropped", s.Dropped, "rejected", s.Rejected, "failed", s.Failed)
+		}
+		if _, spooled := rt.spools[s.Name]; spooled {
+			attrs = append(attrs, "kept_in_spool", s.Queued)
+		} else if s.Left > 0 {
+			attrs = append(attrs, "lost_in_memory", s.Left)
+			lost += s.Left
+		}
+		log.Info("sink stopped", attrs...)
+	}
+	if lost > 0 {
+		code = 1
+	}
+	if o.once {
+		for _, s := range rt.states {
+			g, u, b := s.good.Load(), s.uncertain.Load(), s.bad.Load()
+			fmt.Fprintf(stderr, "gateway: %s: %d samples: %d good, %d uncertain, %d bad\n", s.dev.name, g+u+b, g, u, b)
+			if g+u == 0 {
+				code = 1
+			}
+		}
+	}
+	if srv != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		srv.Shutdown(sctx)
+		cancel()
+	}
+	log.Info("gateway stopped", "exit", code)
+	return code
+}
+
+// unhealthy lists the devices and sinks failing for longer than allowed.
+func (rt *runtime) unhealthy(now time.Time) []string {
+	limit := rt.g.health.MaxFailing
+	if limit == 0 {
+		limit = defaultMaxFailing
+	}
+	var out []string
+	for _, s := range rt.states {
+		if since, reason := s.failing(rt.started); !since.IsZero() && now.Sub(since) > limit {
+			out = append(out, fmt.Sprintf("device %s failing for %v: %s", s.dev.name, now.Sub(since).Round(time.Second), reason))
+		}
+	}
+	for _, s := range rt.bridge.Stats().Sinks {
+		if !s.Up && !s.DownSince.IsZero() && now.Sub(s.DownSince) > limit {
+			out = append(out, fmt.Sprintf("sink %s down for %v: %s", s.Name, now.Sub(s.DownSince).Round(time.Second), s.LastError))
+		}
+	}
+	return out
+}
