@@ -15,6 +15,7 @@ import (
 	"errors"
 	"io"
 	"log"
+	"log/slog"
 	"math"
 	"math/big"
 	"net"
@@ -526,4 +527,47 @@ insecure_skip_verify: true
 		Gzip: true, Timeout: 2 * time.Second, Retries: -1, RetryBackoff: 50 * time.Millisecond,
 		CAFile: "ca.pem", CertFile: "c.pem", KeyFile: "k.pem", InsecureSkipVerify: true,
 	}, cfg)
+}
+
+// TestOutageThroughBridge runs the sink under a Bridge while the server is
+// down: the Bridge retries and nothing is lost.
+func TestOutageThroughBridge(t *testing.T) {
+	rc := newReceiver()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	srv := &http.Server{Handler: rc, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+
+	s := newSink(t, httpsink.Config{URL: "http://" + addr, Retries: -1, Timeout: time.Second})
+	b := bridge.New(bridge.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	require.NoError(t, b.AddSink("http", s, bridge.SinkOptions{
+		BatchSize: 50, Retry: bridge.Retry{Initial: 10 * time.Millisecond, Max: 100 * time.Millisecond},
+	}))
+	ctx := testCtx(t)
+	runCtx, stop := context.WithCancel(ctx)
+	ran := make(chan error, 1)
+	go func() { ran <- b.Run(runCtx) }()
+
+	want := bridgetest.Samples("outage", 300, time.Now().Truncate(time.Microsecond))
+	delivered := func() uint64 { return b.Stats().Sinks[0].Delivered }
+	require.NoError(t, b.Emit(ctx, want[:100]))
+	require.Eventually(t, func() bool { return delivered() == 100 }, 20*time.Second, 10*time.Millisecond)
+
+	require.NoError(t, srv.Close())
+	require.NoError(t, b.Emit(ctx, want[100:]))
+	require.Eventually(t, func() bool { return b.Stats().Sinks[0].Errors > 0 }, 20*time.Second, 10*time.Millisecond)
+	var ln2 net.Listener
+	require.Eventually(t, func() bool { ln2, err = net.Listen("tcp", addr); return err == nil }, 10*time.Second, 20*time.Millisecond)
+	srv2 := &http.Server{Handler: rc, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv2.Serve(ln2) }()
+	defer srv2.Close()
+	require.Eventually(t, func() bool { return delivered() == 300 }, 20*time.Second, 10*time.Millisecond)
+	stop()
+	require.NoError(t, <-ran)
+	st := b.Stats().Sinks[0]
+	assert.Zero(t, st.Rejected+st.Failed+st.Dropped+st.Left)
+	got, err := rc.readback(ctx, 300)
+	require.NoError(t, err)
+	assert.Empty(t, bridgetest.Match(want, got))
 }

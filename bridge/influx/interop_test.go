@@ -3,6 +3,8 @@ package influx_test
 import (
 	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"math"
 	"testing"
 	"time"
@@ -195,3 +197,42 @@ var pointNames = func() []string {
 	}
 	return p
 }()
+
+// TestInfluxdOutageThroughBridge runs the sink under a Bridge while influxd
+// is stopped and started again: the Bridge retries and nothing is lost.
+func TestInfluxdOutageThroughBridge(t *testing.T) {
+	d := startInfluxd(t)
+	db := d.newDB(t)
+	s := newV1(t, d, db, func(c *influx.Config) { c.Timeout = time.Second })
+	b := bridge.New(bridge.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	require.NoError(t, b.AddSink("influx", s, bridge.SinkOptions{
+		BatchSize: 50, Retry: bridge.Retry{Initial: 20 * time.Millisecond, Max: 200 * time.Millisecond},
+	}))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	runCtx, stop := context.WithCancel(ctx)
+	ran := make(chan error, 1)
+	go func() { ran <- b.Run(runCtx) }()
+
+	want := bridgetest.Samples("outage", 300, time.Now().Truncate(time.Microsecond))
+	delivered := func() uint64 { return b.Stats().Sinks[0].Delivered }
+	require.NoError(t, b.Emit(ctx, want[:100]))
+	require.Eventually(t, func() bool { return delivered() == 100 }, 20*time.Second, 10*time.Millisecond)
+
+	d.stop()
+	require.NoError(t, b.Emit(ctx, want[100:200]))
+	require.Eventually(t, func() bool { return b.Stats().Sinks[0].Errors > 0 }, 20*time.Second, 10*time.Millisecond,
+		"the sink reports errors while influxd is away")
+	require.NoError(t, b.Emit(ctx, want[200:]))
+	d.start()
+	require.Eventually(t, func() bool { return delivered() == 300 }, 30*time.Second, 10*time.Millisecond)
+	stop()
+	require.NoError(t, <-ran)
+
+	st := b.Stats().Sinks[0]
+	assert.Equal(t, uint64(300), st.Accepted)
+	assert.Zero(t, st.Rejected+st.Failed+st.Dropped+st.Left)
+	got, err := d.readAll(db)
+	require.NoError(t, err)
+	assert.Empty(t, bridgetest.Match(want, got))
+}

@@ -11,6 +11,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"math"
 	"math/big"
 	"net"
@@ -501,4 +503,49 @@ func BenchmarkWrite(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N*len(batch))/b.Elapsed().Seconds(), "samples/s")
+}
+
+// TestOutageThroughBridge runs the sink under a Bridge while the cluster
+// goes away and comes back: the Bridge retries and every sample emitted
+// during the outage reaches the new cluster.
+func TestOutageThroughBridge(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation())
+	require.NoError(t, err)
+	addrs := c.ListenAddrs()
+	_, portText, _ := net.SplitHostPort(addrs[0])
+	port, _ := strconv.Atoi(portText)
+	topic := uniqueTopic("bridge")
+	s := newSink(t, kafka.Config{Brokers: addrs, Topic: topic, AutoCreateTopics: true, DeliveryTimeout: time.Second})
+	b := bridge.New(bridge.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	require.NoError(t, b.AddSink("kafka", s, bridge.SinkOptions{
+		BatchSize: 50, Retry: bridge.Retry{Initial: 20 * time.Millisecond, Max: 200 * time.Millisecond},
+	}))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	runCtx, stop := context.WithCancel(ctx)
+	ran := make(chan error, 1)
+	go func() { ran <- b.Run(runCtx) }()
+
+	want := bridgetest.Samples("outage", 300, time.Now().Truncate(time.Microsecond))
+	delivered := func() uint64 { return b.Stats().Sinks[0].Delivered }
+	require.NoError(t, b.Emit(ctx, want[:100]))
+	require.Eventually(t, func() bool { return delivered() == 100 }, 20*time.Second, 10*time.Millisecond)
+
+	c.Close()
+	require.NoError(t, b.Emit(ctx, want[100:]))
+	require.Eventually(t, func() bool { return b.Stats().Sinks[0].Errors > 0 }, 20*time.Second, 10*time.Millisecond)
+	var c2 *kfake.Cluster
+	require.Eventually(t, func() bool {
+		c2, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(), kfake.Ports(port))
+		return err == nil
+	}, 10*time.Second, 50*time.Millisecond)
+	defer c2.Close()
+	require.Eventually(t, func() bool { return delivered() == 300 }, 30*time.Second, 10*time.Millisecond)
+	stop()
+	require.NoError(t, <-ran)
+	st := b.Stats().Sinks[0]
+	assert.Zero(t, st.Rejected+st.Failed+st.Dropped+st.Left)
+	recs, err := consume(ctx, c2.ListenAddrs(), 200, topic)
+	require.NoError(t, err)
+	assert.Empty(t, bridgetest.Match(want[100:], decode(t, recs)))
 }
