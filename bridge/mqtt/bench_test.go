@@ -18,7 +18,7 @@ func BenchmarkWrite(b *testing.B) {
 		for _, qos := range []int{0, 1} {
 			b.Run(fmt.Sprintf("v%d/qos%d", v, qos), func(b *testing.B) {
 				ctx := testCtx(b, 10*time.Minute)
-				s := newSink(b, Config{URL: "tcp://" + addr, Version: v, QoS: qos, Topic: uniq() + "/{source}/{point}"})
+				s := newSink(b, Config{URL: "tcp://" + addr, Version: v, QoS: qos, Topic: uniq() + "/{source}/{point}", MaxInFlight: benchInFlight})
 				require.NoError(b, s.Connect(ctx))
 				batch := bridgetest.Samples("bench", 1000, time.Now())
 				b.ReportAllocs()
@@ -34,3 +34,5 @@ func BenchmarkWrite(b *testing.B) {
 		}
 	}
 }
+
+var benchInFlight = 1000

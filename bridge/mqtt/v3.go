@@ -44,6 +44,7 @@ func newV3(set *settings) *v3 {
 	}
 	o.SetProtocolVersion(4) // 3.1.1; no silent fallback to 3.1
 	o.SetCleanSession(!set.PersistentSession)
+	o.SetStore(newCopyStore())
 	o.SetKeepAlive(set.KeepAlive)
 	o.SetConnectTimeout(set.ConnectTimeout)
 	o.SetWriteTimeout(set.AckTimeout)
