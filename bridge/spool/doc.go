@@ -43,7 +43,10 @@
 // The magic makes resynchronisation possible: after damage the reader
 // searches for the next magic whose length and CRC check out, so one
 // bit flip costs the one record it hit. One record is one sample, so Ack can
-// stop anywhere and damage never costs a whole batch.
+// stop anywhere and damage never costs a whole batch. (A string value that
+// itself contains a whole framed record with a valid CRC could, only right
+// after damage, be taken for a record when resynchronising; ordinary
+// readings never do.)
 //
 // The cursor file holds the read position (segment and byte offset of the
 // first unacknowledged record) in two 64-byte slots written alternately in
