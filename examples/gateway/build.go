@@ -72,6 +72,9 @@ func load(path string, log *slog.Logger) (*gateway, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg == nil {
+		return nil, d.err()
+	}
 	// Decoding errors do not stop here: the parts of the file that decoded
 	// cleanly are checked further, so that every problem is reported at
 	// once; a part with a decoding error is not checked further, so that

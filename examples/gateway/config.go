@@ -146,7 +146,8 @@ var sinkSecrets = map[string][]string{
 }
 
 // readConfig reads and decodes the file at path strictly. It returns the
-// decoder, which holds the errors found and the line of every key path.
+// decoder, which holds the errors found and the line of every key path, and
+// no configuration when the file is not YAML at all.
 func readConfig(path string) (*fileConfig, *decoder, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -157,12 +158,12 @@ func readConfig(path string) (*fileConfig, *decoder, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		d.yamlSyntax(err)
-		return &cfg, d, nil
+		return nil, d, nil
 	}
 	doc := resolve(&root)
 	if doc == nil {
 		d.errorf(1, "", "empty configuration: want devices and sinks")
-		return &cfg, d, nil
+		return nil, d, nil
 	}
 	d.decode(doc, "", reflect.ValueOf(&cfg).Elem())
 	return &cfg, d, nil
@@ -284,23 +285,32 @@ func (d *decoder) locateMsgs(err error, base string, block *yaml.Node, prefixes 
 		path := base
 		if m := leadKeyRE.FindStringSubmatch(msg); m != nil {
 			key, idx := m[1], m[2]
-			if block != nil && hasKey(block, key) {
-				path = join(base, key)
-			} else if idx != "" {
+			if _, ok := d.lines[join(parentPath(base), key)+idx]; idx != "" && ok {
+				// A list of the enclosing item, such as an OPC UA
+				// device's nodes.
 				path = join(parentPath(base), key)
-				if _, ok := d.lines[path+idx]; !ok {
-					path = base
-				}
+			} else if block != nil && hasKey(block, key) {
+				path = join(base, key)
 			}
 			if path != base {
 				path += idx
 				msg = strings.TrimSpace(strings.TrimPrefix(msg[len(m[0]):], ":"))
 				msg = strings.TrimSpace(msg)
+				if idx != "" {
+					// "nodes[0] (x): node: required" names a field of
+					// the item.
+					if f := leadFieldRE.FindStringSubmatch(msg); f != nil {
+						path = join(path, f[1])
+						msg = msg[len(f[0]):]
+					}
+				}
 			}
 		}
 		d.errAt(path, "%s", msg)
 	}
 }
+
+var leadFieldRE = regexp.MustCompile(`^([a-z][a-z0-9_]*): `)
 
 var leadKeyRE = regexp.MustCompile(`^([a-z][a-z0-9_]*)(\[\d+\])?(?: \([^)]*\))?`)
 
