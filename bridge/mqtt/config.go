@@ -76,7 +76,7 @@ type Config struct {
 	StatusTopic string `yaml:"status_topic"`
 
 	// MaxInFlight bounds the QoS 1/2 publishes Write has sent and not yet
-	// seen acknowledged (default 256, at most 65535). An MQTT 5 broker's
+	// seen acknowledged (default 1024, at most 65535). An MQTT 5 broker's
 	// Receive Maximum may lower it further.
 	MaxInFlight int `yaml:"max_in_flight"`
 	// AckTimeout is how long one publish may wait for its acknowledgement
@@ -210,7 +210,7 @@ func (c Config) validate() (*settings, error) {
 	}
 	switch {
 	case c.MaxInFlight == 0:
-		s.MaxInFlight = 256
+		s.MaxInFlight = 1024
 	case c.MaxInFlight < 0 || c.MaxInFlight > 65535:
 		bad("max_in_flight %d: want 1 to 65535", c.MaxInFlight)
 	}

@@ -86,7 +86,7 @@ func TestConfigDefaults(t *testing.T) {
 	assert.Equal(t, DefaultTopic, set.Topic)
 	assert.True(t, strings.HasPrefix(set.ClientID, "m2mbridge-"))
 	assert.LessOrEqual(t, len(set.ClientID), 23, "MQTT 3.1.1 servers must accept ids up to 23 bytes")
-	assert.Equal(t, 256, set.MaxInFlight)
+	assert.Equal(t, 1024, set.MaxInFlight)
 	assert.Equal(t, 10*time.Second, set.AckTimeout)
 	assert.Nil(t, set.tls)
 

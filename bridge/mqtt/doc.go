@@ -30,7 +30,7 @@
 //	  persistent_session: false      # false: clean session (default)
 //	  session_expiry: 1h             # MQTT 5 persistent session lifetime
 //	  status_topic: m2m/status/gateway-1   # birth "online" / will "offline", retained
-//	  max_in_flight: 256             # unacknowledged QoS 1/2 publishes
+//	  max_in_flight: 1024            # unacknowledged QoS 1/2 publishes
 //	  ack_timeout: 10s
 //	  keep_alive: 30s
 //	  connect_timeout: 10s
