@@ -201,6 +201,10 @@ func NewDevice(cfg DeviceConfig) (*Device, error) {
 		}
 		d.client, d.ownConn = c, true
 	}
+	if d.client != nil && d.client.ep.RTUFramed() && d.unit > 247 {
+		// Serial Line V1.02, 2.2: addresses 248-255 are reserved.
+		errs = append(errs, configErrorf("unit", "device %q: unit %d is reserved on a serial line (1-247)", cfg.Name, d.unit))
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}

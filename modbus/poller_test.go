@@ -367,6 +367,9 @@ func TestNewDeviceErrors(t *testing.T) {
 	for _, w := range []string{"name", "url", "bit"} {
 		assert.Contains(t, err.Error(), w)
 	}
+	_, err = modbus.NewDevice(modbus.DeviceConfig{Name: "x", Unit: 250, Conn: modbus.ClientConfig{URL: "rtu:///dev/ttyS0"},
+		Points: []modbus.Point{{Name: "x", Table: modbus.Input, Address: 0, Type: modbus.Float32}}})
+	assert.ErrorContains(t, err, "unit 250 is reserved")
 }
 
 // TestBusDeadUnitDoesNotStarveLiveOnes: two devices share an RTU-over-TCP
