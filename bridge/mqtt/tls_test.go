@@ -1,0 +1,147 @@
+package mqtt
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// freePort returns a port nothing listens on (for a server the test starts
+// itself and which cannot be given port 0).
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// lookPeer finds a third-party program, skipping the test without it unless
+// M2MB_INTEROP=1.
+func lookPeer(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		for _, dir := range []string{"/usr/sbin", "/usr/local/sbin"} {
+			if _, serr := os.Stat(filepath.Join(dir, name)); serr == nil {
+				return filepath.Join(dir, name)
+			}
+		}
+		if os.Getenv("M2MB_INTEROP") == "1" {
+			t.Fatalf("%s not found (M2MB_INTEROP=1): %v", name, err)
+		}
+		t.Skipf("%s not found: %v", name, err)
+	}
+	return p
+}
+
+// startMosquitto runs a Mosquitto of the test's own with conf and returns
+// when it listens on every port.
+func startMosquitto(t *testing.T, dir, conf string, ports ...int) {
+	t.Helper()
+	bin := lookPeer(t, "mosquitto")
+	cf := filepath.Join(dir, "mosquitto.conf")
+	require.NoError(t, os.WriteFile(cf, []byte(conf), 0o600))
+	var out bytes.Buffer
+	cmd := exec.Command(bin, "-c", cf)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	require.NoError(t, cmd.Start())
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+	})
+	for _, port := range ports {
+		require.Eventually(t, func() bool {
+			select {
+			case <-exited:
+				return true
+			default:
+			}
+			c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
+			if err == nil {
+				c.Close()
+			}
+			return err == nil
+		}, 10*time.Second, 20*time.Millisecond, "mosquitto does not listen on %d", port)
+		select {
+		case <-exited:
+			t.Fatalf("mosquitto exited: %s", out.String())
+		default:
+		}
+	}
+}
+
+// TestTLSAndPassword runs a Mosquitto of its own with a TLS listener that
+// requires a client certificate from the test's CA, and a listener that
+// requires a username and password.
+func TestTLSAndPassword(t *testing.T) {
+	dir := t.TempDir()
+	pki := newPKI(t, dir)
+	srvCert, srvKey := pki.issue(t, "server", true)
+	cliCert, cliKey := pki.issue(t, "client", false)
+	other := newPKI(t, t.TempDir()) // a CA the broker does not trust
+
+	passwd := filepath.Join(dir, "passwd")
+	require.NoError(t, os.WriteFile(passwd, nil, 0o600))
+	out, err := exec.Command(lookPeer(t, "mosquitto_passwd"), "-b", passwd, "bridge", "s3cret").CombinedOutput()
+	require.NoError(t, err, "mosquitto_passwd: %s", out)
+
+	tlsPort, pwPort := freePort(t), freePort(t)
+	startMosquitto(t, dir, fmt.Sprintf(`user root
+persistence false
+log_dest none
+per_listener_settings true
+listener %d 127.0.0.1
+cafile %s
+certfile %s
+keyfile %s
+require_certificate true
+allow_anonymous true
+listener %d 127.0.0.1
+allow_anonymous false
+password_file %s
+`, tlsPort, pki.caFile, srvCert, srvKey, pwPort, passwd), tlsPort, pwPort)
+
+	for _, v := range versions {
+		t.Run(fmt.Sprintf("v%d", v), func(t *testing.T) {
+			ctx := testCtx(t, 30*time.Second)
+			tlsURL := fmt.Sprintf("ssl://127.0.0.1:%d", tlsPort)
+			pwURL := fmt.Sprintf("tcp://127.0.0.1:%d", pwPort)
+			ok := func(cfg Config) {
+				t.Helper()
+				cfg.Version, cfg.QoS, cfg.ConnectTimeout = v, 1, 5*time.Second
+				s := newSink(t, cfg)
+				require.NoError(t, s.Connect(ctx))
+				// QoS 1: nil means the broker acknowledged every sample.
+				require.NoError(t, s.Write(ctx, samples("secure", 10)))
+			}
+			fails := func(cfg Config, want ...string) {
+				t.Helper()
+				cfg.Version, cfg.ConnectTimeout = v, 5*time.Second
+				s := newSink(t, cfg)
+				err := s.Connect(ctx)
+				require.Error(t, err)
+				for _, w := range want {
+					assert.Contains(t, strings.ToLower(err.Error()), w)
+				}
+				assert.NotContains(t, err.Error(), "s3cret")
+			}
+			ok(Config{URL: tlsURL, CAFile: pki.caFile, CertFile: cliCert, KeyFile: cliKey})
+			fails(Config{URL: tlsURL, CAFile: other.caFile, CertFile: cliCert, KeyFile: cliKey}, "certificate")
+			ok(Config{URL: pwURL, Username: "bridge", Password: "s3cret"})
+			fails(Config{URL: pwURL, Username: "bridge", Password: "wrong"})
+			fails(Config{URL: pwURL})
+		})
+	}
+}
