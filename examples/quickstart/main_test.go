@@ -17,14 +17,7 @@ func TestQuickstartPrintsNSamples(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var out bytes.Buffer
-	if err := run(ctx, &out, 60, 10*time.Millisecond); err != nil {
-		// bridge (fca47ca) counts a successfully delivered batch as left
-		// undelivered at shutdown (sinkrunner.deliver keeps pending after a
-		// successful Write); reported to the bridge owner. Nothing else may
-		// fail.
-		require.ErrorIs(t, err, bridge.ErrDrainIncomplete)
-		t.Logf("bridge reported: %v", err)
-	}
+	require.NoError(t, run(ctx, &out, 60, 10*time.Millisecond))
 	sc := bufio.NewScanner(&out)
 	lines := 0
 	points := map[string]bool{}
