@@ -420,3 +420,30 @@ func containsStr(s, sub string) bool {
 	}
 	return false
 }
+
+// TestBuiltinProfilesFromSimulator reads every built-in profile from the
+// simulator and checks each point decodes to the value the simulator serves.
+func TestBuiltinProfilesFromSimulator(t *testing.T) {
+	for _, name := range modbus.BuiltinProfiles() {
+		t.Run(name, func(t *testing.T) {
+			p, err := modbus.BuiltinProfile(name)
+			require.NoError(t, err)
+			s := newSim(t, p, modbustest.WithTick(time.Hour)) // values hold still
+			d := newDevice(t, modbus.DeviceConfig{Name: name, Conn: modbus.ClientConfig{URL: s.URL()}, Profile: p})
+			defer d.Close()
+			rec := bridgetest.NewRecorder()
+			require.NoError(t, d.PollOnce(ctxT(t), rec))
+			samples := rec.Samples()
+			require.Len(t, samples, len(p.Points))
+			for _, smp := range samples {
+				want, err := s.Value(smp.Point)
+				require.NoError(t, err)
+				assert.Equal(t, bridge.Good, smp.Quality, "%s: %s", smp.Point, smp.Reason)
+				assert.True(t, want.Equal(smp.Value), "%s: want %v, got %v", smp.Point, want, smp.Value)
+				pt, _ := p.Point(smp.Point)
+				assert.Equal(t, pt.Unit, smp.Unit)
+			}
+			t.Logf("%d points in %d requests after learning %d holes", len(p.Points), len(d.Plan().Requests), d.Stats().Holes)
+		})
+	}
+}
