@@ -472,3 +472,35 @@ func TestClientLateReplyDoesNotShiftValues(t *testing.T) {
 }
 
 func discardLogger() *log.Logger { return log.New(io.Discard, "", 0) }
+
+// TestClientDeviceRestart: the device goes away (connections refused, so
+// upstream's Open fails and would keep its dead transport), then comes back
+// on the same address; the Client backs off, then reconnects.
+func TestClientDeviceRestart(t *testing.T) {
+	p := testProfile()
+	s, err := modbustest.NewServer(p)
+	require.NoError(t, err)
+	addr := s.Addr()
+	c := newClient(t, modbus.ClientConfig{URL: s.URL(), MinBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond})
+	ctx := ctxT(t)
+	_, err = c.ReadRegisters(ctx, 1, modbus.Input, 0, 2)
+	require.NoError(t, err)
+
+	require.NoError(t, s.Close())
+	_, err = c.ReadRegisters(ctx, 1, modbus.Input, 0, 2) // EOF on the old connection
+	require.Error(t, err)
+	_, err = c.ReadRegisters(ctx, 1, modbus.Input, 0, 2) // refused
+	require.Error(t, err)
+	var op *modbus.OpError
+	require.ErrorAs(t, err, &op)
+	assert.Equal(t, "connect", op.Op)
+
+	s2, err := modbustest.NewServer(p, modbustest.WithAddress(addr))
+	require.NoError(t, err)
+	t.Cleanup(func() { s2.Close() })
+	require.Eventually(t, func() bool {
+		_, err := c.ReadRegisters(ctx, 1, modbus.Input, 0, 2)
+		return err == nil
+	}, 5*time.Second, time.Millisecond)
+	assert.Equal(t, uint64(2), c.Stats().Connects)
+}
