@@ -82,7 +82,9 @@ type ClientConfig struct {
 // answer. The context is honoured while a call waits for the link (another
 // request in progress, a backoff, the inter-frame silence, a late-reply
 // wait) and is checked before the request is sent; a request already on the
-// wire cannot be cancelled and runs to its answer or its Timeout.
+// wire cannot be cancelled and runs to its answer or its Timeout. Opening a
+// connection likewise runs to upstream's fixed dial timeouts (5 s, 15 s for
+// the TLS handshake) when the peer does not answer.
 //
 // A Client is safe for concurrent use; requests are serialised.
 type Client struct {
