@@ -19,13 +19,15 @@ import (
 const (
 	crashDirEnv  = "M2MB_SPOOL_CRASH_DIR"
 	crashBaseEnv = "M2MB_SPOOL_CRASH_BASE"
+	crashSyncEnv = "M2MB_SPOOL_CRASH_SYNC"
 )
 
 var crashOptions = Options{MaxBytes: 256 << 20, SegmentBytes: 32 << 10, Sync: SyncEvery}
 
 // TestCrashChild is the child process of TestCrashRecovery: it appends
 // batches of random size and prints "ACK <last seq>" after each Append
-// returns, until it is killed.
+// returns, until it is killed. It uses SyncEvery, or SyncInterval when asked:
+// a process crash loses nothing Append returned for under either.
 func TestCrashChild(t *testing.T) {
 	dir := os.Getenv(crashDirEnv)
 	if dir == "" {
@@ -33,7 +35,11 @@ func TestCrashChild(t *testing.T) {
 	}
 	base, err := strconv.ParseUint(os.Getenv(crashBaseEnv), 10, 64)
 	require.NoError(t, err)
-	s, err := Open(dir, crashOptions)
+	o := crashOptions
+	if os.Getenv(crashSyncEnv) == "interval" {
+		o.Sync = SyncInterval
+	}
+	s, err := Open(dir, o)
 	require.NoError(t, err)
 	defer s.Close()
 	rng := rand.New(rand.NewPCG(base, 1))
@@ -101,7 +107,11 @@ func TestCrashRecovery(t *testing.T) {
 		base := uint64(r) << 40
 		w := &ackWriter{first: make(chan struct{})}
 		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
-		cmd.Env = append(os.Environ(), crashDirEnv+"="+dir, crashBaseEnv+"="+strconv.FormatUint(base, 10))
+		syncMode := "every"
+		if r%2 == 0 {
+			syncMode = "interval"
+		}
+		cmd.Env = append(os.Environ(), crashDirEnv+"="+dir, crashBaseEnv+"="+strconv.FormatUint(base, 10), crashSyncEnv+"="+syncMode)
 		cmd.Stdout, cmd.Stderr = w, w
 		require.NoError(t, cmd.Start())
 		select {
@@ -135,8 +145,8 @@ func TestCrashRecovery(t *testing.T) {
 		}
 		require.GreaterOrEqual(t, fresh[len(fresh)-1].Seq, last,
 			"round %d: the child's last acknowledged batch (seq %d after %d batches) must have survived", r, last, acks)
-		t.Logf("round %d: %d batches acknowledged, last seq %d; recovered %d new samples (%d past the last acknowledgement)",
-			r, acks, last-base, len(fresh), fresh[len(fresh)-1].Seq-last)
+		t.Logf("round %d (sync %s): %d batches acknowledged, last seq %d; recovered %d new samples (%d past the last acknowledgement)",
+			r, syncMode, acks, last-base, len(fresh), fresh[len(fresh)-1].Seq-last)
 
 		// Acknowledge some and check the rest stays across the next crash.
 		k := rng.IntN(len(got) + 1)
