@@ -81,8 +81,11 @@ type ClientConfig struct {
 // when a connection opens, so each request waits at most Timeout for its
 // answer. The context is honoured while a call waits for the link (another
 // request in progress, a backoff, the inter-frame silence, a late-reply
-// wait) and is checked before the request is sent; a request already on the
-// wire cannot be cancelled and runs to its answer or its Timeout. Opening a
+// wait) and is checked before the request is sent. A request already on the
+// wire cannot be cancelled: it runs to its answer or its Timeout. When ctx
+// has a deadline the call still returns when ctx ends (the request finishes
+// on its own goroutine, holding the link until then; a write may thus have
+// taken effect although the call reported ctx's error). Opening a
 // connection likewise runs to upstream's fixed dial timeouts (5 s, 15 s for
 // the TLS handshake) when the peer does not answer.
 //
@@ -366,12 +369,37 @@ func (c *Client) disconnectLocked(timedOut bool) {
 
 // do runs one request on the link for unit: it takes the lock, connects,
 // sets the unit id and calls fn, mapping errors and keeping the statistics.
+//
+// When ctx has a deadline, the request runs on a goroutine of its own and
+// the call returns when ctx ends, even though the request on the wire goes
+// on (holding the link) until its answer or its Timeout: upstream cannot
+// cancel it. Without a deadline the request runs on the caller's goroutine.
 func (c *Client) do(ctx context.Context, op string, unit uint8, table Table, fc uint8, addr, qty uint16,
 	fn func(mc *upstream.ModbusClient) error) error {
 	if err := c.lock(ctx); err != nil {
 		return err
 	}
-	defer c.unlock()
+	if _, ok := ctx.Deadline(); !ok {
+		defer c.unlock()
+		return c.exec(ctx, op, unit, table, fc, addr, qty, fn)
+	}
+	done := make(chan error, 1)
+	go func() {
+		defer c.unlock()
+		done <- c.exec(ctx, op, unit, table, fc, addr, qty, fn)
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return &OpError{Op: op, Device: c.ep.String(), Unit: unit, Table: table, Address: addr, Quantity: qty,
+			Err: fmt.Errorf("%w (a request already sent runs on until its answer or its %v timeout)", ctx.Err(), c.cfg.Timeout)}
+	}
+}
+
+// exec is do's work, with the link held.
+func (c *Client) exec(ctx context.Context, op string, unit uint8, table Table, fc uint8, addr, qty uint16,
+	fn func(mc *upstream.ModbusClient) error) error {
 	opErr := func(err error) error {
 		return &OpError{Op: op, Device: c.ep.String(), Unit: unit, Table: table, Address: addr, Quantity: qty, Err: err}
 	}
@@ -512,7 +540,10 @@ func (c *Client) ReadRegisters(ctx context.Context, unit uint8, table Table, add
 		regs, err = mc.ReadRegisters(addr, qty, rt)
 		return err
 	})
-	return regs, err
+	if err != nil {
+		return nil, err // (regs may still be written by a request that outlived ctx)
+	}
+	return regs, nil
 }
 
 // ReadBits reads qty coils or discrete inputs from unit, starting at addr
@@ -539,7 +570,10 @@ func (c *Client) ReadBits(ctx context.Context, unit uint8, table Table, addr, qt
 		}
 		return err
 	})
-	return bits, err
+	if err != nil {
+		return nil, err
+	}
+	return bits, nil
 }
 
 // WriteRegisters writes holding registers of unit starting at addr: FC 06

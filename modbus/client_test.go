@@ -504,3 +504,24 @@ func TestClientDeviceRestart(t *testing.T) {
 	}, 5*time.Second, time.Millisecond)
 	assert.Equal(t, uint64(2), c.Stats().Connects)
 }
+
+// TestClientDeadlineReturnsEarly: a caller whose deadline is shorter than
+// the request timeout gets its answer (an error) at its deadline; the
+// request finishes in the background and later requests are not confused.
+func TestClientDeadlineReturnsEarly(t *testing.T) {
+	p := testProfile()
+	s := newSim(t, p, modbustest.WithHook(modbustest.First(1, modbustest.Delay(300*time.Millisecond))))
+	require.NoError(t, s.Set("voltage", 240.5))
+	c := newClient(t, modbus.ClientConfig{URL: s.URL(), Timeout: 2 * time.Second})
+	short, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := c.ReadRegisters(short, 1, modbus.Input, 2, 2)
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Less(t, time.Since(start), 250*time.Millisecond)
+	regs, err := c.ReadRegisters(ctxT(t), 1, modbus.Input, 0, 2)
+	require.NoError(t, err)
+	v, err := p.Points[0].Decode(regs)
+	require.NoError(t, err)
+	assert.Equal(t, 240.5, v.Float())
+}
