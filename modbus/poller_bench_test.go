@@ -256,4 +256,3 @@ func benchFleet(b *testing.B, profile string) {
 		d.Close()
 	}
 }
-
