@@ -57,9 +57,9 @@
 // naming exactly those samples, each with its cause: [ErrNotConnected]
 // while the connection is down, [ErrAckTimeout] when no acknowledgement came
 // within AckTimeout, jetstream.ErrNoStreamResponse when no stream takes the
-// subject, the server's error, or the context's. Acknowledgements Write
-// stopped waiting for are dropped from the client (CleanupPublisher), so they
-// do not count against MaxAckPending later.
+// subject, the server's error, or the context's. Acknowledgements a Write
+// stopped waiting for are dropped from the client (CleanupPublisher) when the
+// next Write starts, so they do not count against MaxAckPending.
 //
 // With core NATS, Write publishes every sample and ends with a flush, a
 // round trip to the server: nil means the server has received every sample

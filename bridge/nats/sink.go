@@ -211,6 +211,16 @@ func (s *Sink) writeCore(ctx context.Context, nc *nats.Conn, batch []bridge.Samp
 }
 
 func (s *Sink) writeJetStream(ctx context.Context, js jetstream.JetStream, batch []bridge.Sample) error {
+	// Writes do not overlap, so anything pending now is an acknowledgement
+	// an earlier Write stopped waiting for (timed out or cancelled). It
+	// would stay pending in the client and count against MaxAckPending:
+	// drop it. This is done here rather than when that Write gave up
+	// because nats.go v1.37's CleanupPublisher, called right after the
+	// first asynchronous publish, can strand the goroutine that publish
+	// started (it may not have read its status channel yet).
+	if js.PublishAsyncPending() > 0 {
+		js.CleanupPublisher()
+	}
 	var be *bridge.BatchError
 	fail := func(i int, err error) {
 		if be == nil {
@@ -227,7 +237,7 @@ func (s *Sink) writeJetStream(ctx context.Context, js jetstream.JetStream, batch
 	head, n := 0, 0
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	ctxDone, abandoned := false, false
+	ctxDone := false
 
 	// wait completes the oldest outstanding publish.
 	wait := func() {
@@ -241,7 +251,6 @@ func (s *Sink) writeJetStream(ctx context.Context, js jetstream.JetStream, batch
 			case err := <-p.paf.Err():
 				fail(p.idx, publishError(err))
 			default:
-				abandoned = true
 				fail(p.idx, ctx.Err())
 			}
 			return
@@ -252,10 +261,9 @@ func (s *Sink) writeJetStream(ctx context.Context, js jetstream.JetStream, batch
 		case err := <-p.paf.Err():
 			fail(p.idx, publishError(err))
 		case <-timer.C:
-			abandoned = true
 			fail(p.idx, ErrAckTimeout)
 		case <-ctx.Done():
-			ctxDone, abandoned = true, true
+			ctxDone = true
 			fail(p.idx, ctx.Err())
 		}
 		timer.Stop()
@@ -291,11 +299,6 @@ func (s *Sink) writeJetStream(ctx context.Context, js jetstream.JetStream, batch
 	}
 	for n > 0 {
 		wait()
-	}
-	if abandoned {
-		// Acknowledgements we stopped waiting for would stay pending in
-		// the client for good and count against MaxAckPending: drop them.
-		js.CleanupPublisher()
 	}
 	if be != nil {
 		return be
@@ -342,9 +345,8 @@ func (s *Sink) Close(ctx context.Context) error {
 	if s.nc == nil {
 		return nil
 	}
-	if s.js != nil {
-		s.js.CleanupPublisher()
-	}
+	// Closing the connection also ends the JetStream publisher's
+	// goroutine (it gets the CLOSED status).
 	s.nc.Close()
 	return nil
 }

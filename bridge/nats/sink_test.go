@@ -238,3 +238,56 @@ func TestWriteAfterCloseWithoutConnect(t *testing.T) {
 	require.ErrorIs(t, s.Connect(context.Background()), bridge.ErrClosed)
 	require.ErrorIs(t, s.Close(context.Background()), bridge.ErrClosed)
 }
+
+func TestAckTimeout(t *testing.T) {
+	addr := serverAddr(t)
+	ctx := testCtx(t, 60*time.Second)
+	name := uniq()
+	makeStream(t, addr, name, name+".>")
+	px := newProxy(t, addr)
+	s := newSink(t, Config{
+		URL: "nats://" + px.addr(), Subject: name + ".{source}.{point}", JetStream: true, Stream: name,
+		AckTimeout: 300 * time.Millisecond, MaxAckPending: 8,
+	})
+	require.NoError(t, s.Connect(ctx))
+	require.NoError(t, s.Write(ctx, samples("before", 5)))
+
+	// The server's acknowledgements are held back: every publish times out.
+	px.hold()
+	err := s.Write(ctx, samples("held", 20))
+	var be *bridge.BatchError
+	require.ErrorAs(t, err, &be)
+	assert.Len(t, be.Failed, 20)
+	assert.ErrorIs(t, err, ErrAckTimeout)
+	assert.True(t, bridge.IsRetriable(err))
+
+	// Released, the late acknowledgements are dropped and new Writes work,
+	// MaxAckPending not eaten up by the abandoned ones.
+	px.release()
+	for i := 0; i < 5; i++ {
+		require.NoError(t, s.Write(ctx, samples(fmt.Sprintf("after%d", i), 20)))
+	}
+	assert.Zero(t, s.js.PublishAsyncPending())
+}
+
+func TestWriteCancelledMidway(t *testing.T) {
+	addr := serverAddr(t)
+	ctx := testCtx(t, 60*time.Second)
+	name := uniq()
+	makeStream(t, addr, name, name+".>")
+	px := newProxy(t, addr)
+	s := newSink(t, Config{URL: "nats://" + px.addr(), Subject: name + ".{source}.{point}", JetStream: true, Stream: name})
+	require.NoError(t, s.Connect(ctx))
+	px.hold()
+	wctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err := s.Write(wctx, samples("cancelled", 50))
+	assert.Less(t, time.Since(start), 5*time.Second)
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	var be *bridge.BatchError
+	require.ErrorAs(t, err, &be)
+	assert.Len(t, be.Failed, 50)
+	px.release()
+	require.NoError(t, s.Write(ctx, samples("after", 10)))
+}
