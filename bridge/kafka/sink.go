@@ -253,6 +253,9 @@ func (k *Sink) Write(ctx context.Context, batch []bridge.Sample) error {
 		if err == nil {
 			continue
 		}
+		if ctx.Err() == nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
+			err = fmt.Errorf("%w (%v): %w", ErrDeliveryTimeout, k.s.DeliveryTimeout, err)
+		}
 		err = k.classify(i, &batch[i], err)
 		if first == nil {
 			first = err
@@ -271,19 +274,15 @@ func (k *Sink) Write(ctx context.Context, batch []bridge.Sample) error {
 	switch {
 	case failed == 0:
 		return nil
-	case failed == len(batch):
+	case failed == len(batch) && permanent == 0:
 		if ctx.Err() != nil {
 			return fmt.Errorf("kafka: write: %w (%w)", ctx.Err(), first)
 		}
-		if permanent == failed {
-			return first
-		}
-		if bridge.IsPermanent(first) {
-			return be
-		}
+		return first
+	case failed == len(batch) && permanent == failed:
 		return first
 	}
-	return be
+	return be // some failed, or failures of both kinds
 }
 
 // classify wraps the error of record i, marking those not worth retrying
