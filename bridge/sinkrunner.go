@@ -65,6 +65,13 @@ func (r *sinkRunner) push(ctx context.Context, batch []Sample) error {
 	}
 	if r.opts.Overflow == OverflowSpool {
 		if err := r.opts.Spool.Append(ctx, batch); err != nil {
+			var partial interface{ StoredSamples() int }
+			if errors.As(err, &partial) {
+				n := uint64(max(0, min(partial.StoredSamples(), len(batch))))
+				r.stats.accepted.Add(n)
+				r.stats.spooled.Add(n)
+				signal(r.notEmpty)
+			}
 			return errorf("sink %q: spool: %w", r.name, err)
 		}
 		r.stats.accepted.Add(uint64(len(batch)))

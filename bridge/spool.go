@@ -16,7 +16,9 @@ type Spool interface {
 	// Append stores batch durably (within the spool's sync policy) after
 	// every sample already stored. It must not keep batch. When the spool is
 	// full it applies its own full policy: drop its oldest samples (counted),
-	// or block until there is room or ctx ends.
+	// or block until there is room or ctx ends. An error that stored the
+	// first part of the batch has a method StoredSamples() int saying how
+	// many, so that they are counted.
 	Append(ctx context.Context, batch []Sample) error
 	// Peek copies the oldest samples not yet acknowledged into buf, without
 	// removing them, and returns how many it copied; 0 when the spool is

@@ -173,6 +173,10 @@ func (e *PartialError) Error() string {
 // Unwrap returns the cause.
 func (e *PartialError) Unwrap() error { return e.Err }
 
+// StoredSamples returns Stored; it lets package bridge, which cannot import
+// this package, count the stored part of a failed Append.
+func (e *PartialError) StoredSamples() int { return e.Stored }
+
 // segment is one segment file: its records are logical indexes
 // [first, first+count) of this open spool.
 type segment struct {
