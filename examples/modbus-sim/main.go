@@ -1,7 +1,7 @@
 // Command modbus-sim serves a simulated Modbus device for third-party
 // masters (mbpoll, SCADA systems, PLC tools): any built-in profile or a
-// profile file, over Modbus TCP or as an RTU-over-TCP gateway, with the
-// moving values of modbustest.
+// profile file, over Modbus TCP or as an RTU-over-TCP gateway (-rtu), over
+// TCP or UDP (-udp), with the moving values of modbustest.
 //
 //	modbus-sim -profile eastron-sdm630 -addr 127.0.0.1:5020
 //	mbpoll -m tcp -p 5020 -a 1 -t 3:float -B -r 1 -c 2 -1 127.0.0.1
@@ -46,6 +46,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	addr := fs.String("addr", "127.0.0.1:5020", "address to listen on")
 	name := fs.String("profile", "eastron-sdm630", "built-in profile name or path to a profile file")
 	rtu := fs.Bool("rtu", false, "use RTU framing (an RTU-over-TCP gateway) instead of Modbus TCP")
+	udp := fs.Bool("udp", false, "serve over UDP (udp://, or rtuoverudp:// with -rtu)")
 	list := fs.Bool("list", false, "print the built-in profiles and exit")
 	var fixed sets
 	fs.Var(&fixed, "set", "fix a point's value: name=value (repeatable)")
@@ -73,6 +74,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	opts := []modbustest.Option{modbustest.WithAddress(*addr)}
 	if *rtu {
 		opts = append(opts, modbustest.WithFraming(modbustest.RTU))
+	}
+	if *udp {
+		opts = append(opts, modbustest.WithUDP())
 	}
 	srv, err := modbustest.NewServer(p, opts...)
 	if err != nil {
