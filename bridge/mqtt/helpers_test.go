@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"io"
 	"net"
 	"os"
 	"sync"
@@ -147,7 +146,9 @@ type proxy struct {
 	target string
 
 	mu    sync.Mutex
+	cond  *sync.Cond
 	down  bool
+	held  bool // hold back what the broker sends
 	conns map[net.Conn]struct{}
 	wg    sync.WaitGroup
 }
@@ -157,6 +158,7 @@ func newProxy(tb testing.TB, target string) *proxy {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(tb, err)
 	p := &proxy{ln: ln, target: target, conns: make(map[net.Conn]struct{})}
+	p.cond = sync.NewCond(&p.mu)
 	p.wg.Add(1)
 	go p.accept()
 	tb.Cleanup(p.close)
@@ -195,7 +197,26 @@ func (p *proxy) accept() {
 
 func (p *proxy) pipe(dst, src net.Conn) {
 	defer p.wg.Done()
-	_, _ = io.Copy(dst, src)
+	toClient := src.RemoteAddr().String() == p.target
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if toClient {
+				p.mu.Lock()
+				for p.held && !p.down {
+					p.cond.Wait()
+				}
+				p.mu.Unlock()
+			}
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				break
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
 	dst.Close()
 	src.Close()
 	p.mu.Lock()
@@ -209,6 +230,7 @@ func (p *proxy) pipe(dst, src net.Conn) {
 func (p *proxy) cut() {
 	p.mu.Lock()
 	p.down = true
+	p.cond.Broadcast()
 	for c := range p.conns {
 		if tc, ok := c.(*net.TCPConn); ok {
 			_ = tc.SetLinger(0) // reset, not a polite FIN
@@ -221,6 +243,21 @@ func (p *proxy) cut() {
 func (p *proxy) restore() {
 	p.mu.Lock()
 	p.down = false
+	p.mu.Unlock()
+}
+
+// hold stops passing on what the broker sends, as a stalled broker or
+// network would, until release; the connections stay open.
+func (p *proxy) hold() {
+	p.mu.Lock()
+	p.held = true
+	p.mu.Unlock()
+}
+
+func (p *proxy) release() {
+	p.mu.Lock()
+	p.held = false
+	p.cond.Broadcast()
 	p.mu.Unlock()
 }
 

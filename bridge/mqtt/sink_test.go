@@ -281,3 +281,60 @@ func TestWriteAfterCloseWithoutConnect(t *testing.T) {
 	require.ErrorIs(t, s.Connect(context.Background()), bridge.ErrClosed)
 	require.ErrorIs(t, s.Close(context.Background()), bridge.ErrClosed)
 }
+
+func TestAckTimeout(t *testing.T) {
+	addr := brokerAddr(t)
+	for _, v := range versions {
+		t.Run(fmt.Sprintf("v%d", v), func(t *testing.T) {
+			ctx := testCtx(t, 60*time.Second)
+			px := newProxy(t, addr)
+			s := newSink(t, Config{
+				URL: "tcp://" + px.addr(), Version: v, QoS: 1, Topic: uniq() + "/{source}/{point}",
+				AckTimeout: 300 * time.Millisecond, KeepAlive: time.Minute,
+			})
+			require.NoError(t, s.Connect(ctx))
+			require.NoError(t, s.Write(ctx, samples("before", 5)))
+
+			// The broker's acknowledgements are held back: every publish
+			// times out.
+			px.hold()
+			err := s.Write(ctx, samples("held", 10))
+			var be *bridge.BatchError
+			require.ErrorAs(t, err, &be)
+			assert.Len(t, be.Failed, 10)
+			assert.ErrorIs(t, err, ErrAckTimeout)
+			assert.True(t, bridge.IsRetriable(err))
+
+			px.release()
+			require.Eventually(t, func() bool {
+				return s.Write(ctx, samples("after", 10)) == nil
+			}, 20*time.Second, 20*time.Millisecond)
+		})
+	}
+}
+
+func TestWriteCancelledMidway(t *testing.T) {
+	addr := brokerAddr(t)
+	for _, v := range versions {
+		t.Run(fmt.Sprintf("v%d", v), func(t *testing.T) {
+			ctx := testCtx(t, 60*time.Second)
+			px := newProxy(t, addr)
+			s := newSink(t, Config{URL: "tcp://" + px.addr(), Version: v, QoS: 1, Topic: uniq() + "/{source}/{point}", KeepAlive: time.Minute})
+			require.NoError(t, s.Connect(ctx))
+			px.hold()
+			wctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+			defer cancel()
+			start := time.Now()
+			err := s.Write(wctx, samples("cancelled", 50))
+			assert.Less(t, time.Since(start), 5*time.Second)
+			assert.ErrorIs(t, err, context.DeadlineExceeded)
+			var be *bridge.BatchError
+			require.ErrorAs(t, err, &be)
+			assert.Len(t, be.Failed, 50)
+			px.release()
+			require.Eventually(t, func() bool {
+				return s.Write(ctx, samples("after", 10)) == nil
+			}, 20*time.Second, 20*time.Millisecond)
+		})
+	}
+}
