@@ -97,6 +97,12 @@ func WithTick(d time.Duration) Option { return func(s *Server) { s.tick = max(d,
 // Drop and Reset faults become NoReply: UDP has no connection.
 func WithUDP() Option { return func(s *Server) { s.udp = true } }
 
+// WithFilledGaps makes reads that span unmapped addresses between mapped
+// ones answer those addresses with zeros, as many devices do, instead of
+// Illegal Data Address. Reads that cover no mapped address, or run past the
+// table's first or last mapped address, still answer Illegal Data Address.
+func WithFilledGaps() Option { return func(s *Server) { s.filled = true } }
+
 // WithAddress listens on addr instead of 127.0.0.1:0.
 func WithAddress(addr string) Option { return func(s *Server) { s.addr = addr } }
 
@@ -125,6 +131,7 @@ type Server struct {
 	tick    time.Duration
 	addr    string
 	udp     bool
+	filled  bool
 	start   time.Time
 
 	ln     net.Listener
@@ -155,16 +162,18 @@ type table struct {
 	points []int // indexes of the profile's points in this table
 }
 
-func (t *table) covers(addr, qty uint16) bool {
+func (t *table) covers(addr, qty uint16, filled bool) bool {
 	if t == nil || int(addr) < t.first || int(addr)+int(qty) > t.first+len(t.mapped) {
 		return false
 	}
+	any := false
 	for i := int(addr) - t.first; i < int(addr)-t.first+int(qty); i++ {
-		if !t.mapped[i] {
+		if !t.mapped[i] && !filled {
 			return false
 		}
+		any = any || t.mapped[i]
 	}
-	return true
+	return any
 }
 
 // NewServer validates profile and starts serving it on 127.0.0.1 on a port
@@ -754,7 +763,7 @@ func (s *Server) handle(pdu, out []byte, forced modbus.ExceptionCode) []byte {
 			t = modbus.Discrete
 		}
 		tb := s.tables[t]
-		if !tb.covers(addr, qty) {
+		if !tb.covers(addr, qty, s.filled) {
 			return exception(out, fc, modbus.IllegalDataAddress)
 		}
 		s.refreshLocked(now)
@@ -779,7 +788,7 @@ func (s *Server) handle(pdu, out []byte, forced modbus.ExceptionCode) []byte {
 			t = modbus.Input
 		}
 		tb := s.tables[t]
-		if !tb.covers(addr, qty) {
+		if !tb.covers(addr, qty, s.filled) {
 			return exception(out, fc, modbus.IllegalDataAddress)
 		}
 		s.refreshLocked(now)
@@ -794,7 +803,7 @@ func (s *Server) handle(pdu, out []byte, forced modbus.ExceptionCode) []byte {
 			return exception(out, fc, modbus.IllegalDataValue)
 		}
 		tb := s.tables[modbus.Coil]
-		if !tb.covers(addr, 1) {
+		if !tb.covers(addr, 1, false) {
 			return exception(out, fc, modbus.IllegalDataAddress)
 		}
 		s.refreshLocked(now)
@@ -803,7 +812,7 @@ func (s *Server) handle(pdu, out []byte, forced modbus.ExceptionCode) []byte {
 		return append(out, pdu[:5]...)
 	case 0x06: // 6.6
 		tb := s.tables[modbus.Holding]
-		if !tb.covers(addr, 1) {
+		if !tb.covers(addr, 1, false) {
 			return exception(out, fc, modbus.IllegalDataAddress)
 		}
 		s.refreshLocked(now)
@@ -815,7 +824,7 @@ func (s *Server) handle(pdu, out []byte, forced modbus.ExceptionCode) []byte {
 			return exception(out, fc, modbus.IllegalDataValue)
 		}
 		tb := s.tables[modbus.Coil]
-		if !tb.covers(addr, qty) {
+		if !tb.covers(addr, qty, false) {
 			return exception(out, fc, modbus.IllegalDataAddress)
 		}
 		s.refreshLocked(now)
@@ -829,7 +838,7 @@ func (s *Server) handle(pdu, out []byte, forced modbus.ExceptionCode) []byte {
 			return exception(out, fc, modbus.IllegalDataValue)
 		}
 		tb := s.tables[modbus.Holding]
-		if !tb.covers(addr, qty) {
+		if !tb.covers(addr, qty, false) {
 			return exception(out, fc, modbus.IllegalDataAddress)
 		}
 		s.refreshLocked(now)

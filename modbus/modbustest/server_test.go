@@ -303,3 +303,32 @@ func Example() {
 	// 230.5 V; 1 request
 	// true illegal data address
 }
+
+func TestServerFilledGaps(t *testing.T) {
+	p := &modbus.Profile{Name: "gaps", Points: []modbus.Point{
+		{Name: "a", Table: modbus.Input, Address: 0, Type: modbus.Uint16},
+		{Name: "b", Table: modbus.Input, Address: 5, Type: modbus.Uint16},
+	}}
+	for _, filled := range []bool{false, true} {
+		var opts []modbustest.Option
+		if filled {
+			opts = append(opts, modbustest.WithFilledGaps())
+		}
+		s, err := modbustest.NewServer(p, opts...)
+		require.NoError(t, err)
+		defer s.Close()
+		require.NoError(t, s.Set("a", 7))
+		require.NoError(t, s.Set("b", 9))
+		c, err := net.Dial("tcp", s.Addr())
+		require.NoError(t, err)
+		defer c.Close()
+		require.NoError(t, c.SetDeadline(time.Now().Add(10*time.Second)))
+		if filled {
+			assert.Equal(t, []byte{0x04, 12, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9}, mbap(t, c, 1, 1, 0x04, 0, 0, 0, 6))
+		} else {
+			assert.Equal(t, []byte{0x84, 0x02}, mbap(t, c, 1, 1, 0x04, 0, 0, 0, 6))
+		}
+		assert.Equal(t, []byte{0x84, 0x02}, mbap(t, c, 2, 1, 0x04, 0, 1, 0, 4), "no mapped address")
+		assert.Equal(t, []byte{0x84, 0x02}, mbap(t, c, 3, 1, 0x04, 0, 0, 0, 7), "past the map")
+	}
+}
