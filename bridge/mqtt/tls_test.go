@@ -83,8 +83,8 @@ func startMosquitto(t *testing.T, dir, conf string, ports ...int) {
 }
 
 // TestTLSAndPassword runs a Mosquitto of its own with a TLS listener that
-// requires a client certificate from the test's CA, and a listener that
-// requires a username and password.
+// requires a client certificate from the test's CA, a listener that
+// requires a username and password, and a WebSocket listener.
 func TestTLSAndPassword(t *testing.T) {
 	dir := t.TempDir()
 	pki := newPKI(t, dir)
@@ -97,7 +97,7 @@ func TestTLSAndPassword(t *testing.T) {
 	out, err := exec.Command(lookPeer(t, "mosquitto_passwd"), "-b", passwd, "bridge", "s3cret").CombinedOutput()
 	require.NoError(t, err, "mosquitto_passwd: %s", out)
 
-	tlsPort, pwPort := freePort(t), freePort(t)
+	tlsPort, pwPort, wsPort := freePort(t), freePort(t), freePort(t)
 	startMosquitto(t, dir, fmt.Sprintf(`user root
 persistence false
 log_dest none
@@ -111,7 +111,10 @@ allow_anonymous true
 listener %d 127.0.0.1
 allow_anonymous false
 password_file %s
-`, tlsPort, pki.caFile, srvCert, srvKey, pwPort, passwd), tlsPort, pwPort)
+listener %d 127.0.0.1
+protocol websockets
+allow_anonymous true
+`, tlsPort, pki.caFile, srvCert, srvKey, pwPort, passwd, wsPort), tlsPort, pwPort, wsPort)
 
 	for _, v := range versions {
 		t.Run(fmt.Sprintf("v%d", v), func(t *testing.T) {
@@ -142,6 +145,7 @@ password_file %s
 			ok(Config{URL: pwURL, Username: "bridge", Password: "s3cret"})
 			fails(Config{URL: pwURL, Username: "bridge", Password: "wrong"})
 			fails(Config{URL: pwURL})
+			ok(Config{URL: fmt.Sprintf("ws://127.0.0.1:%d/mqtt", wsPort)})
 		})
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
 )
 
 func TestConfigErrors(t *testing.T) {
@@ -142,4 +143,40 @@ func FuzzSubject(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestConfigYAML(t *testing.T) {
+	// The gateway's sink block (DESIGN.md) and the other documented keys.
+	doc := `
+url: nats://127.0.0.1:4222
+subject: "m2m.{source}.{point}"
+jetstream: true
+stream: M2M
+create_stream: true
+max_ack_pending: 1000
+ack_timeout: 5s
+name: gw1
+username: bridge
+connect_timeout: 2s
+reconnect_wait: 500ms
+`
+	var cfg Config
+	dec := yaml.NewDecoder(strings.NewReader(doc))
+	dec.KnownFields(true)
+	require.NoError(t, dec.Decode(&cfg))
+	assert.Equal(t, Config{
+		URL: "nats://127.0.0.1:4222", Subject: "m2m.{source}.{point}", JetStream: true, Stream: "M2M",
+		CreateStream: true, MaxAckPending: 1000, AckTimeout: 5 * time.Second, Name: "gw1", Username: "bridge",
+		ConnectTimeout: 2 * time.Second, ReconnectWait: 500 * time.Millisecond,
+	}, cfg)
+	_, err := New(cfg)
+	require.NoError(t, err)
+
+	// Secrets have no YAML key: the gateway resolves password_env and
+	// token_env.
+	for _, bad := range []string{"password: secret\n", "token: secret\n"} {
+		dec = yaml.NewDecoder(strings.NewReader("url: nats://x\n" + bad))
+		dec.KnownFields(true)
+		require.Error(t, dec.Decode(&cfg), bad)
+	}
 }
