@@ -47,6 +47,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	name := fs.String("profile", "eastron-sdm630", "built-in profile name or path to a profile file")
 	rtu := fs.Bool("rtu", false, "use RTU framing (an RTU-over-TCP gateway) instead of Modbus TCP")
 	udp := fs.Bool("udp", false, "serve over UDP (udp://, or rtuoverudp:// with -rtu)")
+	fill := fs.Bool("fill-gaps", false, "answer unmapped registers between mapped ones with zeros instead of Illegal Data Address")
 	list := fs.Bool("list", false, "print the built-in profiles and exit")
 	var fixed sets
 	fs.Var(&fixed, "set", "fix a point's value: name=value (repeatable)")
@@ -77,6 +78,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if *udp {
 		opts = append(opts, modbustest.WithUDP())
+	}
+	if *fill {
+		opts = append(opts, modbustest.WithFilledGaps())
 	}
 	srv, err := modbustest.NewServer(p, opts...)
 	if err != nil {
