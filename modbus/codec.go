@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/m2mbridge/m2mbridge/bridge"
 )
@@ -106,11 +108,11 @@ func (p Point) Decode(regs []uint16) (bridge.Value, error) {
 	case Uint16, Uint32, Uint64:
 		raw := p.raw(regs)
 		if p.scaled() {
-			return bridge.Float(float64(raw)*p.scale() + p.Offset), nil
+			return bridge.Float(p.applyScale(float64(raw))), nil
 		}
 		return bridge.Uint(raw), nil
 	case Float32:
-		return p.float(float64(math.Float32frombits(uint32(p.raw(regs))))), nil
+		return p.float(shortest32(math.Float32frombits(uint32(p.raw(regs))))), nil
 	case Float64:
 		return p.float(math.Float64frombits(p.raw(regs))), nil
 	case String:
@@ -128,16 +130,56 @@ func (p Point) Decode(regs []uint16) (bridge.Value, error) {
 
 func (p Point) signed(raw int64) bridge.Value {
 	if p.scaled() {
-		return bridge.Float(float64(raw)*p.scale() + p.Offset)
+		return bridge.Float(p.applyScale(float64(raw)))
 	}
 	return bridge.Int(raw)
 }
 
 func (p Point) float(f float64) bridge.Value {
 	if p.scaled() {
-		f = f*p.scale() + p.Offset
+		f = p.applyScale(f)
 	}
 	return bridge.Float(f)
+}
+
+// decimalScales are the scales applied by division, so that a register of
+// 2301 with scale 0.1 reads 230.1 and not 230.10000000000002: dividing by
+// an exact power of ten rounds correctly, multiplying by 0.1 (which no
+// binary float holds exactly) does not.
+var decimalScales = [...]struct{ scale, divisor float64 }{
+	{0.1, 1e1}, {0.01, 1e2}, {0.001, 1e3}, {0.0001, 1e4}, {0.00001, 1e5},
+	{0.000001, 1e6}, {0.0000001, 1e7}, {0.00000001, 1e8}, {0.000000001, 1e9},
+}
+
+// applyScale returns x*Scale + Offset.
+func (p Point) applyScale(x float64) float64 {
+	s := p.scale()
+	for _, d := range decimalScales {
+		if s == d.scale {
+			return x/d.divisor + p.Offset
+		}
+		if -s == d.scale {
+			return -x/d.divisor + p.Offset
+		}
+	}
+	return x*s + p.Offset
+}
+
+// shortest32 widens a float32 to the float64 nearest to the shortest decimal
+// that identifies it (233.22108, not 233.22108459472656): the value a person
+// who wrote the float32 meant, and the one that prints cleanly. Encoding it
+// back as float32 gives the same bits.
+func shortest32(f float32) float64 {
+	if f != f || math.IsInf(float64(f), 0) || f == 0 {
+		return float64(f)
+	}
+	var buf [32]byte
+	b := strconv.AppendFloat(buf[:0], float64(f), 'g', -1, 32)
+	v, err := strconv.ParseFloat(unsafe.String(&b[0], len(b)), 64)
+	if err != nil {
+		return float64(f)
+	}
+	return v
 }
 
 // DecodeBit returns the value of a point of a coil or discrete table whose bit
@@ -206,7 +248,7 @@ func (p Point) Encode(v bridge.Value) ([]uint16, error) {
 		if p.Type == Float64 {
 			return p.words(math.Float64bits(f), n), nil
 		}
-		if !math.IsInf(f, 0) && !math.IsNaN(f) && math.Abs(f) > math.MaxFloat32 {
+		if !math.IsInf(f, 0) && math.IsInf(float64(float32(f)), 0) {
 			return nil, p.rangeErr(v)
 		}
 		return p.words(uint64(math.Float32bits(float32(f))), n), nil
