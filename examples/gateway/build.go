@@ -307,7 +307,7 @@ func (g *gateway) modbusDevice(d *decoder, p string, dc deviceConfig, dir string
 	return modbus.DeviceConfig{
 		Name: dc.Name, Conn: conn, Unit: mc.Unit, Interval: dc.Interval,
 		Profile: prof, Points: dc.Points, Limits: limits, MaxBusyRetries: mc.MaxBusyRetries,
-		Logger: log.With("device", dc.Name),
+		Logger: log,
 	}, dev, true
 }
 

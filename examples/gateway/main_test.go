@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"context"
 	"flag"
 	"fmt"
@@ -259,3 +260,9 @@ func hasAll(got map[string]bool, p *modbus.Profile) bool {
 }
 
 func quoted(s string) string { return strings.ReplaceAll(s, `\`, `\\`) }
+
+func mkdir(dir string) error { return os.MkdirAll(dir, 0o755) }
+
+func writeFile(path, text string) error { return os.WriteFile(path, []byte(text), 0o600) }
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
