@@ -294,15 +294,17 @@ func TestDeviceFailingDoesNotDelayOthers(t *testing.T) {
 	p := testProfile()
 	dead := newSim(t, p, modbustest.WithHook(modbustest.NoReply()))
 	live := newSim(t, p)
-	dd := newDevice(t, modbus.DeviceConfig{Name: "dead", Conn: modbus.ClientConfig{URL: dead.URL(), Timeout: time.Second},
+	dd := newDevice(t, modbus.DeviceConfig{Name: "dead", Conn: modbus.ClientConfig{URL: dead.URL(), Timeout: 3 * time.Second},
 		Profile: p, Interval: 10 * time.Millisecond})
 	ld := newDevice(t, modbus.DeviceConfig{Name: "live", Conn: modbus.ClientConfig{URL: live.URL()},
 		Profile: p, Interval: 10 * time.Millisecond})
 	runDevice(t, dd)
-	start := time.Now()
+	t.Cleanup(func() { dead.Close() }) // runs first: ends the dead device's pending request
 	runDevice(t, ld)
-	require.Eventually(t, func() bool { return ld.Stats().Cycles >= 20 }, 5*time.Second, time.Millisecond)
-	assert.Less(t, time.Since(start), time.Second, "20 cycles of 10ms are not held up by the dead device's 1s timeouts")
+	// Had the live device waited behind the dead one's 3s timeouts, 20
+	// cycles of 10ms would take over a minute.
+	require.Eventually(t, func() bool { return ld.Stats().Cycles >= 20 }, 2500*time.Millisecond, time.Millisecond)
+	assert.Zero(t, ld.Stats().Bad)
 }
 
 func TestDeviceWritePoint(t *testing.T) {
