@@ -84,3 +84,39 @@ func ExampleParseURL() {
 	// tcp 10.0.0.5:502 19200 even 8 1 2.005206ms
 	// modbus: url: "serial:///dev/ttyS0": unknown scheme "serial" (want tcp, tcp+tls, udp, rtu, rtuovertcp or rtuoverudp)
 }
+
+// ExampleNewDevices puts two meters behind one RTU-over-TCP gateway on a
+// shared Bus: their requests take turns on the line.
+func ExampleNewDevices() {
+	profile := &modbus.Profile{Name: "meter", Points: []modbus.Point{
+		{Name: "voltage", Table: modbus.Input, Address: 0, Type: modbus.Float32, Unit: "V"},
+	}}
+	gateway, _ := modbustest.NewServer(profile, modbustest.WithFraming(modbustest.RTU), modbustest.WithUnits(1, 2))
+	defer gateway.Close()
+	_ = gateway.Set("voltage", 231.0)
+
+	conn := modbus.ClientConfig{URL: gateway.URL(), Speed: 9600} // rtuovertcp://...; the line behind runs at 9600 baud
+	devices, buses, err := modbus.NewDevices(
+		modbus.DeviceConfig{Name: "meter1", Unit: 1, Conn: conn, Profile: profile},
+		modbus.DeviceConfig{Name: "meter2", Unit: 2, Conn: conn, Profile: profile},
+	)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer buses[0].Close()
+	for _, d := range devices {
+		_ = d.PollOnce(context.Background(), bridge.EmitterFunc(func(_ context.Context, batch []bridge.Sample) error {
+			for _, s := range batch {
+				fmt.Println(s.Source, s.Point, s.Value, s.Unit)
+			}
+			return nil
+		}))
+	}
+	st := buses[0].Stats()
+	fmt.Println(len(buses), "bus,", st.Requests, "requests,", len(st.Units), "units")
+	// Output:
+	// meter1 voltage 231 V
+	// meter2 voltage 231 V
+	// 1 bus, 2 requests, 2 units
+}
