@@ -53,18 +53,20 @@ func newFastConn(c net.Conn) *fastConn {
 func dial(ctx context.Context, u *url.URL, tc *tls.Config, timeout time.Duration) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	var c net.Conn
-	var err error
-	switch u.Scheme {
-	case "ssl", "tls", "mqtts":
-		d := &tls.Dialer{Config: tc}
-		c, err = d.DialContext(ctx, "tcp", u.Host)
-	default:
-		var d net.Dialer
-		c, err = d.DialContext(ctx, "tcp", u.Host)
-	}
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", u.Host)
 	if err != nil {
 		return nil, err
+	}
+	c = withQuickAck(c)
+	switch u.Scheme {
+	case "ssl", "tls", "mqtts":
+		tlsc := tls.Client(c, tc)
+		if err := tlsc.HandshakeContext(ctx); err != nil {
+			c.Close()
+			return nil, err
+		}
+		c = tlsc
 	}
 	return newFastConn(c), nil
 }
