@@ -49,6 +49,7 @@ type device struct {
 	interval time.Duration
 	desc     string // transport summary for -check and logs, without secrets
 	mb       *modbus.Device
+	link     string // the Modbus URL, without a password
 	unit     uint8
 	ua       *opcua.Source
 	nodes    []opcua.Node
@@ -298,7 +299,7 @@ func (g *gateway) modbusDevice(d *decoder, p string, dc deviceConfig, dir string
 	if unit == 0 {
 		unit = 1
 	}
-	dev := &device{name: dc.Name, kind: "modbus", interval: dc.Interval, unit: unit,
+	dev := &device{name: dc.Name, kind: "modbus", interval: dc.Interval, unit: unit, link: redactURL(mc.URL),
 		desc: fmt.Sprintf("modbus %s unit %d", redactURL(mc.URL), unit)}
 	if dev.interval == 0 {
 		dev.interval = time.Second

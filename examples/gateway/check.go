@@ -46,6 +46,7 @@ func (g *gateway) printCheck(w io.Writer) {
 			tw.Flush()
 		}
 	}
+	g.printLinks(w)
 	fmt.Fprintln(w)
 	for _, s := range g.sinks {
 		fmt.Fprintf(w, "sink %s: %s; %s\n", s.name, s.desc, describeOptions(s.opts))
@@ -82,4 +83,42 @@ func plural2(n int, one, many string) string {
 		return one
 	}
 	return many
+}
+
+// printLinks prints, per Modbus link (one URL: a TCP connection or a serial
+// line), how busy the planned cycles keep it: the sum over its devices of
+// cycle cost / interval. Over 100% the devices cannot be polled as often as
+// configured; cycles will start late (counted as overruns).
+func (g *gateway) printLinks(w io.Writer) {
+	type link struct {
+		devices int
+		load    float64
+	}
+	links := map[string]*link{}
+	var order []string
+	for _, dev := range g.devices {
+		if dev.mb == nil {
+			continue
+		}
+		l := links[dev.link]
+		if l == nil {
+			l = &link{}
+			links[dev.link] = l
+			order = append(order, dev.link)
+		}
+		l.devices++
+		l.load += float64(dev.mb.Plan().Cost) / float64(dev.interval)
+	}
+	if len(order) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	for _, u := range order {
+		l := links[u]
+		fmt.Fprintf(w, "link %s: %d %s, estimated %.1f%% busy", u, l.devices, plural(l.devices, "device"), 100*l.load)
+		if l.load > 1 {
+			fmt.Fprint(w, " (warning: more than the link can carry; poll less often or fewer points)")
+		}
+		fmt.Fprintln(w)
+	}
 }

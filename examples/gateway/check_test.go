@@ -106,6 +106,8 @@ device plc1: opcua opc.tcp://127.0.0.1:4840 poll, every 1s, 2 nodes
   temperature  ns=2;s=Temperature  °C
   pressure     ns=2;s=Pressure     (unit from the server)
 
+link tcp://127.0.0.1:5020: 1 device, estimated 0.2% busy
+
 sink stdout: stdout (JSON lines); queue 10000, batch 500, overflow block
 sink file: file out.jsonl (JSON lines); queue 100, batch 100, overflow drop_oldest
 `
