@@ -112,7 +112,6 @@ type Device struct {
 	solo    []bool // points read on their own (unreadable in a group)
 	gen     int
 	batch   []bridge.Sample
-	seq     uint64
 	reason  map[string]string // interned error reasons
 	scratch []Point
 
@@ -587,9 +586,7 @@ func (d *Device) decode(r *Request, regs []uint16, bits []bool, t time.Time) {
 			d.bad([]int{i}, err, t)
 			continue
 		}
-		d.seq++
-		d.batch = append(d.batch, bridge.Sample{Source: d.name, Point: p.Name, Value: v, Unit: p.Unit,
-			Time: t, Seq: d.seq})
+		d.batch = append(d.batch, bridge.Sample{Source: d.name, Point: p.Name, Value: v, Unit: p.Unit, Time: t})
 		d.stats.samples.Add(1)
 	}
 }
@@ -611,9 +608,8 @@ func (d *Device) bad(points []int, err error, t time.Time) {
 	}
 	for _, i := range points {
 		p := &d.points[i]
-		d.seq++
 		d.batch = append(d.batch, bridge.Sample{Source: d.name, Point: p.Name, Unit: p.Unit, Time: t,
-			Quality: bridge.Bad, Reason: reason, Code: code, Seq: d.seq})
+			Quality: bridge.Bad, Reason: reason, Code: code})
 		d.stats.samples.Add(1)
 		d.stats.bad.Add(1)
 	}
