@@ -58,8 +58,22 @@
 // before its data, a register 2.08 ms, so joining two points across a hole is
 // worth it while the hole is shorter than about ten registers.
 //
+// # Polling, buses and writes
+//
+// A [Client] is one connection to a device or gateway over any transport of
+// the upstream client (tcp, rtu, rtuovertcp, rtuoverudp, udp, tcp+tls; see
+// [ParseURL]); it connects lazily, reconnects with backoff and absorbs the
+// upstream client's quirks (see [ClientConfig]). A [Device] is a polled
+// device and a bridge.Source: it plans each cycle, reads, decodes, and emits
+// one batch of samples per cycle, Bad samples when a read fails. Devices that
+// share a serial line or an RTU gateway share a [Bus] ([NewDevices] makes
+// them), which serialises their requests and keeps the line's inter-frame
+// silence. [Device.WritePoint] writes holding registers and coils. The
+// documentation of Device has the details.
+//
 // # Concurrency
 //
-// Points, profiles and plans are values: share them read-only. A [Planner]
-// is safe for concurrent use.
+// Points, profiles and plans are values: share them read-only. [Planner],
+// [Client], [Bus] and [Device] are safe for concurrent use (a Device's Run is
+// called once; WritePoint may be called while it polls).
 package modbus
