@@ -136,6 +136,8 @@ type Options struct {
 	// (Sample.Seq) when the sample has none. Zero means the bridge's start
 	// time in Unix nanoseconds, so numbers keep growing across restarts as
 	// long as the clock does not go back (no source emits more than one
-	// sample per nanosecond).
+	// sample per nanosecond). With durable spools, pass the largest
+	// SeqStart() of the spools (package bridge/spool), which is also above
+	// every number they hold, so numbers grow even if the clock went back.
 	SeqStart uint64
 }
