@@ -56,8 +56,9 @@
 //
 // Write publishes every sample of the batch, keeping up to MaxInFlight QoS
 // 1/2 publishes unacknowledged at once, and returns when each one is
-// acknowledged (QoS 1: PUBACK, QoS 2: PUBCOMP) or, at QoS 0, written to the
-// connection. When some fail it returns a [*bridge.BatchError] naming exactly
+// acknowledged (QoS 1: PUBACK, QoS 2: PUBCOMP) or, at QoS 0, handed to the
+// connection (QoS 0 is at most once: a sample written just before the
+// connection breaks may be lost without an error). When some fail it returns a [*bridge.BatchError] naming exactly
 // those samples, each with its cause: [ErrNotConnected] while the connection
 // is down, [ErrAckTimeout] when no acknowledgement came within AckTimeout,
 // the broker's refusal, or the context's error. The payloads of one Write are

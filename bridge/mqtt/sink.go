@@ -108,7 +108,7 @@ func (s *Sink) client() (client, error) {
 }
 
 // Write publishes every sample of batch and waits until each is
-// acknowledged (QoS 1 and 2) or written to the connection (QoS 0). It
+// acknowledged (QoS 1 and 2) or handed to the connection (QoS 0). It
 // returns nil when all were, a [*bridge.BatchError] naming exactly the
 // samples that failed otherwise (with [ErrNotConnected], [ErrAckTimeout], the
 // broker's reason, or ctx's error), or a plain error when nothing could be

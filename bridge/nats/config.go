@@ -32,8 +32,9 @@ type Config struct {
 	// round trip that proves the server has received them.
 	JetStream bool `yaml:"jetstream"`
 	// Stream is the JetStream stream the subjects belong to. With it,
-	// Connect checks that the stream exists (or creates it, with
-	// CreateStream). Without it, any stream whose subjects match is used.
+	// Connect checks that the stream exists and takes every subject of the
+	// template (or creates it, with CreateStream). Without it, any stream
+	// whose subjects match is used.
 	Stream string `yaml:"stream"`
 	// CreateStream creates Stream, when absent, with the subject filter of
 	// the template (each token holding a placeholder becomes '*', so

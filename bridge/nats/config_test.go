@@ -180,3 +180,24 @@ reconnect_wait: 500ms
 		require.Error(t, dec.Decode(&cfg), bad)
 	}
 }
+
+func TestSubjectCovers(t *testing.T) {
+	cases := []struct {
+		filter, pattern string
+		want            bool
+	}{
+		{"m2m.*.*", "m2m.*.*", true},
+		{"m2m.>", "m2m.*.*", true},
+		{">", "m2m.*.*", true},
+		{"m2m.*.>", "m2m.*.*", true},
+		{"m2m.a.*", "m2m.*.*", false},
+		{"m2m.*", "m2m.*.*", false},
+		{"m2m.*.*.*", "m2m.*.*", false},
+		{"other.>", "m2m.*.*", false},
+		{"m2m.>", "m2m", false},
+		{"m2m.dev.*", "m2m.dev.*", true},
+	}
+	for _, c := range cases {
+		assert.Equal(t, c.want, subjectCovers(c.filter, c.pattern), "%s covers %s", c.filter, c.pattern)
+	}
+}

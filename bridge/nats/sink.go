@@ -67,7 +67,7 @@ func (s *Sink) Subject(source, point string) string {
 func (s *Sink) StreamSubject() string { return s.set.template.wildcard() }
 
 // Connect dials the server and, for JetStream with a Stream, checks that
-// the stream exists or creates it. Once connected, the sink reconnects by
+// the stream exists and takes the template's subjects, or creates it. Once connected, the sink reconnects by
 // itself whenever the connection is lost. Calling Connect again while
 // connected does nothing. The dial honours ctx's deadline, not its
 // cancellation: nats.go's Connect takes no context, so it is bounded by
@@ -138,10 +138,16 @@ func (s *Sink) conn(ctx context.Context) (*nats.Conn, jetstream.JetStream, error
 // ensureStream checks that the configured stream exists, creating it when
 // asked to.
 func (s *Sink) ensureStream(ctx context.Context, js jetstream.JetStream) error {
-	_, err := js.Stream(ctx, s.set.Stream)
+	st, err := js.Stream(ctx, s.set.Stream)
 	switch {
 	case err == nil:
-		return nil
+		want := s.set.template.wildcard()
+		for _, f := range st.CachedInfo().Config.Subjects {
+			if subjectCovers(f, want) {
+				return nil
+			}
+		}
+		return bridge.Permanent(fmt.Errorf("nats: stream %q takes subjects %q, which do not cover the template's %q", s.set.Stream, st.CachedInfo().Config.Subjects, want))
 	case !errors.Is(err, jetstream.ErrStreamNotFound):
 		return fmt.Errorf("nats: stream %q: %w", s.set.Stream, err)
 	case !s.set.CreateStream:
@@ -152,6 +158,28 @@ func (s *Sink) ensureStream(ctx context.Context, js jetstream.JetStream) error {
 		return fmt.Errorf("nats: create stream %q with subjects %q: %w", s.set.Stream, s.set.template.wildcard(), err)
 	}
 	return nil
+}
+
+// subjectCovers reports whether the subject filter f matches every subject
+// the filter p matches ('*' one token, '>' the rest), as a stream's subjects
+// must cover the template's.
+func subjectCovers(f, p string) bool {
+	ft, pt := strings.Split(f, "."), strings.Split(p, ".")
+	for i, tok := range ft {
+		switch {
+		case tok == ">":
+			return i < len(pt)
+		case i >= len(pt):
+			return false
+		case tok == "*":
+			if pt[i] == ">" {
+				return false
+			}
+		case tok != pt[i]:
+			return false
+		}
+	}
+	return len(ft) == len(pt)
 }
 
 // Write publishes every sample of batch. With JetStream it waits until each

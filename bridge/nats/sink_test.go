@@ -291,3 +291,15 @@ func TestWriteCancelledMidway(t *testing.T) {
 	px.release()
 	require.NoError(t, s.Write(ctx, samples("after", 10)))
 }
+
+func TestStreamDoesNotCoverSubjects(t *testing.T) {
+	addr := serverAddr(t)
+	ctx := testCtx(t, 20*time.Second)
+	name := uniq()
+	makeStream(t, addr, name, name+".other.>")
+	s := newSink(t, Config{URL: "nats://" + addr, Subject: name + ".{source}.{point}", JetStream: true, Stream: name})
+	err := s.Connect(ctx)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "do not cover")
+	assert.True(t, bridge.IsPermanent(err))
+}
