@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	pmqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -335,6 +336,44 @@ func TestWriteCancelledMidway(t *testing.T) {
 			require.Eventually(t, func() bool {
 				return s.Write(ctx, samples("after", 10)) == nil
 			}, 20*time.Second, 20*time.Millisecond)
+		})
+	}
+}
+
+func TestPersistentSession(t *testing.T) {
+	addr := brokerAddr(t)
+	for _, v := range versions {
+		t.Run(fmt.Sprintf("v%d", v), func(t *testing.T) {
+			ctx := testCtx(t, 30*time.Second)
+			id := "m2mtest-ps" + uniq()[8:]
+			cfg := Config{URL: "tcp://" + addr, Version: v, QoS: 1, ClientID: id, PersistentSession: true, SessionExpiry: time.Minute}
+			s := newSink(t, cfg)
+			require.NoError(t, s.Connect(ctx))
+			require.NoError(t, s.Write(ctx, samples("persistent", 5)))
+			require.NoError(t, s.Close(ctx))
+
+			// The broker kept the session: a client resuming it is told so
+			// (CONNACK session present), and that connection, with a clean
+			// session, also ends it.
+			probe := func(clean bool) bool {
+				o := pmqtt.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(id).SetCleanSession(clean).SetAutoReconnect(false)
+				c := pmqtt.NewClient(o)
+				tok := c.Connect()
+				require.True(t, tok.WaitTimeout(10*time.Second))
+				require.NoError(t, tok.Error())
+				defer c.Disconnect(100)
+				return tok.(*pmqtt.ConnectToken).SessionPresent()
+			}
+			assert.True(t, probe(false), "session kept by the broker")
+			probe(true)
+
+			// A sink with a clean session leaves none behind.
+			cfg.PersistentSession = false
+			s = newSink(t, cfg)
+			require.NoError(t, s.Connect(ctx))
+			require.NoError(t, s.Close(ctx))
+			assert.False(t, probe(false), "no session after a clean one")
+			probe(true)
 		})
 	}
 }
