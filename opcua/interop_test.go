@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -13,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,7 +38,7 @@ const (
 
 func nodeID(name string) string { return "nsu=" + nodeNS + ";s=" + name }
 
-func requireNodeOPCUA(t *testing.T) (node, dir string) {
+func requireNodeOPCUA(t testing.TB) (node, dir string) {
 	t.Helper()
 	dir, err := filepath.Abs(filepath.Join("..", ".ci", "node-opcua"))
 	require.NoError(t, err)
@@ -57,7 +57,7 @@ func requireNodeOPCUA(t *testing.T) (node, dir string) {
 
 // nodeServer is a node-opcua server process started by the test.
 type nodeServer struct {
-	t    *testing.T
+	t    testing.TB
 	node string
 	dir  string
 	pki  string
@@ -69,7 +69,7 @@ type nodeServer struct {
 	stderr *bytes.Buffer
 }
 
-func startNodeServer(t *testing.T, env ...string) *nodeServer {
+func startNodeServer(t testing.TB, env ...string) *nodeServer {
 	t.Helper()
 	node, dir := requireNodeOPCUA(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -149,10 +149,11 @@ type cutProxy struct {
 	ln     net.Listener
 	target string
 
-	mu    sync.Mutex
-	cut   bool
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
+	mu     sync.Mutex
+	cut    bool
+	silent atomic.Bool // bytes are read and dropped: the path is dead but TCP does not know
+	conns  map[net.Conn]struct{}
+	wg     sync.WaitGroup
 }
 
 func newCutProxy(t *testing.T, target string) *cutProxy {
@@ -196,9 +197,20 @@ func (p *cutProxy) accept() {
 		p.mu.Unlock()
 		pipe := func(dst, src net.Conn) {
 			defer p.wg.Done()
-			io.Copy(dst, src)
-			dst.Close()
-			src.Close()
+			defer dst.Close()
+			defer src.Close()
+			buf := make([]byte, 32<<10)
+			for {
+				n, err := src.Read(buf)
+				if n > 0 && !p.silent.Load() {
+					if _, err := dst.Write(buf[:n]); err != nil {
+						return
+					}
+				}
+				if err != nil {
+					return
+				}
+			}
 		}
 		go pipe(c, s)
 		go pipe(s, c)
@@ -380,6 +392,23 @@ func TestInteropNodeOPCUA(t *testing.T) {
 			waitFor(t, rec, mark, 15*time.Second, "subscription resumes", good("counter"))
 			t.Logf("blip %d: samples again %s after the network came back", i+1, time.Since(healed).Round(time.Millisecond))
 		}
+		// A silent path: connections stay open, nothing arrives. Only the
+		// watchdog notices.
+		mark := rec.Len()
+		px.silent.Store(true)
+		waitFor(t, rec, mark, 15*time.Second, "silence reported", func(ss []bridge.Sample) bool {
+			for _, s := range ss {
+				if s.Quality == bridge.Bad && strings.Contains(s.Reason, "silent") {
+					return true
+				}
+			}
+			return false
+		})
+		px.silent.Store(false)
+		healed := time.Now()
+		mark = rec.Len()
+		waitFor(t, rec, mark, 15*time.Second, "subscription resumes", good("counter"))
+		t.Logf("silent path: samples again %s after it healed", time.Since(healed).Round(time.Millisecond))
 		require.NoError(t, stop())
 	})
 
@@ -420,5 +449,3 @@ func serverThumbprint(t *testing.T, url string) string {
 	require.Fail(t, "no endpoint has a certificate")
 	return ""
 }
-
-var _ = errors.New

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -107,18 +108,29 @@ func (s *Source) Run(ctx context.Context, out bridge.Emitter) error {
 	if !s.running.CompareAndSwap(false, true) {
 		return errors.New("opcua: Run called twice")
 	}
+	// The emitter has its own context so that the Bad samples explaining
+	// a permanent error still go out after the connection loop has ended.
+	ectx, ecancel := context.WithCancel(ctx)
+	defer ecancel()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	q := &queue{ch: make(chan []bridge.Sample, s.st.Buffer), s: s}
-	var wg sync.WaitGroup
-	wg.Add(1)
+	done := make(chan struct{})
+	emitted := make(chan struct{})
 	go func() {
-		defer wg.Done()
-		q.emitLoop(ctx, out, cancel)
+		defer close(emitted)
+		q.emitLoop(ectx, out, cancel, done)
 	}()
 	err := s.loop(ctx, q)
-	cancel()
-	wg.Wait()
+	close(done) // the emitter hands over what is queued, then returns
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
+	select {
+	case <-emitted:
+	case <-t.C:
+		ecancel() // Emit is blocked: give up on the rest
+		<-emitted
+	}
 	return err
 }
 
@@ -151,21 +163,40 @@ func (q *queue) put(batch []bridge.Sample) {
 	}
 }
 
-func (q *queue) emitLoop(ctx context.Context, out bridge.Emitter, cancel context.CancelFunc) {
+// emitLoop hands queued batches to out until ctx ends, or until done is
+// closed and the queue is empty.
+func (q *queue) emitLoop(ctx context.Context, out bridge.Emitter, cancelRun context.CancelFunc, done <-chan struct{}) {
+	emit := func(b []bridge.Sample) bool {
+		if err := out.Emit(ctx, b); err != nil {
+			q.s.stats.dropped.Add(uint64(len(b)))
+			if ctx.Err() != nil {
+				return false
+			}
+			if errors.Is(err, bridge.ErrClosed) {
+				cancelRun() // the Bridge is shutting down: so is this source
+				return false
+			}
+		}
+		return true
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case b := <-q.ch:
-			if err := out.Emit(ctx, b); err != nil {
-				if ctx.Err() != nil {
+			if !emit(b) {
+				return
+			}
+		case <-done:
+			for {
+				select {
+				case b := <-q.ch:
+					if !emit(b) {
+						return
+					}
+				default:
 					return
 				}
-				if errors.Is(err, bridge.ErrClosed) {
-					cancel() // the Bridge is shutting down: so is this source
-					return
-				}
-				q.s.stats.dropped.Add(uint64(len(b)))
 			}
 		}
 	}
@@ -187,7 +218,7 @@ func (s *Source) loop(ctx context.Context, q *queue) error {
 			s.stats.failures.Add(1)
 			s.badAll(q, err)
 			if permanent(err) {
-				return fmt.Errorf("opcua: source %s: %w", st.Name, err)
+				return &sourceError{name: st.Name, err: err}
 			}
 			if !sleep(ctx, jitter(backoff)) {
 				return nil
@@ -219,6 +250,19 @@ func (s *Source) loop(ctx context.Context, q *queue) error {
 		backoff = min(backoff*2, st.ReconnectMax)
 	}
 }
+
+// sourceError names the source in front of an error, without repeating
+// the package prefix of the error it wraps.
+type sourceError struct {
+	name string
+	err  error
+}
+
+func (e *sourceError) Error() string {
+	return "opcua: source " + e.name + ": " + strings.TrimPrefix(e.err.Error(), "opcua: ")
+}
+
+func (e *sourceError) Unwrap() error { return e.err }
 
 func permanent(err error) bool {
 	return errors.Is(err, ErrAuthentication) || errors.Is(err, ErrNoEndpoint) || errors.Is(err, ErrUntrustedServer)
@@ -626,6 +670,23 @@ func (s *Source) appendBroken(batch []bridge.Sample, sess *session) []bridge.Sam
 	return batch
 }
 
+// dataChange turns a notification into samples, one per monitored item
+// except the heartbeat (and any handle the source did not create). It
+// allocates the batch only.
+func (s *Source) dataChange(sess *session, v *ua.DataChangeNotification, now time.Time) []bridge.Sample {
+	heartbeat := uint32(len(s.st.nodes))
+	batch := make([]bridge.Sample, 0, len(v.MonitoredItems))
+	for _, it := range v.MonitoredItems {
+		if it == nil || it.ClientHandle >= heartbeat {
+			continue
+		}
+		smp := s.sample(sess, int(it.ClientHandle))
+		fill(&smp, it.Value, now)
+		batch = append(batch, smp)
+	}
+	return batch
+}
+
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // subscribe creates a subscription with a monitored item per readable node
@@ -718,18 +779,7 @@ func (s *Source) subscribe(ctx context.Context, sess *session, q *queue) error {
 			switch v := n.Value.(type) {
 			case *ua.DataChangeNotification:
 				s.stats.notifs.Add(1)
-				now := time.Now()
-				batch := make([]bridge.Sample, 0, len(v.MonitoredItems))
-				for _, it := range v.MonitoredItems {
-					h := it.ClientHandle
-					if h >= heartbeat {
-						continue
-					}
-					smp := s.sample(sess, int(h))
-					fill(&smp, it.Value, now)
-					batch = append(batch, smp)
-				}
-				q.put(batch)
+				q.put(s.dataChange(sess, v, time.Now()))
 			case *ua.StatusChangeNotification:
 				if quality(v.Status) == bridge.Bad {
 					return fmt.Errorf("subscription status %s", StatusName(v.Status))

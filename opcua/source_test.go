@@ -70,13 +70,20 @@ func latest(rec *bridgetest.Recorder, from int) map[string]bridge.Sample {
 // after from.
 func waitFor(t *testing.T, rec *bridgetest.Recorder, from int, timeout time.Duration, what string, cond func([]bridge.Sample) bool) {
 	t.Helper()
-	require.Eventually(t, func() bool {
+	ok := assert.Eventually(t, func() bool {
 		all := rec.Samples()
 		if from > len(all) {
 			return false
 		}
 		return cond(all[from:])
 	}, timeout, 10*time.Millisecond, what)
+	if !ok {
+		all := rec.Samples()
+		for _, s := range all[max(0, len(all)-5):] {
+			t.Logf("last samples: %s %s %v %s", s.Point, s.Quality, s.Value, s.Reason)
+		}
+		t.FailNow()
+	}
 }
 
 func good(point string) func([]bridge.Sample) bool {
@@ -419,4 +426,46 @@ func TestBrowse(t *testing.T) {
 	rec := bridgetest.NewRecorder()
 	run(t, src, rec)
 	waitFor(t, rec, 0, 10*time.Second, "samples from browsed nodes", good(opcuatest.Temperature))
+}
+
+// TestSecureEndpoints checks endpoint selection and server verification
+// against the in-process server. The secure channel itself is tested
+// against node-opcua (interop_test.go): the upstream server package v0.8.0
+// cannot decrypt a secured OpenSecureChannel ("invalid node id type" on its
+// side, BadTimeout on ours).
+func TestSecureEndpoints(t *testing.T) {
+	srv := newServer(t, opcuatest.Options{Interval: 20 * time.Millisecond, Security: true})
+	pki := t.TempDir()
+
+	t.Run("pin mismatch", func(t *testing.T) {
+		other, _, err := opcua.GenerateCertificate("urn:other", "other", time.Hour)
+		require.NoError(t, err)
+		src, err := opcua.New(opcua.Config{
+			Name: "plc", Endpoint: srv.URL(), SecurityPolicy: "Basic256Sha256", PKIDir: pki,
+			ServerCertificateSHA256: opcua.Thumbprint(other),
+			Nodes:                   []opcua.Node{{Name: "counter", Node: opcuatest.NodeID(opcuatest.Counter)}},
+		})
+		require.NoError(t, err)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		rec := bridgetest.NewRecorder()
+		err = src.Run(ctx, rec)
+		require.ErrorIs(t, err, opcua.ErrUntrustedServer)
+		require.Positive(t, rec.Len(), "a Bad sample says why")
+		assert.Contains(t, rec.Samples()[0].Reason, "not trusted")
+	})
+
+	t.Run("no such endpoint", func(t *testing.T) {
+		plain := newServer(t, opcuatest.Options{Interval: 20 * time.Millisecond})
+		src, err := opcua.New(opcua.Config{
+			Name: "plc", Endpoint: plain.URL(), SecurityPolicy: "Basic256Sha256", PKIDir: pki, InsecureSkipVerify: true,
+			Nodes: []opcua.Node{{Name: "counter", Node: opcuatest.NodeID(opcuatest.Counter)}},
+		})
+		require.NoError(t, err)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		err = src.Run(ctx, bridgetest.NewRecorder())
+		require.ErrorIs(t, err, opcua.ErrNoEndpoint)
+		assert.Contains(t, err.Error(), "None/None")
+	})
 }

@@ -36,8 +36,8 @@ func (p *pair) close() {
 	})
 }
 
-func newProxy() (*proxy, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+func newProxy(addr string) (*proxy, error) {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}

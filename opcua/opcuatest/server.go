@@ -12,6 +12,7 @@ import (
 	"math/big"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -54,6 +55,9 @@ const DefaultMaxNodesPerRead = 100
 
 // Options configure a Server. The zero value is usable.
 type Options struct {
+	// Addr is the address clients connect to; default "127.0.0.1:0" (an
+	// OS-chosen port). The simulator binary sets it.
+	Addr string
 	// Interval is how often the moving variables change. Zero means 100ms;
 	// a negative value means never by themselves: call [Server.Tick].
 	Interval time.Duration
@@ -63,10 +67,17 @@ type Options struct {
 	// MaxNodesPerRead is the operation limit announced and enforced; zero
 	// means DefaultMaxNodesPerRead.
 	MaxNodesPerRead uint32
+	// Logger receives the upstream server's log messages; nil discards
+	// them. (*slog.Logger satisfies it.)
+	Logger server.Logger
 	// Security also offers the endpoints Basic256Sha256,
 	// Aes128_Sha256_RsaOaep and Aes256_Sha256_RsaPss in modes Sign and
 	// SignAndEncrypt, and user name authentication, with a server
-	// certificate generated at New ([Server.Certificate]).
+	// certificate generated at New ([Server.Certificate]). The endpoints
+	// are announced (for tests of endpoint selection and certificate
+	// checks) but the upstream server v0.8.0 fails to decrypt a secured
+	// OpenSecureChannel, so secure sessions do not work: test those
+	// against node-opcua.
 	Security bool
 }
 
@@ -97,6 +108,8 @@ type Server struct {
 
 	px        *proxy
 	url       string
+	pubHost   string
+	pubPort   int
 	innerPort int
 
 	mu        sync.Mutex // guards srv, srvCancel, closed
@@ -146,12 +159,27 @@ func New(opts Options) (*Server, error) {
 		s.update(v, 0, now)
 	}
 
-	px, err := newProxy()
+	if opts.Addr == "" {
+		opts.Addr = "127.0.0.1:0"
+	}
+	px, err := newProxy(opts.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("opcuatest: listen: %w", err)
 	}
 	s.px = px
-	s.url = "opc.tcp://" + px.ln.Addr().String()
+	ta := px.ln.Addr().(*net.TCPAddr)
+	s.pubHost, s.pubPort = ta.IP.String(), ta.Port
+	if ta.IP.IsUnspecified() {
+		// Listening on every interface: announce the host name, and use
+		// the loopback address locally.
+		s.pubHost = "127.0.0.1"
+		if h, err := os.Hostname(); err == nil {
+			s.pubHost = h
+		}
+		s.url = "opc.tcp://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(ta.Port))
+	} else {
+		s.url = "opc.tcp://" + net.JoinHostPort(s.pubHost, strconv.Itoa(ta.Port))
+	}
 
 	if err := s.Start(context.Background()); err != nil {
 		px.close()
@@ -572,13 +600,15 @@ func (quiet) Warn(string, ...any)  {}
 // list also names the proxy's URL, so that clients connecting through the
 // proxy find their endpoint.
 func (s *Server) build(port int) *server.Server {
-	pub, _ := url.Parse(s.url)
-	pubPort, _ := strconv.Atoi(pub.Port())
+	var logger server.Logger = quiet{}
+	if s.opts.Logger != nil {
+		logger = s.opts.Logger
+	}
 	opts := []server.Option{
 		server.EndPoint("127.0.0.1", port),
-		server.EndPoint("127.0.0.1", pubPort),
+		server.EndPoint(s.pubHost, s.pubPort),
 		server.ServerName("m2mbridge opcuatest"),
-		server.SetLogger(quiet{}),
+		server.SetLogger(logger),
 		server.EnableSecurity("None", ua.MessageSecurityModeNone),
 		server.EnableAuthMode(ua.UserTokenTypeAnonymous),
 	}
