@@ -165,6 +165,7 @@ func (g *gateway) buildDevices(d *decoder, cfg *fileConfig, dir string, log *slo
 	names := map[string]int{}
 	var mbCfgs []modbus.DeviceConfig
 	var mbDevs []*device
+	var mbPaths []string
 	for i, dc := range cfg.Devices {
 		p := index("devices", i)
 		if d.hasErrUnder(p) {
@@ -192,6 +193,7 @@ func (g *gateway) buildDevices(d *decoder, cfg *fileConfig, dir string, log *slo
 			if ok {
 				mbCfgs = append(mbCfgs, mc)
 				mbDevs = append(mbDevs, dev)
+				mbPaths = append(mbPaths, p)
 			}
 		case dc.OPCUA != nil:
 			if dc.Profile != "" {
@@ -205,6 +207,7 @@ func (g *gateway) buildDevices(d *decoder, cfg *fileConfig, dir string, log *slo
 			d.errAt(p, "give the device a modbus or an opcua block")
 		}
 	}
+	d.checkSharedLines(mbCfgs, mbPaths)
 	if len(d.errs) > 0 || len(mbCfgs) == 0 {
 		return
 	}
@@ -221,6 +224,65 @@ func (g *gateway) buildDevices(d *decoder, cfg *fileConfig, dir string, log *slo
 		mbDevs[i].mb = dev
 	}
 	g.buses = buses
+}
+
+// serialOf returns the serial settings a client made from cfg would use.
+func serialOf(cfg modbus.ClientConfig) (modbus.Endpoint, bool) {
+	ep, err := modbus.ParseURL(cfg.URL)
+	if err != nil {
+		return ep, false
+	}
+	if cfg.Speed != 0 {
+		ep.Speed = cfg.Speed
+	}
+	if cfg.Parity != "" {
+		ep.Parity = cfg.Parity
+		if cfg.StopBits == 0 && ep.Parity == modbus.ParityNone {
+			ep.StopBits = 2
+		} else if cfg.StopBits == 0 {
+			ep.StopBits = 1
+		}
+	}
+	if cfg.DataBits != 0 {
+		ep.DataBits = cfg.DataBits
+	}
+	if cfg.StopBits != 0 {
+		ep.StopBits = cfg.StopBits
+	}
+	return ep, true
+}
+
+// checkSharedLines reports devices on one RTU line (or RTU gateway) whose
+// serial settings differ: modbus.NewDevices puts them on one Bus made from
+// the first device's settings, so the others' would be silently ignored.
+func (d *decoder) checkSharedLines(cfgs []modbus.DeviceConfig, paths []string) {
+	type first struct {
+		ep   modbus.Endpoint
+		path string
+	}
+	lines := map[string]first{}
+	for i, c := range cfgs {
+		ep, ok := serialOf(c.Conn)
+		if !ok || !ep.RTUFramed() {
+			continue
+		}
+		key := ep.Scheme + "://" + ep.Address
+		f, seen := lines[key]
+		if !seen {
+			lines[key] = first{ep, paths[i]}
+			continue
+		}
+		mp := join(paths[i], "modbus")
+		check := func(key string, a, b any) {
+			if a != b {
+				d.errAt(join(mp, key), "%v differs from %v of %s on the same line %s: devices on one line share its settings", a, b, f.path, redactURL(c.Conn.URL))
+			}
+		}
+		check("speed", ep.Speed, f.ep.Speed)
+		check("parity", ep.Parity, f.ep.Parity)
+		check("data_bits", ep.DataBits, f.ep.DataBits)
+		check("stop_bits", ep.StopBits, f.ep.StopBits)
+	}
 }
 
 func (g *gateway) modbusDevice(d *decoder, p string, dc deviceConfig, dir string, log *slog.Logger) (modbus.DeviceConfig, *device, bool) {

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
@@ -52,7 +53,17 @@ func (g *gateway) printCheck(w io.Writer) {
 		fmt.Fprintf(w, "sink %s: %s; %s\n", s.name, s.desc, describeOptions(s.opts))
 	}
 	if g.spool != nil {
-		fmt.Fprintf(w, "spool: %s (one directory per sink with overflow spool)\n", g.spoolDir)
+		var names []string
+		for _, s := range g.sinks {
+			if s.opts.Overflow == bridge.OverflowSpool {
+				names = append(names, filepath.Join(g.spoolDir, s.name))
+			}
+		}
+		if len(names) == 0 {
+			fmt.Fprintf(w, "spool: %s, unused (no sink has overflow: spool)\n", g.spoolDir)
+		} else {
+			fmt.Fprintf(w, "spool: %s\n", strings.Join(names, ", "))
+		}
 	}
 }
 

@@ -134,9 +134,13 @@ func kindName(n *yaml.Node) string {
 	return "something else"
 }
 
-// resolve follows aliases and unwraps a document node.
+// resolve follows aliases, unwraps a document node and expands merge keys
+// ("<<: *defaults") of a mapping.
 func resolve(n *yaml.Node) *yaml.Node {
-	for n != nil && (n.Kind == yaml.AliasNode || n.Kind == yaml.DocumentNode) {
+	for depth := 0; n != nil && (n.Kind == yaml.AliasNode || n.Kind == yaml.DocumentNode); depth++ {
+		if depth > 100 {
+			return nil
+		}
 		if n.Kind == yaml.AliasNode {
 			n = n.Alias
 		} else if len(n.Content) > 0 {
@@ -145,7 +149,69 @@ func resolve(n *yaml.Node) *yaml.Node {
 			return nil
 		}
 	}
+	if n != nil && n.Kind == yaml.MappingNode {
+		n = expandMerge(n, 0)
+	}
 	return n
+}
+
+// expandMerge returns the mapping n with its merge keys replaced by the
+// pairs of the mappings they name, as YAML 1.1's merge key type says: keys
+// written in n win over merged ones, and of several merged mappings the
+// first wins. n itself is not changed.
+func expandMerge(n *yaml.Node, depth int) *yaml.Node {
+	has := false
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Tag == "!!merge" {
+			has = true
+		}
+	}
+	if !has || depth > 20 {
+		return n
+	}
+	out := *n
+	out.Content = nil
+	own := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Tag != "!!merge" {
+			out.Content = append(out.Content, n.Content[i], n.Content[i+1])
+			own[n.Content[i].Value] = true
+		}
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Tag != "!!merge" {
+			continue
+		}
+		v := n.Content[i+1]
+		for v != nil && v.Kind == yaml.AliasNode {
+			v = v.Alias
+		}
+		var srcs []*yaml.Node
+		switch {
+		case v == nil:
+		case v.Kind == yaml.MappingNode:
+			srcs = []*yaml.Node{v}
+		case v.Kind == yaml.SequenceNode:
+			for _, c := range v.Content {
+				for c != nil && c.Kind == yaml.AliasNode {
+					c = c.Alias
+				}
+				if c != nil && c.Kind == yaml.MappingNode {
+					srcs = append(srcs, c)
+				}
+			}
+		}
+		for _, src := range srcs {
+			src = expandMerge(src, depth+1)
+			for k := 0; k+1 < len(src.Content); k += 2 {
+				if key := src.Content[k].Value; !own[key] {
+					own[key] = true
+					out.Content = append(out.Content, src.Content[k], src.Content[k+1])
+				}
+			}
+		}
+	}
+	return &out
 }
 
 func isNull(n *yaml.Node) bool {
@@ -338,6 +404,12 @@ func (d *decoder) decodeStruct(n *yaml.Node, path string, v reflect.Value) {
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k := n.Content[i]
 		kp := join(path, k.Value)
+		if path == "" && strings.HasPrefix(k.Value, "x-") {
+			// Top-level "x-" keys are the user's, as in Compose files:
+			// a place for anchors (x-bus: &bus {...}) that devices merge
+			// with "<<: *bus".
+			continue
+		}
 		fi, ok := fields[k.Value]
 		if !ok {
 			d.errorf(k.Line, kp, "unknown key%s", suggest(k.Value, keys))

@@ -306,7 +306,13 @@ func (rt *runtime) unhealthy(now time.Time) []string {
 			out = append(out, fmt.Sprintf("device %s failing for %v: %s", s.dev.name, now.Sub(since).Round(time.Second), reason))
 		}
 	}
-	for _, s := range rt.bridge.Stats().Sinks {
+	st := rt.bridge.Stats()
+	for _, s := range st.Sources {
+		if !s.Running && s.Err != "" {
+			out = append(out, fmt.Sprintf("device %s stopped: %s", s.Name, s.Err))
+		}
+	}
+	for _, s := range st.Sinks {
 		if !s.Up && !s.DownSince.IsZero() && now.Sub(s.DownSince) > limit {
 			out = append(out, fmt.Sprintf("sink %s down for %v: %s", s.Name, now.Sub(s.DownSince).Round(time.Second), s.LastError))
 		}
