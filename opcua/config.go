@@ -489,14 +489,14 @@ func (n *nodeSpec) parse() error {
 		}
 		// Check the identifier part with a placeholder namespace index.
 		if _, err := ua.ParseNodeID("ns=1;" + rest); err != nil {
-			return fmt.Errorf("%q: %v", s, err)
+			return fmt.Errorf("%q: %s", s, upstreamMsg(err))
 		}
 		n.nsu, n.rest = uri, rest
 		return nil
 	}
 	id, err := ua.ParseNodeID(s)
 	if err != nil {
-		return fmt.Errorf("%q: %v", s, err)
+		return fmt.Errorf("%q: %s", s, upstreamMsg(err))
 	}
 	n.parsed = id
 	return nil
@@ -514,3 +514,7 @@ func (n *nodeSpec) resolve(namespaces []string) (*ua.NodeID, error) {
 	}
 	return nil, fmt.Errorf("namespace %q is not in the server's namespace array", n.nsu)
 }
+
+// upstreamMsg is an upstream error's text without its "opcua: " prefix,
+// which would read as this package's.
+func upstreamMsg(err error) string { return strings.TrimPrefix(err.Error(), "opcua: ") }

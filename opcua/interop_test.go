@@ -341,6 +341,23 @@ func TestInteropNodeOPCUA(t *testing.T) {
 		require.NoError(t, stop())
 	})
 
+	for _, tc := range []struct{ policy, mode, auth string }{
+		{"Aes128_Sha256_RsaOaep", "Sign", "anonymous"},
+		{"Aes256_Sha256_RsaPss", "SignAndEncrypt", "anonymous"},
+		{"Basic256Sha256", "Sign", "certificate"},
+	} {
+		t.Run(tc.policy+" "+tc.mode+" "+tc.auth, func(t *testing.T) {
+			cfg := secure("")
+			cfg.SecurityPolicy, cfg.SecurityMode, cfg.Auth, cfg.Username = tc.policy, tc.mode, tc.auth, ""
+			src, err := opcua.New(cfg)
+			require.NoError(t, err)
+			rec := bridgetest.NewRecorder()
+			stop := run(t, src, rec)
+			checkInterop(t, rec)
+			require.NoError(t, stop())
+		})
+	}
+
 	t.Run("wrong password", func(t *testing.T) {
 		const wrong = "wrong-password-never-shown"
 		src, err := opcua.New(secure(wrong))
