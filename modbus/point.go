@@ -101,6 +101,14 @@ type Limits struct {
 	// Forbidden lists address ranges that must never be read, not even as
 	// filler between two points of one request.
 	Forbidden []AddressRange `yaml:"forbidden,omitempty"`
+	// FillsGaps records that the device answers a read spanning registers
+	// (or bits) its map does not list, between listed ones, with data
+	// (typically zeros) instead of Illegal Data Address, as Eastron meters
+	// do. The [Planner] joins points across such gaps whether or not it is
+	// set (and on a device that refuses them learns the holes at run time,
+	// at the price of extra requests); the modbustest simulator serves a
+	// profile that sets it the way the device does.
+	FillsGaps bool `yaml:"fills_gaps,omitempty"`
 }
 
 // Profile is a named register map of a kind of device: its points and its

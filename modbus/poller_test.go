@@ -67,7 +67,9 @@ func TestDevicePollsSDM630(t *testing.T) {
 	t.Cleanup(func() { goleak.VerifyNone(t, ignore) }) // runs last: after the device and server stopped
 	p, err := modbus.BuiltinProfile("eastron-sdm630")
 	require.NoError(t, err)
-	s := newSim(t, p)
+	// A meter that refuses reads across the gaps of its map (the real one
+	// fills them; see TestDeviceReadsSDM630AcrossGaps).
+	s := newSim(t, p, modbustest.WithRefusedGaps())
 	require.NoError(t, s.Set("voltage_l1", 229.75))
 	d := newDevice(t, modbus.DeviceConfig{Name: "meter1", Conn: modbus.ClientConfig{URL: s.URL()}, Profile: p,
 		Interval: 20 * time.Millisecond})
@@ -122,6 +124,38 @@ func TestDevicePollsSDM630(t *testing.T) {
 	}
 	st := d.Stats()
 	assert.GreaterOrEqual(t, st.Cycles, uint64(3))
+}
+
+// TestDeviceReadsSDM630AcrossGaps: the SDM630 answers reads across the
+// unlisted registers of its map (its profile says fills_gaps), so every
+// cycle, the first included, takes exactly the planned requests: four for
+// the 42 points, none answered with an exception, no hole learned.
+func TestDeviceReadsSDM630AcrossGaps(t *testing.T) {
+	p, err := modbus.BuiltinProfile("eastron-sdm630")
+	require.NoError(t, err)
+	require.True(t, p.Limits.FillsGaps)
+	s := newSim(t, p)
+	d := newDevice(t, modbus.DeviceConfig{Name: "meter1", Conn: modbus.ClientConfig{URL: s.URL()}, Profile: p})
+	defer d.Close()
+	plan := d.Plan()
+	require.Len(t, plan.Requests, 4, "\n%s", plan)
+	for range 3 {
+		rec := bridgetest.NewRecorder()
+		require.NoError(t, d.PollOnce(ctxT(t), rec))
+		samples := rec.Samples()
+		require.Len(t, samples, len(p.Points))
+		for _, smp := range samples {
+			assert.Equal(t, bridge.Good, smp.Quality, "%s: %s", smp.Point, smp.Reason)
+		}
+	}
+	reqs := s.Requests()
+	require.Len(t, reqs, 3*len(plan.Requests))
+	for i, r := range reqs {
+		want := plan.Requests[i%len(plan.Requests)]
+		assert.Equal(t, [3]any{want.Table, want.Address, want.Quantity}, [3]any{r.Table, r.Address, r.Quantity}, "request %d", i)
+	}
+	assert.Zero(t, d.Stats().Holes)
+	assert.Equal(t, plan.String(), d.Plan().String(), "nothing learned")
 }
 
 func TestDevicePerPointIntervals(t *testing.T) {

@@ -7,7 +7,9 @@
 //	mbpoll -m tcp -p 5020 -a 1 -t 3:float -B -r 1 -c 2 -1 127.0.0.1
 //
 // -set name=value fixes a point's value (repeatable); -list prints the
-// built-in profiles. It runs until interrupted.
+// built-in profiles; -gaps says how reads across unmapped registers are
+// answered (as the profile says by default: the Eastron SDM630 answers them,
+// with zeros). It runs until interrupted.
 package main
 
 import (
@@ -47,7 +49,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	name := fs.String("profile", "eastron-sdm630", "built-in profile name or path to a profile file")
 	rtu := fs.Bool("rtu", false, "use RTU framing (an RTU-over-TCP gateway) instead of Modbus TCP")
 	udp := fs.Bool("udp", false, "serve over UDP (udp://, or rtuoverudp:// with -rtu)")
-	fill := fs.Bool("fill-gaps", false, "answer unmapped registers between mapped ones with zeros instead of Illegal Data Address")
+	gaps := fs.String("gaps", "profile", "how reads across unmapped registers between mapped ones are answered: "+
+		"profile (as the profile's limits.fills_gaps says), zeros, or refuse (Illegal Data Address)")
 	list := fs.Bool("list", false, "print the built-in profiles and exit")
 	var fixed sets
 	fs.Var(&fixed, "set", "fix a point's value: name=value (repeatable)")
@@ -79,8 +82,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *udp {
 		opts = append(opts, modbustest.WithUDP())
 	}
-	if *fill {
+	switch *gaps {
+	case "profile":
+	case "zeros":
 		opts = append(opts, modbustest.WithFilledGaps())
+	case "refuse":
+		opts = append(opts, modbustest.WithRefusedGaps())
+	default:
+		return fmt.Errorf("-gaps %q: want profile, zeros or refuse", *gaps)
 	}
 	srv, err := modbustest.NewServer(p, opts...)
 	if err != nil {

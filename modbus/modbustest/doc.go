@@ -6,7 +6,8 @@
 // RTU-over-TCP gateway; [NewRTUServer] serves RTU frames on any stream, such
 // as one end of a pseudo-terminal pair from [SocatPTY]. Values move (sine
 // waves, counters, toggling bools), addresses no point covers answer Illegal
-// Data Address, and a [Hook] injects faults per request: an exception, a
+// Data Address (or, inside the map of a device that fills its gaps, zeros),
+// and a [Hook] injects faults per request: an exception, a
 // delay, no reply, a dropped or reset connection. The server logs every
 // request (table, address, quantity, unit) so a test can check how many
 // requests a poll cycle took.

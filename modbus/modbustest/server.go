@@ -101,7 +101,21 @@ func WithUDP() Option { return func(s *Server) { s.udp = true } }
 // ones answer those addresses with zeros, as many devices do, instead of
 // Illegal Data Address. Reads that cover no mapped address, or run past the
 // table's first or last mapped address, still answer Illegal Data Address.
-func WithFilledGaps() Option { return func(s *Server) { s.filled = true } }
+// It is the default for a profile whose limits set
+// [modbus.Limits.FillsGaps].
+func WithFilledGaps() Option { return func(s *Server) { s.gaps = gapsFilled } }
+
+// WithRefusedGaps makes reads that span unmapped addresses answer Illegal
+// Data Address even when the profile says the device fills them
+// ([modbus.Limits.FillsGaps]), to test hole learning with such a profile.
+func WithRefusedGaps() Option { return func(s *Server) { s.gaps = gapsRefused } }
+
+// How the server answers reads across unmapped addresses.
+const (
+	gapsAsProfile = iota // as the profile's Limits.FillsGaps says
+	gapsFilled
+	gapsRefused
+)
 
 // WithAddress listens on addr instead of 127.0.0.1:0.
 func WithAddress(addr string) Option { return func(s *Server) { s.addr = addr } }
@@ -118,7 +132,10 @@ func WithAddress(addr string) Option { return func(s *Server) { s.addr = addr } 
 // and offset are those of the profile. [Server.Set] fixes a value; writes by
 // clients (FC 05, 06, 15, 16 on mapped holding registers and coils) fix the
 // values they write. Addresses that no point covers answer Illegal Data
-// Address, as do writes to them.
+// Address, as do writes to them; reads across such addresses between mapped
+// ones answer zeros there instead when the profile's limits say the device
+// fills gaps ([modbus.Limits.FillsGaps]; see [WithFilledGaps] and
+// [WithRefusedGaps]).
 //
 // The server has no client limit (the upstream server's default is 10).
 // All methods are safe for concurrent use.
@@ -131,7 +148,8 @@ type Server struct {
 	tick    time.Duration
 	addr    string
 	udp     bool
-	filled  bool
+	gaps    int  // gapsAsProfile, gapsFilled or gapsRefused
+	filled  bool // reads across unmapped addresses answer zeros there
 	start   time.Time
 
 	ln     net.Listener
@@ -243,6 +261,7 @@ func newServer(profile *modbus.Profile, opts []Option) (*Server, error) {
 	for _, o := range opts {
 		o(s)
 	}
+	s.filled = s.gaps == gapsFilled || (s.gaps == gapsAsProfile && s.profile.Limits.FillsGaps)
 	s.fixed = make([]bool, len(s.profile.Points))
 	lo := map[modbus.Table]int{}
 	hi := map[modbus.Table]int{}

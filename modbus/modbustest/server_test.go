@@ -309,12 +309,23 @@ func TestServerFilledGaps(t *testing.T) {
 		{Name: "a", Table: modbus.Input, Address: 0, Type: modbus.Uint16},
 		{Name: "b", Table: modbus.Input, Address: 5, Type: modbus.Uint16},
 	}}
-	for _, filled := range []bool{false, true} {
-		var opts []modbustest.Option
-		if filled {
-			opts = append(opts, modbustest.WithFilledGaps())
-		}
-		s, err := modbustest.NewServer(p, opts...)
+	tests := []struct {
+		name         string
+		profileFills bool
+		opts         []modbustest.Option
+		filled       bool
+	}{
+		{"default", false, nil, false},
+		{"WithFilledGaps", false, []modbustest.Option{modbustest.WithFilledGaps()}, true},
+		{"profile fills_gaps", true, nil, true},
+		{"profile fills_gaps, WithRefusedGaps", true, []modbustest.Option{modbustest.WithRefusedGaps()}, false},
+	}
+	for _, tt := range tests {
+		t.Log(tt.name)
+		p := p.Clone()
+		p.Limits.FillsGaps = tt.profileFills
+		filled := tt.filled
+		s, err := modbustest.NewServer(p, tt.opts...)
 		require.NoError(t, err)
 		defer s.Close()
 		require.NoError(t, s.Set("a", 7))
@@ -326,7 +337,7 @@ func TestServerFilledGaps(t *testing.T) {
 		if filled {
 			assert.Equal(t, []byte{0x04, 12, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9}, mbap(t, c, 1, 1, 0x04, 0, 0, 0, 6))
 		} else {
-			assert.Equal(t, []byte{0x84, 0x02}, mbap(t, c, 1, 1, 0x04, 0, 0, 0, 6))
+			assert.Equal(t, []byte{0x84, 0x02}, mbap(t, c, 1, 1, 0x04, 0, 0, 0, 6), tt.name)
 		}
 		assert.Equal(t, []byte{0x84, 0x02}, mbap(t, c, 2, 1, 0x04, 0, 1, 0, 4), "no mapped address")
 		assert.Equal(t, []byte{0x84, 0x02}, mbap(t, c, 3, 1, 0x04, 0, 0, 0, 7), "past the map")
