@@ -24,6 +24,8 @@ type v5 struct {
 	cm     *autopaho.ConnectionManager
 	cancel context.CancelFunc
 
+	recvMax atomic.Int32 // the broker's Receive Maximum, from the last CONNACK
+
 	upOnce sync.Once
 	up     chan struct{} // closed on the first connection
 	errs   chan error    // the latest failed connection attempt
@@ -43,7 +45,12 @@ func (c *v5) start() error {
 		ConnectTimeout:                set.ConnectTimeout,
 		ReconnectBackoff:              backoff(set.MaxReconnectInterval),
 		ConnectUsername:               set.Username,
-		OnConnectionUp: func(cm *autopaho.ConnectionManager, _ *paho.Connack) {
+		OnConnectionUp: func(cm *autopaho.ConnectionManager, ack *paho.Connack) {
+			recvMax := int32(65535) // MQTT 5 section 3.2.2.3.3: absent means 65,535
+			if ack != nil && ack.Properties != nil && ack.Properties.ReceiveMaximum != nil {
+				recvMax = int32(*ack.Properties.ReceiveMaximum)
+			}
+			c.recvMax.Store(recvMax)
 			c.upOnce.Do(func() { close(c.up) })
 			if set.StatusTopic != "" {
 				// Runs in autopaho's connection goroutine, so queue the
@@ -121,7 +128,12 @@ func (c *v5) connect(ctx context.Context) error {
 }
 
 func (c *v5) publishBatch(ctx context.Context, items []item, fail func(int, error)) {
+	// More publishers than the broker's Receive Maximum would only wait
+	// for a packet identifier.
 	workers := min(c.set.MaxInFlight, len(items))
+	if rm := int(c.recvMax.Load()); rm > 0 {
+		workers = min(workers, rm)
+	}
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	wg.Add(workers)

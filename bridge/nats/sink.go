@@ -222,13 +222,19 @@ func (s *Sink) writeCore(ctx context.Context, nc *nats.Conn, batch []bridge.Samp
 	if cap(s.scratch) > 64<<10 {
 		s.scratch = nil // do not keep one huge sample's buffer
 	}
+	if be != nil && len(be.Failed) == len(batch) {
+		return be // nothing was sent; the reasons say why
+	}
+	if !nc.IsConnected() {
+		// The connection went down during the batch: what was buffered
+		// for it is lost, so none of the batch may be assumed delivered.
+		return fmt.Errorf("nats: write: %w", ErrNotConnected)
+	}
 	fctx, cancel := context.WithTimeout(ctx, s.set.AckTimeout)
 	defer cancel()
 	if err := nc.FlushWithContext(fctx); err != nil {
 		if ctx.Err() != nil {
 			err = ctx.Err()
-		} else if be != nil && len(be.Failed) == len(batch) {
-			return be // nothing was sent; the reasons say why
 		}
 		return fmt.Errorf("nats: write: flush: %w", err)
 	}
