@@ -322,7 +322,7 @@ func TestSlowConsumerDoesNotStall(t *testing.T) {
 	srv := newServer(t, opcuatest.Options{Interval: 10 * time.Millisecond})
 	src, err := opcua.New(opcua.Config{
 		Name: "plc", Endpoint: srv.URL(), Interval: 10 * time.Millisecond, Buffer: 2,
-		Watchdog: 300 * time.Millisecond,
+		Watchdog: 5 * time.Second,
 		Nodes:    []opcua.Node{{Name: "counter", Node: opcuatest.NodeID(opcuatest.Counter)}},
 	})
 	require.NoError(t, err)

@@ -59,7 +59,10 @@ type Options struct {
 	// OS-chosen port). The simulator binary sets it.
 	Addr string
 	// Interval is how often the moving variables change. Zero means 100ms;
-	// a negative value means never by themselves: call [Server.Tick].
+	// a negative value means never by themselves: call [Server.Tick]. The
+	// server's CurrentTime (i=2258) is notified on every tick too, so a
+	// client using it as a heartbeat (as package opcua does) sees silence
+	// when ticks stop.
 	Interval time.Duration
 	// Extra adds this many Double variables named ExtraName(0), ExtraName(1)
 	// ... whose value changes on every tick, for benchmarks.
