@@ -32,6 +32,11 @@ type Sink struct {
 	topics map[topicKey]string // topic cache; used by Write only
 }
 
+var (
+	_ bridge.Sink      = (*Sink)(nil)
+	_ bridge.Connector = (*Sink)(nil)
+)
+
 type topicKey struct{ source, point string }
 
 // maxCachedTopics bounds the topic cache; it is emptied when full.
@@ -76,9 +81,9 @@ func (s *Sink) Topic(source, point string) string {
 	return string(s.set.template.appendTopic(nil, source, point))
 }
 
-// Connect dials the broker and returns once the connection is up (and the
-// birth message sent, when Config.StatusTopic is set), or with the error of
-// the attempt. Once connected, the sink reconnects by itself whenever the
+// Connect dials the broker and returns once the connection is up (the
+// birth message, when Config.StatusTopic is set, is sent right after), or
+// with the error of the attempt. Once connected, the sink reconnects by itself whenever the
 // connection is lost. Calling Connect again while connected does nothing.
 func (s *Sink) Connect(ctx context.Context) error {
 	cli, err := s.client()

@@ -39,6 +39,11 @@ type Sink struct {
 	scratch  []byte                // core NATS payload buffer, used by Write only
 }
 
+var (
+	_ bridge.Sink      = (*Sink)(nil)
+	_ bridge.Connector = (*Sink)(nil)
+)
+
 type subjectKey struct{ source, point string }
 
 // maxCachedSubjects bounds the subject cache; it is emptied when full.
