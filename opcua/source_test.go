@@ -469,3 +469,28 @@ func TestSecureEndpoints(t *testing.T) {
 		assert.Contains(t, err.Error(), "None/None")
 	})
 }
+
+func TestMonitoredItemsInBatches(t *testing.T) {
+	const extra = 120
+	srv := newServer(t, opcuatest.Options{Interval: 20 * time.Millisecond, Extra: extra, MaxMonitoredItemsPerCall: 50})
+	nodes := make([]opcua.Node, extra)
+	for i := range nodes {
+		nodes[i] = opcua.Node{Name: opcuatest.ExtraName(i), Node: opcuatest.NodeID(opcuatest.ExtraName(i))}
+	}
+	src, err := opcua.New(opcua.Config{Name: "plc", Endpoint: srv.URL(), Interval: 20 * time.Millisecond, Nodes: nodes})
+	require.NoError(t, err)
+	rec := bridgetest.NewRecorder()
+	run(t, src, rec)
+	waitFor(t, rec, 0, 20*time.Second, "every node reports", func(ss []bridge.Sample) bool {
+		seen := map[string]bool{}
+		for _, s := range ss {
+			if s.Quality != bridge.Good {
+				return false
+			}
+			seen[s.Point] = true
+		}
+		return len(seen) == extra
+	})
+	// 120 nodes and the heartbeat in calls of at most 50.
+	assert.Equal(t, uint64(3), srv.CreateMonitoredItemsCalls())
+}

@@ -34,6 +34,10 @@
 //   - building the upstream server parses the whole standard node set (about
 //     0.5s, 5s under the race detector), and it cannot be started again
 //     after Close: so one is built per Server and kept for its lifetime;
+//   - DeleteMonitoredItems with an unknown id panics upstream: this server
+//     answers BadMonitoredItemIdInvalid instead;
+//   - it announces no operation limits: this server announces and enforces
+//     Options.MaxNodesPerRead and Options.MaxMonitoredItemsPerCall;
 //   - BrowseNext, RegisterNodes, ModifySubscription, Republish and
 //     TransferSubscriptions answer BadServiceUnsupported, and the server does
 //     not check user names or passwords.

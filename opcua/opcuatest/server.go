@@ -70,6 +70,10 @@ type Options struct {
 	// MaxNodesPerRead is the operation limit announced and enforced; zero
 	// means DefaultMaxNodesPerRead.
 	MaxNodesPerRead uint32
+	// MaxMonitoredItemsPerCall is the operation limit announced (node
+	// i=11714) and enforced on CreateMonitoredItems; zero means no limit
+	// (and none announced).
+	MaxMonitoredItemsPerCall uint32
 	// Logger receives the upstream server's log messages; nil discards
 	// them. (*slog.Logger satisfies it.)
 	Logger server.Logger
@@ -125,6 +129,7 @@ type Server struct {
 	reads     atomic.Uint64
 	readNodes atomic.Uint64
 	writes    atomic.Uint64
+	creates   atomic.Uint64
 	dropped   atomic.Uint64
 	starts    atomic.Uint64
 
@@ -429,6 +434,10 @@ func (s *Server) Reads() uint64 { return s.reads.Load() }
 // ReadNodes returns the total number of nodes asked for by Read requests.
 func (s *Server) ReadNodes() uint64 { return s.readNodes.Load() }
 
+// CreateMonitoredItemsCalls returns how many CreateMonitoredItems requests
+// the server has answered.
+func (s *Server) CreateMonitoredItemsCalls() uint64 { return s.creates.Load() }
+
 // Writes returns how many Write requests the server has answered.
 func (s *Server) Writes() uint64 { return s.writes.Load() }
 
@@ -643,6 +652,8 @@ func (s *Server) build(port int) *server.Server {
 	// Registered before Start, these replace the upstream handlers.
 	srv.RegisterHandler(id.ReadRequest_Encoding_DefaultBinary, s.handleRead(srv))
 	srv.RegisterHandler(id.WriteRequest_Encoding_DefaultBinary, s.handleWrite(srv))
+	srv.RegisterHandler(id.CreateMonitoredItemsRequest_Encoding_DefaultBinary, s.handleCreateMonitoredItems(srv))
+	srv.RegisterHandler(id.DeleteMonitoredItemsRequest_Encoding_DefaultBinary, s.handleDeleteMonitoredItems(srv))
 	return srv
 }
 
@@ -694,7 +705,58 @@ func header(req ua.Request, status ua.StatusCode) *ua.ResponseHeader {
 	}
 }
 
-var maxNodesPerRead = ua.NewNumericNodeID(0, id.Server_ServerCapabilities_OperationLimits_MaxNodesPerRead)
+var (
+	maxNodesPerRead = ua.NewNumericNodeID(0, id.Server_ServerCapabilities_OperationLimits_MaxNodesPerRead)
+	maxMonPerCall   = ua.NewNumericNodeID(0, id.Server_ServerCapabilities_OperationLimits_MaxMonitoredItemsPerCall)
+)
+
+// handleCreateMonitoredItems counts the requests and enforces
+// MaxMonitoredItemsPerCall before handing over to the upstream handler
+// (registered first, this one replaces it; the upstream service object
+// exists once the server has started).
+func (s *Server) handleCreateMonitoredItems(srv *server.Server) server.Handler {
+	return func(sc *uasc.SecureChannel, r ua.Request, reqID uint32) (ua.Response, error) {
+		req, ok := r.(*ua.CreateMonitoredItemsRequest)
+		if !ok {
+			return nil, ua.StatusBadRequestTypeInvalid
+		}
+		s.creates.Add(1)
+		switch {
+		case len(req.ItemsToCreate) == 0:
+			return nil, ua.StatusBadNothingToDo
+		case s.opts.MaxMonitoredItemsPerCall > 0 && uint32(len(req.ItemsToCreate)) > s.opts.MaxMonitoredItemsPerCall:
+			return nil, ua.StatusBadTooManyOperations
+		}
+		return srv.MonitoredItemService.CreateMonitoredItems(sc, r, reqID)
+	}
+}
+
+// handleDeleteMonitoredItems answers unknown ids with
+// BadMonitoredItemIdInvalid; the upstream handler panics on them.
+func (s *Server) handleDeleteMonitoredItems(srv *server.Server) server.Handler {
+	return func(sc *uasc.SecureChannel, r ua.Request, reqID uint32) (ua.Response, error) {
+		req, ok := r.(*ua.DeleteMonitoredItemsRequest)
+		if !ok {
+			return nil, ua.StatusBadRequestTypeInvalid
+		}
+		mis := srv.MonitoredItemService
+		results := make([]ua.StatusCode, len(req.MonitoredItemIDs))
+		var known []uint32
+		mis.Mu.Lock()
+		for i, id := range req.MonitoredItemIDs {
+			if it, ok := mis.Items[id]; !ok || it == nil || it.Sub == nil {
+				results[i] = ua.StatusBadMonitoredItemIDInvalid
+				continue
+			}
+			known = append(known, id)
+		}
+		mis.Mu.Unlock()
+		for _, id := range known {
+			mis.DeleteMonitoredItem(id)
+		}
+		return &ua.DeleteMonitoredItemsResponse{ResponseHeader: header(req, ua.StatusOK), Results: results, DiagnosticInfos: []*ua.DiagnosticInfo{}}, nil
+	}
+}
 
 // handleRead answers Read requests like the upstream handler, but counts
 // them, announces Options.MaxNodesPerRead and refuses requests above it or
@@ -717,6 +779,10 @@ func (s *Server) handleRead(srv *server.Server) server.Handler {
 		for i, n := range req.NodesToRead {
 			if n.NodeID != nil && n.NodeID.Equal(maxNodesPerRead) && n.AttributeID == ua.AttributeIDValue {
 				results[i] = &ua.DataValue{EncodingMask: ua.DataValueValue, Value: ua.MustVariant(s.opts.MaxNodesPerRead)}
+				continue
+			}
+			if n.NodeID != nil && n.NodeID.Equal(maxMonPerCall) && n.AttributeID == ua.AttributeIDValue {
+				results[i] = &ua.DataValue{EncodingMask: ua.DataValueValue, Value: ua.MustVariant(s.opts.MaxMonitoredItemsPerCall)}
 				continue
 			}
 			ns, err := srv.Namespace(int(n.NodeID.Namespace()))

@@ -146,3 +146,21 @@ func TestServerFaults(t *testing.T) {
 	require.NoError(t, srv.Close())
 	assert.Less(t, time.Since(start), 3*time.Second)
 }
+
+func TestServerDeleteUnknownMonitoredItem(t *testing.T) {
+	srv, err := opcuatest.New(opcuatest.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { srv.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c := connect(t, ctx, srv.URL())
+	sub, err := c.Subscribe(ctx, &opcua.SubscriptionParameters{Interval: 50 * time.Millisecond}, make(chan *opcua.PublishNotificationData, 16))
+	require.NoError(t, err)
+	res, err := sub.Monitor(ctx, ua.TimestampsToReturnBoth,
+		opcua.NewMonitoredItemCreateRequestWithDefaults(ua.MustParseNodeID(opcuatest.NodeID(opcuatest.Counter)), ua.AttributeIDValue, 1))
+	require.NoError(t, err)
+	del, err := sub.Unmonitor(ctx, res.Results[0].MonitoredItemID, 999999)
+	require.NoError(t, err)
+	assert.Equal(t, []ua.StatusCode{ua.StatusOK, ua.StatusBadMonitoredItemIDInvalid}, del.Results)
+	assert.Equal(t, uint64(1), srv.CreateMonitoredItemsCalls())
+}
