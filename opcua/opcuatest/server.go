@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -380,7 +381,8 @@ func (s *Server) Set(name string, value any) error {
 		return fmt.Errorf("opcuatest: %s: %w", name, err)
 	}
 	if vr.Type() != v.dtype {
-		return fmt.Errorf("opcuatest: %s: value of type %s, want %s", name, vr.Type(), v.dtype)
+		return fmt.Errorf("opcuatest: %s: value of type %s, want %s", name,
+			strings.TrimPrefix(vr.Type().String(), "TypeID"), strings.TrimPrefix(v.dtype.String(), "TypeID"))
 	}
 	s.store(v, value, v.status, time.Now())
 	s.notify([]*variable{v}, false)
