@@ -381,8 +381,13 @@ func (d *decoder) profile(path, name, dir string) *modbus.Profile {
 		return p
 	}
 	file := relPath(dir, name)
-	if _, err := os.Stat(file); err != nil {
+	st, err := os.Stat(file)
+	if err != nil {
 		d.errAt(path, "unknown profile %q: not built in (%s) and no such file", name, strings.Join(modbus.BuiltinProfiles(), ", "))
+		return nil
+	}
+	if !st.Mode().IsRegular() || st.Size() > 16<<20 {
+		d.errAt(path, "profile %q: %s is not a regular file of at most 16 MiB", name, file)
 		return nil
 	}
 	p, err := modbus.LoadProfileFile(file)

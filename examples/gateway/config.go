@@ -149,7 +149,7 @@ var sinkSecrets = map[string][]string{
 // decoder, which holds the errors found and the line of every key path, and
 // no configuration when the file is not YAML at all.
 func readConfig(path string) (*fileConfig, *decoder, error) {
-	data, err := os.ReadFile(path)
+	data, err := readRegular(path, 16<<20)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -255,7 +255,7 @@ func (d *decoder) secrets(n *yaml.Node, path, dir string, keys []string) (map[st
 			}
 			vals[base] = s
 		case "file":
-			b, err := os.ReadFile(relPath(dir, v.Value))
+			b, err := readRegular(relPath(dir, v.Value), 64<<10)
 			if err != nil {
 				// The error names the file, never its content.
 				d.errorf(v.Line, kp, "%v", err)
@@ -348,4 +348,26 @@ func flatten(err error) []error {
 		}
 	}
 	return []error{err}
+}
+
+// readRegular reads a regular file of at most limit bytes: a secret or a
+// profile named in the configuration must not be a device or a pipe that
+// never ends.
+func readRegular(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	if st.Size() > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
+	}
+	return os.ReadFile(path)
 }

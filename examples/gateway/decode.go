@@ -48,10 +48,14 @@ func (e *configError) Error() string {
 // yaml.v3's own decoder stops at the first type error of a kind and cannot
 // say which key path a line belongs to; this one walks the node tree itself.
 type decoder struct {
+	steps int
 	file  string
 	errs  []*configError
 	lines map[string]int
 }
+
+// maxSteps bounds the values one file may decode to.
+const maxSteps = 1_000_000
 
 func newDecoder(file string) *decoder {
 	return &decoder{file: file, lines: make(map[string]int)}
@@ -222,6 +226,14 @@ func isNull(n *yaml.Node) bool {
 func (d *decoder) decode(n *yaml.Node, path string, v reflect.Value) {
 	n = resolve(n)
 	if n == nil {
+		return
+	}
+	// Aliases can make a small file expand enormously ("billion laughs");
+	// no real configuration has this many values.
+	if d.steps++; d.steps > maxSteps {
+		if d.steps == maxSteps+1 {
+			d.errorf(n.Line, path, "the file expands to more than %d values (through aliases?)", maxSteps)
+		}
 		return
 	}
 	d.lines[path] = n.Line
