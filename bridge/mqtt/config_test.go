@@ -274,3 +274,13 @@ max_reconnect_interval: 30s
 	dec.KnownFields(true)
 	require.Error(t, dec.Decode(&cfg))
 }
+
+func TestBackoff(t *testing.T) {
+	b := backoff(time.Second)
+	assert.Zero(t, b(0))
+	for n, want := range map[int]time.Duration{1: 100 * time.Millisecond, 2: 200 * time.Millisecond, 4: 800 * time.Millisecond, 5: time.Second, 100: time.Second} {
+		d := b(n)
+		assert.LessOrEqual(t, d, want, "attempt %d", n)
+		assert.GreaterOrEqual(t, d, want*3/4, "attempt %d", n)
+	}
+}

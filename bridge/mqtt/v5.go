@@ -204,15 +204,15 @@ func (c *v5) close(ctx context.Context) error {
 }
 
 // backoff waits before reconnection attempt n (n = 0 is the first attempt):
-// nothing, then 100ms doubling up to max, each with up to 25% jitter.
-func backoff(max time.Duration) autopaho.Backoff {
+// nothing, then 100ms doubling up to maxDelay, each with up to 25% jitter.
+func backoff(maxDelay time.Duration) autopaho.Backoff {
 	return func(n int) time.Duration {
 		if n <= 0 {
 			return 0
 		}
-		d := max
+		d := maxDelay
 		if n < 30 {
-			d = min(100*time.Millisecond<<(n-1), max)
+			d = min(100*time.Millisecond<<(n-1), maxDelay)
 		}
 		return d - time.Duration(rand.Int64N(int64(d)/4+1))
 	}
