@@ -494,3 +494,27 @@ func TestMonitoredItemsInBatches(t *testing.T) {
 	// 120 nodes and the heartbeat in calls of at most 50.
 	assert.Equal(t, uint64(3), srv.CreateMonitoredItemsCalls())
 }
+
+func TestInjectedBadStatusIsDelivered(t *testing.T) {
+	srv := newServer(t, opcuatest.Options{Interval: 20 * time.Millisecond})
+	src, err := opcua.New(opcua.Config{Name: "plc", Endpoint: srv.URL(), Interval: 20 * time.Millisecond,
+		Nodes: []opcua.Node{{Name: "ramp", Node: opcuatest.NodeID(opcuatest.Ramp)}}})
+	require.NoError(t, err)
+	rec := bridgetest.NewRecorder()
+	run(t, src, rec)
+	waitFor(t, rec, 0, 10*time.Second, "good samples", good("ramp"))
+	require.NoError(t, srv.SetStatus(opcuatest.Ramp, ua.StatusBadOutOfService))
+	mark := rec.Len()
+	waitFor(t, rec, mark, 10*time.Second, "the Bad value is delivered, not dropped", func(ss []bridge.Sample) bool {
+		for _, s := range ss {
+			if s.Quality == bridge.Bad && s.Reason == "BadOutOfService" && s.Code == uint32(ua.StatusBadOutOfService) && s.Value.IsNone() {
+				return true
+			}
+		}
+		return false
+	})
+	require.NoError(t, srv.SetStatus(opcuatest.Ramp, ua.StatusOK))
+	mark = rec.Len()
+	waitFor(t, rec, mark, 10*time.Second, "good again", good("ramp"))
+	assert.Zero(t, src.Stats().Reconnects, "a Bad value is not a connection problem")
+}

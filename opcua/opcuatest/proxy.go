@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // proxy is the TCP front of a Server: clients connect to it, it connects to
@@ -14,6 +15,7 @@ import (
 type proxy struct {
 	ln        net.Listener
 	blackhole atomic.Bool
+	delay     atomic.Int64 // time.Duration
 
 	mu     sync.Mutex
 	target string // inner server address; "" refuses new connections
@@ -104,6 +106,9 @@ func (p *proxy) pipe(pr *pair, dst io.Writer, src io.Reader) {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
+		if d := time.Duration(p.delay.Load()); n > 0 && d > 0 {
+			time.Sleep(d)
+		}
 		if n > 0 && !p.blackhole.Load() {
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				return

@@ -126,6 +126,7 @@ type Server struct {
 	closed    bool
 	up        atomic.Bool
 
+	statusMu  sync.Mutex // guards variable.status
 	tick      atomic.Uint64
 	reads     atomic.Uint64
 	readNodes atomic.Uint64
@@ -256,8 +257,14 @@ func (s *Server) update(v *variable, t uint64, now time.Time) bool {
 	} else {
 		return false
 	}
-	s.store(v, val, v.status, now)
+	s.store(v, val, s.status(v), now)
 	return true
+}
+
+func (s *Server) status(v *variable) ua.StatusCode {
+	s.statusMu.Lock()
+	defer s.statusMu.Unlock()
+	return v.status
 }
 
 func (s *Server) store(v *variable, val any, status ua.StatusCode, now time.Time) {
@@ -384,10 +391,35 @@ func (s *Server) Set(name string, value any) error {
 		return fmt.Errorf("opcuatest: %s: value of type %s, want %s", name,
 			strings.TrimPrefix(vr.Type().String(), "TypeID"), strings.TrimPrefix(v.dtype.String(), "TypeID"))
 	}
-	s.store(v, value, v.status, time.Now())
+	s.store(v, value, s.status(v), time.Now())
 	s.notify([]*variable{v}, false)
 	return nil
 }
+
+// SetStatus gives the variable a new status from now on (ua.StatusOK for
+// Good), keeping its value, and notifies subscribers: a way to inject Bad
+// or Uncertain values into any variable.
+func (s *Server) SetStatus(name string, status ua.StatusCode) error {
+	v, ok := s.named[name]
+	if !ok {
+		return fmt.Errorf("opcuatest: no variable %q", name)
+	}
+	s.statusMu.Lock()
+	v.status = status
+	s.statusMu.Unlock()
+	var val any
+	if dv := v.dv.Load(); dv != nil && dv.Value != nil {
+		val = dv.Value.Value()
+	}
+	s.store(v, val, status, time.Now())
+	s.notify([]*variable{v}, false)
+	return nil
+}
+
+// Delay makes the proxy hold every chunk of bytes for d before passing it
+// on, in both directions (0 turns it off): a slow network or an
+// overloaded server.
+func (s *Server) Delay(d time.Duration) { s.px.delay.Store(int64(d)) }
 
 // Value returns the variable's current value, nil when it has none.
 func (s *Server) Value(name string) any {
@@ -823,7 +855,7 @@ func (s *Server) handleWrite(srv *server.Server) server.Handler {
 			case w.Value == nil || w.Value.Value == nil || w.Value.Value.Type() != v.dtype || w.Value.Value.ArrayLength() > 0:
 				results[i] = ua.StatusBadTypeMismatch
 			default:
-				s.store(v, w.Value.Value.Value(), v.status, time.Now())
+				s.store(v, w.Value.Value.Value(), s.status(v), time.Now())
 				changed = append(changed, v)
 			}
 		}

@@ -164,3 +164,27 @@ func TestServerDeleteUnknownMonitoredItem(t *testing.T) {
 	assert.Equal(t, []ua.StatusCode{ua.StatusOK, ua.StatusBadMonitoredItemIDInvalid}, del.Results)
 	assert.Equal(t, uint64(1), srv.CreateMonitoredItemsCalls())
 }
+
+func TestServerInjectedStatusAndDelay(t *testing.T) {
+	srv, err := opcuatest.New(opcuatest.Options{Interval: -1})
+	require.NoError(t, err)
+	t.Cleanup(func() { srv.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c := connect(t, ctx, srv.URL())
+
+	require.NoError(t, srv.SetStatus(opcuatest.Ramp, ua.StatusBadOutOfService))
+	srv.Tick()
+	dv := read(t, ctx, c, opcuatest.NodeID(opcuatest.Ramp))[0]
+	assert.Equal(t, ua.StatusBadOutOfService, dv.Status)
+	require.NoError(t, srv.SetStatus(opcuatest.Ramp, ua.StatusOK))
+	dv = read(t, ctx, c, opcuatest.NodeID(opcuatest.Ramp))[0]
+	assert.Equal(t, ua.StatusOK, dv.Status)
+	require.Error(t, srv.SetStatus("Nope", ua.StatusOK))
+
+	srv.Delay(150 * time.Millisecond)
+	start := time.Now()
+	read(t, ctx, c, opcuatest.NodeID(opcuatest.Ramp))
+	assert.GreaterOrEqual(t, time.Since(start), 300*time.Millisecond, "request and response each held 150ms")
+	srv.Delay(0)
+}
