@@ -216,13 +216,14 @@ func Match(want, got []bridge.Sample) string {
 			missing = append(missing, fmt.Sprintf("%s/%s=%v@%s (arrived there: %v)", w.Source, w.Point, w.Value, w.Time.Format(time.RFC3339Nano), vals))
 		}
 	}
-	if len(missing) == 0 {
+	n := len(missing)
+	if n == 0 {
 		return ""
 	}
-	if len(missing) > 5 {
-		missing = append(missing[:5], fmt.Sprintf("... %d more", len(missing)-5))
+	if n > 5 {
+		missing = append(missing[:5], fmt.Sprintf("... %d more", n-5))
 	}
-	return fmt.Sprintf("%d of %d samples did not arrive as written: %v", len(missing), len(want), missing)
+	return fmt.Sprintf("%d of %d samples did not arrive as written: %v", n, len(want), missing)
 }
 
 func testLeak(t *testing.T, h Harness) {
