@@ -32,9 +32,15 @@ type runtime struct {
 	started time.Time
 }
 
-// sourceState follows one device from the samples it emits: online while
-// its batches hold a reading that is not Bad, offline (failing) while every
-// sample is Bad. It logs each change once, never per sample.
+// sourceState follows one device from the samples it emits and logs each
+// change between online and offline once, never per sample. A device is
+// offline (failing) when it does not answer: a batch in which every sample
+// is Bad for a reason that concerns the link, not one point. For Modbus that
+// is a Bad sample without an exception code (a timeout, a refused or lost
+// connection; an exception is an answer); for OPC UA a batch of every node,
+// all Bad for one reason (the adapter reports a failed or lost connection
+// so). A point that alone reads Bad (a sensor failure, an unmapped register)
+// does not make its device offline.
 type sourceState struct {
 	dev *device
 	log *slog.Logger
@@ -51,6 +57,7 @@ type sourceState struct {
 func (s *sourceState) observe(batch []bridge.Sample) {
 	ok := false
 	reason := ""
+	sameReason := true
 	var g, u, b uint64
 	for i := range batch {
 		switch batch[i].Quality {
@@ -64,8 +71,16 @@ func (s *sourceState) observe(batch []bridge.Sample) {
 			b++
 			if reason == "" {
 				reason = batch[i].Reason
+			} else if batch[i].Reason != reason {
+				sameReason = false
+			}
+			if s.dev.mb != nil && batch[i].Code != 0 {
+				ok = true // a Modbus exception: the device answered
 			}
 		}
+	}
+	if s.dev.ua != nil && !ok && (len(batch) < len(s.dev.nodes) || !sameReason) {
+		ok = true // some nodes read Bad, the server answered
 	}
 	s.good.Add(g)
 	s.uncertain.Add(u)
