@@ -43,7 +43,9 @@
 // the server's MaxNodesPerRead operation limit (read once per connect;
 // [DefaultMaxNodesPerRead] when the server announces none; halved if the
 // server still answers BadTooManyOperations); an empty request is never
-// sent. In subscribe mode one subscription is created with the publishing
+// sent; a limit learnt that way is kept across reconnects (a refused Read
+// is a Bad service result, after which the upstream client stops
+// publishing, so it costs one reconnect). In subscribe mode one subscription is created with the publishing
 // interval Interval, and a monitored item per node, in batches of the
 // server's MaxMonitoredItemsPerCall, with the node's sampling interval,
 // queue size and a DataChangeFilter when a trigger or deadband is set.
@@ -60,7 +62,9 @@
 //     connection is declared dead ([ErrSilent]) — with no heartbeat
 //     available, a probe Read decides instead;
 //   - a failed Read in poll mode, a Disconnected/Closed state from the client
-//     (its state channel is always drained), a publish error or a Bad
+//     (its state channel is always drained; the upstream client reports
+//     Disconnected, and stops its publish loop, after any response with a
+//     Bad service result), a publish error or a Bad
 //     StatusChangeNotification also end the connection;
 //   - then the client is closed (bounded by a second) and a new client,
 //     secure channel, session and subscription are built, with exponential

@@ -65,6 +65,13 @@ type Source struct {
 
 	mu   sync.Mutex
 	live *session
+
+	// readCap is a MaxNodesPerRead learnt from BadTooManyOperations
+	// answers, kept across connections (0: none). A refused Read is a Bad
+	// service result, which also ends the upstream client's publish loop
+	// and so the connection: without this the next connection would
+	// trust the announced limit again.
+	readCap atomic.Int64
 }
 
 // New validates cfg and returns a Source. It reports every problem at once
@@ -499,6 +506,9 @@ func (s *Source) learn(ctx context.Context, sess *session) error {
 			sess.maxMon = n
 		}
 	}
+	if c := int(s.readCap.Load()); c > 0 && c < sess.maxRead {
+		sess.maxRead = c
+	}
 
 	namespaces := c.Namespaces()
 	sess.nodes = make([]liveNode, len(st.nodes))
@@ -600,6 +610,7 @@ func (s *Source) readChunked(ctx context.Context, sess *session, ids []*ua.ReadV
 		s.stats.reads.Add(1)
 		if errors.Is(err, ua.StatusBadTooManyOperations) && n > 1 {
 			sess.maxRead = n / 2
+			s.readCap.Store(int64(n / 2))
 			continue
 		}
 		if err != nil {

@@ -518,3 +518,31 @@ func TestInjectedBadStatusIsDelivered(t *testing.T) {
 	waitFor(t, rec, mark, 10*time.Second, "good again", good("ramp"))
 	assert.Zero(t, src.Stats().Reconnects, "a Bad value is not a connection problem")
 }
+
+func TestPollLearnsAWrongReadLimit(t *testing.T) {
+	const extra = 100
+	srv := newServer(t, opcuatest.Options{Interval: 50 * time.Millisecond, Extra: extra, MaxNodesPerRead: 30, AnnouncedMaxNodesPerRead: 100})
+	nodes := make([]opcua.Node, extra)
+	for i := range nodes {
+		nodes[i] = opcua.Node{Name: opcuatest.ExtraName(i), Node: opcuatest.NodeID(opcuatest.ExtraName(i))}
+	}
+	src, err := opcua.New(opcua.Config{Name: "plc", Endpoint: srv.URL(), Mode: opcua.Poll, Interval: 50 * time.Millisecond,
+		ReconnectMin: 50 * time.Millisecond, ReconnectMax: 100 * time.Millisecond, Nodes: nodes})
+	require.NoError(t, err)
+	rec := bridgetest.NewRecorder()
+	run(t, src, rec)
+	waitFor(t, rec, 0, 20*time.Second, "full good cycles", func(ss []bridge.Sample) bool {
+		n := 0
+		for _, s := range ss {
+			if s.Quality == bridge.Good {
+				n++
+			}
+		}
+		return n >= 3*extra
+	})
+	reconnects := src.Stats().Reconnects
+	assert.LessOrEqual(t, reconnects, uint64(2), "the learnt limit survives the reconnect")
+	mark := rec.Len()
+	waitFor(t, rec, mark, 20*time.Second, "more cycles", func(ss []bridge.Sample) bool { return len(ss) >= 3*extra })
+	assert.Equal(t, reconnects, src.Stats().Reconnects, "no more reconnects once learnt")
+}

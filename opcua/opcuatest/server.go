@@ -71,6 +71,10 @@ type Options struct {
 	// MaxNodesPerRead is the operation limit announced and enforced; zero
 	// means DefaultMaxNodesPerRead.
 	MaxNodesPerRead uint32
+	// AnnouncedMaxNodesPerRead, when not zero, is announced instead of
+	// MaxNodesPerRead (which is still enforced): a server that lies about
+	// its limit.
+	AnnouncedMaxNodesPerRead uint32
 	// MaxMonitoredItemsPerCall is the operation limit announced (node
 	// i=11714) and enforced on CreateMonitoredItems; zero means no limit
 	// (and none announced).
@@ -812,7 +816,11 @@ func (s *Server) handleRead(srv *server.Server) server.Handler {
 		results := make([]*ua.DataValue, len(req.NodesToRead))
 		for i, n := range req.NodesToRead {
 			if n.NodeID != nil && n.NodeID.Equal(maxNodesPerRead) && n.AttributeID == ua.AttributeIDValue {
-				results[i] = &ua.DataValue{EncodingMask: ua.DataValueValue, Value: ua.MustVariant(s.opts.MaxNodesPerRead)}
+				announced := s.opts.MaxNodesPerRead
+				if s.opts.AnnouncedMaxNodesPerRead != 0 {
+					announced = s.opts.AnnouncedMaxNodesPerRead
+				}
+				results[i] = &ua.DataValue{EncodingMask: ua.DataValueValue, Value: ua.MustVariant(announced)}
 				continue
 			}
 			if n.NodeID != nil && n.NodeID.Equal(maxMonPerCall) && n.AttributeID == ua.AttributeIDValue {
