@@ -105,15 +105,17 @@ type Device struct {
 
 	writeMu sync.Mutex
 	running atomic.Bool
+	closed  atomic.Bool
 
 	// Run's state.
-	mu      sync.Mutex // guards plans, solo, gen against Plan() callers
-	plans   map[uint64]*cyclePlan
-	solo    []bool // points read on their own (unreadable in a group)
-	gen     int
-	batch   []bridge.Sample
-	reason  map[string]string // interned error reasons
-	scratch []Point
+	mu         sync.Mutex // guards plans, solo, gen against Plan() callers
+	plans      map[uint64]*cyclePlan
+	solo       []bool // points read on their own (unreadable in a group)
+	gen        int
+	batch      []bridge.Sample
+	reason     map[string]string // interned error reasons
+	scratch    []Point
+	linkClosed bool // a read found the link closed (Close, or the Bus closed)
 
 	stats deviceCounters
 }
@@ -317,12 +319,17 @@ func (d *Device) planLocked(mask uint64) *cyclePlan {
 
 // Run polls the device until ctx ends, handing each cycle's samples to out
 // in one batch, then returns nil. It returns early only when out reports
-// that the bridge is closed. Run may be called once at a time.
+// that the bridge is closed, or with [ErrClosed] when the device (or its
+// Bus) was closed. Run may be called once at a time.
 func (d *Device) Run(ctx context.Context, out bridge.Emitter) error {
+	if d.closed.Load() {
+		return ErrClosed
+	}
 	if d.running.Swap(true) {
 		return fmt.Errorf("modbus: device %q: Run called while running", d.name)
 	}
 	defer d.running.Store(false)
+	d.linkClosed = false
 	if d.ownConn {
 		defer d.client.disconnect()
 	}
@@ -370,6 +377,9 @@ func (d *Device) Run(ctx context.Context, out bridge.Emitter) error {
 		}
 		clear(d.batch) // drop references to strings until the next cycle
 		d.batch = d.batch[:0]
+		if d.linkClosed {
+			return ErrClosed
+		}
 		done := time.Now()
 		for g := range d.groups {
 			if mask&(1<<g) == 0 {
@@ -390,10 +400,14 @@ func (d *Device) Run(ctx context.Context, out bridge.Emitter) error {
 // and hands the samples to out in one batch. It is for one-shot reads and
 // benchmarks; it must not be called while Run runs.
 func (d *Device) PollOnce(ctx context.Context, out bridge.Emitter) error {
+	if d.closed.Load() {
+		return ErrClosed
+	}
 	if d.running.Swap(true) {
 		return fmt.Errorf("modbus: device %q: PollOnce called while running", d.name)
 	}
 	defer d.running.Store(false)
+	d.linkClosed = false
 	var all uint64
 	for g := range d.groups {
 		all |= 1 << g
@@ -405,6 +419,9 @@ func (d *Device) PollOnce(ctx context.Context, out bridge.Emitter) error {
 	}
 	clear(d.batch)
 	d.batch = d.batch[:0]
+	if err == nil && d.linkClosed {
+		err = ErrClosed
+	}
 	return err
 }
 
@@ -417,7 +434,7 @@ func (d *Device) cycle(ctx context.Context, mask uint64) {
 	relearn := false
 	for k := range cp.requests {
 		r := &cp.requests[k]
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || d.linkClosed {
 			return
 		}
 		if d.readRequest(ctx, r) {
@@ -425,7 +442,7 @@ func (d *Device) cycle(ctx context.Context, mask uint64) {
 		}
 	}
 	for _, i := range cp.solo {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || d.linkClosed {
 			return
 		}
 		p := &d.points[i]
@@ -449,6 +466,10 @@ func (d *Device) readRequest(ctx context.Context, r *Request) (learned bool) {
 	}
 	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 		return false // shutting down: no samples for a read that never happened
+	}
+	if errors.Is(err, ErrClosed) {
+		d.linkClosed = true // Run returns ErrClosed: no Bad samples for a closed link
+		return false
 	}
 	if errors.Is(err, ErrIllegalDataAddress) && (len(r.Points) > 1 || d.hasFiller(r)) {
 		return d.learn(ctx, r)
@@ -533,6 +554,10 @@ func (d *Device) learn(ctx context.Context, r *Request) bool {
 		if ctx.Err() != nil {
 			return false
 		}
+		if errors.Is(err, ErrClosed) {
+			d.linkClosed = true
+			return false
+		}
 		if errors.Is(err, ErrIllegalDataAddress) {
 			allOK = false
 			d.mu.Lock()
@@ -615,9 +640,11 @@ func (d *Device) bad(points []int, err error, t time.Time) {
 	}
 }
 
-// Close releases the device's own connection (not a shared Bus). Run must
-// have returned.
+// Close releases the device's own connection (not a shared Bus); Run
+// should have returned. Later calls of Run, PollOnce and WritePoint return
+// [ErrClosed]. Close is idempotent.
 func (d *Device) Close() error {
+	d.closed.Store(true)
 	if d.ownConn {
 		return d.client.Close()
 	}

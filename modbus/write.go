@@ -22,6 +22,9 @@ import (
 // the link. The context bounds the wait for the link; see [Client] for what
 // happens once the request is on the wire.
 func (d *Device) WritePoint(ctx context.Context, name string, value any) error {
+	if d.closed.Load() {
+		return ErrClosed
+	}
 	i, ok := d.byName[name]
 	if !ok {
 		return fmt.Errorf("%w: device %q has no point %q", ErrUnknownPoint, d.name, name)
