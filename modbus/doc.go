@@ -29,7 +29,11 @@
 //	              = PerRequest + Quantity × PerBit         (coil, discrete)
 //
 // The plan is optimal under that model (a dynamic program over the points
-// sorted by address; see [Planner]).
+// sorted by address; see [Planner]). It joins points across registers no
+// point reads: many devices answer such reads (the Eastron SDM630 does;
+// its profile says so with [Limits.FillsGaps]), and a [Device] whose device
+// refuses them learns the holes from the Illegal Data Address answers and
+// re-plans.
 //
 // # Cost model
 //

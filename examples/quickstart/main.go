@@ -39,6 +39,12 @@ func main() {
 }
 
 func run(ctx context.Context, w io.Writer, n int, interval time.Duration) error {
+	if n < 0 {
+		return fmt.Errorf("-n %d: want a count of samples, or 0 for no limit", n)
+	}
+	if interval <= 0 {
+		return fmt.Errorf("-interval %v: want a positive poll interval", interval)
+	}
 	profile, err := modbus.BuiltinProfile("eastron-sdm630")
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"io"
 	"testing"
 	"time"
 
@@ -31,4 +32,11 @@ func TestQuickstartPrintsNSamples(t *testing.T) {
 	}
 	assert.Equal(t, 60, lines)
 	assert.True(t, points["voltage_l1"])
+}
+
+func TestQuickstartFlagErrors(t *testing.T) {
+	err := run(context.Background(), io.Discard, -1, time.Second)
+	assert.ErrorContains(t, err, "-n -1")
+	err = run(context.Background(), io.Discard, 1, 0)
+	assert.ErrorContains(t, err, "-interval 0s")
 }
