@@ -294,6 +294,7 @@ func (g *gateway) modbusDevice(d *decoder, p string, dc deviceConfig, dir string
 		Timeout:     mc.Timeout,
 		TLSCertFile: relPath(dir, mc.CertFile), TLSKeyFile: relPath(dir, mc.KeyFile), TLSCAFile: relPath(dir, mc.CAFile),
 		MinBackoff: mc.MinBackoff, MaxBackoff: mc.MaxBackoff,
+		Logger: log.With("link", redactURL(mc.URL)),
 	}
 	if mc.URL == "" {
 		d.errAt(join(mp, "url"), "required: tcp://host:502, rtu:///dev/ttyUSB0, rtuovertcp://host:4001, udp://host:502 or tcp+tls://host:802")
@@ -368,7 +369,7 @@ func (g *gateway) modbusDevice(d *decoder, p string, dc deviceConfig, dir string
 	}
 	g.devices = append(g.devices, dev)
 	return modbus.DeviceConfig{
-		Name: dc.Name, Conn: conn, Unit: mc.Unit, Interval: dc.Interval,
+		Name: dc.Name, Conn: conn, Unit: unit, Interval: dc.Interval,
 		Profile: prof, Points: dc.Points, Limits: limits, MaxBusyRetries: mc.MaxBusyRetries,
 		Logger: log,
 	}, dev, true

@@ -262,13 +262,14 @@ func (g *gateway) run(ctx context.Context, o options, log *slog.Logger, stderr i
 		mode = "polling once"
 	}
 	log.Info("gateway "+mode, "config", g.path, "devices", len(g.devices), "sinks", strings.Join(names, ","))
+	stopLog := context.AfterFunc(ctx, func() {
+		log.Info("shutting down: signal received; stopping the devices and draining the sinks", "drain_timeout", drain)
+	})
 	err := rt.bridge.Run(ctx)
+	stopLog()
 	code := 0
 	if err != nil && !errors.Is(err, bridge.ErrDrainIncomplete) {
 		code = 1
-	}
-	if ctx.Err() != nil {
-		log.Info("shutting down: signal received")
 	}
 
 	// What was left: per sink, delivered, and queued in a spool (kept for
