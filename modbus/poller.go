@@ -114,8 +114,7 @@ type Device struct {
 	gen        int
 	batch      []bridge.Sample
 	reason     map[string]string // interned error reasons
-	scratch    []Point
-	linkClosed bool // a read found the link closed (Close, or the Bus closed)
+	linkClosed bool              // a read found the link closed (Close, or the Bus closed)
 
 	stats deviceCounters
 }
@@ -261,7 +260,10 @@ func (d *Device) Points() []Point { return slices.Clone(d.points) }
 func (d *Device) Client() *Client { return d.client }
 
 // Plan returns the plan for reading every point of the device now, with the
-// holes learned so far; print it to see how the device is read.
+// holes learned so far; print it to see how the device is read. Its point
+// indexes are those of [Device.Points]; points read on their own after
+// answering Illegal Data Address are not in it. The Plan is the caller's
+// own copy.
 func (d *Device) Plan() Plan {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -269,8 +271,13 @@ func (d *Device) Plan() Plan {
 	for g := range d.groups {
 		all |= 1 << g
 	}
-	cp := d.planLocked(all)
-	return cp.plan
+	p := d.planLocked(all).plan
+	p.Requests = slices.Clone(p.Requests)
+	for k := range p.Requests {
+		p.Requests[k].Points = slices.Clone(p.Requests[k].Points)
+	}
+	p.Unplanned = slices.Clone(p.Unplanned)
+	return p
 }
 
 // Stats returns the device's counters.
@@ -289,7 +296,7 @@ func (d *Device) planLocked(mask uint64) *cyclePlan {
 	}
 	cp := &cyclePlan{gen: d.gen}
 	var idx []int
-	d.scratch = d.scratch[:0]
+	var pts []Point // the due points; dropped once planned (plans are rare)
 	for g := range d.groups {
 		if mask&(1<<g) == 0 {
 			continue
@@ -300,16 +307,23 @@ func (d *Device) planLocked(mask uint64) *cyclePlan {
 				continue
 			}
 			idx = append(idx, i)
-			d.scratch = append(d.scratch, d.points[i])
+			pts = append(pts, d.points[i])
 		}
 	}
-	cp.plan = d.planner.Plan(d.scratch)
-	for _, r := range cp.plan.Requests {
+	plan := d.planner.Plan(pts)
+	// The cached plan speaks of the device's points (global indexes), so
+	// that it holds no reference to pts.
+	cp.requests = make([]Request, len(plan.Requests))
+	for k, r := range plan.Requests {
 		gr := Request{Table: r.Table, Address: r.Address, Quantity: r.Quantity, Points: make([]int, len(r.Points))}
-		for k, j := range r.Points {
-			gr.Points[k] = idx[j]
+		for n, j := range r.Points {
+			gr.Points[n] = idx[j]
 		}
-		cp.requests = append(cp.requests, gr)
+		cp.requests[k] = gr
+	}
+	cp.plan = Plan{Requests: cp.requests, Cost: plan.Cost, points: d.points, model: plan.model}
+	for _, j := range plan.Unplanned {
+		cp.plan.Unplanned = append(cp.plan.Unplanned, idx[j])
 	}
 	// Unplanned points (in a forbidden range) are never read.
 	slices.Sort(cp.solo)

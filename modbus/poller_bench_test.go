@@ -279,6 +279,10 @@ func benchFleet(b *testing.B, profile, gaps string) {
 		mu.Unlock()
 		b.ReportMetric(100*cpu.Seconds()/elapsed.Seconds(), "%cpu")
 		b.ReportMetric(float64(rssBytes())/(1<<20), "MB-rss")
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "MB-heap")
+		b.ReportMetric(float64(ms.StackInuse)/(1<<20), "MB-stacks")
 		b.ReportMetric(float64(n)/elapsed.Seconds(), "samples/s")
 		b.ReportMetric(float64(requests()-reqs0)/elapsed.Seconds(), "requests/s")
 		cancel()

@@ -482,3 +482,30 @@ func TestBuiltinProfilesFromSimulator(t *testing.T) {
 		})
 	}
 }
+
+// TestDevicePlanIsACopy: a Plan from Device.Plan keeps naming its points
+// right while Run plans other combinations of intervals (the plans once
+// shared a scratch slice that later plans overwrote), and its indexes are
+// those of Device.Points.
+func TestDevicePlanIsACopy(t *testing.T) {
+	p := &modbus.Profile{Name: "iv", Points: []modbus.Point{
+		{Name: "slow_a", Table: modbus.Holding, Address: 0, Type: modbus.Uint16, Interval: time.Hour},
+		{Name: "fast", Table: modbus.Holding, Address: 10, Type: modbus.Uint16, Interval: 5 * time.Millisecond},
+		{Name: "slow_b", Table: modbus.Holding, Address: 1, Type: modbus.Uint16, Interval: time.Hour},
+	}}
+	s := newSim(t, p, modbustest.WithFilledGaps()) // nothing to learn: the plans stay
+	d := newDevice(t, modbus.DeviceConfig{Conn: modbus.ClientConfig{URL: s.URL()}, Profile: p})
+	plan := d.Plan()
+	want := plan.String()
+	require.Len(t, plan.Requests, 1, want)
+	pts := d.Points()
+	var names []string
+	for _, i := range plan.Requests[0].Points {
+		names = append(names, pts[i].Name)
+	}
+	assert.Equal(t, []string{"slow_a", "slow_b", "fast"}, names)
+	runDevice(t, d)
+	require.Eventually(t, func() bool { return d.Stats().Cycles >= 3 }, 10*time.Second, time.Millisecond)
+	assert.Equal(t, want, plan.String())
+	assert.Equal(t, want, d.Plan().String())
+}
