@@ -530,6 +530,20 @@ func (g *gateway) buildSinks(d *decoder, cfg *fileConfig, dir string) {
 		kind := typed.Content[0].Value
 		var common sinkCommon
 		nerr := len(d.errs)
+		commonKeys, _ := fieldsOf(reflect.TypeFor[sinkCommon]())
+		typeKeys, _ := fieldsOf(sinkConfigTypes[kind])
+		misplaced := func(k string) bool {
+			_, isCommon := commonKeys[k]
+			_, isType := typeKeys[k]
+			isSecret := slices.ContainsFunc(sinkSecrets[kind], func(s string) bool { return k == s || k == s+"_env" || k == s+"_file" })
+			return !isCommon && (isType || isSecret)
+		}
+		for k := 0; k+1 < len(rest.Content); k += 2 {
+			if key := rest.Content[k]; misplaced(key.Value) {
+				d.errorf(key.Line, join(p, key.Value), "%s is a setting of the %s sink: write it inside its block (%s: {%s: ...})", key.Value, kind, kind, key.Value)
+			}
+		}
+		rest, _ = splitNode(rest, func(k string) bool { return !misplaced(k) })
 		d.decode(rest, p, reflect.ValueOf(&common).Elem())
 		name := common.Name
 		if name == "" {
@@ -552,6 +566,18 @@ func (g *gateway) buildSinks(d *decoder, cfg *fileConfig, dir string) {
 			e.sink.Close(closedCtx())
 		}
 	}
+}
+
+// sinkConfigTypes are the types of the sinks' blocks, for telling a
+// sink setting written beside the block from an unknown key.
+var sinkConfigTypes = map[string]reflect.Type{
+	"stdout": reflect.TypeFor[stdoutConfig](),
+	"file":   reflect.TypeFor[fileSinkConfig](),
+	"mqtt":   reflect.TypeFor[mqtt.Config](),
+	"nats":   reflect.TypeFor[nats.Config](),
+	"kafka":  reflect.TypeFor[kafka.Config](),
+	"influx": reflect.TypeFor[influx.Config](),
+	"http":   reflect.TypeFor[httpsink.Config](),
 }
 
 func (g *gateway) sinkOptions(d *decoder, p string, c sinkCommon) bridge.SinkOptions {

@@ -294,8 +294,11 @@ func (d *decoder) locateMsgs(err error, base string, block *yaml.Node, prefixes 
 			}
 			if path != base {
 				path += idx
-				msg = strings.TrimSpace(strings.TrimPrefix(msg[len(m[0]):], ":"))
-				msg = strings.TrimSpace(msg)
+				// "url: bad" loses the key the path now names; "qos 3:
+				// want 0, 1 or 2" reads better with it.
+				if rest := msg[len(m[0]):]; strings.HasPrefix(rest, ":") || idx != "" {
+					msg = strings.TrimSpace(strings.TrimPrefix(rest, ":"))
+				}
 				if idx != "" {
 					// "nodes[0] (x): node: required" names a field of
 					// the item.
