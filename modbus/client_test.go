@@ -358,6 +358,8 @@ type lateGateway struct {
 	newest net.Conn
 	seq    int
 	wg     sync.WaitGroup
+	// lateSent counts the late replies written.
+	lateSent atomic.Int64
 }
 
 func newLateGateway(t *testing.T, delay time.Duration, late func(seq int) bool) *lateGateway {
@@ -418,6 +420,7 @@ func (g *lateGateway) serve(c net.Conn) {
 			to := g.newest
 			g.mu.Unlock()
 			_, _ = to.Write(resp)
+			g.lateSent.Add(1)
 			continue
 		}
 		if _, err := c.Write(resp); err != nil {
@@ -438,7 +441,7 @@ func TestUpstreamLateReplyShiftsValues(t *testing.T) {
 	defer mc.Close()
 	_, err = mc.ReadRegisters(10, 1, upstream.HOLDING_REGISTER)
 	require.Error(t, err) // timed out
-	time.Sleep(100 * time.Millisecond)
+	require.Eventually(t, func() bool { return g.lateSent.Load() == 1 }, 5*time.Second, time.Millisecond, "the late reply is on its way")
 	v, err := mc.ReadRegisters(20, 1, upstream.HOLDING_REGISTER)
 	require.NoError(t, err)
 	assert.Equal(t, []uint16{10}, v, "upstream takes the late reply to address 10 as the answer for address 20")

@@ -104,8 +104,8 @@ func TestDevicePollsSDM630(t *testing.T) {
 		// Learning is done when the plan stays the same over two cycles.
 		plan = d.Plan()
 		c := d.Stats().Cycles
-		for d.Stats().Cycles < c+2 {
-			time.Sleep(time.Millisecond)
+		for deadline := time.Now().Add(5 * time.Second); d.Stats().Cycles < c+2 && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond) // poll, bounded by the deadline
 		}
 		return d.Plan().String() == plan.String()
 	}, 10*time.Second, time.Millisecond)
