@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -197,8 +196,8 @@ func (p *proc) metricsBase(t *testing.T) string {
 	return base
 }
 
-// brokerUp reports whether a TCP server listens at addr; under
-// M2MB_INTEROP=1 an absent peer fails the test instead of skipping it.
+// needPeer skips the test when no TCP server listens at addr; under
+// M2MB_INTEROP=1 an absent peer fails the test instead.
 func needPeer(t *testing.T, addr, what string) {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", addr, time.Second)
@@ -258,8 +257,6 @@ func hasAll(got map[string]bool, p *modbus.Profile) bool {
 	}
 	return true
 }
-
-func quoted(s string) string { return strings.ReplaceAll(s, `\`, `\\`) }
 
 func mkdir(dir string) error { return os.MkdirAll(dir, 0o755) }
 

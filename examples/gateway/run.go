@@ -22,9 +22,9 @@ import (
 // reports it, when health.max_failing is not set.
 const defaultMaxFailing = time.Minute
 
-// runtime is a running gateway: the bridge, the state of every device and
+// runState is a running gateway: the bridge, the state of every device and
 // the spools, read by the metrics collector and /healthz.
-type runtime struct {
+type runState struct {
 	g       *gateway
 	bridge  *bridge.Bridge
 	states  []*sourceState
@@ -191,7 +191,7 @@ func (s *sourceState) source(once bool, onceTimeout time.Duration) bridge.Source
 // was polled), then shuts down gracefully and reports what it left.
 func (g *gateway) run(ctx context.Context, o options, log *slog.Logger, stderr io.Writer) int {
 	defer g.closeDevices()
-	rt := &runtime{g: g, spools: map[string]*spool.Spool{}, started: time.Now()}
+	rt := &runState{g: g, spools: map[string]*spool.Spool{}, started: time.Now()}
 	// Spools first: a directory another gateway holds is an error before
 	// anything is dialled.
 	var seqStart uint64
@@ -311,7 +311,7 @@ func (g *gateway) run(ctx context.Context, o options, log *slog.Logger, stderr i
 }
 
 // unhealthy lists the devices and sinks failing for longer than allowed.
-func (rt *runtime) unhealthy(now time.Time) []string {
+func (rt *runState) unhealthy(now time.Time) []string {
 	limit := rt.g.health.MaxFailing
 	if limit == 0 {
 		limit = defaultMaxFailing
