@@ -222,10 +222,11 @@ func IsRetriable(err error) bool {
 // ConfigError is a configuration problem found before any I/O: a bad URL,
 // an option out of range. Field names the offending setting.
 type ConfigError struct {
-	Field string
-	Err   error
+	Field string // the setting: "url", "timeout", "unit", "speed" ...
+	Err   error  // what is wrong with it
 }
 
+// Error returns "modbus: field: what is wrong".
 func (e *ConfigError) Error() string { return "modbus: " + e.Field + ": " + trimPrefix(e.Err.Error()) }
 
 // Unwrap returns the cause.

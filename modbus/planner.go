@@ -13,10 +13,10 @@ import (
 // Table from Address on, carrying the points whose indexes (into the slice
 // given to [Planner.Plan]) are listed in Points, by address.
 type Request struct {
-	Table    Table
-	Address  uint16
-	Quantity uint16
-	Points   []int
+	Table    Table  // the table read (FC 03, 04, 01 or 02)
+	Address  uint16 // first address read
+	Quantity uint16 // registers (or bits) read
+	Points   []int  // the points the request carries, by address
 }
 
 // Last returns the last address the request reads.
@@ -26,8 +26,8 @@ func (r Request) Last() uint16 { return r.Address + r.Quantity - 1 }
 // (holding, input, coil, discrete) and address order within a table, and
 // their estimated total cost under the planner's [CostModel].
 type Plan struct {
-	Requests []Request
-	Cost     time.Duration
+	Requests []Request     // the read requests, in table and address order
+	Cost     time.Duration // estimated time of all of them under the cost model
 	// Unplanned lists the points no request may read: a point with a register
 	// in a forbidden range (given in the limits or learned with
 	// [Planner.Forbid]), one longer than a request may be, or one of an

@@ -63,16 +63,17 @@ const (
 // turn into a reading. A Point is plain data; it loads from YAML with the keys
 // of the gateway configuration and can be written as a Go literal.
 type Point struct {
-	Name      string    `yaml:"name"`
-	Table     Table     `yaml:"table"`
-	Address   uint16    `yaml:"address"` // protocol address, 0-based
-	Type      Type      `yaml:"type"`
+	Name      string    `yaml:"name"`                 // unique within the device; the Sample's Point
+	Table     Table     `yaml:"table"`                // holding, input, coil or discrete
+	Address   uint16    `yaml:"address"`              // protocol address, 0-based
+	Type      Type      `yaml:"type"`                 // how the registers (or bit) read
 	WordOrder WordOrder `yaml:"word_order,omitempty"` // default HighFirst
 	ByteOrder ByteOrder `yaml:"byte_order,omitempty"` // default BigEndian
 	// Scale and Offset give value = raw*Scale + Offset. A zero Scale means 1.
 	Scale  float64 `yaml:"scale,omitempty"`
 	Offset float64 `yaml:"offset,omitempty"`
-	Unit   string  `yaml:"unit,omitempty"`
+	// Unit is the engineering unit ("V", "kWh"), copied into the samples.
+	Unit string `yaml:"unit,omitempty"`
 	// Length is the number of registers of a String point.
 	Length uint16 `yaml:"length,omitempty"`
 	// Bit, when set, makes a Bool point of a register table read one bit
@@ -85,9 +86,9 @@ type Point struct {
 
 // AddressRange is an inclusive range of addresses of one table.
 type AddressRange struct {
-	Table Table  `yaml:"table"`
-	First uint16 `yaml:"first"`
-	Last  uint16 `yaml:"last"`
+	Table Table  `yaml:"table"` // the table the addresses belong to
+	First uint16 `yaml:"first"` // first address of the range, 0-based
+	Last  uint16 `yaml:"last"`  // last address, inclusive
 }
 
 // Limits are what a device accepts in one request.
@@ -114,9 +115,9 @@ type Limits struct {
 // Profile is a named register map of a kind of device: its points and its
 // request limits.
 type Profile struct {
-	Name   string  `yaml:"name"`
-	Limits Limits  `yaml:"limits,omitempty"`
-	Points []Point `yaml:"points"`
+	Name   string  `yaml:"name"`             // the kind of device: "eastron-sdm630"
+	Limits Limits  `yaml:"limits,omitempty"` // what the device accepts in one request
+	Points []Point `yaml:"points"`           // its register map
 }
 
 // Registers returns how many registers of a register table (holding or input)

@@ -33,13 +33,13 @@ const (
 type Request struct {
 	Seq      uint64 // 1 for the first request the server received
 	Conn     uint64 // which connection (1 for the first accepted)
-	Unit     uint8
-	Function uint8
+	Unit     uint8        // the unit id addressed
+	Function uint8        // the function code
 	Table    modbus.Table // "" for a function the server does not implement
-	Address  uint16
-	Quantity uint16
-	Write    bool
-	Time     time.Time
+	Address  uint16       // the first address
+	Quantity uint16       // registers or bits (1 for FC 05 and 06)
+	Write    bool         // FC 05, 06, 15 or 16
+	Time     time.Time    // when the request was received
 }
 
 // Fault is what a [Hook] asks the server to do with a request instead of (or
