@@ -31,8 +31,8 @@ const (
 // Request is one request the server received, as kept in its log and passed
 // to a [Hook].
 type Request struct {
-	Seq      uint64 // 1 for the first request the server received
-	Conn     uint64 // which connection (1 for the first accepted)
+	Seq      uint64       // 1 for the first request the server received
+	Conn     uint64       // which connection (1 for the first accepted)
 	Unit     uint8        // the unit id addressed
 	Function uint8        // the function code
 	Table    modbus.Table // "" for a function the server does not implement
