@@ -192,8 +192,27 @@ func (s *sourceState) source(once bool, onceTimeout time.Duration) bridge.Source
 func (g *gateway) run(ctx context.Context, o options, log *slog.Logger, stderr io.Writer) int {
 	defer g.closeDevices()
 	rt := &runState{g: g, spools: map[string]*spool.Spool{}, started: time.Now()}
-	// Spools first: a directory another gateway holds is an error before
-	// anything is dialled.
+	// Until the bridge runs (and then owns them), the sinks and spools are
+	// closed here when starting fails.
+	abort := func() int {
+		for _, sp := range rt.spools {
+			sp.Close()
+		}
+		for _, s := range g.sinks {
+			s.sink.Close(context.Background())
+		}
+		return 1
+	}
+	// The metrics address and the spools first: a port or a spool
+	// directory in use is an error before anything is dialled.
+	var ln net.Listener
+	if o.metrics != "" {
+		var err error
+		if ln, err = net.Listen("tcp", o.metrics); err != nil {
+			log.Error("cannot serve metrics", "addr", o.metrics, "err", err)
+			return abort()
+		}
+	}
 	var seqStart uint64
 	for _, s := range g.sinks {
 		if s.opts.Overflow != bridge.OverflowSpool {
@@ -204,13 +223,10 @@ func (g *gateway) run(ctx context.Context, o options, log *slog.Logger, stderr i
 		sp, err := spool.Open(filepath.Join(g.spoolDir, s.name), opt)
 		if err != nil {
 			log.Error("cannot open spool", "sink", s.name, "err", err)
-			for _, sp := range rt.spools {
-				sp.Close()
+			if ln != nil {
+				ln.Close()
 			}
-			for _, s := range g.sinks {
-				s.sink.Close(context.Background())
-			}
-			return 1
+			return abort()
 		}
 		if n := sp.Len(); n > 0 {
 			log.Info("spool holds samples from before; delivering them first", "sink", s.name, "samples", n)
@@ -229,7 +245,10 @@ func (g *gateway) run(ctx context.Context, o options, log *slog.Logger, stderr i
 			// The options were checked with the configuration; this
 			// is a bug, not a user error.
 			log.Error("cannot add sink", "sink", s.name, "err", err)
-			return 1
+			if ln != nil {
+				ln.Close()
+			}
+			return abort()
 		}
 	}
 	for _, dev := range g.devices {
@@ -237,17 +256,15 @@ func (g *gateway) run(ctx context.Context, o options, log *slog.Logger, stderr i
 		rt.states = append(rt.states, st)
 		if err := rt.bridge.AddSource(dev.name, st.source(o.once, o.onceTimeout)); err != nil {
 			log.Error("cannot add device", "device", dev.name, "err", err)
-			return 1
+			if ln != nil {
+				ln.Close()
+			}
+			return abort()
 		}
 	}
 
 	var srv *http.Server
-	if o.metrics != "" {
-		ln, err := net.Listen("tcp", o.metrics)
-		if err != nil {
-			log.Error("cannot serve metrics", "addr", o.metrics, "err", err)
-			return 1
-		}
+	if ln != nil {
 		srv = &http.Server{Handler: rt.handler(), ReadHeaderTimeout: 10 * time.Second}
 		go srv.Serve(ln)
 		log.Info("serving metrics", "url", "http://"+ln.Addr().String()+"/metrics", "health", "http://"+ln.Addr().String()+"/healthz")

@@ -423,3 +423,43 @@ spool: {dir: spool, max_bytes: 1KiB}
 	assert.NoFileExists(t, filepath.Join(dir, "samples.jsonl"))
 	assert.NoDirExists(t, filepath.Join(dir, "spool"))
 }
+
+// TestSpoolInUse: a second gateway on the same spool directory, or on a
+// metrics address in use, refuses to start.
+func TestSpoolInUse(t *testing.T) {
+	srv, _ := sdm630(t)
+	dir := t.TempDir()
+	writeConfig(t, dir, fmt.Sprintf(`
+devices:
+  - name: meter1
+    modbus: {url: %s}
+    points: [{name: v, table: input, address: 0, type: float32}]
+sinks:
+  - file: {path: samples.jsonl}
+    overflow: spool
+spool: {dir: spool}
+`, srv.URL()))
+	first := start(t, dir, nil, "-metrics", "127.0.0.1:0")
+	base := first.metricsBase(t)
+	require.Eventually(t, func() bool { return strings.Contains(first.log(), `msg="gateway running"`) }, 30*time.Second, 20*time.Millisecond)
+
+	code, _, stderr := runGateway(t, dir, nil)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, `msg="cannot open spool" sink=file`)
+
+	other := t.TempDir()
+	writeConfig(t, other, fmt.Sprintf(`
+devices:
+  - name: meter1
+    modbus: {url: %s}
+    points: [{name: v, table: input, address: 0, type: float32}]
+sinks:
+  - stdout: {}
+`, srv.URL()))
+	code, _, stderr = runGateway(t, other, nil, "-metrics", strings.TrimPrefix(base, "http://"))
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, `msg="cannot serve metrics"`)
+
+	require.NoError(t, first.cmd.Process.Signal(syscall.SIGTERM))
+	assert.Equal(t, 0, first.wait(t, 30*time.Second))
+}
