@@ -8,9 +8,11 @@ import (
 // Bus is one link shared by several devices: a serial line (rtu) or an
 // RTU-over-TCP/UDP gateway in front of one. Devices on a Bus take turns: one
 // request at a time, in the order they asked, with the 3.5-character silence
-// of the serial line between frames, and a unit that stops answering is
-// backed off (exponentially, capped at ClientConfig.MaxBackoff) so that its
-// timeouts cannot starve the units that answer. While a unit is backed off
+// of the serial line between frames, and a unit that stops answering (it
+// times out twice in a row, or the gateway answers Gateway Target Device
+// Failed To Respond) is backed off (exponentially, capped at
+// ClientConfig.MaxBackoff) so that its timeouts cannot starve the units that
+// answer. While a unit is backed off
 // its points are reported Bad with a reason wrapping [ErrBackoff].
 //
 // A Bus is a [Client] made for sharing; it is safe for concurrent use.

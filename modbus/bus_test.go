@@ -2,6 +2,7 @@ package modbus_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -113,4 +114,18 @@ func TestDeviceClosed(t *testing.T) {
 		assert.Equal(t, bridge.Good, smp.Quality, "%s: %s", smp.Point, smp.Reason)
 	}
 	assert.ErrorIs(t, bd.PollOnce(ctxT(t), rec), modbus.ErrClosed)
+}
+
+// TestOpErrorSaysBackoff: an OpError whose cause wraps an exception (a
+// backoff after one) says so, and still matches the exception.
+func TestOpErrorSaysBackoff(t *testing.T) {
+	ex := &modbus.ExceptionError{Unit: 2, Function: 3, Code: modbus.GatewayTargetDeviceFailedToRespond}
+	err := &modbus.OpError{Op: "read", Device: "rtuovertcp://gw:4001", Unit: 2, Table: modbus.Holding, Address: 100, Quantity: 4,
+		Err: fmt.Errorf("%w: unit 2 did not answer (2 times): %w", modbus.ErrBackoff, ex)}
+	assert.Equal(t, "modbus: read rtuovertcp://gw:4001 unit 2 holding 100+4: backing off after failure: unit 2 did not answer (2 times): "+
+		"modbus: unit 2 function 0x03: exception 11 (gateway target device failed to respond)", err.Error())
+	assert.ErrorIs(t, err, modbus.ErrBackoff)
+	assert.ErrorIs(t, err, modbus.ErrGatewayTargetDeviceFailedToRespond)
+	direct := &modbus.OpError{Op: "read", Device: "tcp://d:502", Unit: 2, Table: modbus.Holding, Address: 100, Quantity: 1, Err: ex}
+	assert.Equal(t, "modbus: read tcp://d:502 unit 2 holding 100: function 0x03: exception 11 (gateway target device failed to respond)", direct.Error())
 }

@@ -443,7 +443,10 @@ func (c *Client) exec(ctx context.Context, op string, unit uint8, table Table, f
 		c.disconnectLocked(timedOut)
 	}
 	if us != nil {
-		if timedOut {
+		// A unit that does not answer costs the line a timeout per request;
+		// so does one a gateway reports as not answering (exception 0x0B),
+		// since the gateway waited out its own serial timeout first.
+		if timedOut || errors.Is(err, ErrGatewayTargetDeviceFailedToRespond) {
 			us.fails++
 			us.lastErr = err
 			if us.fails > 1 { // one timeout may be noise; a second one backs the unit off

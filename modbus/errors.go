@@ -144,9 +144,9 @@ func (e *OpError) Error() string {
 			s += "+" + strconv.Itoa(int(e.Quantity))
 		}
 	}
-	var ex *ExceptionError
+	ex, _ := e.Err.(*ExceptionError) // not errors.As: a wrapper (a backoff) says more
 	switch {
-	case errors.As(e.Err, &ex) && ex.Unit == e.Unit:
+	case ex != nil && ex.Unit == e.Unit:
 		s += ": " + ex.detail() // the unit is said already
 	case e.Err != nil:
 		s += ": " + trimPrefix(e.Err.Error())

@@ -408,42 +408,59 @@ func TestNewDeviceErrors(t *testing.T) {
 }
 
 // TestBusDeadUnitDoesNotStarveLiveOnes: two devices share an RTU-over-TCP
-// gateway; unit 2 never answers. Unit 1 keeps being read, unit 2 is backed
-// off, and the bus reports both.
+// gateway; unit 2 never answers, or the gateway answers for it, after its
+// own serial timeout, Gateway Target Device Failed To Respond. Unit 1 keeps
+// being read (without the backoff each of its requests would wait behind a
+// 200-250 ms failure, 4 per cycle, and 30 cycles would take half a minute),
+// unit 2 is backed off, and the bus reports both.
 func TestBusDeadUnitDoesNotStarveLiveOnes(t *testing.T) {
-	p := testProfile()
-	s := newSim(t, p, modbustest.WithFraming(modbustest.RTU), modbustest.WithUnits(1))
-	conn := modbus.ClientConfig{URL: s.URL(), Timeout: 250 * time.Millisecond, MinBackoff: 200 * time.Millisecond,
-		MaxBackoff: time.Second, LateReplyWait: time.Millisecond}
-	devs, buses, err := modbus.NewDevices(
-		modbus.DeviceConfig{Name: "live", Conn: conn, Unit: 1, Profile: p, Interval: 10 * time.Millisecond},
-		modbus.DeviceConfig{Name: "dead", Conn: conn, Unit: 2, Profile: p, Interval: 10 * time.Millisecond},
-	)
-	require.NoError(t, err)
-	require.Len(t, buses, 1)
-	require.Same(t, devs[0].Client(), devs[1].Client())
-	t.Cleanup(func() { buses[0].Close() })
-	recLive := runDevice(t, devs[0])
-	recDead := runDevice(t, devs[1])
-	require.Eventually(t, func() bool { return devs[0].Stats().Cycles >= 30 }, 10*time.Second, time.Millisecond)
-	st := buses[0].Stats()
-	t.Logf("bus: %d requests, %d timeouts, utilisation %.2f, unit 1 mean latency %v", st.Requests, st.Timeouts, st.Utilisation, st.Units[1].MeanLatency)
-	assert.Less(t, st.Timeouts, uint64(12), "the dead unit is backed off")
-	assert.NotZero(t, st.Units[1].MeanLatency)
-	assert.Greater(t, st.Utilisation, 0.0)
-	for _, smp := range recLive.Samples() {
-		assert.Equal(t, bridge.Good, smp.Quality, "%s: %s", smp.Point, smp.Reason)
-	}
-	var backedOff bool
-	for _, smp := range recDead.Samples() {
-		assert.Equal(t, bridge.Bad, smp.Quality)
-		if len(smp.Reason) > 0 && !backedOff {
-			backedOff = assert.ObjectsAreEqual(true, containsStr(smp.Reason, "backing off"))
-		}
-	}
-	assert.True(t, backedOff, "dead unit's samples say it is backed off")
-	for _, r := range s.Requests() {
-		assert.Contains(t, []uint8{1, 2}, r.Unit)
+	for _, tt := range []struct {
+		name string
+		opts []modbustest.Option
+	}{
+		{"silent", []modbustest.Option{modbustest.WithUnits(1)}},
+		{"gateway exception", []modbustest.Option{modbustest.WithHook(modbustest.ForUnit(2, func(modbustest.Request) modbustest.Fault {
+			return modbustest.Fault{Delay: 200 * time.Millisecond, Exception: modbus.GatewayTargetDeviceFailedToRespond}
+		}))}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := testProfile()
+			s := newSim(t, p, append(tt.opts, modbustest.WithFraming(modbustest.RTU))...)
+			conn := modbus.ClientConfig{URL: s.URL(), Timeout: 250 * time.Millisecond, MinBackoff: 200 * time.Millisecond,
+				MaxBackoff: time.Second, LateReplyWait: time.Millisecond}
+			devs, buses, err := modbus.NewDevices(
+				modbus.DeviceConfig{Name: "live", Conn: conn, Unit: 1, Profile: p, Interval: 10 * time.Millisecond},
+				modbus.DeviceConfig{Name: "dead", Conn: conn, Unit: 2, Profile: p, Interval: 10 * time.Millisecond},
+			)
+			require.NoError(t, err)
+			require.Len(t, buses, 1)
+			require.Same(t, devs[0].Client(), devs[1].Client())
+			t.Cleanup(func() { buses[0].Close() })
+			recLive := runDevice(t, devs[0])
+			recDead := runDevice(t, devs[1])
+			require.Eventually(t, func() bool { return devs[0].Stats().Cycles >= 30 }, 10*time.Second, time.Millisecond)
+			st := buses[0].Stats()
+			t.Logf("bus: %d requests, %d timeouts, %d errors, utilisation %.2f, unit 1 mean latency %v", st.Requests, st.Timeouts,
+				st.Errors, st.Utilisation, st.Units[1].MeanLatency)
+			assert.Less(t, st.Units[2].Requests, uint64(12), "the dead unit is backed off")
+			assert.NotZero(t, st.Units[1].MeanLatency)
+			assert.False(t, st.Units[2].BackoffUntil.IsZero(), "unit 2 is backed off")
+			assert.Greater(t, st.Utilisation, 0.0)
+			for _, smp := range recLive.Samples() {
+				assert.Equal(t, bridge.Good, smp.Quality, "%s: %s", smp.Point, smp.Reason)
+			}
+			var backedOff bool
+			for _, smp := range recDead.Samples() {
+				assert.Equal(t, bridge.Bad, smp.Quality)
+				if !backedOff {
+					backedOff = containsStr(smp.Reason, "backing off")
+				}
+			}
+			assert.True(t, backedOff, "dead unit's samples say it is backed off")
+			for _, r := range s.Requests() {
+				assert.Contains(t, []uint8{1, 2}, r.Unit)
+			}
+		})
 	}
 }
 
