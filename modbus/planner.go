@@ -125,7 +125,8 @@ func plural(n int, s string) string {
 // total cost under a [CostModel], within a device's [Limits]: no request
 // longer than MaxRegisters (MaxBits), none reading a forbidden address, not
 // even as filler between two points. It remembers holes learned at run time
-// ([Planner.Forbid]). A Planner is safe for concurrent use.
+// ([Planner.Forbid]) and boundaries no request may cross ([Planner.Split]).
+// A Planner is safe for concurrent use.
 //
 // The plan is optimal: per table, the points are sorted by address and merged
 // into atoms (a point with the bit points inside it; bit points sharing a
@@ -140,12 +141,13 @@ type Planner struct {
 
 	mu        sync.RWMutex
 	forbidden map[Table][]AddressRange // per table, sorted, disjoint, not adjacent
+	splits    map[Table][]int          // per table, sorted: no request reads both b-1 and b
 }
 
 // NewPlanner returns a planner for a device with the given limits (zero
 // fields take the protocol's defaults) under the given cost model.
 func NewPlanner(limits Limits, cost CostModel) *Planner {
-	pl := &Planner{limits: limits, cost: cost, forbidden: make(map[Table][]AddressRange)}
+	pl := &Planner{limits: limits, cost: cost, forbidden: make(map[Table][]AddressRange), splits: make(map[Table][]int)}
 	for _, r := range limits.Forbidden {
 		pl.Forbid(r.Table, r.First, r.Last)
 	}
@@ -173,6 +175,35 @@ func (pl *Planner) Forbid(table Table, first, last uint16) {
 		merged = append(merged, r)
 	}
 	pl.forbidden[table] = merged
+}
+
+// Split makes later plans never read addresses addr-1 and addr of table in
+// one request, for example where a device refused a request without gaps
+// that it answers in parts (a block boundary, or a request size limit it
+// does not declare). A point that itself spans the boundary is still read
+// whole. Split of address 0 does nothing.
+func (pl *Planner) Split(table Table, addr uint16) {
+	if addr == 0 {
+		return
+	}
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	ss := pl.splits[table]
+	k, found := slices.BinarySearch(ss, int(addr))
+	if !found {
+		pl.splits[table] = slices.Insert(ss, k, int(addr))
+	}
+}
+
+// Splits returns the addresses of table given to [Planner.Split], sorted.
+func (pl *Planner) Splits(table Table) []uint16 {
+	pl.mu.RLock()
+	defer pl.mu.RUnlock()
+	out := make([]uint16, len(pl.splits[table]))
+	for i, b := range pl.splits[table] {
+		out[i] = uint16(b)
+	}
+	return out
 }
 
 // Forbidden returns the ranges the planner never reads: the limits' and
@@ -341,7 +372,7 @@ func (pl *Planner) planTable(plan *Plan, t Table, atoms []atom, idx []int, best 
 	if m == 0 {
 		return
 	}
-	forbidden := pl.forbidden[t]
+	forbidden, splits := pl.forbidden[t], pl.splits[t]
 	perReq, perUnit := pl.cost.PerRequest, pl.cost.PerRegister
 	if t.IsBits() {
 		perUnit = pl.cost.PerBit
@@ -354,6 +385,14 @@ func (pl *Planner) planTable(plan *Plan, t Table, atoms []atom, idx []int, best 
 		low := 0
 		if k := lastStartingBy(forbidden, end); k >= 0 {
 			low = int(forbidden[k].Last) + 1
+		}
+		// ... and no lower than the last split at or below the atom's first
+		// address (a split inside the atom cannot apply: its points are
+		// read whole).
+		if k, found := slices.BinarySearch(splits, atoms[j].first); found {
+			low = max(low, splits[k])
+		} else if k > 0 {
+			low = max(low, splits[k-1])
 		}
 		first := true
 		for i := j; i >= 0; i-- {

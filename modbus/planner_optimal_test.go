@@ -228,3 +228,76 @@ func TestPlanLearnedHoles(t *testing.T) {
 		require.Equal(t, want, got, "map %d", m)
 	}
 }
+
+// TestPlanSplits: after Split, no request reads both sides of a boundary,
+// and plans stay optimal under that constraint (exhaustive search over
+// partitions that respect the boundaries).
+func TestPlanSplits(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 3))
+	for m := range 300 {
+		points, lim := randomMap(rng, 8)
+		cost := CostModel{PerRequest: time.Duration(1 + rng.IntN(60)), PerRegister: time.Duration(rng.IntN(8)), PerBit: time.Duration(rng.IntN(3))}
+		pl := NewPlanner(lim, cost)
+		// Boundaries between points (none strictly inside one), per table.
+		splits := map[Table][]int{}
+		for range 1 + rng.IntN(3) {
+			p := points[rng.IntN(len(points))]
+			b := int(p.Address) + int(p.Registers()) + rng.IntN(3)
+			inside := false
+			for _, q := range points {
+				if q.Table == p.Table && int(q.Address) < b && b <= int(q.Address)+int(q.Registers())-1 {
+					inside = true
+				}
+			}
+			if inside || b > 0xFFFF {
+				continue
+			}
+			pl.Split(p.Table, uint16(b))
+			splits[p.Table] = append(splits[p.Table], b)
+		}
+		plan := pl.Plan(points)
+		require.Empty(t, plan.Unplanned, "map %d", m)
+		got := checkPlan(t, plan, points, lim, cost)
+		for _, r := range plan.Requests {
+			for _, b := range splits[r.Table] {
+				require.False(t, int(r.Address) < b && b <= int(r.Last()), "map %d: request %+v crosses split %d\n%s", m, r, b, plan)
+			}
+		}
+		want, ok := exhaustiveSplit(points, lim, cost, splits)
+		require.True(t, ok, "map %d", m)
+		require.Equal(t, want, got, "map %d: splits %v\n%s", m, splits, plan)
+	}
+}
+
+// exhaustiveSplit is exhaustive with boundaries: a block may not read both
+// b-1 and b.
+func exhaustiveSplit(points []Point, lim Limits, cost CostModel, splits map[Table][]int) (score, bool) {
+	// Model each boundary as a one-address forbidden range would be too
+	// strong (it would forbid the address itself), so filter partitions:
+	// search with the plain exhaustive over each side of every boundary.
+	type side struct {
+		table Table
+		lo    int
+	}
+	group := map[side][]Point{}
+	for _, p := range points {
+		lo := 0
+		for _, b := range splits[p.Table] {
+			if b <= int(p.Address) {
+				lo = max(lo, b)
+			}
+		}
+		group[side{p.Table, lo}] = append(group[side{p.Table, lo}], p)
+	}
+	var total score
+	for _, pts := range group {
+		s, ok := exhaustive(pts, lim, cost)
+		if !ok {
+			return score{}, false
+		}
+		total.cost += s.cost
+		total.requests += s.requests
+		total.registers += s.registers
+	}
+	return total, true
+}

@@ -70,7 +70,10 @@ type DeviceConfig struct {
 // the filler was a hole and is forbidden to the planner for good; a point
 // that itself answers Illegal Data Address yields Bad samples with that
 // reason and is read on its own from then on, so the others keep being read
-// together.
+// together. When a request without filler is refused but its points all
+// answer (a block boundary, or a request size limit the profile does not
+// declare), the planner learns a boundary near its middle
+// ([Planner.Split]) and splits further if a part is refused again.
 //
 // Devices on one serial line or behind one RTU-over-TCP/UDP gateway must
 // share a [Bus] (see [NewDevices], which does it for devices with the same
@@ -135,7 +138,7 @@ type cyclePlan struct {
 }
 
 type deviceCounters struct {
-	cycles, requests, samples, bad, overruns, holes atomic.Uint64
+	cycles, requests, samples, bad, overruns, holes, splits atomic.Uint64
 }
 
 // DeviceStats are a Device's counters since it was made.
@@ -146,6 +149,9 @@ type DeviceStats struct {
 	Bad      uint64 // of which Bad
 	Overruns uint64 // cycles that started later than one interval after they were due
 	Holes    uint64 // holes learned from Illegal Data Address answers
+	// Splits counts boundaries learned where the device refused a request
+	// without holes that it answered in parts (see [Planner.Split]).
+	Splits uint64
 }
 
 // NewDevice checks cfg — the connection settings, the points (all problems
@@ -285,6 +291,7 @@ func (d *Device) Stats() DeviceStats {
 	return DeviceStats{
 		Cycles: d.stats.cycles.Load(), Requests: d.stats.requests.Load(), Samples: d.stats.samples.Load(),
 		Bad: d.stats.bad.Load(), Overruns: d.stats.overruns.Load(), Holes: d.stats.holes.Load(),
+		Splits: d.stats.splits.Load(),
 	}
 }
 
@@ -585,11 +592,13 @@ func (d *Device) learn(ctx context.Context, r *Request) bool {
 		d.bad(rn.points, err, t)
 	}
 	if allOK {
+		holes := 0
 		prev := int(r.Address)
 		for _, rn := range runs {
 			if rn.first > prev {
 				d.planner.Forbid(r.Table, uint16(prev), uint16(rn.first-1))
 				d.stats.holes.Add(1)
+				holes++
 				d.log.Info("modbus: learned hole", "device", d.name, "table", r.Table, "first", prev, "last", rn.first-1)
 			}
 			prev = rn.last + 1
@@ -597,9 +606,34 @@ func (d *Device) learn(ctx context.Context, r *Request) bool {
 		if end := int(r.Address) + int(r.Quantity); prev < end {
 			d.planner.Forbid(r.Table, uint16(prev), uint16(end-1))
 			d.stats.holes.Add(1)
+			holes++
+		}
+		if holes == 0 && len(runs) > 1 {
+			// No gap to blame: the device refused the span itself (a
+			// block boundary, or a request size limit it does not
+			// declare). Split it between runs, near the middle; a part
+			// that still fails is split again when it does, so the plan
+			// converges in a few cycles instead of failing every one.
+			mid := int(r.Address) + int(r.Quantity)/2
+			at := runs[1].first
+			for _, rn := range runs[2:] {
+				if abs(rn.first-mid) < abs(at-mid) {
+					at = rn.first
+				}
+			}
+			d.planner.Split(r.Table, uint16(at))
+			d.stats.splits.Add(1)
+			d.log.Info("modbus: learned boundary", "device", d.name, "table", r.Table, "between", at-1, "and", at)
 		}
 	}
 	return true
+}
+
+func abs(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
 }
 
 // decode appends the Good (or, when a value does not decode, Bad) samples

@@ -2,6 +2,7 @@ package modbus_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -525,4 +526,43 @@ func TestDevicePlanIsACopy(t *testing.T) {
 	require.Eventually(t, func() bool { return d.Stats().Cycles >= 3 }, 10*time.Second, time.Millisecond)
 	assert.Equal(t, want, plan.String())
 	assert.Equal(t, want, d.Plan().String())
+}
+
+// TestDeviceLearnsRequestLimit: a device refuses (Illegal Data Address) any
+// read of more than 3 registers, a limit its profile does not declare, on a
+// map without gaps. The device learns boundaries until its requests fit:
+// from then on each cycle takes the same few requests, all answered, where
+// it would otherwise fail and re-read every point alone every cycle.
+func TestDeviceLearnsRequestLimit(t *testing.T) {
+	p := &modbus.Profile{Name: "small"}
+	for i := range 10 {
+		p.Points = append(p.Points, modbus.Point{Name: fmt.Sprintf("r%d", i), Table: modbus.Holding, Address: uint16(i), Type: modbus.Uint16})
+	}
+	s := newSim(t, p, modbustest.WithHook(func(r modbustest.Request) modbustest.Fault {
+		if r.Quantity > 3 {
+			return modbustest.Fault{Exception: modbus.IllegalDataAddress}
+		}
+		return modbustest.Fault{}
+	}))
+	d := newDevice(t, modbus.DeviceConfig{Conn: modbus.ClientConfig{URL: s.URL()}, Profile: p, Interval: time.Millisecond})
+	defer d.Close()
+	rec := bridgetest.NewRecorder()
+	for range 8 {
+		require.NoError(t, d.PollOnce(ctxT(t), rec))
+	}
+	for _, smp := range rec.Samples() {
+		assert.Equal(t, bridge.Good, smp.Quality, "%s: %s", smp.Point, smp.Reason)
+	}
+	assert.Len(t, rec.Samples(), 8*len(p.Points))
+	plan := d.Plan()
+	t.Logf("after %d boundaries:\n%s", d.Stats().Splits, plan)
+	assert.NotZero(t, d.Stats().Splits)
+	assert.Zero(t, d.Stats().Holes)
+	for _, r := range plan.Requests {
+		assert.LessOrEqual(t, r.Quantity, uint16(3), "%+v", r)
+	}
+	assert.LessOrEqual(t, len(plan.Requests), 5)
+	s.ResetRequests()
+	require.NoError(t, d.PollOnce(ctxT(t), rec))
+	assert.Len(t, s.Requests(), len(plan.Requests), "a settled cycle takes the planned requests")
 }
