@@ -38,7 +38,11 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	gatewayBin = filepath.Join(dir, "gateway")
-	out, err := exec.Command("go", "build", "-race", "-o", gatewayBin, ".").CombinedOutput()
+	args := []string{"build", "-o", gatewayBin}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	out, err := exec.Command("go", append(args, ".")...).CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "building the gateway: %v\n%s", err, out)
 		os.RemoveAll(dir)
