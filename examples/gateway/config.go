@@ -289,7 +289,9 @@ func (d *decoder) locateMsgs(err error, base string, block *yaml.Node, prefixes 
 				// A list of the enclosing item, such as an OPC UA
 				// device's nodes.
 				path = join(parentPath(base), key)
-			} else if block != nil && hasKey(block, key) {
+			} else if (block != nil && hasKey(block, key)) || (idx == "" && strings.HasPrefix(msg[len(m[0]):], ": ")) {
+				// A key of the block, present or missing ("url:
+				// missing").
 				path = join(base, key)
 			}
 			if path != base {
