@@ -7,6 +7,7 @@ import (
 	"time"
 
 	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -63,4 +64,46 @@ sinks:
 			assert.Equal(t, pt.Unit, s.Unit)
 		}
 	}
+}
+
+// TestRunJetStream runs the gateway into a JetStream stream it creates and
+// checks that the stream holds one message per point.
+func TestRunJetStream(t *testing.T) {
+	needPeer(t, "127.0.0.1:4222", "nats-server")
+	srv, prof := sdm630(t)
+	nc, err := natsgo.Connect("nats://127.0.0.1:4222")
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	id := time.Now().UnixNano()
+	stream := fmt.Sprintf("M2MBGWTEST%d", id)
+	prefix := fmt.Sprintf("m2mbgwjs%d", id)
+	t.Cleanup(func() {
+		ctx := ctxT(t, 10*time.Second)
+		js.DeleteStream(ctx, stream)
+	})
+	dir := t.TempDir()
+	writeConfig(t, dir, fmt.Sprintf(`
+devices:
+  - name: meter1
+    modbus: {url: %s}
+    profile: eastron-sdm630
+sinks:
+  - nats: {url: "nats://127.0.0.1:4222", subject: "%s.{source}.{point}", jetstream: true, stream: %s, create_stream: true}
+`, srv.URL(), prefix, stream))
+	code, _, stderr := runGateway(t, dir, nil, "-once")
+	require.Equal(t, 0, code, stderr)
+	ctx := ctxT(t, 10*time.Second)
+	s, err := js.Stream(ctx, stream)
+	require.NoError(t, err)
+	info, err := s.Info(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(len(prof.Points)), info.State.Msgs)
+	msg, err := s.GetLastMsgForSubject(ctx, prefix+".meter1.voltage_l1")
+	require.NoError(t, err)
+	smp, err := bridge.DecodeJSON(msg.Data)
+	require.NoError(t, err)
+	assert.Equal(t, "V", smp.Unit)
+	assert.Equal(t, bridge.Good, smp.Quality)
 }
