@@ -35,7 +35,7 @@
 //     nor replaced by the last good one; an Uncertain sample keeps its value.
 //   - Unit: the configured unit, else the DisplayName of the node's
 //     EngineeringUnits property, read at connect.
-//   - Seq: a per-Source sequence number.
+//   - Seq: left zero; the Bridge numbers each source's samples.
 //
 // # Modes
 //

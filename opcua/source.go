@@ -55,7 +55,6 @@ type Stats struct {
 type Source struct {
 	st *settings
 
-	seq      atomic.Uint64
 	running  atomic.Bool
 	stats    struct{ connects, failures, reconnects, trips, reads, notifs, samples, dropped atomic.Uint64 }
 	certMu   sync.Mutex
@@ -308,7 +307,7 @@ func (s *Source) getLive() *session {
 
 // sample returns a sample of node i with its identity fields set.
 func (s *Source) sample(sess *session, i int) bridge.Sample {
-	smp := bridge.Sample{Source: s.st.Name, Point: s.st.nodes[i].Name, Unit: s.st.nodes[i].Unit, Seq: s.seq.Add(1)}
+	smp := bridge.Sample{Source: s.st.Name, Point: s.st.nodes[i].Name, Unit: s.st.nodes[i].Unit}
 	if sess != nil {
 		smp.Unit = sess.nodes[i].unit
 	}
