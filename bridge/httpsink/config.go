@@ -2,15 +2,15 @@ package httpsink
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/textproto"
 	"net/url"
-	"os"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/m2mbridge/m2mbridge/internal/tlsfiles"
 )
 
 // Config holds the settings of a [Sink]. It loads from YAML with the keys
@@ -135,7 +135,7 @@ func (c Config) check() (*settings, error) {
 	} else if c.RetryBackoff == 0 {
 		s.RetryBackoff = 200 * time.Millisecond
 	}
-	t, err := tlsConfig(c.TLS, c.CAFile, c.CertFile, c.KeyFile, c.InsecureSkipVerify)
+	t, err := tlsfiles.LoadOrClone(c.TLS, "tls", c.CAFile, c.CertFile, c.KeyFile, c.InsecureSkipVerify)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("httpsink: %w", err))
 	}
@@ -159,39 +159,4 @@ func validName(k string) bool {
 		return false
 	}
 	return true
-}
-
-// tlsConfig builds the TLS settings from files.
-func tlsConfig(given *tls.Config, caFile, certFile, keyFile string, insecure bool) (*tls.Config, error) {
-	if given != nil {
-		if caFile != "" || certFile != "" || keyFile != "" || insecure {
-			return nil, errors.New("tls is set together with ca_file, cert_file, key_file or insecure_skip_verify")
-		}
-		return given.Clone(), nil
-	}
-	t := &tls.Config{InsecureSkipVerify: insecure, MinVersion: tls.VersionTLS12} //nolint:gosec // opt-in, for tests
-	var errs []error
-	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("ca_file: %w", err))
-		} else {
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				errs = append(errs, fmt.Errorf("ca_file %s: no PEM certificate found", caFile))
-			}
-			t.RootCAs = pool
-		}
-	}
-	if (certFile == "") != (keyFile == "") {
-		errs = append(errs, errors.New("cert_file and key_file must be given together"))
-	} else if certFile != "" {
-		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("cert_file/key_file: %w", err))
-		} else {
-			t.Certificates = []tls.Certificate{cert}
-		}
-	}
-	return t, errors.Join(errs...)
 }

@@ -2,14 +2,14 @@ package kafka
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/m2mbridge/m2mbridge/internal/tlsfiles"
 )
 
 // Config holds the settings of a [Sink]. It loads from YAML with the keys
@@ -134,7 +134,7 @@ func (c Config) check() (*settings, error) {
 		bad("sasl_mechanism %q: want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", c.SASLMechanism)
 	}
 	if c.TLS || c.TLSConfig != nil || c.CAFile != "" || c.CertFile != "" || c.KeyFile != "" || c.InsecureSkipVerify {
-		tc, err := tlsConfig(c.TLSConfig, c.CAFile, c.CertFile, c.KeyFile, c.InsecureSkipVerify)
+		tc, err := tlsfiles.LoadOrClone(c.TLSConfig, "TLSConfig", c.CAFile, c.CertFile, c.KeyFile, c.InsecureSkipVerify)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("kafka: %w", err))
 		}
@@ -144,41 +144,6 @@ func (c Config) check() (*settings, error) {
 		return nil, err
 	}
 	return s, nil
-}
-
-// tlsConfig builds the TLS settings from files.
-func tlsConfig(given *tls.Config, caFile, certFile, keyFile string, insecure bool) (*tls.Config, error) {
-	if given != nil {
-		if caFile != "" || certFile != "" || keyFile != "" || insecure {
-			return nil, errors.New("TLSConfig is set together with ca_file, cert_file, key_file or insecure_skip_verify")
-		}
-		return given.Clone(), nil
-	}
-	t := &tls.Config{InsecureSkipVerify: insecure, MinVersion: tls.VersionTLS12} //nolint:gosec // opt-in, for tests
-	var errs []error
-	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("ca_file: %w", err))
-		} else {
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				errs = append(errs, fmt.Errorf("ca_file %s: no PEM certificate found", caFile))
-			}
-			t.RootCAs = pool
-		}
-	}
-	if (certFile == "") != (keyFile == "") {
-		errs = append(errs, errors.New("cert_file and key_file must be given together"))
-	} else if certFile != "" {
-		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("cert_file/key_file: %w", err))
-		} else {
-			t.Certificates = []tls.Certificate{cert}
-		}
-	}
-	return t, errors.Join(errs...)
 }
 
 // template is a parsed topic template: literal text and placeholders.

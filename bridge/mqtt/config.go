@@ -3,15 +3,15 @@ package mqtt
 import (
 	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
-	"os"
 	"strings"
 	"time"
+
+	"github.com/m2mbridge/m2mbridge/internal/tlsfiles"
 )
 
 // Config holds the settings of an MQTT [Sink]. The zero value of every
@@ -243,14 +243,16 @@ func (c Config) validate() (*settings, error) {
 		bad("session_expiry %v: at most 4294967295s", s.SessionExpiry)
 	}
 
-	if (c.CertFile == "") != (c.KeyFile == "") {
+	certFile, keyFile := c.CertFile, c.KeyFile
+	if (certFile == "") != (keyFile == "") {
 		bad("cert_file and key_file: give both or neither")
+		certFile, keyFile = "", "" // reported; the CA file is still checked
 	}
 	if !isTLS && s.url != nil && (c.CAFile != "" || c.CertFile != "" || c.ServerName != "") {
 		bad("ca_file, cert_file and server_name need a TLS url (ssl://, tls://, mqtts:// or wss://), not %s://", s.url.Scheme)
 	}
 	if isTLS {
-		tc, err := loadTLS(c.CAFile, c.CertFile, c.KeyFile)
+		tc, err := tlsfiles.Load(c.CAFile, certFile, keyFile, false)
 		if err != nil {
 			errs = append(errs, err)
 		} else {
@@ -266,30 +268,6 @@ func (c Config) validate() (*settings, error) {
 		return nil, fmt.Errorf("mqtt: bad config: %w", errors.Join(errs...))
 	}
 	return s, nil
-}
-
-// loadTLS builds the TLS configuration from PEM files.
-func loadTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12}
-	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, fmt.Errorf("ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("ca_file %s: no PEM certificate in it", caFile)
-		}
-		tc.RootCAs = pool
-	}
-	if certFile != "" && keyFile != "" {
-		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-		if err != nil {
-			return nil, fmt.Errorf("cert_file %s, key_file %s: %w", certFile, keyFile, err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	return tc, nil
 }
 
 func redactURL(u *url.URL) string {

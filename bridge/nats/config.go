@@ -2,7 +2,6 @@ package nats
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/url"
@@ -10,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/m2mbridge/m2mbridge/internal/tlsfiles"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -209,11 +209,13 @@ func (c Config) validate() (*settings, error) {
 			bad("creds_file: %v", err)
 		}
 	}
-	if (c.CertFile == "") != (c.KeyFile == "") {
+	certFile, keyFile := c.CertFile, c.KeyFile
+	if (certFile == "") != (keyFile == "") {
 		bad("cert_file and key_file: give both or neither")
+		certFile, keyFile = "", "" // reported; the CA file is still checked
 	}
 	if c.CAFile != "" || c.CertFile != "" {
-		tc, err := loadTLS(c.CAFile, c.CertFile, c.KeyFile)
+		tc, err := tlsfiles.Load(c.CAFile, certFile, keyFile, false)
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -233,28 +235,4 @@ func (s *settings) streamConfig() jetstream.StreamConfig {
 		Subjects:    []string{s.template.wildcard()},
 		Description: "samples from m2mbridge",
 	}
-}
-
-// loadTLS builds the TLS configuration from PEM files.
-func loadTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12}
-	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, fmt.Errorf("ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("ca_file %s: no PEM certificate in it", caFile)
-		}
-		tc.RootCAs = pool
-	}
-	if certFile != "" && keyFile != "" {
-		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-		if err != nil {
-			return nil, fmt.Errorf("cert_file %s, key_file %s: %w", certFile, keyFile, err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	return tc, nil
 }
