@@ -200,7 +200,7 @@ func (c Config) validate() (*settings, error) {
 		switch {
 		case err != nil:
 			bad("status_topic: %v", err)
-		case len(st.parts) != 1 || st.parts[0].kind != partLiteral:
+		case !st.literal():
 			bad("status_topic %q: may hold no placeholder", c.StatusTopic)
 		}
 	}

@@ -1,10 +1,11 @@
 package mqtt
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	tmpl "github.com/m2mbridge/m2mbridge/internal/template"
 )
 
 // DefaultTopic is the topic template used when Config.Topic is empty.
@@ -15,21 +16,21 @@ const DefaultTopic = "m2m/{source}/{point}"
 // 1.5.4).
 const maxTopicLen = 65535
 
-// Placeholders a template may hold.
-const (
-	partLiteral = iota
-	partSource
-	partPoint
-)
-
-type part struct {
-	kind int
-	text string // for partLiteral
+// topicSyntax is what MQTT adds to the template grammar.
+var topicSyntax = tmpl.Syntax{
+	What: "topic template",
+	Check: func(s string) error {
+		if i := strings.IndexAny(s, "+#\x00"); i >= 0 {
+			return fmt.Errorf("topic template %q holds %q at offset %d: wildcards and NUL are not allowed in a topic name", s, s[i], i)
+		}
+		return nil
+	},
+	Escape: appendLevel,
 }
 
 // template is a parsed topic template.
 type template struct {
-	parts []part
+	tmpl.Template
 }
 
 // parseTemplate parses a topic template made of literal text and the
@@ -37,63 +38,19 @@ type template struct {
 // unbalanced braces, the wildcards '+' and '#', U+0000 and invalid UTF-8:
 // a template must give a valid topic name for every sample.
 func parseTemplate(s string) (template, error) {
-	var t template
-	if s == "" {
-		return t, errors.New("empty topic template")
-	}
-	if !utf8.ValidString(s) {
-		return t, fmt.Errorf("topic template %q is not valid UTF-8", s)
-	}
-	if i := strings.IndexAny(s, "+#\x00"); i >= 0 {
-		return t, fmt.Errorf("topic template %q holds %q at offset %d: wildcards and NUL are not allowed in a topic name", s, s[i], i)
-	}
-	rest := s
-	off := 0
-	for rest != "" {
-		open := strings.IndexByte(rest, '{')
-		closing := strings.IndexByte(rest, '}')
-		if closing >= 0 && (open < 0 || closing < open) {
-			return t, fmt.Errorf("topic template %q: '}' at offset %d without '{'", s, off+closing)
-		}
-		if open < 0 {
-			t.parts = append(t.parts, part{kind: partLiteral, text: rest})
-			break
-		}
-		if open > 0 {
-			t.parts = append(t.parts, part{kind: partLiteral, text: rest[:open]})
-		}
-		end := strings.IndexByte(rest[open:], '}')
-		if end < 0 {
-			return t, fmt.Errorf("topic template %q: '{' at offset %d is not closed", s, off+open)
-		}
-		name := rest[open+1 : open+end]
-		switch name {
-		case "source":
-			t.parts = append(t.parts, part{kind: partSource})
-		case "point":
-			t.parts = append(t.parts, part{kind: partPoint})
-		default:
-			return t, fmt.Errorf("topic template %q: unknown placeholder {%s} at offset %d (known: {source}, {point})", s, name, off+open)
-		}
-		off += open + end + 1
-		rest = rest[open+end+1:]
-	}
-	return t, nil
+	t, err := tmpl.Parse(s, topicSyntax)
+	return template{t}, err
+}
+
+// literal reports whether t is literal text alone, with no placeholder.
+func (t template) literal() bool {
+	p := t.Parts()
+	return len(p) == 1 && p[0].Kind == tmpl.Literal
 }
 
 // appendTopic appends the topic of a sample to dst.
 func (t template) appendTopic(dst []byte, source, point string) []byte {
-	for i, p := range t.parts {
-		switch p.kind {
-		case partLiteral:
-			dst = append(dst, p.text...)
-		case partSource:
-			dst = appendLevel(dst, source, i == 0)
-		case partPoint:
-			dst = appendLevel(dst, point, i == 0)
-		}
-	}
-	return dst
+	return t.Append(dst, source, point)
 }
 
 // appendLevel appends a source or point name to a topic, replacing what MQTT

@@ -1,30 +1,35 @@
 package nats
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	tmpl "github.com/m2mbridge/m2mbridge/internal/template"
 )
 
 // DefaultSubject is the subject template used when Config.Subject is empty.
 const DefaultSubject = "m2m.{source}.{point}"
 
-const (
-	partLiteral = iota
-	partSource
-	partPoint
-)
-
-type part struct {
-	kind int
-	text string // for partLiteral
+// subjectSyntax is what NATS adds to the template grammar.
+var subjectSyntax = tmpl.Syntax{
+	What: "subject template",
+	Check: func(s string) error {
+		if i := strings.IndexFunc(s, unicode.IsSpace); i >= 0 {
+			return fmt.Errorf("subject template %q holds whitespace at offset %d", s, i)
+		}
+		if i := strings.IndexAny(s, "*>"); i >= 0 {
+			return fmt.Errorf("subject template %q holds the wildcard %q at offset %d: a publish subject cannot", s, s[i], i)
+		}
+		return nil
+	},
+	Escape: func(dst []byte, s string, _ bool) []byte { return appendToken(dst, s) },
 }
 
 // template is a parsed subject template.
 type template struct {
-	parts []part
+	tmpl.Template
 }
 
 // parseTemplate parses a subject template made of literal text and the
@@ -32,49 +37,10 @@ type template struct {
 // publish subject for every sample: no empty token, no wildcard, no
 // whitespace, no unknown placeholder.
 func parseTemplate(s string) (template, error) {
-	var t template
-	if s == "" {
-		return t, errors.New("empty subject template")
-	}
-	if !utf8.ValidString(s) {
-		return t, fmt.Errorf("subject template %q is not valid UTF-8", s)
-	}
-	if i := strings.IndexFunc(s, unicode.IsSpace); i >= 0 {
-		return t, fmt.Errorf("subject template %q holds whitespace at offset %d", s, i)
-	}
-	if i := strings.IndexAny(s, "*>"); i >= 0 {
-		return t, fmt.Errorf("subject template %q holds the wildcard %q at offset %d: a publish subject cannot", s, s[i], i)
-	}
-	rest := s
-	off := 0
-	for rest != "" {
-		open := strings.IndexByte(rest, '{')
-		closing := strings.IndexByte(rest, '}')
-		if closing >= 0 && (open < 0 || closing < open) {
-			return t, fmt.Errorf("subject template %q: '}' at offset %d without '{'", s, off+closing)
-		}
-		if open < 0 {
-			t.parts = append(t.parts, part{kind: partLiteral, text: rest})
-			break
-		}
-		if open > 0 {
-			t.parts = append(t.parts, part{kind: partLiteral, text: rest[:open]})
-		}
-		end := strings.IndexByte(rest[open:], '}')
-		if end < 0 {
-			return t, fmt.Errorf("subject template %q: '{' at offset %d is not closed", s, off+open)
-		}
-		name := rest[open+1 : open+end]
-		switch name {
-		case "source":
-			t.parts = append(t.parts, part{kind: partSource})
-		case "point":
-			t.parts = append(t.parts, part{kind: partPoint})
-		default:
-			return t, fmt.Errorf("subject template %q: unknown placeholder {%s} at offset %d (known: {source}, {point})", s, name, off+open)
-		}
-		off += open + end + 1
-		rest = rest[open+end+1:]
+	pt, err := tmpl.Parse(s, subjectSyntax)
+	t := template{pt}
+	if err != nil {
+		return t, err
 	}
 	// Placeholders never expand to an empty token (see appendToken), so an
 	// empty token can only come from the literal text.
@@ -91,9 +57,9 @@ func parseTemplate(s string) (template, error) {
 // expand within one token, so this is exact.
 func (t template) wildcard() string {
 	var b strings.Builder
-	for _, p := range t.parts {
-		if p.kind == partLiteral {
-			b.WriteString(p.text)
+	for _, p := range t.Parts() {
+		if p.Kind == tmpl.Literal {
+			b.WriteString(p.Text)
 		} else {
 			b.WriteString("\x00")
 		}
@@ -109,17 +75,7 @@ func (t template) wildcard() string {
 
 // appendSubject appends the subject of a sample to dst.
 func (t template) appendSubject(dst []byte, source, point string) []byte {
-	for _, p := range t.parts {
-		switch p.kind {
-		case partLiteral:
-			dst = append(dst, p.text...)
-		case partSource:
-			dst = appendToken(dst, source)
-		case partPoint:
-			dst = appendToken(dst, point)
-		}
-	}
-	return dst
+	return t.Append(dst, source, point)
 }
 
 // appendToken appends a source or point name to a subject, replacing what
