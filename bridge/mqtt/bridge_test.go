@@ -14,6 +14,7 @@ import (
 
 	"github.com/m2mbridge/m2mbridge/bridge"
 	"github.com/m2mbridge/m2mbridge/bridge/bridgetest"
+	"github.com/m2mbridge/m2mbridge/internal/testproxy"
 )
 
 // TestBridgeRetriesThroughOutage runs the sink under a Bridge while the
@@ -26,9 +27,9 @@ func TestBridgeRetriesThroughOutage(t *testing.T) {
 			ctx := testCtx(t, 90*time.Second)
 			prefix := uniq()
 			sub := subscribe(t, addr, prefix+"/#", 2)
-			px := newProxy(t, addr)
+			px := testproxy.New(t, addr)
 			sink, err := New(Config{
-				URL: "tcp://" + px.addr(), Version: v, QoS: 1, Topic: prefix + "/{source}/{point}",
+				URL: "tcp://" + px.Addr(), Version: v, QoS: 1, Topic: prefix + "/{source}/{point}",
 				AckTimeout: time.Second, MaxReconnectInterval: 200 * time.Millisecond, KeepAlive: 2 * time.Second,
 			})
 			require.NoError(t, err)
@@ -67,7 +68,7 @@ func TestBridgeRetriesThroughOutage(t *testing.T) {
 
 			<-firstDone
 			sub.wait(t, 200)
-			px.cut()
+			px.Cut()
 			close(resume)
 			// The sink fails and the Bridge retries...
 			require.Eventually(t, func() bool {
@@ -75,7 +76,7 @@ func TestBridgeRetriesThroughOutage(t *testing.T) {
 				return st.Retried > 0 && !st.Up
 			}, 30*time.Second, 10*time.Millisecond)
 			// ...until the broker is back.
-			px.restore()
+			px.Restore()
 			select {
 			case <-done:
 			case <-ctx.Done():

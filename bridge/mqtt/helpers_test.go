@@ -5,8 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"net"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +14,7 @@ import (
 
 	"github.com/m2mbridge/m2mbridge/bridge"
 	"github.com/m2mbridge/m2mbridge/bridge/bridgetest"
+	"github.com/m2mbridge/m2mbridge/internal/testproxy"
 )
 
 // brokerAddr returns the address of the Mosquitto the tests use
@@ -23,19 +22,7 @@ import (
 // listens there, unless M2MB_INTEROP=1.
 func brokerAddr(tb testing.TB) string {
 	tb.Helper()
-	addr := os.Getenv("M2MB_MQTT_ADDR")
-	if addr == "" {
-		addr = "127.0.0.1:1883"
-	}
-	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
-	if err != nil {
-		if os.Getenv("M2MB_INTEROP") == "1" {
-			tb.Fatalf("no MQTT broker at %s (M2MB_INTEROP=1): %v", addr, err)
-		}
-		tb.Skipf("no MQTT broker at %s: %v", addr, err)
-	}
-	c.Close()
-	return addr
+	return testproxy.PeerAddr(tb, "M2MB_MQTT_ADDR", "127.0.0.1:1883", "MQTT broker")
 }
 
 // uniq returns a prefix no other test run uses.
@@ -137,134 +124,6 @@ func clearRetained(tb testing.TB, addr string, topics ...string) {
 		c.Publish(t, 1, true, []byte{}).WaitTimeout(5 * time.Second)
 	}
 	c.Disconnect(100)
-}
-
-// proxy is a TCP proxy the test owns between a client and the broker, so
-// that it can cut connections abruptly and refuse new ones.
-type proxy struct {
-	ln     net.Listener
-	target string
-
-	mu    sync.Mutex
-	cond  *sync.Cond
-	down  bool
-	held  bool // hold back what the broker sends
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
-}
-
-func newProxy(tb testing.TB, target string) *proxy {
-	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(tb, err)
-	p := &proxy{ln: ln, target: target, conns: make(map[net.Conn]struct{})}
-	p.cond = sync.NewCond(&p.mu)
-	p.wg.Add(1)
-	go p.accept()
-	tb.Cleanup(p.close)
-	return p
-}
-
-func (p *proxy) addr() string { return p.ln.Addr().String() }
-
-func (p *proxy) accept() {
-	defer p.wg.Done()
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		down := p.down
-		p.mu.Unlock()
-		if down {
-			c.Close()
-			continue
-		}
-		u, err := net.DialTimeout("tcp", p.target, 5*time.Second)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns[c], p.conns[u] = struct{}{}, struct{}{}
-		p.mu.Unlock()
-		p.wg.Add(2)
-		go p.pipe(c, u)
-		go p.pipe(u, c)
-	}
-}
-
-func (p *proxy) pipe(dst, src net.Conn) {
-	defer p.wg.Done()
-	toClient := src.RemoteAddr().String() == p.target
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			if toClient {
-				p.mu.Lock()
-				for p.held && !p.down {
-					p.cond.Wait()
-				}
-				p.mu.Unlock()
-			}
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				break
-			}
-		}
-		if err != nil {
-			break
-		}
-	}
-	dst.Close()
-	src.Close()
-	p.mu.Lock()
-	delete(p.conns, dst)
-	delete(p.conns, src)
-	p.mu.Unlock()
-}
-
-// cut closes every connection through the proxy without any MQTT goodbye and
-// refuses new ones until restore.
-func (p *proxy) cut() {
-	p.mu.Lock()
-	p.down = true
-	p.cond.Broadcast()
-	for c := range p.conns {
-		if tc, ok := c.(*net.TCPConn); ok {
-			_ = tc.SetLinger(0) // reset, not a polite FIN
-		}
-		c.Close()
-	}
-	p.mu.Unlock()
-}
-
-func (p *proxy) restore() {
-	p.mu.Lock()
-	p.down = false
-	p.mu.Unlock()
-}
-
-// hold stops passing on what the broker sends, as a stalled broker or
-// network would, until release; the connections stay open.
-func (p *proxy) hold() {
-	p.mu.Lock()
-	p.held = true
-	p.mu.Unlock()
-}
-
-func (p *proxy) release() {
-	p.mu.Lock()
-	p.held = false
-	p.cond.Broadcast()
-	p.mu.Unlock()
-}
-
-func (p *proxy) close() {
-	p.ln.Close()
-	p.cut()
-	p.wg.Wait()
 }
 
 // sessionReadback subscribes to filter in a persistent session and

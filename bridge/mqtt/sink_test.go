@@ -16,6 +16,7 @@ import (
 
 	"github.com/m2mbridge/m2mbridge/bridge"
 	"github.com/m2mbridge/m2mbridge/bridge/bridgetest"
+	"github.com/m2mbridge/m2mbridge/internal/testproxy"
 )
 
 var versions = []int{3, 5}
@@ -137,9 +138,9 @@ func TestStatusBirthAndWill(t *testing.T) {
 			status := prefix + "/status"
 			t.Cleanup(func() { clearRetained(t, addr, status) })
 			sub := subscribe(t, addr, status, 1)
-			px := newProxy(t, addr)
+			px := testproxy.New(t, addr)
 			s := newSink(t, Config{
-				URL: "tcp://" + px.addr(), Version: v, QoS: 1, Topic: prefix + "/{source}/{point}",
+				URL: "tcp://" + px.Addr(), Version: v, QoS: 1, Topic: prefix + "/{source}/{point}",
 				StatusTopic: status, KeepAlive: 2 * time.Second, MaxReconnectInterval: 200 * time.Millisecond,
 			})
 			// The status messages in order; QoS 1 may deliver one twice
@@ -168,9 +169,9 @@ func TestStatusBirthAndWill(t *testing.T) {
 
 			// The connection dies without DISCONNECT: the broker sends the
 			// will; the sink reconnects and is born again.
-			px.cut()
+			px.Cut()
 			waitFor("online", "offline")
-			px.restore()
+			px.Restore()
 			waitFor("online", "offline", "online")
 
 			// The retained status is what a newcomer sees.
@@ -210,9 +211,9 @@ func TestBrokerAwayAndBack(t *testing.T) {
 			ctx := testCtx(t, 60*time.Second)
 			prefix := uniq()
 			sub := subscribe(t, addr, prefix+"/#", 2)
-			px := newProxy(t, addr)
+			px := testproxy.New(t, addr)
 			s := newSink(t, Config{
-				URL: "tcp://" + px.addr(), Version: v, QoS: 1, Topic: prefix + "/{source}/{point}",
+				URL: "tcp://" + px.Addr(), Version: v, QoS: 1, Topic: prefix + "/{source}/{point}",
 				KeepAlive: 2 * time.Second, MaxReconnectInterval: 200 * time.Millisecond, AckTimeout: 2 * time.Second,
 			})
 			require.NoError(t, s.Connect(ctx))
@@ -221,7 +222,7 @@ func TestBrokerAwayAndBack(t *testing.T) {
 			require.NoError(t, s.Write(ctx, first))
 			delivered = append(delivered, first...)
 
-			px.cut()
+			px.Cut()
 			// The sink notices and reports errors rather than losing
 			// samples silently.
 			var lastErr error
@@ -236,7 +237,7 @@ func TestBrokerAwayAndBack(t *testing.T) {
 			assert.Len(t, be.Failed, 5)
 			assert.True(t, bridge.IsRetriable(lastErr))
 
-			px.restore()
+			px.Restore()
 			// It reconnects by itself; a later Write succeeds.
 			var after []bridge.Sample
 			require.Eventually(t, func() bool {
@@ -297,9 +298,9 @@ func TestAckTimeout(t *testing.T) {
 	for _, v := range versions {
 		t.Run(fmt.Sprintf("v%d", v), func(t *testing.T) {
 			ctx := testCtx(t, 60*time.Second)
-			px := newProxy(t, addr)
+			px := testproxy.New(t, addr)
 			s := newSink(t, Config{
-				URL: "tcp://" + px.addr(), Version: v, QoS: 1, Topic: uniq() + "/{source}/{point}",
+				URL: "tcp://" + px.Addr(), Version: v, QoS: 1, Topic: uniq() + "/{source}/{point}",
 				AckTimeout: 300 * time.Millisecond, KeepAlive: time.Minute,
 			})
 			require.NoError(t, s.Connect(ctx))
@@ -307,7 +308,7 @@ func TestAckTimeout(t *testing.T) {
 
 			// The broker's acknowledgements are held back: every publish
 			// times out.
-			px.hold()
+			px.Hold()
 			err := s.Write(ctx, samples("held", 10))
 			var be *bridge.BatchError
 			require.ErrorAs(t, err, &be)
@@ -315,7 +316,7 @@ func TestAckTimeout(t *testing.T) {
 			assert.ErrorIs(t, err, ErrAckTimeout)
 			assert.True(t, bridge.IsRetriable(err))
 
-			px.release()
+			px.Release()
 			require.Eventually(t, func() bool {
 				return s.Write(ctx, samples("after", 10)) == nil
 			}, 20*time.Second, 20*time.Millisecond)
@@ -328,10 +329,10 @@ func TestWriteCancelledMidway(t *testing.T) {
 	for _, v := range versions {
 		t.Run(fmt.Sprintf("v%d", v), func(t *testing.T) {
 			ctx := testCtx(t, 60*time.Second)
-			px := newProxy(t, addr)
-			s := newSink(t, Config{URL: "tcp://" + px.addr(), Version: v, QoS: 1, Topic: uniq() + "/{source}/{point}", KeepAlive: time.Minute})
+			px := testproxy.New(t, addr)
+			s := newSink(t, Config{URL: "tcp://" + px.Addr(), Version: v, QoS: 1, Topic: uniq() + "/{source}/{point}", KeepAlive: time.Minute})
 			require.NoError(t, s.Connect(ctx))
-			px.hold()
+			px.Hold()
 			wctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 			defer cancel()
 			start := time.Now()
@@ -341,7 +342,7 @@ func TestWriteCancelledMidway(t *testing.T) {
 			var be *bridge.BatchError
 			require.ErrorAs(t, err, &be)
 			assert.Len(t, be.Failed, 50)
-			px.release()
+			px.Release()
 			require.Eventually(t, func() bool {
 				return s.Write(ctx, samples("after", 10)) == nil
 			}, 20*time.Second, 20*time.Millisecond)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/m2mbridge/m2mbridge/bridge"
 	"github.com/m2mbridge/m2mbridge/bridge/bridgetest"
+	"github.com/m2mbridge/m2mbridge/internal/testproxy"
 )
 
 // TestBridgeRetriesThroughOutage runs the sink under a Bridge while the
@@ -27,9 +28,9 @@ func TestBridgeRetriesThroughOutage(t *testing.T) {
 			ctx := testCtx(t, 90*time.Second)
 			name := uniq()
 			makeStream(t, addr, name, name+".>")
-			px := newProxy(t, addr)
+			px := testproxy.New(t, addr)
 			sink, err := New(Config{
-				URL: "nats://" + px.addr(), Subject: name + ".{source}.{point}", JetStream: js,
+				URL: "nats://" + px.Addr(), Subject: name + ".{source}.{point}", JetStream: js,
 				AckTimeout: time.Second, ReconnectWait: 50 * time.Millisecond,
 			})
 			require.NoError(t, err)
@@ -68,7 +69,7 @@ func TestBridgeRetriesThroughOutage(t *testing.T) {
 
 			<-firstDone
 			require.Eventually(t, func() bool { return b.Stats().Sinks[0].Delivered >= 200 }, 30*time.Second, 10*time.Millisecond)
-			px.cut()
+			px.Cut()
 			close(resume)
 			// The sink fails and the Bridge retries...
 			require.Eventually(t, func() bool {
@@ -76,7 +77,7 @@ func TestBridgeRetriesThroughOutage(t *testing.T) {
 				return st.Retried > 0 && !st.Up
 			}, 30*time.Second, 10*time.Millisecond)
 			// ...until the server is back.
-			px.restore()
+			px.Restore()
 			select {
 			case <-done:
 			case <-ctx.Done():

@@ -5,9 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"net"
-	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +14,7 @@ import (
 
 	"github.com/m2mbridge/m2mbridge/bridge"
 	"github.com/m2mbridge/m2mbridge/bridge/bridgetest"
+	"github.com/m2mbridge/m2mbridge/internal/testproxy"
 )
 
 // serverAddr returns the address of the nats-server the tests use
@@ -24,19 +22,7 @@ import (
 // listens there, unless M2MB_INTEROP=1.
 func serverAddr(tb testing.TB) string {
 	tb.Helper()
-	addr := os.Getenv("M2MB_NATS_ADDR")
-	if addr == "" {
-		addr = "127.0.0.1:4222"
-	}
-	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
-	if err != nil {
-		if os.Getenv("M2MB_INTEROP") == "1" {
-			tb.Fatalf("no nats-server at %s (M2MB_INTEROP=1): %v", addr, err)
-		}
-		tb.Skipf("no nats-server at %s: %v", addr, err)
-	}
-	c.Close()
-	return addr
+	return testproxy.PeerAddr(tb, "M2MB_NATS_ADDR", "127.0.0.1:4222", "nats-server")
 }
 
 // uniq returns a name no other test run uses, usable as a subject token and
@@ -146,133 +132,4 @@ func readback(addr, stream string) bridgetest.Readback {
 		}
 		return out, err
 	}
-}
-
-// proxy is a TCP proxy the test owns between the sink and the server, so
-// that it can cut connections abruptly and refuse new ones: the shared
-// server itself cannot be restarted.
-type proxy struct {
-	ln     net.Listener
-	target string
-
-	mu    sync.Mutex
-	cond  *sync.Cond
-	down  bool
-	held  bool // hold back what the server sends
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
-}
-
-func newProxy(tb testing.TB, target string) *proxy {
-	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(tb, err)
-	p := &proxy{ln: ln, target: target, conns: make(map[net.Conn]struct{})}
-	p.cond = sync.NewCond(&p.mu)
-	p.wg.Add(1)
-	go p.accept()
-	tb.Cleanup(p.close)
-	return p
-}
-
-func (p *proxy) addr() string { return p.ln.Addr().String() }
-
-func (p *proxy) accept() {
-	defer p.wg.Done()
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		down := p.down
-		p.mu.Unlock()
-		if down {
-			c.Close()
-			continue
-		}
-		u, err := net.DialTimeout("tcp", p.target, 5*time.Second)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns[c], p.conns[u] = struct{}{}, struct{}{}
-		p.mu.Unlock()
-		p.wg.Add(2)
-		go p.pipe(c, u)
-		go p.pipe(u, c)
-	}
-}
-
-func (p *proxy) pipe(dst, src net.Conn) {
-	defer p.wg.Done()
-	toClient := src.RemoteAddr().String() == p.target
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			if toClient {
-				p.mu.Lock()
-				for p.held && !p.down {
-					p.cond.Wait()
-				}
-				p.mu.Unlock()
-			}
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				break
-			}
-		}
-		if err != nil {
-			break
-		}
-	}
-	dst.Close()
-	src.Close()
-	p.mu.Lock()
-	delete(p.conns, dst)
-	delete(p.conns, src)
-	p.mu.Unlock()
-}
-
-// cut resets every connection through the proxy and refuses new ones until
-// restore.
-func (p *proxy) cut() {
-	p.mu.Lock()
-	p.down = true
-	p.cond.Broadcast()
-	for c := range p.conns {
-		if tc, ok := c.(*net.TCPConn); ok {
-			_ = tc.SetLinger(0)
-		}
-		c.Close()
-	}
-	p.mu.Unlock()
-}
-
-func (p *proxy) restore() {
-	p.mu.Lock()
-	p.down = false
-	p.mu.Unlock()
-}
-
-// hold stops passing on what the server sends, as a stalled server or
-// network would, until release; the connections stay open.
-func (p *proxy) hold() {
-	p.mu.Lock()
-	p.held = true
-	p.mu.Unlock()
-}
-
-func (p *proxy) release() {
-	p.mu.Lock()
-	p.held = false
-	p.cond.Broadcast()
-	p.mu.Unlock()
-}
-
-func (p *proxy) close() {
-	p.ln.Close()
-	p.cut()
-	p.wg.Wait()
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/m2mbridge/m2mbridge/bridge"
 	"github.com/m2mbridge/m2mbridge/bridge/bridgetest"
+	"github.com/m2mbridge/m2mbridge/internal/testproxy"
 )
 
 // newSink makes a sink and closes it at the end of the test.
@@ -171,9 +172,9 @@ func TestServerAwayAndBack(t *testing.T) {
 			ctx := testCtx(t, 60*time.Second)
 			name := uniq()
 			makeStream(t, addr, name, name+".>")
-			px := newProxy(t, addr)
+			px := testproxy.New(t, addr)
 			s := newSink(t, Config{
-				URL: "nats://" + px.addr(), Subject: name + ".{source}.{point}", JetStream: js,
+				URL: "nats://" + px.Addr(), Subject: name + ".{source}.{point}", JetStream: js,
 				ReconnectWait: 50 * time.Millisecond, AckTimeout: 2 * time.Second,
 			})
 			require.NoError(t, s.Connect(ctx))
@@ -182,7 +183,7 @@ func TestServerAwayAndBack(t *testing.T) {
 			require.NoError(t, s.Write(ctx, first))
 			delivered = append(delivered, first...)
 
-			px.cut()
+			px.Cut()
 			// The sink notices and reports errors rather than losing
 			// samples silently.
 			var lastErr error
@@ -197,7 +198,7 @@ func TestServerAwayAndBack(t *testing.T) {
 				assert.Len(t, be.Failed, 5)
 			}
 
-			px.restore()
+			px.Restore()
 			var after []bridge.Sample
 			require.Eventually(t, func() bool {
 				after = samples("after", 10)
@@ -251,16 +252,16 @@ func TestAckTimeout(t *testing.T) {
 	ctx := testCtx(t, 60*time.Second)
 	name := uniq()
 	makeStream(t, addr, name, name+".>")
-	px := newProxy(t, addr)
+	px := testproxy.New(t, addr)
 	s := newSink(t, Config{
-		URL: "nats://" + px.addr(), Subject: name + ".{source}.{point}", JetStream: true, Stream: name,
+		URL: "nats://" + px.Addr(), Subject: name + ".{source}.{point}", JetStream: true, Stream: name,
 		AckTimeout: 300 * time.Millisecond, MaxAckPending: 8,
 	})
 	require.NoError(t, s.Connect(ctx))
 	require.NoError(t, s.Write(ctx, samples("before", 5)))
 
 	// The server's acknowledgements are held back: every publish times out.
-	px.hold()
+	px.Hold()
 	err := s.Write(ctx, samples("held", 20))
 	var be *bridge.BatchError
 	require.ErrorAs(t, err, &be)
@@ -270,7 +271,7 @@ func TestAckTimeout(t *testing.T) {
 
 	// Released, the late acknowledgements are dropped and new Writes work,
 	// MaxAckPending not eaten up by the abandoned ones.
-	px.release()
+	px.Release()
 	for i := 0; i < 5; i++ {
 		require.NoError(t, s.Write(ctx, samples(fmt.Sprintf("after%d", i), 20)))
 	}
@@ -282,10 +283,10 @@ func TestWriteCancelledMidway(t *testing.T) {
 	ctx := testCtx(t, 60*time.Second)
 	name := uniq()
 	makeStream(t, addr, name, name+".>")
-	px := newProxy(t, addr)
-	s := newSink(t, Config{URL: "nats://" + px.addr(), Subject: name + ".{source}.{point}", JetStream: true, Stream: name})
+	px := testproxy.New(t, addr)
+	s := newSink(t, Config{URL: "nats://" + px.Addr(), Subject: name + ".{source}.{point}", JetStream: true, Stream: name})
 	require.NoError(t, s.Connect(ctx))
-	px.hold()
+	px.Hold()
 	wctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -295,7 +296,7 @@ func TestWriteCancelledMidway(t *testing.T) {
 	var be *bridge.BatchError
 	require.ErrorAs(t, err, &be)
 	assert.Len(t, be.Failed, 50)
-	px.release()
+	px.Release()
 	require.NoError(t, s.Write(ctx, samples("after", 10)))
 }
 
