@@ -4,20 +4,14 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"io"
 	"log"
 	"log/slog"
 	"math"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -26,7 +20,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,6 +30,7 @@ import (
 	"github.com/m2mbridge/m2mbridge/bridge"
 	"github.com/m2mbridge/m2mbridge/bridge/bridgetest"
 	"github.com/m2mbridge/m2mbridge/bridge/httpsink"
+	"github.com/m2mbridge/m2mbridge/internal/testpki"
 )
 
 // receiver is an HTTP endpoint that decodes and keeps every batch posted to
@@ -355,14 +349,14 @@ func TestServerGoneAndBack(t *testing.T) {
 
 func TestTLS(t *testing.T) {
 	dir := t.TempDir()
-	ca := newCA(t)
+	ca := testpki.NewCA(t)
 	caFile := filepath.Join(dir, "ca.pem")
-	require.NoError(t, os.WriteFile(caFile, ca.certPEM, 0o600))
+	require.NoError(t, os.WriteFile(caFile, ca.CertPEM, 0o600))
 	certFile, keyFile := filepath.Join(dir, "client.pem"), filepath.Join(dir, "client-key.pem")
-	clientCert, clientKey := ca.issue(t, "bridge-client", x509.ExtKeyUsageClientAuth)
+	clientCert, clientKey := ca.Issue(t, "bridge-client", x509.ExtKeyUsageClientAuth)
 	require.NoError(t, os.WriteFile(certFile, clientCert, 0o600))
 	require.NoError(t, os.WriteFile(keyFile, clientKey, 0o600))
-	serverCert, serverKey := ca.issue(t, "127.0.0.1", x509.ExtKeyUsageServerAuth)
+	serverCert, serverKey := ca.Issue(t, "127.0.0.1", x509.ExtKeyUsageServerAuth, "127.0.0.1")
 	pair, err := tls.X509KeyPair(serverCert, serverKey)
 	require.NoError(t, err)
 
@@ -370,7 +364,7 @@ func TestTLS(t *testing.T) {
 	srv := httptest.NewUnstartedServer(rc)
 	srv.TLS = &tls.Config{
 		Certificates: []tls.Certificate{pair}, ClientAuth: tls.RequireAndVerifyClientCert,
-		ClientCAs: ca.pool, MinVersion: tls.VersionTLS12,
+		ClientCAs: ca.Pool, MinVersion: tls.VersionTLS12,
 	}
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes below
 	srv.StartTLS()
@@ -389,53 +383,6 @@ func TestTLS(t *testing.T) {
 	untrusted := newSink(t, httpsink.Config{URL: srv.URL, CertFile: certFile, KeyFile: keyFile, Retries: -1})
 	assert.Error(t, untrusted.Write(ctx, []bridge.Sample{sample}), "the system roots do not trust the test CA")
 	assert.Equal(t, 1, rc.count())
-}
-
-type testCA struct {
-	cert    *x509.Certificate
-	key     *ecdsa.PrivateKey
-	certPEM []byte
-	pool    *x509.CertPool
-}
-
-var serial atomic.Int64
-
-func newCA(t *testing.T) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial.Add(1)), Subject: pkix.Name{CommonName: "m2mbridge test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	require.NoError(t, err)
-	cert, err := x509.ParseCertificate(der)
-	require.NoError(t, err)
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &testCA{cert: cert, key: key, certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pool: pool}
-}
-
-// issue returns a PEM certificate for name signed by the CA, and its PEM key.
-func (ca *testCA) issue(t *testing.T, name string, usage x509.ExtKeyUsage) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial.Add(1)), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		ExtKeyUsage: []x509.ExtKeyUsage{usage}, KeyUsage: x509.KeyUsageDigitalSignature,
-	}
-	if ip := net.ParseIP(name); ip != nil {
-		tmpl.IPAddresses = []net.IP{ip}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	require.NoError(t, err)
-	kder, err := x509.MarshalECPrivateKey(key)
-	require.NoError(t, err)
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
 }
 
 func TestNewChecksConfig(t *testing.T) {

@@ -2,19 +2,13 @@ package kafka_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -34,6 +28,7 @@ import (
 	"github.com/m2mbridge/m2mbridge/bridge"
 	"github.com/m2mbridge/m2mbridge/bridge/bridgetest"
 	"github.com/m2mbridge/m2mbridge/bridge/kafka"
+	"github.com/m2mbridge/m2mbridge/internal/testpki"
 )
 
 // newCluster starts an in-process kfake cluster that creates topics on
@@ -342,10 +337,10 @@ func TestSASL(t *testing.T) {
 
 func TestTLS(t *testing.T) {
 	dir := t.TempDir()
-	ca := newCA(t)
+	ca := testpki.NewCA(t)
 	caFile := filepath.Join(dir, "ca.pem")
-	require.NoError(t, os.WriteFile(caFile, ca.certPEM, 0o600))
-	serverCert, serverKey := ca.issue(t, "127.0.0.1", x509.ExtKeyUsageServerAuth)
+	require.NoError(t, os.WriteFile(caFile, ca.CertPEM, 0o600))
+	serverCert, serverKey := ca.Issue(t, "127.0.0.1", x509.ExtKeyUsageServerAuth, "127.0.0.1")
 	pair, err := tls.X509KeyPair(serverCert, serverKey)
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -363,9 +358,9 @@ func TestTLS(t *testing.T) {
 	t.Run("ClientCertificate", func(t *testing.T) {
 		c := newCluster(t, kfake.TLS(&tls.Config{
 			Certificates: []tls.Certificate{pair}, ClientAuth: tls.RequireAndVerifyClientCert,
-			ClientCAs: ca.pool, MinVersion: tls.VersionTLS12,
+			ClientCAs: ca.Pool, MinVersion: tls.VersionTLS12,
 		}))
-		certPEM, keyPEM := ca.issue(t, "bridge", x509.ExtKeyUsageClientAuth)
+		certPEM, keyPEM := ca.Issue(t, "bridge", x509.ExtKeyUsageClientAuth)
 		certFile, keyFile := filepath.Join(dir, "client.pem"), filepath.Join(dir, "client-key.pem")
 		require.NoError(t, os.WriteFile(certFile, certPEM, 0o600))
 		require.NoError(t, os.WriteFile(keyFile, keyPEM, 0o600))
@@ -376,53 +371,6 @@ func TestTLS(t *testing.T) {
 		noCert := newSink(t, kafka.Config{Brokers: c.ListenAddrs(), Topic: topic, CAFile: caFile, DeliveryTimeout: time.Second})
 		assert.Error(t, noCert.Connect(ctx), "the cluster wants a client certificate")
 	})
-}
-
-type testCA struct {
-	cert    *x509.Certificate
-	key     *ecdsa.PrivateKey
-	certPEM []byte
-	pool    *x509.CertPool
-}
-
-var serial atomic.Int64
-
-func newCA(t *testing.T) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial.Add(1)), Subject: pkix.Name{CommonName: "m2mbridge test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	require.NoError(t, err)
-	cert, err := x509.ParseCertificate(der)
-	require.NoError(t, err)
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &testCA{cert: cert, key: key, certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pool: pool}
-}
-
-// issue returns a PEM certificate for name signed by the CA, and its PEM key.
-func (ca *testCA) issue(t *testing.T, name string, usage x509.ExtKeyUsage) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial.Add(1)), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		ExtKeyUsage: []x509.ExtKeyUsage{usage}, KeyUsage: x509.KeyUsageDigitalSignature,
-	}
-	if ip := net.ParseIP(name); ip != nil {
-		tmpl.IPAddresses = []net.IP{ip}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	require.NoError(t, err)
-	kder, err := x509.MarshalECPrivateKey(key)
-	require.NoError(t, err)
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
 }
 
 func TestNewChecksConfig(t *testing.T) {

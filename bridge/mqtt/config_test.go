@@ -1,15 +1,8 @@
 package mqtt
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,6 +13,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
+
+	"github.com/m2mbridge/m2mbridge/internal/testpki"
 )
 
 func TestConfigErrors(t *testing.T) {
@@ -177,64 +172,9 @@ func FuzzTopic(f *testing.F) {
 // writeCerts writes a CA and a client certificate signed by it, as PEM.
 func writeCerts(t *testing.T, dir string) (ca, cert, key string) {
 	t.Helper()
-	pki := newPKI(t, dir)
-	cert, key = pki.issue(t, "client", false)
-	return pki.caFile, cert, key
-}
-
-// pki is a throw-away certificate authority for tests.
-type pki struct {
-	dir    string
-	caFile string
-	ca     *x509.Certificate
-	caKey  *ecdsa.PrivateKey
-	serial int64
-}
-
-func newPKI(t *testing.T, dir string) *pki {
-	t.Helper()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	caTpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "m2mtest CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTpl, caTpl, &caKey.PublicKey, caKey)
-	require.NoError(t, err)
-	ca, err := x509.ParseCertificate(caDER)
-	require.NoError(t, err)
-	p := &pki{dir: dir, caFile: filepath.Join(dir, "ca.pem"), ca: ca, caKey: caKey, serial: 1}
-	require.NoError(t, os.WriteFile(p.caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o600))
-	return p
-}
-
-// issue writes a certificate and key named name, for a server on 127.0.0.1
-// or for a client.
-func (p *pki) issue(t *testing.T, name string, server bool) (cert, key string) {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	p.serial++
-	tpl := &x509.Certificate{
-		SerialNumber: big.NewInt(p.serial), Subject: pkix.Name{CommonName: "m2mtest " + name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	if server {
-		tpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-		tpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1)}
-		tpl.DNSNames = []string{"localhost"}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tpl, p.ca, &k.PublicKey, p.caKey)
-	require.NoError(t, err)
-	keyDER, err := x509.MarshalECPrivateKey(k)
-	require.NoError(t, err)
-	cert, key = filepath.Join(p.dir, name+".pem"), filepath.Join(p.dir, name+".key")
-	require.NoError(t, os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600))
-	require.NoError(t, os.WriteFile(key, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600))
-	return cert, key
+	pki := testpki.NewCA(t)
+	cert, key = pki.IssueFiles(t, dir, "client", x509.ExtKeyUsageClientAuth)
+	return pki.WriteCA(t, dir), cert, key
 }
 
 func TestConfigYAML(t *testing.T) {

@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"bytes"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"os"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/m2mbridge/m2mbridge/internal/testpki"
 )
 
 // freePort returns a port nothing listens on (for a server the test starts
@@ -87,10 +90,11 @@ func startMosquitto(t *testing.T, dir, conf string, ports ...int) {
 // requires a username and password, and a WebSocket listener.
 func TestTLSAndPassword(t *testing.T) {
 	dir := t.TempDir()
-	pki := newPKI(t, dir)
-	srvCert, srvKey := pki.issue(t, "server", true)
-	cliCert, cliKey := pki.issue(t, "client", false)
-	other := newPKI(t, t.TempDir()) // a CA the broker does not trust
+	ca := testpki.NewCA(t)
+	caFile := ca.WriteCA(t, dir)
+	srvCert, srvKey := ca.IssueFiles(t, dir, "server", x509.ExtKeyUsageServerAuth, "127.0.0.1", "localhost")
+	cliCert, cliKey := ca.IssueFiles(t, dir, "client", x509.ExtKeyUsageClientAuth)
+	otherCAFile := testpki.NewCA(t).WriteCA(t, t.TempDir()) // a CA the broker does not trust
 
 	passwd := filepath.Join(dir, "passwd")
 	require.NoError(t, os.WriteFile(passwd, nil, 0o600))
@@ -114,7 +118,7 @@ password_file %s
 listener %d 127.0.0.1
 protocol websockets
 allow_anonymous true
-`, tlsPort, pki.caFile, srvCert, srvKey, pwPort, passwd, wsPort), tlsPort, pwPort, wsPort)
+`, tlsPort, caFile, srvCert, srvKey, pwPort, passwd, wsPort), tlsPort, pwPort, wsPort)
 
 	for _, v := range versions {
 		t.Run(fmt.Sprintf("v%d", v), func(t *testing.T) {
@@ -140,8 +144,8 @@ allow_anonymous true
 				}
 				assert.NotContains(t, err.Error(), "s3cret")
 			}
-			ok(Config{URL: tlsURL, CAFile: pki.caFile, CertFile: cliCert, KeyFile: cliKey})
-			fails(Config{URL: tlsURL, CAFile: other.caFile, CertFile: cliCert, KeyFile: cliKey}, "certificate")
+			ok(Config{URL: tlsURL, CAFile: caFile, CertFile: cliCert, KeyFile: cliKey})
+			fails(Config{URL: tlsURL, CAFile: otherCAFile, CertFile: cliCert, KeyFile: cliKey}, "certificate")
 			ok(Config{URL: pwURL, Username: "bridge", Password: "s3cret"})
 			fails(Config{URL: pwURL, Username: "bridge", Password: "wrong"})
 			fails(Config{URL: pwURL})

@@ -1,54 +1,24 @@
 package tlsfiles_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/m2mbridge/m2mbridge/internal/testpki"
 	"github.com/m2mbridge/m2mbridge/internal/tlsfiles"
 )
 
-// writePEM writes a self-signed certificate and its key to dir and returns
-// their paths.
-func writePEM(t *testing.T, dir string) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "tlsfiles test"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	require.NoError(t, err)
-	kder, err := x509.MarshalECPrivateKey(key)
-	require.NoError(t, err)
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	require.NoError(t, os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600))
-	require.NoError(t, os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600))
-	return certFile, keyFile
-}
-
 func TestLoad(t *testing.T) {
 	dir := t.TempDir()
-	cert, key := writePEM(t, dir)
+	ca := testpki.NewCA(t)
+	cert, key := ca.IssueFiles(t, dir, "client", x509.ExtKeyUsageClientAuth)
 	junk := filepath.Join(dir, "junk.pem")
 	require.NoError(t, os.WriteFile(junk, []byte("not pem"), 0o600))
 	missing := filepath.Join(dir, "nope.pem")
@@ -62,7 +32,7 @@ func TestLoad(t *testing.T) {
 		assert.False(t, c.InsecureSkipVerify)
 	})
 	t.Run("All", func(t *testing.T) {
-		c, err := tlsfiles.Load(cert, cert, key, true)
+		c, err := tlsfiles.Load(ca.WriteCA(t, dir), cert, key, true)
 		require.NoError(t, err)
 		assert.NotNil(t, c.RootCAs)
 		assert.Len(t, c.Certificates, 1)
