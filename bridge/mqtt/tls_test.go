@@ -1,10 +1,8 @@
 package mqtt
 
 import (
-	"bytes"
 	"crypto/x509"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,74 +14,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/m2mbridge/m2mbridge/internal/testpki"
+	"github.com/m2mbridge/m2mbridge/internal/testproxy"
 )
-
-// freePort returns a port nothing listens on (for a server the test starts
-// itself and which cannot be given port 0).
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// lookPeer finds a third-party program, skipping the test without it unless
-// M2MB_INTEROP=1.
-func lookPeer(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		for _, dir := range []string{"/usr/sbin", "/usr/local/sbin"} {
-			if _, serr := os.Stat(filepath.Join(dir, name)); serr == nil {
-				return filepath.Join(dir, name)
-			}
-		}
-		if os.Getenv("M2MB_INTEROP") == "1" {
-			t.Fatalf("%s not found (M2MB_INTEROP=1): %v", name, err)
-		}
-		t.Skipf("%s not found: %v", name, err)
-	}
-	return p
-}
-
-// startMosquitto runs a Mosquitto of the test's own with conf and returns
-// when it listens on every port.
-func startMosquitto(t *testing.T, dir, conf string, ports ...int) {
-	t.Helper()
-	bin := lookPeer(t, "mosquitto")
-	cf := filepath.Join(dir, "mosquitto.conf")
-	require.NoError(t, os.WriteFile(cf, []byte(conf), 0o600))
-	var out bytes.Buffer
-	cmd := exec.Command(bin, "-c", cf)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	require.NoError(t, cmd.Start())
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-	})
-	for _, port := range ports {
-		require.Eventually(t, func() bool {
-			select {
-			case <-exited:
-				return true
-			default:
-			}
-			c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
-			if err == nil {
-				c.Close()
-			}
-			return err == nil
-		}, 10*time.Second, 20*time.Millisecond, "mosquitto does not listen on %d", port)
-		select {
-		case <-exited:
-			t.Fatalf("mosquitto exited: %s", out.String())
-		default:
-		}
-	}
-}
 
 // TestTLSAndPassword runs a Mosquitto of its own with a TLS listener that
 // requires a client certificate from the test's CA, a listener that
@@ -98,11 +30,11 @@ func TestTLSAndPassword(t *testing.T) {
 
 	passwd := filepath.Join(dir, "passwd")
 	require.NoError(t, os.WriteFile(passwd, nil, 0o600))
-	out, err := exec.Command(lookPeer(t, "mosquitto_passwd"), "-b", passwd, "bridge", "s3cret").CombinedOutput()
+	out, err := exec.Command(testproxy.LookPeer(t, "mosquitto_passwd"), "-b", passwd, "bridge", "s3cret").CombinedOutput()
 	require.NoError(t, err, "mosquitto_passwd: %s", out)
 
-	tlsPort, pwPort, wsPort := freePort(t), freePort(t), freePort(t)
-	startMosquitto(t, dir, fmt.Sprintf(`user root
+	tlsPort, pwPort, wsPort := testproxy.FreePort(t), testproxy.FreePort(t), testproxy.FreePort(t)
+	testproxy.StartServer(t, "mosquitto", filepath.Join(dir, "mosquitto.conf"), fmt.Sprintf(`user root
 persistence false
 log_dest none
 per_listener_settings true

@@ -1,12 +1,8 @@
 package nats
 
 import (
-	"bytes"
 	"crypto/x509"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,62 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/m2mbridge/m2mbridge/internal/testpki"
+	"github.com/m2mbridge/m2mbridge/internal/testproxy"
 )
-
-// startServer runs a nats-server of the test's own with conf (which must
-// listen on port) and returns when it listens.
-func startServer(t *testing.T, dir, name, conf string, port int) {
-	t.Helper()
-	bin, err := exec.LookPath("nats-server")
-	if err != nil {
-		if _, serr := os.Stat("/usr/sbin/nats-server"); serr == nil {
-			bin, err = "/usr/sbin/nats-server", nil
-		}
-	}
-	if err != nil {
-		if os.Getenv("M2MB_INTEROP") == "1" {
-			t.Fatalf("nats-server not found (M2MB_INTEROP=1): %v", err)
-		}
-		t.Skipf("nats-server not found: %v", err)
-	}
-	cf := filepath.Join(dir, name+".conf")
-	require.NoError(t, os.WriteFile(cf, []byte(conf), 0o600))
-	var out bytes.Buffer
-	cmd := exec.Command(bin, "-c", cf)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	require.NoError(t, cmd.Start())
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-	})
-	require.Eventually(t, func() bool {
-		select {
-		case <-exited:
-			return true
-		default:
-		}
-		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	}, 10*time.Second, 20*time.Millisecond, "nats-server does not listen on %d", port)
-	select {
-	case <-exited:
-		t.Fatalf("nats-server exited: %s", out.String())
-	default:
-	}
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
 
 // TestAuthAndTLS runs nats-servers of its own that require a token, a user
 // and password, and a TLS client certificate from the test's CA.
@@ -83,10 +25,10 @@ func TestAuthAndTLS(t *testing.T) {
 	cliCert, cliKey := ca.IssueFiles(t, dir, "client", x509.ExtKeyUsageClientAuth)
 	otherCAFile := testpki.NewCA(t).WriteCA(t, t.TempDir())
 
-	tokenPort, userPort, tlsPort := freePort(t), freePort(t), freePort(t)
-	startServer(t, dir, "token", fmt.Sprintf("listen: 127.0.0.1:%d\nauthorization { token: \"t0ken-s3cret\" }\n", tokenPort), tokenPort)
-	startServer(t, dir, "user", fmt.Sprintf("listen: 127.0.0.1:%d\nauthorization { user: bridge, password: \"s3cret\" }\n", userPort), userPort)
-	startServer(t, dir, "tls", fmt.Sprintf("listen: 127.0.0.1:%d\ntls { cert_file: %q, key_file: %q, ca_file: %q, verify: true }\n",
+	tokenPort, userPort, tlsPort := testproxy.FreePort(t), testproxy.FreePort(t), testproxy.FreePort(t)
+	testproxy.StartServer(t, "nats-server", filepath.Join(dir, "token.conf"), fmt.Sprintf("listen: 127.0.0.1:%d\nauthorization { token: \"t0ken-s3cret\" }\n", tokenPort), tokenPort)
+	testproxy.StartServer(t, "nats-server", filepath.Join(dir, "user.conf"), fmt.Sprintf("listen: 127.0.0.1:%d\nauthorization { user: bridge, password: \"s3cret\" }\n", userPort), userPort)
+	testproxy.StartServer(t, "nats-server", filepath.Join(dir, "tls.conf"), fmt.Sprintf("listen: 127.0.0.1:%d\ntls { cert_file: %q, key_file: %q, ca_file: %q, verify: true }\n",
 		tlsPort, srvCert, srvKey, caFile), tlsPort)
 
 	ctx := testCtx(t, 60*time.Second)

@@ -2,34 +2,12 @@ package testproxy
 
 import (
 	"net"
-	"os"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 )
-
-// PeerAddr returns the address of the shared third-party server a test
-// uses: the environment variable env, or def when it is empty. When nothing
-// listens there it skips the test, naming the server as what, or fails it
-// when M2MB_INTEROP=1 (a missing peer is then an error).
-func PeerAddr(tb testing.TB, env, def, what string) string {
-	tb.Helper()
-	addr := os.Getenv(env)
-	if addr == "" {
-		addr = def
-	}
-	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
-	if err != nil {
-		if os.Getenv("M2MB_INTEROP") == "1" {
-			tb.Fatalf("no %s at %s (M2MB_INTEROP=1): %v", what, addr, err)
-		}
-		tb.Skipf("no %s at %s: %v", what, addr, err)
-	}
-	c.Close()
-	return addr
-}
 
 // Proxy is a TCP proxy on 127.0.0.1 between clients and a target server.
 type Proxy struct {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -110,4 +111,14 @@ func TestPeerAddr(t *testing.T) {
 			t.Error("PeerAddr returned for a server that is not there")
 		})
 	}
+}
+
+func TestLookPeerAndFreePort(t *testing.T) {
+	sh := testproxy.LookPeer(t, "sh")
+	assert.FileExists(t, sh)
+
+	port := testproxy.FreePort(t)
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	require.NoError(t, err, "the port is free")
+	ln.Close()
 }
