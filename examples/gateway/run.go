@@ -116,25 +116,12 @@ func (s *sourceState) failing(start time.Time) (time.Time, string) {
 }
 
 // emitter returns the Emitter the device's poller writes to: it follows
-// the device's state and hands the samples on with Seq cleared, so that the
-// Bridge numbers them from its SeqStart. (The modbus and opcua sources
-// number their samples from 1 in every process, which would repeat numbers
-// after a restart; the Bridge's numbering, started above what the spools
-// hold, keeps growing.)
+// the device's state and hands the samples on. The Bridge numbers them
+// (Sample.Seq) from its SeqStart, which starts above what the spools hold.
 func (s *sourceState) emitter(out bridge.Emitter) bridge.Emitter {
-	var mu sync.Mutex
-	var scratch []bridge.Sample
 	return bridge.EmitterFunc(func(ctx context.Context, batch []bridge.Sample) error {
 		s.observe(batch)
-		mu.Lock()
-		defer mu.Unlock()
-		scratch = append(scratch[:0], batch...)
-		for i := range scratch {
-			scratch[i].Seq = 0
-		}
-		err := out.Emit(ctx, scratch)
-		clear(scratch)
-		return err
+		return out.Emit(ctx, batch)
 	})
 }
 
