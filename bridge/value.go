@@ -188,3 +188,42 @@ func (v Value) Equal(w Value) bool {
 		return int64(i.bits) >= 0 && i.bits == u.bits
 	}
 }
+
+// ValueOf converts a Go value to a Value: a Value as it is, a bool, any
+// signed integer type (Int), any unsigned integer type (Uint), float32 or
+// float64 (Float), a string. It reports false for any other type.
+func ValueOf(v any) (Value, bool) {
+	switch x := v.(type) {
+	case Value:
+		return x, true
+	case bool:
+		return Bool(x), true
+	case int:
+		return Int(int64(x)), true
+	case int8:
+		return Int(int64(x)), true
+	case int16:
+		return Int(int64(x)), true
+	case int32:
+		return Int(int64(x)), true
+	case int64:
+		return Int(x), true
+	case uint:
+		return Uint(uint64(x)), true
+	case uint8:
+		return Uint(uint64(x)), true
+	case uint16:
+		return Uint(uint64(x)), true
+	case uint32:
+		return Uint(uint64(x)), true
+	case uint64:
+		return Uint(x), true
+	case float32:
+		return Float(float64(x)), true
+	case float64:
+		return Float(x), true
+	case string:
+		return String(x), true
+	}
+	return Value{}, false
+}

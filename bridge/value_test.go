@@ -97,3 +97,31 @@ func TestValueIsSmallAndAllocationFree(t *testing.T) {
 	})
 	assert.Zero(t, allocs)
 }
+
+func TestValueOf(t *testing.T) {
+	tests := []struct {
+		in   any
+		want bridge.Value
+		ok   bool
+	}{
+		{bridge.Uint(7), bridge.Uint(7), true},
+		{true, bridge.Bool(true), true},
+		{int8(-3), bridge.Int(-3), true},
+		{int(-1 << 40), bridge.Int(-1 << 40), true},
+		{uint16(65535), bridge.Uint(65535), true},
+		{uint64(math.MaxUint64), bridge.Uint(math.MaxUint64), true},
+		{float32(0.5), bridge.Float(0.5), true},
+		{230.1, bridge.Float(230.1), true},
+		{"on", bridge.String("on"), true},
+		{nil, bridge.Value{}, false},
+		{[]int{1}, bridge.Value{}, false},
+	}
+	for _, tt := range tests {
+		got, ok := bridge.ValueOf(tt.in)
+		assert.Equal(t, tt.ok, ok, "%T", tt.in)
+		assert.Equal(t, tt.want, got, "%T", tt.in)
+		if ok {
+			assert.Equal(t, tt.want.Kind(), got.Kind(), "%T", tt.in)
+		}
+	}
+}

@@ -83,39 +83,10 @@ func (d *Device) retryBusy(ctx context.Context, fn func() error) error {
 	}
 }
 
-// toValue converts a Go value to a bridge.Value.
+// toValue converts a Go value to a bridge.Value (see bridge.ValueOf).
 func toValue(v any) (bridge.Value, error) {
-	switch x := v.(type) {
-	case bridge.Value:
-		return x, nil
-	case bool:
-		return bridge.Bool(x), nil
-	case int:
-		return bridge.Int(int64(x)), nil
-	case int8:
-		return bridge.Int(int64(x)), nil
-	case int16:
-		return bridge.Int(int64(x)), nil
-	case int32:
-		return bridge.Int(int64(x)), nil
-	case int64:
-		return bridge.Int(x), nil
-	case uint:
-		return bridge.Uint(uint64(x)), nil
-	case uint8:
-		return bridge.Uint(uint64(x)), nil
-	case uint16:
-		return bridge.Uint(uint64(x)), nil
-	case uint32:
-		return bridge.Uint(uint64(x)), nil
-	case uint64:
-		return bridge.Uint(x), nil
-	case float32:
-		return bridge.Float(float64(x)), nil
-	case float64:
-		return bridge.Float(x), nil
-	case string:
-		return bridge.String(x), nil
+	if val, ok := bridge.ValueOf(v); ok {
+		return val, nil
 	}
 	return bridge.Value{}, fmt.Errorf("unsupported value type %T", v)
 }

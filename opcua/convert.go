@@ -30,33 +30,12 @@ func toValue(v *ua.Variant) (bridge.Value, error) {
 	if v.ArrayLength() > 0 || v.Has(ua.VariantArrayValues) {
 		return bridge.Value{}, errArray
 	}
+	if val, ok := bridge.ValueOf(v.Value()); ok {
+		return val, nil
+	}
 	switch x := v.Value().(type) {
 	case nil:
 		return bridge.Value{}, nil
-	case bool:
-		return bridge.Bool(x), nil
-	case int8:
-		return bridge.Int(int64(x)), nil
-	case int16:
-		return bridge.Int(int64(x)), nil
-	case int32:
-		return bridge.Int(int64(x)), nil
-	case int64:
-		return bridge.Int(x), nil
-	case uint8:
-		return bridge.Uint(uint64(x)), nil
-	case uint16:
-		return bridge.Uint(uint64(x)), nil
-	case uint32:
-		return bridge.Uint(uint64(x)), nil
-	case uint64:
-		return bridge.Uint(x), nil
-	case float32:
-		return bridge.Float(float64(x)), nil
-	case float64:
-		return bridge.Float(x), nil
-	case string:
-		return bridge.String(x), nil
 	case time.Time:
 		return bridge.String(x.UTC().Format(time.RFC3339Nano)), nil
 	case *ua.LocalizedText:
