@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // ErrClosed is returned by a Sink (and by the Bridge) for every call after
@@ -156,4 +157,44 @@ func IsRetriable(err error) bool {
 // errorf is fmt.Errorf with the package prefix.
 func errorf(format string, args ...any) error {
 	return fmt.Errorf("bridge: "+format, args...)
+}
+
+type retryAfterError struct {
+	err   error
+	after time.Duration
+}
+
+func (e retryAfterError) Error() string { return e.err.Error() }
+func (e retryAfterError) Unwrap() error { return e.err }
+
+// RetryAfter marks a retriable err with the server's own word on when to try
+// again (HTTP Retry-After on 429 or 503, a broker's throttle time): the Bridge
+// waits at least d, and at most its Retry.Max, before the next attempt. The
+// Bridge is the one owner of retries; a sink reports, it does not loop.
+// RetryAfter(nil, d) is nil.
+func RetryAfter(err error, d time.Duration) error {
+	if err == nil {
+		return nil
+	}
+	return retryAfterError{err, d}
+}
+
+// RetryAfterDelay returns the delay that err asks for with [RetryAfter], and
+// whether it asks for one.
+func RetryAfterDelay(err error) (time.Duration, bool) {
+	var r retryAfterError
+	if errors.As(err, &r) {
+		return r.after, true
+	}
+	return 0, false
+}
+
+// DeadLetter keeps the samples a sink rejected for good ([Permanent] errors),
+// so that a rejection never deletes data: they can be inspected and replayed
+// by hand. Package bridge/spool provides a file implementation beside the
+// spool. Put must not keep batch; it is called from the sink's writer
+// goroutine only.
+type DeadLetter interface {
+	Put(batch []Sample, reason error) error
+	Close() error
 }
