@@ -1,190 +1,185 @@
 package spool
 
 import (
-	"bytes"
+	"fmt"
 	"io"
 	"os"
+	"slices"
+
+	"github.com/m2mbridge/m2mbridge/bridge"
 )
 
-// readBufSize is the reader's buffer: records are streamed through it, never
-// indexed in memory. It grows only for a record larger than itself (at most
-// headerLen+MaxRecordBytes).
-const readBufSize = 128 << 10
-
-// segReader streams the records of one segment file through a small buffer.
-// It finds the next valid record, skipping damaged bytes by searching for the
-// next record magic whose length and CRC check out.
-type segReader struct {
-	f    *os.File
-	src  io.ReaderAt // f, or bytes in tests
-	id   uint64
-	buf  []byte
-	base int64 // file offset of buf[0]
-	r, w int   // unread window buf[r:w]
-	// skips counts damaged regions skipped before a valid record.
-	skips int
-}
-
-// reset points the reader at file f (segment id) at offset off.
-func (r *segReader) reset(f *os.File, id uint64, off int64) {
-	r.f, r.src, r.id = f, f, id
-	if r.buf == nil {
-		r.buf = make([]byte, readBufSize)
+// Peek copies the oldest unacknowledged samples into buf and returns how
+// many; 0 when there are none. Successive Peeks without Ack return the same
+// samples. A record that passes its checksum but does not decode is skipped
+// and counted in Dropped.
+func (s *Spool) Peek(buf []bridge.Sample) (int, error) {
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	s.mu.Lock()
+	closed, head := s.closed, s.head
+	s.mu.Unlock()
+	if closed {
+		return 0, bridge.ErrClosed
 	}
-	r.base, r.r, r.w = off, 0, 0
-	r.skips = 0
-}
-
-// close closes the file, keeping the buffer for reuse.
-func (r *segReader) close() {
-	if r.f != nil {
-		_ = r.f.Close()
-		r.f, r.src = nil, nil
+	if s.rpos != head {
+		s.setReader(head)
 	}
-	if len(r.buf) > readBufSize {
-		r.buf = make([]byte, readBufSize) // give back a buffer grown for a big record
-	}
-}
-
-// pos returns the file offset of the next unread byte.
-func (r *segReader) pos() int64 { return r.base + int64(r.r) }
-
-// seek moves to file offset off, keeping buffered bytes when off is inside
-// the window.
-func (r *segReader) seek(off int64) {
-	if off >= r.base && off <= r.base+int64(r.w) {
-		r.r = int(off - r.base)
-		return
-	}
-	r.base, r.r, r.w = off, 0, 0
-}
-
-// fill makes at least n bytes available at buf[r:], reading no byte at or
-// past limit, and reports whether it could.
-func (r *segReader) fill(n int, limit int64) (bool, error) {
-	if r.w-r.r >= n {
-		return true, nil
-	}
-	if r.pos()+int64(n) > limit {
-		return false, nil
-	}
-	if r.r > 0 {
-		copy(r.buf, r.buf[r.r:r.w])
-		r.base += int64(r.r)
-		r.w -= r.r
-		r.r = 0
-	}
-	if n > len(r.buf) {
-		nb := make([]byte, n)
-		copy(nb, r.buf[:r.w])
-		r.buf = nb
-	}
-	want := len(r.buf)
-	if rem := limit - r.base; rem < int64(want) {
-		want = int(rem)
-	}
-	for r.w < n {
-		m, err := r.src.ReadAt(r.buf[r.w:want], r.base+int64(r.w))
-		r.w += m
-		if err == io.EOF {
-			// The file is shorter than limit: only when it was
-			// truncated under us; report what is there.
-			return r.w-r.r >= n, nil
-		}
+	s.peekFrom, s.peeked, s.peekOK = head.idx, s.peeked[:0], true
+	n := 0
+	for n < len(buf) {
+		p, ok, err := s.readRecord()
 		if err != nil {
-			return false, err
-		}
-	}
-	return true, nil
-}
-
-// validHere reports whether a complete, checksummed record starts at pos()
-// and ends at or before limit, and returns its total length.
-func (r *segReader) validHere(limit int64) (int, bool, error) {
-	ok, err := r.fill(headerLen, limit)
-	if !ok || err != nil {
-		return 0, false, err
-	}
-	n, ok := parseHeader(r.buf[r.r:])
-	if !ok {
-		return 0, false, nil
-	}
-	ok, err = r.fill(headerLen+n, limit)
-	if !ok || err != nil {
-		return 0, false, err
-	}
-	return headerLen + n, checkRecord(r.buf[r.r : r.r+headerLen+n]), nil
-}
-
-// next returns the payload of the next valid record before limit, or io.EOF
-// when there is none. The payload aliases the buffer: it is valid until the
-// next call. Damaged bytes followed by a valid record are skipped (counted in
-// skips); damaged bytes with no valid record after them are left unread, so
-// that after io.EOF pos() < limit tells there is an invalid tail.
-func (r *segReader) next(limit int64) ([]byte, error) {
-	for {
-		if r.pos() >= limit {
-			return nil, io.EOF
-		}
-		n, ok, err := r.validHere(limit)
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			p := r.buf[r.r+headerLen : r.r+n]
-			r.r += n
-			return p, nil
-		}
-		at := r.pos()
-		q, err := r.resync(at+1, limit)
-		if err != nil {
-			return nil, err
-		}
-		if q < 0 {
-			r.seek(at)
-			return nil, io.EOF
-		}
-		r.skips++
-		r.seek(q)
-	}
-}
-
-// resync returns the offset of the first valid record at or after from and
-// before limit, or -1.
-func (r *segReader) resync(from, limit int64) (int64, error) {
-	r.seek(from)
-	for {
-		ok, err := r.fill(len(recordMagic), limit)
-		if err != nil {
-			return -1, err
+			return n, err
 		}
 		if !ok {
-			return -1, nil
+			break
 		}
-		i := bytes.Index(r.buf[r.r:r.w], recordMagic[:])
-		if i < 0 {
-			r.r = r.w - (len(recordMagic) - 1)
+		if err := decodePayload(p, &buf[n], &s.in); err != nil {
+			if s.rpos.seg > s.badAt.seg || (s.rpos.seg == s.badAt.seg && s.rpos.off > s.badAt.off) {
+				s.badAt = s.rpos
+				s.dropped.Add(1)
+				s.log.Warn("spool: skipping a record that does not decode", "segment", s.segPath(s.rpos.seg), "err", err)
+			}
 			continue
 		}
-		r.r += i
-		cand := r.pos()
-		if _, ok, err := r.validHere(limit); err != nil {
-			return -1, err
-		} else if ok {
-			return cand, nil
+		s.peeked = append(s.peeked, s.rpos)
+		n++
+	}
+	return n, nil
+}
+
+// setReader moves the reader to p. rmu held.
+func (s *Spool) setReader(p position) {
+	if s.rd.f != nil && s.rd.id == p.seg {
+		s.rd.seek(p.off)
+	} else {
+		s.rd.close()
+		s.rlimit = -1
+	}
+	s.rpos = p
+}
+
+// readRecord returns the payload of the next valid record at the reader's
+// position, crossing into later segments; ok is false at the end of the log.
+// rmu held.
+func (s *Spool) readRecord() (payload []byte, ok bool, err error) {
+	for {
+		if s.rd.f == nil {
+			f, err := os.Open(s.segPath(s.rpos.seg))
+			if err != nil {
+				return nil, false, fmt.Errorf("spool: %w", err)
+			}
+			s.rd.reset(f, s.rpos.seg, s.rpos.off)
+			s.rlimit = -1
 		}
-		r.seek(cand + 1)
+		if s.rlimit >= 0 {
+			p, err := s.rd.next(s.rlimit)
+			if err == nil {
+				s.rpos.off = s.rd.pos()
+				if isSeal(p) {
+					continue
+				}
+				s.rpos.idx++
+				return p, true, nil
+			}
+			if err != io.EOF {
+				return nil, false, fmt.Errorf("spool: reading %s: %w", s.rd.f.Name(), err)
+			}
+		}
+		// At the known end of the segment: has it grown, or is there a
+		// next one?
+		s.mu.Lock()
+		i := slices.IndexFunc(s.segs, func(g segment) bool { return g.id == s.rpos.seg })
+		if i < 0 {
+			s.mu.Unlock()
+			return nil, false, fmt.Errorf("spool: segment %s vanished under the reader", s.segPath(s.rpos.seg))
+		}
+		size, last := s.segs[i].size, i == len(s.segs)-1
+		var next segment
+		if !last {
+			next = s.segs[i+1]
+		}
+		if size > s.rlimit {
+			s.rlimit = size
+			s.mu.Unlock()
+			continue
+		}
+		if last {
+			s.mu.Unlock()
+			return nil, false, nil
+		}
+		s.countMissingLocked(s.rpos.seg, s.rpos.idx, next.first)
+		s.mu.Unlock()
+		s.rd.close()
+		s.rpos = position{seg: next.id, off: segHeaderLen, idx: next.first}
+		s.rlimit = -1
 	}
 }
 
-// completeAt reports whether the bytes at pos() carry a record header whose
-// declared record fits before limit: a whole record that fails its checksum
-// (damage) rather than one cut short by a crash (a torn write).
-func (r *segReader) completeAt(limit int64) bool {
-	ok, err := r.fill(headerLen, limit)
-	if !ok || err != nil {
-		return false
+// Ack removes the n oldest samples: those the last Peek returned (or, when
+// n is larger, the ones after them too). Segments wholly acknowledged are
+// deleted. If segments were dropped since the Peek, the samples already
+// dropped count towards n.
+func (s *Spool) Ack(n int) error {
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	s.mu.Lock()
+	closed, head := s.closed, s.head
+	tail := s.segs[len(s.segs)-1].first + s.segs[len(s.segs)-1].count
+	s.mu.Unlock()
+	if closed {
+		return bridge.ErrClosed
 	}
-	n, ok := parseHeader(r.buf[r.r:])
-	return ok && r.pos()+int64(headerLen+n) <= limit
+	if n < 0 {
+		return fmt.Errorf("spool: ack of %d samples", n)
+	}
+	if n == 0 {
+		return nil
+	}
+	var newHead position
+	switch {
+	case s.peekOK && n <= len(s.peeked):
+		newHead = s.peeked[n-1]
+	default:
+		start, remaining := head, uint64(n)
+		if s.peekOK {
+			if len(s.peeked) > 0 {
+				start = s.peeked[len(s.peeked)-1]
+			}
+			remaining = uint64(n - len(s.peeked))
+		} else {
+			target := s.peekFrom + uint64(n)
+			if target <= head.idx {
+				s.peeked, s.peekFrom, s.peekOK = s.peeked[:0], head.idx, true
+				return nil // all of them were dropped already
+			}
+			remaining = target - head.idx
+		}
+		if start.idx+remaining > tail {
+			return fmt.Errorf("spool: ack of %d samples, but only %d are held", n, tail-s.peekFrom)
+		}
+		if s.rpos != start {
+			s.setReader(start)
+		}
+		for ; remaining > 0; remaining-- {
+			_, ok, err := s.readRecord()
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return fmt.Errorf("spool: ack of %d samples, but fewer are held", n)
+			}
+		}
+		newHead = s.rpos
+	}
+	s.mu.Lock()
+	gone := s.setHeadLocked(newHead)
+	head = s.head
+	s.mu.Unlock()
+	s.peeked, s.peekFrom, s.peekOK = s.peeked[:0], head.idx, true
+	if err := s.persistHead(); err != nil {
+		return err
+	}
+	return s.removeSegments(gone)
 }
