@@ -5,7 +5,7 @@ go 1.26
 require (
 	github.com/eclipse/paho.golang v0.22.0
 	github.com/eclipse/paho.mqtt.golang v1.5.0
-	github.com/gopcua/opcua v0.8.0
+	github.com/gopcua/opcua v0.9.1
 	github.com/nats-io/nats.go v1.37.0
 	github.com/prometheus/client_golang v1.20.5
 	github.com/simonvetter/modbus v1.6.4

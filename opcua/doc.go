@@ -1,7 +1,7 @@
 // Package opcua is the OPC UA adapter of m2mbridge: a [Source] per server
 // that reads a configured list of variables, by subscription or by polling,
 // and produces one [bridge.Sample] per reading. It is built on
-// github.com/gopcua/opcua v0.8.0 and absorbs that client's quirks.
+// github.com/gopcua/opcua v0.9.1 and absorbs that client's quirks.
 //
 // # Configuration
 //
@@ -53,7 +53,7 @@
 // # Connection lifecycle
 //
 // The upstream client's auto-reconnect is disabled because, measured with
-// v0.8.0, it can end in a state that reports Connected while subscriptions
+// v0.8.0 (and not reworked in v0.9.1), it can end in a state that reports Connected while subscriptions
 // never deliver again (upstream issues #879 and #895). Instead:
 //
 //   - each subscription also monitors the server's CurrentTime (i=2258) as a

@@ -55,7 +55,7 @@ func FuzzToValue(f *testing.F) {
 	})
 }
 
-// decodes decodes b into v. The upstream decoder (v0.8.0) panics on some
+// decodes decodes b into v. The upstream decoder (v0.8.0, v0.9.1) panics on some
 // inputs, for example a negative array length ("reflect.MakeSlice:
 // negative len", seed d12c36c6019285ea); that is upstream's to fix, so
 // such inputs are skipped here rather than reported as failures of
