@@ -54,9 +54,18 @@ func New(opts Options) *Bridge {
 	return &Bridge{opts: opts, log: opts.Logger}
 }
 
-// AddSource adds a source under a name unique among the sources. It must be
-// called before Run.
+// AddSource adds a source under a name unique among the sources, with the
+// default [SourceOptions] (no inbox: its Emit hands samples straight to the
+// sinks' queues). It must be called before Run.
 func (b *Bridge) AddSource(name string, src Source) error {
+	return b.AddSourceWith(name, src, SourceOptions{})
+}
+
+// AddSourceWith adds a source with options: a source that must not block
+// (an OPC UA subscription, whose server drops notifications it cannot
+// deliver) gets a bounded inbox of its own with its own overflow policy. It
+// must be called before Run.
+func (b *Bridge) AddSourceWith(name string, src Source, opts SourceOptions) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	switch {
@@ -67,12 +76,15 @@ func (b *Bridge) AddSource(name string, src Source) error {
 	case src == nil:
 		return errorf("add source %q: nil source", name)
 	}
+	if err := opts.Validate(); err != nil {
+		return errorf("add source %q: %w", name, err)
+	}
 	for _, s := range b.sources {
 		if s.name == name {
 			return errorf("add source %q: a source of that name exists", name)
 		}
 	}
-	r := &sourceRunner{b: b, name: name, src: src}
+	r := newSourceRunner(b, name, src, opts)
 	r.seq.Store(b.opts.SeqStart - 1)
 	b.sources = append(b.sources, r)
 	return nil
@@ -101,14 +113,10 @@ func (b *Bridge) AddSink(name string, sink Sink, opts SinkOptions) error {
 			bad("a sink of that name exists")
 		}
 	}
-	if opts.QueueSize < 0 {
-		bad("queue size %d is negative", opts.QueueSize)
-	}
-	if opts.BatchSize < 0 {
-		bad("batch size %d is negative", opts.BatchSize)
-	}
-	if opts.Linger < 0 {
-		bad("linger %v is negative", opts.Linger)
+	if err := opts.Validate(); err != nil {
+		for _, fe := range FieldErrors(err) {
+			bad("%s", fe.Error())
+		}
 	}
 	if opts.QueueSize == 0 {
 		opts.QueueSize = 10000
@@ -119,9 +127,6 @@ func (b *Bridge) AddSink(name string, sink Sink, opts SinkOptions) error {
 	if opts.BatchSize > opts.QueueSize {
 		opts.BatchSize = opts.QueueSize
 	}
-	if opts.Retry.MaxAttempts < 0 {
-		bad("retry max attempts %d is negative", opts.Retry.MaxAttempts)
-	}
 	switch opts.Overflow {
 	case OverflowBlock, OverflowDropOldest:
 		if opts.Spool != nil {
@@ -131,8 +136,6 @@ func (b *Bridge) AddSink(name string, sink Sink, opts SinkOptions) error {
 		if opts.Spool == nil {
 			bad("overflow policy spool needs SinkOptions.Spool")
 		}
-	default:
-		bad("unknown overflow policy %d", opts.Overflow)
 	}
 	if len(errs) > 0 {
 		return errors.Join(errs...)
@@ -145,16 +148,23 @@ func (b *Bridge) AddSink(name string, sink Sink, opts SinkOptions) error {
 // Emit hands samples to every sink's queue, as an [Emitter]. Samples without
 // a sequence number are not numbered: number them, where needed, in the
 // source (samples from sources added with AddSource are numbered per source).
+//
+// One sink's failure never stops delivery to the others: every sink is
+// offered the batch. Emit returns an error only when some sink did not take
+// the samples because ctx ended while it waited for room (OverflowBlock), or
+// the bridge is shutting down; those samples are counted in that sink's
+// Refused.
 func (b *Bridge) Emit(ctx context.Context, batch []Sample) error {
 	if b.closing.Load() {
 		return ErrClosed
 	}
+	var first error
 	for _, s := range b.sinks {
-		if err := s.push(ctx, batch); err != nil {
-			return err
+		if err := s.push(ctx, batch); err != nil && first == nil {
+			first = err
 		}
 	}
-	return nil
+	return first
 }
 
 // Run runs every source and every sink writer until ctx ends, or until every
@@ -210,6 +220,23 @@ func (b *Bridge) Run(ctx context.Context) error {
 	}
 	stopSources()
 	<-allDone
+
+	// Sources with an inbox: what they emitted goes on to the sinks, within
+	// the drain deadline.
+	drainDeadline := time.Now().Add(b.opts.DrainTimeout)
+	pumpCtx, stopPumps := context.WithDeadline(context.WithoutCancel(ctx), drainDeadline)
+	var pumps sync.WaitGroup
+	for _, s := range b.sources {
+		if s.inbox != nil {
+			pumps.Add(1)
+			go func() {
+				defer pumps.Done()
+				s.finishInbox(pumpCtx)
+			}()
+		}
+	}
+	pumps.Wait()
+	stopPumps()
 	b.closing.Store(true)
 	for _, s := range b.sinks {
 		s.beginDrain()
@@ -217,7 +244,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 
 	drained := make(chan struct{})
 	go func() { writers.Wait(); close(drained) }()
-	timer := time.NewTimer(b.opts.DrainTimeout)
+	timer := time.NewTimer(max(time.Until(drainDeadline), 0))
 	defer timer.Stop()
 	select {
 	case <-drained:
@@ -229,8 +256,15 @@ func (b *Bridge) Run(ctx context.Context) error {
 
 	var left []string
 	var total uint64
+	for _, s := range b.sources {
+		if n := s.leftCount(); n > 0 {
+			left = append(left, fmt.Sprintf("source %s inbox: %d", s.name, n))
+			total += n
+		}
+	}
 	for _, s := range b.sinks {
-		if n := s.stats.left.Load(); n > 0 {
+		if st := s.snapshot(); st.Left+st.Aborted > 0 {
+			n := st.Left + st.Aborted
 			left = append(left, fmt.Sprintf("%s: %d", s.name, n))
 			total += n
 		}
@@ -244,18 +278,15 @@ func (b *Bridge) Run(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// Stats returns the counters of every source and sink at this moment.
+// Stats returns the counters of every source and sink at this moment. Each
+// sink's counters are taken at one instant, so they add up (see
+// [SinkStats]).
 func (b *Bridge) Stats() Stats {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var st Stats
 	for _, s := range b.sources {
-		st.Sources = append(st.Sources, SourceStats{
-			Name:    s.name,
-			Emitted: s.emitted.Load(),
-			Running: s.running.Load(),
-			Err:     s.errText(),
-		})
+		st.Sources = append(st.Sources, s.snapshot())
 	}
 	for _, s := range b.sinks {
 		st.Sinks = append(st.Sinks, s.snapshot())
@@ -269,98 +300,53 @@ type Stats struct {
 	Sinks   []SinkStats
 }
 
-// SourceStats count one source's samples.
+// SourceStats count one source's samples and report its health. Every
+// sample the source emitted is counted once: Emitted = Forwarded + Dropped +
+// Left + Queued + InFlight (the last four only with an inbox).
 type SourceStats struct {
-	Name    string
-	Emitted uint64 // samples the source emitted and the bridge accepted
-	Running bool   // Run has been called and has not returned
-	Err     string // the error Run returned, if it has
+	Name      string
+	Emitted   uint64 // samples the source handed to Emit
+	Forwarded uint64 // samples offered to the sinks' queues (each sink counts what it took)
+	Dropped   uint64 // samples its inbox dropped under OverflowDropOldest
+	Left      uint64 // samples still in its inbox at the drain deadline (lost)
+	Queued    int64  // samples waiting in its inbox now
+	InFlight  int64  // samples taken from its inbox and being offered to the sinks
+	Running   bool   // Run has been called and has not returned
+	Err       string // the error Run returned, if it has
+	// Health is the source's own report on its device, when it implements
+	// [HealthReporter]; nil otherwise.
+	Health *Health
 }
 
-// SinkStats count one sink's samples. Every accepted sample ends up counted in
-// exactly one of Delivered, Rejected, Failed, Dropped or Left, or is still
-// Queued.
+// SinkStats count one sink's samples. At every snapshot they add up:
+//
+//	Accepted + Replayed = Delivered + Rejected + Failed + Dropped + Aborted + Left + Queued + InFlight
+//
+// and every sample offered to the sink was either Accepted or Refused.
 type SinkStats struct {
-	Name      string
-	Accepted  uint64 // samples taken into the queue (or spool)
-	Delivered uint64 // samples the sink acknowledged
-	Retried   uint64 // sample write attempts that failed and were retried
-	Rejected  uint64 // samples the sink refused with a permanent error
-	Failed    uint64 // samples given up after Retry.MaxAttempts
-	Dropped   uint64 // samples dropped by the overflow policy (or by the spool when full)
-	Spooled   uint64 // samples appended to the spool
-	Left      uint64 // samples undelivered when the drain deadline passed (in memory: lost; in a spool: kept)
-	Queued    int64  // samples waiting now, in memory or in the spool
-	Errors    uint64 // failed Write or Connect calls
-	LastError string // the last Write or Connect error, "" when none
-	Up        bool   // the last Write or Connect succeeded (true until one fails)
+	Name     string
+	Accepted uint64 // samples taken into the queue (or spool) in this run
+	Refused  uint64 // samples offered but not taken: the emitter's ctx ended while it waited for room, or the bridge was closing
+	// Replayed is the spool's backlog from an earlier run, found when the
+	// sink was added: samples delivered in this run that it did not accept
+	// in this run.
+	Replayed     uint64
+	Delivered    uint64 // samples the sink acknowledged
+	Retried      uint64 // sample write attempts that failed and were retried
+	Rejected     uint64 // samples the sink refused with a permanent error
+	DeadLettered uint64 // of the rejected samples, those kept in SinkOptions.DeadLetter
+	Failed       uint64 // samples given up after Retry.MaxAttempts
+	Dropped      uint64 // samples dropped by the overflow policy (or by the spool when full, or lost to spool damage found while reading)
+	Aborted      uint64 // samples whose Write the drain deadline cut off: the sink may or may not have delivered them
+	Spooled      uint64 // samples appended to the spool
+	SpoolFailed  uint64 // samples the spool could not store, kept in the memory fallback instead
+	Left         uint64 // samples undelivered when the drain deadline passed (in memory: lost; in a spool: kept)
+	Queued       int64  // samples waiting now, in memory or in the spool
+	InFlight     int64  // samples being written now
+	Errors       uint64 // failed Write, Connect or spool calls
+	LastError    string // the last such error, "" when none
+	Up           bool   // neither the last Write/Connect nor the spool failed
+	Connected    bool   // the sink has connected (or written) successfully at least once
 	// DownSince is when the sink last went from up to down; zero when up.
 	DownSince time.Time
-}
-
-type sourceRunner struct {
-	b       *Bridge
-	name    string
-	src     Source
-	seq     atomic.Uint64
-	emitted atomic.Uint64
-	running atomic.Bool
-
-	mu      sync.Mutex // serialises Emit; held while it blocks
-	scratch []Sample
-
-	errMu sync.Mutex
-	err   error
-}
-
-func (r *sourceRunner) run(ctx context.Context) (err error) {
-	r.running.Store(true)
-	defer func() {
-		if p := recover(); p != nil {
-			err = errorf("source %q panicked: %v", r.name, p)
-		}
-		r.running.Store(false)
-		r.errMu.Lock()
-		r.err = err
-		r.errMu.Unlock()
-		if err != nil && !errors.Is(err, context.Canceled) {
-			r.b.log.Error("bridge: source stopped", "source", r.name, "err", err)
-		}
-	}()
-	err = r.src.Run(ctx, r)
-	if err != nil {
-		err = fmt.Errorf("bridge: source %q: %w", r.name, err)
-	}
-	return err
-}
-
-func (r *sourceRunner) errText() string {
-	r.errMu.Lock()
-	defer r.errMu.Unlock()
-	if r.err == nil {
-		return ""
-	}
-	return r.err.Error()
-}
-
-// Emit numbers the samples that have no sequence number and hands them to
-// the bridge.
-func (r *sourceRunner) Emit(ctx context.Context, batch []Sample) error {
-	if len(batch) == 0 {
-		return nil
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.scratch = append(r.scratch[:0], batch...)
-	seq := r.seq.Add(uint64(len(batch))) - uint64(len(batch))
-	for i := range r.scratch {
-		if r.scratch[i].Seq == 0 {
-			r.scratch[i].Seq = seq + uint64(i) + 1
-		}
-	}
-	if err := r.b.Emit(ctx, r.scratch); err != nil {
-		return err
-	}
-	r.emitted.Add(uint64(len(batch)))
-	return nil
 }

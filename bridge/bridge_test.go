@@ -181,7 +181,7 @@ func TestBridgeStalledSinkDoesNotStallOthers(t *testing.T) {
 	assert.Equal(t, "stalled", st.Name)
 	assert.EqualValues(t, 5000, st.Accepted)
 	assert.Zero(t, st.Delivered)
-	assert.EqualValues(t, 5000, st.Dropped+st.Left, "every sample accounted for: %+v", st)
+	assert.EqualValues(t, 5000, st.Dropped+st.Left+st.Aborted, "every sample accounted for: %+v", st)
 	assert.Greater(t, st.Dropped, uint64(4000))
 }
 
@@ -204,7 +204,7 @@ func TestBridgeBlockPolicyWaitsAndHonoursContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- b.Run(ctx) }()
-	require.Eventually(t, func() bool { return b.Stats().Sinks[0].Queued == 20 }, 10*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { st := b.Stats().Sinks[0]; return st.Queued+st.InFlight == 20 }, 10*time.Second, time.Millisecond)
 	select {
 	case err := <-emitted:
 		t.Fatalf("Emit returned %v while the queue was full under OverflowBlock", err)
@@ -216,7 +216,7 @@ func TestBridgeBlockPolicyWaitsAndHonoursContext(t *testing.T) {
 	require.ErrorIs(t, err, bridge.ErrDrainIncomplete)
 	st := b.Stats().Sinks[0]
 	assert.Zero(t, st.Dropped, "block never drops")
-	assert.EqualValues(t, st.Accepted, st.Left+st.Delivered)
+	assert.EqualValues(t, st.Accepted, st.Left+st.Delivered+st.Aborted)
 }
 
 // flakySink fails the first failures Writes, then records.
@@ -362,7 +362,8 @@ func TestBridgeShutdownWithFullQueueReportsWhatWasLeft(t *testing.T) {
 	assert.Contains(t, err.Error(), "70 samples (slow: 70)")
 	st := b.Stats().Sinks[0]
 	assert.EqualValues(t, 30, st.Delivered)
-	assert.EqualValues(t, 70, st.Left)
+	assert.EqualValues(t, 10, st.Aborted, "the batch being written when the deadline passed")
+	assert.EqualValues(t, 60, st.Left)
 	assert.EqualValues(t, 100, st.Accepted)
 	assert.True(t, stalled.rec.Closed())
 }
@@ -382,7 +383,7 @@ func TestBridgeConfigurationErrors(t *testing.T) {
 	require.NoError(t, b.AddSink("k", bridgetest.NewRecorder(), bridge.SinkOptions{}))
 	err := b.AddSink("k", nil, bridge.SinkOptions{QueueSize: -1, Overflow: bridge.OverflowSpool, Linger: -time.Second})
 	require.Error(t, err)
-	for _, want := range []string{"a sink of that name exists", "nil sink", "queue size -1 is negative", "linger -1s is negative", "overflow policy spool needs SinkOptions.Spool"} {
+	for _, want := range []string{"a sink of that name exists", "nil sink", "queue_size: -1 is out of range", "linger: -1s is out of range", "overflow policy spool needs SinkOptions.Spool"} {
 		assert.Contains(t, err.Error(), want)
 	}
 	require.NoError(t, b.AddSource("s", countingSource("s", 1, 1)))

@@ -1,7 +1,10 @@
 package bridge
 
 import (
+	"errors"
+	"fmt"
 	"log/slog"
+	"strings"
 	"math/rand/v2"
 	"time"
 )
@@ -50,7 +53,35 @@ func ParseOverflow(s string) (Overflow, error) {
 	case "spool":
 		return OverflowSpool, nil
 	}
-	return 0, errorf("unknown overflow policy %q (want block, drop_oldest or spool)", s)
+	hint := ""
+	switch strings.ToLower(strings.NewReplacer("-", "_", " ", "_").Replace(s)) {
+	case "drop", "dropoldest", "drop_oldest", "drop_old", "oldest":
+		hint = ` (did you mean "drop_oldest"?)`
+	case "block", "blocking", "wait":
+		hint = ` (did you mean "block"?)`
+	case "spool", "disk", "spill":
+		hint = ` (did you mean "spool"?)`
+	}
+	return 0, fmt.Errorf("unknown overflow policy %q: want block, drop_oldest or spool%s", s, hint)
+}
+
+// MarshalText returns the policy's configuration name.
+func (o Overflow) MarshalText() ([]byte, error) {
+	if o > OverflowSpool {
+		return nil, errorf("unknown overflow policy %d", o)
+	}
+	return []byte(o.String()), nil
+}
+
+// UnmarshalText parses a configuration name, as [ParseOverflow] does, so an
+// Overflow decodes from YAML, JSON or a flag.
+func (o *Overflow) UnmarshalText(text []byte) error {
+	v, err := ParseOverflow(string(text))
+	if err != nil {
+		return err
+	}
+	*o = v
+	return nil
 }
 
 // Retry is the backoff between attempts to write a batch that failed with a
@@ -58,14 +89,15 @@ func ParseOverflow(s string) (Overflow, error) {
 // Initial*Multiplier^(n-1), capped at Max, of which a random part
 // (Jitter*delay) is subtracted so that many bridges do not retry in step.
 type Retry struct {
-	Initial    time.Duration // first delay; default 100ms
-	Max        time.Duration // longest delay; default 30s
-	Multiplier float64       // default 2
-	Jitter     float64       // 0..1, the fraction of each delay that is random; default 0.5
+	Initial    time.Duration `yaml:"initial"`    // first delay; default 100ms, 1ms..1h
+	Max        time.Duration `yaml:"max"`        // longest delay; default 30s, 1ms..24h, ≥ Initial
+	Multiplier float64       `yaml:"multiplier"` // default 2; 1..10
+	Jitter     float64       `yaml:"jitter"`     // 0..1, the fraction of each delay that is random; default 0.5
 	// MaxAttempts is how many times a batch is written before its samples
-	// are given up and counted as Failed; 0 means retry until shutdown.
-	// With OverflowSpool it is ignored: samples stay in the spool.
-	MaxAttempts int
+	// are given up and counted as Failed; 0 (the default) means retry until
+	// shutdown; at most 1,000,000. Not allowed with OverflowSpool, whose
+	// samples stay in the spool until delivered.
+	MaxAttempts int `yaml:"max_attempts"`
 }
 
 func (r Retry) withDefaults() Retry {
@@ -105,20 +137,24 @@ func (r Retry) Delay(n int) time.Duration {
 type SinkOptions struct {
 	// QueueSize is the most samples held in memory for the sink; default
 	// 10,000.
-	QueueSize int
+	QueueSize int `yaml:"queue_size"`
 	// BatchSize is the most samples per Write; default 500.
-	BatchSize int
+	BatchSize int `yaml:"batch_size"`
 	// Linger is how long the writer waits for a batch to fill before it
 	// writes a smaller one. Zero writes whatever is queued at once (batches
 	// then grow by themselves under load).
-	Linger time.Duration
+	Linger time.Duration `yaml:"linger"`
 	// Overflow is the policy when the queue is full.
-	Overflow Overflow
+	Overflow Overflow `yaml:"overflow"`
 	// Spool is the durable store for OverflowSpool; required with it and
 	// not allowed without it. The Bridge closes it at the end of Run.
-	Spool Spool
+	Spool Spool `yaml:"-"`
 	// Retry is the backoff between attempts.
-	Retry Retry
+	Retry Retry `yaml:"retry"`
+	// DeadLetter, when set, keeps the samples the sink rejects for good
+	// ([Permanent] errors), so that a rejection never deletes data. The
+	// Bridge closes it at the end of Run.
+	DeadLetter DeadLetter `yaml:"-"`
 }
 
 // Options configure a Bridge.
@@ -140,4 +176,70 @@ type Options struct {
 	// SeqStart() of the spools (package bridge/spool), which is also above
 	// every number they hold, so numbers grow even if the clock went back.
 	SeqStart uint64
+}
+
+// Ranges of the settings, enforced by Validate.
+const (
+	MaxQueueSize = 1_000_000 // samples held in memory per sink or source inbox (≈ 150 MB)
+	MaxBatchSize = 100_000
+	MaxLinger    = time.Minute
+)
+
+// Validate checks the retry settings and returns every problem as a
+// [*FieldError] whose path is the YAML key ("initial", "max_attempts").
+// Zero values mean the defaults and are valid.
+func (r Retry) Validate() error {
+	var errs []error
+	bad := func(path, format string, args ...any) { errs = append(errs, FieldErrorf(path, format, args...)) }
+	checkDur := func(path string, d, lo, hi time.Duration) {
+		if d != 0 && (d < lo || d > hi) {
+			bad(path, "%v is out of range: want %v to %v (or 0 for the default)", d, lo, hi)
+		}
+	}
+	checkDur("initial", r.Initial, time.Millisecond, time.Hour)
+	checkDur("max", r.Max, time.Millisecond, 24*time.Hour)
+	if r.Initial > 0 && r.Max > 0 && r.Initial > r.Max {
+		bad("initial", "%v is above max %v", r.Initial, r.Max)
+	}
+	if r.Multiplier != 0 && (r.Multiplier < 1 || r.Multiplier > 10) {
+		bad("multiplier", "%v is out of range: want 1 to 10 (or 0 for the default 2)", r.Multiplier)
+	}
+	if r.Jitter < 0 || r.Jitter > 1 {
+		bad("jitter", "%v is out of range: want 0 to 1", r.Jitter)
+	}
+	if r.MaxAttempts < 0 || r.MaxAttempts > 1_000_000 {
+		bad("max_attempts", "%d is out of range: want 0 (retry until shutdown) to 1000000", r.MaxAttempts)
+	}
+	return errors.Join(errs...)
+}
+
+// Validate checks the options that a configuration file sets and returns
+// every problem as a [*FieldError] whose path is the YAML key ("queue_size",
+// "retry.initial"). Zero values mean the defaults and are valid. Whether
+// Spool is set to match the policy is checked by [Bridge.AddSink], since a
+// file does not set it.
+func (o SinkOptions) Validate() error {
+	var errs []error
+	bad := func(path, format string, args ...any) { errs = append(errs, FieldErrorf(path, format, args...)) }
+	if o.QueueSize < 0 || o.QueueSize > MaxQueueSize {
+		bad("queue_size", "%d is out of range: want 1 to %d samples (or 0 for the default 10000)", o.QueueSize, MaxQueueSize)
+	}
+	if o.BatchSize < 0 || o.BatchSize > MaxBatchSize {
+		bad("batch_size", "%d is out of range: want 1 to %d samples (or 0 for the default 500)", o.BatchSize, MaxBatchSize)
+	} else if o.BatchSize > 0 && o.QueueSize > 0 && o.BatchSize > o.QueueSize {
+		bad("batch_size", "%d is above queue_size %d", o.BatchSize, o.QueueSize)
+	}
+	if o.Linger < 0 || o.Linger > MaxLinger {
+		bad("linger", "%v is out of range: want 0 to %v", o.Linger, MaxLinger)
+	}
+	if o.Overflow > OverflowSpool {
+		bad("overflow", "unknown overflow policy %d", o.Overflow)
+	}
+	if o.Overflow == OverflowSpool && o.Retry.MaxAttempts > 0 {
+		bad("retry.max_attempts", "%d cannot be used with overflow spool: spooled samples are kept until delivered, never given up", o.Retry.MaxAttempts)
+	}
+	if err := o.Retry.Validate(); err != nil {
+		errs = append(errs, PrefixFields("retry", err))
+	}
+	return errors.Join(errs...)
 }

@@ -4,38 +4,39 @@ import (
 	"context"
 	"errors"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
 // sinkRunner owns one sink: its bounded queue (a ring of samples, or the
-// spool) and the writer goroutine that feeds the sink.
+// spool) and the writer goroutine that feeds the sink. It is the one owner of
+// the sink's retries and of its counters.
 type sinkRunner struct {
 	b    *Bridge
 	name string
 	sink Sink
 	opts SinkOptions
 
-	mu       sync.Mutex
-	ring     []Sample // len == QueueSize
-	head, n  int
-	draining bool // no more samples will come; write what is queued and stop
+	mu       sync.Mutex // guards the queue's state, c and the health fields
+	q        queue
+	spoolQ   *spoolQueue // q, when the policy is OverflowSpool
+	draining bool        // no more samples will come; write what is queued and stop
 
 	notEmpty chan struct{} // cap 1: samples were added, or draining began
 	notFull  chan struct{} // cap 1: room was made
 
 	batch []Sample // the writer's batch buffer, reused
 
-	stats sinkCounters
-}
+	c counters
 
-type sinkCounters struct {
-	accepted, delivered, retried, rejected, failed, dropped, spooled, left, errors atomic.Uint64
-
-	mu        sync.Mutex
-	lastError string
-	down      bool
-	downSince time.Time
+	// Health, under mu. The sink is up when neither its writes nor its
+	// spool fail.
+	errors     uint64
+	lastError  string
+	writeDown  bool
+	spoolFail  bool
+	downSince  time.Time
+	connected  bool // the first Connect (or Write) succeeded
+	finished   bool // the writer ended: what was queued is counted in Left
 }
 
 func newSinkRunner(b *Bridge, name string, sink Sink, opts SinkOptions) *sinkRunner {
@@ -45,10 +46,17 @@ func newSinkRunner(b *Bridge, name string, sink Sink, opts SinkOptions) *sinkRun
 		notFull:  make(chan struct{}, 1),
 		batch:    make([]Sample, opts.BatchSize),
 	}
-	if opts.Overflow != OverflowSpool {
-		r.ring = make([]Sample, opts.QueueSize)
+	if opts.Overflow == OverflowSpool {
+		r.spoolQ = newSpoolQueue(r, opts.Spool, opts.QueueSize)
+		r.q = r.spoolQ
+	} else {
+		r.q = newRingQueue(r.owner(), opts.QueueSize, opts.Overflow)
 	}
 	return r
+}
+
+func (r *sinkRunner) owner() owner {
+	return owner{mu: &r.mu, c: &r.c, notEmpty: r.notEmpty, notFull: r.notFull}
 }
 
 func signal(c chan struct{}) {
@@ -63,91 +71,16 @@ func (r *sinkRunner) push(ctx context.Context, batch []Sample) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	if r.opts.Overflow == OverflowSpool {
-		if err := r.opts.Spool.Append(ctx, batch); err != nil {
-			var partial interface{ StoredSamples() int }
-			if errors.As(err, &partial) {
-				n := uint64(max(0, min(partial.StoredSamples(), len(batch))))
-				r.stats.accepted.Add(n)
-				r.stats.spooled.Add(n)
-				signal(r.notEmpty)
-			}
-			return errorf("sink %q: spool: %w", r.name, err)
-		}
-		r.stats.accepted.Add(uint64(len(batch)))
-		r.stats.spooled.Add(uint64(len(batch)))
-		signal(r.notEmpty)
-		return nil
-	}
-	size := len(r.ring)
-	for len(batch) > 0 {
-		r.mu.Lock()
-		if r.draining {
-			r.mu.Unlock()
-			return ErrClosed
-		}
-		free := size - r.n
-		if free == 0 || (r.opts.Overflow == OverflowDropOldest && free < len(batch)) {
-			if r.opts.Overflow == OverflowBlock {
-				r.mu.Unlock()
-				select {
-				case <-r.notFull:
-					continue
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-			}
-			// Drop the oldest to make room for what this batch can fit.
-			if len(batch) > size {
-				skip := len(batch) - size
-				r.stats.accepted.Add(uint64(skip))
-				r.stats.dropped.Add(uint64(skip))
-				batch = batch[skip:]
-			}
-			drop := len(batch) - free
-			if drop > r.n {
-				drop = r.n
-			}
-			// No need to clear the dropped slots: the copy below
-			// overwrites exactly the free and the dropped ones.
-			r.head = (r.head + drop) % size
-			r.n -= drop
-			r.stats.dropped.Add(uint64(drop))
-			free += drop
-		}
-		k := min(free, len(batch))
-		tail := (r.head + r.n) % size
-		c := copy(r.ring[tail:], batch[:k])
-		copy(r.ring, batch[c:k])
-		r.n += k
-		room := r.n < size
-		r.mu.Unlock()
-		r.stats.accepted.Add(uint64(k))
-		batch = batch[k:]
-		signal(r.notEmpty)
-		if room && r.opts.Overflow == OverflowBlock {
-			signal(r.notFull) // pass the wake-up on to another blocked emitter
-		}
-	}
-	return nil
-}
-
-// discard removes the k oldest queued samples, clearing their slots so the
-// ring does not keep strings alive. r.mu must be held.
-func (r *sinkRunner) discard(k int) {
-	size := len(r.ring)
-	for i := 0; i < k; i++ {
-		r.ring[(r.head+i)%size] = Sample{}
-	}
-	r.head = (r.head + k) % size
-	r.n -= k
+	return r.q.push(ctx, batch)
 }
 
 func (r *sinkRunner) beginDrain() {
 	r.mu.Lock()
 	r.draining = true
+	r.q.drain()
 	r.mu.Unlock()
 	signal(r.notEmpty)
+	signal(r.notFull) // wake blocked emitters: they get ErrClosed
 }
 
 // run is the writer goroutine: it takes batches from the queue and delivers
@@ -186,25 +119,28 @@ func (r *sinkRunner) run(ctx context.Context) {
 // next waits for and returns the next batch; false when the writer should
 // stop.
 func (r *sinkRunner) next(ctx context.Context, linger *time.Timer, flushed *bool) ([]Sample, bool) {
-	if r.opts.Overflow == OverflowSpool {
-		return r.nextFromSpool(ctx, flushed)
-	}
 	var deadline <-chan time.Time // set while lingering
 	expired := false
 	for {
 		r.mu.Lock()
-		n, draining := r.n, r.draining
-		if n > 0 && (n >= r.opts.BatchSize || draining || linger == nil || expired) {
-			k := min(n, r.opts.BatchSize)
-			size := len(r.ring)
-			c := copy(r.batch[:k], r.ring[r.head:min(r.head+k, size)])
-			copy(r.batch[c:k], r.ring[:k-c])
-			r.discard(k)
-			r.mu.Unlock()
-			signal(r.notFull)
-			return r.batch[:k], true
-		}
+		n, draining := r.q.len(), r.draining
 		r.mu.Unlock()
+		// A spool always has to be asked: its length is the bridge's own
+		// count, and damage found while reading may shrink it.
+		if n > 0 && (n >= int64(r.opts.BatchSize) || draining || linger == nil || expired) {
+			k, err := r.q.peek(r.batch)
+			if err != nil {
+				r.noteError(errorf("sink %q: spool read: %w", r.name, err))
+				if !r.sleep(ctx, r.opts.Retry.Delay(1)) {
+					return nil, false
+				}
+				continue
+			}
+			if k > 0 {
+				return r.batch[:k], true
+			}
+			n = 0
+		}
 		if n == 0 {
 			if draining {
 				return nil, false
@@ -228,106 +164,125 @@ func (r *sinkRunner) next(ctx context.Context, linger *time.Timer, flushed *bool
 	}
 }
 
-func (r *sinkRunner) nextFromSpool(ctx context.Context, flushed *bool) ([]Sample, bool) {
-	for {
-		n, err := r.opts.Spool.Peek(r.batch)
-		if err != nil {
-			r.noteError(errorf("sink %q: spool read: %w", r.name, err))
-			if !r.sleep(ctx, r.opts.Retry.Delay(1)) {
-				return nil, false
-			}
-			continue
-		}
-		if n > 0 {
-			return r.batch[:n], true
-		}
-		r.mu.Lock()
-		draining := r.draining
-		r.mu.Unlock()
-		if draining {
-			// Samples appended before draining began are in the spool: Peek
-			// found none, so all are delivered.
-			return nil, false
-		}
-		if !*flushed {
-			r.flush(ctx)
-			*flushed = true
-		}
-		select {
-		case <-r.notEmpty:
-		case <-ctx.Done():
-			return nil, false
-		}
-	}
-}
-
 // deliver writes batch until every sample is delivered, rejected, given up
-// or the writer is aborted.
+// or the writer is aborted, and then takes the batch out of the queue and
+// counts it, in one step, so that the counters add up at every moment. A
+// batch from the spool that is cut off by the drain deadline stays in the
+// spool, uncounted, for the next run (whole: a spool acknowledges batches
+// from the oldest; the seq numbers let consumers drop what a partial write
+// had delivered).
 func (r *sinkRunner) deliver(ctx context.Context, batch []Sample) {
 	pending := batch
 	total := len(batch)
+	var delivered, rejected, deadLettered, failed int
 	for attempt := 1; ; attempt++ {
 		err := r.sink.Write(ctx, pending)
 		if err == nil {
-			r.stats.delivered.Add(uint64(len(pending)))
+			delivered += len(pending)
 			pending = pending[:0]
 			r.noteUp()
+			break
+		}
+		if ctx.Err() != nil {
+			// Cut off by the drain deadline: the sink may or may not have
+			// delivered the batch.
 			break
 		}
 		r.noteError(err)
 		var be *BatchError
 		if errors.As(err, &be) && len(be.Failed) > 0 {
-			// Partial failure: keep only the failed samples, in order.
+			// Partial failure: keep only the retriable failed samples, in
+			// order; put the permanent ones in the dead letter.
 			kept := 0
+			var refused []Sample
+			var reason error
 			for i := range pending {
 				ferr, failed := be.Failed[i]
 				switch {
 				case !failed:
-					r.stats.delivered.Add(1)
-				case IsPermanent(ferr):
-					r.stats.rejected.Add(1)
+					delivered++
+				case !IsRetriable(ferr):
+					refused = append(refused, pending[i])
+					reason = ferr
 				default:
 					pending[kept] = pending[i]
 					kept++
 				}
+			}
+			rejected += len(refused)
+			if r.reject(refused, reason) {
+				deadLettered += len(refused)
 			}
 			pending = pending[:kept]
 			if kept == 0 {
 				break
 			}
 		} else if !IsRetriable(err) {
-			r.stats.rejected.Add(uint64(len(pending)))
-			r.b.log.Error("bridge: sink rejected samples", "sink", r.name, "samples", len(pending), "err", err)
+			rejected += len(pending)
+			if r.reject(pending, err) {
+				deadLettered += len(pending)
+			}
 			pending = pending[:0]
 			break
 		}
-		if ctx.Err() != nil {
-			break
-		}
 		if r.opts.Overflow != OverflowSpool && r.opts.Retry.MaxAttempts > 0 && attempt >= r.opts.Retry.MaxAttempts {
-			r.stats.failed.Add(uint64(len(pending)))
+			failed += len(pending)
 			r.b.log.Error("bridge: sink write given up", "sink", r.name, "samples", len(pending), "attempts", attempt, "err", err)
 			pending = pending[:0]
 			break
 		}
-		r.stats.retried.Add(uint64(len(pending)))
-		if !r.sleep(ctx, r.opts.Retry.Delay(attempt)) {
+		r.mu.Lock()
+		r.c.retried += uint64(len(pending))
+		r.mu.Unlock()
+		if !r.sleep(ctx, r.retryDelay(attempt, err)) {
 			break
 		}
 	}
-	if r.opts.Overflow == OverflowSpool {
-		if len(pending) > 0 {
-			// Aborted: the batch stays in the spool for the next run.
-			return
-		}
-		if err := r.opts.Spool.Ack(total); err != nil {
-			r.noteError(errorf("sink %q: spool ack: %w", r.name, err))
-		}
+	if len(pending) > 0 && r.spoolQ != nil && !r.spoolQ.fromMem {
+		r.q.unpeek()
 		return
 	}
-	if len(pending) > 0 { // aborted at the drain deadline
-		r.stats.left.Add(uint64(len(pending)))
+	aborted := len(pending)
+	r.mu.Lock()
+	c := &r.c
+	c.delivered += uint64(delivered)
+	c.rejected += uint64(rejected)
+	c.deadLettered += uint64(deadLettered)
+	c.failed += uint64(failed)
+	c.aborted += uint64(aborted)
+	c.inflight -= total
+	r.mu.Unlock()
+	if err := r.q.ack(total); err != nil {
+		r.noteError(errorf("sink %q: spool ack: %w", r.name, err))
 	}
+}
+
+// reject logs samples the sink refused for good and keeps them in the dead
+// letter, when there is one; it reports whether they were kept.
+func (r *sinkRunner) reject(samples []Sample, reason error) bool {
+	if len(samples) == 0 {
+		return false
+	}
+	kept := false
+	if dl := r.opts.DeadLetter; dl != nil {
+		if err := dl.Put(samples, reason); err != nil {
+			r.noteError(errorf("sink %q: dead letter: %w", r.name, err))
+		} else {
+			kept = true
+		}
+	}
+	r.b.log.Error("bridge: sink rejected samples", "sink", r.name, "samples", len(samples), "dead_letter", kept, "err", reason)
+	return kept
+}
+
+// retryDelay is the backoff before attempt n+1, at least what the server
+// asked for with RetryAfter, and at most Retry.Max.
+func (r *sinkRunner) retryDelay(attempt int, err error) time.Duration {
+	d := r.opts.Retry.Delay(attempt)
+	if after, ok := RetryAfterDelay(err); ok && after > d {
+		d = min(after, r.opts.Retry.Max)
+	}
+	return d
 }
 
 func (r *sinkRunner) connect(ctx context.Context, c Connector) bool {
@@ -338,13 +293,13 @@ func (r *sinkRunner) connect(ctx context.Context, c Connector) bool {
 			return true
 		}
 		r.noteError(errorf("sink %q: connect: %w", r.name, err))
-		if !r.sleep(ctx, r.opts.Retry.Delay(attempt)) {
+		if !r.sleep(ctx, r.retryDelay(attempt, err)) {
 			return false
 		}
 		r.mu.Lock()
-		draining := r.draining
+		stop := r.draining && r.q.len() == 0
 		r.mu.Unlock()
-		if draining && r.queued() == 0 {
+		if stop {
 			return false
 		}
 	}
@@ -370,20 +325,14 @@ func (r *sinkRunner) sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// countLeft counts what is still queued in memory as left undelivered.
+// countLeft counts what is still queued as left undelivered (a memory
+// queue's samples are lost; a spool's are kept for the next run).
 func (r *sinkRunner) countLeft() {
-	if r.opts.Overflow == OverflowSpool {
-		if n := r.opts.Spool.Len(); n > 0 {
-			r.stats.left.Add(uint64(n))
-		}
-		return
-	}
 	r.mu.Lock()
-	n := r.n
-	r.discard(n)
 	r.draining = true
+	r.finished = true
+	r.c.left += r.q.left()
 	r.mu.Unlock()
-	r.stats.left.Add(uint64(n))
 }
 
 func (r *sinkRunner) close() {
@@ -397,65 +346,108 @@ func (r *sinkRunner) close() {
 			r.noteError(errorf("sink %q: close spool: %w", r.name, err))
 		}
 	}
-}
-
-func (r *sinkRunner) queued() int64 {
-	if r.opts.Overflow == OverflowSpool {
-		return r.opts.Spool.Len()
+	if r.opts.DeadLetter != nil {
+		if err := r.opts.DeadLetter.Close(); err != nil {
+			r.noteError(errorf("sink %q: close dead letter: %w", r.name, err))
+		}
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return int64(r.n)
 }
 
 func (r *sinkRunner) noteError(err error) {
-	r.stats.errors.Add(1)
-	c := &r.stats
-	c.mu.Lock()
-	c.lastError = err.Error()
-	wasDown := c.down
-	if !wasDown {
-		c.down = true
-		c.downSince = time.Now()
+	r.mu.Lock()
+	r.errors++
+	r.lastError = err.Error()
+	wasUp := r.upLocked()
+	r.writeDown = true
+	if wasUp {
+		r.downSince = time.Now()
 	}
-	c.mu.Unlock()
-	if !wasDown {
+	r.mu.Unlock()
+	if wasUp {
 		r.b.log.Warn("bridge: sink down", "sink", r.name, "err", err)
 	}
 }
 
 func (r *sinkRunner) noteUp() {
-	c := &r.stats
-	c.mu.Lock()
-	wasDown := c.down
-	c.down = false
-	c.downSince = time.Time{}
-	c.mu.Unlock()
-	if wasDown {
+	r.mu.Lock()
+	wasUp := r.upLocked()
+	first := !r.connected
+	r.connected = true
+	r.writeDown = false
+	up := r.upLocked()
+	if up {
+		r.downSince = time.Time{}
+	}
+	r.mu.Unlock()
+	switch {
+	case first:
+		r.b.log.Info("bridge: sink connected", "sink", r.name)
+	case up && !wasUp:
 		r.b.log.Info("bridge: sink up", "sink", r.name)
 	}
 }
 
+// spoolDown records that the sink's spool cannot store; logged once per
+// failure period, with the OS error.
+func (r *sinkRunner) spoolDown(err error, first bool) {
+	r.mu.Lock()
+	r.errors++
+	r.lastError = err.Error()
+	wasUp := r.upLocked()
+	r.spoolFail = true
+	if wasUp {
+		r.downSince = time.Now()
+	}
+	r.mu.Unlock()
+	if first {
+		r.b.log.Error("bridge: sink's spool cannot store; keeping its samples in memory (dropping the oldest when full) until it can", "sink", r.name, "queue_size", r.opts.QueueSize, "err", err)
+	}
+}
+
+func (r *sinkRunner) spoolUp() {
+	r.mu.Lock()
+	r.spoolFail = false
+	up := r.upLocked()
+	if up {
+		r.downSince = time.Time{}
+	}
+	r.mu.Unlock()
+	r.b.log.Info("bridge: sink's spool stores again", "sink", r.name)
+}
+
+func (r *sinkRunner) upLocked() bool { return !r.writeDown && !r.spoolFail }
+
 func (r *sinkRunner) snapshot() SinkStats {
-	c := &r.stats
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := &r.c
 	st := SinkStats{
-		Name:      r.name,
-		Accepted:  c.accepted.Load(),
-		Delivered: c.delivered.Load(),
-		Retried:   c.retried.Load(),
-		Rejected:  c.rejected.Load(),
-		Failed:    c.failed.Load(),
-		Dropped:   c.dropped.Load(),
-		Spooled:   c.spooled.Load(),
-		Left:      c.left.Load(),
-		Errors:    c.errors.Load(),
-		Queued:    r.queued(),
+		Name:         r.name,
+		Accepted:     c.accepted,
+		Refused:      c.refused,
+		Replayed:     c.replayed,
+		Delivered:    c.delivered,
+		Retried:      c.retried,
+		Rejected:     c.rejected,
+		DeadLettered: c.deadLettered,
+		Failed:       c.failed,
+		Dropped:      c.dropped,
+		Aborted:      c.aborted,
+		Spooled:      c.spooled,
+		SpoolFailed:  c.spoolFailed,
+		Left:         c.left,
+		InFlight:     int64(c.inflight),
+		Errors:       r.errors,
+		LastError:    r.lastError,
+		Up:           r.upLocked(),
+		DownSince:    r.downSince,
+		Connected:    r.connected,
 	}
-	if r.opts.Spool != nil {
-		st.Dropped += r.opts.Spool.Dropped()
+	if !r.finished {
+		st.Queued = r.q.len()
 	}
-	c.mu.Lock()
-	st.LastError, st.Up, st.DownSince = c.lastError, !c.down, c.downSince
-	c.mu.Unlock()
+	if r.spoolQ != nil {
+		st.Dropped += r.opts.Spool.Dropped() - r.spoolQ.base
+	}
 	return st
 }

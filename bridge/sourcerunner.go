@@ -1,0 +1,223 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+)
+
+// SourceOptions configure how the Bridge takes one source's samples.
+type SourceOptions struct {
+	// QueueSize, when above zero, gives the source an inbox of that many
+	// samples between its Emit and the sinks' queues, drained by a
+	// goroutine of the Bridge. Zero (the default): Emit offers the samples
+	// to the sinks' queues itself, and waits there when a sink's policy is
+	// OverflowBlock. At most MaxQueueSize.
+	QueueSize int `yaml:"queue_size"`
+	// Overflow is the inbox's policy when it is full: OverflowBlock (Emit
+	// waits; nothing is lost) or OverflowDropOldest (counted in
+	// SourceStats.Dropped; Emit never waits). OverflowSpool is not allowed.
+	Overflow Overflow `yaml:"overflow"`
+}
+
+// Validate checks the options and returns every problem as a [*FieldError]
+// with the YAML key as its path.
+func (o SourceOptions) Validate() error {
+	var errs []error
+	if o.QueueSize < 0 || o.QueueSize > MaxQueueSize {
+		errs = append(errs, FieldErrorf("queue_size", "%d is out of range: want 0 (no inbox) to %d samples", o.QueueSize, MaxQueueSize))
+	}
+	switch o.Overflow {
+	case OverflowBlock, OverflowDropOldest:
+	case OverflowSpool:
+		errs = append(errs, FieldErrorf("overflow", "spool is for sinks: a source inbox takes block or drop_oldest"))
+	default:
+		errs = append(errs, FieldErrorf("overflow", "unknown overflow policy %d", o.Overflow))
+	}
+	return errors.Join(errs...)
+}
+
+// inboxBatch is how many samples the inbox pump offers the sinks at once.
+const inboxBatch = 512
+
+type sourceRunner struct {
+	b       *Bridge
+	name    string
+	src     Source
+	seq     atomic.Uint64
+	running atomic.Bool
+
+	emitMu  sync.Mutex // serialises Emit; held while it blocks
+	scratch []Sample
+
+	// Counters (and the inbox), under mu.
+	mu        sync.Mutex
+	c         counters
+	emitted   uint64
+	forwarded uint64
+	inbox     *ringQueue
+	notEmpty  chan struct{}
+	notFull   chan struct{}
+	pumpBuf   []Sample
+	stopped   bool // the source's Run returned: the pump drains and ends
+
+	errMu sync.Mutex
+	err   error
+}
+
+func newSourceRunner(b *Bridge, name string, src Source, opts SourceOptions) *sourceRunner {
+	r := &sourceRunner{b: b, name: name, src: src}
+	if opts.QueueSize > 0 {
+		r.notEmpty = make(chan struct{}, 1)
+		r.notFull = make(chan struct{}, 1)
+		r.inbox = newRingQueue(owner{mu: &r.mu, c: &r.c, notEmpty: r.notEmpty, notFull: r.notFull}, opts.QueueSize, opts.Overflow)
+		r.pumpBuf = make([]Sample, min(opts.QueueSize, inboxBatch))
+	}
+	return r
+}
+
+func (r *sourceRunner) run(ctx context.Context) (err error) {
+	r.running.Store(true)
+	var pump sync.WaitGroup
+	pumpCtx, stopPump := context.WithCancel(ctx)
+	if r.inbox != nil {
+		pump.Add(1)
+		go func() {
+			defer pump.Done()
+			r.pump(pumpCtx, false)
+		}()
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			err = errorf("source %q panicked: %v", r.name, p)
+		}
+		stopPump()
+		pump.Wait()
+		r.running.Store(false)
+		r.errMu.Lock()
+		r.err = err
+		r.errMu.Unlock()
+		if err != nil && !errors.Is(err, context.Canceled) {
+			r.b.log.Error("bridge: source stopped", "source", r.name, "err", err)
+		}
+	}()
+	err = r.src.Run(ctx, r)
+	if err != nil {
+		err = fmt.Errorf("bridge: source %q: %w", r.name, err)
+	}
+	return err
+}
+
+// pump moves samples from the inbox to the sinks until ctx ends or, when
+// final, until the inbox is empty.
+func (r *sourceRunner) pump(ctx context.Context, final bool) {
+	for {
+		n, _ := r.inbox.peek(r.pumpBuf)
+		if n == 0 {
+			if final {
+				return
+			}
+			select {
+			case <-r.notEmpty:
+				continue
+			case <-ctx.Done():
+				return
+			}
+		}
+		batch := r.pumpBuf[:n]
+		if err := r.b.Emit(ctx, batch); err != nil && ctx.Err() != nil {
+			// A blocked sink did not take them before ctx ended; the
+			// samples stay in the inbox (the sinks that took them keep
+			// theirs).
+			r.inbox.unpeek()
+			return
+		}
+		r.mu.Lock()
+		r.forwarded += uint64(n)
+		r.c.inflight -= n
+		r.mu.Unlock()
+		_ = r.inbox.ack(n)
+	}
+}
+
+// finishInbox offers what is left in the inbox to the sinks, after the
+// source stopped, until ctx (the drain deadline) ends; the rest is counted
+// as left.
+func (r *sourceRunner) finishInbox(ctx context.Context) {
+	r.pump(ctx, true)
+	r.mu.Lock()
+	r.stopped = true
+	r.c.left += r.inbox.left()
+	r.mu.Unlock()
+}
+
+func (r *sourceRunner) leftCount() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.c.left
+}
+
+func (r *sourceRunner) errText() string {
+	r.errMu.Lock()
+	defer r.errMu.Unlock()
+	if r.err == nil {
+		return ""
+	}
+	return r.err.Error()
+}
+
+// Emit numbers the samples that have no sequence number and hands them to
+// the inbox, or to the sinks.
+func (r *sourceRunner) Emit(ctx context.Context, batch []Sample) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	r.emitMu.Lock()
+	defer r.emitMu.Unlock()
+	r.scratch = append(r.scratch[:0], batch...)
+	seq := r.seq.Add(uint64(len(batch))) - uint64(len(batch))
+	for i := range r.scratch {
+		if r.scratch[i].Seq == 0 {
+			r.scratch[i].Seq = seq + uint64(i) + 1
+		}
+	}
+	r.mu.Lock()
+	r.emitted += uint64(len(batch))
+	r.mu.Unlock()
+	if r.inbox != nil {
+		return r.inbox.push(ctx, r.scratch)
+	}
+	err := r.b.Emit(ctx, r.scratch)
+	r.mu.Lock()
+	r.forwarded += uint64(len(batch))
+	r.mu.Unlock()
+	return err
+}
+
+func (r *sourceRunner) snapshot() SourceStats {
+	r.mu.Lock()
+	st := SourceStats{
+		Name:      r.name,
+		Emitted:   r.emitted,
+		Forwarded: r.forwarded,
+		Dropped:   r.c.dropped,
+		Left:      r.c.left,
+		InFlight:  int64(r.c.inflight),
+		Running:   r.running.Load(),
+	}
+	if r.inbox != nil && !r.stopped {
+		st.Queued = int64(r.inbox.queued())
+	}
+	// An inbox push refused for a ctx that ended is neither emitted nor
+	// queued: take it back out of Emitted.
+	st.Emitted -= r.c.refused
+	r.mu.Unlock()
+	st.Err = r.errText()
+	if h, ok := r.src.(HealthReporter); ok {
+		health := h.Health()
+		st.Health = &health
+	}
+	return st
+}
