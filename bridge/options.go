@@ -4,8 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"math/rand/v2"
+	"strings"
 	"time"
 )
 

@@ -205,10 +205,10 @@ func (q *ringQueue) unpeekLocked() {
 	q.peeked = 0
 }
 
-func (q *ringQueue) len() int64   { return int64(q.n - q.peeked) }
-func (q *ringQueue) drain()       { q.draining = true }
-func (q *ringQueue) empty() bool  { return q.n == 0 }
-func (q *ringQueue) queued() int  { return q.n - q.peeked }
+func (q *ringQueue) len() int64  { return int64(q.n - q.peeked) }
+func (q *ringQueue) drain()      { q.draining = true }
+func (q *ringQueue) empty() bool { return q.n == 0 }
+func (q *ringQueue) queued() int { return q.n - q.peeked }
 
 func (q *ringQueue) left() uint64 {
 	n := q.n - q.peeked

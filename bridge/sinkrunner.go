@@ -30,13 +30,13 @@ type sinkRunner struct {
 
 	// Health, under mu. The sink is up when neither its writes nor its
 	// spool fail.
-	errors     uint64
-	lastError  string
-	writeDown  bool
-	spoolFail  bool
-	downSince  time.Time
-	connected  bool // the first Connect (or Write) succeeded
-	finished   bool // the writer ended: what was queued is counted in Left
+	errors    uint64
+	lastError string
+	writeDown bool
+	spoolFail bool
+	downSince time.Time
+	connected bool // the first Connect (or Write) succeeded
+	finished  bool // the writer ended: what was queued is counted in Left
 }
 
 func newSinkRunner(b *Bridge, name string, sink Sink, opts SinkOptions) *sinkRunner {
