@@ -158,13 +158,40 @@ func (b *Bridge) Emit(ctx context.Context, batch []Sample) error {
 	if b.closing.Load() {
 		return ErrClosed
 	}
+	if len(batch) == 0 {
+		return nil
+	}
+	taken := make([]int, len(b.sinks))
+	err := b.offer(ctx, batch, taken)
+	if err != nil {
+		b.refuse(batch, taken)
+	}
+	return err
+}
+
+// offer offers batch to every sink, each from where taken says it got to,
+// and advances taken. It returns the first error of a sink that did not
+// take all of it.
+func (b *Bridge) offer(ctx context.Context, batch []Sample, taken []int) error {
 	var first error
-	for _, s := range b.sinks {
-		if err := s.push(ctx, batch); err != nil && first == nil {
+	for i, s := range b.sinks {
+		if taken[i] >= len(batch) {
+			continue
+		}
+		n, err := s.push(ctx, batch[taken[i]:])
+		taken[i] += n
+		if err != nil && first == nil {
 			first = err
 		}
 	}
 	return first
+}
+
+// refuse counts, at each sink, the samples of batch it did not take.
+func (b *Bridge) refuse(batch []Sample, taken []int) {
+	for i, s := range b.sinks {
+		s.refuse(len(batch) - taken[i])
+	}
 }
 
 // Run runs every source and every sink writer until ctx ends, or until every

@@ -18,10 +18,12 @@ import (
 // with, so that every sample is in exactly one counter at any moment the
 // runner's mutex is free.
 type queue interface {
-	// push adds batch under the overflow policy. It returns an error only
-	// for samples that were not accepted: ctx ended while blocked, or the
-	// queue is draining ([ErrClosed]).
-	push(ctx context.Context, batch []Sample) error
+	// push adds batch under the overflow policy and returns how many of
+	// its samples it consumed (accepted, or accepted and dropped). It
+	// returns an error only when it did not consume them all: ctx ended
+	// while blocked, or the queue is draining ([ErrClosed]). The caller
+	// counts the rest as refused when it gives up on them.
+	push(ctx context.Context, batch []Sample) (int, error)
 	// peek copies up to len(buf) of the oldest samples that are not in
 	// flight into buf and marks them in flight; 0 when there are none.
 	peek(buf []Sample) (int, error)
@@ -61,13 +63,15 @@ type owner struct {
 	notFull  chan struct{}
 }
 
-// ringQueue is a fixed-size ring of samples in memory.
+// ringQueue is a fixed-size ring of samples in memory. peek takes samples
+// out of the ring at once (the writer has its copy), so the samples in
+// flight take no room and dropping the oldest never touches them; they are
+// counted in flight until ack.
 type ringQueue struct {
 	r        owner
 	policy   Overflow // OverflowBlock or OverflowDropOldest
 	buf      []Sample
 	head, n  int
-	peeked   int // the head's first peeked samples are in flight
 	draining bool
 }
 
@@ -77,40 +81,37 @@ func newRingQueue(r owner, size int, policy Overflow) *ringQueue {
 
 // push: the runner's mutex must NOT be held; push takes it per step, since
 // a blocking push waits for room with the mutex free.
-func (q *ringQueue) push(ctx context.Context, batch []Sample) error {
+func (q *ringQueue) push(ctx context.Context, batch []Sample) (int, error) {
 	r := q.r
 	size := len(q.buf)
-	for len(batch) > 0 {
+	done := 0
+	for done < len(batch) {
 		r.mu.Lock()
 		if q.draining {
-			r.c.refused += uint64(len(batch))
 			r.mu.Unlock()
-			return ErrClosed
+			return done, ErrClosed
 		}
-		k := q.putLocked(batch)
+		k := q.putLocked(batch[done:])
 		room := q.n < size
 		r.mu.Unlock()
 		if k > 0 {
 			signal(r.notEmpty)
 		}
-		batch = batch[k:]
-		if len(batch) == 0 {
+		done += k
+		if done == len(batch) {
 			if room && q.policy == OverflowBlock {
 				signal(r.notFull) // pass the wake-up on to another blocked emitter
 			}
-			return nil
+			return done, nil
 		}
 		// Only OverflowBlock leaves samples unplaced.
 		select {
 		case <-r.notFull:
 		case <-ctx.Done():
-			r.mu.Lock()
-			r.c.refused += uint64(len(batch))
-			r.mu.Unlock()
-			return ctx.Err()
+			return done, ctx.Err()
 		}
 	}
-	return nil
+	return done, nil
 }
 
 // putLocked places as much of batch as the policy allows and returns how many
@@ -121,28 +122,18 @@ func (q *ringQueue) putLocked(batch []Sample) int {
 	free := size - q.n
 	consumed := 0
 	if q.policy == OverflowDropOldest && free < len(batch) {
-		// Samples in flight cannot be dropped: the writer holds them.
-		droppable := q.n - q.peeked
-		if len(batch) > size-q.peeked {
-			// More than can ever fit beside the batch in flight: the
-			// oldest of the batch itself go first.
-			skip := len(batch) - (size - q.peeked)
+		if len(batch) > size {
+			// More than the ring holds: the oldest of the batch itself go
+			// first.
+			skip := len(batch) - size
 			c.accepted += uint64(skip)
 			c.dropped += uint64(skip)
 			batch = batch[skip:]
 			consumed = skip
 		}
-		if drop := min(len(batch)-free, droppable); drop > 0 {
-			// Remove the oldest queued samples that are not in flight: they
-			// sit just after the peeked ones. Shift the peeked ones up over
-			// them (rare: only while a write is in progress and the queue
-			// is full), then advance the head.
-			for i := q.peeked - 1; i >= 0; i-- {
-				q.buf[(q.head+drop+i)%size] = q.buf[(q.head+i)%size]
-			}
-			for i := 0; i < drop; i++ {
-				q.buf[(q.head+i)%size] = Sample{}
-			}
+		if drop := min(len(batch)-free, q.n); drop > 0 {
+			// No need to clear the dropped slots: the copy below
+			// overwrites exactly the free and the dropped ones.
 			q.head = (q.head + drop) % size
 			q.n -= drop
 			c.dropped += uint64(drop)
@@ -160,63 +151,47 @@ func (q *ringQueue) putLocked(batch []Sample) int {
 
 func (q *ringQueue) peek(buf []Sample) (int, error) {
 	q.r.mu.Lock()
-	defer q.r.mu.Unlock()
-	return q.peekLocked(buf), nil
+	k := q.peekLocked(buf)
+	q.r.mu.Unlock()
+	if k > 0 {
+		signal(q.r.notFull)
+	}
+	return k, nil
 }
 
 func (q *ringQueue) peekLocked(buf []Sample) int {
 	size := len(q.buf)
-	k := min(q.n-q.peeked, len(buf))
-	start := (q.head + q.peeked) % size
-	n := copy(buf[:k], q.buf[start:min(start+k, size)])
+	k := min(q.n, len(buf))
+	n := copy(buf[:k], q.buf[q.head:min(q.head+k, size)])
 	copy(buf[n:k], q.buf[:k-n])
-	q.peeked += k
+	for i := 0; i < k; i++ {
+		q.buf[(q.head+i)%size] = Sample{} // do not keep strings alive
+	}
+	q.head = (q.head + k) % size
+	q.n -= k
 	q.r.c.inflight += k
 	return k
 }
 
-func (q *ringQueue) ack(n int) error {
-	q.r.mu.Lock()
-	q.ackLocked(n)
-	q.r.mu.Unlock()
-	signal(q.r.notFull)
-	return nil
-}
+// ack: the samples left the ring at peek; the caller has counted them.
+func (q *ringQueue) ack(int) error { return nil }
 
-func (q *ringQueue) ackLocked(n int) {
-	size := len(q.buf)
-	n = min(n, q.peeked)
-	for i := 0; i < n; i++ {
-		q.buf[(q.head+i)%size] = Sample{} // do not keep strings alive
-	}
-	q.head = (q.head + n) % size
-	q.n -= n
-	q.peeked -= n
-}
+// unpeek cannot put samples back into a ring; the callers never need to
+// (an aborted write from memory counts its samples as aborted).
+func (q *ringQueue) unpeek() {}
 
-func (q *ringQueue) unpeek() {
-	q.r.mu.Lock()
-	q.unpeekLocked()
-	q.r.mu.Unlock()
-}
-
-func (q *ringQueue) unpeekLocked() {
-	q.r.c.inflight -= q.peeked
-	q.peeked = 0
-}
-
-func (q *ringQueue) len() int64  { return int64(q.n - q.peeked) }
+func (q *ringQueue) len() int64  { return int64(q.n) }
 func (q *ringQueue) drain()      { q.draining = true }
 func (q *ringQueue) empty() bool { return q.n == 0 }
-func (q *ringQueue) queued() int { return q.n - q.peeked }
+func (q *ringQueue) queued() int { return q.n }
 
 func (q *ringQueue) left() uint64 {
-	n := q.n - q.peeked
+	n := q.n
 	size := len(q.buf)
 	for i := 0; i < n; i++ {
-		q.buf[(q.head+q.peeked+i)%size] = Sample{}
+		q.buf[(q.head+i)%size] = Sample{}
 	}
-	q.n = q.peeked
+	q.n = 0
 	q.draining = true
 	return uint64(n)
 }
@@ -261,20 +236,22 @@ func newSpoolQueue(r *sinkRunner, s Spool, size int) *spoolQueue {
 
 // push appends to the spool (without the runner's mutex, since Append may
 // block on the spool's own full policy) and counts under it.
-func (q *spoolQueue) push(ctx context.Context, batch []Sample) error {
+func (q *spoolQueue) push(ctx context.Context, batch []Sample) (int, error) {
 	r := q.r
 	r.mu.Lock()
 	if q.draining {
-		r.c.refused += uint64(len(batch))
 		r.mu.Unlock()
-		return ErrClosed
+		return 0, ErrClosed
 	}
 	useMem := q.mem != nil && !q.mem.empty()
 	if useMem {
+		// The spool failed and the fallback still holds samples: join
+		// them, so that the order is kept.
 		q.mem.putLocked(batch)
+		r.c.spoolFailed += uint64(len(batch))
 		r.mu.Unlock()
 		signal(r.notEmpty)
-		return nil
+		return len(batch), nil
 	}
 	r.mu.Unlock()
 
@@ -293,10 +270,9 @@ func (q *spoolQueue) push(ctx context.Context, batch []Sample) error {
 			q.stored += uint64(stored)
 			r.c.accepted += uint64(stored)
 			r.c.spooled += uint64(stored)
-			r.c.refused += uint64(len(batch) - stored)
 			r.mu.Unlock()
 			signal(r.notEmpty)
-			return err
+			return stored, err
 		}
 	}
 	r.mu.Lock()
@@ -325,7 +301,7 @@ func (q *spoolQueue) push(ctx context.Context, batch []Sample) error {
 	if err != nil {
 		r.spoolDown(fmt.Errorf("spool append: %w", err), wentDown)
 	}
-	return nil
+	return len(batch), nil
 }
 
 func (q *spoolQueue) peek(buf []Sample) (int, error) {
@@ -352,7 +328,6 @@ func (q *spoolQueue) ack(n int) error {
 	r := q.r
 	r.mu.Lock()
 	if q.fromMem {
-		q.mem.ackLocked(n)
 		r.mu.Unlock()
 		return nil
 	}
@@ -368,7 +343,6 @@ func (q *spoolQueue) unpeek() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if q.fromMem {
-		q.mem.unpeekLocked()
 		return
 	}
 	r.c.inflight -= q.peeked

@@ -66,12 +66,22 @@ func signal(c chan struct{}) {
 	}
 }
 
-// push adds batch to the queue under the overflow policy.
-func (r *sinkRunner) push(ctx context.Context, batch []Sample) error {
+// push adds batch to the queue under the overflow policy and returns how
+// many samples it took.
+func (r *sinkRunner) push(ctx context.Context, batch []Sample) (int, error) {
 	if len(batch) == 0 {
-		return nil
+		return 0, nil
 	}
 	return r.q.push(ctx, batch)
+}
+
+// refuse counts n samples offered and given up on.
+func (r *sinkRunner) refuse(n int) {
+	if n > 0 {
+		r.mu.Lock()
+		r.c.refused += uint64(n)
+		r.mu.Unlock()
+	}
 }
 
 func (r *sinkRunner) beginDrain() {

@@ -61,7 +61,9 @@ type sourceRunner struct {
 	notEmpty  chan struct{}
 	notFull   chan struct{}
 	pumpBuf   []Sample
-	stopped   bool // the source's Run returned: the pump drains and ends
+	pumpN     int   // samples of pumpBuf in flight
+	taken     []int // per sink, how many of them it took
+	stopped   bool  // the inbox was drained at shutdown
 
 	errMu sync.Mutex
 	err   error
@@ -111,29 +113,39 @@ func (r *sourceRunner) run(ctx context.Context) (err error) {
 }
 
 // pump moves samples from the inbox to the sinks until ctx ends or, when
-// final, until the inbox is empty.
+// final, until the inbox is empty. A batch that a blocked sink did not take
+// before ctx ended stays in flight, with what each sink took so far, for
+// the next pump; the final pump gives up on it at the drain deadline.
 func (r *sourceRunner) pump(ctx context.Context, final bool) {
+	if r.taken == nil {
+		r.taken = make([]int, len(r.b.sinks))
+	}
 	for {
-		n, _ := r.inbox.peek(r.pumpBuf)
-		if n == 0 {
-			if final {
+		if r.pumpN == 0 {
+			n, _ := r.inbox.peek(r.pumpBuf)
+			if n == 0 {
+				if final {
+					return
+				}
+				select {
+				case <-r.notEmpty:
+					continue
+				case <-ctx.Done():
+					return
+				}
+			}
+			r.pumpN = n
+			clear(r.taken)
+		}
+		batch := r.pumpBuf[:r.pumpN]
+		if err := r.b.offer(ctx, batch, r.taken); err != nil {
+			if !final || ctx.Err() == nil && !errors.Is(err, ErrClosed) {
 				return
 			}
-			select {
-			case <-r.notEmpty:
-				continue
-			case <-ctx.Done():
-				return
-			}
+			r.b.refuse(batch, r.taken)
 		}
-		batch := r.pumpBuf[:n]
-		if err := r.b.Emit(ctx, batch); err != nil && ctx.Err() != nil {
-			// A blocked sink did not take them before ctx ended; the
-			// samples stay in the inbox (the sinks that took them keep
-			// theirs).
-			r.inbox.unpeek()
-			return
-		}
+		n := r.pumpN
+		r.pumpN = 0
 		r.mu.Lock()
 		r.forwarded += uint64(n)
 		r.c.inflight -= n
@@ -183,14 +195,15 @@ func (r *sourceRunner) Emit(ctx context.Context, batch []Sample) error {
 			r.scratch[i].Seq = seq + uint64(i) + 1
 		}
 	}
+	if r.inbox != nil {
+		// The inbox counts what it takes (c.accepted), under the lock that
+		// a snapshot takes.
+		_, err := r.inbox.push(ctx, r.scratch)
+		return err
+	}
+	err := r.b.Emit(ctx, r.scratch) // counts what a sink refused
 	r.mu.Lock()
 	r.emitted += uint64(len(batch))
-	r.mu.Unlock()
-	if r.inbox != nil {
-		return r.inbox.push(ctx, r.scratch)
-	}
-	err := r.b.Emit(ctx, r.scratch)
-	r.mu.Lock()
 	r.forwarded += uint64(len(batch))
 	r.mu.Unlock()
 	return err
@@ -200,7 +213,7 @@ func (r *sourceRunner) snapshot() SourceStats {
 	r.mu.Lock()
 	st := SourceStats{
 		Name:      r.name,
-		Emitted:   r.emitted,
+		Emitted:   r.emitted + r.c.accepted,
 		Forwarded: r.forwarded,
 		Dropped:   r.c.dropped,
 		Left:      r.c.left,
@@ -210,9 +223,6 @@ func (r *sourceRunner) snapshot() SourceStats {
 	if r.inbox != nil && !r.stopped {
 		st.Queued = int64(r.inbox.queued())
 	}
-	// An inbox push refused for a ctx that ended is neither emitted nor
-	// queued: take it back out of Emitted.
-	st.Emitted -= r.c.refused
 	r.mu.Unlock()
 	st.Err = r.errText()
 	if h, ok := r.src.(HealthReporter); ok {
