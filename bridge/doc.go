@@ -19,6 +19,44 @@
 // drains within a deadline and reports what was left. [Bridge.Stats] counts
 // every sample accepted, delivered, retried, rejected, dropped and spooled.
 //
+// # Queues, losses and health: one owner
+//
+// The Bridge owns every queue and counts every loss. A sink's queue is a
+// ring in memory or its spool; a source that must not block (an OPC UA
+// subscription) gets a bounded inbox of its own ([Bridge.AddSourceWith],
+// [SourceOptions]) with its own overflow policy. Fan-out offers each batch to
+// every sink: one sink's failure (a full queue under a drop policy, a spool
+// that cannot store) never stops delivery to the others. A spool that cannot
+// store (a full disk, a file-size limit) is that sink's failure: the sink is
+// reported down with the OS error, logged once, counted in
+// [SinkStats].SpoolFailed, and its samples are kept in a memory fallback of
+// QueueSize samples (dropping the oldest, counted, when that fills too)
+// until the spool stores again; the sources are not blocked.
+//
+// Each sink's counters are taken at one instant and add up at every
+// snapshot:
+//
+//	Accepted + Replayed = Delivered + Rejected + Failed + Dropped + Aborted + Left + Queued + InFlight
+//
+// Replayed is the spool's backlog from an earlier run; Aborted counts samples
+// whose Write the drain deadline cut off (the sink may have delivered them);
+// a spool batch cut off that way stays in the spool, uncounted, for the next
+// run. A sample offered while the bridge was shutting down, or while a
+// blocked emitter's context ended, is Refused. Each source counts Emitted =
+// Forwarded + Dropped + Left + Queued + InFlight for its inbox.
+//
+// The Bridge is the one owner of retries: a sink reports an error, marked
+// [Permanent] when the data itself is bad (the samples are then kept in the
+// sink's [DeadLetter], never just deleted) or with [RetryAfter] when the
+// server said when to come back; it does not loop. A source reports its own
+// health ([HealthReporter]), which [Bridge.Stats] carries; nobody infers it
+// from the samples.
+//
+// Every setting that a configuration file fills has a Validate method that
+// returns [*FieldError] values with YAML key paths ([SinkOptions.Validate],
+// [Retry.Validate], [SourceOptions.Validate]), and enumerations decode from
+// text ([Overflow.UnmarshalText]).
+//
 // Package bridge imports no broker client: sinks that need one live in their
 // own packages (bridge/mqtt, bridge/nats, ...). The JSON-lines sink
 // ([NewJSONLines]) is here.
