@@ -1,9 +1,10 @@
-package main
+package gateway
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/url"
 	"os"
@@ -18,20 +19,17 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/m2mbridge/m2mbridge/bridge"
-	"github.com/m2mbridge/m2mbridge/bridge/httpsink"
-	"github.com/m2mbridge/m2mbridge/bridge/influx"
-	"github.com/m2mbridge/m2mbridge/bridge/kafka"
-	"github.com/m2mbridge/m2mbridge/bridge/mqtt"
-	"github.com/m2mbridge/m2mbridge/bridge/nats"
 	"github.com/m2mbridge/m2mbridge/bridge/spool"
 	"github.com/m2mbridge/m2mbridge/modbus"
 	"github.com/m2mbridge/m2mbridge/opcua"
 )
 
-// gateway is a checked configuration: the devices and sinks, made but not
-// started (no connection is dialled and no spool opened until run).
-type gateway struct {
+// assembly is a checked configuration made into devices and sinks, made
+// but not started (no connection is dialled and no spool opened).
+type assembly struct {
 	path     string
+	log      *slog.Logger
+	stdout   io.Writer
 	devices  []*device
 	buses    []*modbus.Bus
 	sinks    []*sinkEntry
@@ -65,14 +63,11 @@ type sinkEntry struct {
 	opts bridge.SinkOptions
 }
 
-// load reads, decodes and checks the configuration at path, and makes its
-// devices and sinks. It returns every problem at once; on error nothing has
-// been started and nothing needs closing.
-func load(path string, log *slog.Logger) (*gateway, error) {
-	cfg, d, err := readConfig(path)
-	if err != nil {
-		return nil, err
-	}
+// assemble decodes and checks the configuration data of the file name and
+// makes its devices and sinks, logging to log. It returns every problem at
+// once; on error nothing has been started and nothing needs closing.
+func assemble(name string, data []byte, log *slog.Logger, stdout io.Writer) (*assembly, error) {
+	cfg, d := decodeFile(name, data)
 	if cfg == nil {
 		return nil, d.err()
 	}
@@ -80,22 +75,27 @@ func load(path string, log *slog.Logger) (*gateway, error) {
 	// cleanly are checked further, so that every problem is reported at
 	// once; a part with a decoding error is not checked further, so that
 	// one mistake does not show up as several.
-	g := &gateway{path: path, health: cfg.Health, shutdown: cfg.Shutdown}
-	dir := filepath.Dir(path)
+	g := &assembly{path: name, log: log, stdout: stdout, health: cfg.Health, shutdown: cfg.Shutdown}
+	dir := filepath.Dir(name)
 	d.checkTop(cfg)
 	g.buildSpool(d, cfg.Spool, dir)
 	g.buildDevices(d, cfg, dir, log)
 	g.buildSinks(d, cfg, dir)
 	if len(d.errs) > 0 {
-		g.closeDevices()
-		for _, s := range g.sinks {
-			if s.sink != nil {
-				s.sink.Close(closedCtx())
-			}
-		}
+		g.close()
 		return nil, d.err()
 	}
 	return g, nil
+}
+
+// close closes the devices and sinks of an assembly that will not run.
+func (g *assembly) close() {
+	g.closeDevices()
+	for _, s := range g.sinks {
+		if s.sink != nil {
+			s.sink.Close(closedCtx())
+		}
+	}
 }
 
 func (d *decoder) checkTop(cfg *fileConfig) {
@@ -116,7 +116,7 @@ func (d *decoder) checkTop(cfg *fileConfig) {
 	}
 }
 
-func (g *gateway) buildSpool(d *decoder, sc *spoolConfig, dir string) {
+func (g *assembly) buildSpool(d *decoder, sc *spoolConfig, dir string) {
 	if sc == nil {
 		return
 	}
@@ -161,7 +161,7 @@ func (g *gateway) buildSpool(d *decoder, sc *spoolConfig, dir string) {
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
-func (g *gateway) buildDevices(d *decoder, cfg *fileConfig, dir string, log *slog.Logger) {
+func (g *assembly) buildDevices(d *decoder, cfg *fileConfig, dir string, log *slog.Logger) {
 	names := map[string]int{}
 	var mbCfgs []modbus.DeviceConfig
 	var mbDevs []*device
@@ -285,7 +285,7 @@ func (d *decoder) checkSharedLines(cfgs []modbus.DeviceConfig, paths []string) {
 	}
 }
 
-func (g *gateway) modbusDevice(d *decoder, p string, dc deviceConfig, dir string, log *slog.Logger) (modbus.DeviceConfig, *device, bool) {
+func (g *assembly) modbusDevice(d *decoder, p string, dc deviceConfig, dir string, log *slog.Logger) (modbus.DeviceConfig, *device, bool) {
 	mc := dc.Modbus
 	mp := join(p, "modbus")
 	nerr := len(d.errs)
@@ -452,7 +452,7 @@ func (d *decoder) pointErrors(err error, p, mp string, prof *modbus.Profile, npr
 
 var opcuaDeviceKeys = map[string]string{"name": "name", "interval": "interval", "nodes": "nodes"}
 
-func (g *gateway) opcuaDevice(d *decoder, p string, dc deviceConfig, dir string) {
+func (g *assembly) opcuaDevice(d *decoder, p string, dc deviceConfig, dir string) {
 	up := join(p, "opcua")
 	nerr := len(d.errs)
 	block := resolve(dc.OPCUA)
@@ -501,24 +501,25 @@ func (g *gateway) opcuaDevice(d *decoder, p string, dc deviceConfig, dir string)
 	})
 }
 
-func (g *gateway) buildSinks(d *decoder, cfg *fileConfig, dir string) {
+func (g *assembly) buildSinks(d *decoder, cfg *fileConfig, dir string) {
 	names := map[string]int{}
+	kinds := SinkKinds()
 	for i := range cfg.Sinks {
 		p := index("sinks", i)
 		n := resolve(&cfg.Sinks[i])
 		if n == nil || n.Kind != yaml.MappingNode {
-			d.errAt(p, "want a mapping with one of %s", strings.Join(sinkTypes, ", "))
+			d.errAt(p, "want a mapping with one of %s", strings.Join(kinds, ", "))
 			continue
 		}
-		typed, rest := splitNode(n, func(k string) bool { return slices.Contains(sinkTypes, k) })
+		typed, rest := splitNode(n, func(k string) bool { return slices.Contains(kinds, k) })
 		if len(typed.Content) == 0 {
 			var keys []string
 			for k := 0; k < len(rest.Content); k += 2 {
 				keys = append(keys, strconv.Quote(rest.Content[k].Value))
 			}
-			msg := "unknown sink: want one of " + strings.Join(sinkTypes, ", ")
+			msg := "unknown sink: want one of " + strings.Join(kinds, ", ")
 			if len(keys) > 0 {
-				msg = "unknown sink " + strings.Join(keys, ", ") + suggest(rest.Content[0].Value, sinkTypes)
+				msg = "unknown sink " + strings.Join(keys, ", ") + suggest(rest.Content[0].Value, kinds)
 			}
 			d.errAt(p, "%s", msg)
 			continue
@@ -528,15 +529,14 @@ func (g *gateway) buildSinks(d *decoder, cfg *fileConfig, dir string) {
 			continue
 		}
 		kind := typed.Content[0].Value
+		sk, _ := lookupSink(kind)
 		var common sinkCommon
 		nerr := len(d.errs)
-		commonKeys, _ := fieldsOf(reflect.TypeFor[sinkCommon]())
-		typeKeys, _ := fieldsOf(sinkConfigTypes[kind])
+		typeKeys, _ := fieldsOf(sk.configType())
 		misplaced := func(k string) bool {
-			_, isCommon := commonKeys[k]
+			_, isCommon := sinkCommonKeys[k]
 			_, isType := typeKeys[k]
-			isSecret := slices.ContainsFunc(sinkSecrets[kind], func(s string) bool { return k == s || k == s+"_env" || k == s+"_file" })
-			return !isCommon && (isType || isSecret)
+			return !isCommon && (isType || sk.isSecret(k))
 		}
 		for k := 0; k+1 < len(rest.Content); k += 2 {
 			if key := rest.Content[k]; misplaced(key.Value) {
@@ -559,7 +559,7 @@ func (g *gateway) buildSinks(d *decoder, cfg *fileConfig, dir string) {
 		}
 		e := &sinkEntry{name: name, kind: kind}
 		e.opts = g.sinkOptions(d, p, common)
-		g.makeSink(d, e, join(p, kind), typed.Content[1], dir)
+		g.makeSink(d, e, sk, join(p, kind), typed.Content[1], dir)
 		if len(d.errs) == nerr {
 			g.sinks = append(g.sinks, e)
 		} else if e.sink != nil {
@@ -568,19 +568,7 @@ func (g *gateway) buildSinks(d *decoder, cfg *fileConfig, dir string) {
 	}
 }
 
-// sinkConfigTypes are the types of the sinks' blocks, for telling a
-// sink setting written beside the block from an unknown key.
-var sinkConfigTypes = map[string]reflect.Type{
-	"stdout": reflect.TypeFor[stdoutConfig](),
-	"file":   reflect.TypeFor[fileSinkConfig](),
-	"mqtt":   reflect.TypeFor[mqtt.Config](),
-	"nats":   reflect.TypeFor[nats.Config](),
-	"kafka":  reflect.TypeFor[kafka.Config](),
-	"influx": reflect.TypeFor[influx.Config](),
-	"http":   reflect.TypeFor[httpsink.Config](),
-}
-
-func (g *gateway) sinkOptions(d *decoder, p string, c sinkCommon) bridge.SinkOptions {
+func (g *assembly) sinkOptions(d *decoder, p string, c sinkCommon) bridge.SinkOptions {
 	o := bridge.SinkOptions{QueueSize: c.QueueSize, BatchSize: c.BatchSize, Linger: c.Linger,
 		Retry: bridge.Retry{Initial: c.Retry.Initial, Max: c.Retry.Max, Multiplier: c.Retry.Multiplier,
 			Jitter: c.Retry.Jitter, MaxAttempts: c.Retry.MaxAttempts}}
@@ -615,98 +603,46 @@ func (g *gateway) sinkOptions(d *decoder, p string, c sinkCommon) bridge.SinkOpt
 	return o
 }
 
-// makeSink decodes the block of a sink of e.kind and makes the sink.
-func (g *gateway) makeSink(d *decoder, e *sinkEntry, p string, block *yaml.Node, dir string) {
+// makeSink decodes the block of a sink of kind k and makes the sink.
+func (g *assembly) makeSink(d *decoder, e *sinkEntry, k SinkKind, p string, block *yaml.Node, dir string) {
 	block = resolve(block)
 	if isNull(block) {
-		block = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: block.Line}
+		line := 0
+		if block != nil {
+			line = block.Line
+		}
+		block = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: line}
 	}
 	if block.Kind != yaml.MappingNode {
 		d.errorf(block.Line, p, "want a mapping of settings, not %s", kindName(block))
 		return
 	}
 	d.lines[p] = block.Line
-	sec, block := d.secrets(block, p, dir, sinkSecrets[e.kind])
+	sec, block := d.secrets(block, p, dir, k.Secrets)
 	nerr := len(d.errs)
-	decodeInto := func(v any) bool {
-		d.decode(block, p, reflect.ValueOf(v).Elem())
-		return len(d.errs) == nerr
+	var cfg any
+	if k.Config != nil {
+		cfg = k.Config()
+		d.decode(block, p, reflect.ValueOf(cfg).Elem())
+	} else {
+		var none struct{}
+		d.decode(block, p, reflect.ValueOf(&none).Elem())
 	}
-	var err error
-	prefix := e.kind + ": "
-	switch e.kind {
-	case "stdout":
-		var c stdoutConfig
-		if decodeInto(&c) {
-			e.sink = bridge.NewJSONLines(os.Stdout)
-			e.desc = "stdout (JSON lines)"
-		}
-	case "file":
-		var c fileSinkConfig
-		if !decodeInto(&c) {
-			return
-		}
-		if c.Path == "" {
-			d.errAt(join(p, "path"), "required: the file to append JSON lines to")
-			return
-		}
-		path := relPath(dir, c.Path)
-		e.desc = "file " + path + " (JSON lines)"
-		e.sink = &lazyFile{path: path}
-	case "mqtt":
-		var c mqtt.Config
-		if !decodeInto(&c) {
-			return
-		}
-		c.Password = sec["password"]
-		c.CAFile, c.CertFile, c.KeyFile = relPath(dir, c.CAFile), relPath(dir, c.CertFile), relPath(dir, c.KeyFile)
-		e.desc = fmt.Sprintf("mqtt %s topic %q qos %d", redactURL(c.URL), orDefault(c.Topic, mqtt.DefaultTopic), c.QoS)
-		e.sink, err = mqtt.New(c)
-	case "nats":
-		var c nats.Config
-		if !decodeInto(&c) {
-			return
-		}
-		c.Password, c.Token = sec["password"], sec["token"]
-		c.CAFile, c.CertFile, c.KeyFile, c.CredsFile = relPath(dir, c.CAFile), relPath(dir, c.CertFile), relPath(dir, c.KeyFile), relPath(dir, c.CredsFile)
-		js := ""
-		if c.JetStream {
-			js = " jetstream"
-		}
-		e.desc = fmt.Sprintf("nats %s subject %q%s", redactURL(c.URL), orDefault(c.Subject, nats.DefaultSubject), js)
-		e.sink, err = nats.New(c)
-	case "kafka":
-		var c kafka.Config
-		if !decodeInto(&c) {
-			return
-		}
-		c.Password = sec["password"]
-		c.CAFile, c.CertFile, c.KeyFile = relPath(dir, c.CAFile), relPath(dir, c.CertFile), relPath(dir, c.KeyFile)
-		e.desc = fmt.Sprintf("kafka %s topic %q", strings.Join(c.Brokers, ","), orDefault(c.Topic, "m2m"))
-		e.sink, err = kafka.New(c)
-	case "influx":
-		var c influx.Config
-		if !decodeInto(&c) {
-			return
-		}
-		c.Password, c.Token = sec["password"], sec["token"]
-		c.CAFile, c.CertFile, c.KeyFile = relPath(dir, c.CAFile), relPath(dir, c.CertFile), relPath(dir, c.KeyFile)
-		e.desc = fmt.Sprintf("influx %s %s%s", redactURL(c.URL), c.Database, c.Bucket)
-		e.sink, err = influx.New(c)
-	case "http":
-		var c httpsink.Config
-		if !decodeInto(&c) {
-			return
-		}
-		c.Password, c.Token = sec["password"], sec["token"]
-		c.CAFile, c.CertFile, c.KeyFile = relPath(dir, c.CAFile), relPath(dir, c.CertFile), relPath(dir, c.KeyFile)
-		e.desc = "http " + redactURL(c.URL)
-		e.sink, err = httpsink.New(c)
-		prefix = "httpsink: "
+	if len(d.errs) > nerr {
+		return
 	}
+	env := SinkEnv{Name: e.name, Dir: dir, Secrets: sec, Stdout: g.stdout, Logger: g.log}
+	sink, err := k.Build(cfg, env)
 	if err != nil {
-		e.sink = nil
-		d.locateMsgs(err, p, block, prefix, "config: ", "invalid config: ")
+		// A constructor that fails returns no sink to close (often a typed
+		// nil).
+		d.locateMsgs(err, p, block, e.kind+": ", "httpsink: ", "config: ", "invalid config: ")
+		return
+	}
+	e.sink = sink
+	e.desc = e.kind
+	if k.Describe != nil {
+		e.desc = k.Describe(cfg, env)
 	}
 }
 
@@ -730,7 +666,7 @@ func redactURL(s string) string {
 	return u.String()
 }
 
-func (g *gateway) closeDevices() {
+func (g *assembly) closeDevices() {
 	for _, dev := range g.devices {
 		if dev.mb != nil {
 			dev.mb.Close()

@@ -1,43 +1,128 @@
-package main
+package gateway
 
 import (
 	"fmt"
-	"io"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/m2mbridge/m2mbridge/bridge"
+	"github.com/m2mbridge/m2mbridge/modbus"
+	"github.com/m2mbridge/m2mbridge/opcua"
 )
 
-// printCheck prints what -check reports for a valid configuration: per
-// Modbus device its read plan, per OPC UA device its nodes, and the sinks.
-// Nothing in it is secret: URLs are printed without passwords and secrets
-// are never part of a description.
-func (g *gateway) printCheck(w io.Writer) {
-	fmt.Fprintf(w, "%s: ok: %d %s, %d %s\n", g.path, len(g.devices), plural(len(g.devices), "device"), len(g.sinks), plural(len(g.sinks), "sink"))
+// Report is what a configuration sets up, as "gateway -check" prints it
+// (String). Nothing in it is secret: URLs are given without passwords and
+// secrets are never part of a description.
+type Report struct {
+	// File is the configuration's file name.
+	File    string
+	Devices []DeviceReport
+	Links   []LinkReport
+	Sinks   []SinkReport
+	// Spool is the spool directory, "" without a spool section.
+	Spool string
+	// SpoolDirs are the spools of the sinks with overflow: spool.
+	SpoolDirs []string
+}
+
+// DeviceReport describes one device.
+type DeviceReport struct {
+	Name     string
+	Kind     string // "modbus" or "opcua"
+	Desc     string // the transport: "modbus tcp://10.0.0.7:502 unit 1"
+	Interval time.Duration
+
+	// Modbus: the points, and the plan of a cycle where all are due.
+	Points []modbus.Point
+	Plan   modbus.Plan
+	// OwnInterval counts the points with an interval of their own.
+	OwnInterval int
+
+	// OPC UA: the nodes.
+	Nodes []opcua.Node
+}
+
+// LinkReport is the estimated load of one Modbus link (one URL: a TCP
+// connection or a serial line): the sum over its devices of cycle cost /
+// interval. Over 1 the devices cannot be polled as often as configured.
+type LinkReport struct {
+	URL     string
+	Devices int
+	Load    float64
+}
+
+// SinkReport describes one sink.
+type SinkReport struct {
+	Name    string
+	Kind    string
+	Desc    string
+	Options bridge.SinkOptions
+}
+
+func (g *assembly) report() *Report {
+	r := &Report{File: g.path}
+	links := map[string]int{}
 	for _, dev := range g.devices {
-		fmt.Fprintln(w)
+		dr := DeviceReport{Name: dev.name, Kind: dev.kind, Desc: dev.desc, Interval: dev.interval}
 		switch dev.kind {
 		case "modbus":
-			pts := dev.mb.Points()
-			fmt.Fprintf(w, "device %s: %s, every %v, %d %s\n", dev.name, dev.desc, dev.interval, len(pts), plural(len(pts), "point"))
-			own := 0
-			for _, p := range pts {
+			dr.Points = dev.mb.Points()
+			dr.Plan = dev.mb.Plan()
+			for _, p := range dr.Points {
 				if p.Interval != 0 && p.Interval != dev.interval {
-					own++
+					dr.OwnInterval++
 				}
 			}
-			if own > 0 {
-				fmt.Fprintf(w, "  (%d %s its own interval; the plan below reads every point, as a cycle where all are due)\n", own, plural2(own, "point has", "points have"))
+			i, ok := links[dev.link]
+			if !ok {
+				i = len(r.Links)
+				links[dev.link] = i
+				r.Links = append(r.Links, LinkReport{URL: dev.link})
 			}
-			for _, line := range strings.Split(dev.mb.Plan().String(), "\n") {
-				fmt.Fprintf(w, "  %s\n", line)
+			r.Links[i].Devices++
+			r.Links[i].Load += float64(dr.Plan.Cost) / float64(dev.interval)
+		case "opcua":
+			dr.Nodes = dev.nodes
+		}
+		r.Devices = append(r.Devices, dr)
+	}
+	for _, s := range g.sinks {
+		r.Sinks = append(r.Sinks, SinkReport{Name: s.name, Kind: s.kind, Desc: s.desc, Options: s.opts})
+	}
+	if g.spool != nil {
+		r.Spool = g.spoolDir
+		for _, s := range g.sinks {
+			if s.opts.Overflow == bridge.OverflowSpool {
+				r.SpoolDirs = append(r.SpoolDirs, filepath.Join(g.spoolDir, s.name))
+			}
+		}
+	}
+	return r
+}
+
+// String returns the report as "gateway -check" prints it: per Modbus
+// device its read plan, per OPC UA device its nodes, the links, the sinks
+// and the spool.
+func (r *Report) String() string {
+	var w strings.Builder
+	fmt.Fprintf(&w, "%s: ok: %d %s, %d %s\n", r.File, len(r.Devices), plural(len(r.Devices), "device"), len(r.Sinks), plural(len(r.Sinks), "sink"))
+	for _, dev := range r.Devices {
+		fmt.Fprintln(&w)
+		switch dev.Kind {
+		case "modbus":
+			fmt.Fprintf(&w, "device %s: %s, every %v, %d %s\n", dev.Name, dev.Desc, dev.Interval, len(dev.Points), plural(len(dev.Points), "point"))
+			if dev.OwnInterval > 0 {
+				fmt.Fprintf(&w, "  (%d %s its own interval; the plan below reads every point, as a cycle where all are due)\n", dev.OwnInterval, plural2(dev.OwnInterval, "point has", "points have"))
+			}
+			for _, line := range strings.Split(dev.Plan.String(), "\n") {
+				fmt.Fprintf(&w, "  %s\n", line)
 			}
 		case "opcua":
-			fmt.Fprintf(w, "device %s: %s, every %v, %d %s\n", dev.name, dev.desc, dev.interval, len(dev.nodes), plural(len(dev.nodes), "node"))
-			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-			for _, n := range dev.nodes {
+			fmt.Fprintf(&w, "device %s: %s, every %v, %d %s\n", dev.Name, dev.Desc, dev.Interval, len(dev.Nodes), plural(len(dev.Nodes), "node"))
+			tw := tabwriter.NewWriter(&w, 0, 0, 2, ' ', 0)
+			for _, n := range dev.Nodes {
 				unit := n.Unit
 				if unit == "" {
 					unit = "(unit from the server)"
@@ -47,24 +132,28 @@ func (g *gateway) printCheck(w io.Writer) {
 			tw.Flush()
 		}
 	}
-	g.printLinks(w)
-	fmt.Fprintln(w)
-	for _, s := range g.sinks {
-		fmt.Fprintf(w, "sink %s: %s; %s\n", s.name, s.desc, describeOptions(s.opts))
-	}
-	if g.spool != nil {
-		var names []string
-		for _, s := range g.sinks {
-			if s.opts.Overflow == bridge.OverflowSpool {
-				names = append(names, filepath.Join(g.spoolDir, s.name))
+	if len(r.Links) > 0 {
+		fmt.Fprintln(&w)
+		for _, l := range r.Links {
+			fmt.Fprintf(&w, "link %s: %d %s, estimated %.1f%% busy", l.URL, l.Devices, plural(l.Devices, "device"), 100*l.Load)
+			if l.Load > 1 {
+				fmt.Fprint(&w, " (warning: more than the link can carry; poll less often or fewer points)")
 			}
-		}
-		if len(names) == 0 {
-			fmt.Fprintf(w, "spool: %s, unused (no sink has overflow: spool)\n", g.spoolDir)
-		} else {
-			fmt.Fprintf(w, "spool: %s\n", strings.Join(names, ", "))
+			fmt.Fprintln(&w)
 		}
 	}
+	fmt.Fprintln(&w)
+	for _, s := range r.Sinks {
+		fmt.Fprintf(&w, "sink %s: %s; %s\n", s.Name, s.Desc, describeOptions(s.Options))
+	}
+	if r.Spool != "" {
+		if len(r.SpoolDirs) == 0 {
+			fmt.Fprintf(&w, "spool: %s, unused (no sink has overflow: spool)\n", r.Spool)
+		} else {
+			fmt.Fprintf(&w, "spool: %s\n", strings.Join(r.SpoolDirs, ", "))
+		}
+	}
+	return w.String()
 }
 
 func describeOptions(o bridge.SinkOptions) string {
@@ -94,42 +183,4 @@ func plural2(n int, one, many string) string {
 		return one
 	}
 	return many
-}
-
-// printLinks prints, per Modbus link (one URL: a TCP connection or a serial
-// line), how busy the planned cycles keep it: the sum over its devices of
-// cycle cost / interval. Over 100% the devices cannot be polled as often as
-// configured; cycles will start late (counted as overruns).
-func (g *gateway) printLinks(w io.Writer) {
-	type link struct {
-		devices int
-		load    float64
-	}
-	links := map[string]*link{}
-	var order []string
-	for _, dev := range g.devices {
-		if dev.mb == nil {
-			continue
-		}
-		l := links[dev.link]
-		if l == nil {
-			l = &link{}
-			links[dev.link] = l
-			order = append(order, dev.link)
-		}
-		l.devices++
-		l.load += float64(dev.mb.Plan().Cost) / float64(dev.interval)
-	}
-	if len(order) == 0 {
-		return
-	}
-	fmt.Fprintln(w)
-	for _, u := range order {
-		l := links[u]
-		fmt.Fprintf(w, "link %s: %d %s, estimated %.1f%% busy", u, l.devices, plural(l.devices, "device"), 100*l.load)
-		if l.load > 1 {
-			fmt.Fprint(w, " (warning: more than the link can carry; poll less often or fewer points)")
-		}
-		fmt.Fprintln(w)
-	}
 }

@@ -1,4 +1,4 @@
-package main
+package gateway
 
 import (
 	"fmt"
@@ -132,41 +132,24 @@ func parseByteSize(s string) (byteSize, error) {
 	return byteSize(v), nil
 }
 
-// sinkTypes are the keys that name a sink's type in a sinks item.
-var sinkTypes = []string{"stdout", "file", "mqtt", "nats", "kafka", "influx", "http"}
-
-// sinkSecrets are, per sink type, the settings that are secrets: they are
-// read from <key>_env or <key>_file, never written in the file.
-var sinkSecrets = map[string][]string{
-	"mqtt":   {"password"},
-	"nats":   {"password", "token"},
-	"kafka":  {"password"},
-	"influx": {"password", "token"},
-	"http":   {"password", "token"},
-}
-
-// readConfig reads and decodes the file at path strictly. It returns the
-// decoder, which holds the errors found and the line of every key path, and
-// no configuration when the file is not YAML at all.
-func readConfig(path string) (*fileConfig, *decoder, error) {
-	data, err := readRegular(path, 16<<20)
-	if err != nil {
-		return nil, nil, err
-	}
-	d := newDecoder(path)
+// decodeFile decodes the configuration data of the file name strictly. It
+// returns the decoder, which holds the errors found and the line of every
+// key path, and no configuration when the data is not YAML at all.
+func decodeFile(name string, data []byte) (*fileConfig, *decoder) {
+	d := newDecoder(name)
 	var cfg fileConfig
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		d.yamlSyntax(err)
-		return nil, d, nil
+		return nil, d
 	}
 	doc := resolve(&root)
 	if doc == nil {
 		d.errorf(1, "", "empty configuration: want devices and sinks")
-		return nil, d, nil
+		return nil, d
 	}
 	d.decode(doc, "", reflect.ValueOf(&cfg).Elem())
-	return &cfg, d, nil
+	return &cfg, d
 }
 
 var yamlLineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)

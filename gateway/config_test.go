@@ -1,8 +1,6 @@
-package main
+package gateway
 
 import (
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -92,7 +90,7 @@ func TestDecodeScalars(t *testing.T) {
 // FuzzLoad feeds arbitrary files to the configuration loader: it must
 // report errors, never panic, and hold nothing open when it fails.
 func FuzzLoad(f *testing.F) {
-	for _, glob := range []string{"testdata/check/*.yaml", "testdata/examples/*.yaml"} {
+	for _, glob := range []string{"../examples/gateway/testdata/check/*.yaml", "../examples/gateway/testdata/examples/*.yaml"} {
 		files, err := filepath.Glob(glob)
 		require.NoError(f, err)
 		for _, file := range files {
@@ -103,19 +101,18 @@ func FuzzLoad(f *testing.F) {
 	}
 	f.Add([]byte("a: &a [*a]\n"))
 	f.Add([]byte("devices: [{<<: [*x]}]\n"))
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		path := filepath.Join(t.TempDir(), "gateway.yaml")
 		require.NoError(t, os.WriteFile(path, data, 0o644))
-		g, err := load(path, log)
+		c, err := Load(path)
 		if err != nil {
-			assert.Nil(t, g)
+			assert.Nil(t, c)
 			for _, e := range flatten(err) {
 				assert.NotEmpty(t, e.Error())
 			}
 			return
 		}
-		g.closeDevices()
+		assert.NotEmpty(t, c.Check().String())
 	})
 }
 

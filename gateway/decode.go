@@ -1,4 +1,4 @@
-package main
+package gateway
 
 import (
 	"errors"
@@ -13,16 +13,18 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// configError is one problem of the configuration: the file, the line of
+// ConfigError is one problem of a configuration: the file, the line of
 // the offending value and its key path ("devices[0].points[2].type").
-type configError struct {
+// Parse and Load return every problem of a file, joined.
+type ConfigError struct {
 	File string
-	Line int
-	Path string
+	Line int    // 0 when the problem concerns no one line
+	Path string // "" for the file as a whole
 	Msg  string
 }
 
-func (e *configError) Error() string {
+// Error returns "file:line: path: msg".
+func (e *ConfigError) Error() string {
 	var b strings.Builder
 	b.WriteString(e.File)
 	if e.Line > 0 {
@@ -50,7 +52,7 @@ func (e *configError) Error() string {
 type decoder struct {
 	steps int
 	file  string
-	errs  []*configError
+	errs  []*ConfigError
 	lines map[string]int
 }
 
@@ -62,7 +64,7 @@ func newDecoder(file string) *decoder {
 }
 
 func (d *decoder) errorf(line int, path, format string, args ...any) {
-	d.errs = append(d.errs, &configError{File: d.file, Line: line, Path: path, Msg: fmt.Sprintf(format, args...)})
+	d.errs = append(d.errs, &ConfigError{File: d.file, Line: line, Path: path, Msg: fmt.Sprintf(format, args...)})
 }
 
 // errAt reports a problem at the line recorded for path, or at the closest
@@ -110,7 +112,7 @@ func (d *decoder) hasErrUnder(path string) bool {
 
 // err returns every error reported so far, joined, or nil.
 func (d *decoder) err() error {
-	slices.SortStableFunc(d.errs, func(a, b *configError) int { return a.Line - b.Line })
+	slices.SortStableFunc(d.errs, func(a, b *ConfigError) int { return a.Line - b.Line })
 	errs := make([]error, len(d.errs))
 	for i, e := range d.errs {
 		errs[i] = e

@@ -1,4 +1,4 @@
-package main
+package gateway
 
 import (
 	"fmt"
@@ -12,7 +12,7 @@ import (
 )
 
 // handler serves /metrics (Prometheus text format) and /healthz.
-func (rt *runState) handler() http.Handler {
+func (rt *Gateway) handler() http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newCollector(rt),
 		collectors.NewGoCollector(),
@@ -37,7 +37,7 @@ func (rt *runState) handler() http.Handler {
 // devices' and the spools' counters at each scrape, so the pipeline keeps
 // no metric state of its own and package bridge needs no Prometheus code.
 type collector struct {
-	rt    *runState
+	rt    *Gateway
 	descs map[string]*prometheus.Desc
 }
 
@@ -90,7 +90,7 @@ var metricDefs = []metricDef{
 	{"opcua_dropped_total", "Samples dropped because the emit queue was full.", []string{"device"}},
 }
 
-func newCollector(rt *runState) *collector {
+func newCollector(rt *Gateway) *collector {
 	c := &collector{rt: rt, descs: make(map[string]*prometheus.Desc, len(metricDefs))}
 	for _, m := range metricDefs {
 		c.descs[m.name] = prometheus.NewDesc("m2mbridge_"+m.name, m.help, m.labels, nil)

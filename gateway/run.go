@@ -1,36 +1,19 @@
-package main
+package gateway
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
-	"net/http"
-	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/m2mbridge/m2mbridge/bridge"
-	"github.com/m2mbridge/m2mbridge/bridge/spool"
 )
 
 // defaultMaxFailing is how long a device or sink may fail before /healthz
 // reports it, when health.max_failing is not set.
 const defaultMaxFailing = time.Minute
-
-// runState is a running gateway: the bridge, the state of every device and
-// the spools, read by the metrics collector and /healthz.
-type runState struct {
-	g       *gateway
-	bridge  *bridge.Bridge
-	states  []*sourceState
-	spools  map[string]*spool.Spool
-	started time.Time
-}
 
 // sourceState follows one device from the samples it emits and logs each
 // change between online and offline once, never per sample. A device is
@@ -174,149 +157,9 @@ func (s *sourceState) source(once bool, onceTimeout time.Duration) bridge.Source
 	})
 }
 
-// run runs the gateway until ctx ends (or, with -once, until every device
-// was polled), then shuts down gracefully and reports what it left.
-func (g *gateway) run(ctx context.Context, o options, log *slog.Logger, stderr io.Writer) int {
-	defer g.closeDevices()
-	rt := &runState{g: g, spools: map[string]*spool.Spool{}, started: time.Now()}
-	// Until the bridge runs (and then owns them), the sinks and spools are
-	// closed here when starting fails.
-	abort := func() int {
-		for _, sp := range rt.spools {
-			sp.Close()
-		}
-		for _, s := range g.sinks {
-			s.sink.Close(context.Background())
-		}
-		return 1
-	}
-	// The metrics address and the spools first: a port or a spool
-	// directory in use is an error before anything is dialled.
-	var ln net.Listener
-	if o.metrics != "" {
-		var err error
-		if ln, err = net.Listen("tcp", o.metrics); err != nil {
-			log.Error("cannot serve metrics", "addr", o.metrics, "err", err)
-			return abort()
-		}
-	}
-	var seqStart uint64
-	for _, s := range g.sinks {
-		if s.opts.Overflow != bridge.OverflowSpool {
-			continue
-		}
-		opt := g.spoolOpt
-		opt.Logger = log.With("sink", s.name)
-		sp, err := spool.Open(filepath.Join(g.spoolDir, s.name), opt)
-		if err != nil {
-			log.Error("cannot open spool", "sink", s.name, "err", err)
-			if ln != nil {
-				ln.Close()
-			}
-			return abort()
-		}
-		if n := sp.Len(); n > 0 {
-			log.Info("spool holds samples from before; delivering them first", "sink", s.name, "samples", n)
-		}
-		rt.spools[s.name] = sp
-		s.opts.Spool = sp
-		seqStart = max(seqStart, sp.SeqStart())
-	}
-	drain := g.shutdown.DrainTimeout
-	if drain == 0 {
-		drain = 10 * time.Second
-	}
-	rt.bridge = bridge.New(bridge.Options{Logger: log, DrainTimeout: drain, CloseTimeout: g.shutdown.CloseTimeout, SeqStart: seqStart})
-	for _, s := range g.sinks {
-		if err := rt.bridge.AddSink(s.name, s.sink, s.opts); err != nil {
-			// The options were checked with the configuration; this
-			// is a bug, not a user error.
-			log.Error("cannot add sink", "sink", s.name, "err", err)
-			if ln != nil {
-				ln.Close()
-			}
-			return abort()
-		}
-	}
-	for _, dev := range g.devices {
-		st := &sourceState{dev: dev, log: log}
-		rt.states = append(rt.states, st)
-		if err := rt.bridge.AddSource(dev.name, st.source(o.once, o.onceTimeout)); err != nil {
-			log.Error("cannot add device", "device", dev.name, "err", err)
-			if ln != nil {
-				ln.Close()
-			}
-			return abort()
-		}
-	}
-
-	var srv *http.Server
-	if ln != nil {
-		srv = &http.Server{Handler: rt.handler(), ReadHeaderTimeout: 10 * time.Second}
-		go srv.Serve(ln)
-		log.Info("serving metrics", "url", "http://"+ln.Addr().String()+"/metrics", "health", "http://"+ln.Addr().String()+"/healthz")
-	}
-
-	names := make([]string, 0, len(g.sinks))
-	for _, s := range g.sinks {
-		names = append(names, s.name)
-	}
-	mode := "running"
-	if o.once {
-		mode = "polling once"
-	}
-	log.Info("gateway "+mode, "config", g.path, "devices", len(g.devices), "sinks", strings.Join(names, ","))
-	stopLog := context.AfterFunc(ctx, func() {
-		log.Info("shutting down: signal received; stopping the devices and draining the sinks", "drain_timeout", drain)
-	})
-	err := rt.bridge.Run(ctx)
-	stopLog()
-	code := 0
-	if err != nil && !errors.Is(err, bridge.ErrDrainIncomplete) {
-		code = 1
-	}
-
-	// What was left: per sink, delivered, and queued in a spool (kept for
-	// the next start) or left in memory (lost).
-	st := rt.bridge.Stats()
-	lost := uint64(0)
-	for _, s := range st.Sinks {
-		attrs := []any{"sink", s.Name, "accepted", s.Accepted, "delivered", s.Delivered}
-		if s.Dropped+s.Rejected+s.Failed > 0 {
-			attrs = append(attrs, "dropped", s.Dropped, "rejected", s.Rejected, "failed", s.Failed)
-		}
-		if _, spooled := rt.spools[s.Name]; spooled {
-			attrs = append(attrs, "kept_in_spool", s.Queued)
-		} else if s.Left > 0 {
-			attrs = append(attrs, "lost_in_memory", s.Left)
-			lost += s.Left
-		}
-		log.Info("sink stopped", attrs...)
-	}
-	if lost > 0 {
-		code = 1
-	}
-	if o.once {
-		for _, s := range rt.states {
-			g, u, b := s.good.Load(), s.uncertain.Load(), s.bad.Load()
-			fmt.Fprintf(stderr, "gateway: %s: %d samples: %d good, %d uncertain, %d bad\n", s.dev.name, g+u+b, g, u, b)
-			if g+u == 0 {
-				code = 1
-			}
-		}
-	}
-	if srv != nil {
-		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		srv.Shutdown(sctx)
-		cancel()
-	}
-	log.Info("gateway stopped", "exit", code)
-	return code
-}
-
 // unhealthy lists the devices and sinks failing for longer than allowed.
-func (rt *runState) unhealthy(now time.Time) []string {
-	limit := rt.g.health.MaxFailing
+func (rt *Gateway) unhealthy(now time.Time) []string {
+	limit := rt.a.health.MaxFailing
 	if limit == 0 {
 		limit = defaultMaxFailing
 	}

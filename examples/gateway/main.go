@@ -30,10 +30,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/m2mbridge/m2mbridge/gateway"
 )
 
 func main() {
@@ -91,26 +95,67 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 
-	g, err := load(o.config, log)
+	cfg, err := gateway.Load(o.config)
 	if err != nil {
-		n := 0
-		for _, e := range flatten(err) {
+		errs := []error{err}
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			errs = j.Unwrap()
+		}
+		for _, e := range errs {
 			fmt.Fprintln(stderr, e)
-			n++
 		}
 		what := "errors"
-		if n == 1 {
+		if len(errs) == 1 {
 			what = "error"
 		}
-		fmt.Fprintf(stderr, "gateway: %d %s in %s; nothing started\n", n, what, o.config)
+		fmt.Fprintf(stderr, "gateway: %d %s in %s; nothing started\n", len(errs), what, o.config)
 		return 1
 	}
 	if o.check {
-		g.printCheck(stdout)
-		g.closeDevices()
+		fmt.Fprint(stdout, cfg.Check())
 		return 0
 	}
-	return g.run(ctx, o, log, stderr)
+
+	// The metrics address first: a port in use is an error before a spool
+	// is opened or anything dialled.
+	var ln net.Listener
+	if o.metrics != "" {
+		if ln, err = net.Listen("tcp", o.metrics); err != nil {
+			log.Error("cannot serve metrics", "addr", o.metrics, "err", err)
+			return 1
+		}
+		defer ln.Close()
+	}
+	g, err := cfg.Build(gateway.BuildOptions{Logger: log, Stdout: stdout, Once: o.once, OnceTimeout: o.onceTimeout})
+	if err != nil {
+		if se := (*gateway.SpoolError)(nil); errors.As(err, &se) {
+			log.Error("cannot open spool", "sink", se.Sink, "err", se.Err)
+		} else {
+			log.Error("cannot start", "err", err)
+		}
+		return 1
+	}
+	if ln != nil {
+		srv := &http.Server{Handler: g.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		go srv.Serve(ln)
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			srv.Shutdown(sctx)
+			cancel()
+		}()
+		log.Info("serving metrics", "url", "http://"+ln.Addr().String()+"/metrics", "health", "http://"+ln.Addr().String()+"/healthz")
+	}
+	code := 0
+	if err := g.Run(ctx); err != nil {
+		code = 1
+	}
+	if o.once {
+		for _, s := range g.Samples() {
+			fmt.Fprintf(stderr, "gateway: %s: %d samples: %d good, %d uncertain, %d bad\n", s.Device, s.Total(), s.Good, s.Uncertain, s.Bad)
+		}
+	}
+	log.Info("gateway stopped", "exit", code)
+	return code
 }
 
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
