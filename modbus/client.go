@@ -50,13 +50,14 @@ type ClientConfig struct {
 	MinBackoff time.Duration
 	MaxBackoff time.Duration
 	// LateReplyWait applies to RTU framing (rtu, rtuovertcp, rtuoverudp),
-	// which has no transaction ids: after a request times out, the Client
-	// closes the link, keeps it silent this long so that a late reply has
-	// passed, and reopens it (which discards stale bytes) before the next
-	// request. Without this, the late reply would be taken as the answer to
-	// the next request and every later read would be one reply behind.
-	// Default: Timeout. A reply later than Timeout+LateReplyWait is not
-	// guarded against.
+	// which has no transaction ids: after a request times out, the link
+	// listens up to this long for its late reply, discarding what arrives,
+	// before it sends the next request; the wait ends as soon as the late
+	// reply has arrived. Every reply is also checked against its request
+	// (unit, function, byte count) and a stray one is discarded and counted
+	// (Stats.Discarded). Default 3 × Timeout. A reply later than Timeout +
+	// LateReplyWait to a read of the same unit, function and quantity as a
+	// later request is the one case the protocol cannot tell apart.
 	LateReplyWait time.Duration
 }
 
@@ -100,18 +101,19 @@ type Client struct {
 	sem chan struct{} // the link lock; a channel so waiting honours ctx
 
 	// Guarded by sem.
-	mc          *upstream.ModbusClient
-	unit        uint8
+	conn        link
+	pending     late // RTU: a timed-out request whose reply may still come
 	backoff     time.Duration
 	retryAt     time.Time
 	lastErr     error
 	quietUntil  time.Time // RTU: no frame before this (silence, late replies)
 	unitBackoff map[uint8]*unitState
 
-	mu     sync.Mutex // guards stats and closed
-	closed bool
-	stats  Stats
-	start  time.Time
+	mu       sync.Mutex // guards stats, closed and inflight
+	closed   bool
+	inflight link // the link a request is running on, for abort
+	stats    Stats
+	start    time.Time
 }
 
 type unitState struct {
@@ -122,10 +124,15 @@ type unitState struct {
 
 // Stats are a Client's (or a Bus's) counters since it was created.
 type Stats struct {
-	Requests    uint64        // requests sent
-	Errors      uint64        // requests that failed (exceptions included)
-	Timeouts    uint64        // requests that got no answer in time
-	Connects    uint64        // connections opened
+	Requests uint64 // requests sent
+	Errors   uint64 // requests that failed (exceptions included)
+	Timeouts uint64 // requests that got no answer in time
+	Connects uint64 // connections opened
+	// Discarded counts replies (frames, or stray bytes) received on an RTU
+	// link that did not answer the request in progress — a late reply to a
+	// request that timed out, a frame of another unit, function or byte
+	// count, a frame with a bad CRC — and were thrown away, never decoded.
+	Discarded   uint64
 	Busy        time.Duration // time the link spent on requests (send to answer)
 	Elapsed     time.Duration // time since the Client was created
 	Utilisation float64       // Busy / Elapsed
@@ -197,7 +204,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		cfg.MaxBackoff = cfg.MinBackoff
 	}
 	if cfg.LateReplyWait <= 0 {
-		cfg.LateReplyWait = cfg.Timeout
+		cfg.LateReplyWait = 3 * cfg.Timeout
 	}
 	c := &Client{ep: ep, cfg: cfg, sem: make(chan struct{}, 1), start: time.Now(),
 		tls: cfg.TLSCertificate, cas: cfg.TLSRootCAs}
@@ -275,40 +282,74 @@ func (c *Client) Connect(ctx context.Context) error {
 		return err
 	}
 	defer c.unlock()
-	return c.connectLocked(ctx)
+	err := c.connectLocked(ctx, 0)
+	var op *OpError
+	if errors.As(err, &op) {
+		op.noUnit = true // a connection serves every unit
+	}
+	return err
 }
 
-func (c *Client) connectLocked(ctx context.Context) error {
-	if c.mc != nil {
+func (c *Client) connectLocked(ctx context.Context, unit uint8) error {
+	if c.conn != nil {
 		return nil
 	}
 	now := time.Now()
 	if now.Before(c.retryAt) {
-		return &OpError{Op: "connect", Device: c.ep.String(),
+		return &OpError{Op: "connect", Device: c.ep.String(), Unit: unit,
 			Err: fmt.Errorf("%w until %s: %w", ErrBackoff, c.retryAt.Format(time.RFC3339Nano), c.lastErr)}
 	}
-	// RTU: keep the line silent after a timeout (late replies) and between
-	// frames, also across a reopen.
+	// RTU: keep the line silent between frames, also across a reopen.
 	if err := sleepUntil(ctx, c.quietUntil); err != nil {
 		return err
 	}
+	conn, err := c.open(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if c.backoff == 0 {
+			c.backoff = c.cfg.MinBackoff
+		} else {
+			c.backoff = min(c.backoff*2, c.cfg.MaxBackoff)
+		}
+		c.retryAt = time.Now().Add(jitter(c.backoff))
+		c.lastErr = err
+		return &OpError{Op: "connect", Device: c.ep.String(), Unit: unit, Err: err}
+	}
+	c.conn = conn
+	c.backoff = 0
+	c.lastErr = nil
+	c.mu.Lock()
+	c.stats.Connects++
+	c.mu.Unlock()
+	return nil
+}
+
+// open makes a new link: the adapter's own RTU transport for RTU framing
+// (see rtuConn for why), the upstream client for the MBAP transports.
+func (c *Client) open(ctx context.Context) (link, error) {
+	if c.ep.RTUFramed() {
+		port, err := dialRTU(ctx, c.ep)
+		if err != nil {
+			return nil, err
+		}
+		rc := newRTUConn(port, c.ep, c.cfg.Timeout, c.cfg.LateReplyWait, &c.pending, c.countDiscarded)
+		// Stale input from before this connection is no reply of ours.
+		if got, err := rc.drain(50*time.Microsecond, time.Now().Add(time.Second)); err != nil && !isTimeout(err) {
+			_ = port.Close()
+			return nil, err
+		} else if got {
+			c.countDiscarded()
+		}
+		return &rtuLink{c: rc}, nil
+	}
 	conf := &upstream.ClientConfiguration{
 		URL:           c.ep.Scheme + "://" + c.ep.Address,
-		Speed:         uint(c.ep.Speed),
-		DataBits:      uint(c.ep.DataBits),
-		StopBits:      uint(c.ep.StopBits),
 		Timeout:       c.cfg.Timeout,
 		TLSClientCert: c.tls,
 		TLSRootCAs:    c.cas,
 		Logger:        c.log,
-	}
-	switch c.ep.Parity {
-	case ParityNone:
-		conf.Parity = upstream.PARITY_NONE
-	case ParityEven:
-		conf.Parity = upstream.PARITY_EVEN
-	case ParityOdd:
-		conf.Parity = upstream.PARITY_ODD
 	}
 	mc, err := upstream.NewClient(conf)
 	if err == nil {
@@ -317,23 +358,15 @@ func (c *Client) connectLocked(ctx context.Context) error {
 	if err != nil {
 		// A failed Open leaves upstream's previous transport in place: drop
 		// the whole upstream client and make a new one next time.
-		if c.backoff == 0 {
-			c.backoff = c.cfg.MinBackoff
-		} else {
-			c.backoff = min(c.backoff*2, c.cfg.MaxBackoff)
-		}
-		c.retryAt = time.Now().Add(jitter(c.backoff))
-		c.lastErr = err
-		return &OpError{Op: "connect", Device: c.ep.String(), Err: err}
+		return nil, err
 	}
-	c.mc = mc
-	c.unit = 1 // upstream's default
-	c.backoff = 0
-	c.lastErr = nil
+	return &upstreamLink{mc: mc, unit: 1}, nil // 1 is upstream's default unit
+}
+
+func (c *Client) countDiscarded() {
 	c.mu.Lock()
-	c.stats.Connects++
+	c.stats.Discarded++
 	c.mu.Unlock()
-	return nil
 }
 
 // jitter returns d ± 20%.
@@ -356,30 +389,42 @@ func sleepUntil(ctx context.Context, t time.Time) error {
 	}
 }
 
-// disconnectLocked drops the connection after a transport failure.
+// disconnectLocked drops the connection after a transport failure. A
+// timeout on an RTU link keeps it: the link's own transport waits for the
+// late reply before the next request (see rtuConn), and a reconnection
+// would not keep a gateway from forwarding it.
 func (c *Client) disconnectLocked(timedOut bool) {
-	if c.mc != nil {
-		_ = c.mc.Close()
-		c.mc = nil
-	}
 	if timedOut && c.ep.RTUFramed() {
-		c.quietUntil = time.Now().Add(c.cfg.LateReplyWait)
+		return
+	}
+	if c.conn != nil {
+		_ = c.conn.close()
+		c.conn = nil
 	}
 }
+
+// abortBound is how long, at most, a call whose context ended waits for
+// the request it abandoned: on an RTU link that request is aborted (the
+// socket closed, the serial read loop stopped), which takes well under
+// this.
+const abortBound = 100 * time.Millisecond
 
 // do runs one request on the link for unit: it takes the lock, connects,
 // sets the unit id and calls fn, mapping errors and keeping the statistics.
 //
-// When ctx has a deadline, the request runs on a goroutine of its own and
-// the call returns when ctx ends, even though the request on the wire goes
-// on (holding the link) until its answer or its Timeout: upstream cannot
-// cancel it. Without a deadline the request runs on the caller's goroutine.
+// When ctx can end (it has a deadline or can be cancelled), the request
+// runs on a goroutine of its own and the call returns when ctx ends. The
+// request is then abandoned: on RTU links (the adapter's own transport) the
+// connection is closed at once; the upstream client (tcp, tcp+tls, udp)
+// cannot be interrupted, so its request runs on until its answer or its
+// Timeout, holding the link, and its connection is closed then. Without a
+// way to end, ctx lets the request run on the caller's goroutine.
 func (c *Client) do(ctx context.Context, op string, unit uint8, table Table, fc uint8, addr, qty uint16,
-	fn func(mc *upstream.ModbusClient) error) error {
+	fn func(l link) error) error {
 	if err := c.lock(ctx); err != nil {
 		return err
 	}
-	if _, ok := ctx.Deadline(); !ok {
+	if ctx.Done() == nil {
 		defer c.unlock()
 		return c.exec(ctx, op, unit, table, fc, addr, qty, fn)
 	}
@@ -392,14 +437,39 @@ func (c *Client) do(ctx context.Context, op string, unit uint8, table Table, fc 
 	case err := <-done:
 		return err
 	case <-ctx.Done():
-		return &OpError{Op: op, Device: c.ep.String(), Unit: unit, Table: table, Address: addr, Quantity: qty,
-			Err: fmt.Errorf("%w (a request already sent runs on until its answer or its %v timeout)", ctx.Err(), c.cfg.Timeout)}
 	}
+	aborted := c.abortInflight()
+	if aborted {
+		// The request returns at once; wait for it so the caller knows the
+		// link is free (bounded, should the transport be slow to notice).
+		t := time.NewTimer(abortBound)
+		defer t.Stop()
+		select {
+		case <-done:
+		case <-t.C:
+		}
+		return &OpError{Op: op, Device: c.ep.String(), Unit: unit, Table: table, Address: addr, Quantity: qty,
+			Err: fmt.Errorf("%w (request abandoned, connection closed)", ctx.Err())}
+	}
+	return &OpError{Op: op, Device: c.ep.String(), Unit: unit, Table: table, Address: addr, Quantity: qty,
+		Err: fmt.Errorf("%w (a request already sent runs on until its answer or its %v timeout)", ctx.Err(), c.cfg.Timeout)}
+}
+
+// abortInflight aborts the request in progress, if any, and reports whether
+// its transport could be interrupted.
+func (c *Client) abortInflight() bool {
+	c.mu.Lock()
+	l := c.inflight
+	c.mu.Unlock()
+	if l == nil {
+		return true // not sent yet: exec sees ctx
+	}
+	return l.abort()
 }
 
 // exec is do's work, with the link held.
 func (c *Client) exec(ctx context.Context, op string, unit uint8, table Table, fc uint8, addr, qty uint16,
-	fn func(mc *upstream.ModbusClient) error) error {
+	fn func(l link) error) error {
 	opErr := func(err error) error {
 		return &OpError{Op: op, Device: c.ep.String(), Unit: unit, Table: table, Address: addr, Quantity: qty, Err: err}
 	}
@@ -418,22 +488,41 @@ func (c *Client) exec(ctx context.Context, op string, unit uint8, table Table, f
 				ErrBackoff, unit, us.fails, us.retryAt.Format(time.RFC3339Nano), us.lastErr))
 		}
 	}
-	if err := c.connectLocked(ctx); err != nil {
+	if err := c.connectLocked(ctx, unit); err != nil {
 		return err
 	}
 	if err := sleepUntil(ctx, c.quietUntil); err != nil {
 		return err
 	}
+	conn := c.conn
+	c.mu.Lock()
+	c.inflight = conn
+	c.mu.Unlock()
 	if err := ctx.Err(); err != nil {
+		c.mu.Lock()
+		c.inflight = nil
+		c.mu.Unlock()
 		return err
 	}
-	if c.unit != unit {
-		_ = c.mc.SetUnitId(unit)
-		c.unit = unit
-	}
 	t0 := time.Now()
-	raw := fn(c.mc)
+	raw := fn(conn)
 	t1 := time.Now()
+	c.mu.Lock()
+	c.inflight = nil
+	closed := c.closed
+	c.mu.Unlock()
+	if ctx.Err() != nil || closed {
+		// Abandoned (or the Client closed meanwhile): whatever the answer,
+		// this connection's state is not to be trusted.
+		_ = conn.close()
+		c.conn = nil
+		if raw == nil {
+			raw = ctx.Err()
+		}
+		if raw == nil {
+			raw = ErrClosed
+		}
+	}
 	err, transport := mapUpstreamError(raw, unit, fc)
 	timedOut := errors.Is(err, ErrTimeout)
 	if c.ep.RTUFramed() {
@@ -525,13 +614,12 @@ const (
 // starting at addr (FC 03 or 04). The values are the registers as sent,
 // big-endian within each register.
 func (c *Client) ReadRegisters(ctx context.Context, unit uint8, table Table, addr, qty uint16) ([]uint16, error) {
-	var rt upstream.RegType
 	var fc uint8
 	switch table {
 	case Holding:
-		rt, fc = upstream.HOLDING_REGISTER, fcReadHolding
+		fc = fcReadHolding
 	case Input:
-		rt, fc = upstream.INPUT_REGISTER, fcReadInput
+		fc = fcReadInput
 	default:
 		return nil, configErrorf("table", "ReadRegisters of table %q (want holding or input)", table)
 	}
@@ -539,8 +627,8 @@ func (c *Client) ReadRegisters(ctx context.Context, unit uint8, table Table, add
 		return nil, err
 	}
 	var regs []uint16
-	err := c.do(ctx, "read", unit, table, fc, addr, qty, func(mc *upstream.ModbusClient) (err error) {
-		regs, err = mc.ReadRegisters(addr, qty, rt)
+	err := c.do(ctx, "read", unit, table, fc, addr, qty, func(l link) (err error) {
+		regs, err = l.readRegisters(unit, fc, addr, qty)
 		return err
 	})
 	if err != nil {
@@ -565,12 +653,8 @@ func (c *Client) ReadBits(ctx context.Context, unit uint8, table Table, addr, qt
 		return nil, err
 	}
 	var bits []bool
-	err := c.do(ctx, "read", unit, table, fc, addr, qty, func(mc *upstream.ModbusClient) (err error) {
-		if table == Coil {
-			bits, err = mc.ReadCoils(addr, qty)
-		} else {
-			bits, err = mc.ReadDiscreteInputs(addr, qty)
-		}
+	err := c.do(ctx, "read", unit, table, fc, addr, qty, func(l link) (err error) {
+		bits, err = l.readBits(unit, fc, addr, qty)
 		return err
 	})
 	if err != nil {
@@ -589,11 +673,8 @@ func (c *Client) WriteRegisters(ctx context.Context, unit uint8, addr uint16, va
 	if len(values) == 1 {
 		fc = fcWriteSingleReg
 	}
-	return c.do(ctx, "write", unit, Holding, fc, addr, uint16(len(values)), func(mc *upstream.ModbusClient) error {
-		if len(values) == 1 {
-			return mc.WriteRegister(addr, values[0])
-		}
-		return mc.WriteRegisters(addr, values)
+	return c.do(ctx, "write", unit, Holding, fc, addr, uint16(len(values)), func(l link) error {
+		return l.writeRegisters(unit, addr, values)
 	})
 }
 
@@ -607,11 +688,8 @@ func (c *Client) WriteCoils(ctx context.Context, unit uint8, addr uint16, values
 	if len(values) == 1 {
 		fc = fcWriteSingleCoil
 	}
-	return c.do(ctx, "write", unit, Coil, fc, addr, uint16(len(values)), func(mc *upstream.ModbusClient) error {
-		if len(values) == 1 {
-			return mc.WriteCoil(addr, values[0])
-		}
-		return mc.WriteCoils(addr, values)
+	return c.do(ctx, "write", unit, Coil, fc, addr, uint16(len(values)), func(l link) error {
+		return l.writeCoils(unit, addr, values)
 	})
 }
 
@@ -627,9 +705,12 @@ func checkRange(op string, addr, qty, limit uint16) error {
 	return nil
 }
 
-// Close closes the connection. Requests in progress finish first (their
-// time is bounded by Timeout); every later call returns [ErrClosed]. Close
-// is idempotent.
+// Close closes the connection; every later call returns [ErrClosed]. A
+// request in progress on an RTU link is aborted; one on the upstream client
+// (tcp, tcp+tls, udp), which cannot be interrupted, finishes first, up to
+// its Timeout, unless that would take longer than closeWait: then Close
+// returns and the connection is closed when that request ends. Close is
+// idempotent.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	if c.closed {
@@ -637,24 +718,45 @@ func (c *Client) Close() error {
 		return nil
 	}
 	c.closed = true
+	l := c.inflight
 	c.mu.Unlock()
-	c.sem <- struct{}{}
+	if l != nil {
+		l.abort()
+	}
+	t := time.NewTimer(closeWait)
+	defer t.Stop()
+	select {
+	case c.sem <- struct{}{}:
+	case <-t.C:
+		return nil // the request's goroutine closes the connection (see exec)
+	}
 	defer func() { <-c.sem }()
-	if c.mc != nil {
-		err := c.mc.Close()
-		c.mc = nil
+	if c.conn != nil {
+		err := c.conn.close()
+		c.conn = nil
 		return err
 	}
 	return nil
 }
 
-// disconnect drops the connection, if any, after the request in progress;
-// the next request reconnects.
+// closeWait bounds how long Close and a Device's shutdown wait for a request
+// that cannot be interrupted.
+const closeWait = time.Second
+
+// disconnect drops the connection, if any, after the request in progress
+// (waiting at most closeWait for it; a request abandoned by its context
+// closes the connection itself when it ends); the next request reconnects.
 func (c *Client) disconnect() {
-	c.sem <- struct{}{}
+	t := time.NewTimer(closeWait)
+	defer t.Stop()
+	select {
+	case c.sem <- struct{}{}:
+	case <-t.C:
+		return
+	}
 	defer func() { <-c.sem }()
-	if c.mc != nil {
-		_ = c.mc.Close()
-		c.mc = nil
+	if c.conn != nil {
+		_ = c.conn.close()
+		c.conn = nil
 	}
 }

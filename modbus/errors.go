@@ -132,12 +132,17 @@ type OpError struct {
 	Address  uint16
 	Quantity uint16
 	Err      error
+
+	noUnit bool // the operation concerns the link, not one unit (Client.Connect)
 }
 
 // Error returns a message naming the operation, the device, the table and
 // address range, and the cause.
 func (e *OpError) Error() string {
-	s := "modbus: " + e.Op + " " + e.Device + " unit " + strconv.Itoa(int(e.Unit))
+	s := "modbus: " + e.Op + " " + e.Device
+	if !e.noUnit {
+		s += " unit " + strconv.Itoa(int(e.Unit))
+	}
 	if e.Table != "" {
 		s += " " + string(e.Table) + " " + strconv.Itoa(int(e.Address))
 		if e.Quantity > 1 {
@@ -244,6 +249,14 @@ func configErrorf(field, format string, args ...any) error {
 func mapUpstreamError(err error, unit, function uint8) (mapped error, transport bool) {
 	if err == nil {
 		return nil, false
+	}
+	// The adapter's own RTU transport returns this package's errors.
+	var ex *ExceptionError
+	switch {
+	case errors.As(err, &ex):
+		return err, false
+	case errors.Is(err, ErrTimeout):
+		return err, true
 	}
 	var ue upstream.Error
 	if errors.As(err, &ue) {
