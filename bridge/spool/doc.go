@@ -18,7 +18,7 @@
 // "cursor". All integers are little-endian.
 //
 // A segment starts with a 16-byte header: "m2mspool", the format version
-// (uint32, 1) and 4 reserved bytes. Records follow back to back:
+// (uint32, 2) and 4 reserved bytes. Records follow back to back:
 //
 //	magic   4 bytes  C5 9A 3E D1
 //	length  uint32   payload length, 16 .. MaxRecordBytes
@@ -40,6 +40,12 @@
 // segment's record count (uint64, in the Seq position) and the highest Seq
 // (uint64). Open trusts a valid seal instead of reading the segment.
 //
+// Right after the header of a version 2 segment comes a start record, in
+// the same framing with the kind byte 0xFE: the record number of the
+// segment's first sample (samples are numbered from 0 across segments and
+// restarts) and a flag saying that the number follows on exactly from the
+// previous segment's. Version 1 segments (no start record) are still read.
+//
 // The magic makes resynchronisation possible: after damage the reader
 // searches for the next magic whose length and CRC check out, so one
 // bit flip costs the one record it hit. One record is one sample, so Ack can
@@ -49,7 +55,8 @@
 // readings never do.)
 //
 // The cursor file holds the read position (segment and byte offset of the
-// first unacknowledged record) in two 64-byte slots written alternately in
+// first unacknowledged record, and its record number after a second CRC
+// that older readers ignore) in two 64-byte slots written alternately in
 // place, each with a generation number and a CRC-32C; Open uses the valid
 // slot with the higher generation, so a torn cursor write falls back to the
 // previous position (replaying a little again) rather than losing data.
@@ -94,18 +101,64 @@
 //     The Bridge's per-source Seq lets a consumer drop them. Within a
 //     process and across crashes that do not lose the page cache there are
 //     no duplicates from the spool itself.
-//   - Damage (a flipped bit, a bad sector): a record whose CRC fails is
-//     skipped and counted in Dropped, and reading goes on with the next
-//     valid record. Open finds damage in the segments it reads (the
-//     cursor's and the last, or one whose seal is damaged); damage inside
-//     a validly sealed segment is found, skipped and counted when replay
-//     reaches it, so until then Len includes the damaged records. An incomplete record at the end of the last segment is a
-//     torn write: Open truncates it (logged, not counted, since the crash
-//     happened before its Append could return).
+//   - Damage: see below.
 //   - A failed write is cut off again so the log stays valid; a failed fsync
 //     makes every later Append fail (the kernel may have dropped the dirty
 //     pages, so the spool can no longer promise what it holds), until the
 //     spool is reopened.
+//
+// # Damage
+//
+// A damaged spool opens, keeps every undamaged sample in order, counts every
+// sample lost in [Spool.Lost] (which Dropped includes) and logs each damage
+// once per Open with the file's name. What is done with each kind:
+//
+//   - A record that fails its CRC or does not decode (a flipped bit, a bad
+//     sector, a zero-filled range): skipped; reading goes on at the next
+//     valid record. Open finds damage in the segments it reads (the
+//     cursor's, the last, any without a valid seal); damage inside a
+//     validly sealed segment is found and counted when replay reaches it
+//     (until then Len includes it).
+//   - A missing segment (a gap in the segment numbers after the cursor's),
+//     a segment truncated to less than its header, or one zero-filled
+//     whole: its samples are counted as lost; an empty or truncated file is
+//     removed, a zero-filled one is read (nothing in it is valid) and
+//     deleted when replay passes it.
+//   - A segment cut short inside a record, not the last: its complete
+//     records are kept, the rest counted. (At the end of the last segment
+//     an incomplete record is a torn write of a crash: truncated, logged,
+//     not counted, since its Append never returned.)
+//   - A damaged segment header magic: logged, the records read anyway
+//     (each has its own CRC).
+//   - A segment header with a format version this package does not read:
+//     the segment is quarantined: renamed to <name>.seg.quarantined, kept
+//     for a version that reads it (rename it back), and its samples counted
+//     as lost. Refusing to start would stop every other sample; reading it
+//     as the current format could deliver wrong values. Renaming fails
+//     only when the directory is not writable, and then Open fails.
+//   - A damaged cursor: replay starts at the oldest segment (duplicates,
+//     not loss), logged.
+//   - Files that are not part of the spool (anything but segments, the
+//     cursor and the dead-letter file [DeadLetterName]), such as a stray
+//     "notes.txt" or a lock file another tool left: ignored, logged. The
+//     spool's own lock is an flock on the cursor file, which the kernel
+//     releases when the process dies, so none is ever left behind.
+//
+// How the count is exact: every segment's start record holds the record
+// number of its first sample, and the cursor the record number at the read
+// position. The samples lost between two readable start records (or the
+// cursor and the next one) are the difference of the numbers minus the
+// samples found in between, however much is missing or damaged there.
+// Where no later start record closes the range (damage in the last
+// segment, or in its start record), or the files predate record numbers,
+// the count is a lower bound: one sample per damaged region, per missing
+// segment and per quarantined segment; the log says "at least". A deleted
+// last segment cannot be told from one never created (the previous one is
+// found sealed with no successor, logged). Damage still on disk is counted
+// again by each later Open until replay passes it, and damage skipped
+// inside the segment holding the read position may be counted again after
+// a restart: the count may exceed the loss across restarts, never fall
+// short of it.
 //
 // # Sequence numbers
 //

@@ -22,7 +22,7 @@ func (s *Spool) setHeadLocked(h position) []segment {
 			// Records of old that the reader never found were damaged
 			// after Open validated them.
 			s.countMissingLocked(old.id, s.head.idx, next.first)
-			s.head = position{seg: next.id, off: segHeaderLen, idx: next.first}
+			s.head = startOf(next)
 		} else if old.id > s.head.seg {
 			break
 		}
@@ -45,7 +45,7 @@ func (s *Spool) countMissingLocked(id, from, to uint64) {
 	}
 	s.missingSeg = id
 	if to > from {
-		s.dropped.Add(to - from)
+		s.addLost(to - from)
 		s.log.Warn("spool: records damaged since the spool was opened were skipped",
 			"segment", s.segPath(id), "records", to-from)
 	}
@@ -79,11 +79,11 @@ func (s *Spool) persistHead() error {
 	h, m := s.head, s.maxSeq
 	s.mu.Unlock()
 	c := s.curState
-	if c.gen > 0 && c.seg == h.seg && c.off == h.off && c.maxSeq == m {
+	if c.gen > 0 && c.seg == h.seg && c.off == h.off && c.maxSeq == m && c.rnOK == h.rnOK && c.rn == h.rn {
 		return nil
 	}
 	c.gen++
-	c.seg, c.off, c.maxSeq = h.seg, h.off, m
+	c.seg, c.off, c.maxSeq, c.rn, c.rnOK = h.seg, h.off, m, h.rn, h.rnOK
 	if err := writeCursor(s.cur, c); err != nil {
 		return fmt.Errorf("spool: writing the cursor: %w", err)
 	}

@@ -133,7 +133,7 @@ func (o Options) normalize() (Options, error) {
 // maxRecord is the largest payload a record may have: it must fit in an
 // empty segment.
 func (o Options) maxRecord() int {
-	return int(min(int64(MaxRecordBytes), o.segmentData()-segHeaderLen-headerLen))
+	return int(min(int64(MaxRecordBytes), o.segmentData()-segStartLen-headerLen))
 }
 
 // segmentData is the bytes of a segment not reserved for its seal.

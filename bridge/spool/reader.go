@@ -38,7 +38,7 @@ func (s *Spool) Peek(buf []bridge.Sample) (int, error) {
 		if err := decodePayload(p, &buf[n], &s.in); err != nil {
 			if s.rpos.seg > s.badAt.seg || (s.rpos.seg == s.badAt.seg && s.rpos.off > s.badAt.off) {
 				s.badAt = s.rpos
-				s.dropped.Add(1)
+				s.addLost(1)
 				s.log.Warn("spool: skipping a record that does not decode", "segment", s.segPath(s.rpos.seg), "err", err)
 			}
 			continue
@@ -77,10 +77,11 @@ func (s *Spool) readRecord() (payload []byte, ok bool, err error) {
 			p, err := s.rd.next(s.rlimit)
 			if err == nil {
 				s.rpos.off = s.rd.pos()
-				if isSeal(p) {
+				if isMarker(p) {
 					continue
 				}
 				s.rpos.idx++
+				s.rpos.rn++
 				return p, true, nil
 			}
 			if err != io.EOF {
@@ -112,7 +113,7 @@ func (s *Spool) readRecord() (payload []byte, ok bool, err error) {
 		s.countMissingLocked(s.rpos.seg, s.rpos.idx, next.first)
 		s.mu.Unlock()
 		s.rd.close()
-		s.rpos = position{seg: next.id, off: segHeaderLen, idx: next.first}
+		s.rpos = startOf(next)
 		s.rlimit = -1
 	}
 }

@@ -17,8 +17,12 @@ const (
 	headerLen = 12
 	// segHeaderLen is the segment file header: "m2mspool", version, reserved.
 	segHeaderLen = 16
-	// formatVersion is written in every segment header.
-	formatVersion = 1
+	// formatVersion is written in every segment header. Version 2 added the
+	// start record after the header; version 1 segments (no start record)
+	// are still read.
+	formatVersion = 2
+	// oldestFormatVersion is the oldest version this package reads.
+	oldestFormatVersion = 1
 	// minPayload is the smallest valid payload: seq, kind, quality, flags,
 	// code (one varint byte) and four empty strings.
 	minPayload = 8 + 3 + 1 + 4
@@ -162,6 +166,62 @@ func appendSeal(dst []byte, count, maxSeq uint64) []byte {
 
 // isSeal reports whether a valid payload is a seal's.
 func isSeal(p []byte) bool { return len(p) == sealPayloadLen && p[8] == sealKind }
+
+// A start record follows the header of every version 2 segment: the record
+// framing and a payload of the seal's size with the kind byte 0xFE, holding
+// the record number of the segment's first sample (records appended to the
+// spool directory before it, numbered across segments and restarts) and
+// flags. Recovery counts the samples lost between two segments from their
+// record numbers, however much lies damaged or missing between them.
+const (
+	startKind = 0xFE
+	// startContinues: the record number follows on exactly from the
+	// previous segment's (or from the cursor's); without it the number
+	// starts a new count and no loss can be computed up to this segment.
+	startContinues = 1
+	// segStartLen is where the first sample record of a version 2
+	// segment starts: the header and the start record.
+	segStartLen = segHeaderLen + sealRecordLen
+)
+
+// appendStart appends a start record to dst.
+func appendStart(dst []byte, rn uint64, continues bool) []byte {
+	start := len(dst)
+	var flags uint64
+	if continues {
+		flags |= startContinues
+	}
+	dst = append(dst, recordMagic[:]...)
+	dst = binary.LittleEndian.AppendUint32(dst, sealPayloadLen)
+	dst = binary.LittleEndian.AppendUint32(dst, 0)
+	dst = binary.LittleEndian.AppendUint64(dst, rn)
+	dst = append(dst, startKind)
+	dst = binary.LittleEndian.AppendUint64(dst, flags)
+	crc := crc32.Update(0, castagnoli, dst[start+4:start+8])
+	crc = crc32.Update(crc, castagnoli, dst[start+headerLen:])
+	binary.LittleEndian.PutUint32(dst[start+8:], crc)
+	return dst
+}
+
+// isStart reports whether a valid payload is a start record's.
+func isStart(p []byte) bool { return len(p) == sealPayloadLen && p[8] == startKind }
+
+// isMarker reports whether a valid payload is a seal or start record, not a
+// sample.
+func isMarker(p []byte) bool { return isSeal(p) || isStart(p) }
+
+// parseStart returns the record number and continuity flag of a start
+// record (header and payload), if rec is one.
+func parseStart(rec []byte) (rn uint64, continues, ok bool) {
+	if len(rec) != sealRecordLen {
+		return 0, false, false
+	}
+	if n, ok := parseHeader(rec); !ok || n != sealPayloadLen || !checkRecord(rec) || !isStart(rec[headerLen:]) {
+		return 0, false, false
+	}
+	p := rec[headerLen:]
+	return binary.LittleEndian.Uint64(p), binary.LittleEndian.Uint64(p[9:])&startContinues != 0, true
+}
 
 // parseSeal returns the count and highest Seq of a seal record (header and
 // payload), if rec is one.

@@ -48,7 +48,19 @@ type segment struct {
 	// partial: count covers only the records after the cursor (the head
 	// segment when it was opened), so no seal may be written for it.
 	partial bool
+	// rn is the record number of the first of its records counted in
+	// [first, first+count) (the start record's, or the cursor's for the
+	// head segment at Open), when rnOK.
+	rn   uint64
+	rnOK bool
+	// lost is how many of its records Open counted as lost to damage: the
+	// records after rn are numbered rn .. rn+count+lost-1.
+	lost uint64
 }
+
+// nextRN returns the record number that follows g's records, and whether it
+// is known.
+func (g segment) nextRN() (uint64, bool) { return g.rn + g.count + g.lost, g.rnOK }
 
 // dataEnd is the offset after the last sample record.
 func (g segment) dataEnd() int64 {
@@ -64,6 +76,16 @@ type position struct {
 	seg uint64
 	off int64
 	idx uint64
+	// rn is the record number of the record there, when rnOK. Damage
+	// skipped inside a segment is not numbered, so after it rn may be too
+	// low, never too high (a restart may count that damage again).
+	rn   uint64
+	rnOK bool
+}
+
+// startOf returns the position of g's first record.
+func startOf(g segment) position {
+	return position{seg: g.id, off: segHeaderLen, idx: g.first, rn: g.rn, rnOK: g.rnOK}
 }
 
 // Spool is a durable, bounded, append-only log of samples in a directory.
@@ -76,9 +98,10 @@ type Spool struct {
 
 	closing  chan struct{}
 	syncDone chan struct{}
-	dropped  atomic.Uint64
-	dirty    atomic.Bool // appended bytes not yet fsynced
-	ackDirty atomic.Bool // cursor written but not fsynced
+	dropped  atomic.Uint64 // full drops and lost
+	lost     atomic.Uint64 // samples lost to damage
+	dirty    atomic.Bool   // appended bytes not yet fsynced
+	ackDirty atomic.Bool   // cursor written but not fsynced
 
 	// wmu serialises Append and guards the writer's state.
 	wmu   sync.Mutex
@@ -205,6 +228,19 @@ func (s *Spool) Len() int64 {
 // only grows.
 func (s *Spool) Dropped() uint64 { return s.dropped.Load() }
 
+// Lost returns how many samples were lost to damage since Open: records
+// that failed their checksum or did not decode, and samples of segments
+// found missing, emptied, zero-filled, cut short or quarantined. They are
+// included in Dropped. See "Damage" in the package documentation for how
+// they are counted and where the count is a lower bound.
+func (s *Spool) Lost() uint64 { return s.lost.Load() }
+
+// addLost counts n samples lost to damage.
+func (s *Spool) addLost(n uint64) {
+	s.lost.Add(n)
+	s.dropped.Add(n)
+}
+
 // Bytes returns the bytes of segment files on disk, at most about
 // MaxBytes.
 func (s *Spool) Bytes() int64 {
@@ -257,3 +293,10 @@ func (s *Spool) Close() error {
 	openDirs.Delete(s.key)
 	return errors.Join(errs...)
 }
+
+// DeadLetterName is the file name of the dead-letter file that
+// [DeadLetterPath] puts in a spool directory; Open leaves it alone.
+const DeadLetterName = "deadletter.jsonl"
+
+// DeadLetterPath returns the default dead-letter file of the spool in dir.
+func DeadLetterPath(dir string) string { return filepath.Join(dir, DeadLetterName) }

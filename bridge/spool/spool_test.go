@@ -331,11 +331,12 @@ func TestDamagedSealMeansFullScan(t *testing.T) {
 	require.NoError(t, os.WriteFile(path, b, 0o644))
 	s := mustOpen(t, dir, o)
 	defer s.Close()
-	require.EqualValues(t, 2, s.Dropped(), "the damaged sample and the damaged seal")
+	require.EqualValues(t, 1, s.Dropped(), "the damaged sample; the seal is not a sample")
 	require.EqualValues(t, 399, s.Len())
 	got := drain(t, s, 64)
 	require.Len(t, got, 399)
-	require.EqualValues(t, 2, s.Dropped())
+	require.EqualValues(t, 1, s.Dropped())
+	require.EqualValues(t, 1, s.Lost())
 }
 
 func TestSealWithoutSuccessorIsUnsealed(t *testing.T) {
@@ -422,7 +423,8 @@ func TestDamagedCursorReplaysFromOldest(t *testing.T) {
 			return cursor{}, err
 		}
 		defer f.Close()
-		return readCursor(f)
+		c, _, err := readCursor(f)
+		return c, err
 	}()
 	require.NoError(t, err)
 	b[int(c.gen%2)*cursorSlotSize+3] ^= 0xff
@@ -643,20 +645,26 @@ func TestClosedAndMisuse(t *testing.T) {
 	require.Zero(t, s.Len())
 }
 
-func TestForeignFormatVersionRefused(t *testing.T) {
+func TestForeignFormatVersionQuarantined(t *testing.T) {
+	// A segment of a format this version does not know is not read (it
+	// could be misread) and does not stop the spool: it is moved aside and
+	// its samples are counted as lost.
 	dir := t.TempDir()
 	files := writeSegments(t, dir, Options{}, 3)
+	require.Len(t, files, 1)
 	b, err := os.ReadFile(files[0])
 	require.NoError(t, err)
-	b[8] = 2
-	require.NoError(t, os.WriteFile(files[0], b, 0o644))
-	_, err = Open(dir, Options{})
-	require.ErrorContains(t, err, "format version 2")
-	// The directory is not left marked open.
-	b[8] = formatVersion
+	b[8] = 3
 	require.NoError(t, os.WriteFile(files[0], b, 0o644))
 	s := mustOpen(t, dir, Options{})
+	require.Zero(t, s.Len())
+	require.GreaterOrEqual(t, s.Lost(), uint64(1), "the last segment: a lower bound")
+	appendSeqs(t, s, 10, 5, 5)
+	requireSeqs(t, drain(t, s, 10), 10, 5)
 	require.NoError(t, s.Close())
+	q, err := os.ReadFile(files[0] + quarantineSuffix)
+	require.NoError(t, err)
+	require.Equal(t, b, q, "kept as it was")
 }
 
 func TestSeqStart(t *testing.T) {

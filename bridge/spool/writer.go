@@ -45,11 +45,11 @@ func (s *Spool) Append(ctx context.Context, batch []bridge.Sample) error {
 		// Wait for room for the whole batch before writing any of it, so
 		// that a wait that ends with ctx stores nothing rather than a
 		// prefix. A batch too large for that is stored chunk by chunk.
-		need := int64(sealRecordLen + segHeaderLen)
+		need := int64(sealRecordLen + segStartLen)
 		for i := range batch {
 			need += int64(headerLen + payloadBound(&batch[i]))
 		}
-		need += (need/s.opts.segmentData() + 1) * (sealRecordLen + segHeaderLen)
+		need += (need/s.opts.segmentData() + 1) * (sealRecordLen + segStartLen)
 		if need <= s.opts.MaxBytes/2 {
 			if err := s.makeRoom(ctx, need); err != nil {
 				return err
@@ -173,7 +173,7 @@ func (s *Spool) dropOldest() error {
 	if s.head.seg == old.id && next.first > s.head.idx {
 		lost = next.first - s.head.idx
 	}
-	s.head = position{seg: next.id, off: segHeaderLen, idx: next.first}
+	s.head = startOf(next)
 	s.segs = s.segs[1:]
 	s.used -= old.size
 	s.missingSeg = max(s.missingSeg, old.id)
@@ -204,7 +204,8 @@ func (s *Spool) rotate() error {
 		}
 		sealed = true
 	}
-	f, err := s.createSegment(last.id + 1)
+	rn, rnOK := last.nextRN()
+	f, err := s.createSegment(last.id+1, rn, rnOK)
 	if err != nil {
 		return err
 	}
@@ -223,17 +224,17 @@ func (s *Spool) rotate() error {
 		s.fail(err)
 		return err
 	}
-	s.wsize = segHeaderLen
+	s.wsize = segStartLen
 	s.rmu.Lock()
 	defer s.rmu.Unlock()
 	s.mu.Lock()
-	s.segs = append(s.segs, segment{id: last.id + 1, size: segHeaderLen, first: last.first + last.count})
+	s.segs = append(s.segs, segment{id: last.id + 1, size: segStartLen, first: last.first + last.count, rn: rn, rnOK: true})
 	if sealed {
 		s.segs[len(s.segs)-2].size += sealRecordLen
 		s.segs[len(s.segs)-2].sealed = true
 		s.used += sealRecordLen
 	}
-	s.used += segHeaderLen
+	s.used += segStartLen
 	gone := s.setHeadLocked(s.head) // the old segment may be wholly acknowledged
 	s.mu.Unlock()
 	return s.removeSegments(gone)
