@@ -71,6 +71,7 @@ func assemble(name string, data []byte, log *slog.Logger, stdout io.Writer) (*as
 	if cfg == nil {
 		return nil, d.err()
 	}
+	d.checking = true
 	// Decoding errors do not stop here: the parts of the file that decoded
 	// cleanly are checked further, so that every problem is reported at
 	// once; a part with a decoding error is not checked further, so that
@@ -121,9 +122,6 @@ func (g *assembly) buildSpool(d *decoder, sc *spoolConfig, dir string) {
 		return
 	}
 	g.spool = sc
-	if d.hasErrUnder("spool") {
-		return
-	}
 	if sc.Dir == "" {
 		d.errAt("spool.dir", "required: the directory that holds one spool per sink")
 	}
@@ -168,9 +166,6 @@ func (g *assembly) buildDevices(d *decoder, cfg *fileConfig, dir string, log *sl
 	var mbPaths []string
 	for i, dc := range cfg.Devices {
 		p := index("devices", i)
-		if d.hasErrUnder(p) {
-			continue
-		}
 		switch {
 		case dc.Name == "":
 			d.errAt(join(p, "name"), "required: the device's name, the source of its samples")
@@ -203,6 +198,8 @@ func (g *assembly) buildDevices(d *decoder, cfg *fileConfig, dir string, log *sl
 				d.errAt(join(p, "points"), "points are for modbus devices; an opcua device has nodes")
 			}
 			g.opcuaDevice(d, p, dc, dir)
+		case d.hasErrUnder(join(p, "modbus")) || d.hasErrUnder(join(p, "opcua")):
+			// The block did not decode; that error says enough.
 		default:
 			d.errAt(p, "give the device a modbus or an opcua block")
 		}
@@ -345,7 +342,9 @@ func (g *assembly) modbusDevice(d *decoder, p string, dc deviceConfig, dir strin
 	}
 	merged = append(merged, dc.Points...)
 	if dc.Profile == "" && len(dc.Points) == 0 {
-		d.errAt(p, "no points: give a profile or points")
+		if !d.hasErrUnder(join(p, "points")) && !d.hasErrUnder(join(p, "profile")) {
+			d.errAt(p, "no points: give a profile or points")
+		}
 	} else if len(merged) > 0 {
 		if err := modbus.ValidatePoints(merged, limits); err != nil {
 			d.pointErrors(err, p, mp, prof, nprof, merged, mc.Limits != nil)
@@ -391,15 +390,76 @@ func (d *decoder) profile(path, name, dir string) *modbus.Profile {
 		d.errAt(path, "profile %q: %s is not a regular file of at most 16 MiB", name, file)
 		return nil
 	}
-	p, err := modbus.LoadProfileFile(file)
+	data, err := readRegular(file, 16<<20)
 	if err != nil {
-		// The profile's own errors name its file and line.
-		for _, e := range flatten(err) {
-			d.errAt(path, "%s", strings.TrimPrefix(e.Error(), "modbus: "))
-		}
+		d.errAt(path, "profile %q: %v", name, err)
 		return nil
 	}
-	return p
+	prof, pd := decodeProfile(name, data)
+	// The profile's own errors name its file and line.
+	for _, e := range pd.errs {
+		d.errAt(path, "%s", e)
+	}
+	if len(pd.errs) > 0 {
+		return nil
+	}
+	return prof
+}
+
+var profilePointRE = regexp.MustCompile(`^points\[(\d+)\](?:\.(.*))?$`)
+
+// decodeProfile decodes a profile file (modbus.Profile) as strictly as the
+// configuration, with the same help, and validates it. It returns the
+// decoder holding the errors, each with the profile file's line; a path
+// within a point is written as the point ("point 1 "b": type").
+func decodeProfile(name string, data []byte) (*modbus.Profile, *decoder) {
+	pd := newDecoder(name)
+	var prof modbus.Profile
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		pd.yamlSyntax(err, data)
+		return nil, pd
+	}
+	doc := resolve(&root)
+	if doc == nil || isNull(doc) {
+		pd.errorf(0, "", "the profile is empty: want name, limits and points")
+		return nil, pd
+	}
+	pd.decode(doc, "", reflect.ValueOf(&prof).Elem())
+	pd.checking = true
+	if prof.Name == "" {
+		prof.Name = strings.TrimSuffix(filepath.Base(name), filepath.Ext(name))
+	}
+	if len(prof.Points) == 0 && !pd.hasErrUnder("points") {
+		pd.errAt("points", "the profile has no points")
+	}
+	for _, e := range flatten(prof.Validate()) {
+		var fe *modbus.FieldError
+		if !errors.As(e, &fe) {
+			pd.errorf(0, "", "%s", strings.TrimPrefix(e.Error(), "modbus: "))
+			continue
+		}
+		p := fe.Field
+		if fe.Index >= 0 {
+			p = join(index("points", fe.Index), fe.Field)
+		}
+		pd.errAt(p, "%s", fe.Msg)
+	}
+	for _, e := range pd.errs {
+		if m := profilePointRE.FindStringSubmatch(e.Path); m != nil {
+			i, _ := strconv.Atoi(m[1])
+			pt := ""
+			if i < len(prof.Points) {
+				pt = prof.Points[i].Name
+			}
+			e.Path = fmt.Sprintf("point %d %q", i, pt)
+			if m[2] != "" {
+				e.Path += ": " + m[2]
+			}
+		}
+	}
+	pd.err() // sorts by line
+	return &prof, pd
 }
 
 var pointRefRE = regexp.MustCompile(`point (\d+) ("(?:[^"\\]|\\.)*")`)

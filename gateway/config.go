@@ -140,12 +140,12 @@ func decodeFile(name string, data []byte) (*fileConfig, *decoder) {
 	var cfg fileConfig
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		d.yamlSyntax(err)
+		d.yamlSyntax(err, data)
 		return nil, d
 	}
 	doc := resolve(&root)
-	if doc == nil {
-		d.errorf(1, "", "empty configuration: want devices and sinks")
+	if doc == nil || isNull(doc) || (doc.Kind == 0 && len(doc.Content) == 0) {
+		d.errorf(0, "", "the file is empty: want devices and sinks")
 		return nil, d
 	}
 	d.decode(doc, "", reflect.ValueOf(&cfg).Elem())
@@ -154,15 +154,67 @@ func decodeFile(name string, data []byte) (*fileConfig, *decoder) {
 
 var yamlLineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
 
-// yamlSyntax reports a YAML syntax error with its line.
-func (d *decoder) yamlSyntax(err error) {
-	msg := err.Error()
-	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-		line, _ := strconv.Atoi(m[1])
-		d.errorf(line, "", "YAML syntax: %s", m[2])
+// yamlScannerErrors are the problems yaml.v3 finds while reading tokens;
+// the others it finds while parsing their structure.
+var yamlScannerErrors = []string{
+	"found character that cannot start any token",
+	"found a tab character",
+	"mapping values are not allowed",
+	"could not find expected ':'",
+	"found unexpected end of stream",
+	"found unknown escape character",
+	"found unexpected document indicator",
+	"block sequence entries are not allowed",
+	"did not find expected comment or line break",
+	"did not find expected whitespace or line break",
+	"did not find expected alphabetic or numeric character",
+	"found invalid Unicode character",
+	"control characters are not allowed",
+	"invalid leading UTF-8 octet",
+	"incomplete UTF-8 octet sequence",
+	"invalid trailing UTF-8 octet",
+	"found unexpected end of stream",
+}
+
+// yamlSyntax reports a YAML syntax error with its line. yaml.v3 gives the
+// 0-based line of where the construct began for a parsing problem (one
+// line early), and for a tab the line of the enclosing mapping: the line is
+// corrected here, and a tab is reported on its own line.
+func (d *decoder) yamlSyntax(err error, data []byte) {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	m := yamlLineRE.FindStringSubmatch(err.Error())
+	if m == nil {
+		d.errorf(0, "", "YAML syntax: %s", msg)
 		return
 	}
-	d.errorf(0, "", "YAML syntax: %s", strings.TrimPrefix(msg, "yaml: "))
+	line, _ := strconv.Atoi(m[1])
+	msg = m[2]
+	scanner := false
+	for _, s := range yamlScannerErrors {
+		if strings.Contains(msg, s) {
+			scanner = true
+		}
+	}
+	if !scanner {
+		line++
+	}
+	if strings.Contains(msg, "tab character") || strings.Contains(msg, "cannot start any token") {
+		lines := strings.Split(string(data), "\n")
+		for i := max(line-1, 0); i < len(lines); i++ {
+			indent := lines[i][:len(lines[i])-len(strings.TrimLeft(lines[i], " \t"))]
+			if strings.Contains(indent, "\t") {
+				d.errorf(i+1, "", "YAML syntax: a tab in the indentation: indent with spaces")
+				return
+			}
+		}
+	}
+	switch {
+	case strings.Contains(msg, "expected ',' or '}'"):
+		msg = "this { is not closed (" + msg + ")"
+	case strings.Contains(msg, "expected ',' or ']'"):
+		msg = "this [ is not closed (" + msg + ")"
+	}
+	d.errorf(line, "", "YAML syntax: %s", msg)
 }
 
 // relPath resolves a path given in the configuration file against the

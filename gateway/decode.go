@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -54,6 +55,15 @@ type decoder struct {
 	file  string
 	errs  []*ConfigError
 	lines map[string]int
+
+	// checking is set once the file is decoded: the errors that follow
+	// come from checks of the decoded values. A check does not repeat a
+	// decoding error: its errors within the scope of one (covered) are
+	// dropped, so that "interval: 5" is reported once, and an unknown key
+	// in a point hides no other mistake of its device but the checks of
+	// that point, which would see a value the file did not give.
+	checking bool
+	scopes   []string
 }
 
 // maxSteps bounds the values one file may decode to.
@@ -64,6 +74,12 @@ func newDecoder(file string) *decoder {
 }
 
 func (d *decoder) errorf(line int, path, format string, args ...any) {
+	if d.checking && d.covered(path) {
+		return
+	}
+	if !d.checking {
+		d.scopes = append(d.scopes, scopeOf(path))
+	}
 	d.errs = append(d.errs, &ConfigError{File: d.file, Line: line, Path: path, Msg: fmt.Sprintf(format, args...)})
 }
 
@@ -100,10 +116,39 @@ func join(path, key string) string {
 
 func index(path string, i int) string { return path + "[" + strconv.Itoa(i) + "]" }
 
+// itemRE matches the key path of a list item whose fields are checked
+// together (a point, a node).
+var itemRE = regexp.MustCompile(`^.*?\b(?:points|nodes)\[\d+\]`)
+
+// scopeOf returns the scope of a decoding error at path: the point or node
+// it belongs to, or else the path itself.
+func scopeOf(path string) string {
+	if m := itemRE.FindString(path); m != "" {
+		return m
+	}
+	return path
+}
+
+// covered reports whether path is at or under the scope of a decoding
+// error.
+func (d *decoder) covered(path string) bool {
+	for _, s := range d.scopes {
+		if under(path, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// under reports whether path is p or a path below it.
+func under(path, p string) bool {
+	return path == p || strings.HasPrefix(path, p+".") || strings.HasPrefix(path, p+"[")
+}
+
 // hasErrUnder reports whether an error was reported at path or below it.
 func (d *decoder) hasErrUnder(path string) bool {
 	for _, e := range d.errs {
-		if e.Path == path || strings.HasPrefix(e.Path, path+".") || strings.HasPrefix(e.Path, path+"[") {
+		if under(e.Path, path) {
 			return true
 		}
 	}
@@ -426,7 +471,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, path string, v reflect.Value) {
 		}
 		fi, ok := fields[k.Value]
 		if !ok {
-			d.errorf(k.Line, kp, "unknown key%s", suggest(k.Value, keys))
+			d.errorf(k.Line, kp, "unknown key%s", unknownKeyHelp(k.Value, keys))
 			continue
 		}
 		if seen[k.Value] {
@@ -436,6 +481,37 @@ func (d *decoder) decodeStruct(n *yaml.Node, path string, v reflect.Value) {
 		seen[k.Value] = true
 		d.decode(n.Content[i+1], kp, v.Field(fi))
 	}
+}
+
+// foreignKeys are keys that people bring from other tools' Modbus
+// configurations (Telegraf's inputs.modbus above all), with what to write
+// here instead.
+var foreignKeys = map[string]string{
+	"slave_id":          "the unit (slave) id is unit, in the device's modbus block: modbus: {url: tcp://10.0.0.7:502, unit: 1}",
+	"slave":             "the unit (slave) id is unit, in the device's modbus block: modbus: {url: tcp://10.0.0.7:502, unit: 1}",
+	"unit_id":           "the unit (slave) id is unit, in the device's modbus block: modbus: {url: tcp://10.0.0.7:502, unit: 1}",
+	"controller":        "the device's address is url, in its modbus block: modbus: {url: tcp://10.0.0.7:502} (rtu:///dev/ttyUSB0 for a serial line)",
+	"transmission_mode": "the transmission mode is the scheme of url: tcp://host:502, rtuovertcp://host:4001, rtu:///dev/ttyUSB0, udp://host:502",
+	"baud_rate":         "the baud rate is speed, in the modbus block: modbus: {url: rtu:///dev/ttyUSB0, speed: 9600}",
+	"busy_retries":      "write max_busy_retries in the modbus block",
+	"holding_registers": "registers are points, each with its table: points: [{name: voltage, table: holding, address: 0, type: float32}]",
+	"input_registers":   "registers are points, each with its table: points: [{name: voltage, table: input, address: 0, type: float32}]",
+	"coils":             "coils are points with table: coil: points: [{name: relay, table: coil, address: 0, type: bool}]",
+	"discrete_inputs":   "discrete inputs are points with table: discrete: points: [{name: door, table: discrete, address: 0, type: bool}]",
+	"fields":            "registers are points: points: [{name: voltage, table: input, address: 0, type: float32}]",
+	"data_type":         "the type of a point is type: float32 (bool, int16, uint16, int32, uint32, int64, uint64, float32, float64, string)",
+	"register":          "the table of a point is table: holding (holding, input, coil or discrete)",
+	"measurement":       "samples are named by the device's name and the point's name",
+	"name_override":     "samples are named by the device's name and the point's name",
+}
+
+// unknownKeyHelp returns help for an unknown key: what to write instead of
+// a key from another tool, else a suggestion from keys.
+func unknownKeyHelp(key string, keys []string) string {
+	if h, ok := foreignKeys[strings.ToLower(key)]; ok {
+		return "; " + h
+	}
+	return suggest(key, keys)
 }
 
 // suggest returns help for an unknown key: the nearest known key when
