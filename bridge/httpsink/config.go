@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/m2mbridge/m2mbridge/bridge"
 	"github.com/m2mbridge/m2mbridge/internal/tlsfiles"
 )
 
@@ -34,13 +35,15 @@ type Config struct {
 	Gzip bool `yaml:"gzip"`
 	// Timeout bounds each request; default 10s.
 	Timeout time.Duration `yaml:"timeout"`
-	// Retries is how many times a request that failed with a 5xx, 408 or
-	// 429 answer or a network error is sent again within one Write before
-	// Write returns the (retriable) error; default 2, -1 for none.
+	// Retries is ignored.
+	//
+	// Deprecated: the Bridge's retry (bridge.SinkOptions.Retry, the sink's
+	// retry: block in the gateway) is the one retry policy; Write sends
+	// each request once. [Config.Deprecations] reports it when set.
 	Retries int `yaml:"retries"`
-	// RetryBackoff is the wait before the first retry; each further retry
-	// doubles it, up to 5s, with random jitter of up to a half. Default
-	// 200ms.
+	// RetryBackoff is ignored.
+	//
+	// Deprecated: as Retries.
 	RetryBackoff time.Duration `yaml:"retry_backoff"`
 
 	// CAFile is a PEM file of the certificate authorities to trust for
@@ -122,19 +125,6 @@ func (c Config) check() (*settings, error) {
 	} else if c.Timeout == 0 {
 		s.Timeout = 10 * time.Second
 	}
-	switch {
-	case c.Retries < -1:
-		bad("retries %d: want -1 (none) or more", c.Retries)
-	case c.Retries == 0:
-		s.Retries = 2
-	case c.Retries == -1:
-		s.Retries = 0
-	}
-	if c.RetryBackoff < 0 {
-		bad("retry_backoff %v is negative", c.RetryBackoff)
-	} else if c.RetryBackoff == 0 {
-		s.RetryBackoff = 200 * time.Millisecond
-	}
 	t, err := tlsfiles.LoadOrClone(c.TLS, "tls", c.CAFile, c.CertFile, c.KeyFile, c.InsecureSkipVerify)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("httpsink: %w", err))
@@ -159,4 +149,18 @@ func validName(k string) bool {
 		return false
 	}
 	return true
+}
+
+// Deprecations returns a field error for each deprecated setting c sets
+// (retries, retry_backoff): they are accepted and ignored, so a loader
+// should print these as warnings, not refuse the configuration.
+func (c Config) Deprecations() []*bridge.FieldError {
+	var out []*bridge.FieldError
+	if c.Retries != 0 {
+		out = append(out, &bridge.FieldError{Path: "retries", Msg: "deprecated and ignored: the sink sends each request once", Hint: "set the sink's retry: block instead; remove retries"})
+	}
+	if c.RetryBackoff != 0 {
+		out = append(out, &bridge.FieldError{Path: "retry_backoff", Msg: "deprecated and ignored: the sink sends each request once", Hint: "set the sink's retry: block instead; remove retry_backoff"})
+	}
+	return out
 }

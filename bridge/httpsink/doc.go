@@ -19,8 +19,6 @@
 //	token: ...                                  # or "Authorization: Bearer <token>" (token_env/token_file)
 //	gzip: false                                 # compress request bodies
 //	timeout: 10s                                # per request
-//	retries: 2                                  # resends of a request that failed retriably; -1: none
-//	retry_backoff: 200ms                        # first wait, doubled each time up to 5s, plus jitter
 //	ca_file: ca.pem                             # authorities to trust for https; empty: the system's
 //	cert_file: client.pem                       # client certificate and key (mutual TLS)
 //	key_file: client-key.pem
@@ -32,13 +30,43 @@
 //
 // # Errors and retries
 //
-// A 2xx answer delivers the whole batch. A 5xx, 408 or 429 answer, a network
-// error or a timeout is retried within Write up to Retries times, with
-// exponential backoff and jitter, and then returned as a retriable error for
-// the Bridge to retry later. Any other answer (4xx, or a 301/302/303
-// redirect, which would turn the POST into a GET; 307 and 308 are followed)
-// is returned at once as a [*StatusError] marked [bridge.Permanent]: the
-// Bridge counts the batch as rejected, and so does [Sink.Stats].
+// Write sends each request once: the Bridge is the one owner of retries
+// (its Retry, with backoff and jitter; the sink is reported down meanwhile).
+// The deprecated settings retries and retry_backoff are accepted and
+// ignored; [Config.Deprecations] reports them.
+//
+// A 2xx answer delivers the whole batch. Only an answer that says the data
+// is invalid rejects samples: 400 Bad Request and 422 Unprocessable Content.
+// Every other answer is a configuration, capacity or transient problem and
+// returns a retriable [*StatusError], so the samples stay queued or spooled:
+// 401, 403 and 407 (credentials), 404, 405, 409, 410, 415 and any other
+// 4xx, a 301/302/303 redirect (which would turn the POST into a GET; 307 and
+// 308 are followed), 408, 429 and every 5xx, as well as network errors and
+// timeouts. A 429 or 503 answer with a Retry-After header (seconds or an
+// HTTP date) is wrapped with [bridge.RetryAfter], so the Bridge waits at
+// least that long.
+//
+// On 400 or 422 for a batch of more than one sample, Write splits the batch
+// to find the samples the server refuses (package internal/bisect): it
+// sends the first half; when that is taken, the second half holds the
+// refused data and is split in turn, else it is sent too. A sample is
+// rejected only when the server refuses it sent alone. Write then returns a
+// [*bridge.BatchError] naming exactly the rejected samples, each marked
+// [bridge.Permanent] (the Bridge keeps them in its dead-letter file); the
+// other samples were delivered, each once. Isolating one invalid sample in n
+// costs at most 2·⌈log2 n⌉ requests after the first (14 for 100 samples),
+// k invalid samples at most k times that; Write stops after 8·⌈log2 n⌉ + 2
+// requests, failing the samples not yet resolved with a retriable error, so
+// that the Bridge sends them again later. A 413 Payload Too Large answer
+// splits the batch the same way (each half is sent); a single sample the
+// server finds too large fails retriably, since the server's limit is a
+// setting to fix. When a request of the split fails otherwise (the server
+// goes away, 401, a timeout), the samples not yet delivered fail with that
+// retriable error. [Sink.Stats] counts the requests of the splits and the
+// rejected samples.
+//
+// Errors print the URL with its password and query values hidden
+// ("?api_key=xxxxx").
 //
 // A Sink is safe for concurrent use; Writes are serialised.
 package httpsink

@@ -4,9 +4,10 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -15,15 +16,15 @@ import (
 	"time"
 
 	"github.com/m2mbridge/m2mbridge/bridge"
+	"github.com/m2mbridge/m2mbridge/internal/bisect"
+	"github.com/m2mbridge/m2mbridge/internal/redact"
 )
-
-// maxBackoff caps the wait between retries.
-const maxBackoff = 5 * time.Second
 
 // Sink POSTs each batch to a URL as one JSON array of samples. See the
 // package documentation for the request and the error mapping.
 type Sink struct {
 	s      *settings
+	name   string // the URL, redacted, for errors
 	client *http.Client
 	tr     *http.Transport
 	header http.Header
@@ -34,7 +35,7 @@ type Sink struct {
 	zbuf   bytes.Buffer
 	gz     *gzip.Writer
 
-	sent, retried, rejected atomic.Uint64
+	sent, splits, rejected atomic.Uint64
 }
 
 var _ bridge.Sink = (*Sink)(nil)
@@ -43,10 +44,12 @@ var _ bridge.Sink = (*Sink)(nil)
 type Stats struct {
 	// Sent counts samples in batches the server accepted (2xx).
 	Sent uint64
-	// Retried counts requests sent again after a retriable failure.
-	Retried uint64
-	// Rejected counts samples in batches the server refused with a 4xx
-	// answer (other than 408 and 429): not retried, reported Permanent.
+	// Splits counts the requests sent to split a batch the server refused
+	// as invalid (400, 422) or too large (413), to find the samples it
+	// refuses (see the package documentation).
+	Splits uint64
+	// Rejected counts samples the server refused as invalid (400 or 422)
+	// when sent alone: reported [bridge.Permanent].
 	Rejected uint64
 }
 
@@ -56,6 +59,9 @@ type StatusError struct {
 	StatusCode int
 	// Body is the start of the answer's body, for the log.
 	Body string
+	// RetryAfter is the wait a 429 or 503 answer asked for with its
+	// Retry-After header; 0 when it asked for none.
+	RetryAfter time.Duration
 }
 
 // Error says what the server answered.
@@ -64,14 +70,25 @@ func (e *StatusError) Error() string {
 	if e.Body != "" {
 		msg += ": " + e.Body
 	}
+	if e.RetryAfter > 0 {
+		msg += " (retry after " + e.RetryAfter.String() + ")"
+	}
 	return msg
 }
 
-// Retriable reports whether the answer is worth sending the request again
-// for: 5xx, 408 Request Timeout and 429 Too Many Requests.
-func (e *StatusError) Retriable() bool {
-	return e.StatusCode >= 500 || e.StatusCode == http.StatusRequestTimeout || e.StatusCode == http.StatusTooManyRequests
+// Invalid reports whether the answer says the data is invalid: 400 Bad
+// Request or 422 Unprocessable Content, the only answers after which a
+// sample, sent alone, is rejected.
+func (e *StatusError) Invalid() bool {
+	return e.StatusCode == http.StatusBadRequest || e.StatusCode == http.StatusUnprocessableEntity
 }
+
+// Retriable reports whether the answer leaves the samples to be sent again
+// later: every answer but 400 and 422 ([StatusError.Invalid]). 401, 403,
+// 404, 405, 407, 409 and the other 4xx answers are configuration problems,
+// 408, 413, 429 and 5xx capacity or transient ones; none says the data is
+// bad.
+func (e *StatusError) Retriable() bool { return !e.Invalid() }
 
 // New checks cfg and returns a Sink; it reports every problem of cfg at once.
 // It does no network I/O (it reads the TLS files cfg names).
@@ -110,12 +127,12 @@ func New(cfg Config) (*Sink, error) {
 				return http.ErrUseLastResponse
 			}
 			if len(via) >= 5 {
-				return fmt.Errorf("httpsink: stopped after %d redirects", len(via))
+				return fmt.Errorf("httpsink: stopped after %d redirects (to %s)", len(via), redact.URL(req.URL.String()))
 			}
 			return nil
 		},
 	}
-	k := &Sink{s: s, client: client, tr: tr, header: h}
+	k := &Sink{s: s, name: redact.URL(s.URL), client: client, tr: tr, header: h}
 	if s.Gzip {
 		k.gz, _ = gzip.NewWriterLevel(&k.zbuf, gzip.BestSpeed)
 	}
@@ -124,7 +141,7 @@ func New(cfg Config) (*Sink, error) {
 
 // Stats returns the counters of k. It is safe to call at any time.
 func (k *Sink) Stats() Stats {
-	return Stats{Sent: k.sent.Load(), Retried: k.retried.Load(), Rejected: k.rejected.Load()}
+	return Stats{Sent: k.sent.Load(), Splits: k.splits.Load(), Rejected: k.rejected.Load()}
 }
 
 // AppendBatch appends the request body for batch to dst: a JSON array of the
@@ -140,11 +157,14 @@ func AppendBatch(dst []byte, batch []bridge.Sample) []byte {
 	return append(dst, ']')
 }
 
-// Write POSTs batch as one JSON array. A failure worth retrying (a 5xx, 408
-// or 429 answer, a network error, a timeout) is retried up to Retries times
-// with exponential backoff and jitter; then Write returns it, for the Bridge
-// to retry later. A 4xx answer is returned at once, marked
-// [bridge.Permanent].
+// Write POSTs batch as one JSON array and maps the answer (see the package
+// documentation): nil for a 2xx answer; a retriable error (with
+// [bridge.RetryAfter] when a 429 or 503 answer says when) for a network
+// error, a timeout and every answer but 400 and 422; for 400 or 422 (and
+// 413) it splits the batch to find the samples the server refuses alone,
+// and returns a [*bridge.BatchError] that names them, marked
+// [bridge.Permanent]. Write never retries a request itself: the Bridge owns
+// retries.
 func (k *Sink) Write(ctx context.Context, batch []bridge.Sample) error {
 	if k.closed.Load() {
 		return fmt.Errorf("httpsink: write: %w", bridge.ErrClosed)
@@ -160,6 +180,54 @@ func (k *Sink) Write(ctx context.Context, batch []bridge.Sample) error {
 	if len(batch) == 0 {
 		return nil
 	}
+	err := k.send(ctx, batch)
+	if err == nil {
+		k.sent.Add(uint64(len(batch)))
+		return nil
+	}
+	v := verdict(err)
+	switch {
+	case v == bisect.Failed:
+		return err
+	case len(batch) == 1 && v == bisect.Invalid:
+		k.rejected.Add(1)
+		return bridge.Permanent(err)
+	case len(batch) == 1:
+		return err
+	}
+	r := bisect.Split(0, len(batch), err, v, func(a, b int) error { return k.send(ctx, batch[a:b]) }, verdict, bisect.Budget(len(batch)))
+	k.splits.Add(uint64(r.Requests))
+	k.sent.Add(uint64(r.Delivered))
+	k.rejected.Add(uint64(len(r.Rejected)))
+	if len(r.Rejected)+len(r.Failed) == 0 {
+		return nil // a 413 batch delivered in parts
+	}
+	be := bridge.NewBatchError()
+	for i, e := range r.Rejected {
+		be.Fail(i, bridge.Permanent(fmt.Errorf("httpsink: sample %d (%s/%s) refused on its own: %w", i, batch[i].Source, batch[i].Point, e)))
+	}
+	for i, e := range r.Failed {
+		be.Fail(i, e)
+	}
+	return be
+}
+
+// verdict says what the error of one request means for its samples.
+func verdict(err error) bisect.Verdict {
+	var se *StatusError
+	switch {
+	case !errors.As(err, &se):
+		return bisect.Failed
+	case se.Invalid():
+		return bisect.Invalid
+	case se.StatusCode == http.StatusRequestEntityTooLarge:
+		return bisect.TooLarge
+	}
+	return bisect.Failed
+}
+
+// send encodes batch and POSTs it.
+func (k *Sink) send(ctx context.Context, batch []bridge.Sample) error {
 	k.body = AppendBatch(k.body[:0], batch)
 	body := k.body
 	if k.gz != nil {
@@ -169,48 +237,22 @@ func (k *Sink) Write(ctx context.Context, batch []bridge.Sample) error {
 		_ = k.gz.Close()
 		body = k.zbuf.Bytes()
 	}
-	backoff := k.s.RetryBackoff
-	for attempt := 0; ; attempt++ {
-		err := k.post(ctx, body)
-		if err == nil {
-			k.sent.Add(uint64(len(batch)))
-			return nil
-		}
-		if bridge.IsPermanent(err) {
-			k.rejected.Add(uint64(len(batch)))
-			return err
-		}
-		if ctx.Err() != nil || attempt >= k.s.Retries {
-			return err
-		}
-		// Full backoff plus up to half again of jitter, so that many
-		// bridges do not retry in step.
-		wait := backoff + rand.N(backoff/2+1)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("httpsink: write: %w (while waiting to retry after: %w)", ctx.Err(), err)
-		case <-t.C:
-		}
-		backoff = min(2*backoff, maxBackoff)
-		k.retried.Add(1)
-	}
+	return k.post(ctx, body)
 }
 
 // post sends one request.
 func (k *Sink) post(ctx context.Context, body []byte) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, k.s.URL, bytes.NewReader(body))
 	if err != nil {
-		return bridge.Permanent(fmt.Errorf("httpsink: write: %w", err))
+		return fmt.Errorf("httpsink: write %s: %w", k.name, err)
 	}
 	req.Header = k.header.Clone()
 	resp, err := k.client.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
-			return fmt.Errorf("httpsink: write: %w", ctx.Err())
+			return fmt.Errorf("httpsink: write %s: %w", k.name, ctx.Err())
 		}
-		return fmt.Errorf("httpsink: write: %w", err)
+		return fmt.Errorf("httpsink: write: %w", redact.Error(err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 == 2 {
@@ -219,10 +261,32 @@ func (k *Sink) post(ctx context.Context, body []byte) error {
 	}
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	se := &StatusError{StatusCode: resp.StatusCode, Body: strings.TrimSpace(string(b))}
-	if se.Retriable() {
-		return se
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+		if d, ok := ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+			se.RetryAfter = d
+			return bridge.RetryAfter(se, d)
+		}
 	}
-	return bridge.Permanent(se)
+	return se
+}
+
+// ParseRetryAfter parses the value of a Retry-After header (RFC 9110
+// section 10.2.3): a number of seconds or an HTTP date, taken relative to
+// now. A date in the past gives 0 and true; a malformed value false.
+func ParseRetryAfter(v string, now time.Time) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if n, err := strconv.ParseUint(v, 10, 64); err == nil {
+		const maxSec = uint64(math.MaxInt64 / int64(time.Second))
+		return time.Duration(min(n, maxSec)) * time.Second, true
+	}
+	t, err := http.ParseTime(v)
+	if err != nil {
+		return 0, false
+	}
+	return max(t.Sub(now), 0), true
 }
 
 // Close releases the Sink's idle connections. Every later call returns an

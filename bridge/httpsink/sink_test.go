@@ -225,47 +225,37 @@ func TestBasicAuth(t *testing.T) {
 	assert.Equal(t, "s3cret", p)
 }
 
-func TestRetry(t *testing.T) {
-	t.Run("5xxThenSuccess", func(t *testing.T) {
-		rc := newReceiver()
-		rc.status = func(n int) int { return []int{503, 500, 429, 204}[min(n, 3)] }
-		srv := httptest.NewServer(rc)
-		defer srv.Close()
-		s := newSink(t, httpsink.Config{URL: srv.URL, Retries: 3, RetryBackoff: time.Millisecond})
-		require.NoError(t, s.Write(testCtx(t), []bridge.Sample{sample}))
-		assert.Equal(t, 4, rc.count())
-		for _, b := range rc.bodies[1:] {
-			assert.Equal(t, rc.bodies[0], b, "a retry sends the same batch")
-		}
-		assert.Equal(t, httpsink.Stats{Sent: 1, Retried: 3}, s.Stats())
-	})
-	t.Run("5xxExhausted", func(t *testing.T) {
-		rc := newReceiver()
-		rc.status = func(int) int { return http.StatusBadGateway }
-		srv := httptest.NewServer(rc)
-		defer srv.Close()
-		s := newSink(t, httpsink.Config{URL: srv.URL, Retries: 2, RetryBackoff: time.Millisecond})
-		err := s.Write(testCtx(t), []bridge.Sample{sample})
-		var se *httpsink.StatusError
-		require.ErrorAs(t, err, &se)
-		assert.Equal(t, http.StatusBadGateway, se.StatusCode)
-		assert.True(t, bridge.IsRetriable(err), "left for the Bridge to retry later")
-		assert.Equal(t, 3, rc.count())
-	})
-	t.Run("4xxPermanent", func(t *testing.T) {
+func TestStatusErrors(t *testing.T) {
+	t.Run("InvalidAlone", func(t *testing.T) {
 		rc := newReceiver()
 		rc.status = func(int) int { return http.StatusUnprocessableEntity }
 		srv := httptest.NewServer(rc)
 		defer srv.Close()
-		s := newSink(t, httpsink.Config{URL: srv.URL, Retries: 3, RetryBackoff: time.Millisecond})
-		err := s.Write(testCtx(t), []bridge.Sample{sample, sample})
+		s := newSink(t, httpsink.Config{URL: srv.URL})
+		err := s.Write(testCtx(t), []bridge.Sample{sample})
 		var se *httpsink.StatusError
 		require.ErrorAs(t, err, &se)
 		assert.Equal(t, http.StatusUnprocessableEntity, se.StatusCode)
 		assert.Contains(t, se.Body, "refused by test")
 		assert.True(t, bridge.IsPermanent(err))
-		assert.Equal(t, 1, rc.count(), "no retry on 4xx")
-		assert.Equal(t, httpsink.Stats{Rejected: 2}, s.Stats())
+		assert.Equal(t, 1, rc.count(), "no retry")
+		assert.Equal(t, httpsink.Stats{Rejected: 1}, s.Stats())
+	})
+	t.Run("InvalidEach", func(t *testing.T) {
+		rc := newReceiver()
+		rc.status = func(int) int { return http.StatusBadRequest }
+		srv := httptest.NewServer(rc)
+		defer srv.Close()
+		s := newSink(t, httpsink.Config{URL: srv.URL})
+		err := s.Write(testCtx(t), []bridge.Sample{sample, sample})
+		var be *bridge.BatchError
+		require.ErrorAs(t, err, &be)
+		assert.Equal(t, []int{0, 1}, be.Indexes())
+		for _, e := range be.Failed {
+			assert.True(t, bridge.IsPermanent(e))
+		}
+		assert.Equal(t, 3, rc.count(), "the batch, then each sample alone")
+		assert.Equal(t, httpsink.Stats{Rejected: 2, Splits: 2}, s.Stats())
 	})
 	t.Run("RedirectToGetRefused", func(t *testing.T) {
 		srv := httptest.NewServer(http.RedirectHandler("/elsewhere", http.StatusFound))
@@ -275,20 +265,21 @@ func TestRetry(t *testing.T) {
 		var se *httpsink.StatusError
 		require.ErrorAs(t, err, &se)
 		assert.Equal(t, http.StatusFound, se.StatusCode)
+		assert.True(t, bridge.IsRetriable(err), "a configuration problem, not bad data")
 	})
 	t.Run("CancelWhileWaiting", func(t *testing.T) {
-		rc := newReceiver()
-		rc.status = func(int) int { return http.StatusServiceUnavailable }
-		srv := httptest.NewServer(rc)
-		defer srv.Close()
-		s := newSink(t, httpsink.Config{URL: srv.URL, Retries: 5, RetryBackoff: time.Hour})
-		ctx, cancel := context.WithCancel(testCtx(t))
-		go func() {
-			for rc.count() == 0 {
-				time.Sleep(time.Millisecond)
+		release := make(chan struct{})
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case <-release:
+			case <-r.Context().Done():
 			}
-			cancel()
-		}()
+		}))
+		defer srv.Close()
+		defer close(release)
+		s := newSink(t, httpsink.Config{URL: srv.URL, Timeout: time.Hour})
+		ctx, cancel := context.WithCancel(testCtx(t))
+		time.AfterFunc(50*time.Millisecond, cancel)
 		start := time.Now()
 		err := s.Write(ctx, []bridge.Sample{sample})
 		assert.ErrorIs(t, err, context.Canceled)
@@ -303,7 +294,7 @@ func TestTimeout(t *testing.T) {
 	}))
 	defer srv.Close()
 	defer close(release)
-	s := newSink(t, httpsink.Config{URL: srv.URL, Timeout: 100 * time.Millisecond, Retries: -1})
+	s := newSink(t, httpsink.Config{URL: srv.URL, Timeout: 100 * time.Millisecond})
 	start := time.Now()
 	err := s.Write(testCtx(t), []bridge.Sample{sample})
 	require.Error(t, err)
@@ -324,7 +315,7 @@ func TestServerGoneAndBack(t *testing.T) {
 		return srv
 	}
 	srv := serve(ln)
-	s := newSink(t, httpsink.Config{URL: "http://" + addr, Retries: 1, RetryBackoff: time.Millisecond})
+	s := newSink(t, httpsink.Config{URL: "http://" + addr})
 	ctx := testCtx(t)
 	mk := func(i int) []bridge.Sample {
 		return []bridge.Sample{{Source: "m", Point: "p", Value: bridge.Int(int64(i)), Time: time.Unix(0, int64(i))}}
@@ -335,7 +326,6 @@ func TestServerGoneAndBack(t *testing.T) {
 	err = s.Write(ctx, mk(2))
 	require.Error(t, err)
 	assert.True(t, bridge.IsRetriable(err), "%v", err)
-	assert.Equal(t, uint64(1), s.Stats().Retried)
 
 	var ln2 net.Listener
 	require.Eventually(t, func() bool { ln2, err = net.Listen("tcp", addr); return err == nil }, 10*time.Second, 20*time.Millisecond)
@@ -378,9 +368,9 @@ func TestTLS(t *testing.T) {
 	assert.Empty(t, bridgetest.Match([]bridge.Sample{sample}, got))
 	assert.Equal(t, "bridge-client", rc.requests[0].TLS.PeerCertificates[0].Subject.CommonName)
 
-	noCert := newSink(t, httpsink.Config{URL: srv.URL, CAFile: caFile, Retries: -1})
+	noCert := newSink(t, httpsink.Config{URL: srv.URL, CAFile: caFile})
 	assert.Error(t, noCert.Write(ctx, []bridge.Sample{sample}), "the server wants a client certificate")
-	untrusted := newSink(t, httpsink.Config{URL: srv.URL, CertFile: certFile, KeyFile: keyFile, Retries: -1})
+	untrusted := newSink(t, httpsink.Config{URL: srv.URL, CertFile: certFile, KeyFile: keyFile})
 	assert.Error(t, untrusted.Write(ctx, []bridge.Sample{sample}), "the system roots do not trust the test CA")
 	assert.Equal(t, 1, rc.count())
 }
@@ -399,8 +389,8 @@ func TestNewChecksConfig(t *testing.T) {
 			[]string{`"Bad Name" is not a valid header name`, "Content-Length is set by the sink", "X-A holds a line break"}},
 		{"TwoAuth", httpsink.Config{URL: "http://h", Token: "t", Username: "u"}, []string{"exclude each other"}},
 		{"PasswordOnly", httpsink.Config{URL: "http://h", Password: "p"}, []string{"password given without username"}},
-		{"Numbers", httpsink.Config{URL: "http://h", Timeout: -1, Retries: -2, RetryBackoff: -1},
-			[]string{"timeout -1ns", "retries -2", "retry_backoff -1ns"}},
+		{"Numbers", httpsink.Config{URL: "http://h", Timeout: -1},
+			[]string{"timeout -1ns"}},
 		{"TLSFiles", httpsink.Config{URL: "https://h", CAFile: "/nonexistent/ca.pem", KeyFile: "k.pem"},
 			[]string{"ca_file", "cert_file and key_file must be given together"}},
 		{"AllAtOnce", httpsink.Config{URL: "gopher://h", Timeout: -1}, []string{"gopher", "timeout"}},
@@ -486,7 +476,7 @@ func TestOutageThroughBridge(t *testing.T) {
 	srv := &http.Server{Handler: rc, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 
-	s := newSink(t, httpsink.Config{URL: "http://" + addr, Retries: -1, Timeout: time.Second})
+	s := newSink(t, httpsink.Config{URL: "http://" + addr, Timeout: time.Second})
 	b := bridge.New(bridge.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	require.NoError(t, b.AddSink("http", s, bridge.SinkOptions{
 		BatchSize: 50, Retry: bridge.Retry{Initial: 10 * time.Millisecond, Max: 100 * time.Millisecond},
