@@ -102,10 +102,17 @@
 //     process and across crashes that do not lose the page cache there are
 //     no duplicates from the spool itself.
 //   - Damage: see below.
-//   - A failed write is cut off again so the log stays valid; a failed fsync
-//     makes every later Append fail (the kernel may have dropped the dirty
-//     pages, so the spool can no longer promise what it holds), until the
-//     spool is reopened.
+//   - A write that fails (ENOSPC from a full disk, EFBIG from a file size
+//     limit, EIO) is cut off again so the log stays valid and no partial
+//     record is ever read back. Append returns a [*PartialError] naming the
+//     spool directory, the file and the operating system's error (wrapped:
+//     errors.Is(err, syscall.ENOSPC) works) and saying how many samples of
+//     the batch were stored (Stored, also as StoredSamples(), possibly 0);
+//     those are kept and delivered in order. The first failure of a run is
+//     logged once; a later Append that succeeds (space is back) logs that
+//     writes work again. A failed fsync makes every later Append fail (the
+//     kernel may have dropped the dirty pages, so the spool can no longer
+//     promise what it holds), until the spool is reopened.
 //
 // # Damage
 //

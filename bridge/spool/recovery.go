@@ -447,11 +447,11 @@ func (s *Spool) scanSegment(sf segFile, from int64, last bool, first uint64) (se
 func (s *Spool) createSegment(id, rn uint64, continues bool) (*os.File, error) {
 	f, err := os.OpenFile(s.segPath(id), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("spool: %w", err)
+		return nil, fmt.Errorf("creating a segment: %w", err)
 	}
 	if _, err := f.WriteAt(appendStart(appendSegHeader(nil), rn, continues), 0); err != nil {
 		_ = f.Close()
-		return nil, fmt.Errorf("spool: %w", err)
+		return nil, fmt.Errorf("creating a segment: %w", err)
 	}
 	return f, nil
 }

@@ -14,19 +14,27 @@ import (
 )
 
 // PartialError is returned by Append when it stored the first Stored samples
-// of the batch and then failed (its context ended while blocked on a full
-// spool, the spool was closed, or a write failed). The stored samples will be
-// delivered; the caller may retry the rest.
+// of the batch and then failed: a write, a new segment or an fsync failed
+// (EFBIG from a file size limit, ENOSPC from a full disk, EIO; then Stored
+// may be 0), the spool had failed before, its context ended while blocked
+// on a full spool, or the spool was closed. The stored samples will be
+// delivered; the caller may retry the rest. Err wraps the operating
+// system's error, so errors.Is(err, syscall.ENOSPC) works.
 type PartialError struct {
+	// Dir is the spool's directory.
+	Dir string
 	// Stored is how many samples, from the start of the batch, were stored.
 	Stored int
+	// Total is the length of the batch.
+	Total int
 	// Err is why the rest were not.
 	Err error
 }
 
-// Error says how many samples were stored and why the rest were not.
+// Error names the spool, says how many samples were stored and why the rest
+// were not (naming the file and the operating system's error).
 func (e *PartialError) Error() string {
-	return fmt.Sprintf("spool: stored %d samples of the batch, then: %v", e.Stored, e.Err)
+	return fmt.Sprintf("spool %s: stored %d of %d samples of the batch, then: %v", e.Dir, e.Stored, e.Total, e.Err)
 }
 
 // Unwrap returns the cause.
@@ -107,6 +115,8 @@ type Spool struct {
 	wmu   sync.Mutex
 	wbuf  []byte
 	wsize int64 // size of the active segment
+	// writeFailing: the last Append failed to write (logged once).
+	writeFailing bool
 
 	// syncMu guards replacing and fsyncing the active file.
 	syncMu sync.Mutex

@@ -2,6 +2,7 @@ package spool
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -27,7 +28,10 @@ func (s *Spool) Append(ctx context.Context, batch []bridge.Sample) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	if err := s.writable(); err != nil {
-		return err
+		if errors.Is(err, bridge.ErrClosed) {
+			return err
+		}
+		return &PartialError{Dir: s.dir, Total: len(batch), Err: err}
 	}
 	maxRec := s.opts.maxRecord()
 	for i := range batch {
@@ -64,45 +68,64 @@ func (s *Spool) Append(ctx context.Context, batch []bridge.Sample) error {
 		var err error
 		s.wbuf, err = appendRecord(s.wbuf, &batch[i])
 		if err != nil {
-			return partial(stored, err)
+			return s.partial(stored, len(batch), err)
 		}
 		if s.wsize+int64(len(s.wbuf)) > s.opts.segmentData() {
 			// The record does not fit in the active segment: write what
 			// precedes it there, and start a new segment.
 			if err := s.flush(ctx, mark, pend, pendMax); err != nil {
-				return partial(stored, err)
+				return s.partial(stored, len(batch), err)
 			}
 			stored, pend = stored+pend, 0
 			if err := s.rotate(); err != nil {
-				return partial(stored, err)
+				return s.partial(stored, len(batch), err)
 			}
 		}
 		pend++
 		pendMax = max(pendMax, batch[i].Seq)
 		if len(s.wbuf) >= chunkBytes {
 			if err := s.flush(ctx, len(s.wbuf), pend, pendMax); err != nil {
-				return partial(stored, err)
+				return s.partial(stored, len(batch), err)
 			}
 			stored, pend = stored+pend, 0
 		}
 	}
 	if err := s.flush(ctx, len(s.wbuf), pend, pendMax); err != nil {
-		return partial(stored, err)
+		return s.partial(stored, len(batch), err)
+	}
+	if s.writeFailing {
+		s.writeFailing = false
+		s.log.Info("spool: writes succeed again")
 	}
 	if s.opts.Sync == SyncEvery {
 		if err := s.syncNow(); err != nil {
+			// The records were written and will be read back (they
+			// are in the page cache), but may not survive power loss.
 			s.fail(err)
-			return err
+			return &PartialError{Dir: s.dir, Stored: len(batch), Total: len(batch), Err: err}
 		}
 	}
 	return nil
 }
 
-func partial(stored int, err error) error {
-	if stored == 0 {
+// partial returns the error of an Append that stored the first stored
+// samples of a batch of total and then failed with err: a [*PartialError],
+// except when nothing was stored because the spool was closed or ctx ended
+// (a failure of the storage is a PartialError even with nothing stored, so
+// that it names the spool and the count).
+func (s *Spool) partial(stored, total int, err error) error {
+	if stored == 0 && (errors.Is(err, bridge.ErrClosed) || errors.Is(err, context.Canceled) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, errRecordTooLarge)) {
 		return err
 	}
-	return &PartialError{Stored: stored, Err: err}
+	pe := &PartialError{Dir: s.dir, Stored: stored, Total: total, Err: err}
+	var perr *os.PathError
+	if errors.As(err, &perr) && !s.writeFailing {
+		// Once per run of failures: the caller counts each one.
+		s.writeFailing = true
+		s.log.Error("spool: cannot write; appends fail until writes succeed again", "err", pe)
+	}
+	return pe
 }
 
 // flush writes the first n bytes of wbuf (recs records) to the active
@@ -119,7 +142,7 @@ func (s *Spool) flush(ctx context.Context, n, recs int, maxSeq uint64) error {
 		if terr := s.active.Truncate(s.wsize); terr != nil {
 			s.fail(fmt.Errorf("spool: truncating %s after a failed write: %w", s.active.Name(), terr))
 		}
-		return fmt.Errorf("spool: writing %s: %w", s.active.Name(), err)
+		return err // an *os.PathError: "write <file>: <OS error>"
 	}
 	s.wsize += int64(n)
 	s.dirty.Store(true)
@@ -200,7 +223,7 @@ func (s *Spool) rotate() error {
 			if terr := s.active.Truncate(s.wsize); terr != nil {
 				s.fail(fmt.Errorf("spool: truncating %s after a failed write: %w", s.active.Name(), terr))
 			}
-			return fmt.Errorf("spool: sealing %s: %w", s.active.Name(), err)
+			return fmt.Errorf("sealing: %w", err)
 		}
 		sealed = true
 	}
