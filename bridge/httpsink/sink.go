@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -79,9 +78,7 @@ func (e *StatusError) Error() string {
 // Invalid reports whether the answer says the data is invalid: 400 Bad
 // Request or 422 Unprocessable Content, the only answers after which a
 // sample, sent alone, is rejected.
-func (e *StatusError) Invalid() bool {
-	return e.StatusCode == http.StatusBadRequest || e.StatusCode == http.StatusUnprocessableEntity
-}
+func (e *StatusError) Invalid() bool { return bisect.HTTPVerdict(e.StatusCode) == bisect.Invalid }
 
 // Retriable reports whether the answer leaves the samples to be sent again
 // later: every answer but 400 and 422 ([StatusError.Invalid]). 401, 403,
@@ -215,15 +212,10 @@ func (k *Sink) Write(ctx context.Context, batch []bridge.Sample) error {
 // verdict says what the error of one request means for its samples.
 func verdict(err error) bisect.Verdict {
 	var se *StatusError
-	switch {
-	case !errors.As(err, &se):
+	if !errors.As(err, &se) {
 		return bisect.Failed
-	case se.Invalid():
-		return bisect.Invalid
-	case se.StatusCode == http.StatusRequestEntityTooLarge:
-		return bisect.TooLarge
 	}
-	return bisect.Failed
+	return bisect.HTTPVerdict(se.StatusCode)
 }
 
 // send encodes batch and POSTs it.
@@ -261,32 +253,11 @@ func (k *Sink) post(ctx context.Context, body []byte) error {
 	}
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	se := &StatusError{StatusCode: resp.StatusCode, Body: strings.TrimSpace(string(b))}
-	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
-		if d, ok := ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
-			se.RetryAfter = d
-			return bridge.RetryAfter(se, d)
-		}
+	if d, ok := bisect.RetryAfter(resp, time.Now()); ok {
+		se.RetryAfter = d
+		return bridge.RetryAfter(se, d)
 	}
 	return se
-}
-
-// ParseRetryAfter parses the value of a Retry-After header (RFC 9110
-// section 10.2.3): a number of seconds or an HTTP date, taken relative to
-// now. A date in the past gives 0 and true; a malformed value false.
-func ParseRetryAfter(v string, now time.Time) (time.Duration, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false
-	}
-	if n, err := strconv.ParseUint(v, 10, 64); err == nil {
-		const maxSec = uint64(math.MaxInt64 / int64(time.Second))
-		return time.Duration(min(n, maxSec)) * time.Second, true
-	}
-	t, err := http.ParseTime(v)
-	if err != nil {
-		return 0, false
-	}
-	return max(t.Sub(now), 0), true
 }
 
 // Close releases the Sink's idle connections. Every later call returns an

@@ -193,10 +193,6 @@ func TestRetryAfter(t *testing.T) {
 			assert.InDelta(t, tc.want.Seconds(), d.Seconds(), 2)
 		})
 	}
-	t.Run("Malformed", func(t *testing.T) {
-		_, ok := httpsink.ParseRetryAfter("soon", time.Now())
-		assert.False(t, ok)
-	})
 }
 
 // TestUnauthorizedKeepsSamples is issue 10 defect 2 through a Bridge: an

@@ -81,16 +81,34 @@
 // # Errors
 //
 // Write sends at most 5,000 lines per request (InfluxData's recommended
-// batch). A 2xx answer means the lines were written. A 5xx, 408 or 429
-// answer and network errors are retriable; other 4xx answers (a missing
-// database, an authorisation failure) are [bridge.Permanent]. A "partial
-// write" answer (400) means InfluxDB kept some lines: when it names the
-// lines it refused (1.x quotes the lines it could not parse, 2.x numbers
-// them) those samples are reported in a [*bridge.BatchError] and the others
-// count as written; when it does not (a field type conflict, counted in
-// "dropped=N" without naming the lines) the whole request is reported
-// Permanent, since sending it again would fail the same way. All errors
-// from the server are [*StatusError] values.
+// batch) and each request once: the Bridge is the one owner of retries. A
+// 2xx answer means the lines were written. Only an answer that says the
+// data is invalid rejects samples: 400 (bad line protocol, a field type
+// conflict) and 422. Every other answer is a configuration, capacity or
+// transient problem and is returned as a retriable error, so the samples
+// stay queued or spooled: 401 and 403 (the token or the password), 404 (no
+// such database or bucket), 408, 429, 5xx, and network errors. A 429 or 503
+// answer with Retry-After is wrapped with [bridge.RetryAfter].
+//
+// A "partial write" answer (400) means InfluxDB kept some lines: when it
+// names the lines it refused (1.x quotes the lines it could not parse, 2.x
+// and 3.x number them) those samples are rejected, marked
+// [bridge.Permanent] in a [*bridge.BatchError], and the others count as
+// written. Any other 400 or 422 (2.x writes nothing of a request with a bad
+// line; 1.x names no line of a field type conflict) and a 413 Payload Too
+// Large split the request (package internal/bisect): the first half is
+// sent; when it is written, the second half holds the refused lines and is
+// split in turn, else it is sent too; a sample is rejected only when
+// InfluxDB refuses it sent alone. Sending a line again that a partial write
+// had kept is harmless: a point with the same series and time replaces
+// itself. Isolating one bad line in n costs at most 2·⌈log2 n⌉ requests
+// after the first (14 for 100 lines); Write stops after 8·⌈log2 n⌉ + 2 and
+// fails the lines not yet resolved retriably, for the Bridge to send later.
+// A single line that is too large (413) fails retriably: the server's limit
+// is a setting to fix. When a request of the split fails otherwise, the
+// lines not yet written and the rest of the batch fail with that retriable
+// error. All errors from the server are [*StatusError] values; errors print
+// the server's URL with its password hidden.
 //
 // The tests run against Debian's influxd (1.x), which they start themselves
 // on a free port with a temporary data directory; they skip when it is not

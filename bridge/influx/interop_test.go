@@ -109,14 +109,14 @@ func TestInfluxdErrors(t *testing.T) {
 		require.ErrorAs(t, err, &se)
 		assert.Equal(t, 404, se.StatusCode)
 		assert.Contains(t, se.Message, "database not found")
-		assert.True(t, bridge.IsPermanent(err))
-		assert.Equal(t, uint64(1), s.Stats().Rejected)
+		assert.True(t, bridge.IsRetriable(err), "a missing database is a setting to fix, not bad data")
+		assert.Zero(t, s.Stats().Rejected)
 	})
 
 	t.Run("FieldTypeConflict", func(t *testing.T) {
 		// With one field for every kind, InfluxDB keeps the first type and
-		// drops the rest without naming them: the whole batch is reported
-		// permanently failed.
+		// drops the rest without naming them: the sink splits the request
+		// and rejects the sample InfluxDB refuses alone.
 		db := d.newDB(t)
 		s := newV1(t, d, db, func(c *influx.Config) { c.Fields = "single" })
 		require.NoError(t, s.Write(ctx, []bridge.Sample{{Source: "m", Point: "p", Value: bridge.Float(1), Time: now}}))
@@ -124,11 +124,14 @@ func TestInfluxdErrors(t *testing.T) {
 			{Source: "m", Point: "p", Value: bridge.Float(2), Time: now.Add(1)},
 			{Source: "m", Point: "q", Value: bridge.Int(3), Time: now.Add(2)},
 		})
+		var be *bridge.BatchError
+		require.ErrorAs(t, err, &be)
+		assert.Equal(t, []int{1}, be.Indexes())
 		var se *influx.StatusError
-		require.ErrorAs(t, err, &se)
+		require.ErrorAs(t, be.Failed[1], &se)
 		assert.Equal(t, 400, se.StatusCode)
 		assert.Contains(t, se.Message, "partial write")
-		assert.True(t, bridge.IsPermanent(err))
+		assert.True(t, bridge.IsPermanent(be.Failed[1]))
 		got, err := d.readAll(db)
 		require.NoError(t, err)
 		assert.Len(t, got, 2, "the float was written")

@@ -15,8 +15,11 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/m2mbridge/m2mbridge/bridge"
+	"github.com/m2mbridge/m2mbridge/internal/bisect"
+	"github.com/m2mbridge/m2mbridge/internal/redact"
 )
 
 // maxLines is the most lines sent in one request, the batch size InfluxData
@@ -31,6 +34,7 @@ type Sink struct {
 	client   *http.Client
 	tr       *http.Transport
 	writeURL string
+	name     string // the server's URL, redacted, for errors
 	pingURL  string
 
 	closed atomic.Bool
@@ -41,7 +45,7 @@ type Sink struct {
 	zbuf   bytes.Buffer
 	gz     *gzip.Writer
 
-	written, skipped, rejected atomic.Uint64
+	written, skipped, rejected, splits atomic.Uint64
 }
 
 var (
@@ -57,8 +61,11 @@ type Stats struct {
 	Skipped uint64
 	// Rejected counts samples reported as permanently failed: those line
 	// protocol cannot carry (see [ErrName] and the other errors) and those
-	// the server refused with a 4xx answer.
+	// the server refused sent alone (400, 422) or named in a partial write.
 	Rejected uint64
+	// Splits counts the requests sent to split a request InfluxDB refused
+	// (400, 422, 413) to find the lines it refuses.
+	Splits uint64
 }
 
 // StatusError is an answer from InfluxDB other than success.
@@ -68,6 +75,9 @@ type StatusError struct {
 	// Message is the server's explanation, from the "error" (1.x) or
 	// "message" (2.x, 3.x) member of its JSON answer, else its body.
 	Message string
+	// RetryAfter is the wait a 429 or 503 answer asked for with its
+	// Retry-After header; 0 when it asked for none.
+	RetryAfter time.Duration
 }
 
 // Error says what the server answered.
@@ -112,6 +122,7 @@ func New(cfg Config) (*Sink, error) {
 		k.writeURL = base + "/write?" + q.Encode()
 	}
 	k.pingURL = base + "/ping"
+	k.name = redact.URL(base)
 	if s.Gzip {
 		k.gz, _ = gzip.NewWriterLevel(&k.zbuf, gzip.BestSpeed)
 	}
@@ -120,7 +131,7 @@ func New(cfg Config) (*Sink, error) {
 
 // Stats returns the counters of s. It is safe to call at any time.
 func (k *Sink) Stats() Stats {
-	return Stats{Written: k.written.Load(), Skipped: k.skipped.Load(), Rejected: k.rejected.Load()}
+	return Stats{Written: k.written.Load(), Skipped: k.skipped.Load(), Rejected: k.rejected.Load(), Splits: k.splits.Load()}
 }
 
 // Connect checks that the server answers its /ping endpoint.
@@ -135,7 +146,7 @@ func (k *Sink) Connect(ctx context.Context) error {
 	k.authorize(req)
 	resp, err := k.client.Do(req)
 	if err != nil {
-		return fmt.Errorf("influx: connect: %w", err)
+		return fmt.Errorf("influx: connect %s: %w", k.name, unwrapURL(err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
@@ -202,6 +213,7 @@ func (k *Sink) Write(ctx context.Context, batch []bridge.Sample) error {
 		var se *StatusError
 		if errors.As(err, &se) && se.StatusCode == http.StatusBadRequest && strings.Contains(se.Message, "partial write") {
 			if lines := k.partial(se.Message); lines != nil {
+				// InfluxDB kept the other lines.
 				for _, l := range lines {
 					fail(k.idx[l], bridge.Permanent(fmt.Errorf("influx: sample %d (%s/%s): %w", k.idx[l], batch[k.idx[l]].Source, batch[k.idx[l]].Point, err)))
 				}
@@ -211,33 +223,46 @@ func (k *Sink) Write(ctx context.Context, batch []bridge.Sample) error {
 				continue
 			}
 		}
-		if start == 0 && end == len(batch) && be == nil {
-			// Nothing of the batch was written: a plain error.
-			if bridge.IsPermanent(err) {
-				k.rejected.Add(uint64(len(k.idx)))
+		if v := verdict(err); v != bisect.Failed {
+			// Find the lines InfluxDB refuses by splitting the request.
+			// Sending a line again that was written (a partial write that
+			// names no line) is harmless: a point with the same series
+			// and time replaces itself.
+			r := bisect.Split(0, len(k.idx), err, v, k.postLines(ctx), verdict, bisect.Budget(len(k.idx)))
+			k.splits.Add(uint64(r.Requests))
+			k.written.Add(uint64(r.Delivered))
+			k.rejected.Add(uint64(len(r.Rejected)))
+			for l, e := range r.Rejected {
+				j := k.idx[l]
+				fail(j, bridge.Permanent(fmt.Errorf("influx: sample %d (%s/%s) refused on its own: %w", j, batch[j].Source, batch[j].Point, e)))
 			}
+			var stop error
+			for l, e := range r.Failed {
+				fail(k.idx[l], e)
+				if !errors.Is(e, bisect.ErrBudget) && verdict(e) == bisect.Failed {
+					stop = e
+				}
+			}
+			start = end
+			if stop == nil {
+				continue
+			}
+			err = stop // the server failed: the rest is not sent
+		} else if start == 0 && end == len(batch) && be == nil {
+			// Nothing of the batch was written: a plain error.
 			return err
-		}
-		// Fail this chunk and, when the server is unreachable or
-		// failing, everything after it.
-		if bridge.IsPermanent(err) {
-			k.rejected.Add(uint64(len(k.idx)))
+		} else {
 			for _, j := range k.idx {
 				fail(j, err)
 			}
 			start = end
-			continue
 		}
+		// Fail everything after the chunk: the server is unreachable or
+		// failing.
 		for j := start; j < len(batch); j++ {
-			if batch[j].Quality == bridge.Bad {
-				continue
+			if batch[j].Quality != bridge.Bad {
+				fail(j, err)
 			}
-			if be != nil {
-				if _, dup := be.Failed[j]; dup {
-					continue
-				}
-			}
-			fail(j, err)
 		}
 		return be
 	}
@@ -245,6 +270,36 @@ func (k *Sink) Write(ctx context.Context, batch []bridge.Sample) error {
 		return be
 	}
 	return nil
+}
+
+// postLines returns a function that sends lines [a, b) of k.buf.
+func (k *Sink) postLines(ctx context.Context) func(a, b int) error {
+	return func(a, b int) error {
+		from := 0
+		if a > 0 {
+			from = k.ends[a-1]
+		}
+		return k.post(ctx, k.buf[from:k.ends[b-1]])
+	}
+}
+
+// unwrapURL returns the cause of a *url.Error, whose text holds the URL
+// (with its user information): the sink prints its redacted name instead.
+func unwrapURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// verdict says what the error of one request means for its lines.
+func verdict(err error) bisect.Verdict {
+	var se *StatusError
+	if !errors.As(err, &se) {
+		return bisect.Failed
+	}
+	return bisect.HTTPVerdict(se.StatusCode)
 }
 
 // post sends body to the write endpoint.
@@ -270,7 +325,7 @@ func (k *Sink) post(ctx context.Context, body []byte) error {
 		if ctx.Err() != nil {
 			return fmt.Errorf("influx: write: %w", ctx.Err())
 		}
-		return fmt.Errorf("influx: write: %w", err)
+		return fmt.Errorf("influx: write %s: %w", k.name, unwrapURL(err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 == 2 {
@@ -290,8 +345,11 @@ func (k *Sink) authorize(req *http.Request) {
 	}
 }
 
-// statusError turns a failed answer into a *StatusError, marked Permanent
-// for 4xx answers other than 408 and 429.
+// statusError turns a failed answer into a *StatusError. None is
+// permanent: Write rejects a sample only when InfluxDB refuses it alone
+// (400, 422); other answers are configuration, capacity or transient
+// problems. A 429 or 503 answer's Retry-After is passed on with
+// [bridge.RetryAfter].
 func (k *Sink) statusError(resp *http.Response) error {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	msg := strings.TrimSpace(string(body))
@@ -307,11 +365,11 @@ func (k *Sink) statusError(resp *http.Response) error {
 		}
 	}
 	err := &StatusError{StatusCode: resp.StatusCode, Message: msg}
-	switch c := resp.StatusCode; {
-	case c == http.StatusRequestTimeout, c == http.StatusTooManyRequests, c >= 500:
-		return err
+	if d, ok := bisect.RetryAfter(resp, time.Now()); ok {
+		err.RetryAfter = d
+		return bridge.RetryAfter(err, d)
 	}
-	return bridge.Permanent(err)
+	return err
 }
 
 var (

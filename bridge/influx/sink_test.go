@@ -51,7 +51,7 @@ func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.WriteString(w, msg)
 }
 
-func serve(t *testing.T, f *fakeServer) string {
+func serve(t *testing.T, f http.Handler) string {
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
 	return srv.URL
@@ -118,10 +118,14 @@ func TestStatusMapping(t *testing.T) {
 		{503, `{"code":"unavailable","message":"busy"}`, false},
 		{429, `{"code":"too many requests"}`, false},
 		{408, ``, false},
-		{401, `{"code":"unauthorized","message":"unauthorized access"}`, true},
-		{403, `{"error":"forbidden"}`, true},
-		{404, `{"error":"database not found: \"x\""}`, true},
-		{413, `{"error":"Request Entity Too Large"}`, true},
+		// Configuration and capacity problems, not bad data (issue 10
+		// defect 2): the samples are kept for the Bridge to retry.
+		{401, `{"code":"unauthorized","message":"unauthorized access"}`, false},
+		{403, `{"error":"forbidden"}`, false},
+		{404, `{"error":"database not found: \"x\""}`, false},
+		{413, `{"error":"Request Entity Too Large"}`, false},
+		{400, `{"error":"unable to parse 'm,point=p value=1': bad timestamp"}`, true},
+		{422, `{"message":"unprocessable"}`, true},
 	} {
 		f := &fakeServer{answer: func(int, string) (int, string) { return tc.code, tc.body }}
 		s := sinkFor(t, influx.Config{URL: serve(t, f), Bucket: "b"})

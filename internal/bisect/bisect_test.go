@@ -3,7 +3,9 @@ package bisect
 import (
 	"errors"
 	"math/rand/v2"
+	"net/http"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -151,4 +153,30 @@ func TestSplitBudget(t *testing.T) {
 	for _, err := range r.Failed {
 		assert.ErrorIs(t, err, ErrBudget)
 	}
+}
+
+func TestParseRetryAfter(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, tc := range []struct {
+		in   string
+		want time.Duration
+		ok   bool
+	}{
+		{"7", 7 * time.Second, true},
+		{" 0 ", 0, true},
+		{now.Add(time.Minute).Format(http.TimeFormat), time.Minute, true},
+		{now.Add(-time.Minute).Format(http.TimeFormat), 0, true},
+		{"99999999999999999999", 0, false},
+		{"soon", 0, false},
+		{"", 0, false},
+		{"-5", 0, false},
+	} {
+		d, ok := ParseRetryAfter(tc.in, now)
+		assert.Equal(t, tc.ok, ok, tc.in)
+		assert.Equal(t, tc.want, d, tc.in)
+	}
+	assert.Equal(t, Invalid, HTTPVerdict(422))
+	assert.Equal(t, Failed, HTTPVerdict(401))
+	assert.Equal(t, TooLarge, HTTPVerdict(413))
+	assert.Equal(t, Delivered, HTTPVerdict(204))
 }
