@@ -3,6 +3,8 @@ package modbus
 import (
 	"errors"
 	"fmt"
+
+	"github.com/m2mbridge/m2mbridge/bridge"
 )
 
 // Bus is one link shared by several devices: a serial line (rtu) or an
@@ -44,7 +46,9 @@ func (b *Bus) Close() error { return b.c.Close() }
 // that name the same RTU-framed link (an rtu serial device, or an rtuovertcp
 // or rtuoverudp gateway address) without a Bus of their own on one shared
 // [Bus], made from the first such device's connection settings. It returns
-// every problem of every device at once. The buses it made are returned too,
+// every problem of every device at once, as *[bridge.FieldError] values
+// whose paths start with the device's index in cfgs ("[2].unit",
+// "[0].points[3].address"). The buses it made are returned too,
 // for their Stats and to be closed after the devices stop.
 func NewDevices(cfgs ...DeviceConfig) ([]*Device, []*Bus, error) {
 	var errs []error
@@ -68,7 +72,7 @@ func NewDevices(cfgs ...DeviceConfig) ([]*Device, []*Bus, error) {
 				if b == nil {
 					nb, err := NewBus(cfg.Conn)
 					if err != nil {
-						errs = append(errs, fmt.Errorf("device %d %q: %w", i, cfg.Name, err))
+						errs = append(errs, bridge.PrefixFields(fmt.Sprintf("[%d].modbus", i), err))
 						continue
 					}
 					b = nb
@@ -80,17 +84,18 @@ func NewDevices(cfgs ...DeviceConfig) ([]*Device, []*Bus, error) {
 		}
 		d, err := NewDevice(cfg)
 		if err != nil {
-			errs = append(errs, err)
+			errs = append(errs, bridge.PrefixFields(fmt.Sprintf("[%d]", i), err))
 			continue
 		}
 		devs = append(devs, d)
 	}
-	names := map[string]bool{}
-	for _, d := range devs {
-		if names[d.name] {
-			errs = append(errs, configErrorf("name", "two devices are named %q", d.name))
+	names := map[string]int{}
+	for i, cfg := range cfgs {
+		if j, dup := names[cfg.Name]; dup && cfg.Name != "" {
+			errs = append(errs, bridge.FieldErrorf(fmt.Sprintf("[%d].name", i), "duplicate: device [%d] is named %q too", j, cfg.Name))
+			continue
 		}
-		names[d.name] = true
+		names[cfg.Name] = i
 	}
 	if len(errs) > 0 {
 		return nil, nil, errors.Join(errs...)

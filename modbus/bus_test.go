@@ -48,8 +48,8 @@ func testBusSilence(t *testing.T, drops bool) {
 	require.Equal(t, 11*time.Second/1200*7/2, silence)
 	conn := modbus.ClientConfig{URL: url}
 	devs, buses, err := modbus.NewDevices(
-		modbus.DeviceConfig{Name: "a", Conn: conn, Unit: 1, Profile: p, Interval: time.Millisecond},
-		modbus.DeviceConfig{Name: "b", Conn: conn, Unit: 2, Profile: p, Interval: time.Millisecond},
+		modbus.DeviceConfig{Name: "a", Conn: conn, Unit: 1, Profile: p, Interval: 10 * time.Millisecond},
+		modbus.DeviceConfig{Name: "b", Conn: conn, Unit: 2, Profile: p, Interval: 10 * time.Millisecond},
 	)
 	require.NoError(t, err)
 	require.Len(t, buses, 1)
@@ -98,7 +98,7 @@ func TestDeviceClosed(t *testing.T) {
 	rs := newSim(t, p, modbustest.WithFraming(modbustest.RTU))
 	bus, err := modbus.NewBus(modbus.ClientConfig{URL: rs.URL()})
 	require.NoError(t, err)
-	bd := newDevice(t, modbus.DeviceConfig{Bus: bus, Profile: p, Interval: time.Millisecond})
+	bd := newDevice(t, modbus.DeviceConfig{Bus: bus, Unit: 1, Profile: p, Interval: 10 * time.Millisecond})
 	rec = bridgetest.NewRecorder()
 	done := make(chan error, 1)
 	go func() { done <- bd.Run(context.Background(), rec) }()

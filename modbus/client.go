@@ -10,45 +10,46 @@ import (
 	"log"
 	"log/slog"
 	"math/rand/v2"
-	"os"
 	"sync"
 	"time"
 
 	upstream "github.com/simonvetter/modbus"
 )
 
-// ClientConfig configures a [Client]. Only URL is required.
+// ClientConfig configures a [Client]. Only URL is required. It loads from
+// YAML with the keys of its tags (the `modbus:` block of the gateway
+// configuration); [ClientConfig.Validate] gives every setting's range.
 type ClientConfig struct {
 	// URL says how to reach the device: tcp://host:502, tcp+tls://host:802,
 	// udp://host:502, rtu:///dev/ttyUSB0, rtuovertcp://gw:4001,
 	// rtuoverudp://gw:4001 (see [ParseURL]).
-	URL string
+	URL string `yaml:"url"`
 	// Serial settings; a zero field keeps the URL's value or its default
 	// (19200 baud, even parity, 8 data bits, 1 stop bit with parity and 2
 	// without, as the serial line specification says).
-	Speed    int
-	Parity   Parity
-	DataBits int
-	StopBits int
+	Speed    int    `yaml:"speed,omitempty"`
+	Parity   Parity `yaml:"parity,omitempty"`
+	DataBits int    `yaml:"data_bits,omitempty"`
+	StopBits int    `yaml:"stop_bits,omitempty"`
 	// Timeout bounds each request: how long to wait for the answer.
 	// Default 1s (500ms for rtu).
-	Timeout time.Duration
+	Timeout time.Duration `yaml:"timeout,omitempty"`
 	// TLS client certificate and the CAs (or pinned server certificates)
 	// that authenticate the server, for tcp+tls. Either the parsed values
 	// or PEM file names; Modbus/TCP Security requires both.
-	TLSCertificate *tls.Certificate
-	TLSRootCAs     *x509.CertPool
-	TLSCertFile    string
-	TLSKeyFile     string
-	TLSCAFile      string
+	TLSCertificate *tls.Certificate `yaml:"-"`
+	TLSRootCAs     *x509.CertPool   `yaml:"-"`
+	TLSCertFile    string           `yaml:"cert_file,omitempty"`
+	TLSKeyFile     string           `yaml:"key_file,omitempty"`
+	TLSCAFile      string           `yaml:"ca_file,omitempty"`
 	// Logger receives the upstream client's messages at debug level. Nil
 	// discards them (the upstream client would print them on stdout).
-	Logger *slog.Logger
+	Logger *slog.Logger `yaml:"-"`
 	// MinBackoff and MaxBackoff bound the exponential backoff (with jitter)
 	// between failed connection attempts, and on a shared RTU link the
 	// backoff of a unit that stopped answering. Defaults 100ms and 30s.
-	MinBackoff time.Duration
-	MaxBackoff time.Duration
+	MinBackoff time.Duration `yaml:"min_backoff,omitempty"`
+	MaxBackoff time.Duration `yaml:"max_backoff,omitempty"`
 	// LateReplyWait applies to RTU framing (rtu, rtuovertcp, rtuoverudp),
 	// which has no transaction ids: after a request times out, the link
 	// listens up to this long for its late reply, discarding what arrives,
@@ -58,7 +59,7 @@ type ClientConfig struct {
 	// (Stats.Discarded). Default 3 × Timeout. A reply later than Timeout +
 	// LateReplyWait to a read of the same unit, function and quantity as a
 	// later request is the one case the protocol cannot tell apart.
-	LateReplyWait time.Duration
+	LateReplyWait time.Duration `yaml:"late_reply_wait,omitempty"`
 }
 
 // Client is a connection to one Modbus link — a TCP device, a serial line,
@@ -158,35 +159,9 @@ type UnitStats struct {
 // is made by the first request or by Connect). All problems are returned
 // at once.
 func NewClient(cfg ClientConfig) (*Client, error) {
-	ep, err := ParseURL(cfg.URL)
-	var errs []error
+	ep, cert, cas, err := cfg.prepare()
 	if err != nil {
-		errs = append(errs, err)
-	}
-	if cfg.Speed != 0 {
-		ep.Speed = cfg.Speed
-	}
-	if cfg.Parity != "" {
-		ep.Parity = cfg.Parity
-		if cfg.StopBits == 0 && ep.Parity == ParityNone {
-			ep.StopBits = 2
-		} else if cfg.StopBits == 0 {
-			ep.StopBits = 1
-		}
-	}
-	if cfg.DataBits != 0 {
-		ep.DataBits = cfg.DataBits
-	}
-	if cfg.StopBits != 0 {
-		ep.StopBits = cfg.StopBits
-	}
-	if err == nil {
-		if err := ep.fill(); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if cfg.Timeout < 0 {
-		errs = append(errs, configErrorf("timeout", "%v is negative", cfg.Timeout))
+		return nil, err
 	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = time.Second
@@ -195,49 +170,15 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		}
 	}
 	if cfg.MinBackoff <= 0 {
-		cfg.MinBackoff = 100 * time.Millisecond
+		cfg.MinBackoff = DefaultMinBackoff
 	}
 	if cfg.MaxBackoff <= 0 {
-		cfg.MaxBackoff = 30 * time.Second
-	}
-	if cfg.MaxBackoff < cfg.MinBackoff {
-		cfg.MaxBackoff = cfg.MinBackoff
+		cfg.MaxBackoff = DefaultMaxBackoff
 	}
 	if cfg.LateReplyWait <= 0 {
 		cfg.LateReplyWait = 3 * cfg.Timeout
 	}
-	c := &Client{ep: ep, cfg: cfg, sem: make(chan struct{}, 1), start: time.Now(),
-		tls: cfg.TLSCertificate, cas: cfg.TLSRootCAs}
-	if ep.Scheme == SchemeTLS {
-		if c.tls == nil && cfg.TLSCertFile != "" {
-			cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
-			if err != nil {
-				errs = append(errs, configErrorf("tls_cert", "%v", err))
-			} else {
-				c.tls = &cert
-			}
-		}
-		if c.cas == nil && cfg.TLSCAFile != "" {
-			pem, err := os.ReadFile(cfg.TLSCAFile)
-			if err != nil {
-				errs = append(errs, configErrorf("tls_ca", "%v", err))
-			} else {
-				c.cas = x509.NewCertPool()
-				if !c.cas.AppendCertsFromPEM(pem) {
-					errs = append(errs, configErrorf("tls_ca", "%s holds no PEM certificate", cfg.TLSCAFile))
-				}
-			}
-		}
-		if c.tls == nil && cfg.TLSCertFile == "" {
-			errs = append(errs, configErrorf("tls_cert", "tcp+tls needs a client certificate and key (Modbus/TCP Security R-08)"))
-		}
-		if c.cas == nil && cfg.TLSCAFile == "" {
-			errs = append(errs, configErrorf("tls_ca", "tcp+tls needs the CA or server certificate that authenticates the server"))
-		}
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
+	c := &Client{ep: ep, cfg: cfg, sem: make(chan struct{}, 1), start: time.Now(), tls: cert, cas: cas}
 	if cfg.Logger != nil {
 		c.log = slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug)
 	} else {
@@ -743,15 +684,14 @@ func (c *Client) Close() error {
 // that cannot be interrupted.
 const closeWait = time.Second
 
-// disconnect drops the connection, if any, after the request in progress
-// (waiting at most closeWait for it; a request abandoned by its context
-// closes the connection itself when it ends); the next request reconnects.
+// disconnect drops the connection, if any, unless a request holds it: a
+// request abandoned by its context closes the connection itself when it
+// ends (see exec), and one still wanted keeps it. It never waits, so a
+// Device's Run returns promptly after its context ends.
 func (c *Client) disconnect() {
-	t := time.NewTimer(closeWait)
-	defer t.Stop()
 	select {
 	case c.sem <- struct{}{}:
-	case <-t.C:
+	default:
 		return
 	}
 	defer func() { <-c.sem }()

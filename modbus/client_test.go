@@ -195,7 +195,7 @@ func TestClientConnectBackoff(t *testing.T) {
 	addr := ln.Addr().String()
 	require.NoError(t, ln.Close()) // nobody listens there now
 
-	c := newClient(t, modbus.ClientConfig{URL: "tcp://" + addr, MinBackoff: time.Hour})
+	c := newClient(t, modbus.ClientConfig{URL: "tcp://" + addr, MinBackoff: time.Hour, MaxBackoff: time.Hour})
 	ctx := ctxT(t)
 	_, err = c.ReadRegisters(ctx, 1, modbus.Input, 0, 2)
 	require.Error(t, err)
@@ -299,7 +299,7 @@ func TestNewClientErrors(t *testing.T) {
 		"no device":    {modbus.ClientConfig{URL: "rtu://"}, []string{"no serial device"}},
 		"bad parity":   {modbus.ClientConfig{URL: "rtu:///dev/ttyS0?parity=mark"}, []string{"parity"}},
 		"bad param":    {modbus.ClientConfig{URL: "rtu:///dev/ttyS0?baudrate=9600"}, []string{"unknown parameter"}},
-		"tls no certs": {modbus.ClientConfig{URL: "tcp+tls://h"}, []string{"tls_cert", "tls_ca"}},
+		"tls no certs": {modbus.ClientConfig{URL: "tcp+tls://h"}, []string{"cert_file", "ca_file"}},
 		"two problems": {modbus.ClientConfig{URL: "rtu:///dev/x", DataBits: 9, Timeout: -1}, []string{"data_bits", "timeout"}},
 	} {
 		t.Run(name, func(t *testing.T) {

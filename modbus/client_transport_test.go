@@ -32,7 +32,7 @@ func TestClientUDP(t *testing.T) {
 		p := testProfile()
 		s := newSim(t, p, modbustest.WithUDP(), modbustest.WithFraming(framing))
 		require.NoError(t, s.Set("voltage", 232.5))
-		d := newDevice(t, modbus.DeviceConfig{Conn: modbus.ClientConfig{URL: s.URL()}, Profile: p, Interval: time.Hour})
+		d := newDevice(t, modbus.DeviceConfig{Conn: modbus.ClientConfig{URL: s.URL()}, Unit: 1, Profile: p, Interval: time.Hour})
 		t.Run(strings.SplitN(s.URL(), ":", 2)[0], func(t *testing.T) {
 			rec := runDevice(t, d)
 			v := waitFor(t, rec, point("voltage"))

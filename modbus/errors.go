@@ -215,7 +215,8 @@ func IsRetriable(err error) bool {
 		return true
 	}
 	var cfg *ConfigError
-	if errors.As(err, &cfg) {
+	var fe *bridge.FieldError
+	if errors.As(err, &cfg) || errors.As(err, &fe) {
 		return false
 	}
 	if errors.Is(err, ErrUnknownPoint) || errors.Is(err, ErrReadOnly) {

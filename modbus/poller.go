@@ -13,42 +13,45 @@ import (
 	"github.com/m2mbridge/m2mbridge/bridge"
 )
 
-// DeviceConfig configures a polled [Device].
+// DeviceConfig configures a polled [Device]. It loads from YAML with the
+// keys of its tags; [DeviceConfig.Validate] gives every setting's range and
+// the paths its errors carry.
 type DeviceConfig struct {
 	// Name is the device's name, the Source of its samples. Required.
-	Name string
+	Name string `yaml:"name"`
 	// Conn says how to reach the device (URL, serial settings, timeout,
 	// TLS). Ignored when Bus is set.
-	Conn ClientConfig
+	Conn ClientConfig `yaml:"modbus"`
 	// Bus, when set, is a link shared with other devices (a serial line, an
 	// RTU-over-TCP gateway): its requests are serialised with theirs.
-	Bus *Bus
-	// Unit is the unit (slave) id; 0 means 1. (Unit 0 is the broadcast
-	// address on serial lines and cannot be polled.)
-	Unit uint8
+	Bus *Bus `yaml:"-"`
+	// Unit is the unit (slave) id, used as given: 0 is a valid unit on
+	// Modbus TCP, UDP and TLS; on RTU links (rtu, rtuovertcp, rtuoverudp)
+	// it is the broadcast address and refused, as are 248-255.
+	Unit uint8 `yaml:"unit"`
 	// Interval is the poll period of points that have no interval of their
-	// own. Default 1s.
-	Interval time.Duration
+	// own: 10ms to 24h; default 1s.
+	Interval time.Duration `yaml:"interval,omitempty"`
 	// Profile, when set, gives the points and the request limits; Points
 	// are added after the profile's.
-	Profile *Profile
-	Points  []Point
+	Profile *Profile `yaml:"-"`
+	Points  []Point  `yaml:"points,omitempty"`
 	// Limits apply when there is no Profile.
-	Limits Limits
+	Limits Limits `yaml:"limits,omitempty"`
 	// Cost overrides the planner's cost model, which is otherwise derived
 	// from the transport ([TCPCost] at 1 ms round trip and 1.25 MB/s, or
 	// [RTUCost] from the serial settings).
-	Cost *CostModel
+	Cost *CostModel `yaml:"-"`
 	// MaxBusyRetries is how many times a request answered Server Device
 	// Busy (exception 6) or Acknowledge (5) is retried within a cycle before
-	// its points are reported Bad. Default 3; negative means none.
-	MaxBusyRetries int
+	// its points are reported Bad: -1 (none) to 10. Default (0) 3.
+	MaxBusyRetries int `yaml:"max_busy_retries,omitempty"`
 	// BusyRetryDelay is the pause before the first such retry, doubled for
-	// each next one. Default 20ms.
-	BusyRetryDelay time.Duration
+	// each next one: 1ms to 10s. Default 20ms.
+	BusyRetryDelay time.Duration `yaml:"busy_retry_delay,omitempty"`
 	// Logger receives the device's diagnostics (learned holes, emit
 	// failures). Nil discards them.
-	Logger *slog.Logger
+	Logger *slog.Logger `yaml:"-"`
 }
 
 // Device polls one Modbus device and is a [bridge.Source] of its points.
@@ -158,21 +161,14 @@ type DeviceStats struct {
 // at once, each naming the point and field) — and returns a Device. It does
 // no I/O: the connection is made when Run starts polling.
 func NewDevice(cfg DeviceConfig) (*Device, error) {
-	var errs []error
-	if cfg.Name == "" {
-		errs = append(errs, configErrorf("name", "device has no name"))
-	}
-	if cfg.Interval < 0 {
-		errs = append(errs, configErrorf("interval", "%v is negative", cfg.Interval))
+	if _, errs := cfg.validate(); len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	if cfg.Interval == 0 {
 		cfg.Interval = time.Second
 	}
 	d := &Device{name: cfg.Name, unit: cfg.Unit, interval: cfg.Interval, log: cfg.Logger,
 		busyMax: cfg.MaxBusyRetries, busyWait: cfg.BusyRetryDelay}
-	if d.unit == 0 {
-		d.unit = 1
-	}
 	if d.busyMax == 0 {
 		d.busyMax = 3
 	}
@@ -193,26 +189,14 @@ func NewDevice(cfg DeviceConfig) (*Device, error) {
 		}
 		d.points = append(d.points, p)
 	}
-	if len(d.points) == 0 {
-		errs = append(errs, configErrorf("points", "device %q has no points", cfg.Name))
-	} else if err := ValidatePoints(d.points, limits); err != nil {
-		errs = append(errs, fmt.Errorf("device %q: %w", cfg.Name, err))
-	}
 	if cfg.Bus != nil {
 		d.client = cfg.Bus.c
 	} else {
 		c, err := NewClient(cfg.Conn)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("device %q: %w", cfg.Name, err))
+			return nil, bridge.PrefixFields("modbus", err)
 		}
 		d.client, d.ownConn = c, true
-	}
-	if d.client != nil && d.client.ep.RTUFramed() && d.unit > 247 {
-		// Serial Line V1.02, 2.2: addresses 248-255 are reserved.
-		errs = append(errs, configErrorf("unit", "device %q: unit %d is reserved on a serial line (1-247)", cfg.Name, d.unit))
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
 	}
 	cost := d.costModel()
 	if cfg.Cost != nil {

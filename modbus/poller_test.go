@@ -350,7 +350,7 @@ func TestDeviceWritePoint(t *testing.T) {
 	)
 	s := newSim(t, p)
 	require.NoError(t, s.Set("mode", 0x0100))
-	d := newDevice(t, modbus.DeviceConfig{Conn: modbus.ClientConfig{URL: s.URL()}, Profile: p, Interval: 5 * time.Millisecond})
+	d := newDevice(t, modbus.DeviceConfig{Conn: modbus.ClientConfig{URL: s.URL()}, Profile: p, Interval: 10 * time.Millisecond})
 	runDevice(t, d) // writes are safe while polling
 	ctx := ctxT(t)
 
@@ -405,7 +405,7 @@ func TestNewDeviceErrors(t *testing.T) {
 	}
 	_, err = modbus.NewDevice(modbus.DeviceConfig{Name: "x", Unit: 250, Conn: modbus.ClientConfig{URL: "rtu:///dev/ttyS0"},
 		Points: []modbus.Point{{Name: "x", Table: modbus.Input, Address: 0, Type: modbus.Float32}}})
-	assert.ErrorContains(t, err, "unit 250 is reserved")
+	assert.ErrorContains(t, err, "unit: 250 is reserved")
 }
 
 // TestBusDeadUnitDoesNotStarveLiveOnes: two devices share an RTU-over-TCP
@@ -508,7 +508,7 @@ func TestBuiltinProfilesFromSimulator(t *testing.T) {
 func TestDevicePlanIsACopy(t *testing.T) {
 	p := &modbus.Profile{Name: "iv", Points: []modbus.Point{
 		{Name: "slow_a", Table: modbus.Holding, Address: 0, Type: modbus.Uint16, Interval: time.Hour},
-		{Name: "fast", Table: modbus.Holding, Address: 10, Type: modbus.Uint16, Interval: 5 * time.Millisecond},
+		{Name: "fast", Table: modbus.Holding, Address: 10, Type: modbus.Uint16, Interval: 10 * time.Millisecond},
 		{Name: "slow_b", Table: modbus.Holding, Address: 1, Type: modbus.Uint16, Interval: time.Hour},
 	}}
 	s := newSim(t, p, modbustest.WithFilledGaps()) // nothing to learn: the plans stay
@@ -544,7 +544,7 @@ func TestDeviceLearnsRequestLimit(t *testing.T) {
 		}
 		return modbustest.Fault{}
 	}))
-	d := newDevice(t, modbus.DeviceConfig{Conn: modbus.ClientConfig{URL: s.URL()}, Profile: p, Interval: time.Millisecond})
+	d := newDevice(t, modbus.DeviceConfig{Conn: modbus.ClientConfig{URL: s.URL()}, Profile: p, Interval: 10 * time.Millisecond})
 	defer d.Close()
 	rec := bridgetest.NewRecorder()
 	for range 8 {

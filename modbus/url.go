@@ -51,14 +51,22 @@ type Endpoint struct {
 
 // ParseURL parses a device URL (see the Scheme constants) and fills in the
 // defaults. Errors name the URL and what is wrong with it.
-func ParseURL(s string) (Endpoint, error) {
+//
+// A URL with user information (tcp://user:password@host) is refused:
+// Modbus has no authentication. Errors print the URL redacted (password and
+// query values hidden), never as given.
+func ParseURL(raw string) (Endpoint, error) {
 	var e Endpoint
-	scheme, rest, ok := strings.Cut(s, "://")
+	s := redactedURL(raw) // for messages only
+	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok {
 		return e, configErrorf("url", "%q has no scheme (want tcp://, tcp+tls://, udp://, rtu://, rtuovertcp:// or rtuoverudp://)", s)
 	}
 	e.Scheme = strings.ToLower(scheme)
 	rest, query, _ := strings.Cut(rest, "?")
+	if e.Scheme != SchemeRTU && strings.Contains(rest, "@") {
+		return e, configErrorf("url", "%q has user information: Modbus has no authentication (remove the user and password)", s)
+	}
 	switch e.Scheme {
 	case SchemeTCP, SchemeUDP, SchemeTLS, SchemeRTUOverTCP, SchemeRTUOverUDP:
 		host := strings.TrimSuffix(rest, "/")
@@ -92,7 +100,7 @@ func ParseURL(s string) (Endpoint, error) {
 	if query != "" {
 		q, err := url.ParseQuery(query)
 		if err != nil {
-			return e, configErrorf("url", "%q: bad query: %v", s, err)
+			return e, configErrorf("url", "%q: bad query", s)
 		}
 		for k, vs := range q {
 			v := vs[len(vs)-1]

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/m2mbridge/m2mbridge/bridge"
 )
 
 // FieldError is one problem [Profile.Validate] or [LoadProfile] found: which
@@ -21,6 +23,7 @@ type FieldError struct {
 	Point string // name of the point, when Index >= 0
 	Field string // YAML key: "address", "bit", "limits.max_registers", "limits.forbidden[1].first"
 	Msg   string // what is wrong
+	Hint  string // optional: what to write instead
 }
 
 // Error formats e as "file:line: point 3 "voltage_l1": address: msg".
@@ -41,7 +44,26 @@ func (e *FieldError) Error() string {
 	b.WriteString(e.Field)
 	b.WriteString(": ")
 	b.WriteString(e.Msg)
+	if e.Hint != "" {
+		b.WriteString(" (" + e.Hint + ")")
+	}
 	return b.String()
+}
+
+// As lets [bridge.FieldErrors] (and errors.As with a **bridge.FieldError)
+// read e as a bridge field error whose Path is relative to the profile:
+// "points[3].address", "limits.max_registers".
+func (e *FieldError) As(target any) bool {
+	t, ok := target.(**bridge.FieldError)
+	if !ok {
+		return false
+	}
+	path := e.Field
+	if e.Index >= 0 {
+		path = bridge.JoinPath(fmt.Sprintf("points[%d]", e.Index), e.Field)
+	}
+	*t = &bridge.FieldError{Path: path, Msg: e.Msg, Hint: e.Hint}
+	return true
 }
 
 // Validate checks the profile's limits and points and returns every problem
@@ -59,15 +81,16 @@ func (p *Profile) Validate() error {
 // is what [Profile.Validate] runs; use it on a profile's points merged with
 // more points.
 //
-// Limits: max_registers at most 125 and max_bits at most 2000 (0 means those
+// Limits: max_registers 0 to 125 and max_bits 0 to 2000 (0 means those
 // defaults); every forbidden range of a known table with first <= last.
 //
 // Each point: a name, unique; a known table and type; known word and byte
 // orders; a coil or discrete point is bool, without bit; a bit (0-15) only on
 // a bool of a register table; a string has a length and is read in address
 // order (no low_first word order); only a string has a length; scale finite
-// and not negative, offset finite, and neither on a bool or string; interval
-// not negative; the registers fit below 65536 and within one request; no
+// and not negative (0 means 1), offset finite, and neither on a bool or
+// string; interval 0 (the device's) or 10ms to 24h ([MinInterval],
+// [MaxInterval]); a string's length 1 to 125; the registers fit below 65536 and within one request; no
 // register in a forbidden range; no register shared with another point,
 // except that bit points may share a register with each other (on different
 // bits) and with the point that reads that whole register.
@@ -95,7 +118,11 @@ func ValidatePoints(points []Point, limits Limits) error {
 	names := make(map[string]int, len(points))
 	for i, p := range points {
 		pointErr := func(field, format string, args ...any) {
-			errs = append(errs, &FieldError{Index: i, Point: p.Name, Field: field, Msg: fmt.Sprintf(format, args...)})
+			fe := &FieldError{Index: i, Point: p.Name, Field: field, Msg: fmt.Sprintf(format, args...)}
+			if field == "address" {
+				fe.Hint = modiconHint(p.Table, p.Address)
+			}
+			errs = append(errs, fe)
 		}
 		if p.Name == "" {
 			pointErr("name", "missing")
@@ -163,8 +190,14 @@ func ValidatePoints(points []Point, limits Limits) error {
 			}
 			pointErr(field, "a %s point cannot be scaled", p.Type)
 		}
-		if p.Interval < 0 {
+		switch {
+		case p.Interval < 0:
 			pointErr("interval", "%s is negative", p.Interval)
+		case p.Interval != 0 && (p.Interval < MinInterval || p.Interval > MaxInterval):
+			pointErr("interval", "%v is outside %v to %v", p.Interval, MinInterval, MaxInterval)
+		}
+		if p.Type == String && p.Length > DefaultMaxRegisters {
+			pointErr("length", "%d registers is more than one read can carry (at most %d)", p.Length, DefaultMaxRegisters)
 		}
 		if !tableOK || !typeOK {
 			continue
@@ -251,7 +284,7 @@ func overlaps(points []Point) []error {
 			p := points[a.i]
 			errs = append(errs, &FieldError{Index: a.i, Point: p.Name, Field: "address",
 				Msg: fmt.Sprintf("%s registers %d-%d overlap point %d %q (%d-%d)", p.Table,
-					a.first, a.last, b.i, points[b.i].Name, b.first, b.last)})
+					a.first, a.last, b.i, points[b.i].Name, b.first, b.last), Hint: modiconHint(p.Table, p.Address)})
 		}
 		active = append(active, cur)
 	}
