@@ -167,6 +167,45 @@
 // a restart: the count may exceed the loss across restarts, never fall
 // short of it.
 //
+// # Counters
+//
+// [Spool.Dropped] counts every sample the spool lost since Open: dropped
+// because it was full under [DropOldest], and lost to damage.
+// [Spool.Lost] counts the damage part alone. [Spool.Len] is what is held.
+// A failed Append reports how many samples of its batch were stored in its
+// [*PartialError]. [DeadLetter.Written] and [DeadLetter.Refused] count the
+// dead-letter file's samples.
+//
+// # Dead letters
+//
+// [OpenDeadLetter] opens an append-only JSON-lines file, by default
+// [DeadLetterPath] (deadletter.jsonl in the spool directory, which Open
+// leaves alone), for the samples a sink rejected for good: each line is the
+// bridge's JSON encoding of one sample plus "reason" and "dead_at". Put
+// fsyncs before it returns and stores a batch whole or not at all. The file
+// is bounded by [DeadLetterOptions.MaxBytes] (default 64 MiB): a Put that
+// would pass it is refused with [ErrDeadLetterFull], counted and logged
+// once; it never grows without bound and nothing in it is ever deleted by
+// this package. A last line torn by a crash is cut off on open.
+//
+// # Settings
+//
+// [Options] and [DeadLetterOptions] carry the YAML keys of the gateway's
+// configuration and a Validate method returning [*bridge.FieldError] values
+// with those keys as paths; [Open] and [OpenDeadLetter] enforce the same.
+// Zero means the default; otherwise:
+//
+//	key            default       range
+//	max_bytes      1GiB          16KiB .. 16TiB
+//	segment_bytes  16MiB         4KiB .. 1GiB, and at most max_bytes (lowered to max_bytes/4)
+//	full           drop_oldest   drop_oldest | block
+//	sync           every         every | interval
+//	sync_interval  100ms         1ms .. 1m, only with sync: interval
+//	dead letter max_bytes  64MiB  4KiB .. 1TiB
+//
+// Sizes are [ByteSize] values in files ("1GiB", "512MB", "64k"); the
+// policies implement encoding.TextUnmarshaler.
+//
 // # Sequence numbers
 //
 // The spool stores Sample.Seq exactly and never assigns it. A source that

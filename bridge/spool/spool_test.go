@@ -629,11 +629,11 @@ func TestClosedAndMisuse(t *testing.T) {
 
 	_, err = Open(dir, Options{MaxBytes: 10, SegmentBytes: 10, Full: 9, Sync: 9})
 	require.Error(t, err)
-	for _, want := range []string{"MaxBytes 10", "SegmentBytes 10", "Full policy 9", "Sync policy 9"} {
+	for _, want := range []string{"max_bytes: 10B", "segment_bytes: 10B", "full policy 9", "sync policy 9"} {
 		require.ErrorContains(t, err, want)
 	}
 	_, err = Open(dir, Options{Sync: SyncInterval, Interval: -time.Second})
-	require.ErrorContains(t, err, "negative Interval")
+	require.ErrorContains(t, err, "sync_interval: -1s is out of range")
 
 	// A sample too large for a record is refused before anything is stored.
 	s = mustOpen(t, dir, Options{MaxBytes: MinMaxBytes})
