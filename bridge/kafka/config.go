@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/m2mbridge/m2mbridge/internal/redact"
 	"github.com/m2mbridge/m2mbridge/internal/tlsfiles"
 )
 
@@ -32,6 +33,12 @@ type Config struct {
 	// MaxBufferedRecords bounds the records produced but not yet
 	// acknowledged; a Write waits for room. Default 10,000.
 	MaxBufferedRecords int `yaml:"max_buffered_records"`
+	// MaxMessageBytes is the largest record (key, value and overhead) and
+	// record batch the sink produces: a sample whose record is larger is
+	// rejected ([bridge.Permanent], kerr.MessageTooLarge). Set it to the
+	// broker's message.max.bytes or the topic's max.message.bytes when they
+	// are lower. Default 1,000,000, from 1,024 to 104,857,600.
+	MaxMessageBytes int `yaml:"max_message_bytes"`
 	// DeliveryTimeout bounds how long a record may wait to be
 	// acknowledged, retries included, before it fails; default 30s.
 	DeliveryTimeout time.Duration `yaml:"delivery_timeout"`
@@ -79,16 +86,21 @@ func (c Config) check() (*settings, error) {
 		bad("brokers: at least one host:port is required")
 	}
 	for i, b := range c.Brokers {
+		shown := redact.URL(b)
+		if strings.Contains(b, "@") {
+			bad("brokers[%d] %q: put credentials in username and password (with sasl_mechanism), not in the address", i, shown)
+			continue
+		}
 		host, port, err := net.SplitHostPort(b)
 		if err != nil {
-			bad("brokers[%d] %q: %v", i, b, err)
+			bad("brokers[%d] %q: %v", i, shown, strings.ReplaceAll(err.Error(), b, shown))
 			continue
 		}
 		if host == "" {
-			bad("brokers[%d] %q: no host", i, b)
+			bad("brokers[%d] %q: no host", i, shown)
 		}
 		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-			bad("brokers[%d] %q: port %q is not a number from 1 to 65535", i, b, port)
+			bad("brokers[%d] %q: port %q is not a number from 1 to 65535", i, shown, port)
 		}
 	}
 	if s.Topic == "" {
@@ -114,6 +126,12 @@ func (c Config) check() (*settings, error) {
 		bad("max_buffered_records %d is negative", c.MaxBufferedRecords)
 	} else if c.MaxBufferedRecords == 0 {
 		s.MaxBufferedRecords = 10000
+	}
+	switch {
+	case c.MaxMessageBytes == 0:
+		s.MaxMessageBytes = 1000000
+	case c.MaxMessageBytes < 1024 || c.MaxMessageBytes > 100<<20:
+		bad("max_message_bytes %d: want 1024 to 104857600", c.MaxMessageBytes)
 	}
 	if c.DeliveryTimeout < 0 {
 		bad("delivery_timeout %v is negative", c.DeliveryTimeout)

@@ -37,6 +37,7 @@
 //	delivery_timeout: 30s         # a Write fails (retriable) when not acknowledged within it
 //	auto_create_topics: false     # ask brokers to create missing topics
 //	sasl_mechanism: SCRAM-SHA-512 # PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512; empty: no SASL
+//	max_message_bytes: 1000000    # largest record and batch, 1024 to 104857600
 //	username: bridge              # SASL credentials; the gateway resolves password_env
 //	password: ...                 #   and password_file into password
 //	tls: true                     # TLS to the brokers (implied by the next four)
@@ -55,10 +56,24 @@
 //
 // Write waits until every record of the batch is acknowledged. It returns nil
 // when all were, a [*bridge.BatchError] naming the samples that failed when
-// only some did, and a single error when all did. Errors Kafka marks as not
-// retriable (a record too large for a batch, an invalid topic, authorisation
-// refused) and [ErrTopic] are wrapped in [bridge.Permanent]; timeouts,
-// network errors and an unknown topic (it may yet be created) are retriable.
+// only some did, and a single error when all did. The sink sends each
+// record to the client once; franz-go's own retries of a produce request
+// within DeliveryTimeout are part of one delivery (they keep idempotence
+// and order), the Bridge's Retry is the retry policy across Writes.
+//
+// Only errors that say the record itself is bad are wrapped in
+// [bridge.Permanent]: [ErrTopic] (the topic made from the sample's names is
+// invalid), a record larger than max_message_bytes (kerr.MessageTooLarge,
+// with the sizes in the message), and Kafka's INVALID_RECORD,
+// CORRUPT_MESSAGE and INVALID_TOPIC_EXCEPTION. Everything else is
+// retriable, so the samples stay queued or spooled: timeouts, network
+// errors, an unknown topic (it may yet be created), and also what Kafka
+// marks not retriable but is a setting to fix: authorisation and
+// authentication failures (TOPIC_AUTHORIZATION_FAILED, SASL), an
+// unsupported version or compression, and MESSAGE_TOO_LARGE for a record
+// within max_message_bytes (the broker's or topic's limit is lower). A
+// broker address with user information ("u:PW@host:9092") is refused, and
+// every address is printed with its password hidden.
 // When no broker answers, Write gives up after DeliveryTimeout with
 // [ErrDeliveryTimeout].
 //

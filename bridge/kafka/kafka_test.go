@@ -23,6 +23,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"gopkg.in/yaml.v3"
 
 	"github.com/m2mbridge/m2mbridge/bridge"
@@ -382,6 +383,7 @@ func TestNewChecksConfig(t *testing.T) {
 		{"NoBrokers", kafka.Config{}, []string{"brokers: at least one"}},
 		{"BadBroker", kafka.Config{Brokers: []string{"localhost", "h:x", ":9092"}},
 			[]string{`brokers[0] "localhost"`, `brokers[1] "h:x": port "x"`, `brokers[2] ":9092": no host`}},
+		{"Credentials", kafka.Config{Brokers: []string{"u:S3CRET@h:9092"}}, []string{`brokers[0] "u:xxxxx@h:9092": put credentials in username`}},
 		{"UnknownPlaceholder", kafka.Config{Brokers: []string{"h:9092"}, Topic: "m2m.{device}"}, []string{"unknown placeholder {device}"}},
 		{"Unclosed", kafka.Config{Brokers: []string{"h:9092"}, Topic: "m2m.{source"}, []string{"unclosed {"}},
 		{"IllegalLiteral", kafka.Config{Brokers: []string{"h:9092"}, Topic: "m2m/{source}"}, []string{`'/' is not allowed`}},
@@ -402,6 +404,7 @@ func TestNewChecksConfig(t *testing.T) {
 			for _, w := range tc.want {
 				assert.Contains(t, err.Error(), w)
 			}
+			assert.NotContains(t, err.Error(), "S3CRET")
 		})
 	}
 }
@@ -514,4 +517,70 @@ func TestOutageThroughBridge(t *testing.T) {
 	recs, err := consumeUntil(wctx, c2.ListenAddrs(), arrived(t, want[100:]), topic)
 	assert.NoError(t, err)
 	assert.Empty(t, bridgetest.Match(want[100:], decode(t, recs)))
+}
+
+// TestAuthorizationFailureKeepsSamples is issue 10 defect 2 for Kafka: a
+// broker that refuses the producer's authorisation (a non-retriable Kafka
+// error) does not reject the samples; they are delivered once it accepts.
+func TestAuthorizationFailureKeepsSamples(t *testing.T) {
+	c := newCluster(t)
+	var refuse atomic.Bool
+	refuse.Store(true)
+	c.ControlKey(int16(kmsg.Produce), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if !refuse.Load() {
+			return nil, nil, false
+		}
+		req := kr.(*kmsg.ProduceRequest)
+		resp := req.ResponseKind().(*kmsg.ProduceResponse)
+		for _, rt := range req.Topics {
+			st := kmsg.NewProduceResponseTopic()
+			st.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewProduceResponseTopicPartition()
+				sp.Partition = rp.Partition
+				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	topic := uniqueTopic("auth")
+	s := newSink(t, kafka.Config{Brokers: c.ListenAddrs(), Topic: topic, AutoCreateTopics: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	batch := bridgetest.Samples("auth", 10, time.Now())
+	err := s.Write(ctx, batch)
+	require.Error(t, err)
+	assert.ErrorIs(t, err, kerr.TopicAuthorizationFailed)
+	assert.False(t, bridge.IsPermanent(err), "%v", err)
+	assert.Zero(t, s.Stats().Rejected)
+	refuse.Store(false)
+	require.NoError(t, s.Write(ctx, batch))
+	recs, err := consume(ctx, c.ListenAddrs(), 10, topic)
+	require.NoError(t, err)
+	assert.Empty(t, bridgetest.Match(batch, decode(t, recs)))
+}
+
+func TestMaxMessageBytes(t *testing.T) {
+	c := newCluster(t)
+	topic := uniqueTopic("size")
+	s := newSink(t, kafka.Config{Brokers: c.ListenAddrs(), Topic: topic, AutoCreateTopics: true, MaxMessageBytes: 2048})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	now := time.Now()
+	batch := []bridge.Sample{
+		{Source: "m", Point: "a", Value: bridge.Int(1), Time: now},
+		{Source: "m", Point: "b", Value: bridge.String(strings.Repeat("x", 3000)), Time: now},
+	}
+	err := s.Write(ctx, batch)
+	var be *bridge.BatchError
+	require.ErrorAs(t, err, &be)
+	assert.Equal(t, []int{1}, be.Indexes())
+	assert.True(t, bridge.IsPermanent(be.Failed[1]))
+	assert.ErrorIs(t, be.Failed[1], kerr.MessageTooLarge)
+	assert.Contains(t, be.Failed[1].Error(), "max_message_bytes (2048)")
+	_, err = kafka.New(kafka.Config{Brokers: []string{"h:1"}, MaxMessageBytes: 10})
+	assert.ErrorContains(t, err, "max_message_bytes 10")
 }

@@ -70,6 +70,7 @@ func New(cfg Config) (*Sink, error) {
 		kgo.MaxBufferedRecords(s.MaxBufferedRecords),
 		kgo.RecordDeliveryTimeout(s.DeliveryTimeout),
 		kgo.ProducerLinger(0), // Write hands over whole batches
+		kgo.ProducerBatchMaxBytes(int32(s.MaxMessageBytes)),
 	}
 	switch s.compress {
 	case "none":
@@ -112,7 +113,9 @@ func (k *Sink) client() (*kgo.Client, error) {
 	}
 	cl, err := kgo.NewClient(k.opts...)
 	if err != nil {
-		return nil, bridge.Permanent(fmt.Errorf("kafka: %w", err))
+		// New checked the settings; whatever is left is not the data's
+		// fault, so the samples stay queued.
+		return nil, fmt.Errorf("kafka: %w", err)
 	}
 	k.cl = cl
 	return cl, nil
@@ -225,6 +228,12 @@ func (k *Sink) Write(ctx context.Context, batch []bridge.Sample) error {
 		start = len(buf)
 		buf = bridge.AppendJSON(buf, sm)
 		r.Value = buf[start:len(buf):len(buf)]
+		if n := len(r.Key) + len(r.Value) + recordOverhead; n > k.s.MaxMessageBytes {
+			st.errs[i] = bridge.Permanent(fmt.Errorf("kafka: sample %d (%s/%s): its record of %d bytes is larger than max_message_bytes (%d): %w",
+				i, sm.Source, sm.Point, n, k.s.MaxMessageBytes, kerr.MessageTooLarge))
+			finish()
+			continue
+		}
 		// r.Timestamp stays unset (kgo sets it to now): franz-go measures
 		// DeliveryTimeout from it, so a sample's own, older time would make
 		// a spooled sample time out at once. The sample's time is in the
@@ -285,10 +294,21 @@ func (k *Sink) Write(ctx context.Context, batch []bridge.Sample) error {
 	return be // some failed, or failures of both kinds
 }
 
-// classify wraps the error of record i, marking those not worth retrying
-// Permanent: a Kafka error code that is not retriable (the record too large,
-// the topic invalid, authorisation refused). Timeouts, retries spent,
-// network errors and an unknown topic (it may be created) stay retriable.
+// recordOverhead bounds what a record batch adds to a record's key and
+// value on the wire (batch header 61 bytes, record length, attributes,
+// offset and timestamp deltas, lengths): with it, a record that passes the
+// check in Write never exceeds ProducerBatchMaxBytes on its own.
+const recordOverhead = 128
+
+// classify wraps the error of record i, marking Permanent only the errors
+// that say the record itself is bad: INVALID_RECORD, CORRUPT_MESSAGE and
+// INVALID_TOPIC_EXCEPTION (the topic made from the sample's names). Every
+// other error keeps the sample for the Bridge to retry, even when Kafka
+// marks it not retriable: an authorisation or authentication failure, an
+// unsupported version or compression, a policy violation are settings to
+// fix, not bad data. MESSAGE_TOO_LARGE for a record that Write found within
+// max_message_bytes means the broker's or topic's limit is lower: a
+// setting too, so it is retriable with a reason that says so.
 func (k *Sink) classify(i int, sm *bridge.Sample, err error) error {
 	if bridge.IsPermanent(err) {
 		return err
@@ -298,8 +318,14 @@ func (k *Sink) classify(i int, sm *bridge.Sample, err error) error {
 	}
 	wrapped := fmt.Errorf("kafka: sample %d (%s/%s): %w", i, sm.Source, sm.Point, err)
 	var ke *kerr.Error
-	if errors.As(err, &ke) && !ke.Retriable && ke != kerr.UnknownTopicOrPartition {
-		return bridge.Permanent(wrapped)
+	if errors.As(err, &ke) {
+		switch ke {
+		case kerr.InvalidRecord, kerr.CorruptMessage, kerr.InvalidTopicException:
+			return bridge.Permanent(wrapped)
+		case kerr.MessageTooLarge, kerr.RecordListTooLarge:
+			return fmt.Errorf("kafka: sample %d (%s/%s): the broker refuses records this large, though within max_message_bytes (%d): set max_message_bytes to the topic's max.message.bytes: %w",
+				i, sm.Source, sm.Point, k.s.MaxMessageBytes, err)
+		}
 	}
 	return wrapped
 }
