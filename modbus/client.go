@@ -457,11 +457,11 @@ func (c *Client) exec(ctx context.Context, op string, unit uint8, table Table, f
 		// this connection's state is not to be trusted.
 		_ = conn.close()
 		c.conn = nil
-		if raw == nil {
+		switch {
+		case closed:
+			return ErrClosed // no Bad samples for a link closed under them
+		case raw == nil || errors.Is(raw, errAborted):
 			raw = ctx.Err()
-		}
-		if raw == nil {
-			raw = ErrClosed
 		}
 	}
 	err, transport := mapUpstreamError(raw, unit, fc)

@@ -22,7 +22,7 @@ const (
 	MaxTimeout    = 10 * time.Minute
 	MinBackoffMin = time.Millisecond // MinBackoff and MaxBackoff: 1ms to 24h, MinBackoff <= MaxBackoff
 	MaxBackoffMax = 24 * time.Hour
-	MaxLateWait   = time.Hour            // ClientConfig.LateReplyWait: 1ms to 1h; default 3 × Timeout
+	MaxLateWait   = time.Hour             // ClientConfig.LateReplyWait: 1ms to 1h; default 3 × Timeout
 	MinInterval   = 10 * time.Millisecond // DeviceConfig.Interval and Point.Interval: 10ms to 24h; default 1s
 	MaxInterval   = 24 * time.Hour
 	MaxBusyTries  = 10               // DeviceConfig.MaxBusyRetries: -1 (none) to 10; default 3
@@ -472,4 +472,3 @@ func (p *Parity) UnmarshalText(b []byte) error {
 	*p = v
 	return nil
 }
-
