@@ -119,6 +119,7 @@ func Browse(ctx context.Context, cfg Config, root string, maxDepth int) ([]Node,
 	if err != nil {
 		return nil, err
 	}
+	defer src.closeGuard()
 	sess, err := src.connect(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("opcua: browse: %w", err)

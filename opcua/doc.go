@@ -99,6 +99,38 @@
 // pinned SHA-256 thumbprint or a trust directory. Passwords are held as a
 // [Secret] and never appear in logs or errors.
 //
+// # Hostile input
+//
+// The upstream decoder trusts the lengths it reads (v0.9.1 included): a
+// 12-byte Variant declaring 2^30 ArrayDimensions costs 4 GB before the
+// length is compared with the bytes left, a negative array length panics
+// (in the client's own goroutine, so the process dies), dimensions whose
+// product overflows int32 are expanded into billions of slices, and nested
+// DiagnosticInfos or Variants recurse without limit. Any server, or anything
+// on the path to it, can send such a message. So every connection of a
+// Source (GetEndpoints, the session, [Browse]) goes through a relay of its
+// own on 127.0.0.1 (the upstream client dials only a *net.TCPConn), which:
+//
+//   - enforces the limits the client announces in its Hello: chunks of at
+//     most 64 KiB and messages of at most 16 MiB (the upstream client
+//     enforces only what the server announces for itself);
+//   - on channels whose bodies it can read — security policy None, and mode
+//     Sign — checks every service message before its last chunk reaches the
+//     decoder: every length, count and nesting depth (at most 100) against
+//     the bytes actually sent, Variant dimensions against the array length
+//     (Part 6, 5.2.2). The check allocates nothing in proportion to a
+//     declared length. A message that fails is never decoded: the connection
+//     is closed and the Bad samples (and [Source.Health]) give a reason
+//     wrapping [ErrMalformed].
+//
+// What remains: under SignAndEncrypt the bodies are encrypted end to end, so
+// the relay enforces the sizes only; such a message can only come from the
+// server whose certificate was verified, not from the network in between,
+// and allocations per message stay bounded by the upstream decoder's own
+// element limit (65535 per array) except for the ArrayDimensions case. A
+// trusted but hostile or broken server using SignAndEncrypt can still make
+// the client allocate up to 8 GB once per message.
+//
 // # Concurrency
 //
 // A Source's Run is called once; WriteNode and Stats are safe to call from

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +15,7 @@ import (
 	"github.com/gopcua/opcua"
 	"github.com/gopcua/opcua/id"
 	"github.com/gopcua/opcua/ua"
+	"github.com/gopcua/opcua/uacp"
 
 	"github.com/m2mbridge/m2mbridge/bridge"
 )
@@ -64,6 +66,12 @@ type Source struct {
 
 	mu   sync.Mutex
 	live *session
+
+	// guard relays every connection of the Source (guard.go); guardErr is
+	// the last reason it cut one, taken by the connection loop.
+	guardMu  sync.Mutex
+	guard    *guard
+	guardErr atomic.Pointer[error]
 
 	// readCap is a MaxNodesPerRead learnt from BadTooManyOperations
 	// answers, kept across connections (0: none). A refused Read is a Bad
@@ -120,6 +128,7 @@ func (s *Source) Run(ctx context.Context, out bridge.Emitter) error {
 	defer ecancel()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	defer s.closeGuard()
 	q := &queue{ch: make(chan []bridge.Sample, s.st.Buffer), s: s}
 	done := make(chan struct{})
 	emitted := make(chan struct{})
@@ -245,6 +254,7 @@ func (s *Source) loop(ctx context.Context, q *queue) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+		err = s.explain(err)
 		s.stats.reconnects.Add(1)
 		s.badAll(q, fmt.Errorf("connection lost: %w", err))
 		if time.Since(started) > st.ReconnectMax {
@@ -375,9 +385,14 @@ func (s *Source) connect(ctx context.Context) (*session, error) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, 4*st.Timeout)
 	defer cancel()
-	eps, err := opcua.GetEndpoints(cctx, st.Endpoint, opcua.DialTimeout(st.Timeout), opcua.RequestTimeout(st.Timeout))
+	g, err := s.openGuard()
 	if err != nil {
-		return nil, fmt.Errorf("get endpoints: %w", err)
+		return nil, err
+	}
+	s.takeGuardErr()
+	eps, err := opcua.GetEndpoints(cctx, g.localURL, opcua.Dialer(s.dialer()), opcua.RequestTimeout(st.Timeout))
+	if err != nil {
+		return nil, fmt.Errorf("get endpoints: %w", s.explain(err))
 	}
 	ep, err := st.selectEndpoint(eps)
 	if err != nil {
@@ -392,8 +407,8 @@ func (s *Source) connect(ctx context.Context) (*session, error) {
 	stateCh := make(chan opcua.ConnState, 8)
 	opts := []opcua.Option{
 		opcua.AutoReconnect(false), // see the package doc: the adapter rebuilds instead
+		opcua.Dialer(s.dialer()),
 		opcua.RequestTimeout(st.Timeout),
-		opcua.DialTimeout(st.Timeout),
 		opcua.SessionTimeout(max(30*time.Second, 3*st.Watchdog)),
 		opcua.StateChangedCh(stateCh),
 		opcua.ApplicationName("m2mbridge"),
@@ -412,7 +427,7 @@ func (s *Source) connect(ctx context.Context) (*session, error) {
 		opts = append(opts, opcua.AuthAnonymous())
 	}
 	opts = append(opts, opcua.SecurityFromEndpoint(ep, st.auth))
-	c, err := opcua.NewClient(st.Endpoint, opts...)
+	c, err := opcua.NewClient(g.localURL, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}
@@ -436,6 +451,7 @@ func (s *Source) connect(ctx context.Context) (*session, error) {
 	}()
 	if err := c.Connect(cctx); err != nil {
 		s.closeSession(sess)
+		err = s.explain(err)
 		if isAuthError(err) {
 			who := "anonymous"
 			if st.auth == ua.UserTokenTypeUserName {
@@ -453,9 +469,68 @@ func (s *Source) connect(ctx context.Context) (*session, error) {
 	}
 	if err := s.learn(cctx, sess); err != nil {
 		s.closeSession(sess)
-		return nil, err
+		return nil, s.explain(err)
 	}
 	return sess, nil
+}
+
+// dialer returns the upstream client's dialer: its own Acknowledge limits
+// (the upstream options MaxMessageSize and friends write to a shared
+// default) and the Timeout.
+func (s *Source) dialer() *uacp.Dialer {
+	return &uacp.Dialer{
+		Dialer: &net.Dialer{Timeout: s.st.Timeout},
+		ClientACK: &uacp.Acknowledge{
+			ReceiveBufSize: guardChunk,
+			SendBufSize:    guardChunk,
+			MaxMessageSize: guardMessage,
+		},
+	}
+}
+
+// openGuard starts the Source's guard, once.
+func (s *Source) openGuard() (*guard, error) {
+	s.guardMu.Lock()
+	defer s.guardMu.Unlock()
+	if s.guard == nil {
+		g, err := newGuard(s.st.Endpoint, s.st.Timeout, s.st.mode == ua.MessageSecurityModeSign, func(err error) {
+			s.guardErr.Store(&err)
+		})
+		if err != nil {
+			return nil, err
+		}
+		s.guard = g
+	}
+	return s.guard, nil
+}
+
+// closeGuard stops the guard and waits for its goroutines.
+func (s *Source) closeGuard() {
+	s.guardMu.Lock()
+	g := s.guard
+	s.guard = nil
+	s.guardMu.Unlock()
+	if g != nil {
+		g.close()
+	}
+}
+
+func (s *Source) takeGuardErr() error {
+	if p := s.guardErr.Swap(nil); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// explain returns the reason the guard cut the connection (the server
+// could not be dialled, or sent a malformed message) instead of err, which
+// is then only the client's view of it (EOF); err when the guard saw
+// nothing.
+func (s *Source) explain(err error) error {
+	if gerr := s.takeGuardErr(); gerr != nil {
+		return gerr
+	}
+	return err
 }
 
 func isAuthError(err error) bool {
