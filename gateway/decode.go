@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"reflect"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -58,10 +57,11 @@ type decoder struct {
 
 	// checking is set once the file is decoded: the errors that follow
 	// come from checks of the decoded values. A check does not repeat a
-	// decoding error: its errors within the scope of one (covered) are
-	// dropped, so that "interval: 5" is reported once, and an unknown key
-	// in a point hides no other mistake of its device but the checks of
-	// that point, which would see a value the file did not give.
+	// decoding error: its errors at or under the path of one (covered)
+	// are dropped, so that "interval: 5" is reported once; and the checks
+	// of the key that an unknown key probably meant ("adress": address)
+	// are dropped too, as they would see a value the file did not give.
+	// Every other check runs.
 	checking bool
 	scopes   []string
 }
@@ -78,7 +78,7 @@ func (d *decoder) errorf(line int, path, format string, args ...any) {
 		return
 	}
 	if !d.checking {
-		d.scopes = append(d.scopes, scopeOf(path))
+		d.scopes = append(d.scopes, path)
 	}
 	d.errs = append(d.errs, &ConfigError{File: d.file, Line: line, Path: path, Msg: fmt.Sprintf(format, args...)})
 }
@@ -115,19 +115,6 @@ func join(path, key string) string {
 }
 
 func index(path string, i int) string { return path + "[" + strconv.Itoa(i) + "]" }
-
-// itemRE matches the key path of a list item whose fields are checked
-// together (a point, a node).
-var itemRE = regexp.MustCompile(`^.*?\b(?:points|nodes)\[\d+\]`)
-
-// scopeOf returns the scope of a decoding error at path: the point or node
-// it belongs to, or else the path itself.
-func scopeOf(path string) string {
-	if m := itemRE.FindString(path); m != "" {
-		return m
-	}
-	return path
-}
 
 // covered reports whether path is at or under the scope of a decoding
 // error.
@@ -472,6 +459,9 @@ func (d *decoder) decodeStruct(n *yaml.Node, path string, v reflect.Value) {
 		fi, ok := fields[k.Value]
 		if !ok {
 			d.errorf(k.Line, kp, "unknown key%s", unknownKeyHelp(k.Value, keys))
+			if best := meant(k.Value, keys); best != "" && !d.checking {
+				d.scopes = append(d.scopes, join(path, best))
+			}
 			continue
 		}
 		if seen[k.Value] {
@@ -505,6 +495,24 @@ var foreignKeys = map[string]string{
 	"name_override":     "samples are named by the device's name and the point's name",
 }
 
+// foreignTargets are, for the keys of foreignKeys that have one, the key
+// to write instead in the same block.
+var foreignTargets = map[string]string{
+	"controller": "url", "baud_rate": "speed", "busy_retries": "max_busy_retries",
+	"data_type": "type", "register": "table",
+}
+
+// meant returns the key of keys that an unknown key probably meant, or "".
+func meant(key string, keys []string) string {
+	if t, ok := foreignTargets[strings.ToLower(key)]; ok && slices.Contains(keys, t) {
+		return t
+	}
+	if _, ok := foreignKeys[strings.ToLower(key)]; ok {
+		return ""
+	}
+	return nearest(key, keys)
+}
+
 // unknownKeyHelp returns help for an unknown key: what to write instead of
 // a key from another tool, else a suggestion from keys.
 func unknownKeyHelp(key string, keys []string) string {
@@ -517,16 +525,23 @@ func unknownKeyHelp(key string, keys []string) string {
 // suggest returns help for an unknown key: the nearest known key when
 // there is a close one, else the list of known keys.
 func suggest(key string, keys []string) string {
+	best := nearest(key, keys)
+	if best == "" {
+		return " (want " + strings.Join(keys, ", ") + ")"
+	}
+	return fmt.Sprintf("; did you mean %q?", best)
+}
+
+// nearest returns the key of keys nearest to key, or "" when none is
+// close.
+func nearest(key string, keys []string) string {
 	best, bestD := "", 3
 	for _, k := range keys {
 		if dist := editDistance(key, k); dist < bestD {
 			best, bestD = k, dist
 		}
 	}
-	if best == "" {
-		return " (want " + strings.Join(keys, ", ") + ")"
-	}
-	return fmt.Sprintf("; did you mean %q?", best)
+	return best
 }
 
 // editDistance is the Levenshtein distance of a and b.

@@ -226,14 +226,19 @@ var (
 	ErrLost = errors.New("gateway: samples held in memory were lost")
 	// ErrNoReading: with Once, a device gave no good or uncertain sample.
 	ErrNoReading = errors.New("gateway: a device gave no reading")
+	// ErrNothingDelivered: with Once, a sink delivered none of the samples
+	// (its broker down, say): a commissioning run has failed even when
+	// the samples are kept in a spool.
+	ErrNothingDelivered = errors.New("gateway: a sink delivered nothing")
 )
 
 // Run runs the gateway until ctx ends (with BuildOptions.Once: until every
 // device was polled once), then stops the devices, drains the sinks within
 // shutdown.drain_timeout and logs per sink what it delivered and what it
 // left. It returns nil after a clean run; else the bridge's error, ErrLost
-// when samples held in memory were lost, or with Once ErrNoReading naming
-// each device that gave no reading. Samples kept in a spool are not lost:
+// when samples held in memory were lost, or with Once ErrNothingDelivered
+// naming each sink that delivered nothing and ErrNoReading naming each
+// device that gave no reading. Samples kept in a spool are not lost:
 // they are delivered after the next start.
 func (g *Gateway) Run(ctx context.Context) error {
 	g.mu.Lock()
@@ -269,18 +274,44 @@ func (g *Gateway) Run(ctx context.Context) error {
 	st := g.bridge.Stats()
 	for _, s := range st.Sinks {
 		attrs := []any{"sink", s.Name, "accepted", s.Accepted, "delivered", s.Delivered}
+		if s.Replayed > 0 {
+			attrs = append(attrs, "replayed", s.Replayed)
+		}
 		if s.Dropped+s.Rejected+s.Failed > 0 {
 			attrs = append(attrs, "dropped", s.Dropped, "rejected", s.Rejected, "failed", s.Failed)
 		}
 		if _, spooled := g.spools[s.Name]; spooled {
-			attrs = append(attrs, "kept_in_spool", s.Queued)
-		} else if s.Left > 0 {
+			// Samples whose write the deadline cut off are still in the
+			// spool too: it keeps what the sink did not acknowledge.
+			attrs = append(attrs, "kept_in_spool", kept(s))
+		} else if s.Aborted > 0 {
+			// The sink may have received them.
+			attrs = append(attrs, "aborted", s.Aborted)
+		}
+		if _, spooled := g.spools[s.Name]; !spooled && s.Left > 0 {
 			attrs = append(attrs, "lost_in_memory", s.Left)
 			errs = append(errs, fmt.Errorf("%w: sink %s: %d %s", ErrLost, s.Name, s.Left, plural(int(s.Left), "sample")))
 		}
 		g.log.Info("sink stopped", attrs...)
 	}
 	if g.once {
+		for _, s := range st.Sinks {
+			if s.Delivered > 0 {
+				continue
+			}
+			what := "nothing to deliver"
+			switch _, spooled := g.spools[s.Name]; {
+			case s.Accepted == 0:
+			case spooled:
+				what = fmt.Sprintf("%d %s kept in its spool", kept(s), plural(int(kept(s)), "sample"))
+			default:
+				what = fmt.Sprintf("%d of %d %s lost", s.Left, s.Accepted, plural(int(s.Accepted), "sample"))
+			}
+			if s.LastError != "" {
+				what += "; last error: " + s.LastError
+			}
+			errs = append(errs, fmt.Errorf("%w: sink %s: %s", ErrNothingDelivered, s.Name, what))
+		}
 		for _, s := range g.Samples() {
 			if s.Good+s.Uncertain == 0 {
 				errs = append(errs, fmt.Errorf("%w: %s", ErrNoReading, s.Device))
@@ -288,6 +319,11 @@ func (g *Gateway) Run(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// kept returns what a spooled sink leaves in its spool at the end of a run.
+func kept(s bridge.SinkStats) uint64 {
+	return s.Left + s.Aborted + uint64(max(s.Queued, 0)) + uint64(max(s.InFlight, 0))
 }
 
 // Close releases a gateway that will not run: its devices, sinks and

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
@@ -163,7 +164,16 @@ func init() {
 			if c.Path == "" {
 				return nil, fmt.Errorf("path: required: the file to append JSON lines to")
 			}
-			return &lazyFile{path: env.Path(c.Path)}, nil
+			path := env.Path(c.Path)
+			// The file is created when the sink first writes; its
+			// directory must be there already.
+			dir := filepath.Dir(path)
+			if st, err := os.Stat(dir); err != nil {
+				return nil, fmt.Errorf("path: directory %s does not exist", dir)
+			} else if !st.IsDir() {
+				return nil, fmt.Errorf("path: %s is not a directory", dir)
+			}
+			return &lazyFile{path: path}, nil
 		},
 		Describe: func(cfg any, env SinkEnv) string {
 			return "file " + env.Path(cfg.(*fileSinkConfig).Path) + " (JSON lines)"

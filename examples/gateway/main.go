@@ -8,6 +8,7 @@
 //	gateway -config gateway.yaml -check     # validate, print read plans and node lists
 //	gateway -config gateway.yaml -once      # poll every device once, deliver, exit
 //	gateway -config gateway.yaml -metrics 127.0.0.1:9100
+//	gateway -version
 //
 // The configuration is checked strictly before anything starts: every
 // problem is reported at once, each with the file, the line and the key
@@ -17,10 +18,17 @@
 // directory. Secrets are read from <key>_env or <key>_file and never
 // printed. See README.md for the keys and a walk-through.
 //
+// A second SIGINT or SIGTERM during the shutdown ends the process at once.
+//
 // Exit status: 0 on a clean run or check; 1 when the configuration is
-// invalid, a spool cannot be opened, samples held in memory were lost at
-// shutdown, or (with -once) a device gave no good reading; 2 on a usage
-// error.
+// invalid, a spool or the metrics address cannot be used, samples held in
+// memory were lost at shutdown, or (with -once) a device gave no good
+// reading or a sink delivered nothing; 2 on a usage error; 3 when a second
+// signal cut the shutdown short.
+//
+// Everything the binary does is in package
+// github.com/m2mbridge/m2mbridge/gateway, for programs that embed the
+// gateway.
 package main
 
 import (
@@ -34,6 +42,9 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -41,17 +52,29 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	go func() {
-		// After the first signal, the next one kills the process at once
-		// (the default), for when the graceful shutdown takes too long.
-		<-ctx.Done()
-		stop()
+		// The first signal starts the graceful shutdown; the next one
+		// ends the process at once, for when draining takes too long.
+		<-sigs
+		cancel()
+		s := <-sigs
+		fmt.Fprintf(os.Stderr, "gateway: %v again: exiting now, without draining the sinks\n", s)
+		os.Exit(exitForced)
 	}()
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
+	cancel()
 	os.Exit(code)
 }
+
+// Exit codes.
+const (
+	exitFailed = 1 // invalid configuration, a spool or the metrics address unusable, samples lost, or with -once nothing read or delivered
+	exitUsage  = 2 // a usage error
+	exitForced = 3 // a second signal cut the shutdown short
+)
 
 // options are the command-line flags.
 type options struct {
@@ -62,6 +85,7 @@ type options struct {
 	metrics     string
 	logFormat   string
 	logLevel    string
+	version     bool
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -75,32 +99,40 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics on /metrics and health on /healthz at this `address` (host:port)")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
-		return 2
+		return exitUsage
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "gateway: unexpected arguments %q\n", fs.Args())
-		return 2
+		return exitUsage
+	}
+	if o.version {
+		fmt.Fprintln(stdout, version())
+		return 0
 	}
 	if o.check && o.once {
 		fmt.Fprintln(stderr, "gateway: -check and -once exclude each other")
-		return 2
+		return exitUsage
+	}
+	if o.metrics != "" {
+		if err := checkListenAddr(o.metrics); err != nil {
+			fmt.Fprintf(stderr, "gateway: -metrics %q: %v\n", o.metrics, err)
+			return exitUsage
+		}
 	}
 	log, err := newLogger(stderr, o.logFormat, o.logLevel)
 	if err != nil {
 		fmt.Fprintln(stderr, "gateway:", err)
-		return 2
+		return exitUsage
 	}
 
 	cfg, err := gateway.Load(o.config)
 	if err != nil {
-		errs := []error{err}
-		if j, ok := err.(interface{ Unwrap() []error }); ok {
-			errs = j.Unwrap()
-		}
+		errs := leaves(err)
 		for _, e := range errs {
 			fmt.Fprintln(stderr, e)
 		}
@@ -109,7 +141,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			what = "error"
 		}
 		fmt.Fprintf(stderr, "gateway: %d %s in %s; nothing started\n", len(errs), what, o.config)
-		return 1
+		return exitFailed
 	}
 	if o.check {
 		fmt.Fprint(stdout, cfg.Check())
@@ -122,7 +154,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if o.metrics != "" {
 		if ln, err = net.Listen("tcp", o.metrics); err != nil {
 			log.Error("cannot serve metrics", "addr", o.metrics, "err", err)
-			return 1
+			return exitFailed
 		}
 		defer ln.Close()
 	}
@@ -133,7 +165,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		} else {
 			log.Error("cannot start", "err", err)
 		}
-		return 1
+		return exitFailed
 	}
 	if ln != nil {
 		srv := &http.Server{Handler: g.Handler(), ReadHeaderTimeout: 10 * time.Second}
@@ -146,12 +178,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		log.Info("serving metrics", "url", "http://"+ln.Addr().String()+"/metrics", "health", "http://"+ln.Addr().String()+"/healthz")
 	}
 	code := 0
-	if err := g.Run(ctx); err != nil {
-		code = 1
+	err = g.Run(ctx)
+	if err != nil {
+		code = exitFailed
 	}
 	if o.once {
 		for _, s := range g.Samples() {
-			fmt.Fprintf(stderr, "gateway: %s: %d samples: %d good, %d uncertain, %d bad\n", s.Device, s.Total(), s.Good, s.Uncertain, s.Bad)
+			fmt.Fprintf(stderr, "gateway: %s: %d %s: %d good, %d uncertain, %d bad\n", s.Device, s.Total(), plural(s.Total(), "sample"), s.Good, s.Uncertain, s.Bad)
+		}
+		for _, e := range leaves(err) {
+			fmt.Fprintln(stderr, e)
 		}
 	}
 	log.Info("gateway stopped", "exit", code)
@@ -171,4 +207,77 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, ho)), nil
 	}
 	return nil, fmt.Errorf("-log-format %q: want text or json", format)
+}
+
+// leaves returns the errors joined in err, or err alone.
+func leaves(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+func plural(n uint64, s string) string {
+	if n == 1 {
+		return s
+	}
+	return s + "s"
+}
+
+// checkListenAddr checks an address to listen on: host:port, where the
+// host may be empty (every interface) and the port a number.
+func checkListenAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("want host:port, such as 127.0.0.1:9100 or :9100 (every interface)")
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || (n == 0 && port != "0") {
+		return fmt.Errorf("port %q: want a number from 0 to 65535", port)
+	}
+	if host != "" && net.ParseIP(host) == nil && !validHostname(host) {
+		return fmt.Errorf("host %q: want an IP address or a host name", host)
+	}
+	return nil
+}
+
+func validHostname(h string) bool {
+	if len(h) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(h, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, c := range label {
+			if !(c == '-' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// version returns the module's version as the build recorded it: a
+// release tag for "go install ...@v1.2.3", (devel) with the commit for a
+// build from a checkout.
+func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "gateway (unknown version)"
+	}
+	v := "gateway " + bi.Main.Path + " " + bi.Main.Version
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			v += " commit " + s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				v += " (modified)"
+			}
+		}
+	}
+	return v + " " + bi.GoVersion
 }

@@ -68,6 +68,7 @@ sinks:
 
 	log := p.log()
 	assert.Contains(t, log, "device online")
+	assert.Equal(t, 1, strings.Count(log, `msg="bridge: sink connected" sink=file`), "the log says when the sink first connects, once")
 	assert.Contains(t, log, "shutting down: signal received")
 	assert.Regexp(t, `msg="sink stopped" sink=file accepted=(\d+) delivered=(\d+)`, log)
 	m := regexp.MustCompile(`accepted=(\d+) delivered=(\d+)`).FindStringSubmatch(log)
@@ -125,7 +126,7 @@ sinks:
 `, url))
 	code, _, stderr := runGateway(t, dir, nil, "-once")
 	assert.Equal(t, 1, code)
-	assert.Contains(t, stderr, "gateway: meter1: 1 samples: 0 good, 0 uncertain, 1 bad")
+	assert.Contains(t, stderr, "gateway: meter1: 1 sample: 0 good, 0 uncertain, 1 bad")
 	assert.Contains(t, stderr, "device offline")
 	samples := readSamples(t, filepath.Join(dir, "samples.jsonl"))
 	require.Len(t, samples, 1)
