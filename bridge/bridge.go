@@ -367,6 +367,12 @@ type SinkStats struct {
 	Aborted      uint64 // samples whose Write the drain deadline cut off: the sink may or may not have delivered them
 	Spooled      uint64 // samples appended to the spool
 	SpoolFailed  uint64 // samples the spool could not store, kept in the memory fallback instead
+	// SpoolLost is what the spool reports as lost to damage (a deleted or
+	// corrupted segment), found when it was opened or while reading, for
+	// spools that count it (Lost() uint64, as bridge/spool does). Losses
+	// found while reading are also in Dropped; those found at open happened
+	// before this run and are in no other counter.
+	SpoolLost uint64
 	Left         uint64 // samples undelivered when the drain deadline passed (in memory: lost; in a spool: kept)
 	Queued       int64  // samples waiting now, in memory or in the spool
 	InFlight     int64  // samples being written now

@@ -458,6 +458,9 @@ func (r *sinkRunner) snapshot() SinkStats {
 	}
 	if r.spoolQ != nil {
 		st.Dropped += r.opts.Spool.Dropped() - r.spoolQ.base
+		if l, ok := r.opts.Spool.(interface{ Lost() uint64 }); ok {
+			st.SpoolLost = l.Lost()
+		}
 	}
 	return st
 }
