@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/m2mbridge/m2mbridge/internal/redact"
 	"github.com/m2mbridge/m2mbridge/internal/tlsfiles"
 )
 
@@ -100,7 +101,7 @@ func (c Config) String() string {
 		pw = "[redacted]"
 	}
 	return fmt.Sprintf("mqtt.Config{URL:%q Version:%d ClientID:%q Username:%q Password:%q CAFile:%q CertFile:%q KeyFile:%q Topic:%q QoS:%d Retain:%t PersistentSession:%t StatusTopic:%q MaxInFlight:%d}",
-		c.URL, c.Version, c.ClientID, c.Username, pw, c.CAFile, c.CertFile, c.KeyFile, c.Topic, c.QoS, c.Retain, c.PersistentSession, c.StatusTopic, c.MaxInFlight)
+		redact.URL(c.URL), c.Version, c.ClientID, c.Username, pw, c.CAFile, c.CertFile, c.KeyFile, c.Topic, c.QoS, c.Retain, c.PersistentSession, c.StatusTopic, c.MaxInFlight)
 }
 
 // GoString is String, so that %#v does not print the password either.
@@ -128,7 +129,7 @@ func (c Config) validate() (*settings, error) {
 	default:
 		u, err := url.Parse(c.URL)
 		if err != nil {
-			bad("url %q: %v", c.URL, errors.Unwrap(err))
+			bad("url %q: %v", redact.URL(c.URL), strings.ReplaceAll(fmt.Sprint(errors.Unwrap(err)), c.URL, redact.URL(c.URL)))
 			break
 		}
 		u.Scheme = strings.ToLower(u.Scheme)
@@ -143,22 +144,22 @@ func (c Config) validate() (*settings, error) {
 		case "wss":
 			port, isTLS = "443", true
 		case "":
-			bad("url %q: no scheme (want tcp://, mqtt://, ssl://, tls://, mqtts://, ws:// or wss://)", c.URL)
+			bad("url %q: no scheme (want tcp://, mqtt://, ssl://, tls://, mqtts://, ws:// or wss://)", redact.URL(c.URL))
 		default:
-			bad("url %q: unknown scheme %q (want tcp, mqtt, ssl, tls, mqtts, ws or wss)", c.URL, u.Scheme)
+			bad("url %q: unknown scheme %q (want tcp, mqtt, ssl, tls, mqtts, ws or wss)", redact.URL(c.URL), u.Scheme)
 		}
 		if port == "" {
 			break
 		}
 		if u.Hostname() == "" {
-			bad("url %q: no host", c.URL)
+			bad("url %q: no host", redact.URL(c.URL))
 			break
 		}
 		if u.Port() == "" {
 			u.Host = net.JoinHostPort(u.Hostname(), port)
 		}
 		if u.User != nil {
-			bad("url %q: put credentials in username and password, not in the URL", redactURL(u))
+			bad("url %q: put credentials in username and password, not in the URL", redact.URL(c.URL))
 		}
 		s.url = u
 	}
@@ -270,8 +271,5 @@ func (c Config) validate() (*settings, error) {
 	return s, nil
 }
 
-func redactURL(u *url.URL) string {
-	c := *u
-	c.User = nil
-	return c.String()
-}
+// redactURL returns u with its secrets hidden, for errors and logs.
+func redactURL(u *url.URL) string { return redact.URL(u.String()) }

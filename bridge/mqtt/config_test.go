@@ -224,3 +224,14 @@ func TestBackoff(t *testing.T) {
 		assert.GreaterOrEqual(t, d, want*3/4, "attempt %d", n)
 	}
 }
+
+// TestConfigHidesSecrets is issue 10 defect 8: a URL's password and query
+// values never appear in errors nor in String.
+func TestConfigHidesSecrets(t *testing.T) {
+	for _, u := range []string{"tcp://u:S3CRET@h:1883", "tcp://u:S3CRET@h:bad", "foo://u:S3CRET@h", "tcp://u:S3CRET@[::1"} {
+		_, err := New(Config{URL: u})
+		require.Error(t, err, u)
+		assert.NotContains(t, err.Error(), "S3CRET", u)
+		assert.NotContains(t, Config{URL: u}.String(), "S3CRET", u)
+	}
+}

@@ -82,6 +82,19 @@
 // which the broker publishes when the connection ends without a DISCONNECT,
 // and publishes "offline" itself on Close before disconnecting cleanly.
 //
+// # Errors and retries
+//
+// Write publishes each sample once and reports, per sample, what failed; it
+// never retries a publish itself (the client's reconnection, and MQTT's own
+// redelivery of unacknowledged QoS 1/2 messages on a resumed session, are
+// not retries of samples): the Bridge's Retry is the one retry policy. The
+// only error marked [bridge.Permanent] is a topic longer than MQTT allows
+// (65,535 bytes), which the sample's names make. A broker's refusal (an
+// MQTT 5 reason code such as 0x87 Not authorized or 0x97 Quota exceeded),
+// a timeout or a lost connection keeps the samples for the Bridge to retry.
+// URLs are printed with passwords and query values hidden (a URL with user
+// information is refused by [New]).
+//
 // # Concurrency
 //
 // A Sink follows the [bridge.Sink] contract: Write and Close are called one

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/m2mbridge/m2mbridge/internal/redact"
 	"github.com/m2mbridge/m2mbridge/internal/tlsfiles"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -118,26 +119,25 @@ func (c Config) validate() (*settings, error) {
 		}
 		u, err := url.Parse(raw)
 		if err != nil {
-			bad("url %q: %v", raw, errors.Unwrap(err))
+			bad("url %q: %v", redact.URL(raw), redactErr(errors.Unwrap(err), raw))
 			continue
 		}
 		u.Scheme = strings.ToLower(u.Scheme)
 		switch u.Scheme {
 		case "nats", "tls", "ws", "wss":
 		case "":
-			bad("url %q: no scheme (want nats://, tls://, ws:// or wss://)", raw)
+			bad("url %q: no scheme (want nats://, tls://, ws:// or wss://)", redact.URL(raw))
 			continue
 		default:
-			bad("url %q: unknown scheme %q (want nats, tls, ws or wss)", raw, u.Scheme)
+			bad("url %q: unknown scheme %q (want nats, tls, ws or wss)", redact.URL(raw), u.Scheme)
 			continue
 		}
 		if u.Hostname() == "" {
-			bad("url %q: no host", raw)
+			bad("url %q: no host", redact.URL(raw))
 			continue
 		}
 		if u.User != nil {
-			u.User = nil
-			bad("url %q: put credentials in username/password, token or creds_file, not in the URL", u.String())
+			bad("url %q: put credentials in username/password, token or creds_file, not in the URL", redact.URL(raw))
 			continue
 		}
 		s.servers = append(s.servers, u.String())
@@ -235,4 +235,13 @@ func (s *settings) streamConfig() jetstream.StreamConfig {
 		Subjects:    []string{s.template.wildcard()},
 		Description: "samples from m2mbridge",
 	}
+}
+
+// redactErr returns err's text with raw replaced by its redaction, for the
+// errors of url.Parse that quote the URL.
+func redactErr(err error, raw string) string {
+	if err == nil {
+		return ""
+	}
+	return strings.ReplaceAll(err.Error(), raw, redact.URL(raw))
 }

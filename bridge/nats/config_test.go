@@ -201,3 +201,13 @@ func TestSubjectCovers(t *testing.T) {
 		assert.Equal(t, c.want, subjectCovers(c.filter, c.pattern), "%s covers %s", c.filter, c.pattern)
 	}
 }
+
+// TestConfigHidesSecrets is issue 10 defect 8: a URL's password and query
+// values never appear in errors nor in String.
+func TestConfigHidesSecrets(t *testing.T) {
+	for _, u := range []string{"nats://u:S3CRET@h:4222", "nats://h:1,nats://u:S3CRET@h:bad", "foo://u:S3CRET@h", "nats://u:S3CRET@"} {
+		_, err := New(Config{URL: u})
+		require.Error(t, err, u)
+		assert.NotContains(t, err.Error(), "S3CRET", u)
+	}
+}

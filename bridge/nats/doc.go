@@ -69,8 +69,9 @@
 // # Connection
 //
 // [Sink.Connect] dials and, for JetStream with a Stream, checks that the
-// stream exists and that its subjects cover the template's (an error marked
-// [bridge.Permanent] if they do not), or creates it; Write dials too when Connect was not called. Once connected,
+// stream exists and that its subjects cover the template's (a retriable
+// error if they do not: a setting to fix, so the samples stay queued), or
+// creates it; Write dials too when Connect was not called. Once connected,
 // nats.go reconnects by itself forever, ReconnectWait apart; while the
 // connection is down, publishes fail at once with [ErrNotConnected] rather
 // than being buffered (the client's reconnect buffer is disabled), so nothing

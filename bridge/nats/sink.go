@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/m2mbridge/m2mbridge/bridge"
+	"github.com/m2mbridge/m2mbridge/internal/redact"
 )
 
 // Errors a publish may fail with, inside a [*bridge.BatchError].
@@ -123,7 +124,7 @@ func (s *Sink) conn(ctx context.Context) (*nats.Conn, jetstream.JetStream, error
 	}
 	nc, err := nats.Connect(strings.Join(set.servers, ","), opts...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("nats: connect %s: %w", strings.Join(set.servers, ","), err)
+		return nil, nil, fmt.Errorf("nats: connect %s: %w", redact.URL(strings.Join(set.servers, ",")), err)
 	}
 	var js jetstream.JetStream
 	if set.JetStream {
@@ -152,7 +153,8 @@ func (s *Sink) ensureStream(ctx context.Context, js jetstream.JetStream) error {
 				return nil
 			}
 		}
-		return bridge.Permanent(fmt.Errorf("nats: stream %q takes subjects %q, which do not cover the template's %q", s.set.Stream, st.CachedInfo().Config.Subjects, want))
+		// A setting to fix, not bad data: the samples stay queued.
+		return fmt.Errorf("nats: stream %q takes subjects %q, which do not cover the template's %q", s.set.Stream, st.CachedInfo().Config.Subjects, want)
 	case !errors.Is(err, jetstream.ErrStreamNotFound):
 		return fmt.Errorf("nats: stream %q: %w", s.set.Stream, err)
 	case !s.set.CreateStream:
@@ -348,8 +350,12 @@ func (s *Sink) writeJetStream(ctx context.Context, js jetstream.JetStream, batch
 // publishError classifies an error of one publish.
 func publishError(err error) error {
 	switch {
-	case errors.Is(err, nats.ErrMaxPayload), errors.Is(err, nats.ErrBadSubject):
-		return bridge.Permanent(fmt.Errorf("nats: %w", err))
+	case errors.Is(err, nats.ErrMaxPayload):
+		// One message is one sample: this sample alone is larger than
+		// the server's max_payload.
+		return bridge.Permanent(fmt.Errorf("nats: the sample's message is larger than the server's max_payload: %w", err))
+	case errors.Is(err, nats.ErrBadSubject):
+		return bridge.Permanent(fmt.Errorf("nats: the subject made from the sample's names is invalid: %w", err))
 	case errors.Is(err, nats.ErrReconnectBufExceeded), errors.Is(err, nats.ErrConnectionReconnecting),
 		errors.Is(err, nats.ErrDisconnected), errors.Is(err, nats.ErrConnectionClosed):
 		return fmt.Errorf("%w: %w", ErrNotConnected, err)
