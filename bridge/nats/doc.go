@@ -78,6 +78,19 @@
 // piles up in memory and the caller (the Bridge, with its spool) decides what
 // to retry.
 //
+// # Errors and retries
+//
+// Write publishes each sample once and reports, per sample, what failed; it
+// never retries a publish itself (nats.go's reconnection is not a retry of
+// samples): the Bridge's Retry is the one retry policy. Only two errors are
+// marked [bridge.Permanent], both about the sample itself: a message larger
+// than the server's max_payload (one message is one sample) and a subject
+// the server refuses (made from the sample's names). Everything else, a
+// permissions violation, a stream that is missing or full, an
+// acknowledgement timeout, keeps the samples for the Bridge to retry. URLs
+// are printed with passwords and query values hidden (a URL with user
+// information is refused by [New]).
+//
 // # Concurrency
 //
 // A Sink follows the [bridge.Sink] contract: Write and Close are called one
