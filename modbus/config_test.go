@@ -3,6 +3,7 @@ package modbus_test
 import (
 	"context"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -237,4 +238,62 @@ func TestShutdownDoesNotWaitForSilentDevice(t *testing.T) {
 		require.NoError(t, d.Close())
 		require.NoError(t, s.Close())
 	}
+}
+
+// TestDeviceHealth: the device reports whether its device answers.
+func TestDeviceHealth(t *testing.T) {
+	p := testProfile()
+	var silent atomic.Bool
+	s := newSim(t, p, modbustest.WithHook(func(modbustest.Request) modbustest.Fault {
+		return modbustest.Fault{NoReply: silent.Load()}
+	}))
+	d := newDevice(t, modbus.DeviceConfig{Conn: modbus.ClientConfig{URL: s.URL(), Timeout: 50 * time.Millisecond,
+		MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond}, Unit: 1, Profile: p, Interval: 10 * time.Millisecond})
+	var hr bridge.HealthReporter = d
+	h := hr.Health()
+	assert.False(t, h.Up)
+	assert.Equal(t, "not started", h.Reason)
+	runDevice(t, d)
+	require.Eventually(t, func() bool { return d.Health().Up }, 10*time.Second, time.Millisecond)
+	up := d.Health()
+	assert.Empty(t, up.Reason)
+	silent.Store(true)
+	require.Eventually(t, func() bool { return !d.Health().Up }, 10*time.Second, time.Millisecond)
+	down := d.Health()
+	assert.Contains(t, down.Reason, "timed out")
+	assert.True(t, down.Since.After(up.Since))
+	silent.Store(false)
+	require.Eventually(t, func() bool { return d.Health().Up }, 10*time.Second, time.Millisecond)
+}
+
+// TestLinkStatsCountALineOnce: two devices on one RTU gateway share a
+// link; LinkStats has one entry for it, whose requests are both devices'.
+func TestLinkStatsCountALineOnce(t *testing.T) {
+	p := testProfile()
+	s := newSim(t, p, modbustest.WithFraming(modbustest.RTU))
+	other := newSim(t, p)
+	conn := modbus.ClientConfig{URL: s.URL()}
+	devs, buses, err := modbus.NewDevices(
+		modbus.DeviceConfig{Name: "a", Conn: conn, Unit: 1, Profile: p},
+		modbus.DeviceConfig{Name: "b", Conn: conn, Unit: 2, Profile: p},
+		modbus.DeviceConfig{Name: "c", Conn: modbus.ClientConfig{URL: other.URL()}, Unit: 1, Profile: p},
+	)
+	require.NoError(t, err)
+	require.Len(t, buses, 1)
+	t.Cleanup(func() {
+		for _, d := range devs {
+			d.Close()
+		}
+		buses[0].Close()
+	})
+	for _, d := range devs {
+		require.NoError(t, d.PollOnce(ctxT(t), bridgetest.NewRecorder()))
+	}
+	ls := modbus.LinkStats(devs...)
+	require.Len(t, ls, 2)
+	assert.Equal(t, devs[0].Link(), devs[1].Link())
+	line := ls[devs[0].Link()]
+	assert.Equal(t, devs[0].Stats().Requests+devs[1].Stats().Requests, line.Requests)
+	assert.Len(t, line.Units, 2)
+	assert.Equal(t, devs[2].Stats().Requests, ls[devs[2].Link()].Requests)
 }

@@ -75,6 +75,65 @@
 // silence. [Device.WritePoint] writes holding registers and coils. The
 // documentation of Device has the details.
 //
+// # Configuration and its ranges
+//
+// [ClientConfig], [DeviceConfig], [Point] and [Limits] load from YAML with
+// the keys of their tags and each has a Validate method that returns every
+// problem at once as *bridge.FieldError values, with paths in YAML keys
+// relative to the value ("timeout", "modbus.speed", "points[3].address");
+// [NewClient] and [NewDevice] run the same checks. The ranges:
+//
+//	url               required; no user information; printed redacted in errors
+//	speed             one of StandardBaudRates (50 ... 4000000; 96000 or 12345 are refused); default 19200
+//	parity            none | even | odd (N, E, O); default even
+//	data_bits         5-8, default 8;   stop_bits 1-2, default 1 with parity, 2 without
+//	timeout           1ms-10m; default 1s (500ms for rtu)
+//	min_backoff       1ms-24h, default 100ms;  max_backoff 1ms-24h, default 30s; min <= max
+//	late_reply_wait   1ms-1h; default 3 × timeout (RTU links only)
+//	unit              0-255 on tcp, tcp+tls, udp (0 is a unit like any other);
+//	                  1-247 on rtu, rtuovertcp, rtuoverudp (0 is broadcast, 248-255 reserved)
+//	interval          10ms-24h, default 1s (a point's own interval likewise)
+//	max_busy_retries  -1 (none) to 10, default 3;  busy_retry_delay 1ms-10s, default 20ms
+//	limits            max_registers 1-125, max_bits 1-2000 (0 = those); forbidden first <= last
+//	scale, offset     finite; scale not negative (0 = 1); a string's length 1-125; bit 0-15
+//
+// Enumerations accept documented aliases: tables holding_registers,
+// input_registers, coils, discrete_inputs (Telegraf's names); types in any
+// case and FLOAT32-IEEE, FLOAT64-IEEE, BIT. Telegraf's byte_order spellings
+// (ABCD, CDAB, BADC, DCBA ...) set two keys at once and are refused with the
+// word_order and byte_order to write; an address that fails validation and
+// looks like a Modicon register number (40001+, 30001+, 10001+) gets a hint
+// with its protocol address.
+//
+// # RTU links and late replies
+//
+// RTU framing has no transaction ids, so the adapter runs its own RTU
+// transport on rtu, rtuovertcp and rtuoverudp links: it discards buffered
+// input before each request, waits (listening) up to LateReplyWait for the
+// late reply of a request that timed out before sending the next one, and
+// checks every reply against its request (unit, function, byte count, a
+// write's echo). Frames that do not match are discarded, counted in
+// [Stats].Discarded, and never decoded: a late reply is never published as
+// another register's value.
+//
+// # Shutdown
+//
+// When the context of [Device.Run] (or of any Client call) ends, the
+// request in progress is abandoned: on an RTU link the connection is closed
+// at once and the call returns within 100ms; the upstream client used for
+// tcp, tcp+tls and udp cannot be interrupted, so the call returns at once
+// and that request finishes in the background, up to its timeout, then
+// closes its connection. Run never waits for it.
+//
+// # Health and link statistics
+//
+// A [Device] reports its device's health ([Device.Health], a
+// bridge.HealthReporter): up when a poll cycle got answers, down with the
+// reason when a whole cycle got none. [DeviceStats] are per device;
+// [LinkStats] gives each link's [Stats] once, keyed by [Device.Link], so
+// devices sharing one serial line or RTU gateway do not count its requests
+// twice.
+//
 // # Concurrency
 //
 // Points, profiles and plans are values: share them read-only. [Planner],

@@ -309,8 +309,8 @@ func TestInteropMbpoll(t *testing.T) {
 
 // TestClientLateReplyOnSerialLine reproduces the late reply on a real serial
 // device (a socat pseudo-terminal pair): the simulator answers the first
-// request after the client's timeout. The Client closes the port, waits out
-// the line and reopens it, so later reads get their own answers.
+// request after the client's timeout. The Client's RTU transport waits for
+// the late reply and discards it, so later reads get their own answers.
 func TestClientLateReplyOnSerialLine(t *testing.T) {
 	_, err := exec.LookPath("socat")
 	needPeer(t, "socat", err)

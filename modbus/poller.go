@@ -121,8 +121,13 @@ type Device struct {
 	batch      []bridge.Sample
 	reason     map[string]string // interned error reasons
 	linkClosed bool              // a read found the link closed (Close, or the Bus closed)
+	answered   bool              // the device answered a request this cycle (data or exception)
+	lastErr    error             // the last transport failure this cycle
 
 	stats deviceCounters
+
+	healthMu sync.Mutex
+	health   bridge.Health
 }
 
 type group struct {
@@ -178,6 +183,7 @@ func NewDevice(cfg DeviceConfig) (*Device, error) {
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
+	d.health = bridge.Health{Since: time.Now(), Reason: "not started"}
 	limits := cfg.Limits
 	if cfg.Profile != nil {
 		limits = cfg.Profile.Limits
@@ -335,6 +341,7 @@ func (d *Device) Run(ctx context.Context, out bridge.Emitter) error {
 	}
 	defer d.running.Store(false)
 	d.linkClosed = false
+	d.setHealth(false, "connecting", true)
 	if d.ownConn {
 		defer d.client.disconnect()
 	}
@@ -433,6 +440,16 @@ func (d *Device) PollOnce(ctx context.Context, out bridge.Emitter) error {
 // cycle reads the points of the groups in mask into d.batch.
 func (d *Device) cycle(ctx context.Context, mask uint64) {
 	d.stats.cycles.Add(1)
+	d.answered, d.lastErr = false, nil
+	defer func() {
+		switch {
+		case ctx.Err() != nil || d.linkClosed:
+		case d.answered:
+			d.setHealth(true, "", false)
+		case d.lastErr != nil:
+			d.setHealth(false, d.lastErr.Error(), false)
+		}
+	}()
 	d.mu.Lock()
 	cp := d.planLocked(mask)
 	d.mu.Unlock()
@@ -498,6 +515,11 @@ func (d *Device) read(ctx context.Context, t Table, addr, qty uint16) (regs []ui
 			bits, err = d.client.ReadBits(ctx, d.unit, t, addr, qty)
 		} else {
 			regs, err = d.client.ReadRegisters(ctx, d.unit, t, addr, qty)
+		}
+		if _, exc := ExceptionCodeOf(err); err == nil || (exc && !errors.Is(err, ErrGatewayTargetDeviceFailedToRespond) && !errors.Is(err, ErrGatewayPathUnavailable) && !errors.Is(err, ErrBackoff)) {
+			d.answered = true // the device itself answered (a gateway's "no answer" is not the device's)
+		} else if ctx.Err() == nil {
+			d.lastErr = err
 		}
 		if err == nil || attempt >= d.busyMax || !(errors.Is(err, ErrServerDeviceBusy) || errors.Is(err, ErrAcknowledge)) {
 			return regs, bits, err
@@ -670,6 +692,66 @@ func (d *Device) bad(points []int, err error, t time.Time) {
 		d.stats.samples.Add(1)
 		d.stats.bad.Add(1)
 	}
+}
+
+// Health reports whether the device answers, from what the last poll cycle
+// saw: Up once a cycle got any answer from the device (data, or an
+// exception, which the device sent), down with the last failure as Reason
+// (a timeout, a refused connection, a backoff, a gateway's "target device
+// failed to respond") when a whole cycle got none. Before Run it is down
+// with Reason "not started", and "connecting" until the first cycle ends.
+// Since is when Up last changed. It implements [bridge.HealthReporter]
+// and is safe to call concurrently with Run.
+func (d *Device) Health() bridge.Health {
+	d.healthMu.Lock()
+	defer d.healthMu.Unlock()
+	return d.health
+}
+
+func (d *Device) setHealth(up bool, reason string, reset bool) {
+	d.healthMu.Lock()
+	defer d.healthMu.Unlock()
+	if up != d.health.Up || reset {
+		d.health.Since = time.Now()
+	}
+	d.health.Up, d.health.Reason = up, reason
+}
+
+var _ bridge.HealthReporter = (*Device)(nil)
+
+// Link returns the key of the link the device uses: its URL's scheme and
+// address, with any secret hidden. Devices on one [Bus] (one serial line,
+// one RTU gateway) return the same key; see [LinkStats].
+func (d *Device) Link() string { return redactedURL(d.client.ep.Scheme + "://" + d.client.ep.Address) }
+
+// LinkStats returns the [Stats] of every distinct link of devs, once per
+// link, keyed by [Device.Link]. Two devices on one shared line have one
+// entry, so the line's requests, errors, timeouts, discarded replies and
+// utilisation are counted once (per-unit figures are in Stats.Units);
+// [DeviceStats] are each device's own. Metrics should label link figures
+// by this key, and device figures by device name.
+func LinkStats(devs ...*Device) map[string]Stats {
+	out := make(map[string]Stats)
+	seen := make(map[*Client]bool)
+	for _, d := range devs {
+		if seen[d.client] {
+			continue
+		}
+		seen[d.client] = true
+		k := d.Link()
+		if _, dup := out[k]; dup {
+			// Two links to one address without a shared Bus (two Clients):
+			// keep them apart.
+			for n := 2; ; n++ {
+				if _, dup := out[fmt.Sprintf("%s#%d", k, n)]; !dup {
+					k = fmt.Sprintf("%s#%d", k, n)
+					break
+				}
+			}
+		}
+		out[k] = d.client.Stats()
+	}
+	return out
 }
 
 // Close releases the device's own connection (not a shared Bus); Run
