@@ -372,14 +372,15 @@ type SinkStats struct {
 	// spools that count it (Lost() uint64, as bridge/spool does). Losses
 	// found while reading are also in Dropped; those found at open happened
 	// before this run and are in no other counter.
-	SpoolLost uint64
-	Left         uint64 // samples undelivered when the drain deadline passed (in memory: lost; in a spool: kept)
-	Queued       int64  // samples waiting now, in memory or in the spool
-	InFlight     int64  // samples being written now
-	Errors       uint64 // failed Write, Connect or spool calls
-	LastError    string // the last such error, "" when none
-	Up           bool   // neither the last Write/Connect nor the spool failed
-	Connected    bool   // the sink has connected (or written) successfully at least once
+	SpoolLost  uint64
+	Left       uint64 // samples undelivered when the drain deadline passed (in memory: lost; in a spool: kept)
+	Queued     int64  // samples waiting now, in memory or in the spool
+	InFlight   int64  // samples being written now
+	Errors     uint64 // failed Write, Connect or spool calls
+	LastError  string // the last such error, "" when none
+	SpoolError string // why the spool cannot store now (the OS error), "" when it can
+	Up         bool   // neither the last Write/Connect nor the spool failed
+	Connected  bool   // the sink has connected (or written) successfully at least once
 	// DownSince is when the sink last went from up to down; zero when up.
 	DownSince time.Time
 }

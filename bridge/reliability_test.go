@@ -75,7 +75,7 @@ func TestBridgeSpoolAppendFailureDoesNotStarveOtherSinks(t *testing.T) {
 	st := b.Stats()
 	ms := st.Sinks[0]
 	assert.False(t, ms.Up, "a sink whose spool cannot store is down")
-	assert.Contains(t, ms.LastError, "file too large", "the OS error is reported")
+	assert.Contains(t, ms.SpoolError, "file too large", "the OS error is reported")
 	assert.EqualValues(t, 1000, ms.SpoolFailed)
 	assert.EqualValues(t, 1000, ms.Accepted)
 	assert.Positive(t, ms.Errors)

@@ -34,6 +34,7 @@ type sinkRunner struct {
 	lastError string
 	writeDown bool
 	spoolFail bool
+	spoolErr  string
 	downSince time.Time
 	connected bool // the first Connect (or Write) succeeded
 	finished  bool // the writer ended: what was queued is counted in Left
@@ -405,6 +406,7 @@ func (r *sinkRunner) spoolDown(err error, first bool) {
 	r.lastError = err.Error()
 	wasUp := r.upLocked()
 	r.spoolFail = true
+	r.spoolErr = err.Error()
 	if wasUp {
 		r.downSince = time.Now()
 	}
@@ -417,6 +419,7 @@ func (r *sinkRunner) spoolDown(err error, first bool) {
 func (r *sinkRunner) spoolUp() {
 	r.mu.Lock()
 	r.spoolFail = false
+	r.spoolErr = ""
 	up := r.upLocked()
 	if up {
 		r.downSince = time.Time{}
@@ -449,6 +452,7 @@ func (r *sinkRunner) snapshot() SinkStats {
 		InFlight:     int64(c.inflight),
 		Errors:       r.errors,
 		LastError:    r.lastError,
+		SpoolError:   r.spoolErr,
 		Up:           r.upLocked(),
 		DownSince:    r.downSince,
 		Connected:    r.connected,
