@@ -304,22 +304,9 @@ func (g *assembly) modbusDevice(d *decoder, p string, dc deviceConfig, dir strin
 		conn.Parity = par
 	}
 	if mc.URL != "" {
-		if c, err := modbus.NewClient(conn); err != nil {
-			for _, e := range flatten(err) {
-				var ce *modbus.ConfigError
-				if errors.As(e, &ce) {
-					key := map[string]string{"tls_cert": "cert_file", "tls_ca": "ca_file"}[ce.Field]
-					if key == "" {
-						key = ce.Field
-					}
-					d.errAt(join(mp, key), "%s", strings.TrimPrefix(ce.Err.Error(), "modbus: "))
-				} else {
-					d.errAt(mp, "%s", strings.TrimPrefix(e.Error(), "modbus: "))
-				}
-			}
-		} else {
-			c.Close()
-		}
+		// The client's settings are checked by their owner; its field
+		// errors carry the YAML key of each setting.
+		d.fieldErrors(mp, conn.Validate())
 	}
 
 	// Points: the profile's, then the inline ones.

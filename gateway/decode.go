@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/m2mbridge/m2mbridge/bridge"
 )
 
 // ConfigError is one problem of a configuration: the file, the line of
@@ -130,6 +132,19 @@ func (d *decoder) covered(path string) bool {
 // under reports whether path is p or a path below it.
 func under(path, p string) bool {
 	return path == p || strings.HasPrefix(path, p+".") || strings.HasPrefix(path, p+"[")
+}
+
+// fieldErrors reports the *bridge.FieldError leaves of err, returned by a
+// Validate method of a value at path, each at the line of its own key
+// path. Other errors in err are reported at path.
+func (d *decoder) fieldErrors(path string, err error) {
+	for _, fe := range bridge.FieldErrors(err) {
+		msg := fe.Msg
+		if fe.Hint != "" {
+			msg += " (" + fe.Hint + ")"
+		}
+		d.errAt(bridge.JoinPath(path, fe.Path), "%s", msg)
+	}
 }
 
 // hasErrUnder reports whether an error was reported at path or below it.
