@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/m2mbridge/m2mbridge/bridge"
+	"github.com/m2mbridge/m2mbridge/internal/limits"
 	"github.com/m2mbridge/m2mbridge/internal/tlsfiles"
 )
 
@@ -120,10 +121,10 @@ func (c Config) check() (*settings, error) {
 	if auth > 1 {
 		bad("username/password, token and an Authorization header exclude each other")
 	}
-	if c.Timeout < 0 {
-		bad("timeout %v is negative", c.Timeout)
-	} else if c.Timeout == 0 {
-		s.Timeout = 10 * time.Second
+	for _, err := range limits.Durations(
+		limits.Duration{Key: "timeout", P: &s.Timeout, Def: 10 * time.Second, Min: limits.MinTimeout, Max: limits.MaxTimeout},
+	) {
+		errs = append(errs, fmt.Errorf("httpsink: %w", err))
 	}
 	t, err := tlsfiles.LoadOrClone(c.TLS, "tls", c.CAFile, c.CertFile, c.KeyFile, c.InsecureSkipVerify)
 	if err != nil {

@@ -68,5 +68,10 @@
 // Errors print the URL with its password and query values hidden
 // ("?api_key=xxxxx").
 //
+// # Ranges
+//
+// [New] refuses a timeout outside 100ms to 10m (0 means the default 10s),
+// so that a stalled server cannot hold a shutdown for hours.
+//
 // A Sink is safe for concurrent use; Writes are serialised.
 package httpsink

@@ -42,5 +42,5 @@ func ExampleNew_invalid() {
 	fmt.Println(err)
 	// Output:
 	// httpsink: url "ftp://example.com": scheme "ftp" is not http or https
-	// httpsink: timeout -1s is negative
+	// httpsink: timeout: -1s is outside 100ms to 10m0s
 }

@@ -277,7 +277,7 @@ func TestStatusErrors(t *testing.T) {
 		}))
 		defer srv.Close()
 		defer close(release)
-		s := newSink(t, httpsink.Config{URL: srv.URL, Timeout: time.Hour})
+		s := newSink(t, httpsink.Config{URL: srv.URL, Timeout: 10 * time.Minute})
 		ctx, cancel := context.WithCancel(testCtx(t))
 		time.AfterFunc(50*time.Millisecond, cancel)
 		start := time.Now()
@@ -390,7 +390,7 @@ func TestNewChecksConfig(t *testing.T) {
 		{"TwoAuth", httpsink.Config{URL: "http://h", Token: "t", Username: "u"}, []string{"exclude each other"}},
 		{"PasswordOnly", httpsink.Config{URL: "http://h", Password: "p"}, []string{"password given without username"}},
 		{"Numbers", httpsink.Config{URL: "http://h", Timeout: -1},
-			[]string{"timeout -1ns"}},
+			[]string{"timeout: -1ns is outside 100ms to 10m0s"}},
 		{"TLSFiles", httpsink.Config{URL: "https://h", CAFile: "/nonexistent/ca.pem", KeyFile: "k.pem"},
 			[]string{"ca_file", "cert_file and key_file must be given together"}},
 		{"AllAtOnce", httpsink.Config{URL: "gopher://h", Timeout: -1}, []string{"gopher", "timeout"}},

@@ -248,3 +248,10 @@ func TestErrorsHideSecrets(t *testing.T) {
 	assert.Contains(t, err.Error(), "api_key=xxxxx")
 	assert.True(t, bridge.IsRetriable(err))
 }
+
+// TestTimeoutRange is issue 10 defect 6: a timeout that would hold a
+// shutdown for hours is refused.
+func TestTimeoutRange(t *testing.T) {
+	_, err := httpsink.New(httpsink.Config{URL: "http://h", Timeout: 1000 * time.Hour})
+	require.ErrorContains(t, err, "timeout: 1000h0m0s is outside 100ms to 10m0s")
+}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/m2mbridge/m2mbridge/bridge"
+	"github.com/m2mbridge/m2mbridge/internal/limits"
 	"github.com/m2mbridge/m2mbridge/internal/tlsfiles"
 )
 
@@ -187,10 +188,10 @@ func (c Config) check() (*settings, error) {
 	default:
 		bad("uint %q: want integer or unsigned", c.Uint)
 	}
-	if c.Timeout < 0 {
-		bad("timeout %v is negative", c.Timeout)
-	} else if c.Timeout == 0 {
-		s.Timeout = 10 * time.Second
+	for _, err := range limits.Durations(
+		limits.Duration{Key: "timeout", P: &s.Timeout, Def: 10 * time.Second, Min: limits.MinTimeout, Max: limits.MaxTimeout},
+	) {
+		errs = append(errs, fmt.Errorf("influx: %w", err))
 	}
 
 	t, err := tlsfiles.LoadOrClone(c.TLS, "tls", c.CAFile, c.CertFile, c.KeyFile, c.InsecureSkipVerify)

@@ -114,5 +114,10 @@
 // on a free port with a temporary data directory; they skip when it is not
 // installed (and fail under M2MB_INTEROP=1).
 //
+// # Ranges
+//
+// [New] refuses a timeout outside 100ms to 10m (0 means the default 10s),
+// so that a stalled server cannot hold a shutdown for hours.
+//
 // A Sink is safe for concurrent use; Writes are serialised.
 package influx

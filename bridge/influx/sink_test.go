@@ -219,7 +219,7 @@ func TestNewChecksConfig(t *testing.T) {
 		{"SameTags", influx.Config{URL: "http://h", Database: "d", PointTag: "unit"}, []string{"unit_tag and point_tag are both"}},
 		{"FieldIsTag", influx.Config{URL: "http://h", Database: "d", Field: "x", PointTag: "x_int"}, []string{`field key "x_int" is also a tag key`}},
 		{"Modes", influx.Config{URL: "http://h", Database: "d", Fields: "wide", Uint: "float"}, []string{`fields "wide"`, `uint "float"`}},
-		{"Timeout", influx.Config{URL: "http://h", Database: "d", Timeout: -1}, []string{"timeout -1ns"}},
+		{"Timeout", influx.Config{URL: "http://h", Database: "d", Timeout: -1}, []string{"timeout: -1ns is outside 100ms to 10m0s"}},
 		{"TLSFiles", influx.Config{URL: "https://h", Database: "d", CAFile: "/nonexistent"}, []string{"ca_file"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

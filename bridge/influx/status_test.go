@@ -160,3 +160,9 @@ func TestErrorsHideSecrets(t *testing.T) {
 	assert.NotContains(t, err.Error(), "S3CRET")
 	assert.NotContains(t, s2.Connect(ctxT(t)).Error(), "S3CRET")
 }
+
+// TestTimeoutRange is issue 10 defect 6.
+func TestTimeoutRange(t *testing.T) {
+	_, err := influx.New(influx.Config{URL: "http://h", Database: "d", Timeout: 1000 * time.Hour})
+	require.ErrorContains(t, err, "timeout: 1000h0m0s is outside 100ms to 10m0s")
+}

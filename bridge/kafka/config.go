@@ -9,7 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/m2mbridge/m2mbridge/internal/limits"
 	"github.com/m2mbridge/m2mbridge/internal/redact"
+	tmpl "github.com/m2mbridge/m2mbridge/internal/template"
 	"github.com/m2mbridge/m2mbridge/internal/tlsfiles"
 )
 
@@ -122,21 +124,16 @@ func (c Config) check() (*settings, error) {
 	default:
 		bad("compression %q: want none, gzip, snappy, lz4 or zstd", c.Compression)
 	}
-	if c.MaxBufferedRecords < 0 {
-		bad("max_buffered_records %d is negative", c.MaxBufferedRecords)
-	} else if c.MaxBufferedRecords == 0 {
-		s.MaxBufferedRecords = 10000
+	if err := limits.Int("max_buffered_records", &s.MaxBufferedRecords, 10000, 1, 10000000); err != nil {
+		errs = append(errs, fmt.Errorf("kafka: %w", err))
 	}
-	switch {
-	case c.MaxMessageBytes == 0:
-		s.MaxMessageBytes = 1000000
-	case c.MaxMessageBytes < 1024 || c.MaxMessageBytes > 100<<20:
-		bad("max_message_bytes %d: want 1024 to 104857600", c.MaxMessageBytes)
+	if err := limits.Int("max_message_bytes", &s.MaxMessageBytes, 1000000, 1024, 100<<20); err != nil {
+		errs = append(errs, fmt.Errorf("kafka: %w", err))
 	}
-	if c.DeliveryTimeout < 0 {
-		bad("delivery_timeout %v is negative", c.DeliveryTimeout)
-	} else if c.DeliveryTimeout == 0 {
-		s.DeliveryTimeout = 30 * time.Second
+	for _, err := range limits.Durations(
+		limits.Duration{Key: "delivery_timeout", P: &s.DeliveryTimeout, Def: 30 * time.Second, Min: time.Second, Max: time.Hour},
+	) {
+		errs = append(errs, fmt.Errorf("kafka: %w", err))
 	}
 	switch strings.ToUpper(c.SASLMechanism) {
 	case "":
@@ -180,6 +177,9 @@ const maxTopic = 249
 
 func parseTemplate(s string) (template, error) {
 	var t template
+	if len(s) > tmpl.MaxLen {
+		return t, fmt.Errorf("kafka: topic: %d bytes, longer than %d", len(s), tmpl.MaxLen)
+	}
 	var errs []error
 	rest := s
 	for rest != "" {

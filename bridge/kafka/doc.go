@@ -86,5 +86,12 @@
 // consumer and check its topic, key, value and per-point order, and they
 // stop and restart the cluster under a running sink.
 //
+// # Ranges
+//
+// [New] refuses, naming the setting, values that would fail or hang at run
+// time: topic template at most 1,024 bytes (a topic at most 249);
+// max_buffered_records 1 to 10,000,000; max_message_bytes 1,024 to
+// 104,857,600; delivery_timeout 1s to 1h. 0 means the default.
+//
 // A Sink is safe for concurrent use; calls are serialised.
 package kafka

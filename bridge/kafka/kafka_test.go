@@ -394,7 +394,7 @@ func TestNewChecksConfig(t *testing.T) {
 		{"TLSFiles", kafka.Config{Brokers: []string{"h:9092"}, CAFile: "/nonexistent/ca.pem", CertFile: "c.pem"},
 			[]string{"ca_file", "cert_file and key_file must be given together"}},
 		{"Negative", kafka.Config{Brokers: []string{"h:9092"}, MaxBufferedRecords: -1, DeliveryTimeout: -1},
-			[]string{"max_buffered_records -1", "delivery_timeout -1ns"}},
+			[]string{"max_buffered_records: -1 is outside", "delivery_timeout: -1ns is outside"}},
 		{"AllAtOnce", kafka.Config{Topic: "{x}", Compression: "x"}, []string{"brokers", "{x}", `compression "x"`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -582,5 +582,25 @@ func TestMaxMessageBytes(t *testing.T) {
 	assert.ErrorIs(t, be.Failed[1], kerr.MessageTooLarge)
 	assert.Contains(t, be.Failed[1].Error(), "max_message_bytes (2048)")
 	_, err = kafka.New(kafka.Config{Brokers: []string{"h:1"}, MaxMessageBytes: 10})
-	assert.ErrorContains(t, err, "max_message_bytes 10")
+	assert.ErrorContains(t, err, "max_message_bytes: 10 is outside 1024")
+}
+
+// TestConfigRanges is issue 10 defect 6.
+func TestConfigRanges(t *testing.T) {
+	b := []string{"h:9092"}
+	for _, tc := range []struct {
+		name string
+		cfg  kafka.Config
+		want string
+	}{
+		{"HugeTopic", kafka.Config{Brokers: b, Topic: strings.Repeat("t", 70000) + "{point}"}, "topic: 70007 bytes, longer than 1024"},
+		{"DeliveryTimeout", kafka.Config{Brokers: b, DeliveryTimeout: 1000 * time.Hour}, "delivery_timeout: 1000h0m0s is outside 1s to 1h0m0s"},
+		{"Buffered", kafka.Config{Brokers: b, MaxBufferedRecords: 1 << 40}, "max_buffered_records: 1099511627776 is outside"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := kafka.New(tc.cfg)
+			require.ErrorContains(t, err, tc.want)
+			assert.Less(t, len(err.Error()), 300)
+		})
+	}
 }

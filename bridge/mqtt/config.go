@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/m2mbridge/m2mbridge/internal/limits"
 	"github.com/m2mbridge/m2mbridge/internal/redact"
 	"github.com/m2mbridge/m2mbridge/internal/tlsfiles"
 )
@@ -209,40 +210,16 @@ func (c Config) validate() (*settings, error) {
 	if c.QoS < 0 || c.QoS > 2 {
 		bad("qos %d: want 0, 1 or 2", c.QoS)
 	}
-	switch {
-	case c.MaxInFlight == 0:
-		s.MaxInFlight = 1024
-	case c.MaxInFlight < 0 || c.MaxInFlight > 65535:
-		bad("max_in_flight %d: want 1 to 65535", c.MaxInFlight)
+	if err := limits.Int("max_in_flight", &s.MaxInFlight, 1024, 1, 65535); err != nil {
+		errs = append(errs, err)
 	}
-	durations := []struct {
-		name string
-		p    *time.Duration
-		def  time.Duration
-	}{
-		{"ack_timeout", &s.AckTimeout, 10 * time.Second},
-		{"keep_alive", &s.KeepAlive, 30 * time.Second},
-		{"connect_timeout", &s.ConnectTimeout, 10 * time.Second},
-		{"max_reconnect_interval", &s.MaxReconnectInterval, 10 * time.Second},
-		{"session_expiry", &s.SessionExpiry, time.Hour},
-	}
-	for _, d := range durations {
-		switch {
-		case *d.p == 0:
-			*d.p = d.def
-		case *d.p < 0:
-			bad("%s %v: must not be negative", d.name, *d.p)
-		}
-	}
-	if s.KeepAlive > 0 && s.KeepAlive < time.Second {
-		bad("keep_alive %v: MQTT counts it in whole seconds, want at least 1s", s.KeepAlive)
-	}
-	if s.KeepAlive > 65535*time.Second {
-		bad("keep_alive %v: at most 65535s", s.KeepAlive)
-	}
-	if s.SessionExpiry > 0xFFFFFFFF*time.Second {
-		bad("session_expiry %v: at most 4294967295s", s.SessionExpiry)
-	}
+	errs = append(errs, limits.Durations(
+		limits.Duration{Key: "ack_timeout", P: &s.AckTimeout, Def: 10 * time.Second, Min: limits.MinTimeout, Max: limits.MaxTimeout},
+		limits.Duration{Key: "keep_alive", P: &s.KeepAlive, Def: 30 * time.Second, Min: time.Second, Max: 65535 * time.Second},
+		limits.Duration{Key: "connect_timeout", P: &s.ConnectTimeout, Def: 10 * time.Second, Min: limits.MinTimeout, Max: limits.MaxTimeout},
+		limits.Duration{Key: "max_reconnect_interval", P: &s.MaxReconnectInterval, Def: 10 * time.Second, Min: limits.MinTimeout, Max: time.Hour},
+		limits.Duration{Key: "session_expiry", P: &s.SessionExpiry, Def: time.Hour, Min: time.Second, Max: 0xFFFFFFFF * time.Second},
+	)...)
 
 	certFile, keyFile := c.CertFile, c.KeyFile
 	if (certFile == "") != (keyFile == "") {

@@ -44,9 +44,9 @@ func TestConfigErrors(t *testing.T) {
 		{"status placeholder", Config{URL: "tcp://x", StatusTopic: "s/{source}"}, []string{"status_topic", "no placeholder"}},
 		{"persistent without id", Config{URL: "tcp://x", PersistentSession: true}, []string{"client_id: required"}},
 		{"password without user v3", Config{URL: "tcp://x", Password: "p"}, []string{"password without username"}},
-		{"in flight", Config{URL: "tcp://x", MaxInFlight: 70000}, []string{"max_in_flight 70000"}},
-		{"negative timeout", Config{URL: "tcp://x", AckTimeout: -time.Second}, []string{"ack_timeout -1s"}},
-		{"keepalive too short", Config{URL: "tcp://x", KeepAlive: time.Millisecond}, []string{"keep_alive 1ms"}},
+		{"in flight", Config{URL: "tcp://x", MaxInFlight: 70000}, []string{"max_in_flight: 70000 is outside 1 to 65535"}},
+		{"negative timeout", Config{URL: "tcp://x", AckTimeout: -time.Second}, []string{"ack_timeout: -1s is outside"}},
+		{"keepalive too short", Config{URL: "tcp://x", KeepAlive: time.Millisecond}, []string{"keep_alive: 1ms is outside 1s"}},
 		{"cert without key", Config{URL: "ssl://x", CertFile: "c.pem"}, []string{"give both or neither"}},
 		{"tls files on tcp", Config{URL: "tcp://x", CAFile: junk}, []string{"need a TLS url"}},
 		{"missing ca file", Config{URL: "ssl://x", CAFile: filepath.Join(dir, "nope.pem")}, []string{"ca_file", "no such file"}},
@@ -69,7 +69,7 @@ func TestConfigErrors(t *testing.T) {
 func TestConfigAllErrorsAtOnce(t *testing.T) {
 	_, err := New(Config{URL: "ftp://x", QoS: 5, Topic: "{nope}", MaxInFlight: -1})
 	require.Error(t, err)
-	for _, w := range []string{"unknown scheme", "qos 5", "{nope}", "max_in_flight -1"} {
+	for _, w := range []string{"unknown scheme", "qos 5", "{nope}", "max_in_flight: -1"} {
 		assert.Contains(t, err.Error(), w)
 	}
 }
@@ -233,5 +233,27 @@ func TestConfigHidesSecrets(t *testing.T) {
 		require.Error(t, err, u)
 		assert.NotContains(t, err.Error(), "S3CRET", u)
 		assert.NotContains(t, Config{URL: u}.String(), "S3CRET", u)
+	}
+}
+
+// TestConfigRanges is issue 10 defect 6: settings that would fail or hang at
+// run time are refused, naming the setting.
+func TestConfigRanges(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"HugeTopic", Config{URL: "tcp://h", Topic: strings.Repeat("t", 70000)}, "topic: topic template is 70000 bytes, longer than 1024"},
+		{"HugeStatusTopic", Config{URL: "tcp://h", StatusTopic: strings.Repeat("t", 2000)}, "status_topic: topic template is 2000 bytes"},
+		{"AckTimeout", Config{URL: "tcp://h", AckTimeout: 1000 * time.Hour}, "ack_timeout: 1000h0m0s is outside 100ms to 10m0s"},
+		{"ConnectTimeout", Config{URL: "tcp://h", ConnectTimeout: time.Nanosecond}, "connect_timeout: 1ns is outside"},
+		{"Reconnect", Config{URL: "tcp://h", MaxReconnectInterval: 48 * time.Hour}, "max_reconnect_interval: 48h0m0s is outside"},
+		{"SessionExpiry", Config{URL: "tcp://h", SessionExpiry: time.Millisecond}, "session_expiry: 1ms is outside 1s"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := New(tc.cfg)
+			require.ErrorContains(t, err, tc.want)
+		})
 	}
 }

@@ -97,6 +97,14 @@
 //
 // # Concurrency
 //
+// # Ranges
+//
+// [New] refuses, naming the setting, values that would fail or hang at run
+// time: topic and status_topic at most 1,024 bytes; qos 0 to 2;
+// max_in_flight 1 to 65,535; ack_timeout and connect_timeout 100ms to 10m;
+// keep_alive 1s to 65,535s; max_reconnect_interval 100ms to 1h;
+// session_expiry 1s to 4,294,967,295s. 0 means the default.
+//
 // A Sink follows the [bridge.Sink] contract: Write and Close are called one
 // at a time (from any goroutine); Connect and Topic may be called at any time.
 // Close ends every goroutine the sink started.

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/m2mbridge/m2mbridge/internal/limits"
 	"github.com/m2mbridge/m2mbridge/internal/redact"
 	"github.com/m2mbridge/m2mbridge/internal/tlsfiles"
 	"github.com/nats-io/nats.go/jetstream"
@@ -165,29 +166,14 @@ func (c Config) validate() (*settings, error) {
 	if c.CreateStream && c.Stream == "" {
 		bad("create_stream: needs a stream name")
 	}
-	switch {
-	case c.MaxAckPending == 0:
-		s.MaxAckPending = 4096
-	case c.MaxAckPending < 0:
-		bad("max_ack_pending %d: must be positive", c.MaxAckPending)
+	if err := limits.Int("max_ack_pending", &s.MaxAckPending, 4096, 1, 1000000); err != nil {
+		errs = append(errs, err)
 	}
-	durations := []struct {
-		name string
-		p    *time.Duration
-		def  time.Duration
-	}{
-		{"ack_timeout", &s.AckTimeout, 10 * time.Second},
-		{"connect_timeout", &s.ConnectTimeout, 5 * time.Second},
-		{"reconnect_wait", &s.ReconnectWait, time.Second},
-	}
-	for _, d := range durations {
-		switch {
-		case *d.p == 0:
-			*d.p = d.def
-		case *d.p < 0:
-			bad("%s %v: must not be negative", d.name, *d.p)
-		}
-	}
+	errs = append(errs, limits.Durations(
+		limits.Duration{Key: "ack_timeout", P: &s.AckTimeout, Def: 10 * time.Second, Min: limits.MinTimeout, Max: limits.MaxTimeout},
+		limits.Duration{Key: "connect_timeout", P: &s.ConnectTimeout, Def: 5 * time.Second, Min: limits.MinTimeout, Max: limits.MaxTimeout},
+		limits.Duration{Key: "reconnect_wait", P: &s.ReconnectWait, Def: time.Second, Min: 10 * time.Millisecond, Max: time.Hour},
+	)...)
 	if c.Name == "" {
 		s.Name = "m2mbridge"
 	}

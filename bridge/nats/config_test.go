@@ -42,8 +42,8 @@ func TestConfigErrors(t *testing.T) {
 		{"stream without jetstream", Config{URL: "nats://x", Stream: "S"}, []string{"needs jetstream"}},
 		{"bad stream name", Config{URL: "nats://x", JetStream: true, Stream: "a.b"}, []string{`stream "a.b"`, "not allowed"}},
 		{"create without stream", Config{URL: "nats://x", JetStream: true, CreateStream: true}, []string{"create_stream: needs a stream"}},
-		{"max ack pending", Config{URL: "nats://x", MaxAckPending: -1}, []string{"max_ack_pending -1"}},
-		{"negative timeout", Config{URL: "nats://x", AckTimeout: -time.Second}, []string{"ack_timeout -1s"}},
+		{"max ack pending", Config{URL: "nats://x", MaxAckPending: -1}, []string{"max_ack_pending: -1"}},
+		{"negative timeout", Config{URL: "nats://x", AckTimeout: -time.Second}, []string{"ack_timeout: -1s is outside"}},
 		{"two auths", Config{URL: "nats://x", Token: "t", Username: "u"}, []string{"one way to authenticate"}},
 		{"password without user", Config{URL: "nats://x", Password: "p"}, []string{"password without username"}},
 		{"missing creds", Config{URL: "nats://x", CredsFile: filepath.Join(dir, "nope.creds")}, []string{"creds_file", "no such file"}},
@@ -209,5 +209,24 @@ func TestConfigHidesSecrets(t *testing.T) {
 		_, err := New(Config{URL: u})
 		require.Error(t, err, u)
 		assert.NotContains(t, err.Error(), "S3CRET", u)
+	}
+}
+
+// TestConfigRanges is issue 10 defect 6.
+func TestConfigRanges(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"HugeSubject", Config{URL: "nats://h", Subject: strings.Repeat("s", 70000)}, "subject: subject template is 70000 bytes, longer than 1024"},
+		{"AckTimeout", Config{URL: "nats://h", AckTimeout: 1000 * time.Hour}, "ack_timeout: 1000h0m0s is outside 100ms to 10m0s"},
+		{"ReconnectWait", Config{URL: "nats://h", ReconnectWait: time.Nanosecond}, "reconnect_wait: 1ns is outside"},
+		{"MaxAckPending", Config{URL: "nats://h", MaxAckPending: 1 << 40}, "max_ack_pending: 1099511627776 is outside 1 to 1000000"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := New(tc.cfg)
+			require.ErrorContains(t, err, tc.want)
+		})
 	}
 }

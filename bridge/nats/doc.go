@@ -93,6 +93,13 @@
 //
 // # Concurrency
 //
+// # Ranges
+//
+// [New] refuses, naming the setting, values that would fail or hang at run
+// time: subject at most 1,024 bytes; max_ack_pending 1 to 1,000,000;
+// ack_timeout and connect_timeout 100ms to 10m; reconnect_wait 10ms to 1h.
+// 0 means the default.
+//
 // A Sink follows the [bridge.Sink] contract: Write and Close are called one
 // at a time (from any goroutine); Connect, Subject and StreamSubject may be
 // called at any time. Close ends every goroutine the sink started.

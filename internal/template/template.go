@@ -7,6 +7,10 @@ import (
 	"unicode/utf8"
 )
 
+// MaxLen is the longest template, in bytes: far more than any topic or
+// subject needs, and a bound on the memory every sample's expansion costs.
+const MaxLen = 1024
+
 // Kind says what a [Part] of a template is.
 type Kind uint8
 
@@ -43,13 +47,17 @@ type Template struct {
 	escape func(dst []byte, name string, first bool) []byte
 }
 
-// Parse parses s under syn. It rejects an empty template, invalid UTF-8,
+// Parse parses s under syn. It rejects an empty template, one longer than
+// [MaxLen] bytes (the error does not quote it), invalid UTF-8,
 // what syn.Check rejects, unknown placeholders and unbalanced braces; each
 // error quotes the template and gives the byte offset of the problem.
 func Parse(s string, syn Syntax) (Template, error) {
 	t := Template{escape: syn.Escape}
 	if s == "" {
 		return t, errors.New("empty " + syn.What)
+	}
+	if len(s) > MaxLen {
+		return t, fmt.Errorf("%s is %d bytes, longer than %d", syn.What, len(s), MaxLen)
 	}
 	if !utf8.ValidString(s) {
 		return t, fmt.Errorf("%s %q is not valid UTF-8", syn.What, s)

@@ -108,3 +108,13 @@ func ExampleParse() {
 	// m2m/plc_1/temp
 	// topic template "m2m/{device}": unknown placeholder {device} at offset 4 (known: {source}, {point})
 }
+
+// TestMaxLen is issue 10 defect 6: a 70,000-byte template is refused, and
+// the error does not quote it.
+func TestMaxLen(t *testing.T) {
+	_, err := template.Parse(strings.Repeat("a", template.MaxLen), template.Syntax{What: "topic template"})
+	require.NoError(t, err)
+	_, err = template.Parse(strings.Repeat("a", 70000), template.Syntax{What: "topic template"})
+	require.ErrorContains(t, err, "topic template is 70000 bytes, longer than 1024")
+	assert.Less(t, len(err.Error()), 100)
+}
