@@ -56,7 +56,7 @@ func benchSubscribe(b *testing.B, url string, ids func(int) string, n int) {
 	for i := range nodes {
 		nodes[i] = opcua.Node{Name: fmt.Sprintf("n%d", i), Node: ids(i)}
 	}
-	src, err := opcua.New(opcua.Config{Name: "bench", Endpoint: url, Interval: 100 * time.Millisecond, Buffer: 1024, Watchdog: 10 * time.Second, Nodes: nodes})
+	src, err := opcua.New(opcua.Config{Name: "bench", Endpoint: url, Interval: 100 * time.Millisecond, Watchdog: 10 * time.Second, Nodes: nodes})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -88,7 +88,6 @@ func benchSubscribe(b *testing.B, url string, ids func(int) string, n int) {
 	got := em.samples.Load() - start
 	b.ReportMetric(float64(got)/b.Elapsed().Seconds(), "samples/s")
 	b.ReportMetric(float64(m1.Mallocs-m0.Mallocs)/float64(got), "process-allocs/sample")
-	b.ReportMetric(float64(src.Stats().Dropped), "dropped")
 	if bad := em.bad.Load(); bad > 0 {
 		b.Fatalf("%d Bad samples", bad)
 	}
@@ -127,7 +126,7 @@ func BenchmarkPoll5000Nodes(b *testing.B) {
 	for i := range nodes {
 		nodes[i] = opcua.Node{Name: opcuatest.ExtraName(i), Node: opcuatest.NodeID(opcuatest.ExtraName(i))}
 	}
-	src, err := opcua.New(opcua.Config{Name: "bench", Endpoint: srv.URL(), Mode: opcua.Poll, Interval: time.Millisecond, Buffer: 64, Nodes: nodes})
+	src, err := opcua.New(opcua.Config{Name: "bench", Endpoint: srv.URL(), Mode: opcua.Poll, Interval: time.Millisecond, Nodes: nodes})
 	if err != nil {
 		b.Fatal(err)
 	}

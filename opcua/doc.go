@@ -68,25 +68,35 @@
 //     StatusChangeNotification also end the connection;
 //   - then the client is closed (bounded by a second) and a new client,
 //     secure channel, session and subscription are built, with exponential
-//     backoff between ReconnectMin and ReconnectMax and ±20% jitter;
+//     backoff between ReconnectMin and ReconnectMax and ±20% jitter; a
+//     session that delivered data resets the backoff, so every outage starts
+//     again from ReconnectMin;
 //   - on every failed attempt and every lost connection a Bad sample is
 //     emitted for every node, with the error as Reason and its StatusCode
 //     (BadCommunicationError when there is none) as Code, so consumers see
-//     the outage instead of silence.
+//     the outage instead of silence; [Source.Health] says the same.
 //
-// Errors that retrying cannot fix end Run with an error wrapping
-// [ErrAuthentication], [ErrNoEndpoint] or [ErrUntrustedServer].
+// A server that offers no endpoint matching the configured security
+// ([ErrNoEndpoint]; some servers offer an empty list while they start) is
+// retried like any other failure, the source reported down with that
+// reason. Errors that retrying cannot fix end Run with an error wrapping
+// [ErrAuthentication] or [ErrUntrustedServer].
 //
 // # Slow consumers
 //
-// The upstream client has one publish loop per client that blocks on the
-// notification channel, so a slow consumer would stall every subscription.
-// The adapter therefore reads that (bounded) channel promptly in its own
-// goroutine, turns notifications into samples and puts them on a bounded
-// queue of Buffer batches, which a second goroutine hands to the Emitter.
-// When Emit blocks for so long that the queue fills up, the oldest batches
-// are dropped and counted in [Stats].Dropped; the connection is never held
-// up.
+// The source has no queue of its own: it calls Emit in the goroutine that
+// read the values, and the Bridge owns every queue and counts every loss
+// (give the source a bridge.SourceOptions inbox with drop_oldest if it must
+// never wait). While Emit blocks, the source stops reading: in poll mode the
+// next Read waits (missed ticks are skipped, not queued); in subscribe mode
+// the upstream client's publish loop blocks once the 64-entry notification
+// channel is full, the server keeps each monitored item's last QueueSize
+// changes and discards older ones, and the time spent in Emit does not
+// count against the Watchdog. If Emit blocks for longer than the session
+// timeout (max(30s, 3×Watchdog)), the server may end the session; the source
+// then reconnects when Emit returns, with Bad samples for the gap. When Emit
+// returns an error because its context ended, or [bridge.ErrClosed], Run
+// ends; other errors are the Bridge's to count and the source goes on.
 //
 // # Security
 //

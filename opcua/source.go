@@ -47,9 +47,13 @@ type Stats struct {
 	WatchdogTrips   uint64 // connections rebuilt because a subscription went silent
 	Reads           uint64 // Read requests sent by the poller
 	Notifications   uint64 // data change notifications received
-	Samples         uint64 // samples handed to the emit queue
-	Dropped         uint64 // samples dropped because the emit queue was full
-	Connected       bool   // whether a session is up now
+	Samples         uint64 // samples handed to the Emitter
+	// Dropped is always 0: the source has no queue of its own any more
+	// (the Bridge owns the queues and counts their losses).
+	//
+	// Deprecated: read bridge.SourceStats instead.
+	Dropped   uint64
+	Connected bool // whether a session is up now
 }
 
 // Source reads one OPC UA server and produces a [bridge.Sample] per node
@@ -58,14 +62,18 @@ type Source struct {
 	st *settings
 
 	running  atomic.Bool
-	stats    struct{ connects, failures, reconnects, trips, reads, notifs, samples, dropped atomic.Uint64 }
+	stats    struct{ connects, failures, reconnects, trips, reads, notifs, samples atomic.Uint64 }
 	certMu   sync.Mutex
 	cert     []byte
 	key      *rsa.PrivateKey
 	certDone bool
 
-	mu   sync.Mutex
-	live *session
+	mu     sync.Mutex
+	live   *session
+	health bridge.Health
+
+	// onSleep, when set (by tests), is told every backoff delay.
+	onSleep func(time.Duration)
 
 	// guard relays every connection of the Source (guard.go); guardErr is
 	// the last reason it cut one, taken by the connection loop.
@@ -89,7 +97,28 @@ func New(cfg Config) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Source{st: st}, nil
+	return &Source{st: st, health: bridge.Health{Since: time.Now(), Reason: "not started"}}, nil
+}
+
+// Health reports the state of the connection to the server, as
+// [bridge.HealthReporter] asks: Up while a session is established; before
+// Run "not started", during the first attempt "connecting", after a failed
+// attempt or a lost session the error (for example one wrapping
+// [ErrNoEndpoint], "opcua: no matching endpoint: ..."), and "stopped" once
+// Run has returned. Since is when Up last changed.
+func (s *Source) Health() bridge.Health {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.health
+}
+
+func (s *Source) setHealth(up bool, reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if up != s.health.Up {
+		s.health.Since = time.Now()
+	}
+	s.health.Up, s.health.Reason = up, reason
 }
 
 // Name returns the Config's Name, the Sample.Source of its samples.
@@ -108,119 +137,59 @@ func (s *Source) Stats() Stats {
 		Reads:           s.stats.reads.Load(),
 		Notifications:   s.stats.notifs.Load(),
 		Samples:         s.stats.samples.Load(),
-		Dropped:         s.stats.dropped.Load(),
 		Connected:       connected,
 	}
 }
 
 // Run connects to the server and produces samples into out until ctx ends;
 // see the package documentation for the connection lifecycle. It returns nil
-// when ctx ends, or an error wrapping [ErrAuthentication], [ErrNoEndpoint]
-// or [ErrUntrustedServer] when the server rejects the configuration for
-// good. Run may be called once.
+// when ctx ends or when out returns [bridge.ErrClosed], or an error wrapping
+// [ErrAuthentication] or [ErrUntrustedServer] when the server rejects the
+// configuration for good. Run may be called once.
 func (s *Source) Run(ctx context.Context, out bridge.Emitter) error {
 	if !s.running.CompareAndSwap(false, true) {
 		return errors.New("opcua: Run called twice")
 	}
-	// The emitter has its own context so that the Bad samples explaining
-	// a permanent error still go out after the connection loop has ended.
-	ectx, ecancel := context.WithCancel(ctx)
-	defer ecancel()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	defer s.setHealth(false, "stopped")
 	defer s.closeGuard()
-	q := &queue{ch: make(chan []bridge.Sample, s.st.Buffer), s: s}
-	done := make(chan struct{})
-	emitted := make(chan struct{})
-	go func() {
-		defer close(emitted)
-		q.emitLoop(ectx, out, cancel, done)
-	}()
-	err := s.loop(ctx, q)
-	close(done) // the emitter hands over what is queued, then returns
-	t := time.NewTimer(time.Second)
-	defer t.Stop()
-	select {
-	case <-emitted:
-	case <-t.C:
-		ecancel() // Emit is blocked: give up on the rest
-		<-emitted
-	}
-	return err
+	return s.loop(ctx, &emitter{s: s, out: out, cancel: cancel})
 }
 
-// queue is the bounded hand-off between the goroutine that talks to the
-// server (which must never block, or the upstream publish loop stalls) and
-// the one that calls Emit (which may block on a slow Bridge).
-type queue struct {
-	ch chan []bridge.Sample
-	s  *Source
+// emitter hands batches to the Bridge, in the goroutine that made them.
+type emitter struct {
+	s      *Source
+	out    bridge.Emitter
+	cancel context.CancelFunc
 }
 
-// put enqueues a batch; when the queue is full it drops the oldest batch
-// and counts its samples in Stats.Dropped.
-func (q *queue) put(batch []bridge.Sample) {
+// emit hands batch to out. It returns false when Run must end: ctx ended
+// or the Bridge is closed (then it cancels Run's context). Other errors
+// are the Bridge's to count; the source goes on.
+func (e *emitter) emit(ctx context.Context, batch []bridge.Sample) bool {
 	if len(batch) == 0 {
-		return
-	}
-	q.s.stats.samples.Add(uint64(len(batch)))
-	for {
-		select {
-		case q.ch <- batch:
-			return
-		default:
-		}
-		select {
-		case old := <-q.ch:
-			q.s.stats.dropped.Add(uint64(len(old)))
-		default:
-		}
-	}
-}
-
-// emitLoop hands queued batches to out until ctx ends, or until done is
-// closed and the queue is empty.
-func (q *queue) emitLoop(ctx context.Context, out bridge.Emitter, cancelRun context.CancelFunc, done <-chan struct{}) {
-	emit := func(b []bridge.Sample) bool {
-		if err := out.Emit(ctx, b); err != nil {
-			q.s.stats.dropped.Add(uint64(len(b)))
-			if ctx.Err() != nil {
-				return false
-			}
-			if errors.Is(err, bridge.ErrClosed) {
-				cancelRun() // the Bridge is shutting down: so is this source
-				return false
-			}
-		}
 		return true
 	}
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case b := <-q.ch:
-			if !emit(b) {
-				return
-			}
-		case <-done:
-			for {
-				select {
-				case b := <-q.ch:
-					if !emit(b) {
-						return
-					}
-				default:
-					return
-				}
-			}
-		}
+	e.s.stats.samples.Add(uint64(len(batch)))
+	err := e.out.Emit(ctx, batch)
+	switch {
+	case err == nil:
+		return true
+	case ctx.Err() != nil:
+		return false
+	case errors.Is(err, bridge.ErrClosed):
+		e.cancel()
+		return false
 	}
+	return true
 }
 
 // loop connects, serves and reconnects with backoff until ctx ends.
-func (s *Source) loop(ctx context.Context, q *queue) error {
+func (s *Source) loop(ctx context.Context, q *emitter) error {
 	st := s.st
 	backoff := st.ReconnectMin
+	s.setHealth(false, "connecting")
 	for {
 		sess, err := s.connect(ctx)
 		if ctx.Err() != nil {
@@ -231,11 +200,12 @@ func (s *Source) loop(ctx context.Context, q *queue) error {
 		}
 		if err != nil {
 			s.stats.failures.Add(1)
-			s.badAll(q, err)
+			s.setHealth(false, err.Error())
+			s.badAll(ctx, q, err)
 			if permanent(err) {
 				return &sourceError{name: st.Name, err: err}
 			}
-			if !sleep(ctx, jitter(backoff)) {
+			if !s.sleep(ctx, jitter(backoff)) {
 				return nil
 			}
 			backoff = min(backoff*2, st.ReconnectMax)
@@ -244,6 +214,7 @@ func (s *Source) loop(ctx context.Context, q *queue) error {
 		s.stats.connects.Add(1)
 		started := time.Now()
 		s.setLive(sess)
+		s.setHealth(true, "")
 		if st.Mode == Poll {
 			err = s.poll(ctx, sess, q)
 		} else {
@@ -254,13 +225,16 @@ func (s *Source) loop(ctx context.Context, q *queue) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		err = s.explain(err)
+		err = fmt.Errorf("connection lost: %w", s.explain(err))
+		s.setHealth(false, err.Error())
 		s.stats.reconnects.Add(1)
-		s.badAll(q, fmt.Errorf("connection lost: %w", err))
-		if time.Since(started) > st.ReconnectMax {
+		s.badAll(ctx, q, err)
+		// A session that delivered data was a good one: the next outage
+		// starts again from ReconnectMin, however short the session was.
+		if sess.delivered || time.Since(started) > st.ReconnectMax {
 			backoff = st.ReconnectMin
 		}
-		if !sleep(ctx, jitter(backoff)) {
+		if !s.sleep(ctx, jitter(backoff)) {
 			return nil
 		}
 		backoff = min(backoff*2, st.ReconnectMax)
@@ -280,8 +254,10 @@ func (e *sourceError) Error() string {
 
 func (e *sourceError) Unwrap() error { return e.err }
 
+// permanent tells the errors that retrying cannot fix. ErrNoEndpoint is
+// not one: a server may offer no endpoints while it starts.
 func permanent(err error) bool {
-	return errors.Is(err, ErrAuthentication) || errors.Is(err, ErrNoEndpoint) || errors.Is(err, ErrUntrustedServer)
+	return errors.Is(err, ErrAuthentication) || errors.Is(err, ErrUntrustedServer)
 }
 
 // jitter returns d ± 20%.
@@ -292,7 +268,10 @@ func jitter(d time.Duration) time.Duration {
 	return d - d/5 + time.Duration(rand.Int64N(int64(d/5)*2+1))
 }
 
-func sleep(ctx context.Context, d time.Duration) bool {
+func (s *Source) sleep(ctx context.Context, d time.Duration) bool {
+	if s.onSleep != nil {
+		s.onSleep(d)
+	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -326,7 +305,7 @@ func (s *Source) sample(sess *session, i int) bridge.Sample {
 
 // badAll emits a Bad sample for every node with err as the reason and the
 // StatusCode err wraps (BadCommunicationError when none) as the code.
-func (s *Source) badAll(q *queue, err error) {
+func (s *Source) badAll(ctx context.Context, q *emitter, err error) {
 	code := ua.StatusBadCommunicationError
 	var sc ua.StatusCode
 	if errors.As(err, &sc) && sc != ua.StatusOK {
@@ -338,7 +317,7 @@ func (s *Source) badAll(q *queue, err error) {
 		batch[i] = s.sample(nil, i)
 		batch[i].Time, batch[i].Quality, batch[i].Code, batch[i].Reason = now, bridge.Bad, uint32(code), err.Error()
 	}
-	q.put(batch)
+	q.emit(ctx, batch)
 }
 
 // session is one connection: client, secure channel, session, and what was
@@ -352,6 +331,8 @@ type session struct {
 	stop     chan struct{}
 	drained  chan struct{}
 	readable []int // indexes of nodes that can be read
+
+	delivered bool // a read succeeded or a data change arrived
 }
 
 type liveNode struct {
@@ -701,7 +682,7 @@ func (s *Source) readChunked(ctx context.Context, sess *session, ids []*ua.ReadV
 
 // poll reads every readable node each Interval until ctx ends or a read
 // fails.
-func (s *Source) poll(ctx context.Context, sess *session, q *queue) error {
+func (s *Source) poll(ctx context.Context, sess *session, q *emitter) error {
 	st := s.st
 	ids := make([]*ua.ReadValueID, len(sess.readable))
 	for k, i := range sess.readable {
@@ -722,6 +703,7 @@ func (s *Source) poll(ctx context.Context, sess *session, q *queue) error {
 				}
 				return fmt.Errorf("read: %w", err)
 			}
+			sess.delivered = true
 			now := time.Now()
 			for k, i := range sess.readable {
 				smp := s.sample(sess, i)
@@ -729,7 +711,9 @@ func (s *Source) poll(ctx context.Context, sess *session, q *queue) error {
 				batch = append(batch, smp)
 			}
 		}
-		q.put(batch)
+		if !q.emit(ctx, batch) {
+			return nil
+		}
 		select {
 		case <-ctx.Done():
 			return nil
@@ -777,10 +761,11 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 // subscribe creates a subscription with a monitored item per readable node
 // plus the heartbeat, and turns notifications into samples until ctx ends,
 // the connection is lost, or the watchdog finds the subscription silent.
-func (s *Source) subscribe(ctx context.Context, sess *session, q *queue) error {
+func (s *Source) subscribe(ctx context.Context, sess *session, q *emitter) error {
 	st := s.st
-	// Bounded and read promptly by this goroutine only; samples go on to
-	// the queue, which never blocks.
+	// Read by this goroutine only, which also calls Emit: while Emit
+	// blocks, the upstream publish loop blocks once this is full (see the
+	// package documentation, "Slow consumers").
 	notify := make(chan *opcua.PublishNotificationData, 64)
 	ka := max(st.KeepAliveCount, 1)
 	sub, err := sess.c.Subscribe(ctx, &opcua.SubscriptionParameters{
@@ -840,7 +825,9 @@ func (s *Source) subscribe(ctx context.Context, sess *session, q *queue) error {
 		}
 		reqs = reqs[n:]
 	}
-	q.put(broken)
+	if !q.emit(ctx, broken) {
+		return nil
+	}
 
 	wd := time.NewTimer(st.Watchdog)
 	defer wd.Stop()
@@ -864,7 +851,19 @@ func (s *Source) subscribe(ctx context.Context, sess *session, q *queue) error {
 			switch v := n.Value.(type) {
 			case *ua.DataChangeNotification:
 				s.stats.notifs.Add(1)
-				q.put(s.dataChange(sess, v, time.Now()))
+				batch := s.dataChange(sess, v, time.Now())
+				sess.delivered = sess.delivered || len(batch) > 0
+				if !q.emit(ctx, batch) {
+					return nil
+				}
+				// Time spent in Emit is not silence of the server.
+				if !wd.Stop() {
+					select {
+					case <-wd.C:
+					default:
+					}
+				}
+				wd.Reset(st.Watchdog)
 			case *ua.StatusChangeNotification:
 				if quality(v.Status) == bridge.Bad {
 					return fmt.Errorf("subscription status %s", StatusName(v.Status))

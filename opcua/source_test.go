@@ -317,26 +317,121 @@ func (b *blockingEmitter) Emit(ctx context.Context, _ []bridge.Sample) error {
 	return ctx.Err()
 }
 
-func TestSlowConsumerDoesNotStall(t *testing.T) {
+// TestStalledEmitter checks that a source whose Emit never returns still
+// ends promptly when its context does.
+func TestStalledEmitter(t *testing.T) {
 	srv := newServer(t, opcuatest.Options{Interval: 10 * time.Millisecond})
 	src, err := opcua.New(opcua.Config{
-		Name: "plc", Endpoint: srv.URL(), Interval: 10 * time.Millisecond, Buffer: 2,
-		Watchdog: 5 * time.Second,
-		Nodes:    []opcua.Node{{Name: "counter", Node: opcuatest.NodeID(opcuatest.Counter)}},
+		Name: "plc", Endpoint: srv.URL(), Interval: 10 * time.Millisecond,
+		Nodes: []opcua.Node{{Name: "counter", Node: opcuatest.NodeID(opcuatest.Counter)}},
 	})
 	require.NoError(t, err)
 	em := &blockingEmitter{}
 	stop := run(t, src, em)
-	// Notifications keep flowing (the watchdog would trip otherwise) while
-	// the emitter is stuck; the overflow is counted.
-	require.Eventually(t, func() bool { return src.Stats().Dropped >= 20 }, 10*time.Second, 10*time.Millisecond)
-	n := src.Stats().Notifications
-	require.Eventually(t, func() bool { return src.Stats().Notifications > n+10 }, 10*time.Second, 10*time.Millisecond)
-	assert.Zero(t, src.Stats().WatchdogTrips)
-	assert.Equal(t, int64(1), em.calls.Load())
+	require.Eventually(t, func() bool { return em.calls.Load() == 1 }, 10*time.Second, 5*time.Millisecond)
 	start := time.Now()
 	require.NoError(t, stop())
 	assert.Less(t, time.Since(start), 3*time.Second)
+	assert.Equal(t, int64(1), em.calls.Load(), "nothing is queued or dropped behind a blocked Emit")
+}
+
+// pausingEmitter blocks the first Emit that carries a Good sample until
+// release is closed, then records everything.
+type pausingEmitter struct {
+	rec     *bridgetest.Recorder
+	release chan struct{}
+	paused  atomic.Bool
+}
+
+func (p *pausingEmitter) Emit(ctx context.Context, b []bridge.Sample) error {
+	if len(b) > 0 && b[0].Quality == bridge.Good && p.paused.CompareAndSwap(false, true) {
+		select {
+		case <-p.release:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return p.rec.Emit(ctx, b)
+}
+
+// TestSlowEmitter checks that an Emit that blocks for longer than the
+// watchdog period is not taken for a silent server: once it returns, the
+// same session goes on delivering.
+func TestSlowEmitter(t *testing.T) {
+	srv := newServer(t, opcuatest.Options{Interval: 10 * time.Millisecond})
+	src, err := opcua.New(opcua.Config{
+		Name: "plc", Endpoint: srv.URL(), Interval: 20 * time.Millisecond, Watchdog: 200 * time.Millisecond,
+		Nodes: []opcua.Node{{Name: "counter", Node: opcuatest.NodeID(opcuatest.Counter)}},
+	})
+	require.NoError(t, err)
+	em := &pausingEmitter{rec: bridgetest.NewRecorder(), release: make(chan struct{})}
+	run(t, src, em)
+	require.Eventually(t, em.paused.Load, 10*time.Second, 5*time.Millisecond)
+	deadline := time.Now().Add(600 * time.Millisecond) // three watchdog periods
+	require.Eventually(t, func() bool { return time.Now().After(deadline) }, time.Second, 10*time.Millisecond)
+	close(em.release)
+	waitFor(t, em.rec, 0, 10*time.Second, "samples after Emit returns", func(ss []bridge.Sample) bool {
+		n := 0
+		for _, s := range ss {
+			if s.Quality == bridge.Good {
+				n++
+			}
+		}
+		return n >= 10
+	})
+	assert.Zero(t, src.Stats().WatchdogTrips)
+	assert.Zero(t, src.Stats().Reconnects)
+	for _, s := range em.rec.Samples() {
+		assert.Equal(t, bridge.Good, s.Quality, s.Reason)
+	}
+}
+
+// TestEndpointsComeBack checks that a server offering no endpoints for a
+// while (as one that is starting may) does not stop the source: it reports
+// itself down with that reason, retries, and delivers once the endpoints
+// are back.
+func TestEndpointsComeBack(t *testing.T) {
+	srv := newServer(t, opcuatest.Options{Interval: 10 * time.Millisecond})
+	src, err := opcua.New(opcua.Config{
+		Name: "plc", Endpoint: srv.URL(), Interval: 20 * time.Millisecond,
+		ReconnectMin: 20 * time.Millisecond, ReconnectMax: 100 * time.Millisecond,
+		Nodes: []opcua.Node{{Name: "counter", Node: opcuatest.NodeID(opcuatest.Counter)}},
+	})
+	require.NoError(t, err)
+	assert.Equal(t, bridge.Health{Since: src.Health().Since, Reason: "not started"}, src.Health())
+	srv.HideEndpoints(true)
+	rec := bridgetest.NewRecorder()
+	stop := run(t, src, rec)
+	waitFor(t, rec, 0, 10*time.Second, "Bad samples saying why", func(ss []bridge.Sample) bool {
+		n := 0
+		for _, s := range ss {
+			if s.Quality == bridge.Bad && strings.Contains(s.Reason, "no matching endpoint") {
+				n++
+			}
+		}
+		return n >= 3 // retried
+	})
+	h := src.Health()
+	assert.False(t, h.Up)
+	assert.Contains(t, h.Reason, "no matching endpoint")
+
+	srv.HideEndpoints(false)
+	mark := rec.Len()
+	waitFor(t, rec, mark, 10*time.Second, "Good samples once the endpoints are back", good("counter"))
+	h = src.Health()
+	assert.True(t, h.Up)
+	assert.Empty(t, h.Reason)
+
+	// Mid-run too: a reboot that offers no endpoints for a while.
+	srv.HideEndpoints(true)
+	srv.DropConnections()
+	require.Eventually(t, func() bool { return !src.Health().Up }, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return strings.Contains(src.Health().Reason, "no matching endpoint") }, 10*time.Second, 5*time.Millisecond)
+	srv.HideEndpoints(false)
+	mark = rec.Len()
+	waitFor(t, rec, mark, 10*time.Second, "Good samples after the reboot", good("counter"))
+	require.NoError(t, stop())
+	assert.Equal(t, "stopped", src.Health().Reason)
 }
 
 func TestRunEndsItsGoroutines(t *testing.T) {
@@ -458,14 +553,17 @@ func TestSecureEndpoints(t *testing.T) {
 		plain := newServer(t, opcuatest.Options{Interval: 20 * time.Millisecond})
 		src, err := opcua.New(opcua.Config{
 			Name: "plc", Endpoint: plain.URL(), SecurityPolicy: "Basic256Sha256", PKIDir: pki, InsecureSkipVerify: true,
+			ReconnectMin: 10 * time.Millisecond, ReconnectMax: 20 * time.Millisecond,
 			Nodes: []opcua.Node{{Name: "counter", Node: opcuatest.NodeID(opcuatest.Counter)}},
 		})
 		require.NoError(t, err)
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		err = src.Run(ctx, bridgetest.NewRecorder())
-		require.ErrorIs(t, err, opcua.ErrNoEndpoint)
-		assert.Contains(t, err.Error(), "None/None")
+		rec := bridgetest.NewRecorder()
+		stop := run(t, src, rec)
+		// Retried, not fatal: the server may be starting.
+		waitFor(t, rec, 0, 10*time.Second, "Bad samples from several attempts", func(ss []bridge.Sample) bool { return len(ss) >= 3 })
+		assert.Contains(t, rec.Samples()[0].Reason, "None/None")
+		assert.Contains(t, src.Health().Reason, "no matching endpoint")
+		require.NoError(t, stop())
 	})
 }
 

@@ -1,6 +1,8 @@
 package opcuatest
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -16,6 +18,11 @@ type proxy struct {
 	ln        net.Listener
 	blackhole atomic.Bool
 	delay     atomic.Int64 // time.Duration
+	// hide makes GetEndpoints answer an empty list: the endpoint URL in
+	// the clients' requests (encodedURL) is replaced by one the server
+	// does not have.
+	hide       atomic.Bool
+	encodedURL []byte
 
 	mu     sync.Mutex
 	target string // inner server address; "" refuses new connections
@@ -88,14 +95,16 @@ func (p *proxy) accept() {
 		p.pairs[pr] = struct{}{}
 		p.wg.Add(2)
 		p.mu.Unlock()
-		go p.pipe(pr, pr.server, pr.client)
-		go p.pipe(pr, pr.client, pr.server)
+		go p.pipe(pr, pr.server, pr.client, true)
+		go p.pipe(pr, pr.client, pr.server, false)
 	}
 }
 
 // pipe copies src to dst until either fails, discarding what it reads while
-// the proxy is a black hole.
-func (p *proxy) pipe(pr *pair, dst io.Writer, src io.Reader) {
+// the proxy is a black hole. From the client (fromClient) it copies whole
+// chunks of the OPC UA Connection Protocol (Part 6, 7.1.2), so that it can
+// rewrite the endpoint URL while hiding the endpoints.
+func (p *proxy) pipe(pr *pair, dst io.Writer, src io.Reader, fromClient bool) {
 	defer p.wg.Done()
 	defer func() {
 		pr.close()
@@ -104,8 +113,20 @@ func (p *proxy) pipe(pr *pair, dst io.Writer, src io.Reader) {
 		p.mu.Unlock()
 	}()
 	buf := make([]byte, 32<<10)
+	if fromClient {
+		buf = make([]byte, 1<<20)
+	}
 	for {
-		n, err := src.Read(buf)
+		var n int
+		var err error
+		if fromClient {
+			n, err = readChunk(src, buf)
+		} else {
+			n, err = src.Read(buf)
+		}
+		if n > 0 && fromClient && p.hide.Load() && bytes.HasPrefix(buf, []byte("MSG")) {
+			p.hideURL(buf[:n])
+		}
 		if d := time.Duration(p.delay.Load()); n > 0 && d > 0 {
 			time.Sleep(d)
 		}
@@ -117,6 +138,32 @@ func (p *proxy) pipe(pr *pair, dst io.Writer, src io.Reader) {
 		if err != nil {
 			return
 		}
+	}
+}
+
+// readChunk reads one chunk into buf and returns its size.
+func readChunk(r io.Reader, buf []byte) (int, error) {
+	if _, err := io.ReadFull(r, buf[:8]); err != nil {
+		return 0, err
+	}
+	size := int(binary.LittleEndian.Uint32(buf[4:8]))
+	if size < 8 || size > len(buf)-64 {
+		return 8, errors.New("opcuatest: chunk too large for the proxy")
+	}
+	n, err := io.ReadFull(r, buf[8:size])
+	return 8 + n, err
+}
+
+// hideURL replaces, in place, the server's endpoint URL in a chunk by one
+// of the same length that it does not serve.
+func (p *proxy) hideURL(ch []byte) {
+	i := bytes.Index(ch, p.encodedURL)
+	if i < 0 {
+		return
+	}
+	at := i + 4 + len("opc.tcp://")
+	for k := at; k < i+len(p.encodedURL) && ch[k] != ':' && ch[k] != '/'; k++ {
+		ch[k] = 'x' // "opc.tcp://xxxxxxxxx:port": no such endpoint
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -194,6 +195,8 @@ func New(opts Options) (*Server, error) {
 	} else {
 		s.url = "opc.tcp://" + net.JoinHostPort(s.pubHost, strconv.Itoa(ta.Port))
 	}
+	px.encodedURL = binary.LittleEndian.AppendUint32(nil, uint32(len(s.url)))
+	px.encodedURL = append(px.encodedURL, s.url...)
 
 	if err := s.Start(context.Background()); err != nil {
 		px.close()
@@ -424,6 +427,13 @@ func (s *Server) SetStatus(name string, status ua.StatusCode) error {
 // on, in both directions (0 turns it off): a slow network or an
 // overloaded server.
 func (s *Server) Delay(d time.Duration) { s.px.delay.Store(int64(d)) }
+
+// HideEndpoints makes GetEndpoints answer an empty list while on is true, as
+// some servers do while they start: the endpoint URL in clients' requests
+// is replaced by one the server does not serve (on connections using
+// security policy None, where requests are plaintext; GetEndpoints always
+// is).
+func (s *Server) HideEndpoints(on bool) { s.px.hide.Store(on) }
 
 // Value returns the variable's current value, nil when it has none.
 func (s *Server) Value(name string) any {
