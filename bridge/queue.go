@@ -305,11 +305,21 @@ func (q *spoolQueue) push(ctx context.Context, batch []Sample) (int, error) {
 }
 
 func (q *spoolQueue) peek(buf []Sample) (int, error) {
-	n, err := q.spool.Peek(buf)
-	if err != nil {
-		return 0, err
-	}
+	// Take only samples that push has counted: an Append that has stored
+	// but not yet returned must not be delivered before it is accepted, or
+	// a snapshot in between would not add up.
 	r := q.r
+	r.mu.Lock()
+	limit := q.spoolLen()
+	r.mu.Unlock()
+	var n int
+	if limit > 0 {
+		var err error
+		n, err = q.spool.Peek(buf[:min(int64(len(buf)), limit)])
+		if err != nil {
+			return 0, err
+		}
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if n > 0 {
