@@ -123,6 +123,22 @@ func (c *Config) Build(o BuildOptions) (*Gateway, error) {
 		s.opts.Spool = sp
 		seqStart = max(seqStart, sp.SeqStart())
 	}
+	// With a spool section, every sink keeps what it rejects for good (a
+	// sample the server says is invalid) in a dead-letter file beside its
+	// spool: <spool.dir>/<sink>/deadletter.jsonl. A rejection never just
+	// deletes data.
+	if a.spoolDir != "" {
+		for _, s := range a.sinks {
+			dir := filepath.Join(a.spoolDir, s.name)
+			dl, err := openDeadLetter(dir, log.With("sink", s.name))
+			if err != nil {
+				g.abort()
+				return nil, &SpoolError{Sink: s.name, Err: err}
+			}
+			g.deadLetters = append(g.deadLetters, dl)
+			s.opts.DeadLetter = dl
+		}
+	}
 	g.drain = a.shutdown.DrainTimeout
 	if g.drain == 0 {
 		g.drain = 10 * time.Second
@@ -139,7 +155,7 @@ func (c *Config) Build(o BuildOptions) (*Gateway, error) {
 	for _, dev := range a.devices {
 		st := &sourceState{dev: dev, log: log}
 		g.states = append(g.states, st)
-		if err := g.bridge.AddSource(dev.name, st.source(g.once, g.onceTimeout)); err != nil {
+		if err := g.bridge.AddSourceWith(dev.name, deviceSource{st.source(g.once, g.onceTimeout), st}, dev.inbox()); err != nil {
 			g.abort()
 			return nil, fmt.Errorf("gateway: device %s: %w", dev.name, err)
 		}
@@ -170,6 +186,7 @@ type Gateway struct {
 	bridge      *bridge.Bridge
 	states      []*sourceState
 	spools      map[string]*spool.Spool
+	deadLetters []*spool.DeadLetter // closed by the bridge after a run, by abort before one
 	started     time.Time
 
 	mu  sync.Mutex
@@ -344,7 +361,19 @@ func (g *Gateway) abort() {
 	for _, sp := range g.spools {
 		sp.Close()
 	}
+	for _, dl := range g.deadLetters {
+		dl.Close()
+	}
 	g.a.close()
 }
 
 var discardLogger = slog.New(slog.DiscardHandler)
+
+// openDeadLetter opens the dead-letter file of the sink whose spool
+// directory is dir, creating the directory when needed.
+func openDeadLetter(dir string, log *slog.Logger) (*spool.DeadLetter, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("dead letter: %w", err)
+	}
+	return spool.OpenDeadLetter(spool.DeadLetterPath(dir), spool.DeadLetterOptions{Logger: log})
+}

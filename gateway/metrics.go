@@ -9,6 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/m2mbridge/m2mbridge/modbus"
 )
 
 // handler serves /metrics (Prometheus text format) and /healthz.
@@ -47,13 +49,26 @@ type metricDef struct {
 }
 
 var metricDefs = []metricDef{
-	{"source_emitted_total", "Samples a device emitted that the bridge accepted.", []string{"device"}},
+	{"source_emitted_total", "Samples a device emitted into the bridge.", []string{"device"}},
+	{"source_forwarded_total", "Samples of the device offered to the sinks' queues.", []string{"device"}},
+	{"source_dropped_total", "Samples of the device dropped by its inbox (OPC UA) when full.", []string{"device"}},
+	{"source_left_total", "Samples left in the device's inbox at the drain deadline (lost).", []string{"device"}},
+	{"source_queued", "Samples waiting in the device's inbox now.", []string{"device"}},
 	{"source_running", "1 while the device's poller runs.", []string{"device"}},
-	{"device_online", "1 while the device's last batch held a reading that was not Bad.", []string{"device"}},
-	{"device_failing_seconds", "How long the device has been failing (every sample Bad), 0 when online.", []string{"device"}},
+	{"device_online", "1 while the device answers, by its own report (a Modbus exception is an answer; an OPC UA session is up).", []string{"device"}},
+	{"device_failing_seconds", "How long the device has not been answering, 0 when online.", []string{"device"}},
 	{"device_samples_total", "Samples the device produced, by quality.", []string{"device", "quality"}},
 
 	{"sink_accepted_total", "Samples taken into the sink's queue or spool.", []string{"sink"}},
+	{"sink_refused_total", "Samples offered to the sink but not taken (shutdown, or a blocked emitter's context ended).", []string{"sink"}},
+	{"sink_replayed_total", "Samples found in the sink's spool at start, from an earlier run.", []string{"sink"}},
+	{"sink_dead_lettered_total", "Rejected samples kept in the dead-letter file.", []string{"sink"}},
+	{"sink_aborted_total", "Samples whose write the drain deadline cut off (the sink may have delivered them).", []string{"sink"}},
+	{"sink_left_total", "Samples undelivered at the drain deadline (in memory: lost; in a spool: kept).", []string{"sink"}},
+	{"sink_in_flight", "Samples being written now.", []string{"sink"}},
+	{"sink_spool_failed_total", "Samples the sink's spool could not store, kept in memory instead.", []string{"sink"}},
+	{"sink_spool_ok", "0 while the sink's spool cannot store (a full disk, a size limit).", []string{"sink"}},
+	{"spool_lost_total", "Samples the sink's spool found lost to damage (a deleted or corrupted segment).", []string{"sink"}},
 	{"sink_delivered_total", "Samples the sink acknowledged.", []string{"sink"}},
 	{"sink_retried_total", "Sample write attempts that failed and were retried.", []string{"sink"}},
 	{"sink_rejected_total", "Samples the sink refused with a permanent error.", []string{"sink"}},
@@ -74,11 +89,12 @@ var metricDefs = []metricDef{
 	{"modbus_poll_latency_seconds", "Latency of the device's last answered request.", []string{"device"}},
 	{"modbus_poll_latency_mean_seconds", "Mean latency of the device's answered requests.", []string{"device"}},
 	{"modbus_poll_latency_max_seconds", "Longest latency of the device's answered requests.", []string{"device"}},
-	{"modbus_link_requests_total", "Requests sent on the device's link (shared with the other devices of a bus).", []string{"device"}},
-	{"modbus_link_errors_total", "Requests on the device's link that failed (exceptions included).", []string{"device"}},
-	{"modbus_link_timeouts_total", "Requests on the device's link that got no answer in time.", []string{"device"}},
-	{"modbus_link_connects_total", "Connections the device's link opened.", []string{"device"}},
-	{"modbus_link_utilisation_ratio", "Share of time the device's link (bus) spent on requests.", []string{"device"}},
+	{"modbus_link_requests_total", "Requests sent on a link (a TCP connection, or a serial line shared by its devices), counted once per link.", []string{"link"}},
+	{"modbus_link_errors_total", "Requests on the link that failed (exceptions included).", []string{"link"}},
+	{"modbus_link_timeouts_total", "Requests on the link that got no answer in time.", []string{"link"}},
+	{"modbus_link_discarded_total", "Replies on an RTU link that did not answer the request in progress (late, another unit, bad CRC), thrown away undecoded.", []string{"link"}},
+	{"modbus_link_connects_total", "Connections the link opened.", []string{"link"}},
+	{"modbus_link_utilisation_ratio", "Share of time the link (bus) spent on requests.", []string{"link"}},
 
 	{"opcua_connected", "1 while a session with the server is up.", []string{"device"}},
 	{"opcua_connects_total", "Sessions established.", []string{"device"}},
@@ -87,7 +103,6 @@ var metricDefs = []metricDef{
 	{"opcua_watchdog_trips_total", "Connections rebuilt because a subscription went silent.", []string{"device"}},
 	{"opcua_reads_total", "Read requests the poller sent.", []string{"device"}},
 	{"opcua_notifications_total", "Data change notifications received.", []string{"device"}},
-	{"opcua_dropped_total", "Samples dropped because the emit queue was full.", []string{"device"}},
 }
 
 func newCollector(rt *Gateway) *collector {
@@ -122,8 +137,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	st := c.rt.bridge.Stats()
 	for _, s := range st.Sources {
 		counter("source_emitted_total", float64(s.Emitted), s.Name)
+		counter("source_forwarded_total", float64(s.Forwarded), s.Name)
+		counter("source_dropped_total", float64(s.Dropped), s.Name)
+		counter("source_left_total", float64(s.Left), s.Name)
+		gauge("source_queued", float64(s.Queued), s.Name)
 		gauge("source_running", b01(s.Running), s.Name)
 	}
+	var mbs []*modbus.Device
 	now := time.Now()
 	for _, s := range c.rt.states {
 		name := s.dev.name
@@ -150,11 +170,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			gauge("modbus_poll_latency_seconds", us.LastLatency.Seconds(), name)
 			gauge("modbus_poll_latency_mean_seconds", us.MeanLatency.Seconds(), name)
 			gauge("modbus_poll_latency_max_seconds", us.MaxLatency.Seconds(), name)
-			counter("modbus_link_requests_total", float64(ls.Requests), name)
-			counter("modbus_link_errors_total", float64(ls.Errors), name)
-			counter("modbus_link_timeouts_total", float64(ls.Timeouts), name)
-			counter("modbus_link_connects_total", float64(ls.Connects), name)
-			gauge("modbus_link_utilisation_ratio", ls.Utilisation, name)
+			mbs = append(mbs, s.dev.mb)
 		case s.dev.ua != nil:
 			us := s.dev.ua.Stats()
 			gauge("opcua_connected", b01(us.Connected), name)
@@ -164,11 +180,31 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			counter("opcua_watchdog_trips_total", float64(us.WatchdogTrips), name)
 			counter("opcua_reads_total", float64(us.Reads), name)
 			counter("opcua_notifications_total", float64(us.Notifications), name)
-			counter("opcua_dropped_total", float64(us.Dropped), name)
 		}
+	}
+	// A link shared by several devices (one RS-485 line, one RTU gateway)
+	// is counted once, under its own label.
+	for link, ls := range modbus.LinkStats(mbs...) {
+		counter("modbus_link_requests_total", float64(ls.Requests), link)
+		counter("modbus_link_errors_total", float64(ls.Errors), link)
+		counter("modbus_link_timeouts_total", float64(ls.Timeouts), link)
+		counter("modbus_link_discarded_total", float64(ls.Discarded), link)
+		counter("modbus_link_connects_total", float64(ls.Connects), link)
+		gauge("modbus_link_utilisation_ratio", ls.Utilisation, link)
 	}
 	for _, s := range st.Sinks {
 		counter("sink_accepted_total", float64(s.Accepted), s.Name)
+		counter("sink_refused_total", float64(s.Refused), s.Name)
+		counter("sink_replayed_total", float64(s.Replayed), s.Name)
+		counter("sink_dead_lettered_total", float64(s.DeadLettered), s.Name)
+		counter("sink_aborted_total", float64(s.Aborted), s.Name)
+		counter("sink_left_total", float64(s.Left), s.Name)
+		gauge("sink_in_flight", float64(s.InFlight), s.Name)
+		counter("sink_spool_failed_total", float64(s.SpoolFailed), s.Name)
+		if c.rt.spools[s.Name] != nil {
+			gauge("sink_spool_ok", b01(s.SpoolError == ""), s.Name)
+			counter("spool_lost_total", float64(s.SpoolLost), s.Name)
+		}
 		counter("sink_delivered_total", float64(s.Delivered), s.Name)
 		counter("sink_retried_total", float64(s.Retried), s.Name)
 		counter("sink_rejected_total", float64(s.Rejected), s.Name)

@@ -15,87 +15,112 @@ import (
 // reports it, when health.max_failing is not set.
 const defaultMaxFailing = time.Minute
 
-// sourceState follows one device from the samples it emits and logs each
-// change between online and offline once, never per sample. A device is
-// offline (failing) when it does not answer: a batch in which every sample
-// is Bad for a reason that concerns the link, not one point. For Modbus that
-// is a Bad sample without an exception code (a timeout, a refused or lost
-// connection; an exception is an answer); for OPC UA a batch of every node,
-// all Bad for one reason (the adapter reports a failed or lost connection
-// so). A point that alone reads Bad (a sensor failure, an unmapped register)
-// does not make its device offline.
+// sourceState follows one device: it counts its samples by quality and logs
+// each change of the device's health once, never per sample. The health is
+// the device's own report (modbus.Device and opcua.Source implement
+// bridge.HealthReporter: a Modbus device is up when a cycle got an answer,
+// an exception included; an OPC UA source when its session is up), not a
+// guess from the samples: a point that alone reads Bad (a sensor failure, an
+// unmapped register) does not make its device offline, and a device whose
+// session is down is offline even while it emits nothing.
 type sourceState struct {
 	dev *device
 	log *slog.Logger
 
-	mu     sync.Mutex
-	seen   bool
-	online bool
-	since  time.Time // when it went offline
-	reason string
+	mu       sync.Mutex
+	loggedUp int8 // 0 not yet logged, 1 online, -1 offline
 
 	good, uncertain, bad atomic.Uint64
 }
 
+// health returns the device's own report on itself.
+func (s *sourceState) health() bridge.Health {
+	if s.dev.mb != nil {
+		return s.dev.mb.Health()
+	}
+	return s.dev.ua.Health()
+}
+
 func (s *sourceState) observe(batch []bridge.Sample) {
-	ok := false
-	reason := ""
-	sameReason := true
 	var g, u, b uint64
 	for i := range batch {
 		switch batch[i].Quality {
 		case bridge.Good:
 			g++
-			ok = true
 		case bridge.Uncertain:
 			u++
-			ok = true
 		default:
 			b++
-			if reason == "" {
-				reason = batch[i].Reason
-			} else if batch[i].Reason != reason {
-				sameReason = false
-			}
-			if s.dev.mb != nil && batch[i].Code != 0 {
-				ok = true // a Modbus exception: the device answered
-			}
 		}
-	}
-	if s.dev.ua != nil && !ok && (len(batch) < len(s.dev.nodes) || !sameReason) {
-		ok = true // some nodes read Bad, the server answered
 	}
 	s.good.Add(g)
 	s.uncertain.Add(u)
 	s.bad.Add(b)
-	if len(batch) == 0 {
-		return
+	s.logHealth()
+}
+
+// logHealth logs a change of the device's health since the last one logged.
+func (s *sourceState) logHealth() {
+	h := s.health()
+	if !h.Up && (h.Reason == "not started" || h.Reason == "connecting") {
+		return // not an answer yet either way
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
-	case ok && (!s.seen || !s.online):
-		s.online, s.since, s.reason = true, time.Time{}, ""
+	case h.Up && s.loggedUp != 1:
+		s.loggedUp = 1
 		s.log.Info("device online", "device", s.dev.name, "via", s.dev.desc)
-	case !ok && (!s.seen || s.online):
-		s.online, s.since, s.reason = false, time.Now(), reason
-		s.log.Warn("device offline", "device", s.dev.name, "via", s.dev.desc, "reason", reason)
+	case !h.Up && s.loggedUp != -1:
+		s.loggedUp = -1
+		s.log.Warn("device offline", "device", s.dev.name, "via", s.dev.desc, "reason", h.Reason)
 	}
-	s.seen = true
 }
 
-// failing returns since when the device has been failing, or zero. A device
-// that has emitted nothing yet is failing since the gateway started.
+// failing returns since when the device has been failing, and why, or zero
+// when it is up. A device that has not answered yet is failing since it
+// started (or the gateway did).
 func (s *sourceState) failing(start time.Time) (time.Time, string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.seen {
-		return start, "no samples yet"
-	}
-	if s.online {
+	h := s.health()
+	if h.Up {
 		return time.Time{}, ""
 	}
-	return s.since, s.reason
+	since := h.Since
+	if since.IsZero() || since.Before(start) {
+		since = start
+	}
+	return since, h.Reason
+}
+
+// Health is the device's own report, so that the bridge's SourceStats carry
+// it.
+func (s *sourceState) Health() bridge.Health { return s.health() }
+
+// deviceSource is what the bridge runs for a device: its poller or
+// subscription, with the device's own health (bridge.HealthReporter).
+type deviceSource struct {
+	bridge.Source
+	*sourceState
+}
+
+// opcuaInbox is the inbox an OPC UA device gets in the bridge, in samples
+// per node: a subscription must not block (the server drops notifications
+// it cannot deliver), so its samples wait there, bounded, and the oldest
+// are dropped and counted (SourceStats.Dropped, the metrics) when a sink
+// with overflow: block holds everything up.
+const opcuaInbox = 64
+
+// inbox returns the bridge's source options for the device: none for a
+// Modbus poller (it waits for the sinks, which only slows the polls), a
+// bounded drop-oldest inbox for an OPC UA subscription.
+func (d *device) inbox() bridge.SourceOptions {
+	if d.ua == nil {
+		return bridge.SourceOptions{}
+	}
+	return bridge.SourceOptions{
+		QueueSize: min(max(10_000, opcuaInbox*len(d.nodes)), bridge.MaxQueueSize),
+		Overflow:  bridge.OverflowDropOldest,
+	}
 }
 
 // emitter returns the Emitter the device's poller writes to: it follows
@@ -177,7 +202,11 @@ func (rt *Gateway) unhealthy(now time.Time) []string {
 	}
 	for _, s := range st.Sinks {
 		if !s.Up && !s.DownSince.IsZero() && now.Sub(s.DownSince) > limit {
-			out = append(out, fmt.Sprintf("sink %s down for %v: %s", s.Name, now.Sub(s.DownSince).Round(time.Second), s.LastError))
+			reason := s.LastError
+			if s.SpoolError != "" && s.SpoolError != reason {
+				reason = "its spool cannot store: " + s.SpoolError + "; last error: " + reason
+			}
+			out = append(out, fmt.Sprintf("sink %s down for %v: %s", s.Name, now.Sub(s.DownSince).Round(time.Second), reason))
 		}
 	}
 	return out

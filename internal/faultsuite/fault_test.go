@@ -410,7 +410,7 @@ spool: {dir: %s}
 	}
 	// The dead letter holds exactly the rejected samples, each with its
 	// reason.
-	dl := filepath.Join(dir, "spool", "deadletter.jsonl")
+	dl := filepath.Join(dir, "spool", "http", "deadletter.jsonl")
 	f, err := os.Open(dl)
 	require.NoError(t, err, "the dead letter is next to the spool")
 	defer f.Close()
