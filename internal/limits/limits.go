@@ -46,6 +46,20 @@ func Int(key string, p *int, def, min, max int) error {
 	return nil
 }
 
+// AckTimeout is the ack_timeout setting of the broker sinks (mqtt, nats):
+// how long a publish may wait for its acknowledgement. Default 10s, from
+// [MinTimeout] to [MaxTimeout].
+func AckTimeout(p *time.Duration) Duration {
+	return Duration{Key: "ack_timeout", P: p, Def: 10 * time.Second, Min: MinTimeout, Max: MaxTimeout}
+}
+
+// ConnectTimeout is the connect_timeout setting of the broker sinks (mqtt,
+// nats), with the sink's documented default, from [MinTimeout] to
+// [MaxTimeout].
+func ConnectTimeout(p *time.Duration, def time.Duration) Duration {
+	return Duration{Key: "connect_timeout", P: p, Def: def, Min: MinTimeout, Max: MaxTimeout}
+}
+
 // The ranges shared by the sinks.
 const (
 	// MinTimeout and MaxTimeout bound request, acknowledgement and

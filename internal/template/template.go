@@ -127,3 +127,36 @@ func (t Template) Append(dst []byte, source, point string) []byte {
 	}
 	return dst
 }
+
+// CacheSize bounds a [Cache]: a bridge with more distinct source and point
+// pairs than this expands names again after the cache is emptied.
+const CacheSize = 4096
+
+// Cache remembers the expansions of a template by source and point, so that
+// a sink does not expand the same names for every sample. It holds at most
+// [CacheSize] entries and is emptied when full. A Cache is not safe for
+// concurrent use: a sink uses it from Write, whose calls do not overlap.
+type Cache struct {
+	t Template
+	m map[[2]string]string
+}
+
+// NewCache returns an empty Cache of t's expansions.
+func NewCache(t Template) *Cache {
+	return &Cache{t: t, m: make(map[[2]string]string)}
+}
+
+// Get returns the expansion of the template for source and point, as
+// [Template.Append] makes it.
+func (c *Cache) Get(source, point string) string {
+	k := [2]string{source, point}
+	if s, ok := c.m[k]; ok {
+		return s
+	}
+	s := string(c.t.Append(nil, source, point))
+	if len(c.m) >= CacheSize {
+		clear(c.m)
+	}
+	c.m[k] = s
+	return s
+}

@@ -118,3 +118,15 @@ func TestMaxLen(t *testing.T) {
 	require.ErrorContains(t, err, "topic template is 70000 bytes, longer than 1024")
 	assert.Less(t, len(err.Error()), 100)
 }
+
+func TestCache(t *testing.T) {
+	tp, err := template.Parse("m/{source}/{point}", upper)
+	require.NoError(t, err)
+	c := template.NewCache(tp)
+	assert.Equal(t, "m/S/P", c.Get("s", "p"))
+	assert.Equal(t, "m/S/P", c.Get("s", "p"))
+	for i := range template.CacheSize + 10 {
+		assert.Equal(t, fmt.Sprintf("m/S/P%d", i), c.Get("s", fmt.Sprint("p", i)))
+	}
+	assert.Equal(t, "m/S/P", c.Get("s", "p"), "right after the cache was emptied")
+}

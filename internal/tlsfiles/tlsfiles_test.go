@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/m2mbridge/m2mbridge/bridge"
 	"github.com/m2mbridge/m2mbridge/internal/testpki"
 	"github.com/m2mbridge/m2mbridge/internal/tlsfiles"
 )
@@ -42,24 +43,46 @@ func TestLoad(t *testing.T) {
 	for _, tc := range []struct {
 		name          string
 		ca, cert, key string
-		want          []string
+		want          []string // "path: msg" of each field error
 	}{
-		{"MissingCA", missing, "", "", []string{"ca_file: ", "no such file"}},
-		{"JunkCA", junk, "", "", []string{"ca_file " + junk + ": no PEM certificate found"}},
-		{"CertWithoutKey", "", cert, "", []string{"cert_file and key_file must be given together"}},
-		{"KeyWithoutCert", "", "", key, []string{"cert_file and key_file must be given together"}},
-		{"JunkPair", "", junk, junk, []string{"cert_file " + junk + ", key_file " + junk + ": "}},
-		{"EveryProblem", junk, cert, "", []string{"no PEM certificate found", "must be given together"}},
+		{"MissingCA", missing, "", "", []string{"ca_file: open " + missing + ": no such file or directory"}},
+		{"JunkCA", junk, "", "", []string{"ca_file: " + junk + ": no PEM certificate found"}},
+		{"CertWithoutKey", "", cert, "", []string{"key_file: required with cert_file"}},
+		{"KeyWithoutCert", "", "", key, []string{"cert_file: required with key_file"}},
+		{"EveryProblem", junk, cert, "", []string{"ca_file: " + junk + ": no PEM certificate found", "key_file: required with cert_file"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := tlsfiles.Load(tc.ca, tc.cert, tc.key, false)
 			require.Error(t, err)
 			assert.Nil(t, c)
-			for _, w := range tc.want {
-				assert.Contains(t, err.Error(), w)
-			}
+			assert.Equal(t, tc.want, fieldErrors(err))
 		})
 	}
+	t.Run("JunkPair", func(t *testing.T) {
+		_, err := tlsfiles.Load("", junk, junk, false)
+		fes := bridge.FieldErrors(err)
+		require.Len(t, fes, 1)
+		assert.Equal(t, "cert_file", fes[0].Path)
+		assert.Contains(t, fes[0].Msg, junk+" with key_file "+junk+": ")
+	})
+}
+
+// fieldErrors returns each field error of err as "path: msg".
+func fieldErrors(err error) []string {
+	var out []string
+	for _, fe := range bridge.FieldErrors(err) {
+		out = append(out, fe.Path+": "+fe.Msg)
+	}
+	return out
+}
+
+func TestCheck(t *testing.T) {
+	require.NoError(t, tlsfiles.Check(nil, "", "ca.pem", "c.pem", "k.pem", true), "Check reads no file")
+	assert.Equal(t, []string{"key_file: required with cert_file"}, fieldErrors(tlsfiles.Check(nil, "", "", "c.pem", "", false)))
+	assert.Equal(t, []string{
+		"ca_file: not allowed with TLS set: give the TLS settings one way",
+		"insecure_skip_verify: not allowed with TLS set: give the TLS settings one way",
+	}, fieldErrors(tlsfiles.Check(&tls.Config{MinVersion: tls.VersionTLS12}, "TLS", "ca.pem", "", "", true)))
 }
 
 func TestLoadOrClone(t *testing.T) {
@@ -71,7 +94,7 @@ func TestLoadOrClone(t *testing.T) {
 	assert.NotSame(t, given, c, "a clone, so the caller's value is never changed")
 
 	_, err = tlsfiles.LoadOrClone(given, "TLSConfig", "", "", "", true)
-	require.EqualError(t, err, "TLSConfig is set together with ca_file, cert_file, key_file or insecure_skip_verify")
+	require.EqualError(t, err, "insecure_skip_verify: not allowed with TLSConfig set: give the TLS settings one way")
 
 	c, err = tlsfiles.LoadOrClone(nil, "tls", "", "", "", true)
 	require.NoError(t, err)
@@ -79,7 +102,7 @@ func TestLoadOrClone(t *testing.T) {
 }
 
 func ExampleLoadOrClone() {
-	_, err := tlsfiles.LoadOrClone(&tls.Config{MinVersion: tls.VersionTLS12}, "tls", "ca.pem", "", "", false)
+	_, err := tlsfiles.LoadOrClone(&tls.Config{MinVersion: tls.VersionTLS12}, "TLS", "ca.pem", "", "", false)
 	fmt.Println(err)
-	// Output: tls is set together with ca_file, cert_file, key_file or insecure_skip_verify
+	// Output: ca_file: not allowed with TLS set: give the TLS settings one way
 }
