@@ -8,9 +8,12 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/m2mbridge/m2mbridge/bridge"
+	"github.com/m2mbridge/m2mbridge/internal/cfgcheck"
 	"github.com/m2mbridge/m2mbridge/internal/limits"
 	"github.com/m2mbridge/m2mbridge/internal/redact"
 	"github.com/m2mbridge/m2mbridge/internal/tlsfiles"
@@ -27,7 +30,7 @@ type Config struct {
 	URL string `yaml:"url"`
 	// Version is the protocol version: 3 for MQTT 3.1.1 (the default, also
 	// when 0) or 5 for MQTT 5.
-	Version int `yaml:"version"`
+	Version Version `yaml:"version"`
 	// ClientID identifies the session at the broker. When empty, a random
 	// "m2mbridge-" id is made (at most 23 characters, as MQTT 3.1.1 servers
 	// must accept). Required with PersistentSession.
@@ -108,29 +111,102 @@ func (c Config) String() string {
 // GoString is String, so that %#v does not print the password either.
 func (c Config) GoString() string { return c.String() }
 
+// Version is an MQTT protocol version: [V311] or [V5]. The zero value is
+// the default, MQTT 3.1.1.
+type Version int
+
+// The protocol versions.
+const (
+	V311 Version = 3 // MQTT 3.1.1 (protocol level 4)
+	V5   Version = 5 // MQTT 5
+)
+
+// String returns "3" or "5", as written in the configuration.
+func (v Version) String() string { return strconv.Itoa(int(v)) }
+
+// MarshalText returns the version as written in the configuration.
+func (v Version) MarshalText() ([]byte, error) { return []byte(v.String()), nil }
+
+// UnmarshalText accepts 3 (or 3.1.1) for MQTT 3.1.1 and 5 (or 5.0) for
+// MQTT 5. Other values are a *bridge.FieldError with the value to write:
+// 4, the protocol level of 3.1.1, and 3.1, which this sink does not speak,
+// are answered with "write 3".
+func (v *Version) UnmarshalText(b []byte) error {
+	p, err := parseVersion(string(b))
+	if err != nil {
+		return err
+	}
+	*v = p
+	return nil
+}
+
+func parseVersion(s string) (Version, error) {
+	switch t := strings.ToLower(strings.TrimPrefix(strings.TrimSpace(s), "v")); t {
+	case "3", "3.1.1", "311":
+		return V311, nil
+	case "5", "5.0":
+		return V5, nil
+	}
+	return 0, versionError("", s)
+}
+
+// versionError is the error for a version v that is not 3 or 5.
+func versionError(path, v string) *bridge.FieldError {
+	fe := &bridge.FieldError{Path: path, Msg: fmt.Sprintf("unknown version %q: want 3 (MQTT 3.1.1) or 5 (MQTT 5)", v)}
+	switch strings.TrimSpace(v) {
+	case "4":
+		fe.Hint = "write 3: MQTT 3.1.1 is protocol level 4"
+	case "3.1", "3.1.0":
+		fe.Hint = "write 3: MQTT 3.1 is not supported, 3.1.1 is"
+	case "5.1", "6":
+		fe.Hint = "did you mean 5?"
+	}
+	return fe
+}
+
 // settings is a validated Config with its defaults applied.
 type settings struct {
 	Config
 	url      *url.URL // scheme lower-cased, port filled in
 	tls      *tls.Config
+	tlsOn    bool // the URL asks for TLS
 	template template
 }
 
-// validate checks every setting, applies defaults and loads the TLS files.
-// It returns all problems at once.
-func (c Config) validate() (*settings, error) {
+// Validate checks every setting without I/O and returns every problem at
+// once, each a *bridge.FieldError whose Path is the setting's YAML key
+// ("url", "qos", "cert_file"); unknown version values carry a hint. [New]
+// applies the same rules and also reads the TLS files, reporting what is
+// wrong with them at ca_file or cert_file.
+//
+// A password is required with a username only by brokers, not by MQTT, so
+// a username without a password is valid (brokers such as ThingsBoard take
+// an access token as the username). A password without a username is an
+// error for MQTT 3.1.1 (section 3.1.2.9), not for MQTT 5.
+func (c Config) Validate() error {
+	_, err := c.check()
+	return err
+}
+
+// check validates c and returns it with its defaults applied, without I/O:
+// the TLS configuration is left to New.
+func (c Config) check() (*settings, error) {
 	s := &settings{Config: c}
 	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	bad := func(path, format string, args ...any) { errs = append(errs, bridge.FieldErrorf(path, format, args...)) }
 
 	isTLS := false
 	switch {
 	case c.URL == "":
-		bad("url: missing (e.g. tcp://127.0.0.1:1883)")
+		bad("url", "missing (e.g. tcp://127.0.0.1:1883)")
 	default:
+		shown := redact.URL(c.URL)
 		u, err := url.Parse(c.URL)
+		if !strings.Contains(c.URL, "://") {
+			u, err = &url.URL{}, nil // "host:port": say what is missing
+		}
 		if err != nil {
-			bad("url %q: %v", redact.URL(c.URL), strings.ReplaceAll(fmt.Sprint(errors.Unwrap(err)), c.URL, redact.URL(c.URL)))
+			bad("url", "%q: %v", shown, strings.ReplaceAll(fmt.Sprint(errors.Unwrap(err)), c.URL, shown))
 			break
 		}
 		u.Scheme = strings.ToLower(u.Scheme)
@@ -145,48 +221,46 @@ func (c Config) validate() (*settings, error) {
 		case "wss":
 			port, isTLS = "443", true
 		case "":
-			bad("url %q: no scheme (want tcp://, mqtt://, ssl://, tls://, mqtts://, ws:// or wss://)", redact.URL(c.URL))
+			bad("url", "%q: no scheme (want tcp://, mqtt://, ssl://, tls://, mqtts://, ws:// or wss://)", shown)
 		default:
-			bad("url %q: unknown scheme %q (want tcp, mqtt, ssl, tls, mqtts, ws or wss)", redact.URL(c.URL), u.Scheme)
+			fe := cfgcheck.Enum("url", "scheme", u.Scheme, schemes...)
+			fe.Msg = fmt.Sprintf("%q: %s", shown, fe.Msg)
+			errs = append(errs, fe)
 		}
 		if port == "" {
 			break
 		}
 		if u.Hostname() == "" {
-			bad("url %q: no host", redact.URL(c.URL))
+			bad("url", "%q: no host", shown)
 			break
 		}
 		if u.Port() == "" {
 			u.Host = net.JoinHostPort(u.Hostname(), port)
 		}
 		if u.User != nil {
-			bad("url %q: put credentials in username and password, not in the URL", redact.URL(c.URL))
+			errs = append(errs, &bridge.FieldError{Path: "url", Msg: fmt.Sprintf("%q: holds credentials", shown),
+				Hint: "put them in username and password_env (or password_file), not in the URL"})
 		}
 		s.url = u
 	}
 
 	switch c.Version {
 	case 0:
-		s.Version = 3
-	case 3, 5:
-	case 4:
-		bad("version 4: write 3 for MQTT 3.1.1 (protocol level 4) or 5 for MQTT 5")
+		s.Version = V311
+	case V311, V5:
 	default:
-		bad("version %d: want 3 (MQTT 3.1.1) or 5 (MQTT 5)", c.Version)
+		errs = append(errs, versionError("version", c.Version.String()))
 	}
 
 	if c.ClientID == "" {
 		if c.PersistentSession {
-			bad("client_id: required with persistent_session, so that the session can be resumed")
+			bad("client_id", "required with persistent_session, so that the session can be resumed")
 		}
-		var b [6]byte
-		_, _ = rand.Read(b[:])
-		s.ClientID = "m2mbridge-" + hex.EncodeToString(b[:])
 	} else if len(c.ClientID) > 65535 {
-		bad("client_id: %d bytes, longer than MQTT allows (65535)", len(c.ClientID))
+		bad("client_id", "%d bytes, longer than MQTT allows (65535)", len(c.ClientID))
 	}
-	if c.Password != "" && c.Username == "" && s.Version == 3 {
-		bad("password without username: MQTT 3.1.1 does not allow it (section 3.1.2.9)")
+	if c.Password != "" && c.Username == "" && s.Version == V311 {
+		bad("password", "given without username: MQTT 3.1.1 does not allow it (section 3.1.2.9)")
 	}
 
 	if c.Topic == "" {
@@ -194,56 +268,78 @@ func (c Config) validate() (*settings, error) {
 	}
 	t, err := parseTemplate(s.Topic)
 	if err != nil {
-		bad("topic: %v", err)
+		bad("topic", "%v", err)
 	}
 	s.template = t
 	if c.StatusTopic != "" {
 		st, err := parseTemplate(c.StatusTopic)
 		switch {
 		case err != nil:
-			bad("status_topic: %v", err)
+			bad("status_topic", "%v", err)
 		case !st.literal():
-			bad("status_topic %q: may hold no placeholder", c.StatusTopic)
+			bad("status_topic", "%q: may hold no placeholder", c.StatusTopic)
 		}
 	}
 
 	if c.QoS < 0 || c.QoS > 2 {
-		bad("qos %d: want 0, 1 or 2", c.QoS)
+		bad("qos", "%d is not 0, 1 or 2", c.QoS)
 	}
 	if err := limits.Int("max_in_flight", &s.MaxInFlight, 1024, 1, 65535); err != nil {
 		errs = append(errs, err)
 	}
 	errs = append(errs, limits.Durations(
-		limits.Duration{Key: "ack_timeout", P: &s.AckTimeout, Def: 10 * time.Second, Min: limits.MinTimeout, Max: limits.MaxTimeout},
+		limits.AckTimeout(&s.AckTimeout),
 		limits.Duration{Key: "keep_alive", P: &s.KeepAlive, Def: 30 * time.Second, Min: time.Second, Max: 65535 * time.Second},
-		limits.Duration{Key: "connect_timeout", P: &s.ConnectTimeout, Def: 10 * time.Second, Min: limits.MinTimeout, Max: limits.MaxTimeout},
+		limits.ConnectTimeout(&s.ConnectTimeout, 10*time.Second),
 		limits.Duration{Key: "max_reconnect_interval", P: &s.MaxReconnectInterval, Def: 10 * time.Second, Min: limits.MinTimeout, Max: time.Hour},
 		limits.Duration{Key: "session_expiry", P: &s.SessionExpiry, Def: time.Hour, Min: time.Second, Max: 0xFFFFFFFF * time.Second},
 	)...)
 
-	certFile, keyFile := c.CertFile, c.KeyFile
-	if (certFile == "") != (keyFile == "") {
-		bad("cert_file and key_file: give both or neither")
-		certFile, keyFile = "", "" // reported; the CA file is still checked
+	if err := tlsfiles.Check(nil, "", c.CAFile, c.CertFile, c.KeyFile, false); err != nil {
+		errs = append(errs, err)
 	}
-	if !isTLS && s.url != nil && (c.CAFile != "" || c.CertFile != "" || c.ServerName != "") {
-		bad("ca_file, cert_file and server_name need a TLS url (ssl://, tls://, mqtts:// or wss://), not %s://", s.url.Scheme)
-	}
-	if isTLS {
-		tc, err := tlsfiles.Load(c.CAFile, certFile, keyFile, false)
-		if err != nil {
-			errs = append(errs, err)
-		} else {
-			tc.ServerName = c.ServerName
-			if tc.ServerName == "" && s.url != nil {
-				tc.ServerName = s.url.Hostname()
+	if !isTLS && s.url != nil {
+		for _, k := range []struct{ key, v string }{{"ca_file", c.CAFile}, {"cert_file", c.CertFile}, {"key_file", c.KeyFile}, {"server_name", c.ServerName}} {
+			if k.v != "" {
+				errs = append(errs, &bridge.FieldError{Path: k.key, Msg: "needs a TLS url, not " + s.url.Scheme + "://",
+					Hint: "use ssl://, tls://, mqtts:// or wss://, or remove " + k.key})
 			}
-			s.tls = tc
 		}
 	}
+	s.tlsOn = isTLS
 
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("mqtt: bad config: %w", errors.Join(errs...))
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// schemes are the URL schemes the sink dials.
+var schemes = []string{"tcp", "mqtt", "ssl", "tls", "mqtts", "ws", "wss"}
+
+// build returns c checked, with its defaults applied, a client id made up
+// when it has none, and its TLS files loaded: what New needs. Its errors
+// are field errors.
+func (c Config) build() (*settings, error) {
+	s, err := c.check()
+	if err != nil {
+		return nil, err
+	}
+	if s.ClientID == "" {
+		var b [6]byte
+		_, _ = rand.Read(b[:])
+		s.ClientID = "m2mbridge-" + hex.EncodeToString(b[:])
+	}
+	if s.tlsOn {
+		tc, err := tlsfiles.Load(c.CAFile, c.CertFile, c.KeyFile, false)
+		if err != nil {
+			return nil, err
+		}
+		tc.ServerName = c.ServerName
+		if tc.ServerName == "" {
+			tc.ServerName = s.url.Hostname()
+		}
+		s.tls = tc
 	}
 	return s, nil
 }

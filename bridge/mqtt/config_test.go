@@ -14,64 +14,116 @@ import (
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
 
+	"github.com/m2mbridge/m2mbridge/bridge"
 	"github.com/m2mbridge/m2mbridge/internal/testpki"
 )
 
-func TestConfigErrors(t *testing.T) {
-	dir := t.TempDir()
-	junk := filepath.Join(dir, "junk.pem")
-	require.NoError(t, os.WriteFile(junk, []byte("not pem"), 0o600))
-	cases := []struct {
+// fieldErrs returns the field errors of err as "path: msg (hint)".
+func fieldErrs(err error) []string {
+	var out []string
+	for _, fe := range bridge.FieldErrors(err) {
+		out = append(out, fe.Error())
+	}
+	return out
+}
+
+// TestValidate checks the path of every problem Validate reports, several
+// at once, and that New reports the same field errors.
+func TestValidate(t *testing.T) {
+	for _, tc := range []struct {
 		name string
 		cfg  Config
-		want []string
+		want []string // each field error's "path: msg (hint)", in order
 	}{
-		{"no url", Config{}, []string{"url: missing"}},
-		{"unparsable url", Config{URL: "tcp://[::1"}, []string{`url "tcp://[::1"`}},
-		{"no scheme", Config{URL: "127.0.0.1:1883"}, []string{`url "127.0.0.1:1883"`}},
-		{"unknown scheme", Config{URL: "http://x:1883"}, []string{`unknown scheme "http"`}},
-		{"no host", Config{URL: "tcp://:1883"}, []string{"no host"}},
-		{"credentials in url", Config{URL: "tcp://u:secret@x:1883"}, []string{"put credentials in username"}},
-		{"version", Config{URL: "tcp://x", Version: 4}, []string{"version 4"}},
-		{"version 7", Config{URL: "tcp://x", Version: 7}, []string{"version 7: want 3"}},
-		{"qos", Config{URL: "tcp://x", QoS: -1}, []string{"qos -1"}},
-		{"unknown placeholder", Config{URL: "tcp://x", Topic: "a/{device}"}, []string{"unknown placeholder {device}"}},
-		{"unclosed brace", Config{URL: "tcp://x", Topic: "a/{source"}, []string{"not closed"}},
-		{"stray brace", Config{URL: "tcp://x", Topic: "a/source}"}, []string{"without '{'"}},
-		{"wildcard in template", Config{URL: "tcp://x", Topic: "a/+/{point}"}, []string{"wildcards"}},
-		{"hash in template", Config{URL: "tcp://x", Topic: "a/#"}, []string{"wildcards"}},
-		{"invalid utf8 template", Config{URL: "tcp://x", Topic: "a/\xff"}, []string{"not valid UTF-8"}},
-		{"status placeholder", Config{URL: "tcp://x", StatusTopic: "s/{source}"}, []string{"status_topic", "no placeholder"}},
-		{"persistent without id", Config{URL: "tcp://x", PersistentSession: true}, []string{"client_id: required"}},
-		{"password without user v3", Config{URL: "tcp://x", Password: "p"}, []string{"password without username"}},
-		{"in flight", Config{URL: "tcp://x", MaxInFlight: 70000}, []string{"max_in_flight: 70000 is outside 1 to 65535"}},
-		{"negative timeout", Config{URL: "tcp://x", AckTimeout: -time.Second}, []string{"ack_timeout: -1s is outside"}},
-		{"keepalive too short", Config{URL: "tcp://x", KeepAlive: time.Millisecond}, []string{"keep_alive: 1ms is outside 1s"}},
-		{"cert without key", Config{URL: "ssl://x", CertFile: "c.pem"}, []string{"give both or neither"}},
-		{"tls files on tcp", Config{URL: "tcp://x", CAFile: junk}, []string{"need a TLS url"}},
-		{"missing ca file", Config{URL: "ssl://x", CAFile: filepath.Join(dir, "nope.pem")}, []string{"ca_file", "no such file"}},
-		{"junk ca file", Config{URL: "ssl://x", CAFile: junk}, []string{"no PEM certificate"}},
-		{"junk client cert", Config{URL: "tls://x", CertFile: junk, KeyFile: junk}, []string{"cert_file"}},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			s, err := New(c.cfg)
-			require.Error(t, err)
+		{"NoURL", Config{}, []string{"url: missing (e.g. tcp://127.0.0.1:1883)"}},
+		{"URL", Config{URL: "tcp://[::1"}, []string{`url: "tcp://[::1": missing ']' in host`}},
+		{"NoScheme", Config{URL: "127.0.0.1:1883"}, []string{`url: "127.0.0.1:1883": no scheme (want tcp://, mqtt://, ssl://, tls://, mqtts://, ws:// or wss://)`}},
+		{"Scheme", Config{URL: "mqqt://x"}, []string{`url: "mqqt://x": unknown scheme "mqqt": want tcp, mqtt, ssl, tls, mqtts, ws or wss (did you mean "mqtt"?)`}},
+		{"NoHost", Config{URL: "tcp://:1883"}, []string{`url: "tcp://:1883": no host`}},
+		{"Credentials", Config{URL: "tcp://u:secret@x:1883"}, []string{`url: "tcp://u:xxxxx@x:1883": holds credentials (put them in username and password_env (or password_file), not in the URL)`}},
+		{"Version4", Config{URL: "tcp://x", Version: 4}, []string{`version: unknown version "4": want 3 (MQTT 3.1.1) or 5 (MQTT 5) (write 3: MQTT 3.1.1 is protocol level 4)`}},
+		{"Version7", Config{URL: "tcp://x", Version: 7}, []string{`version: unknown version "7": want 3 (MQTT 3.1.1) or 5 (MQTT 5)`}},
+		{"PersistentWithoutID", Config{URL: "tcp://x", PersistentSession: true}, []string{"client_id: required with persistent_session, so that the session can be resumed"}},
+		{"PasswordWithoutUser", Config{URL: "tcp://x", Password: "p"}, []string{"password: given without username: MQTT 3.1.1 does not allow it (section 3.1.2.9)"}},
+		{"Topic", Config{URL: "tcp://x", Topic: "a/{device}"}, []string{`topic: topic template "a/{device}": unknown placeholder {device} at offset 2 (known: {source}, {point})`}},
+		{"StatusPlaceholder", Config{URL: "tcp://x", StatusTopic: "s/{source}"}, []string{`status_topic: "s/{source}": may hold no placeholder`}},
+		{"QoS", Config{URL: "tcp://x", QoS: 3}, []string{"qos: 3 is not 0, 1 or 2"}},
+		{"InFlight", Config{URL: "tcp://x", MaxInFlight: 70000}, []string{"max_in_flight: 70000 is outside 1 to 65535"}},
+		{"CertWithoutKey", Config{URL: "ssl://x", CertFile: "c.pem"}, []string{"key_file: required with cert_file (give cert_file and key_file together, or neither)"}},
+		{"TLSFilesOnTCP", Config{URL: "tcp://x", CAFile: "ca.pem", ServerName: "b"}, []string{
+			"ca_file: needs a TLS url, not tcp:// (use ssl://, tls://, mqtts:// or wss://, or remove ca_file)",
+			"server_name: needs a TLS url, not tcp:// (use ssl://, tls://, mqtts:// or wss://, or remove server_name)",
+		}},
+		{"Several", Config{URL: "ftp://x", Version: 4, QoS: 5, Topic: "{nope}", MaxInFlight: -1, AckTimeout: -time.Second, KeepAlive: time.Millisecond}, []string{
+			`url: "ftp://x": unknown scheme "ftp": want tcp, mqtt, ssl, tls, mqtts, ws or wss`,
+			`version: unknown version "4": want 3 (MQTT 3.1.1) or 5 (MQTT 5) (write 3: MQTT 3.1.1 is protocol level 4)`,
+			`topic: topic template "{nope}": unknown placeholder {nope} at offset 0 (known: {source}, {point})`,
+			"qos: 5 is not 0, 1 or 2",
+			"max_in_flight: -1 is outside 1 to 65535",
+			"ack_timeout: -1s is outside 100ms to 10m0s",
+			"keep_alive: 1ms is outside 1s to 18h12m15s",
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.cfg.Validate()
+			assert.Equal(t, tc.want, fieldErrs(err))
+			s, nerr := New(tc.cfg)
+			require.Error(t, nerr)
 			assert.Nil(t, s)
-			assert.True(t, strings.HasPrefix(err.Error(), "mqtt: bad config: "), err.Error())
-			for _, w := range c.want {
-				assert.Contains(t, err.Error(), w)
+			assert.Equal(t, bridge.FieldErrors(err), bridge.FieldErrors(nerr), "New reports what Validate does")
+			for _, line := range strings.Split(nerr.Error(), "\n") {
+				assert.True(t, strings.HasPrefix(line, "mqtt: "), line)
+			}
+			for _, fe := range bridge.FieldErrors(err) {
+				assert.False(t, strings.HasPrefix(fe.Msg, "mqtt"), "the message has no package prefix: %s", fe.Msg)
 			}
 		})
 	}
 }
 
-func TestConfigAllErrorsAtOnce(t *testing.T) {
-	_, err := New(Config{URL: "ftp://x", QoS: 5, Topic: "{nope}", MaxInFlight: -1})
-	require.Error(t, err)
-	for _, w := range []string{"unknown scheme", "qos 5", "{nope}", "max_in_flight: -1"} {
-		assert.Contains(t, err.Error(), w)
+// TestNewTLSFiles: what is wrong with the TLS files is found by New (it
+// reads them), not by Validate, at the path of the setting.
+func TestNewTLSFiles(t *testing.T) {
+	dir := t.TempDir()
+	junk := filepath.Join(dir, "junk.pem")
+	require.NoError(t, os.WriteFile(junk, []byte("not pem"), 0o600))
+	missing := filepath.Join(dir, "nope.pem")
+	for _, tc := range []struct {
+		name  string
+		cfg   Config
+		paths []string
+	}{
+		{"MissingCA", Config{URL: "ssl://x", CAFile: missing}, []string{"ca_file"}},
+		{"JunkCA", Config{URL: "ssl://x", CAFile: junk}, []string{"ca_file"}},
+		{"JunkPair", Config{URL: "tls://x", CertFile: junk, KeyFile: junk}, []string{"cert_file"}},
+		{"Both", Config{URL: "mqtts://x", CAFile: missing, CertFile: junk, KeyFile: junk}, []string{"ca_file", "cert_file"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.NoError(t, tc.cfg.Validate())
+			_, err := New(tc.cfg)
+			var paths []string
+			for _, fe := range bridge.FieldErrors(err) {
+				paths = append(paths, fe.Path)
+			}
+			assert.Equal(t, tc.paths, paths, "%v", err)
+		})
 	}
+}
+
+func TestVersionYAML(t *testing.T) {
+	for in, want := range map[string]Version{"3": V311, "5": V5, `"3.1.1"`: V311, "5.0": V5} {
+		var c Config
+		require.NoError(t, yaml.Unmarshal([]byte("version: "+in), &c), in)
+		assert.Equal(t, want, c.Version, in)
+	}
+	var c Config
+	err := yaml.Unmarshal([]byte("version: 4"), &c)
+	var fe *bridge.FieldError
+	require.ErrorAs(t, err, &fe)
+	assert.Equal(t, "write 3: MQTT 3.1.1 is protocol level 4", fe.Hint)
+	out, err := yaml.Marshal(Config{Version: V5})
+	require.NoError(t, err)
+	assert.Contains(t, string(out), "version: \"5\"")
 }
 
 func TestConfigDefaults(t *testing.T) {
@@ -79,7 +131,7 @@ func TestConfigDefaults(t *testing.T) {
 	require.NoError(t, err)
 	set := s.set
 	assert.Equal(t, "tcp://broker:1883", set.url.String())
-	assert.Equal(t, 3, set.Version)
+	assert.Equal(t, V311, set.Version)
 	assert.Equal(t, DefaultTopic, set.Topic)
 	assert.True(t, strings.HasPrefix(set.ClientID, "m2mbridge-"))
 	assert.LessOrEqual(t, len(set.ClientID), 23, "MQTT 3.1.1 servers must accept ids up to 23 bytes")

@@ -11,13 +11,20 @@
 //
 // # Settings
 //
-// [Config] is plain data; [New] checks all of it, loads the TLS files and
-// reports every problem at once, but does not dial. The gateway's YAML block
-// uses the keys below (only url is required):
+// [Config] is plain data. [Config.Validate] checks all of it without I/O and
+// returns every problem at once, each a *bridge.FieldError whose Path is
+// the YAML key ("url", "qos", "key_file") and, for a misspelt value, a
+// Hint ("did you mean ...?"); [Version] decodes strictly from YAML
+// (encoding.TextUnmarshaler). [New] applies the same rules, loads the TLS
+// files (reporting their problems at ca_file or cert_file), but does not
+// dial. A username without a password is valid (MQTT allows it, and some
+// brokers take a token as the username); a password without a username is
+// refused for MQTT 3.1.1. The gateway's YAML block uses the keys below (only
+// url is required):
 //
 //	mqtt:
 //	  url: tcp://127.0.0.1:1883      # tcp:// mqtt:// | ssl:// tls:// mqtts:// | ws:// wss://
-//	  version: 3                     # 3 (MQTT 3.1.1, default) or 5
+//	  version: 3                     # 3 (MQTT 3.1.1, default; also "3.1.1") or 5
 //	  client_id: gateway-1           # default: random "m2mbridge-…"; required with persistent_session
 //	  username: bridge               # password: from password_env / password_file (resolved by the gateway)
 //	  ca_file: ca.pem                # TLS only: CA that signs the broker's certificate (default: system roots)
@@ -95,15 +102,15 @@
 // URLs are printed with passwords and query values hidden (a URL with user
 // information is refused by [New]).
 //
-// # Concurrency
-//
 // # Ranges
 //
-// [New] refuses, naming the setting, values that would fail or hang at run
+// [Config.Validate] and [New] refuse, naming the setting, values that would fail or hang at run
 // time: topic and status_topic at most 1,024 bytes; qos 0 to 2;
 // max_in_flight 1 to 65,535; ack_timeout and connect_timeout 100ms to 10m;
 // keep_alive 1s to 65,535s; max_reconnect_interval 100ms to 1h;
 // session_expiry 1s to 4,294,967,295s. 0 means the default.
+//
+// # Concurrency
 //
 // A Sink follows the [bridge.Sink] contract: Write and Close are called one
 // at a time (from any goroutine); Connect and Topic may be called at any time.

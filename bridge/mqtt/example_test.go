@@ -48,9 +48,22 @@ func ExampleNew_badConfig() {
 	})
 	fmt.Println(err)
 	// Output:
-	// mqtt: bad config: url "http://broker:1883": unknown scheme "http" (want tcp, mqtt, ssl, tls, mqtts, ws or wss)
-	// topic: topic template "m2m/{device}/{point}": unknown placeholder {device} at offset 4 (known: {source}, {point})
-	// qos 3: want 0, 1 or 2
+	// mqtt: url: "http://broker:1883": unknown scheme "http": want tcp, mqtt, ssl, tls, mqtts, ws or wss
+	// mqtt: topic: topic template "m2m/{device}/{point}": unknown placeholder {device} at offset 4 (known: {source}, {point})
+	// mqtt: qos: 3 is not 0, 1 or 2
+}
+
+// Validate reports every problem as a *bridge.FieldError whose path is the
+// setting's YAML key, so that a loader can point at the line.
+func ExampleConfig_Validate() {
+	err := mqtt.Config{URL: "mqqt://broker", Version: 4, CertFile: "client.pem"}.Validate()
+	for _, fe := range bridge.FieldErrors(err) {
+		fmt.Printf("%s | %s | %s\n", fe.Path, fe.Msg, fe.Hint)
+	}
+	// Output:
+	// url | "mqqt://broker": unknown scheme "mqqt": want tcp, mqtt, ssl, tls, mqtts, ws or wss | did you mean "mqtt"?
+	// version | unknown version "4": want 3 (MQTT 3.1.1) or 5 (MQTT 5) | write 3: MQTT 3.1.1 is protocol level 4
+	// key_file | required with cert_file | give cert_file and key_file together, or neither
 }
 
 // Publishing a batch; Write returns a *bridge.BatchError naming the samples

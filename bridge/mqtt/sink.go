@@ -7,6 +7,8 @@ import (
 	"sync"
 
 	"github.com/m2mbridge/m2mbridge/bridge"
+	"github.com/m2mbridge/m2mbridge/internal/cfgcheck"
+	tmpl "github.com/m2mbridge/m2mbridge/internal/template"
 )
 
 // Errors a publish may fail with, inside a [*bridge.BatchError].
@@ -29,18 +31,13 @@ type Sink struct {
 	cli    client
 	closed bool
 
-	topics map[topicKey]string // topic cache; used by Write only
+	topics *tmpl.Cache // used by Write only
 }
 
 var (
 	_ bridge.Sink      = (*Sink)(nil)
 	_ bridge.Connector = (*Sink)(nil)
 )
-
-type topicKey struct{ source, point string }
-
-// maxCachedTopics bounds the topic cache; it is emptied when full.
-const maxCachedTopics = 4096
 
 // client is one protocol version's publisher.
 type client interface {
@@ -66,13 +63,15 @@ type item struct {
 
 // New validates cfg and returns a Sink. It does not dial: the connection is
 // made by [Sink.Connect] or by the first Write. Every problem with cfg is
-// reported at once.
+// reported at once: what [Config.Validate] reports and what is wrong with
+// the TLS files, each a *bridge.FieldError ([bridge.FieldErrors] walks them)
+// in an error whose text puts "mqtt: " before each.
 func New(cfg Config) (*Sink, error) {
-	set, err := cfg.validate()
+	set, err := cfg.build()
 	if err != nil {
-		return nil, err
+		return nil, cfgcheck.Wrap("mqtt", err)
 	}
-	return &Sink{set: set, topics: make(map[topicKey]string)}, nil
+	return &Sink{set: set, topics: tmpl.NewCache(set.template.Template)}, nil
 }
 
 // Topic returns the topic a sample of the given source and point is
@@ -103,7 +102,7 @@ func (s *Sink) client() (client, error) {
 		return nil, fmt.Errorf("mqtt: %w", bridge.ErrClosed)
 	}
 	if s.cli == nil {
-		if s.set.Version == 5 {
+		if s.set.Version == V5 {
 			s.cli = newV5(s.set)
 		} else {
 			s.cli = newV3(s.set)
@@ -152,7 +151,7 @@ func (s *Sink) Write(ctx context.Context, batch []bridge.Sample) error {
 	items := make([]item, 0, len(batch))
 	for i := range batch {
 		smp := &batch[i]
-		topic := s.topic(smp.Source, smp.Point)
+		topic := s.topics.Get(smp.Source, smp.Point)
 		if len(topic) > maxTopicLen {
 			fail(i, bridge.Permanent(fmt.Errorf("mqtt: topic for source %q point %q is %d bytes, more than MQTT allows (%d)", smp.Source, smp.Point, len(topic), maxTopicLen)))
 			continue
@@ -167,20 +166,6 @@ func (s *Sink) Write(ctx context.Context, batch []bridge.Sample) error {
 		return nil
 	}
 	return be
-}
-
-// topic returns the topic of a sample, from the cache when it can.
-func (s *Sink) topic(source, point string) string {
-	k := topicKey{source, point}
-	if t, ok := s.topics[k]; ok {
-		return t
-	}
-	t := s.Topic(source, point)
-	if len(s.topics) >= maxCachedTopics {
-		clear(s.topics)
-	}
-	s.topics[k] = t
-	return t
 }
 
 // Close publishes "offline" to the status topic (when set), disconnects

@@ -19,7 +19,7 @@ import (
 	"github.com/m2mbridge/m2mbridge/internal/testproxy"
 )
 
-var versions = []int{3, 5}
+var versions = []Version{V311, V5}
 
 // newSink makes a sink and closes it at the end of the test.
 func newSink(tb testing.TB, cfg Config) *Sink {
