@@ -3,6 +3,9 @@ package modbus_test
 import (
 	"bufio"
 	"context"
+	"errors"
+	"io"
+	"log/slog"
 	"flag"
 	"fmt"
 	"os"
@@ -77,6 +80,7 @@ func BenchmarkCycle(b *testing.B) {
 		reqs := s.RequestCount()
 		var ms0, ms1 runtime.MemStats
 		runtime.ReadMemStats(&ms0)
+		cpu0 := cpuTime()
 		b.ReportAllocs()
 		b.ResetTimer()
 		for range b.N {
@@ -85,6 +89,9 @@ func BenchmarkCycle(b *testing.B) {
 			}
 		}
 		b.StopTimer()
+		if cpu := cpuTime() - cpu0; cpu > 0 {
+			b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-us/cycle")
+		}
 		runtime.ReadMemStats(&ms1)
 		samples := float64(b.N * len(p.Points))
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "cycles/s")
@@ -92,6 +99,54 @@ func BenchmarkCycle(b *testing.B) {
 		b.ReportMetric(float64(s.RequestCount()-reqs)/float64(b.N), "requests/cycle")
 		b.ReportMetric(float64(d.Plan().Registers())/1, "registers/cycle")
 		b.ReportMetric(float64(ms1.Mallocs-ms0.Mallocs)/samples, "allocs/sample")
+	})
+
+	// product is the whole product path: the Device polled back to back
+	// into a running Bridge whose JSON-lines sink writes to io.Discard. Its
+	// cost is CPU time (this process: the simulator, the poller, the
+	// bridge's writer goroutine), reported against the bare upstream
+	// client's over the same number of cycles measured in the same run
+	// ("cpu-ratio"; target ≤ 1.5, issue 11).
+	b.Run("product", func(b *testing.B) {
+		d, err := modbus.NewDevice(modbus.DeviceConfig{Name: "bench", Conn: modbus.ClientConfig{URL: s.URL()}, Profile: p})
+		require.NoError(b, err)
+		defer d.Close()
+		br := bridge.New(bridge.Options{Logger: slog.New(slog.DiscardHandler)})
+		require.NoError(b, br.AddSink("json", bridge.NewJSONLines(io.Discard), bridge.SinkOptions{}))
+		ctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- br.Run(ctx) }()
+		defer func() { cancel(); <-done }()
+		require.NoError(b, d.PollOnce(ctx, br)) // connect, warm up
+
+		base := upstreamCPU(b, s.URL(), b.N)
+		var ms0, ms1 runtime.MemStats
+		runtime.ReadMemStats(&ms0)
+		cpu0 := cpuTime()
+		b.ReportAllocs()
+		b.ResetTimer()
+		for range b.N {
+			if err := d.PollOnce(ctx, br); err != nil {
+				b.Fatal(err)
+			}
+		}
+		// Wait for the writer to have written every cycle, so its CPU is in.
+		want := uint64(b.N+1) * uint64(len(p.Points))
+		for br.Stats().Sinks[0].Delivered < want {
+			runtime.Gosched()
+		}
+		b.StopTimer()
+		cpu := cpuTime() - cpu0
+		runtime.ReadMemStats(&ms1)
+		samples := float64(b.N * len(p.Points))
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "cycles/s")
+		b.ReportMetric(samples/b.Elapsed().Seconds(), "samples/s")
+		b.ReportMetric(float64(ms1.Mallocs-ms0.Mallocs)/samples, "allocs/sample")
+		if cpu > 0 && base > 0 {
+			b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-us/cycle")
+			b.ReportMetric(float64(base.Microseconds())/float64(b.N), "upstream-cpu-us/cycle")
+			b.ReportMetric(float64(cpu)/float64(base), "cpu-ratio")
+		}
 	})
 
 	b.Run("upstream", func(b *testing.B) {
@@ -306,4 +361,25 @@ func benchFleet(b *testing.B, profile, gaps string) {
 	for _, d := range devs {
 		d.Close()
 	}
+}
+
+// upstreamCPU returns the CPU time the bare upstream client takes for n
+// cycles of BenchmarkCycle's three requests against the simulator at url.
+func upstreamCPU(b *testing.B, url string, n int) time.Duration {
+	mc, err := upstream.NewClient(&upstream.ClientConfiguration{URL: url, Logger: discardLogger()})
+	require.NoError(b, err)
+	require.NoError(b, mc.Open())
+	defer mc.Close()
+	read := func() {
+		_, err1 := mc.ReadRegisters(0, 40, upstream.HOLDING_REGISTER)
+		_, err2 := mc.ReadRegisters(100, 60, upstream.INPUT_REGISTER)
+		_, err3 := mc.ReadRegisters(1000, 60, upstream.HOLDING_REGISTER)
+		require.NoError(b, errors.Join(err1, err2, err3))
+	}
+	read()
+	cpu0 := cpuTime()
+	for range n {
+		read()
+	}
+	return cpuTime() - cpu0
 }
