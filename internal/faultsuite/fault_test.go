@@ -118,8 +118,11 @@ func init() {
 	})
 }
 
-func reference(t *testing.T) (label string, l *ledger) {
-	label = strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())
+func reference(t *testing.T) (label string, l *ledger) { return referenceNamed(t, "") }
+
+// referenceNamed is reference for a second gateway in the same test.
+func referenceNamed(t *testing.T, suffix string) (label string, l *ledger) {
+	label = strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()) + suffix
 	l = newLedger()
 	refsMu.Lock()
 	refs[label] = l
