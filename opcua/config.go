@@ -2,11 +2,8 @@ package opcua
 
 import (
 	"bytes"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"math"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -26,6 +23,105 @@ const (
 	// Poll reads every node each Interval with batched Read requests.
 	Poll Mode = "poll"
 )
+
+// ParseMode returns the Mode a configuration names, case-insensitively;
+// "" is Subscribe.
+func parseMode(s string) (Mode, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "", "subscribe":
+		return Subscribe, nil
+	case "poll":
+		return Poll, nil
+	}
+	return "", &suggestion{
+		msg:  fmt.Sprintf("unknown mode %q: want subscribe or poll", s),
+		hint: didYouMean(s, "subscribe", "poll", "subscription", "polling"),
+	}
+}
+
+// UnmarshalText parses "subscribe" or "poll" (any case), so a Mode decodes
+// from YAML, JSON or a flag; an unknown name is an error with a "did you
+// mean" hint.
+func (m *Mode) UnmarshalText(text []byte) error {
+	v, err := parseMode(string(text))
+	if err != nil {
+		return err
+	}
+	*m = v
+	return nil
+}
+
+// SecurityPolicy names an OPC UA security policy: None, Basic256Sha256,
+// Aes128_Sha256_RsaOaep, Aes256_Sha256_RsaPss, or the deprecated
+// Basic128Rsa15 and Basic256; a full policy URI is accepted too.
+type SecurityPolicy string
+
+// UnmarshalText accepts the names above in any case, and a policy URI;
+// an unknown name is an error with a "did you mean" hint.
+func (p *SecurityPolicy) UnmarshalText(text []byte) error {
+	v := SecurityPolicy(text)
+	if _, err := v.uri(true); err != nil {
+		return err
+	}
+	*p = v
+	return nil
+}
+
+// uri returns the policy URI ("" is None).
+func (p SecurityPolicy) uri(allowDeprecated bool) (string, error) {
+	name := string(p)
+	if name == "" {
+		name = "None"
+	}
+	uri, ok := policies[strings.ToLower(name)]
+	if !ok {
+		for _, u := range policies {
+			if u == name {
+				uri, ok = u, true
+			}
+		}
+	}
+	if !ok {
+		return "", &suggestion{
+			msg:  fmt.Sprintf("unknown security policy %q: want None, Basic256Sha256, Aes128_Sha256_RsaOaep or Aes256_Sha256_RsaPss", string(p)),
+			hint: didYouMean(name, "None", "Basic256Sha256", "Aes128_Sha256_RsaOaep", "Aes256_Sha256_RsaPss", "Basic128Rsa15", "Basic256"),
+		}
+	}
+	if deprecatedPolicy(uri) && !allowDeprecated {
+		return uri, fmt.Errorf("%s is deprecated (broken cryptography); set allow_deprecated_policies to use it", string(p))
+	}
+	return uri, nil
+}
+
+// SecurityMode names a message security mode: None, Sign or
+// SignAndEncrypt.
+type SecurityMode string
+
+// UnmarshalText accepts None, Sign and SignAndEncrypt in any case; an
+// unknown name is an error with a "did you mean" hint.
+func (m *SecurityMode) UnmarshalText(text []byte) error {
+	v := SecurityMode(text)
+	if _, err := v.mode(); err != nil {
+		return err
+	}
+	*m = v
+	return nil
+}
+
+func (m SecurityMode) mode() (ua.MessageSecurityMode, error) {
+	switch strings.ToLower(strings.NewReplacer("_", "", "-", "", " ", "").Replace(string(m))) {
+	case "", "none":
+		return ua.MessageSecurityModeNone, nil
+	case "sign":
+		return ua.MessageSecurityModeSign, nil
+	case "signandencrypt":
+		return ua.MessageSecurityModeSignAndEncrypt, nil
+	}
+	return ua.MessageSecurityModeInvalid, &suggestion{
+		msg:  fmt.Sprintf("unknown security mode %q: want None, Sign or SignAndEncrypt", string(m)),
+		hint: didYouMean(string(m), "None", "Sign", "SignAndEncrypt"),
+	}
+}
 
 // Secret is a password. It prints, marshals and formats as "[redacted]" so
 // that a Config can be logged; use string(s) to get the value.
@@ -63,19 +159,19 @@ type Config struct {
 	// Mode is subscribe (default) or poll.
 	Mode Mode `yaml:"mode"`
 	// Interval is the poll period in poll mode and the publishing interval
-	// in subscribe mode. Default 1s.
+	// in subscribe mode. Default 1s; 1ms to 24h.
 	Interval time.Duration `yaml:"interval"`
-	// Timeout bounds each request (and the dial). Default 5s.
+	// Timeout bounds each request (and the dial). Default 5s; 10ms to 5m.
 	Timeout time.Duration `yaml:"timeout"`
 
 	// SecurityPolicy is None (default), Basic256Sha256,
 	// Aes128_Sha256_RsaOaep or Aes256_Sha256_RsaPss; the deprecated
 	// Basic128Rsa15 and Basic256 only with AllowDeprecatedPolicies. A full
 	// policy URI is accepted too.
-	SecurityPolicy string `yaml:"security_policy"`
+	SecurityPolicy SecurityPolicy `yaml:"security_policy"`
 	// SecurityMode is None, Sign or SignAndEncrypt. Default None with
 	// policy None, else SignAndEncrypt.
-	SecurityMode string `yaml:"security_mode"`
+	SecurityMode SecurityMode `yaml:"security_mode"`
 	// AllowDeprecatedPolicies permits Basic128Rsa15 and Basic256.
 	AllowDeprecatedPolicies bool `yaml:"allow_deprecated_policies"`
 
@@ -120,23 +216,30 @@ type Config struct {
 
 	// KeepAliveCount is the subscription's MaxKeepAliveCount (publishing
 	// intervals without data before the server sends a keep-alive). Default:
-	// so that a keep-alive comes at least twice per Watchdog period.
+	// so that a keep-alive comes at least twice per Watchdog period; at most
+	// 10000.
 	KeepAliveCount uint32 `yaml:"keepalive_count"`
 	// Watchdog is how long a subscription may stay silent before the
 	// connection is considered dead and rebuilt. The adapter monitors the
 	// server's CurrentTime (i=2258) as a heartbeat sampled at Watchdog/4,
 	// so a healthy subscription is never silent that long. Default
-	// max(5s, 4×Interval).
+	// max(5s, 4×Interval); 40ms to 1h, and in subscribe mode at least
+	// 2×Interval.
 	Watchdog time.Duration `yaml:"watchdog"`
 	// ReconnectMin and ReconnectMax bound the exponential backoff (with
-	// jitter) between connection attempts. Defaults 500ms and 30s.
+	// jitter) between connection attempts. Defaults 500ms and 30s; each
+	// 10ms to 1h, ReconnectMax not below ReconnectMin.
 	ReconnectMin time.Duration `yaml:"reconnect_min"`
 	ReconnectMax time.Duration `yaml:"reconnect_max"`
-	// Buffer is how many batches of samples may wait for the Emitter
-	// before the oldest are dropped (counted in Stats.Dropped). Default 256.
+	// Buffer is accepted (0 to 1000000) and ignored.
+	//
+	// Deprecated: the source has no queue of its own any more; the Bridge
+	// owns it: give the source a bridge.SourceOptions QueueSize (in
+	// samples, where Buffer counted batches of one sample per node).
 	Buffer int `yaml:"buffer"`
 
-	// Nodes are the variables to read. Required, names unique.
+	// Nodes are the variables to read. Required (1 to 100000), names
+	// unique.
 	Nodes []Node `yaml:"nodes"`
 }
 
@@ -152,10 +255,10 @@ type Node struct {
 	// EngineeringUnits property (its DisplayName) if there is one.
 	Unit string `yaml:"unit"`
 	// SamplingInterval asks the server to sample this node at this period
-	// (subscribe mode). Zero: the publishing interval.
+	// (subscribe mode). Zero: the publishing interval; else 1ms to 24h.
 	SamplingInterval time.Duration `yaml:"sampling_interval"`
 	// QueueSize is the monitored item's server-side queue (subscribe mode).
-	// Zero: 1.
+	// Zero: 1; at most 10000.
 	QueueSize uint32 `yaml:"queue_size"`
 	// Trigger is the data change trigger: status, status_value (default)
 	// or status_value_timestamp.
@@ -180,10 +283,13 @@ func ParseConfig(data []byte) (Config, error) {
 
 // Defaults.
 const (
-	DefaultInterval       = time.Second
-	DefaultTimeout        = 5 * time.Second
-	DefaultReconnectMin   = 500 * time.Millisecond
-	DefaultReconnectMax   = 30 * time.Second
+	DefaultInterval     = time.Second
+	DefaultTimeout      = 5 * time.Second
+	DefaultReconnectMin = 500 * time.Millisecond
+	DefaultReconnectMax = 30 * time.Second
+	// DefaultBuffer is unused.
+	//
+	// Deprecated: see Config.Buffer.
 	DefaultBuffer         = 256
 	DefaultApplicationURI = "urn:m2mbridge:opcua:client"
 	// DefaultMaxNodesPerRead is used when the server does not announce
@@ -207,284 +313,39 @@ func deprecatedPolicy(uri string) bool {
 	return uri == ua.SecurityPolicyURIBasic128Rsa15 || uri == ua.SecurityPolicyURIBasic256
 }
 
-// settings is a validated Config with defaults applied and strings parsed.
-type settings struct {
-	Config
-	policyURI string
-	mode      ua.MessageSecurityMode
-	auth      ua.UserTokenType
-	password  string
-	pin       []byte
-	nodes     []nodeSpec
-}
-
-type nodeSpec struct {
-	Node
-	parsed   *ua.NodeID // nil when the id uses nsu= (resolved at connect)
-	nsu      string     // namespace URI of an nsu= id
-	rest     string     // the id after "nsu=...;"
-	trigger  ua.DataChangeTrigger
-	deadband ua.DeadbandType
-}
-
-func (c Config) validate() (*settings, error) {
-	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	st := &settings{Config: c}
-	if c.Name == "" {
-		bad("name is required")
-	}
-	switch {
-	case c.Endpoint == "":
-		bad("endpoint is required")
-	case !strings.HasPrefix(c.Endpoint, "opc.tcp://") || len(c.Endpoint) == len("opc.tcp://"):
-		bad("endpoint %q: want opc.tcp://host:port", c.Endpoint)
-	}
-	switch c.Mode {
-	case "":
-		st.Mode = Subscribe
-	case Subscribe, Poll:
-	default:
-		bad("mode %q: want subscribe or poll", c.Mode)
-	}
-	durations := []struct {
-		name string
-		v    *time.Duration
-		def  time.Duration
-	}{
-		{"interval", &st.Interval, DefaultInterval},
-		{"timeout", &st.Timeout, DefaultTimeout},
-		{"reconnect_min", &st.ReconnectMin, DefaultReconnectMin},
-		{"reconnect_max", &st.ReconnectMax, DefaultReconnectMax},
-		{"watchdog", &st.Watchdog, 0},
-	}
-	for _, d := range durations {
-		switch {
-		case *d.v < 0:
-			bad("%s %s is negative", d.name, *d.v)
-		case *d.v == 0:
-			*d.v = d.def
-		}
-	}
-	if st.Interval > 0 && st.Interval < time.Millisecond {
-		bad("interval %s: at least 1ms", st.Interval)
-	}
-	if st.ReconnectMax < st.ReconnectMin {
-		bad("reconnect_max %s is below reconnect_min %s", st.ReconnectMax, st.ReconnectMin)
-	}
-	if st.Watchdog == 0 {
-		st.Watchdog = max(5*time.Second, 4*st.Interval)
-	}
-	if st.Watchdog < 4*time.Millisecond {
-		bad("watchdog %s: at least 4ms", st.Watchdog)
-	}
-	if st.KeepAliveCount == 0 && st.Interval > 0 {
-		st.KeepAliveCount = uint32(max(1, int64(st.Watchdog/2/st.Interval)))
-	}
-	switch {
-	case c.Buffer < 0:
-		bad("buffer %d is negative", c.Buffer)
-	case c.Buffer == 0:
-		st.Buffer = DefaultBuffer
-	}
-	if st.ApplicationURI == "" {
-		st.ApplicationURI = DefaultApplicationURI
-	}
-
-	// Security.
-	pol := c.SecurityPolicy
-	if pol == "" {
-		pol = "None"
-	}
-	if uri, ok := policies[strings.ToLower(pol)]; ok {
-		st.policyURI = uri
-	} else {
-		for _, uri := range policies {
-			if uri == pol {
-				st.policyURI = uri
-			}
-		}
-		if st.policyURI == "" {
-			bad("security_policy %q: want None, Basic256Sha256, Aes128_Sha256_RsaOaep or Aes256_Sha256_RsaPss", c.SecurityPolicy)
-		}
-	}
-	if deprecatedPolicy(st.policyURI) && !c.AllowDeprecatedPolicies {
-		bad("security_policy %q is deprecated (broken cryptography); set allow_deprecated_policies to use it", c.SecurityPolicy)
-	}
-	secure := st.policyURI != "" && st.policyURI != ua.SecurityPolicyURINone
-	switch strings.ToLower(c.SecurityMode) {
-	case "":
-		st.mode = ua.MessageSecurityModeNone
-		if secure {
-			st.mode = ua.MessageSecurityModeSignAndEncrypt
-		}
-	case "none":
-		st.mode = ua.MessageSecurityModeNone
-	case "sign":
-		st.mode = ua.MessageSecurityModeSign
-	case "signandencrypt":
-		st.mode = ua.MessageSecurityModeSignAndEncrypt
-	default:
-		bad("security_mode %q: want None, Sign or SignAndEncrypt", c.SecurityMode)
-	}
-	if st.policyURI != "" {
-		if secure && st.mode == ua.MessageSecurityModeNone && c.SecurityMode != "" {
-			bad("security_mode None does not go with security_policy %s", pol)
-		}
-		if !secure && st.mode != ua.MessageSecurityModeNone {
-			bad("security_mode %s needs a security_policy other than None", c.SecurityMode)
-		}
-	}
-	if c.ServerCertificateSHA256 != "" {
-		h := strings.ReplaceAll(strings.ToLower(c.ServerCertificateSHA256), ":", "")
-		pin, err := hex.DecodeString(h)
-		if err != nil || len(pin) != 32 {
-			bad("server_certificate_sha256: want 64 hex digits (SHA-256 of the DER certificate)")
-		}
-		st.pin = pin
-	}
-	if secure && c.ServerCertificateSHA256 == "" && c.TrustDir == "" && !c.InsecureSkipVerify {
-		bad("security_policy %s: set server_certificate_sha256 or trust_dir to verify the server (or insecure_skip_verify)", pol)
-	}
-
-	// Authentication.
-	switch strings.ToLower(c.Auth) {
-	case "":
-		st.auth = ua.UserTokenTypeAnonymous
-		if c.Username != "" {
-			st.auth = ua.UserTokenTypeUserName
-		}
-	case "anonymous":
-		st.auth = ua.UserTokenTypeAnonymous
-	case "username":
-		st.auth = ua.UserTokenTypeUserName
-	case "certificate":
-		st.auth = ua.UserTokenTypeCertificate
-	default:
-		bad("auth %q: want anonymous, username or certificate", c.Auth)
-	}
-	if st.auth == ua.UserTokenTypeUserName {
-		if c.Username == "" {
-			bad("auth username: username is required")
-		}
-		n := 0
-		if c.Password != "" {
-			n++
-			st.password = string(c.Password)
-		}
-		if c.PasswordEnv != "" {
-			n++
-			v, ok := os.LookupEnv(c.PasswordEnv)
-			if !ok {
-				bad("password_env: environment variable %s is not set", c.PasswordEnv)
-			}
-			st.password = v
-		}
-		if c.PasswordFile != "" {
-			n++
-			b, err := os.ReadFile(c.PasswordFile)
-			if err != nil {
-				// The error names the file, never its content.
-				bad("password_file: %w", err)
-			}
-			st.password = strings.TrimRight(string(b), "\r\n")
-		}
-		if n > 1 {
-			bad("username %q: give one of password, password_env and password_file", c.Username)
-		}
-	} else if c.Username != "" || c.Password != "" || c.PasswordEnv != "" || c.PasswordFile != "" {
-		bad("username/password given but auth is %s", c.Auth)
-	}
-	needCert := secure || st.auth == ua.UserTokenTypeCertificate
-	if (c.Certificate == "") != (c.PrivateKey == "") {
-		bad("certificate and private_key go together")
-	}
-	if needCert && c.Certificate == "" && c.PKIDir == "" {
-		bad("a client certificate is needed (security policy %s, auth %s): set pki_dir, or certificate and private_key", pol, authName(st.auth))
-	}
-
-	// Nodes.
-	if len(c.Nodes) == 0 {
-		bad("nodes: at least one node is required")
-	}
-	seen := make(map[string]int, len(c.Nodes))
-	st.nodes = make([]nodeSpec, len(c.Nodes))
-	for i, n := range c.Nodes {
-		where := fmt.Sprintf("nodes[%d]", i)
-		if n.Name != "" {
-			where += " (" + n.Name + ")"
-		}
-		ns := nodeSpec{Node: n}
-		if n.Name == "" {
-			bad("%s: name is required", where)
-		} else if j, dup := seen[n.Name]; dup {
-			bad("%s: name %q already used by nodes[%d]", where, n.Name, j)
-		} else {
-			seen[n.Name] = i
-		}
-		if err := ns.parse(); err != nil {
-			bad("%s: node: %w", where, err)
-		}
-		if n.SamplingInterval < 0 {
-			bad("%s: sampling_interval %s is negative", where, n.SamplingInterval)
-		}
-		switch strings.ToLower(n.Trigger) {
-		case "", "status_value":
-			ns.trigger = ua.DataChangeTriggerStatusValue
-		case "status":
-			ns.trigger = ua.DataChangeTriggerStatus
-		case "status_value_timestamp":
-			ns.trigger = ua.DataChangeTriggerStatusValueTimestamp
-		default:
-			bad("%s: trigger %q: want status, status_value or status_value_timestamp", where, n.Trigger)
-		}
-		switch strings.ToLower(n.Deadband) {
-		case "", "none":
-			ns.deadband = ua.DeadbandTypeNone
-			if n.DeadbandValue != 0 {
-				bad("%s: deadband_value %g without deadband absolute or percent", where, n.DeadbandValue)
-			}
-		case "absolute":
-			ns.deadband = ua.DeadbandTypeAbsolute
-		case "percent":
-			ns.deadband = ua.DeadbandTypePercent
-			if n.DeadbandValue > 100 {
-				bad("%s: deadband_value %g: a percentage is 0–100", where, n.DeadbandValue)
-			}
-		default:
-			bad("%s: deadband %q: want none, absolute or percent", where, n.Deadband)
-		}
-		if n.DeadbandValue < 0 || math.IsNaN(n.DeadbandValue) || math.IsInf(n.DeadbandValue, 0) {
-			bad("%s: deadband_value %g: want a finite number ≥ 0", where, n.DeadbandValue)
-		}
-		if ns.deadband != ua.DeadbandTypeNone && ns.trigger == ua.DataChangeTriggerStatus {
-			bad("%s: a deadband needs trigger status_value or status_value_timestamp", where)
-		}
-		if st.Mode == Poll && (n.SamplingInterval != 0 || n.QueueSize != 0 || ns.deadband != ua.DeadbandTypeNone || n.Trigger != "") {
-			bad("%s: sampling_interval, queue_size, trigger and deadband apply to mode subscribe only", where)
-		}
-		st.nodes[i] = ns
-	}
-	if err := errors.Join(errs...); err != nil {
-		name := c.Name
-		if name == "" {
-			name = "(unnamed)"
-		}
-		return nil, fmt.Errorf("opcua: source %s: invalid config: %w", name, err)
-	}
-	return st, nil
-}
-
-// parse checks the node id's syntax; an nsu= id is kept for resolution at
-// connect.
+// parse checks the node id's syntax (Part 6, 5.3.1.10): an optional
+// "ns=<index>;" or "nsu=<URI>;", then one of i=, s=, g= or b= and a
+// non-empty identifier. The upstream parser takes anything else as a string
+// id ("ns=1;x=T" would be the string "x=T"), which no server has; that is
+// refused here. An nsu= id is kept for resolution at connect.
 func (n *nodeSpec) parse() error {
 	s := strings.TrimSpace(n.Node.Node)
 	if s == "" {
-		return errors.New("node id is required")
+		return errors.New("is required")
+	}
+	prefix, rest := "", s
+	if strings.HasPrefix(s, "nsu=") || strings.HasPrefix(s, "ns=") {
+		p, r, ok := strings.Cut(s, ";")
+		if !ok {
+			return &suggestion{msg: fmt.Sprintf("%q: want [ns=<index>;]<i=|s=|g=|b=><identifier>", s), hint: "write for example ns=2;s=Temperature"}
+		}
+		prefix, rest = p+";", r
+	}
+	kind, id, ok := strings.Cut(rest, "=")
+	switch {
+	case !ok || len(kind) != 1 || !strings.Contains("isgb", kind):
+		hint := ""
+		if !ok {
+			hint = fmt.Sprintf("did you mean %q?", prefix+"s="+rest)
+		}
+		return &suggestion{msg: fmt.Sprintf("%q: unknown identifier type %q: want i= (numeric), s= (string), g= (GUID) or b= (opaque)", s, kind), hint: hint}
+	case id == "":
+		return fmt.Errorf("%q: the identifier is empty", s)
 	}
 	if strings.HasPrefix(s, "nsu=") {
-		uri, rest, ok := strings.Cut(s[len("nsu="):], ";")
-		if !ok || uri == "" || rest == "" {
+		uri := strings.TrimPrefix(prefix, "nsu=")
+		uri = strings.TrimSuffix(uri, ";")
+		if uri == "" {
 			return fmt.Errorf("%q: want nsu=<namespace URI>;<i=|s=|g=|b=>...", s)
 		}
 		// Check the identifier part with a placeholder namespace index.
@@ -494,11 +355,11 @@ func (n *nodeSpec) parse() error {
 		n.nsu, n.rest = uri, rest
 		return nil
 	}
-	id, err := ua.ParseNodeID(s)
+	id2, err := ua.ParseNodeID(s)
 	if err != nil {
 		return fmt.Errorf("%q: %s", s, upstreamMsg(err))
 	}
-	n.parsed = id
+	n.parsed = id2
 	return nil
 }
 

@@ -79,32 +79,35 @@ func TestNewReportsEveryProblem(t *testing.T) {
 	msg := err.Error()
 	for _, want := range []string{
 		"opcua: source (unnamed): invalid config",
-		"name is required",
-		`endpoint "http://x"`,
-		`mode "stream"`,
-		"interval -1s is negative",
-		"deprecated",
-		`security_mode "Loud"`,
-		`auth "kerberos"`,
-		`nodes[1] (a): name "a" already used by nodes[0]`,
-		"nodes[2]: name is required",
-		`nodes[2]: node: "i=abc"`,
-		"nodes[3] (c): node",
-		`nodes[4] (d): deadband "relative"`,
-		"nodes[5] (e): deadband_value 150",
-		`nodes[6] (f): trigger "always"`,
+		"name: is required",
+		`endpoint: "http://x" is not an opc.tcp URL`,
+		`mode: unknown mode "stream"`,
+		"interval: -1s is out of range",
+		"security_policy: Basic256 is deprecated",
+		`security_mode: unknown security mode "Loud"`,
+		`auth: unknown authentication "kerberos"`,
+		`nodes[1].name: "a" is already used by nodes[0]`,
+		"nodes[2].name: is required",
+		`nodes[2].node: "i=abc"`,
+		"nodes[3].node",
+		`nodes[4].deadband: unknown deadband "relative"`,
+		"nodes[5].deadband_value: 150",
+		`nodes[6].trigger: unknown trigger "always"`,
 	} {
 		assert.Contains(t, msg, want)
 	}
+	var ce *ConfigError
+	require.ErrorAs(t, err, &ce)
+	assert.Len(t, bridge.FieldErrors(err), 16, "every problem is a field error a loader can walk")
 
 	_, err = New(Config{Name: "p", Endpoint: "opc.tcp://h:1", SecurityPolicy: "Basic256Sha256", Nodes: []Node{{Name: "a", Node: "i=1"}}})
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "server_certificate_sha256 or trust_dir")
+	assert.Contains(t, err.Error(), "set server_certificate_sha256 or trust_dir")
 	assert.Contains(t, err.Error(), "pki_dir")
 
 	_, err = New(Config{Name: "p", Endpoint: "opc.tcp://h:1", Mode: Poll, Nodes: []Node{{Name: "a", Node: "i=1", Deadband: "absolute", DeadbandValue: 1}}})
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "nodes[0] (a): sampling_interval, queue_size, trigger and deadband apply to mode subscribe only")
+	assert.Contains(t, err.Error(), "nodes[0]: sampling_interval, queue_size, trigger and deadband apply to mode subscribe only")
 
 	_, err = New(Config{Name: "p", Endpoint: "opc.tcp://h:1", SecurityPolicy: "Basic256", AllowDeprecatedPolicies: true,
 		InsecureSkipVerify: true, PKIDir: t.TempDir(), Nodes: []Node{{Name: "a", Node: "i=1"}}})
@@ -276,7 +279,7 @@ func TestStatusName(t *testing.T) {
 func TestThumbprintAndPKI(t *testing.T) {
 	dir := t.TempDir()
 	st, err := Config{Name: "p", Endpoint: "opc.tcp://h:1", SecurityPolicy: "Aes256_Sha256_RsaPss", SecurityMode: "Sign",
-		PKIDir: dir, InsecureSkipVerify: true, Nodes: []Node{{Name: "a", Node: "i=1"}}}.validate()
+		PKIDir: dir, InsecureSkipVerify: true, Nodes: []Node{{Name: "a", Node: "i=1"}}}.check()
 	require.NoError(t, err)
 	cert, key, err := st.clientCert()
 	require.NoError(t, err)
@@ -291,15 +294,89 @@ func TestThumbprintAndPKI(t *testing.T) {
 
 	st.pin = nil
 	st.ServerCertificateSHA256 = Thumbprint(cert)
-	st2, err := Config{Name: "p", Endpoint: "opc.tcp://h:1", ServerCertificateSHA256: Thumbprint(cert), Nodes: []Node{{Name: "a", Node: "i=1"}}}.validate()
+	st2, err := Config{Name: "p", Endpoint: "opc.tcp://h:1", ServerCertificateSHA256: Thumbprint(cert), Nodes: []Node{{Name: "a", Node: "i=1"}}}.check()
 	require.NoError(t, err)
 	require.NoError(t, st2.verifyServer(cert))
 	require.ErrorIs(t, st2.verifyServer(cert[:len(cert)-1]), ErrUntrustedServer)
 
 	trust := t.TempDir()
-	st3, err := Config{Name: "p", Endpoint: "opc.tcp://h:1", TrustDir: trust, Nodes: []Node{{Name: "a", Node: "i=1"}}}.validate()
+	st3, err := Config{Name: "p", Endpoint: "opc.tcp://h:1", TrustDir: trust, Nodes: []Node{{Name: "a", Node: "i=1"}}}.check()
 	require.NoError(t, err)
 	require.ErrorIs(t, st3.verifyServer(cert), ErrUntrustedServer)
 	require.NoError(t, os.WriteFile(filepath.Join(trust, "server.der"), cert, 0o644))
 	require.NoError(t, st3.verifyServer(cert))
+}
+
+// TestValidate checks each refusal's key path, and the ranges, hints and
+// enum parsing the gateway relies on.
+func TestValidate(t *testing.T) {
+	base := func() Config {
+		return Config{Name: "p", Endpoint: "opc.tcp://h:4840", Nodes: []Node{{Name: "a", Node: "ns=2;s=A"}, {Name: "b", Node: "i=2258"}, {Name: "c", Node: "ns=1;s=C"}}}
+	}
+	require.NoError(t, base().Validate())
+	t.Setenv("M2MB_OPCUA_EMPTY", "")
+	for _, tc := range []struct {
+		name, path, msg, hint string
+		mut                   func(*Config)
+	}{
+		{"unknown identifier type", "nodes[2].node", `unknown identifier type "x"`, "", func(c *Config) { c.Nodes[2].Node = "ns=1;x=Temperature" }},
+		{"no identifier type", "nodes[2].node", "unknown identifier type", `did you mean "ns=1;s=Temperature"?`, func(c *Config) { c.Nodes[2].Node = "ns=1;Temperature" }},
+		{"empty identifier", "nodes[2].node", "the identifier is empty", "", func(c *Config) { c.Nodes[2].Node = "ns=1;s=" }},
+		{"nsu unknown type", "nodes[0].node", "unknown identifier type", "", func(c *Config) { c.Nodes[0].Node = "nsu=urn:a;q=1" }},
+		{"empty password variable", "password_env", "M2MB_OPCUA_EMPTY is set but empty", "", func(c *Config) { c.Username, c.PasswordEnv = "op", "M2MB_OPCUA_EMPTY" }},
+		{"user without password", "username", `user "op" has no password`, "set password_env or password_file", func(c *Config) { c.Username = "op" }},
+		{"policy misspelt", "security_policy", "unknown security policy", `did you mean "Basic256Sha256"?`, func(c *Config) { c.SecurityPolicy = "Basic256Sha265" }},
+		{"mode misspelt", "security_mode", "unknown security mode", `did you mean "SignAndEncrypt"?`, func(c *Config) { c.SecurityMode = "SignEncrypt" }},
+		{"source mode misspelt", "mode", "unknown mode", `did you mean "subscribe"?`, func(c *Config) { c.Mode = "subscibe" }},
+		{"trigger misspelt", "nodes[1].trigger", "unknown trigger", `did you mean "status_value"?`, func(c *Config) { c.Nodes[1].Trigger = "statusvalue" }},
+		{"interval too short", "interval", "1µs is out of range: want 1ms to 24h0m0s", "", func(c *Config) { c.Interval = time.Microsecond }},
+		{"interval too long", "interval", "is out of range", "", func(c *Config) { c.Interval = 1000 * time.Hour }},
+		{"timeout too long", "timeout", "1000h0m0s is out of range", "", func(c *Config) { c.Timeout = 1000 * time.Hour }},
+		{"reconnect max below min", "reconnect_max", "is below reconnect_min", "", func(c *Config) { c.ReconnectMin, c.ReconnectMax = time.Minute, time.Second }},
+		{"reconnect too long", "reconnect_max", "is out of range", "", func(c *Config) { c.ReconnectMax = 48 * time.Hour }},
+		{"watchdog below interval", "watchdog", "less than twice the interval", "", func(c *Config) { c.Interval, c.Watchdog = time.Second, 500*time.Millisecond }},
+		{"keepalive too large", "keepalive_count", "out of range", "", func(c *Config) { c.KeepAliveCount = 1 << 30 }},
+		{"buffer too large", "buffer", "out of range", "", func(c *Config) { c.Buffer = 1 << 40 }},
+		{"node queue too large", "nodes[0].queue_size", "out of range", "", func(c *Config) { c.Nodes[0].QueueSize = 1 << 20 }},
+		{"sampling interval too short", "nodes[1].sampling_interval", "out of range", "", func(c *Config) { c.Nodes[1].SamplingInterval = time.Nanosecond }},
+		{"endpoint with a password", "endpoint", "a user name or password in the URL", "give username with password_env or password_file", func(c *Config) { c.Endpoint = "opc.tcp://op:hunter2@h:4840" }},
+		{"endpoint port", "endpoint", "port 70000 is out of range", "", func(c *Config) { c.Endpoint = "opc.tcp://h:70000" }},
+		{"application uri", "application_uri", "is not a URI", "", func(c *Config) { c.ApplicationURI = "gateway" }},
+		{"no nodes", "nodes", "at least one node", "", func(c *Config) { c.Nodes = nil }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := base()
+			tc.mut(&cfg)
+			err := cfg.Validate()
+			require.Error(t, err)
+			assert.NotContains(t, err.Error(), "hunter2")
+			var found *bridge.FieldError
+			for _, fe := range bridge.FieldErrors(err) {
+				if fe.Path == tc.path {
+					found = fe
+				}
+			}
+			require.NotNil(t, found, "no error with path %q in %v", tc.path, err)
+			assert.Contains(t, found.Msg, tc.msg)
+			assert.Equal(t, tc.hint, found.Hint)
+		})
+	}
+}
+
+func TestEnumsUnmarshalText(t *testing.T) {
+	var c struct {
+		Mode   Mode           `yaml:"mode"`
+		Policy SecurityPolicy `yaml:"security_policy"`
+		SMode  SecurityMode   `yaml:"security_mode"`
+	}
+	require.NoError(t, yaml.Unmarshal([]byte("mode: Poll\nsecurity_policy: basic256sha256\nsecurity_mode: signandencrypt\n"), &c))
+	assert.Equal(t, Poll, c.Mode)
+	err := yaml.Unmarshal([]byte("security_policy: Basic256Sha265\n"), &c)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `did you mean "Basic256Sha256"?`)
+	var m Mode
+	require.Error(t, m.UnmarshalText([]byte("stream")))
+	var sm SecurityMode
+	require.NoError(t, sm.UnmarshalText([]byte("Sign")))
+	assert.Equal(t, SecurityMode("Sign"), sm)
 }

@@ -6,13 +6,19 @@
 // # Configuration
 //
 // A [Config] is plain data that loads from YAML ([ParseConfig]) or is written
-// as a Go literal. [New] checks all of it and reports every problem at once,
-// each naming the field (and for nodes, the index and name); it does no
-// network I/O. Node ids are written as in the specification's text form:
-// "ns=2;s=Temperature", "i=2258", "ns=1;g=...", "ns=1;b=...", or
-// "nsu=<namespace URI>;s=..." which is resolved against the server's
-// namespace array at every connect (a node whose namespace is missing gives
-// Bad samples with BadNodeIdUnknown). [Browse] lists the variables under a
+// as a Go literal; its enums ([Mode], [SecurityPolicy], [SecurityMode])
+// implement encoding.TextUnmarshaler with "did you mean" hints.
+// [Config.Validate] reports every problem at once, each a
+// *bridge.FieldError whose Path is the YAML key relative to the Config
+// ("endpoint", "nodes[2].node", "security_mode"); every numeric setting has
+// a documented range (the Min and Max constants); a password variable that
+// is unset or set but empty is an error. [New] calls it (its error is a
+// [*ConfigError]) and does no network I/O. Node ids are written as in the
+// specification's text form: "ns=2;s=Temperature", "i=2258", "ns=1;g=...",
+// "ns=1;b=...", or "nsu=<namespace URI>;s=..." which is resolved against the
+// server's namespace array at every connect (a node whose namespace is
+// missing gives Bad samples with BadNodeIdUnknown); an unknown identifier
+// type ("ns=1;x=T") is refused. [Browse] lists the variables under a
 // node as a ready-made node list.
 //
 // # Samples
@@ -107,7 +113,9 @@
 // authentication; the client certificate and key come from files or are
 // generated once into PKIDir; the server certificate is verified against a
 // pinned SHA-256 thumbprint or a trust directory. Passwords are held as a
-// [Secret] and never appear in logs or errors.
+// [Secret] and never appear in logs or errors; an endpoint URL with user
+// information or a query is refused by Validate, and URLs in errors are
+// redacted all the same.
 //
 // # Hostile input
 //
@@ -143,7 +151,7 @@
 //
 // # Concurrency
 //
-// A Source's Run is called once; WriteNode and Stats are safe to call from
-// other goroutines while it runs. Every goroutine Run starts has ended when
+// A Source's Run is called once; WriteNode, Stats and Health are safe to
+// call from other goroutines while it runs. Every goroutine Run starts has ended when
 // Run returns.
 package opcua

@@ -47,7 +47,7 @@ func ExampleNew_invalid() {
 	})
 	fmt.Println(err)
 	// Output:
-	// opcua: source plc1: invalid config: nodes[0] (temperature): deadband "relative": want none, absolute or percent
-	// nodes[1] (temperature): name "temperature" already used by nodes[0]
-	// nodes[1] (temperature): node: "ns=two;i=1": invalid namespace id: ns=two;i=1
+	// opcua: source plc1: invalid config: nodes[0].deadband: unknown deadband "relative": want none, absolute or percent
+	// nodes[1].name: "temperature" is already used by nodes[0]
+	// nodes[1].node: "ns=two;i=1": invalid namespace id: ns=two;i=1
 }

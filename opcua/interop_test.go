@@ -348,7 +348,7 @@ func TestInteropNodeOPCUA(t *testing.T) {
 	} {
 		t.Run(tc.policy+" "+tc.mode+" "+tc.auth, func(t *testing.T) {
 			cfg := secure("")
-			cfg.SecurityPolicy, cfg.SecurityMode, cfg.Auth, cfg.Username = tc.policy, tc.mode, tc.auth, ""
+			cfg.SecurityPolicy, cfg.SecurityMode, cfg.Auth, cfg.Username = opcua.SecurityPolicy(tc.policy), opcua.SecurityMode(tc.mode), tc.auth, ""
 			src, err := opcua.New(cfg)
 			require.NoError(t, err)
 			rec := bridgetest.NewRecorder()

@@ -18,6 +18,7 @@ import (
 	"github.com/gopcua/opcua/uacp"
 
 	"github.com/m2mbridge/m2mbridge/bridge"
+	"github.com/m2mbridge/m2mbridge/internal/redact"
 )
 
 // Errors a [Source] returns or wraps.
@@ -89,13 +90,21 @@ type Source struct {
 	readCap atomic.Int64
 }
 
-// New validates cfg and returns a Source. It reports every problem at once
-// (errors.Join), each naming the field and, for nodes, the node's index and
-// name. It does no network I/O; it reads PasswordEnv and PasswordFile.
+// New validates cfg with [Config.Validate] and returns a Source. A Config
+// that does not validate gives a [*ConfigError] holding every problem. New
+// does no network I/O; it reads PasswordEnv and PasswordFile.
 func New(cfg Config) (*Source, error) {
-	st, err := cfg.validate()
+	st, err := cfg.check()
 	if err != nil {
-		return nil, err
+		name := cfg.Name
+		if name == "" {
+			name = "(unnamed)"
+		}
+		var fields []error
+		for _, fe := range bridge.FieldErrors(err) {
+			fields = append(fields, fe)
+		}
+		return nil, &ConfigError{Name: name, Fields: fields}
 	}
 	return &Source{st: st, health: bridge.Health{Since: time.Now(), Reason: "not started"}}, nil
 }
@@ -442,7 +451,7 @@ func (s *Source) connect(ctx context.Context) (*session, error) {
 			}
 			return nil, fmt.Errorf("%w: %s: %w", ErrAuthentication, who, err)
 		}
-		return nil, fmt.Errorf("connect %s (%s/%s): %w", st.Endpoint, policyName(ep.SecurityPolicyURI), modeName(ep.SecurityMode), err)
+		return nil, fmt.Errorf("connect %s (%s/%s): %w", redact.URL(st.Endpoint), policyName(ep.SecurityPolicyURI), modeName(ep.SecurityMode), err)
 	}
 	// Drop what Connect signalled on the way up.
 	for len(sess.lost) > 0 {
