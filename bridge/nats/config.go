@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/m2mbridge/m2mbridge/bridge"
+	"github.com/m2mbridge/m2mbridge/internal/cfgcheck"
 	"github.com/m2mbridge/m2mbridge/internal/limits"
 	"github.com/m2mbridge/m2mbridge/internal/redact"
 	"github.com/m2mbridge/m2mbridge/internal/tlsfiles"
@@ -103,42 +105,61 @@ type settings struct {
 	template template
 }
 
-// validate checks every setting, applies defaults and loads the TLS files.
-// It returns all problems at once.
-func (c Config) validate() (*settings, error) {
+// Validate checks every setting without I/O and returns every problem at
+// once, each a *bridge.FieldError whose Path is the setting's YAML key
+// ("url", "subject", "ack_timeout", "key_file"). [New] applies the same
+// rules, and also reads the TLS files and checks that creds_file exists,
+// reporting those problems at their keys.
+//
+// A username needs a password: nats-server authenticates users by both, so
+// an empty password (what a password_env naming a variable that is set but
+// empty gives) is an error at "password". A configuration without username,
+// token or creds_file connects without authentication.
+func (c Config) Validate() error {
+	_, err := c.check()
+	return err
+}
+
+// check validates c and returns it with its defaults applied, without I/O.
+func (c Config) check() (*settings, error) {
 	s := &settings{Config: c}
 	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	bad := func(path, format string, args ...any) { errs = append(errs, bridge.FieldErrorf(path, format, args...)) }
 
 	if strings.TrimSpace(c.URL) == "" {
-		bad("url: missing (e.g. nats://127.0.0.1:4222)")
+		bad("url", "missing (e.g. nats://127.0.0.1:4222)")
 	}
 	for _, raw := range strings.Split(c.URL, ",") {
 		raw = strings.TrimSpace(raw)
 		if raw == "" {
 			continue
 		}
+		shown := redact.URL(raw)
+		if !strings.Contains(raw, "://") {
+			bad("url", "%q: no scheme (want nats://, tls://, ws:// or wss://)", shown)
+			continue
+		}
 		u, err := url.Parse(raw)
 		if err != nil {
-			bad("url %q: %v", redact.URL(raw), redactErr(errors.Unwrap(err), raw))
+			bad("url", "%q: %v", shown, redactErr(errors.Unwrap(err), raw))
 			continue
 		}
 		u.Scheme = strings.ToLower(u.Scheme)
 		switch u.Scheme {
 		case "nats", "tls", "ws", "wss":
-		case "":
-			bad("url %q: no scheme (want nats://, tls://, ws:// or wss://)", redact.URL(raw))
-			continue
 		default:
-			bad("url %q: unknown scheme %q (want nats, tls, ws or wss)", redact.URL(raw), u.Scheme)
+			fe := cfgcheck.Enum("url", "scheme", u.Scheme, "nats", "tls", "ws", "wss")
+			fe.Msg = fmt.Sprintf("%q: %s", shown, fe.Msg)
+			errs = append(errs, fe)
 			continue
 		}
 		if u.Hostname() == "" {
-			bad("url %q: no host", redact.URL(raw))
+			bad("url", "%q: no host", shown)
 			continue
 		}
 		if u.User != nil {
-			bad("url %q: put credentials in username/password, token or creds_file, not in the URL", redact.URL(raw))
+			errs = append(errs, &bridge.FieldError{Path: "url", Msg: fmt.Sprintf("%q: holds credentials", shown),
+				Hint: "put them in username and password_env, token_env or creds_file, not in the URL"})
 			continue
 		}
 		s.servers = append(s.servers, u.String())
@@ -149,67 +170,87 @@ func (c Config) validate() (*settings, error) {
 	}
 	t, err := parseTemplate(s.Subject)
 	if err != nil {
-		bad("subject: %v", err)
+		bad("subject", "%v", err)
 	}
 	s.template = t
 
 	if c.Stream != "" {
 		if !c.JetStream {
-			bad("stream %q: needs jetstream: true", c.Stream)
+			errs = append(errs, &bridge.FieldError{Path: "stream", Msg: "needs jetstream: true", Hint: "set jetstream: true, or remove stream"})
 		}
 		if i := strings.IndexFunc(c.Stream, func(r rune) bool {
 			return r <= ' ' || r == '.' || r == '*' || r == '>' || r == '/' || r == '\\' || r == 0x7f
 		}); i >= 0 {
-			bad("stream %q: character %q at offset %d is not allowed in a stream name", c.Stream, c.Stream[i], i)
+			bad("stream", "%q: character %q at offset %d is not allowed in a stream name", c.Stream, c.Stream[i], i)
 		}
 	}
 	if c.CreateStream && c.Stream == "" {
-		bad("create_stream: needs a stream name")
+		bad("create_stream", "needs a stream name (stream)")
 	}
 	if err := limits.Int("max_ack_pending", &s.MaxAckPending, 4096, 1, 1000000); err != nil {
 		errs = append(errs, err)
 	}
 	errs = append(errs, limits.Durations(
-		limits.Duration{Key: "ack_timeout", P: &s.AckTimeout, Def: 10 * time.Second, Min: limits.MinTimeout, Max: limits.MaxTimeout},
-		limits.Duration{Key: "connect_timeout", P: &s.ConnectTimeout, Def: 5 * time.Second, Min: limits.MinTimeout, Max: limits.MaxTimeout},
+		limits.AckTimeout(&s.AckTimeout),
+		limits.ConnectTimeout(&s.ConnectTimeout, 5*time.Second),
 		limits.Duration{Key: "reconnect_wait", P: &s.ReconnectWait, Def: time.Second, Min: 10 * time.Millisecond, Max: time.Hour},
 	)...)
 	if c.Name == "" {
 		s.Name = "m2mbridge"
 	}
 
-	auth := 0
-	for _, set := range []bool{c.CredsFile != "", c.Token != "", c.Username != "" || c.Password != ""} {
-		if set {
-			auth++
+	// One way to authenticate: the second and later ways given are errors.
+	first := ""
+	for _, a := range []struct {
+		key string
+		set bool
+	}{{"creds_file", c.CredsFile != ""}, {"token", c.Token != ""}, {"username", c.Username != "" || c.Password != ""}} {
+		switch {
+		case !a.set:
+		case first == "":
+			first = a.key
+		default:
+			errs = append(errs, &bridge.FieldError{Path: a.key, Msg: "not allowed with " + first + ": give one way to authenticate"})
 		}
-	}
-	if auth > 1 {
-		bad("creds_file, token and username/password: give one way to authenticate, not %d", auth)
 	}
 	if c.Password != "" && c.Username == "" {
-		bad("password without username")
+		bad("password", "given without username")
 	}
+	if err := cfgcheck.Secret("password", "username", c.Username, c.Password); err != nil {
+		errs = append(errs, err)
+	}
+	if err := tlsfiles.Check(nil, "", c.CAFile, c.CertFile, c.KeyFile, false); err != nil {
+		errs = append(errs, err)
+	}
+
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// build returns c checked, with its defaults applied, its TLS files loaded
+// and its creds_file found: what New needs. Its errors are field errors.
+func (c Config) build() (*settings, error) {
+	s, err := c.check()
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
 	if c.CredsFile != "" {
 		if _, err := os.Stat(c.CredsFile); err != nil {
-			bad("creds_file: %v", err)
+			errs = append(errs, bridge.FieldErrorf("creds_file", "%v", err))
 		}
 	}
-	certFile, keyFile := c.CertFile, c.KeyFile
-	if (certFile == "") != (keyFile == "") {
-		bad("cert_file and key_file: give both or neither")
-		certFile, keyFile = "", "" // reported; the CA file is still checked
-	}
 	if c.CAFile != "" || c.CertFile != "" {
-		tc, err := tlsfiles.Load(c.CAFile, certFile, keyFile, false)
+		tc, err := tlsfiles.Load(c.CAFile, c.CertFile, c.KeyFile, false)
 		if err != nil {
 			errs = append(errs, err)
 		}
 		s.tls = tc
 	}
-
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("nats: bad config: %w", errors.Join(errs...))
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	return s, nil
 }

@@ -13,54 +13,92 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
+
+	"github.com/m2mbridge/m2mbridge/bridge"
 )
 
-func TestConfigErrors(t *testing.T) {
+// fieldErrs returns the field errors of err as "path: msg (hint)".
+func fieldErrs(err error) []string {
+	var out []string
+	for _, fe := range bridge.FieldErrors(err) {
+		out = append(out, fe.Error())
+	}
+	return out
+}
+
+// TestValidate checks the path of every problem Validate reports, several
+// at once, and that New reports the same field errors.
+func TestValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		want []string // each field error's "path: msg (hint)", in order
+	}{
+		{"NoURL", Config{}, []string{"url: missing (e.g. nats://127.0.0.1:4222)"}},
+		{"URL", Config{URL: "nats://[::1"}, []string{`url: "nats://[::1": missing ']' in host`}},
+		{"NoScheme", Config{URL: "127.0.0.1:4222"}, []string{`url: "127.0.0.1:4222": no scheme (want nats://, tls://, ws:// or wss://)`}},
+		{"Scheme", Config{URL: "nast://x:4222"}, []string{`url: "nast://x:4222": unknown scheme "nast": want nats, tls, ws or wss (did you mean "nats"?)`}},
+		{"SecondURL", Config{URL: "nats://a:4222, mqtt://b"}, []string{`url: "mqtt://b": unknown scheme "mqtt": want nats, tls, ws or wss`}},
+		{"NoHost", Config{URL: "nats://:4222"}, []string{`url: "nats://:4222": no host`}},
+		{"Credentials", Config{URL: "nats://u:secret@x:4222"}, []string{`url: "nats://u:xxxxx@x:4222": holds credentials (put them in username and password_env, token_env or creds_file, not in the URL)`}},
+		{"Subject", Config{URL: "nats://x", Subject: "a..{point}"}, []string{`subject: subject template "a..{point}": token 2 is empty (leading, trailing or doubled '.')`}},
+		{"StreamWithoutJetStream", Config{URL: "nats://x", Stream: "S"}, []string{"stream: needs jetstream: true (set jetstream: true, or remove stream)"}},
+		{"StreamName", Config{URL: "nats://x", JetStream: true, Stream: "a.b"}, []string{`stream: "a.b": character '.' at offset 1 is not allowed in a stream name`}},
+		{"CreateWithoutStream", Config{URL: "nats://x", JetStream: true, CreateStream: true}, []string{"create_stream: needs a stream name (stream)"}},
+		{"TwoAuths", Config{URL: "nats://x", Token: "t", Username: "u", Password: "p"}, []string{"username: not allowed with token: give one way to authenticate"}},
+		{"PasswordWithoutUser", Config{URL: "nats://x", Password: "p"}, []string{"password: given without username"}},
+		{"EmptyPassword", Config{URL: "nats://x", Username: "u"}, []string{"password: empty, but username is set (password_env or password_file must name a variable or file that holds the password; one that is set but empty gives an empty password)"}},
+		{"CertWithoutKey", Config{URL: "tls://x", CertFile: "c.pem"}, []string{"key_file: required with cert_file (give cert_file and key_file together, or neither)"}},
+		{"Several", Config{URL: "http://x", Subject: "a.*", MaxAckPending: -1, AckTimeout: -time.Second, ReconnectWait: time.Nanosecond, CredsFile: "x.creds", Token: "t", KeyFile: "k.pem"}, []string{
+			`url: "http://x": unknown scheme "http": want nats, tls, ws or wss`,
+			`subject: subject template "a.*" holds the wildcard '*' at offset 2: a publish subject cannot`,
+			"max_ack_pending: -1 is outside 1 to 1000000",
+			"ack_timeout: -1s is outside 100ms to 10m0s",
+			"reconnect_wait: 1ns is outside 10ms to 1h0m0s",
+			"token: not allowed with creds_file: give one way to authenticate",
+			"cert_file: required with key_file (give cert_file and key_file together, or neither)",
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.cfg.Validate()
+			assert.Equal(t, tc.want, fieldErrs(err))
+			s, nerr := New(tc.cfg)
+			require.Error(t, nerr)
+			assert.Nil(t, s)
+			assert.Equal(t, bridge.FieldErrors(err), bridge.FieldErrors(nerr), "New reports what Validate does")
+			for _, line := range strings.Split(nerr.Error(), "\n") {
+				assert.True(t, strings.HasPrefix(line, "nats: "), line)
+			}
+		})
+	}
+}
+
+// TestNewFiles: what is wrong with the TLS files and creds_file is found by
+// New (it reads them), not by Validate, at the path of the setting.
+func TestNewFiles(t *testing.T) {
 	dir := t.TempDir()
 	junk := filepath.Join(dir, "junk.pem")
 	require.NoError(t, os.WriteFile(junk, []byte("not pem"), 0o600))
-	cases := []struct {
-		name string
-		cfg  Config
-		want []string
+	missing := filepath.Join(dir, "nope.pem")
+	for _, tc := range []struct {
+		name  string
+		cfg   Config
+		paths []string
 	}{
-		{"no url", Config{}, []string{"url: missing"}},
-		{"unparsable url", Config{URL: "nats://[::1"}, []string{`url "nats://[::1"`}},
-		{"no scheme", Config{URL: "127.0.0.1:4222"}, []string{`url "127.0.0.1:4222"`}},
-		{"unknown scheme", Config{URL: "http://x:4222"}, []string{`unknown scheme "http"`}},
-		{"bad second url", Config{URL: "nats://a:4222, mqtt://b"}, []string{`unknown scheme "mqtt"`}},
-		{"no host", Config{URL: "nats://:4222"}, []string{"no host"}},
-		{"credentials in url", Config{URL: "nats://u:secret@x:4222"}, []string{"put credentials in"}},
-		{"unknown placeholder", Config{URL: "nats://x", Subject: "a.{device}"}, []string{"unknown placeholder {device}"}},
-		{"unclosed brace", Config{URL: "nats://x", Subject: "a.{source"}, []string{"not closed"}},
-		{"stray brace", Config{URL: "nats://x", Subject: "a.source}"}, []string{"without '{'"}},
-		{"wildcard", Config{URL: "nats://x", Subject: "a.*.{point}"}, []string{"wildcard"}},
-		{"full wildcard", Config{URL: "nats://x", Subject: "a.>"}, []string{"wildcard"}},
-		{"space", Config{URL: "nats://x", Subject: "a b.{point}"}, []string{"whitespace"}},
-		{"empty token", Config{URL: "nats://x", Subject: "a..{point}"}, []string{"token 2 is empty"}},
-		{"trailing dot", Config{URL: "nats://x", Subject: "a.{point}."}, []string{"token 3 is empty"}},
-		{"stream without jetstream", Config{URL: "nats://x", Stream: "S"}, []string{"needs jetstream"}},
-		{"bad stream name", Config{URL: "nats://x", JetStream: true, Stream: "a.b"}, []string{`stream "a.b"`, "not allowed"}},
-		{"create without stream", Config{URL: "nats://x", JetStream: true, CreateStream: true}, []string{"create_stream: needs a stream"}},
-		{"max ack pending", Config{URL: "nats://x", MaxAckPending: -1}, []string{"max_ack_pending: -1"}},
-		{"negative timeout", Config{URL: "nats://x", AckTimeout: -time.Second}, []string{"ack_timeout: -1s is outside"}},
-		{"two auths", Config{URL: "nats://x", Token: "t", Username: "u"}, []string{"one way to authenticate"}},
-		{"password without user", Config{URL: "nats://x", Password: "p"}, []string{"password without username"}},
-		{"missing creds", Config{URL: "nats://x", CredsFile: filepath.Join(dir, "nope.creds")}, []string{"creds_file", "no such file"}},
-		{"cert without key", Config{URL: "tls://x", CertFile: "c.pem"}, []string{"give both or neither"}},
-		{"missing ca", Config{URL: "tls://x", CAFile: filepath.Join(dir, "nope.pem")}, []string{"ca_file", "no such file"}},
-		{"junk ca", Config{URL: "tls://x", CAFile: junk}, []string{"no PEM certificate"}},
-		{"junk client cert", Config{URL: "tls://x", CertFile: junk, KeyFile: junk}, []string{"cert_file"}},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			s, err := New(c.cfg)
-			require.Error(t, err)
-			assert.Nil(t, s)
-			assert.True(t, strings.HasPrefix(err.Error(), "nats: bad config: "), err.Error())
-			for _, w := range c.want {
-				assert.Contains(t, err.Error(), w)
+		{"MissingCreds", Config{URL: "nats://x", CredsFile: missing}, []string{"creds_file"}},
+		{"MissingCA", Config{URL: "tls://x", CAFile: missing}, []string{"ca_file"}},
+		{"JunkCA", Config{URL: "tls://x", CAFile: junk}, []string{"ca_file"}},
+		{"JunkPair", Config{URL: "tls://x", CertFile: junk, KeyFile: junk}, []string{"cert_file"}},
+		{"All", Config{URL: "tls://x", CredsFile: missing, CAFile: junk, CertFile: junk, KeyFile: junk}, []string{"creds_file", "ca_file", "cert_file"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.NoError(t, tc.cfg.Validate())
+			_, err := New(tc.cfg)
+			var paths []string
+			for _, fe := range bridge.FieldErrors(err) {
+				paths = append(paths, fe.Path)
 			}
+			assert.Equal(t, tc.paths, paths, "%v", err)
 		})
 	}
 }
@@ -169,6 +207,8 @@ reconnect_wait: 500ms
 		CreateStream: true, MaxAckPending: 1000, AckTimeout: 5 * time.Second, Name: "gw1", Username: "bridge",
 		ConnectTimeout: 2 * time.Second, ReconnectWait: 500 * time.Millisecond,
 	}, cfg)
+	require.ErrorContains(t, cfg.Validate(), "password: empty, but username is set", "the gateway fills the password in")
+	cfg.Password = "secret"
 	_, err := New(cfg)
 	require.NoError(t, err)
 

@@ -10,9 +10,16 @@
 //
 // # Settings
 //
-// [Config] is plain data; [New] checks all of it, loads the TLS files and
-// reports every problem at once, but does not dial. The gateway's YAML block
-// uses the keys below (only url is required):
+// [Config] is plain data. [Config.Validate] checks all of it without I/O and
+// returns every problem at once, each a *bridge.FieldError whose Path is
+// the YAML key ("url", "subject", "password") and, for a misspelt URL
+// scheme, a Hint ("did you mean ...?"). [New] applies the same rules, loads
+// the TLS files and checks that creds_file exists (reporting their problems
+// at their keys), but does not dial. One way to authenticate may be given:
+// creds_file, token, or username with a non-empty password (nats-server
+// checks both, so a username with an empty password, what a password_env
+// naming a variable that is set but empty gives, is refused at "password").
+// The gateway's YAML block uses the keys below (only url is required):
 //
 //	nats:
 //	  url: nats://127.0.0.1:4222        # nats:// tls:// ws:// wss://; several: comma-separated
@@ -91,14 +98,14 @@
 // are printed with passwords and query values hidden (a URL with user
 // information is refused by [New]).
 //
-// # Concurrency
-//
 // # Ranges
 //
-// [New] refuses, naming the setting, values that would fail or hang at run
+// [Config.Validate] and [New] refuse, naming the setting, values that would fail or hang at run
 // time: subject at most 1,024 bytes; max_ack_pending 1 to 1,000,000;
 // ack_timeout and connect_timeout 100ms to 10m; reconnect_wait 10ms to 1h.
 // 0 means the default.
+//
+// # Concurrency
 //
 // A Sink follows the [bridge.Sink] contract: Write and Close are called one
 // at a time (from any goroutine); Connect, Subject and StreamSubject may be

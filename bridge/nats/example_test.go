@@ -49,9 +49,27 @@ func ExampleNew_badConfig() {
 	})
 	fmt.Println(err)
 	// Output:
-	// nats: bad config: url "http://127.0.0.1:4222": unknown scheme "http" (want nats, tls, ws or wss)
-	// subject: subject template "m2m.{device}.{point}": unknown placeholder {device} at offset 4 (known: {source}, {point})
-	// stream "M2M": needs jetstream: true
+	// nats: url: "http://127.0.0.1:4222": unknown scheme "http": want nats, tls, ws or wss
+	// nats: subject: subject template "m2m.{device}.{point}": unknown placeholder {device} at offset 4 (known: {source}, {point})
+	// nats: stream: needs jetstream: true (set jetstream: true, or remove stream)
+}
+
+// Validate reports every problem as a *bridge.FieldError whose path is the
+// setting's YAML key, so that a loader can point at the line.
+func ExampleConfig_Validate() {
+	err := nats.Config{URL: "nast://127.0.0.1:4222", Username: "bridge", AckTimeout: time.Hour}.Validate()
+	for _, fe := range bridge.FieldErrors(err) {
+		fmt.Printf("%s | %s\n", fe.Path, fe.Msg)
+		if fe.Hint != "" {
+			fmt.Println("  hint:", fe.Hint)
+		}
+	}
+	// Output:
+	// url | "nast://127.0.0.1:4222": unknown scheme "nast": want nats, tls, ws or wss
+	//   hint: did you mean "nats"?
+	// ack_timeout | 1h0m0s is outside 100ms to 10m0s
+	// password | empty, but username is set
+	//   hint: password_env or password_file must name a variable or file that holds the password; one that is set but empty gives an empty password
 }
 
 // Publishing a batch to JetStream; Write returns a *bridge.BatchError

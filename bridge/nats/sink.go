@@ -12,7 +12,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/m2mbridge/m2mbridge/bridge"
+	"github.com/m2mbridge/m2mbridge/internal/cfgcheck"
 	"github.com/m2mbridge/m2mbridge/internal/redact"
+	tmpl "github.com/m2mbridge/m2mbridge/internal/template"
 )
 
 // Errors a publish may fail with, inside a [*bridge.BatchError].
@@ -36,8 +38,8 @@ type Sink struct {
 	js     jetstream.JetStream
 	closed bool
 
-	subjects map[subjectKey]string // used by Write only
-	scratch  []byte                // core NATS payload buffer, used by Write only
+	subjects *tmpl.Cache // used by Write only
+	scratch  []byte      // core NATS payload buffer, used by Write only
 }
 
 var (
@@ -45,20 +47,18 @@ var (
 	_ bridge.Connector = (*Sink)(nil)
 )
 
-type subjectKey struct{ source, point string }
-
-// maxCachedSubjects bounds the subject cache; it is emptied when full.
-const maxCachedSubjects = 4096
-
 // New validates cfg and returns a Sink. It does not dial: the connection is
 // made by [Sink.Connect] or by the first Write. Every problem with cfg is
-// reported at once.
+// reported at once: what [Config.Validate] reports and what is wrong with
+// the TLS files and creds_file, each a *bridge.FieldError
+// ([bridge.FieldErrors] walks them) in an error whose text puts "nats: "
+// before each.
 func New(cfg Config) (*Sink, error) {
-	set, err := cfg.validate()
+	set, err := cfg.build()
 	if err != nil {
-		return nil, err
+		return nil, cfgcheck.Wrap("nats", err)
 	}
-	return &Sink{set: set, subjects: make(map[subjectKey]string)}, nil
+	return &Sink{set: set, subjects: tmpl.NewCache(set.template.Template)}, nil
 }
 
 // Subject returns the subject a sample of the given source and point is
@@ -219,7 +219,7 @@ func (s *Sink) writeCore(ctx context.Context, nc *nats.Conn, batch []bridge.Samp
 		// nc.Publish copies the payload into its buffer, so one scratch
 		// buffer serves every sample.
 		s.scratch = bridge.AppendJSON(s.scratch[:0], smp)
-		if err := nc.Publish(s.subject(smp.Source, smp.Point), s.scratch); err != nil {
+		if err := nc.Publish(s.subjects.Get(smp.Source, smp.Point), s.scratch); err != nil {
 			if be == nil {
 				be = bridge.NewBatchError()
 			}
@@ -329,7 +329,7 @@ func (s *Sink) writeJetStream(ctx context.Context, js jetstream.JetStream, batch
 		smp := &batch[i]
 		start := len(buf)
 		buf = bridge.AppendJSON(buf, smp)
-		msg := &nats.Msg{Subject: s.subject(smp.Source, smp.Point), Data: buf[start:len(buf):len(buf)]}
+		msg := &nats.Msg{Subject: s.subjects.Get(smp.Source, smp.Point), Data: buf[start:len(buf):len(buf)]}
 		paf, err := js.PublishMsgAsync(msg)
 		if err != nil {
 			fail(i, publishError(err))
@@ -361,20 +361,6 @@ func publishError(err error) error {
 		return fmt.Errorf("%w: %w", ErrNotConnected, err)
 	}
 	return err
-}
-
-// subject returns the subject of a sample, from the cache when it can.
-func (s *Sink) subject(source, point string) string {
-	k := subjectKey{source, point}
-	if t, ok := s.subjects[k]; ok {
-		return t
-	}
-	t := s.Subject(source, point)
-	if len(s.subjects) >= maxCachedSubjects {
-		clear(s.subjects)
-	}
-	s.subjects[k] = t
-	return t
 }
 
 // Close closes the connection and ends the sink's goroutines. Every Write

@@ -79,7 +79,8 @@ func list(names []string) string {
 // Suggest returns the one name closest to got, or "" when none is close or
 // two are equally close. Case and the separators '-', '_', '.' and ' ' do
 // not count; otherwise a name is close when at most a third of its letters
-// (at least one) must be changed, added or removed to make it.
+// (at least one) must be changed, added, removed or swapped with a
+// neighbour to make it.
 func Suggest(got string, names ...string) string {
 	g := fold(got)
 	if g == "" {
@@ -115,25 +116,31 @@ func fold(s string) string {
 	}, strings.ToLower(strings.TrimSpace(s)))
 }
 
-// distance is the Levenshtein distance between a and b, in bytes.
+// distance is the edit distance between a and b, in bytes, counting a
+// change, an insertion, a deletion and the swap of two neighbours as one
+// edit each (optimal string alignment).
 func distance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
 	}
 	for i := 1; i <= len(a); i++ {
-		cur[0] = i
 		for j := 1; j <= len(b); j++ {
 			cost := 1
 			if a[i-1] == b[j-1] {
 				cost = 0
 			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
 		}
-		prev, cur = cur, prev
 	}
-	return prev[len(b)]
+	return d[len(a)][len(b)]
 }
 
 // Secret returns an error at key ("password") when user is set and secret
@@ -147,5 +154,5 @@ func Secret(key, userKey, user, secret string) error {
 		return nil
 	}
 	return &bridge.FieldError{Path: key, Msg: "empty, but " + userKey + " is set",
-		Hint: "set " + key + "_env or " + key + "_file to a variable or file that holds the " + key + " (one that is set but empty gives an empty " + key + ")"}
+		Hint: key + "_env or " + key + "_file must name a variable or file that holds the " + key + "; one that is set but empty gives an empty " + key}
 }

@@ -30,6 +30,8 @@ func TestSuggest(t *testing.T) {
 		{"2", []string{"v1", "v2"}, "v2"},
 		{"bykind", []string{"by_kind", "single"}, "by_kind"},
 		{"unsinged", []string{"integer", "unsigned"}, "unsigned"},
+		{"nast", []string{"nats", "tls", "ws", "wss"}, "nats"},
+		{"mqqt", []string{"tcp", "mqtt", "ssl", "tls", "mqtts", "ws", "wss"}, "mqtt"},
 	} {
 		assert.Equal(t, tc.want, cfgcheck.Suggest(tc.got, tc.names...), tc.got)
 	}
