@@ -57,6 +57,8 @@ type Stats struct {
 	Connected bool // whether a session is up now
 }
 
+var _ bridge.HealthReporter = (*Source)(nil)
+
 // Source reads one OPC UA server and produces a [bridge.Sample] per node
 // reading. Create it with [New]; run it with Run.
 type Source struct {

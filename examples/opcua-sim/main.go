@@ -31,20 +31,29 @@ func main() {
 	extra := flag.Int("extra", 0, "number of extra Double variables x00000, x00001, ... changing every interval")
 	maxRead := flag.Uint("max-nodes-per-read", opcuatest.DefaultMaxNodesPerRead, "MaxNodesPerRead operation limit announced and enforced")
 	security := flag.Bool("security", false, "also offer Basic256Sha256, Aes128_Sha256_RsaOaep and Aes256_Sha256_RsaPss endpoints (Sign, SignAndEncrypt) and user name authentication")
+	noEndpoints := flag.Duration("no-endpoints-for", 0, "answer GetEndpoints with an empty list for this long after starting, as a server that is booting may")
 	flag.Parse()
-	if err := run(*listen, *interval, *extra, uint32(*maxRead), *security); err != nil {
+	if err := run(*listen, *interval, *extra, uint32(*maxRead), *security, *noEndpoints); err != nil {
 		fmt.Fprintln(os.Stderr, "opcua-sim:", err)
 		os.Exit(1)
 	}
 }
 
-func run(listen string, interval time.Duration, extra int, maxRead uint32, security bool) error {
+func run(listen string, interval time.Duration, extra int, maxRead uint32, security bool, noEndpoints time.Duration) error {
 	if interval == 0 {
 		return fmt.Errorf("-interval must not be 0")
+	}
+	if noEndpoints < 0 {
+		return fmt.Errorf("-no-endpoints-for must not be negative")
 	}
 	srv, err := opcuatest.New(opcuatest.Options{Addr: listen, Interval: interval, Extra: extra, MaxNodesPerRead: maxRead, Security: security})
 	if err != nil {
 		return err
+	}
+	if noEndpoints > 0 {
+		srv.HideEndpoints(true)
+		time.AfterFunc(noEndpoints, func() { srv.HideEndpoints(false) })
+		fmt.Printf("no endpoints offered for %s\n", noEndpoints)
 	}
 	fmt.Printf("OPC UA server on %s (namespace %s)\n", srv.URL(), opcuatest.NamespaceURI)
 	if security {
