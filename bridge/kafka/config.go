@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/m2mbridge/m2mbridge/bridge"
+	"github.com/m2mbridge/m2mbridge/internal/cfgcheck"
 	"github.com/m2mbridge/m2mbridge/internal/limits"
 	"github.com/m2mbridge/m2mbridge/internal/redact"
 	tmpl "github.com/m2mbridge/m2mbridge/internal/template"
@@ -31,7 +34,7 @@ type Config struct {
 	// ClientID is the Kafka client id; default "m2mbridge".
 	ClientID string `yaml:"client_id"`
 	// Compression is none, gzip, snappy (the default), lz4 or zstd.
-	Compression string `yaml:"compression"`
+	Compression Compression `yaml:"compression"`
 	// MaxBufferedRecords bounds the records produced but not yet
 	// acknowledged; a Write waits for room. Default 10,000.
 	MaxBufferedRecords int `yaml:"max_buffered_records"`
@@ -50,9 +53,9 @@ type Config struct {
 
 	// SASLMechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; empty for no
 	// SASL. Username and Password are its credentials.
-	SASLMechanism string `yaml:"sasl_mechanism"`
-	Username      string `yaml:"username"`
-	Password      string `yaml:"password"`
+	SASLMechanism SASLMechanism `yaml:"sasl_mechanism"`
+	Username      string        `yaml:"username"`
+	Password      string        `yaml:"password"`
 
 	// TLS turns on TLS to the brokers. CAFile is a PEM file of the
 	// authorities to trust (empty: the system's); CertFile and KeyFile a
@@ -69,40 +72,127 @@ type Config struct {
 	TLSConfig *tls.Config `yaml:"-"`
 }
 
+// Compression is the codec of produced record batches: none, gzip,
+// snappy, lz4 or zstd. Empty is the default, snappy.
+type Compression string
+
+// The compression codecs.
+const (
+	CompressionNone   Compression = "none"
+	CompressionGzip   Compression = "gzip"
+	CompressionSnappy Compression = "snappy"
+	CompressionLz4    Compression = "lz4"
+	CompressionZstd   Compression = "zstd"
+)
+
+var compressions = []string{"none", "gzip", "snappy", "lz4", "zstd"}
+
+// UnmarshalText accepts a codec name in any case. Another value is a
+// *bridge.FieldError naming the codecs, with "did you mean" when one is
+// close.
+func (c *Compression) UnmarshalText(b []byte) error {
+	v, err := Compression(b).parse("")
+	if err != nil {
+		return err
+	}
+	*c = v
+	return nil
+}
+
+// parse returns c lower-cased, or an error at path.
+func (c Compression) parse(path string) (Compression, error) {
+	v := Compression(strings.ToLower(strings.TrimSpace(string(c))))
+	if v == "" || slices.Contains(compressions, string(v)) {
+		return v, nil
+	}
+	return "", cfgcheck.Enum(path, "compression", string(c), compressions...)
+}
+
+// SASLMechanism is a SASL mechanism: PLAIN, SCRAM-SHA-256 or
+// SCRAM-SHA-512. Empty means no SASL.
+type SASLMechanism string
+
+// The SASL mechanisms.
+const (
+	SASLPlain       SASLMechanism = "PLAIN"
+	SASLScramSHA256 SASLMechanism = "SCRAM-SHA-256"
+	SASLScramSHA512 SASLMechanism = "SCRAM-SHA-512"
+)
+
+var mechanisms = []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"}
+
+// UnmarshalText accepts a mechanism name in any case. Another value is a
+// *bridge.FieldError naming the mechanisms, with "did you mean" when one
+// is close ("SCRAM-SHA256").
+func (m *SASLMechanism) UnmarshalText(b []byte) error {
+	v, err := SASLMechanism(b).parse("")
+	if err != nil {
+		return err
+	}
+	*m = v
+	return nil
+}
+
+// parse returns m upper-cased, or an error at path.
+func (m SASLMechanism) parse(path string) (SASLMechanism, error) {
+	v := SASLMechanism(strings.ToUpper(strings.TrimSpace(string(m))))
+	if v == "" || slices.Contains(mechanisms, string(v)) {
+		return v, nil
+	}
+	return "", cfgcheck.Enum(path, "SASL mechanism", string(m), mechanisms...)
+}
+
 // settings is a checked Config with its defaults filled in.
 type settings struct {
 	Config
-	topic    template
-	tls      *tls.Config
-	compress string
+	topic template
+	tls   *tls.Config
 }
 
-// check validates c and returns every problem at once. It reads the TLS
-// files c names but does no network I/O.
+// Validate checks every setting without I/O and returns every problem at
+// once, each a *bridge.FieldError whose Path is the setting's YAML key
+// ("brokers[1]", "topic", "compression", "password"); a misspelt
+// compression or sasl_mechanism has a "did you mean" Hint. [New] applies
+// the same rules and also reads the TLS files, reporting their problems at
+// ca_file or cert_file.
+//
+// SASL needs both credentials: with sasl_mechanism set, an empty username
+// or password (what a password_env naming a variable that is set but empty
+// gives) is an error. Without sasl_mechanism, no username or password may
+// be given, and the sink connects without authentication.
+func (c Config) Validate() error {
+	_, err := c.check()
+	return err
+}
+
+// check validates c and returns it with its defaults filled in, without
+// I/O.
 func (c Config) check() (*settings, error) {
 	s := &settings{Config: c}
 	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("kafka: "+format, args...)) }
+	bad := func(path, format string, args ...any) { errs = append(errs, bridge.FieldErrorf(path, format, args...)) }
 
 	if len(c.Brokers) == 0 {
-		bad("brokers: at least one host:port is required")
+		bad("brokers", "at least one host:port is required")
 	}
 	for i, b := range c.Brokers {
+		path := fmt.Sprintf("brokers[%d]", i)
 		shown := redact.URL(b)
 		if strings.Contains(b, "@") {
-			bad("brokers[%d] %q: put credentials in username and password (with sasl_mechanism), not in the address", i, shown)
+			errs = append(errs, &bridge.FieldError{Path: path, Msg: fmt.Sprintf("%q: holds credentials", shown),
+				Hint: "put them in username and password_env (with sasl_mechanism), not in the address"})
 			continue
 		}
 		host, port, err := net.SplitHostPort(b)
 		if err != nil {
-			bad("brokers[%d] %q: %v", i, shown, strings.ReplaceAll(err.Error(), b, shown))
+			bad(path, "%q: %v", shown, strings.ReplaceAll(err.Error(), b, shown))
 			continue
 		}
 		if host == "" {
-			bad("brokers[%d] %q: no host", i, shown)
+			bad(path, "%q: no host", shown)
 		}
 		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-			bad("brokers[%d] %q: port %q is not a number from 1 to 65535", i, shown, port)
+			bad(path, "%q: port %q is not a number from 1 to 65535", shown, port)
 		}
 	}
 	if s.Topic == "" {
@@ -116,47 +206,62 @@ func (c Config) check() (*settings, error) {
 	if s.ClientID == "" {
 		s.ClientID = "m2mbridge"
 	}
-	switch strings.ToLower(c.Compression) {
-	case "":
-		s.compress = "snappy"
-	case "none", "gzip", "snappy", "lz4", "zstd":
-		s.compress = strings.ToLower(c.Compression)
-	default:
-		bad("compression %q: want none, gzip, snappy, lz4 or zstd", c.Compression)
+	if v, err := c.Compression.parse("compression"); err != nil {
+		errs = append(errs, err)
+	} else if s.Compression = v; v == "" {
+		s.Compression = CompressionSnappy
 	}
 	if err := limits.Int("max_buffered_records", &s.MaxBufferedRecords, 10000, 1, 10000000); err != nil {
-		errs = append(errs, fmt.Errorf("kafka: %w", err))
+		errs = append(errs, err)
 	}
 	if err := limits.Int("max_message_bytes", &s.MaxMessageBytes, 1000000, 1024, 100<<20); err != nil {
-		errs = append(errs, fmt.Errorf("kafka: %w", err))
+		errs = append(errs, err)
 	}
-	for _, err := range limits.Durations(
+	errs = append(errs, limits.Durations(
 		limits.Duration{Key: "delivery_timeout", P: &s.DeliveryTimeout, Def: 30 * time.Second, Min: time.Second, Max: time.Hour},
-	) {
-		errs = append(errs, fmt.Errorf("kafka: %w", err))
-	}
-	switch strings.ToUpper(c.SASLMechanism) {
-	case "":
-		if c.Username != "" || c.Password != "" {
-			bad("username and password need sasl_mechanism (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)")
-		}
-	case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
-		s.SASLMechanism = strings.ToUpper(c.SASLMechanism)
-		if c.Username == "" {
-			bad("sasl_mechanism %s needs a username", s.SASLMechanism)
+	)...)
+	mech, err := c.SASLMechanism.parse("sasl_mechanism")
+	switch {
+	case err != nil:
+		errs = append(errs, err)
+	case mech == "":
+		for _, k := range []struct{ key, v string }{{"username", c.Username}, {"password", c.Password}} {
+			if k.v != "" {
+				errs = append(errs, &bridge.FieldError{Path: k.key, Msg: "needs sasl_mechanism",
+					Hint: "set sasl_mechanism to PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, or remove " + k.key})
+			}
 		}
 	default:
-		bad("sasl_mechanism %q: want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", c.SASLMechanism)
+		s.SASLMechanism = mech
+		if c.Username == "" {
+			bad("username", "required with sasl_mechanism %s", mech)
+		}
+		if err := cfgcheck.Secret("password", "sasl_mechanism", string(mech), c.Password); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := tlsfiles.Check(c.TLSConfig, "TLSConfig", c.CAFile, c.CertFile, c.KeyFile, c.InsecureSkipVerify); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// build returns c checked, with its defaults filled in and its TLS files
+// loaded: what New needs. Its errors are field errors.
+func (c Config) build() (*settings, error) {
+	s, err := c.check()
+	if err != nil {
+		return nil, err
 	}
 	if c.TLS || c.TLSConfig != nil || c.CAFile != "" || c.CertFile != "" || c.KeyFile != "" || c.InsecureSkipVerify {
 		tc, err := tlsfiles.LoadOrClone(c.TLSConfig, "TLSConfig", c.CAFile, c.CertFile, c.KeyFile, c.InsecureSkipVerify)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("kafka: %w", err))
+			return nil, err
 		}
 		s.tls = tc
-	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
 	}
 	return s, nil
 }
@@ -175,10 +280,12 @@ type part struct {
 // maxTopic is the longest topic name Kafka accepts.
 const maxTopic = 249
 
+// parseTemplate parses a topic template. Its errors are field errors at
+// "topic".
 func parseTemplate(s string) (template, error) {
 	var t template
 	if len(s) > tmpl.MaxLen {
-		return t, fmt.Errorf("kafka: topic: %d bytes, longer than %d", len(s), tmpl.MaxLen)
+		return t, bridge.FieldErrorf("topic", "%d bytes, longer than %d", len(s), tmpl.MaxLen)
 	}
 	var errs []error
 	rest := s
@@ -193,7 +300,7 @@ func parseTemplate(s string) (template, error) {
 		}
 		j := strings.IndexByte(rest[i:], '}')
 		if j < 0 {
-			errs = append(errs, fmt.Errorf("kafka: topic %q: unclosed {", s))
+			errs = append(errs, bridge.FieldErrorf("topic", "%q: unclosed {", s))
 			break
 		}
 		switch name := rest[i+1 : i+j]; name {
@@ -202,7 +309,7 @@ func parseTemplate(s string) (template, error) {
 		case "point":
 			t.parts = append(t.parts, part{ph: 'p'})
 		default:
-			errs = append(errs, fmt.Errorf("kafka: topic %q: unknown placeholder {%s} (want {source} or {point})", s, name))
+			errs = append(errs, bridge.FieldErrorf("topic", "%q: unknown placeholder {%s} (want {source} or {point})", s, name))
 		}
 		rest = rest[i+j+1:]
 	}
@@ -212,7 +319,7 @@ func parseTemplate(s string) (template, error) {
 		}
 		for k := 0; k < len(p.lit); k++ {
 			if !legal(p.lit[k]) {
-				errs = append(errs, fmt.Errorf("kafka: topic %q: %q is not allowed in a topic name (only a-z A-Z 0-9 . _ -)", s, p.lit[k]))
+				errs = append(errs, bridge.FieldErrorf("topic", "%q: %q is not allowed in a topic name (only a-z A-Z 0-9 . _ -)", s, p.lit[k]))
 				break
 			}
 		}
@@ -220,10 +327,10 @@ func parseTemplate(s string) (template, error) {
 	if len(t.parts) == 1 && t.parts[0].ph == 0 {
 		t.fixed = t.parts[0].lit
 		if t.fixed == "." || t.fixed == ".." {
-			errs = append(errs, fmt.Errorf("kafka: topic %q is not a valid topic name", s))
+			errs = append(errs, bridge.FieldErrorf("topic", "%q is not a valid topic name", s))
 		}
 		if len(t.fixed) > maxTopic {
-			errs = append(errs, fmt.Errorf("kafka: topic %q is longer than %d characters", s, maxTopic))
+			errs = append(errs, bridge.FieldErrorf("topic", "%q is longer than %d characters", s, maxTopic))
 		}
 	}
 	return t, errors.Join(errs...)
@@ -269,7 +376,7 @@ func appendSanitized(dst []byte, s string) []byte {
 func Topic(tmpl, source, point string) (string, error) {
 	t, err := parseTemplate(tmpl)
 	if err != nil {
-		return "", err
+		return "", cfgcheck.Wrap("kafka", err)
 	}
 	return string(t.appendTopic(nil, source, point)), nil
 }

@@ -46,11 +46,17 @@
 //	key_file: client-key.pem
 //	insecure_skip_verify: false   # tests only
 //
-// [New] checks every setting and reports all problems at once (an unparsable
-// broker address, an unknown placeholder in the topic, an unknown compression
-// or SASL mechanism, unreadable TLS files); it does no network I/O. The
-// client is made on [Sink.Connect] or the first Write and reconnects by
-// itself.
+// [Config.Validate] checks every setting without I/O and reports all
+// problems at once, each a *bridge.FieldError whose Path is the YAML key
+// (an unparsable broker address at "brokers[1]", an unknown placeholder at
+// "topic", an unknown compression or SASL mechanism with a "did you mean"
+// Hint; [Compression] and [SASLMechanism] also decode strictly from YAML).
+// With sasl_mechanism, username and a non-empty password are required (an
+// empty one is what a password_env naming a variable that is set but empty
+// gives); without it neither may be set. [New] applies the same rules and
+// reads the TLS files, reporting their problems at ca_file or cert_file; it
+// does no network I/O. The client is made on [Sink.Connect] or the first
+// Write and reconnects by itself.
 //
 // # Errors
 //
@@ -88,10 +94,12 @@
 //
 // # Ranges
 //
-// [New] refuses, naming the setting, values that would fail or hang at run
+// [Config.Validate] and [New] refuse, naming the setting, values that would fail or hang at run
 // time: topic template at most 1,024 bytes (a topic at most 249);
 // max_buffered_records 1 to 10,000,000; max_message_bytes 1,024 to
 // 104,857,600; delivery_timeout 1s to 1h. 0 means the default.
+//
+// # Concurrency
 //
 // A Sink is safe for concurrent use; calls are serialised.
 package kafka

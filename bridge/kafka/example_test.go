@@ -58,9 +58,9 @@ func ExampleNew_invalid() {
 	_, err := kafka.New(kafka.Config{Brokers: []string{"localhost"}, Topic: "m2m.{device}", Compression: "brotli"})
 	fmt.Println(err)
 	// Output:
-	// kafka: brokers[0] "localhost": address localhost: missing port in address
-	// kafka: topic "m2m.{device}": unknown placeholder {device} (want {source} or {point})
-	// kafka: compression "brotli": want none, gzip, snappy, lz4 or zstd
+	// kafka: brokers[0]: "localhost": address localhost: missing port in address
+	// kafka: topic: "m2m.{device}": unknown placeholder {device} (want {source} or {point})
+	// kafka: compression: unknown compression "brotli": want none, gzip, snappy, lz4 or zstd
 }
 
 func ExampleTopic() {

@@ -145,7 +145,7 @@ func TestRoundTrip(t *testing.T) {
 			prefix := uniqueTopic("rt")
 			s := newSink(t, kafka.Config{
 				Brokers: c.ListenAddrs(), Topic: prefix + ".{source}.{point}",
-				Compression: codec, AutoCreateTopics: true, MaxBufferedRecords: 50,
+				Compression: kafka.Compression(codec), AutoCreateTopics: true, MaxBufferedRecords: 50,
 			})
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
@@ -325,12 +325,12 @@ func TestSASL(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			s := newSink(t, kafka.Config{Brokers: c.ListenAddrs(), Topic: topic, AutoCreateTopics: true,
-				SASLMechanism: mech, Username: "bridge", Password: "s3cret"})
+				SASLMechanism: kafka.SASLMechanism(mech), Username: "bridge", Password: "s3cret"})
 			sm := []bridge.Sample{{Source: "m", Point: "p", Value: bridge.Float(1.5), Time: time.Now()}}
 			require.NoError(t, s.Write(ctx, sm))
 
 			wrong := newSink(t, kafka.Config{Brokers: c.ListenAddrs(), Topic: topic, AutoCreateTopics: true,
-				SASLMechanism: mech, Username: "bridge", Password: "wrong", DeliveryTimeout: time.Second})
+				SASLMechanism: kafka.SASLMechanism(mech), Username: "bridge", Password: "wrong", DeliveryTimeout: time.Second})
 			assert.Error(t, wrong.Connect(ctx))
 		})
 	}
@@ -374,39 +374,99 @@ func TestTLS(t *testing.T) {
 	})
 }
 
-func TestNewChecksConfig(t *testing.T) {
+// fieldErrs returns the field errors of err as "path: msg (hint)".
+func fieldErrs(err error) []string {
+	var out []string
+	for _, fe := range bridge.FieldErrors(err) {
+		out = append(out, fe.Error())
+	}
+	return out
+}
+
+// TestValidate checks the path of every problem Validate reports, several
+// at once, and that New reports the same field errors.
+func TestValidate(t *testing.T) {
+	b := []string{"h:9092"}
 	for _, tc := range []struct {
 		name string
 		cfg  kafka.Config
-		want []string
+		want []string // each field error's "path: msg (hint)", in order
 	}{
-		{"NoBrokers", kafka.Config{}, []string{"brokers: at least one"}},
-		{"BadBroker", kafka.Config{Brokers: []string{"localhost", "h:x", ":9092"}},
-			[]string{`brokers[0] "localhost"`, `brokers[1] "h:x": port "x"`, `brokers[2] ":9092": no host`}},
-		{"Credentials", kafka.Config{Brokers: []string{"u:S3CRET@h:9092"}}, []string{`brokers[0] "u:xxxxx@h:9092": put credentials in username`}},
-		{"UnknownPlaceholder", kafka.Config{Brokers: []string{"h:9092"}, Topic: "m2m.{device}"}, []string{"unknown placeholder {device}"}},
-		{"Unclosed", kafka.Config{Brokers: []string{"h:9092"}, Topic: "m2m.{source"}, []string{"unclosed {"}},
-		{"IllegalLiteral", kafka.Config{Brokers: []string{"h:9092"}, Topic: "m2m/{source}"}, []string{`'/' is not allowed`}},
-		{"Compression", kafka.Config{Brokers: []string{"h:9092"}, Compression: "brotli"}, []string{`compression "brotli"`}},
-		{"SASL", kafka.Config{Brokers: []string{"h:9092"}, SASLMechanism: "GSSAPI"}, []string{`sasl_mechanism "GSSAPI"`}},
-		{"SASLNoUser", kafka.Config{Brokers: []string{"h:9092"}, SASLMechanism: "plain"}, []string{"needs a username"}},
-		{"UserNoSASL", kafka.Config{Brokers: []string{"h:9092"}, Username: "u"}, []string{"need sasl_mechanism"}},
-		{"TLSFiles", kafka.Config{Brokers: []string{"h:9092"}, CAFile: "/nonexistent/ca.pem", CertFile: "c.pem"},
-			[]string{"ca_file", "cert_file and key_file must be given together"}},
-		{"Negative", kafka.Config{Brokers: []string{"h:9092"}, MaxBufferedRecords: -1, DeliveryTimeout: -1},
-			[]string{"max_buffered_records: -1 is outside", "delivery_timeout: -1ns is outside"}},
-		{"AllAtOnce", kafka.Config{Topic: "{x}", Compression: "x"}, []string{"brokers", "{x}", `compression "x"`}},
+		{"NoBrokers", kafka.Config{}, []string{"brokers: at least one host:port is required"}},
+		{"Brokers", kafka.Config{Brokers: []string{"localhost", "h:x", ":9092"}}, []string{
+			`brokers[0]: "localhost": address localhost: missing port in address`,
+			`brokers[1]: "h:x": port "x" is not a number from 1 to 65535`,
+			`brokers[2]: ":9092": no host`,
+		}},
+		{"Credentials", kafka.Config{Brokers: []string{"u:S3CRET@h:9092"}}, []string{`brokers[0]: "u:xxxxx@h:9092": holds credentials (put them in username and password_env (with sasl_mechanism), not in the address)`}},
+		{"Placeholder", kafka.Config{Brokers: b, Topic: "m2m.{device}"}, []string{`topic: "m2m.{device}": unknown placeholder {device} (want {source} or {point})`}},
+		{"Unclosed", kafka.Config{Brokers: b, Topic: "m2m.{source"}, []string{`topic: "m2m.{source": unclosed {`}},
+		{"IllegalLiteral", kafka.Config{Brokers: b, Topic: "m2m/{source}"}, []string{`topic: "m2m/{source}": '/' is not allowed in a topic name (only a-z A-Z 0-9 . _ -)`}},
+		{"Compression", kafka.Config{Brokers: b, Compression: "gzp"}, []string{`compression: unknown compression "gzp": want none, gzip, snappy, lz4 or zstd (did you mean "gzip"?)`}},
+		{"CompressionFar", kafka.Config{Brokers: b, Compression: "brotli"}, []string{`compression: unknown compression "brotli": want none, gzip, snappy, lz4 or zstd`}},
+		{"SASL", kafka.Config{Brokers: b, SASLMechanism: "SCRAM-SHA256", Username: "u", Password: "p"}, []string{`sasl_mechanism: unknown SASL mechanism "SCRAM-SHA256": want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (did you mean "SCRAM-SHA-256"?)`}},
+		{"SASLNoCredentials", kafka.Config{Brokers: b, SASLMechanism: "plain"}, []string{
+			"username: required with sasl_mechanism PLAIN",
+			"password: empty, but sasl_mechanism is set (password_env or password_file must name a variable or file that holds the password; one that is set but empty gives an empty password)",
+		}},
+		{"EmptyPassword", kafka.Config{Brokers: b, SASLMechanism: "SCRAM-SHA-512", Username: "u"}, []string{
+			"password: empty, but sasl_mechanism is set (password_env or password_file must name a variable or file that holds the password; one that is set but empty gives an empty password)",
+		}},
+		{"CredentialsWithoutSASL", kafka.Config{Brokers: b, Username: "u", Password: "p"}, []string{
+			"username: needs sasl_mechanism (set sasl_mechanism to PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, or remove username)",
+			"password: needs sasl_mechanism (set sasl_mechanism to PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, or remove password)",
+		}},
+		{"CertWithoutKey", kafka.Config{Brokers: b, CertFile: "c.pem"}, []string{"key_file: required with cert_file (give cert_file and key_file together, or neither)"}},
+		{"TLSConfigAndFiles", kafka.Config{Brokers: b, TLSConfig: &tls.Config{MinVersion: tls.VersionTLS12}, CAFile: "ca.pem"}, []string{"ca_file: not allowed with TLSConfig set: give the TLS settings one way"}},
+		{"Several", kafka.Config{Topic: "{x}", Compression: "x", MaxBufferedRecords: -1, MaxMessageBytes: 10, DeliveryTimeout: -1}, []string{
+			"brokers: at least one host:port is required",
+			`topic: "{x}": unknown placeholder {x} (want {source} or {point})`,
+			`compression: unknown compression "x": want none, gzip, snappy, lz4 or zstd`,
+			"max_buffered_records: -1 is outside 1 to 10000000",
+			"max_message_bytes: 10 is outside 1024 to 104857600",
+			"delivery_timeout: -1ns is outside 1s to 1h0m0s",
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := kafka.New(tc.cfg)
-			require.Error(t, err)
+			err := tc.cfg.Validate()
+			assert.Equal(t, tc.want, fieldErrs(err))
+			s, nerr := kafka.New(tc.cfg)
+			require.Error(t, nerr)
 			assert.Nil(t, s)
-			for _, w := range tc.want {
-				assert.Contains(t, err.Error(), w)
+			assert.Equal(t, bridge.FieldErrors(err), bridge.FieldErrors(nerr), "New reports what Validate does")
+			for _, line := range strings.Split(nerr.Error(), "\n") {
+				assert.True(t, strings.HasPrefix(line, "kafka: "), line)
 			}
-			assert.NotContains(t, err.Error(), "S3CRET")
+			assert.NotContains(t, nerr.Error(), "S3CRET")
 		})
 	}
+}
+
+// TestNewTLSFiles: what is wrong with the TLS files is found by New (it
+// reads them), not by Validate, at the path of the setting.
+func TestNewTLSFiles(t *testing.T) {
+	dir := t.TempDir()
+	junk := filepath.Join(dir, "junk.pem")
+	require.NoError(t, os.WriteFile(junk, []byte("not pem"), 0o600))
+	cfg := kafka.Config{Brokers: []string{"h:9092"}, CAFile: filepath.Join(dir, "nope.pem"), CertFile: junk, KeyFile: junk}
+	require.NoError(t, cfg.Validate())
+	_, err := kafka.New(cfg)
+	var paths []string
+	for _, fe := range bridge.FieldErrors(err) {
+		paths = append(paths, fe.Path)
+	}
+	assert.Equal(t, []string{"ca_file", "cert_file"}, paths, "%v", err)
+}
+
+func TestEnumYAML(t *testing.T) {
+	var cfg kafka.Config
+	require.NoError(t, yaml.Unmarshal([]byte("compression: ZSTD\nsasl_mechanism: scram-sha-256\n"), &cfg))
+	assert.Equal(t, kafka.CompressionZstd, cfg.Compression)
+	assert.Equal(t, kafka.SASLScramSHA256, cfg.SASLMechanism)
+	err := yaml.Unmarshal([]byte("compression: snapy\n"), &cfg)
+	var fe *bridge.FieldError
+	require.ErrorAs(t, err, &fe)
+	assert.Equal(t, `did you mean "snappy"?`, fe.Hint)
 }
 
 func TestTopic(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/m2mbridge/m2mbridge/bridge"
+	"github.com/m2mbridge/m2mbridge/internal/cfgcheck"
 )
 
 // ErrTopic is reported, wrapped in [bridge.Permanent], for a sample whose
@@ -52,13 +53,16 @@ type Stats struct {
 	Rejected uint64
 }
 
-// New checks cfg and returns a Sink; it reports every problem of cfg at once.
-// It does no network I/O (it reads the TLS files cfg names): the client is
-// made, and dials, on Connect or the first Write.
+// New checks cfg and returns a Sink; it reports every problem of cfg at
+// once: what [Config.Validate] reports and what is wrong with the TLS
+// files, each a *bridge.FieldError ([bridge.FieldErrors] walks them) in an
+// error whose text puts "kafka: " before each. It does no network I/O (it
+// reads the TLS files cfg names): the client is made, and dials, on Connect
+// or the first Write.
 func New(cfg Config) (*Sink, error) {
-	s, err := cfg.check()
+	s, err := cfg.build()
 	if err != nil {
-		return nil, err
+		return nil, cfgcheck.Wrap("kafka", err)
 	}
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(s.Brokers...),
@@ -72,7 +76,7 @@ func New(cfg Config) (*Sink, error) {
 		kgo.ProducerLinger(0), // Write hands over whole batches
 		kgo.ProducerBatchMaxBytes(int32(s.MaxMessageBytes)),
 	}
-	switch s.compress {
+	switch s.Compression {
 	case "none":
 		opts = append(opts, kgo.ProducerBatchCompression(kgo.NoCompression()))
 	case "gzip":
