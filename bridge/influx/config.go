@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/m2mbridge/m2mbridge/bridge"
+	"github.com/m2mbridge/m2mbridge/internal/cfgcheck"
 	"github.com/m2mbridge/m2mbridge/internal/limits"
 	"github.com/m2mbridge/m2mbridge/internal/tlsfiles"
 )
@@ -25,7 +28,7 @@ type Config struct {
 	// API of 2.x and 3.x) or "v2" (POST /api/v2/write, for InfluxDB 2.x,
 	// 3.x and 1.8+). Empty chooses v1 when Database is set and v2 when
 	// Bucket is set.
-	API string `yaml:"api"`
+	API API `yaml:"api"`
 
 	// Database is the v1 database (required for v1).
 	Database string `yaml:"database"`
@@ -58,12 +61,12 @@ type Config struct {
 	// measurement and a source's points often differ in kind (a float
 	// voltage, a bool alarm). single writes every value to Field: right
 	// when each source's points are all of one kind.
-	Fields string `yaml:"fields"`
+	Fields FieldMode `yaml:"fields"`
 	// Uint says how uint64 values are written: "integer" (with the "i"
 	// suffix; values above math.MaxInt64 are rejected) or "unsigned" (the
 	// "u" suffix). Default "integer" for v1, whose InfluxDB 1.x rejects
 	// "u", and "unsigned" for v2.
-	Uint string `yaml:"uint"`
+	Uint UintMode `yaml:"uint"`
 
 	// Gzip compresses request bodies (Content-Encoding: gzip).
 	Gzip bool `yaml:"gzip"`
@@ -85,6 +88,92 @@ type Config struct {
 	TLS *tls.Config `yaml:"-"`
 }
 
+// API is the InfluxDB write API: [APIv1] or [APIv2]. Empty chooses v1 when
+// Database is set and v2 when Bucket is set.
+type API string
+
+// The write APIs.
+const (
+	APIv1 API = "v1" // POST /write
+	APIv2 API = "v2" // POST /api/v2/write
+)
+
+// UnmarshalText accepts v1 or v2 (any case). Another value is a
+// *bridge.FieldError, with "did you mean" when one is close ("2").
+func (a *API) UnmarshalText(b []byte) error {
+	v, err := API(b).parse("")
+	if err == nil {
+		*a = v
+	}
+	return err
+}
+
+func (a API) parse(path string) (API, error) {
+	return parseEnum(path, "api", a, APIv1, APIv2)
+}
+
+// FieldMode says which fields hold the values: [FieldsByKind] or
+// [FieldsSingle] (see Config.Fields). Empty is by_kind.
+type FieldMode string
+
+// The field modes.
+const (
+	FieldsByKind FieldMode = "by_kind"
+	FieldsSingle FieldMode = "single"
+)
+
+// UnmarshalText accepts by_kind or single (any case). Another value is a
+// *bridge.FieldError, with "did you mean" when one is close.
+func (m *FieldMode) UnmarshalText(b []byte) error {
+	v, err := FieldMode(b).parse("")
+	if err == nil {
+		*m = v
+	}
+	return err
+}
+
+func (m FieldMode) parse(path string) (FieldMode, error) {
+	return parseEnum(path, "fields mode", m, FieldsByKind, FieldsSingle)
+}
+
+// UintMode says how uint64 values are written: [UintInteger] or
+// [UintUnsigned] (see Config.Uint). Empty chooses by the API.
+type UintMode string
+
+// The uint modes.
+const (
+	UintInteger  UintMode = "integer"
+	UintUnsigned UintMode = "unsigned"
+)
+
+// UnmarshalText accepts integer or unsigned (any case). Another value is a
+// *bridge.FieldError, with "did you mean" when one is close.
+func (m *UintMode) UnmarshalText(b []byte) error {
+	v, err := UintMode(b).parse("")
+	if err == nil {
+		*m = v
+	}
+	return err
+}
+
+func (m UintMode) parse(path string) (UintMode, error) {
+	return parseEnum(path, "uint mode", m, UintInteger, UintUnsigned)
+}
+
+// parseEnum returns v lower-cased when it is empty or one of names, and an
+// error at path naming what otherwise.
+func parseEnum[T ~string](path, what string, v T, names ...T) (T, error) {
+	l := T(strings.ToLower(strings.TrimSpace(string(v))))
+	if l == "" || slices.Contains(names, l) {
+		return l, nil
+	}
+	ns := make([]string, len(names))
+	for i, n := range names {
+		ns[i] = string(n)
+	}
+	return "", cfgcheck.Enum(path, what, string(v), ns...)
+}
+
 // settings is a checked Config with its defaults filled in.
 type settings struct {
 	Config
@@ -95,52 +184,79 @@ type settings struct {
 	tls    *tls.Config
 }
 
-// check validates c and returns every problem at once. It reads the TLS
-// files named in c but does no network I/O.
+// Validate checks every setting without I/O and returns every problem at
+// once, each a *bridge.FieldError whose Path is the setting's YAML key
+// ("url", "bucket", "point_tag"); a misspelt api, fields or uint value has a
+// "did you mean" Hint. [New] applies the same rules and also reads the TLS
+// files, reporting their problems at ca_file or cert_file.
+//
+// The v1 API authenticates by username and password together: a username
+// with an empty password (what a password_env naming a variable that is
+// set but empty gives) is an error at "password". Without a username the
+// sink writes without authentication; v2 needs no token for a server
+// without authentication.
+func (c Config) Validate() error {
+	_, err := c.check()
+	return err
+}
+
+// check validates c and returns it with its defaults filled in, without
+// I/O.
 func (c Config) check() (*settings, error) {
 	s := &settings{Config: c}
 	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("influx: "+format, args...)) }
+	bad := func(path, format string, args ...any) { errs = append(errs, bridge.FieldErrorf(path, format, args...)) }
 
 	if c.URL == "" {
-		bad("url is required")
+		bad("url", "required (e.g. http://127.0.0.1:8086)")
 	} else if u, err := url.Parse(c.URL); err != nil {
-		bad("url %q: %v", c.URL, err)
+		bad("url", "%q: %v", c.URL, errors.Unwrap(err))
 	} else if u.Scheme != "http" && u.Scheme != "https" {
-		bad("url %q: scheme %q is not http or https", c.URL, u.Scheme)
+		bad("url", "%q: scheme %q is not http or https", c.URL, u.Scheme)
 	} else if u.Host == "" {
-		bad("url %q: no host", c.URL)
+		bad("url", "%q: no host", c.URL)
 	} else if u.RawQuery != "" || u.Fragment != "" {
-		bad("url %q: query and fragment are not allowed (use the database, bucket ... settings)", c.URL)
+		errs = append(errs, &bridge.FieldError{Path: "url", Msg: fmt.Sprintf("%q: query and fragment are not allowed", c.URL),
+			Hint: "use the database, retention_policy, org and bucket settings"})
 	} else {
 		s.base = u
 	}
 
-	switch c.API {
-	case "v1":
-	case "v2":
+	api, err := c.API.parse("api")
+	if err != nil {
+		errs = append(errs, err)
+	}
+	s.API = api
+	switch api {
+	case APIv2:
 		s.v2 = true
 	case "":
 		s.v2 = c.Bucket != "" && c.Database == ""
-	default:
-		bad("api %q: want v1 or v2", c.API)
+	}
+	other := func(keys []string, vals []string, msg string) {
+		for i, k := range keys {
+			if vals[i] != "" {
+				bad(k, "%s", msg)
+			}
+		}
 	}
 	if s.v2 {
 		if c.Bucket == "" {
-			bad("bucket is required for the v2 API")
+			bad("bucket", "required for the v2 API")
 		}
-		if c.Database != "" || c.RetentionPolicy != "" || c.Username != "" || c.Password != "" {
-			bad("database, retention_policy, username and password are v1 settings; the v2 API takes org, bucket and token")
-		}
+		other([]string{"database", "retention_policy", "username", "password"}, []string{c.Database, c.RetentionPolicy, c.Username, c.Password},
+			"a v1 setting: the v2 API takes org, bucket and token")
 	} else {
 		if c.Database == "" {
-			bad("database is required for the v1 API (or set bucket for v2)")
+			bad("database", "required for the v1 API (or set bucket for v2)")
 		}
-		if c.Org != "" || c.Bucket != "" || c.Token != "" {
-			bad("org, bucket and token are v2 settings; the v1 API takes database, retention_policy, username and password")
-		}
+		other([]string{"org", "bucket", "token"}, []string{c.Org, c.Bucket, c.Token},
+			"a v2 setting: the v1 API takes database, retention_policy, username and password")
 		if c.Password != "" && c.Username == "" {
-			bad("password given without username")
+			bad("password", "given without username")
+		}
+		if err := cfgcheck.Secret("password", "username", c.Username, c.Password); err != nil {
+			errs = append(errs, err)
 		}
 	}
 
@@ -159,48 +275,59 @@ func (c Config) check() (*settings, error) {
 	for _, k := range []struct{ name, v string }{{"point_tag", s.PointTag}, {"unit_tag", s.UnitTag}, {"field", s.Field}} {
 		switch {
 		case k.v == "time":
-			bad("%s %q: InfluxDB reserves the key time", k.name, k.v)
+			bad(k.name, "%q: InfluxDB reserves the key time", k.v)
 		case k.v != "" && (!writable(k.v, tagSpecial) || k.v[0] == '_'):
-			bad("%s %q: not a usable key (line break, trailing backslash or leading underscore)", k.name, k.v)
+			bad(k.name, "%q: not a usable key (line break, trailing backslash or leading underscore)", k.v)
 		}
 	}
 	if s.UnitTag != "" && s.UnitTag == s.PointTag {
-		bad("unit_tag and point_tag are both %q", s.UnitTag)
+		bad("unit_tag", "%q is also the point_tag", s.UnitTag)
 	}
+	fields, err := c.Fields.parse("fields")
+	if err != nil {
+		errs = append(errs, err)
+	}
+	s.Fields = fields
+	s.byKind = fields != FieldsSingle
 	for _, k := range []bridge.Kind{bridge.KindFloat, bridge.KindInt, bridge.KindUint, bridge.KindBool, bridge.KindString} {
-		if f := FieldKey(s.Field, k, c.Fields != "single"); f == s.PointTag || f == s.UnitTag {
-			bad("field key %q is also a tag key", f)
+		if f := FieldKey(s.Field, k, s.byKind); f == s.PointTag || f == s.UnitTag {
+			bad("field", "makes the field key %q, which is also a tag key", f)
 		}
 	}
-	switch c.Fields {
-	case "", "by_kind":
-		s.byKind = true
-	case "single":
-	default:
-		bad("fields %q: want by_kind or single", c.Fields)
+	um, err := c.Uint.parse("uint")
+	if err != nil {
+		errs = append(errs, err)
 	}
-	switch c.Uint {
+	s.Uint = um
+	switch um {
 	case "":
 		s.noUint = !s.v2
-	case "integer":
+	case UintInteger:
 		s.noUint = true
-	case "unsigned":
-	default:
-		bad("uint %q: want integer or unsigned", c.Uint)
 	}
-	for _, err := range limits.Durations(
+	errs = append(errs, limits.Durations(
 		limits.Duration{Key: "timeout", P: &s.Timeout, Def: 10 * time.Second, Min: limits.MinTimeout, Max: limits.MaxTimeout},
-	) {
-		errs = append(errs, fmt.Errorf("influx: %w", err))
+	)...)
+	if err := tlsfiles.Check(c.TLS, "TLS", c.CAFile, c.CertFile, c.KeyFile, c.InsecureSkipVerify); err != nil {
+		errs = append(errs, err)
 	}
-
-	t, err := tlsfiles.LoadOrClone(c.TLS, "tls", c.CAFile, c.CertFile, c.KeyFile, c.InsecureSkipVerify)
-	if err != nil {
-		errs = append(errs, fmt.Errorf("influx: %w", err))
-	}
-	s.tls = t
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	return s, nil
+}
+
+// build returns c checked, with its defaults filled in and its TLS files
+// loaded: what New needs. Its errors are field errors.
+func (c Config) build() (*settings, error) {
+	s, err := c.check()
+	if err != nil {
+		return nil, err
+	}
+	t, err := tlsfiles.LoadOrClone(c.TLS, "TLS", c.CAFile, c.CertFile, c.KeyFile, c.InsecureSkipVerify)
+	if err != nil {
+		return nil, err
+	}
+	s.tls = t
 	return s, nil
 }

@@ -72,11 +72,17 @@
 //	key_file: client-key.pem
 //	insecure_skip_verify: false  # tests only
 //
-// [New] checks every setting and reports all problems at once (an unparsable
-// URL, a scheme other than http or https, v1 and v2 settings mixed, a
-// missing database or bucket, an unusable tag or field key, unreadable TLS
-// files); it does no network I/O. [Sink.Connect] checks that the server
-// answers /ping.
+// [Config.Validate] checks every setting without I/O and reports all
+// problems at once, each a *bridge.FieldError whose Path is the YAML key
+// (an unparsable URL, a scheme other than http or https, v1 and v2
+// settings mixed, each at its own key, a missing database or bucket, an
+// unusable tag or field key, a misspelt api, fields or uint with a "did you
+// mean" Hint; [API], [FieldMode] and [UintMode] also decode strictly from
+// YAML). For v1, a username needs a non-empty password (an empty one is
+// what a password_env naming a variable that is set but empty gives). [New]
+// applies the same rules and reads the TLS files, reporting their problems
+// at ca_file or cert_file; it does no network I/O. [Sink.Connect] checks
+// that the server answers /ping.
 //
 // # Errors
 //
@@ -116,8 +122,10 @@
 //
 // # Ranges
 //
-// [New] refuses a timeout outside 100ms to 10m (0 means the default 10s),
+// [Config.Validate] and [New] refuse a timeout outside 100ms to 10m (0 means the default 10s),
 // so that a stalled server cannot hold a shutdown for hours.
+//
+// # Concurrency
 //
 // A Sink is safe for concurrent use; Writes are serialised.
 package influx

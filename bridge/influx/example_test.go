@@ -32,6 +32,6 @@ func ExampleNew() {
 	_, err := influx.New(influx.Config{URL: "tcp://127.0.0.1:8086", API: "v2", Token: "t"})
 	fmt.Println(err)
 	// Output:
-	// influx: url "tcp://127.0.0.1:8086": scheme "tcp" is not http or https
-	// influx: bucket is required for the v2 API
+	// influx: url: "tcp://127.0.0.1:8086": scheme "tcp" is not http or https
+	// influx: bucket: required for the v2 API
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/m2mbridge/m2mbridge/bridge"
 	"github.com/m2mbridge/m2mbridge/bridge/influx"
+	"github.com/m2mbridge/m2mbridge/internal/testproxy"
 )
 
 // influxd is an InfluxDB 1.x server run by a test from Debian's influxdb
@@ -41,21 +42,10 @@ type influxd struct {
 var listenRe = regexp.MustCompile(`msg="Listening on HTTP".* addr=(\S+)`)
 
 // startInfluxd starts influxd, or skips the test when it is not installed
-// (fails under M2MB_INTEROP=1).
+// (fails under M2MB_INTEROP=1), as testproxy.LookPeer does for every peer.
 func startInfluxd(t testing.TB) *influxd {
 	t.Helper()
-	bin, err := exec.LookPath("influxd")
-	if err != nil {
-		if _, serr := os.Stat("/usr/bin/influxd"); serr == nil {
-			bin, err = "/usr/bin/influxd", nil
-		}
-	}
-	if err != nil {
-		if os.Getenv("M2MB_INTEROP") == "1" {
-			t.Fatalf("influxd not found (M2MB_INTEROP=1): %v", err)
-		}
-		t.Skip("influxd not installed (Debian package influxdb); skipping the InfluxDB interop test")
-	}
+	bin := testproxy.LookPeer(t, "influxd") // Debian package influxdb
 	d := &influxd{t: t, bin: bin, dir: t.TempDir()}
 	d.start()
 	t.Cleanup(d.stop)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/m2mbridge/m2mbridge/bridge"
 	"github.com/m2mbridge/m2mbridge/internal/bisect"
+	"github.com/m2mbridge/m2mbridge/internal/cfgcheck"
 	"github.com/m2mbridge/m2mbridge/internal/redact"
 )
 
@@ -85,13 +86,15 @@ func (e *StatusError) Error() string {
 	return "influx: server answered " + strconv.Itoa(e.StatusCode) + " " + http.StatusText(e.StatusCode) + ": " + e.Message
 }
 
-// New checks cfg and returns a Sink; it reports every problem of cfg at once.
-// It does no network I/O (it reads the TLS files cfg names): the first Write,
-// or Connect, reaches the server.
+// New checks cfg and returns a Sink; it reports every problem of cfg at
+// once: what [Config.Validate] reports and what is wrong with the TLS files,
+// each a *bridge.FieldError ([bridge.FieldErrors] walks them) in an error
+// whose text puts "influx: " before each. It does no network I/O (it reads
+// the TLS files cfg names): the first Write, or Connect, reaches the server.
 func New(cfg Config) (*Sink, error) {
-	s, err := cfg.check()
+	s, err := cfg.build()
 	if err != nil {
-		return nil, err
+		return nil, cfgcheck.Wrap("influx", err)
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = s.tls

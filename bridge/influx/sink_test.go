@@ -200,36 +200,92 @@ func TestNetworkError(t *testing.T) {
 	assert.Error(t, s.Connect(ctxT(t)))
 }
 
-func TestNewChecksConfig(t *testing.T) {
+// fieldErrs returns the field errors of err as "path: msg (hint)".
+func fieldErrs(err error) []string {
+	var out []string
+	for _, fe := range bridge.FieldErrors(err) {
+		out = append(out, fe.Error())
+	}
+	return out
+}
+
+// TestValidate checks the path of every problem Validate reports, several
+// at once, and that New reports the same field errors.
+func TestValidate(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		cfg  influx.Config
-		want []string
+		want []string // each field error's "path: msg (hint)", in order
 	}{
-		{"Empty", influx.Config{}, []string{"url is required", "database is required"}},
-		{"Unparsable", influx.Config{URL: "http://[::1", Database: "d"}, []string{`url "http://[::1"`}},
-		{"Scheme", influx.Config{URL: "udp://h:8089", Database: "d"}, []string{`scheme "udp" is not http or https`}},
-		{"Query", influx.Config{URL: "http://h?db=x", Database: "d"}, []string{"query and fragment are not allowed"}},
-		{"API", influx.Config{URL: "http://h", API: "v3", Database: "d"}, []string{`api "v3"`}},
-		{"Mixed", influx.Config{URL: "http://h", API: "v1", Database: "d", Token: "t"}, []string{"v2 settings"}},
-		{"MixedV2", influx.Config{URL: "http://h", Bucket: "b", Username: "u", Database: "d", API: "v2"}, []string{"v1 settings"}},
-		{"NoBucket", influx.Config{URL: "http://h", API: "v2"}, []string{"bucket is required"}},
-		{"Keys", influx.Config{URL: "http://h", Database: "d", PointTag: "time", UnitTag: "point", Field: "_v"},
-			[]string{`point_tag "time"`, `field "_v"`}},
-		{"SameTags", influx.Config{URL: "http://h", Database: "d", PointTag: "unit"}, []string{"unit_tag and point_tag are both"}},
-		{"FieldIsTag", influx.Config{URL: "http://h", Database: "d", Field: "x", PointTag: "x_int"}, []string{`field key "x_int" is also a tag key`}},
-		{"Modes", influx.Config{URL: "http://h", Database: "d", Fields: "wide", Uint: "float"}, []string{`fields "wide"`, `uint "float"`}},
+		{"Empty", influx.Config{}, []string{"url: required (e.g. http://127.0.0.1:8086)", "database: required for the v1 API (or set bucket for v2)"}},
+		{"Unparsable", influx.Config{URL: "http://[::1", Database: "d"}, []string{`url: "http://[::1": missing ']' in host`}},
+		{"Scheme", influx.Config{URL: "udp://h:8089", Database: "d"}, []string{`url: "udp://h:8089": scheme "udp" is not http or https`}},
+		{"Query", influx.Config{URL: "http://h?db=x", Database: "d"}, []string{`url: "http://h?db=x": query and fragment are not allowed (use the database, retention_policy, org and bucket settings)`}},
+		{"API", influx.Config{URL: "http://h", API: "2", Bucket: "b"}, []string{`api: unknown api "2": want v1 or v2 (did you mean "v2"?)`}},
+		{"V2SettingsOnV1", influx.Config{URL: "http://h", API: "v1", Database: "d", Org: "o", Token: "t"}, []string{
+			"org: a v2 setting: the v1 API takes database, retention_policy, username and password",
+			"token: a v2 setting: the v1 API takes database, retention_policy, username and password",
+		}},
+		{"V1SettingsOnV2", influx.Config{URL: "http://h", Bucket: "b", Username: "u", Database: "d", API: "v2"}, []string{
+			"database: a v1 setting: the v2 API takes org, bucket and token",
+			"username: a v1 setting: the v2 API takes org, bucket and token",
+		}},
+		{"NoBucket", influx.Config{URL: "http://h", API: "v2"}, []string{"bucket: required for the v2 API"}},
+		{"PasswordWithoutUser", influx.Config{URL: "http://h", Database: "d", Password: "p"}, []string{"password: given without username"}},
+		{"EmptyPassword", influx.Config{URL: "http://h", Database: "d", Username: "u"}, []string{"password: empty, but username is set (password_env or password_file must name a variable or file that holds the password; one that is set but empty gives an empty password)"}},
+		{"Keys", influx.Config{URL: "http://h", Database: "d", PointTag: "time", Field: "_v"}, []string{
+			`point_tag: "time": InfluxDB reserves the key time`,
+			`field: "_v": not a usable key (line break, trailing backslash or leading underscore)`,
+		}},
+		{"SameTags", influx.Config{URL: "http://h", Database: "d", PointTag: "unit"}, []string{`unit_tag: "unit" is also the point_tag`}},
+		{"FieldIsTag", influx.Config{URL: "http://h", Database: "d", Field: "x", PointTag: "x_int"}, []string{`field: makes the field key "x_int", which is also a tag key`}},
+		{"Modes", influx.Config{URL: "http://h", Database: "d", Fields: "bykind", Uint: "float"}, []string{
+			`fields: unknown fields mode "bykind": want by_kind or single (did you mean "by_kind"?)`,
+			`uint: unknown uint mode "float": want integer or unsigned`,
+		}},
 		{"Timeout", influx.Config{URL: "http://h", Database: "d", Timeout: -1}, []string{"timeout: -1ns is outside 100ms to 10m0s"}},
-		{"TLSFiles", influx.Config{URL: "https://h", Database: "d", CAFile: "/nonexistent"}, []string{"ca_file"}},
+		{"CertWithoutKey", influx.Config{URL: "https://h", Database: "d", CertFile: "c.pem"}, []string{"key_file: required with cert_file (give cert_file and key_file together, or neither)"}},
+		{"Several", influx.Config{URL: "ftp://x", Database: "d", Bucket: "b", Uint: "unsinged", Timeout: time.Hour}, []string{
+			`url: "ftp://x": scheme "ftp" is not http or https`,
+			"bucket: a v2 setting: the v1 API takes database, retention_policy, username and password",
+			`uint: unknown uint mode "unsinged": want integer or unsigned (did you mean "unsigned"?)`,
+			"timeout: 1h0m0s is outside 100ms to 10m0s",
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := influx.New(tc.cfg)
-			require.Error(t, err)
+			err := tc.cfg.Validate()
+			assert.Equal(t, tc.want, fieldErrs(err))
+			s, nerr := influx.New(tc.cfg)
+			require.Error(t, nerr)
 			assert.Nil(t, s)
-			for _, w := range tc.want {
-				assert.Contains(t, err.Error(), w)
+			assert.Equal(t, bridge.FieldErrors(err), bridge.FieldErrors(nerr), "New reports what Validate does")
+			for _, line := range strings.Split(nerr.Error(), "\n") {
+				assert.True(t, strings.HasPrefix(line, "influx: "), line)
 			}
 		})
+	}
+}
+
+// TestNewTLSFiles: what is wrong with the TLS files is found by New (it
+// reads them), not by Validate, at the path of the setting.
+func TestNewTLSFiles(t *testing.T) {
+	cfg := influx.Config{URL: "https://h", Database: "d", CAFile: "/nonexistent/ca.pem"}
+	require.NoError(t, cfg.Validate())
+	_, err := influx.New(cfg)
+	fes := bridge.FieldErrors(err)
+	require.Len(t, fes, 1, "%v", err)
+	assert.Equal(t, "ca_file", fes[0].Path)
+}
+
+func TestEnumYAML(t *testing.T) {
+	var cfg influx.Config
+	require.NoError(t, yaml.Unmarshal([]byte("api: V2\nfields: Single\nuint: integer\n"), &cfg))
+	assert.Equal(t, influx.Config{API: influx.APIv2, Fields: influx.FieldsSingle, Uint: influx.UintInteger}, cfg)
+	for doc, hint := range map[string]string{"api: '1'": `did you mean "v1"?`, "fields: singel": `did you mean "single"?`, "uint: unsinged": `did you mean "unsigned"?`} {
+		err := yaml.Unmarshal([]byte(doc), &cfg)
+		var fe *bridge.FieldError
+		require.ErrorAs(t, err, &fe, doc)
+		assert.Equal(t, hint, fe.Hint, doc)
 	}
 }
 
