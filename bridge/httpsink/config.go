@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/m2mbridge/m2mbridge/bridge"
+	"github.com/m2mbridge/m2mbridge/internal/cfgcheck"
 	"github.com/m2mbridge/m2mbridge/internal/limits"
+	"github.com/m2mbridge/m2mbridge/internal/redact"
 	"github.com/m2mbridge/m2mbridge/internal/tlsfiles"
 )
 
@@ -73,67 +75,105 @@ type settings struct {
 	tls *tls.Config
 }
 
+// Validate checks every setting without I/O and returns every problem at
+// once, each a *bridge.FieldError whose Path is the setting's YAML key
+// ("url", "headers.Content-Length", "token"). [New] applies the same rules
+// and also reads the TLS files, reporting their problems at ca_file or
+// cert_file. Deprecated settings are not errors: see [Config.Deprecations].
+//
+// One way to authenticate may be given: username and password (HTTP basic
+// authentication), token, or an Authorization header. A username needs a
+// non-empty password: an empty one is what a password_env naming a variable
+// that is set but empty gives, so it is refused at "password" rather than
+// sent. For a server that takes a key as the user name with an empty
+// password, set the Authorization header instead.
+func (c Config) Validate() error {
+	_, err := c.check()
+	return err
+}
+
+// check validates c and returns it with its defaults filled in, without
+// I/O.
 func (c Config) check() (*settings, error) {
 	s := &settings{Config: c}
 	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("httpsink: "+format, args...)) }
+	bad := func(path, format string, args ...any) { errs = append(errs, bridge.FieldErrorf(path, format, args...)) }
 
+	shown := redact.URL(c.URL)
 	if c.URL == "" {
-		bad("url is required")
+		bad("url", "required (e.g. https://example.com/ingest)")
 	} else if u, err := url.Parse(c.URL); err != nil {
-		bad("url %q: %v", c.URL, err)
+		bad("url", "%q: %v", shown, strings.ReplaceAll(fmt.Sprint(errors.Unwrap(err)), c.URL, shown))
 	} else if u.Scheme != "http" && u.Scheme != "https" {
-		bad("url %q: scheme %q is not http or https", c.URL, u.Scheme)
+		bad("url", "%q: scheme %q is not http or https", shown, u.Scheme)
 	} else if u.Host == "" {
-		bad("url %q: no host", c.URL)
+		bad("url", "%q: no host", shown)
 	}
 	names := make([]string, 0, len(c.Headers))
 	for k := range c.Headers {
 		names = append(names, k)
 	}
 	sort.Strings(names)
+	authHeader := ""
 	for _, k := range names {
 		v := c.Headers[k]
+		path := bridge.JoinPath("headers", k)
 		switch {
 		case !validName(k):
-			bad("headers: %q is not a valid header name", k)
+			bad(path, "%q is not a valid header name", k)
 		case managed[textproto.CanonicalMIMEHeaderKey(k)]:
-			bad("headers: %s is set by the sink", k)
+			bad(path, "set by the sink")
 		case strings.ContainsAny(v, "\r\n\x00"):
-			bad("headers: the value of %s holds a line break or NUL", k)
+			bad(path, "the value holds a line break or NUL")
 		}
-	}
-	auth := 0
-	if c.Username != "" || c.Password != "" {
-		auth++
-		if c.Username == "" {
-			bad("password given without username")
-		}
-	}
-	if c.Token != "" {
-		auth++
-	}
-	for k := range c.Headers {
 		if textproto.CanonicalMIMEHeaderKey(k) == "Authorization" {
-			auth++
+			authHeader = k
 		}
 	}
-	if auth > 1 {
-		bad("username/password, token and an Authorization header exclude each other")
+	// One way to authenticate: the second and later ways given are errors.
+	first := ""
+	for _, a := range []struct {
+		key string
+		set bool
+	}{{"username", c.Username != "" || c.Password != ""}, {"token", c.Token != ""}, {bridge.JoinPath("headers", authHeader), authHeader != ""}} {
+		switch {
+		case !a.set:
+		case first == "":
+			first = a.key
+		default:
+			bad(a.key, "not allowed with %s: username/password, token and an Authorization header exclude each other", first)
+		}
 	}
-	for _, err := range limits.Durations(
+	if c.Password != "" && c.Username == "" {
+		bad("password", "given without username")
+	}
+	if err := cfgcheck.Secret("password", "username", c.Username, c.Password); err != nil {
+		errs = append(errs, err)
+	}
+	errs = append(errs, limits.Durations(
 		limits.Duration{Key: "timeout", P: &s.Timeout, Def: 10 * time.Second, Min: limits.MinTimeout, Max: limits.MaxTimeout},
-	) {
-		errs = append(errs, fmt.Errorf("httpsink: %w", err))
+	)...)
+	if err := tlsfiles.Check(c.TLS, "TLS", c.CAFile, c.CertFile, c.KeyFile, c.InsecureSkipVerify); err != nil {
+		errs = append(errs, err)
 	}
-	t, err := tlsfiles.LoadOrClone(c.TLS, "tls", c.CAFile, c.CertFile, c.KeyFile, c.InsecureSkipVerify)
-	if err != nil {
-		errs = append(errs, fmt.Errorf("httpsink: %w", err))
-	}
-	s.tls = t
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	return s, nil
+}
+
+// build returns c checked, with its defaults filled in and its TLS files
+// loaded: what New needs. Its errors are field errors.
+func (c Config) build() (*settings, error) {
+	s, err := c.check()
+	if err != nil {
+		return nil, err
+	}
+	t, err := tlsfiles.LoadOrClone(c.TLS, "TLS", c.CAFile, c.CertFile, c.KeyFile, c.InsecureSkipVerify)
+	if err != nil {
+		return nil, err
+	}
+	s.tls = t
 	return s, nil
 }
 

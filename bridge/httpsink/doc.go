@@ -24,9 +24,15 @@
 //	key_file: client-key.pem
 //	insecure_skip_verify: false                 # tests only
 //
-// [New] checks every setting and reports all problems at once (an unparsable
-// URL, a scheme other than http or https, an invalid header, two ways of
-// authenticating, unreadable TLS files); it does no network I/O.
+// [Config.Validate] checks every setting without I/O and reports all
+// problems at once, each a *bridge.FieldError whose Path is the YAML key
+// (an unparsable URL at "url", an invalid header at "headers.<name>", a
+// second way of authenticating at its key). A username needs a non-empty
+// password (an empty one is what a password_env naming a variable that is
+// set but empty gives); for a server that takes a key as the user name with
+// an empty password, set the Authorization header. [New] applies the same
+// rules and reads the TLS files, reporting their problems at ca_file or
+// cert_file; it does no network I/O.
 //
 // # Errors and retries
 //
@@ -70,8 +76,10 @@
 //
 // # Ranges
 //
-// [New] refuses a timeout outside 100ms to 10m (0 means the default 10s),
+// [Config.Validate] and [New] refuse a timeout outside 100ms to 10m (0 means the default 10s),
 // so that a stalled server cannot hold a shutdown for hours.
+//
+// # Concurrency
 //
 // A Sink is safe for concurrent use; Writes are serialised.
 package httpsink

@@ -41,6 +41,6 @@ func ExampleNew_invalid() {
 	_, err := httpsink.New(httpsink.Config{URL: "ftp://example.com", Timeout: -time.Second})
 	fmt.Println(err)
 	// Output:
-	// httpsink: url "ftp://example.com": scheme "ftp" is not http or https
+	// httpsink: url: "ftp://example.com": scheme "ftp" is not http or https
 	// httpsink: timeout: -1s is outside 100ms to 10m0s
 }

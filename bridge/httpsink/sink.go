@@ -16,6 +16,7 @@ import (
 
 	"github.com/m2mbridge/m2mbridge/bridge"
 	"github.com/m2mbridge/m2mbridge/internal/bisect"
+	"github.com/m2mbridge/m2mbridge/internal/cfgcheck"
 	"github.com/m2mbridge/m2mbridge/internal/redact"
 )
 
@@ -87,12 +88,15 @@ func (e *StatusError) Invalid() bool { return bisect.HTTPVerdict(e.StatusCode) =
 // bad.
 func (e *StatusError) Retriable() bool { return !e.Invalid() }
 
-// New checks cfg and returns a Sink; it reports every problem of cfg at once.
-// It does no network I/O (it reads the TLS files cfg names).
+// New checks cfg and returns a Sink; it reports every problem of cfg at
+// once: what [Config.Validate] reports and what is wrong with the TLS files,
+// each a *bridge.FieldError ([bridge.FieldErrors] walks them) in an error
+// whose text puts "httpsink: " before each. It does no network I/O (it
+// reads the TLS files cfg names).
 func New(cfg Config) (*Sink, error) {
-	s, err := cfg.check()
+	s, err := cfg.build()
 	if err != nil {
-		return nil, err
+		return nil, cfgcheck.Wrap("httpsink", err)
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = s.tls

@@ -375,35 +375,76 @@ func TestTLS(t *testing.T) {
 	assert.Equal(t, 1, rc.count())
 }
 
-func TestNewChecksConfig(t *testing.T) {
+// fieldErrs returns the field errors of err as "path: msg (hint)".
+func fieldErrs(err error) []string {
+	var out []string
+	for _, fe := range bridge.FieldErrors(err) {
+		out = append(out, fe.Error())
+	}
+	return out
+}
+
+// TestValidate checks the path of every problem Validate reports, several
+// at once, and that New reports the same field errors.
+func TestValidate(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		cfg  httpsink.Config
-		want []string
+		want []string // each field error's "path: msg (hint)", in order
 	}{
-		{"NoURL", httpsink.Config{}, []string{"url is required"}},
-		{"Unparsable", httpsink.Config{URL: "http://[::1"}, []string{`url "http://[::1"`}},
-		{"Scheme", httpsink.Config{URL: "ftp://host/x"}, []string{`scheme "ftp" is not http or https`}},
-		{"NoHost", httpsink.Config{URL: "http:///path"}, []string{"no host"}},
-		{"Headers", httpsink.Config{URL: "http://h", Headers: map[string]string{"Bad Name": "x", "Content-Length": "1", "X-A": "a\r\nb"}},
-			[]string{`"Bad Name" is not a valid header name`, "Content-Length is set by the sink", "X-A holds a line break"}},
-		{"TwoAuth", httpsink.Config{URL: "http://h", Token: "t", Username: "u"}, []string{"exclude each other"}},
-		{"PasswordOnly", httpsink.Config{URL: "http://h", Password: "p"}, []string{"password given without username"}},
-		{"Numbers", httpsink.Config{URL: "http://h", Timeout: -1},
-			[]string{"timeout: -1ns is outside 100ms to 10m0s"}},
-		{"TLSFiles", httpsink.Config{URL: "https://h", CAFile: "/nonexistent/ca.pem", KeyFile: "k.pem"},
-			[]string{"ca_file", "cert_file and key_file must be given together"}},
-		{"AllAtOnce", httpsink.Config{URL: "gopher://h", Timeout: -1}, []string{"gopher", "timeout"}},
+		{"NoURL", httpsink.Config{}, []string{"url: required (e.g. https://example.com/ingest)"}},
+		{"Unparsable", httpsink.Config{URL: "http://[::1"}, []string{`url: "http://[::1": missing ']' in host`}},
+		{"Scheme", httpsink.Config{URL: "ftp://host/x"}, []string{`url: "ftp://host/x": scheme "ftp" is not http or https`}},
+		{"NoHost", httpsink.Config{URL: "http:///path"}, []string{`url: "http:///path": no host`}},
+		{"SecretInURL", httpsink.Config{URL: "ftp://u:S3CRET@h/?key=S3CRET"}, []string{`url: "ftp://u:xxxxx@h/?key=xxxxx": scheme "ftp" is not http or https`}},
+		{"Headers", httpsink.Config{URL: "http://h", Headers: map[string]string{"Bad Name": "x", "Content-Length": "1", "X-A": "a\r\nb"}}, []string{
+			`headers.Bad Name: "Bad Name" is not a valid header name`,
+			"headers.Content-Length: set by the sink",
+			"headers.X-A: the value holds a line break or NUL",
+		}},
+		{"TokenAndBasic", httpsink.Config{URL: "http://h", Token: "t", Username: "u", Password: "p"}, []string{
+			"token: not allowed with username: username/password, token and an Authorization header exclude each other",
+		}},
+		{"TokenAndHeader", httpsink.Config{URL: "http://h", Token: "t", Headers: map[string]string{"authorization": "Basic x"}}, []string{
+			"headers.authorization: not allowed with token: username/password, token and an Authorization header exclude each other",
+		}},
+		{"PasswordWithoutUser", httpsink.Config{URL: "http://h", Password: "p"}, []string{"password: given without username"}},
+		{"EmptyPassword", httpsink.Config{URL: "http://h", Username: "u"}, []string{"password: empty, but username is set (password_env or password_file must name a variable or file that holds the password; one that is set but empty gives an empty password)"}},
+		{"CertWithoutKey", httpsink.Config{URL: "https://h", KeyFile: "k.pem"}, []string{"cert_file: required with key_file (give cert_file and key_file together, or neither)"}},
+		{"TLSAndFiles", httpsink.Config{URL: "https://h", TLS: &tls.Config{MinVersion: tls.VersionTLS12}, InsecureSkipVerify: true}, []string{
+			"insecure_skip_verify: not allowed with TLS set: give the TLS settings one way",
+		}},
+		{"Several", httpsink.Config{URL: "gopher://h", Timeout: -1, Username: "u", Headers: map[string]string{"Host": "x"}}, []string{
+			`url: "gopher://h": scheme "gopher" is not http or https`,
+			"headers.Host: set by the sink",
+			"password: empty, but username is set (password_env or password_file must name a variable or file that holds the password; one that is set but empty gives an empty password)",
+			"timeout: -1ns is outside 100ms to 10m0s",
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := httpsink.New(tc.cfg)
-			require.Error(t, err)
+			err := tc.cfg.Validate()
+			assert.Equal(t, tc.want, fieldErrs(err))
+			s, nerr := httpsink.New(tc.cfg)
+			require.Error(t, nerr)
 			assert.Nil(t, s)
-			for _, w := range tc.want {
-				assert.Contains(t, err.Error(), w)
+			assert.Equal(t, bridge.FieldErrors(err), bridge.FieldErrors(nerr), "New reports what Validate does")
+			for _, line := range strings.Split(nerr.Error(), "\n") {
+				assert.True(t, strings.HasPrefix(line, "httpsink: "), line)
 			}
+			assert.NotContains(t, nerr.Error(), "S3CRET")
 		})
 	}
+}
+
+// TestNewTLSFiles: what is wrong with the TLS files is found by New (it
+// reads them), not by Validate, at the path of the setting.
+func TestNewTLSFiles(t *testing.T) {
+	cfg := httpsink.Config{URL: "https://h", CAFile: "/nonexistent/ca.pem"}
+	require.NoError(t, cfg.Validate())
+	_, err := httpsink.New(cfg)
+	fes := bridge.FieldErrors(err)
+	require.Len(t, fes, 1, "%v", err)
+	assert.Equal(t, "ca_file", fes[0].Path)
 }
 
 func BenchmarkAppendBatch(b *testing.B) {
