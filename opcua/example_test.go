@@ -1,9 +1,15 @@
 package opcua_test
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
+	"sync"
+	"time"
 
+	"github.com/m2mbridge/m2mbridge/bridge"
 	"github.com/m2mbridge/m2mbridge/opcua"
+	"github.com/m2mbridge/m2mbridge/opcua/opcuatest"
 )
 
 // A configuration is data: it loads from YAML, and New checks all of it
@@ -50,4 +56,63 @@ func ExampleNew_invalid() {
 	// opcua: source plc1: invalid config: nodes[0].deadband: unknown deadband "relative": want none, absolute or percent
 	// nodes[1].name: "temperature" is already used by nodes[0]
 	// nodes[1].node: "ns=two;i=1": invalid namespace id: ns=two;i=1
+}
+
+// A Source runs as a bridge.Source: here it polls the in-process test
+// server once a tick into a recording sink, and the program stops it once
+// every node gave a reading.
+func ExampleSource() {
+	srv, err := opcuatest.New(opcuatest.Options{Interval: -1}) // values move only on Tick
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer srv.Close()
+	srv.Tick()
+	_ = srv.Set(opcuatest.Setpoint, 21.5)
+
+	src, err := opcua.New(opcua.Config{
+		Name:     "plc1",
+		Endpoint: srv.URL(),
+		Mode:     opcua.Poll,
+		Interval: 50 * time.Millisecond,
+		Nodes: []opcua.Node{
+			{Name: "counter", Node: opcuatest.NodeID(opcuatest.Counter)},
+			{Name: "setpoint", Node: opcuatest.NodeID(opcuatest.Setpoint)},
+		},
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	first := map[string]bridge.Sample{}
+	sink := bridge.SinkFunc(func(_ context.Context, batch []bridge.Sample) error {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, s := range batch {
+			if _, ok := first[s.Point]; !ok {
+				first[s.Point] = s
+			}
+		}
+		if len(first) == 2 {
+			cancel() // every node read once: stop
+		}
+		return nil
+	})
+	b := bridge.New(bridge.Options{Logger: slog.New(slog.DiscardHandler)})
+	_ = b.AddSource("plc1", src)
+	_ = b.AddSink("print", sink, bridge.SinkOptions{})
+	_ = b.Run(ctx)
+	for _, name := range []string{"counter", "setpoint"} {
+		s := first[name]
+		fmt.Printf("%s/%s = %s (%s)\n", s.Source, s.Point, s.Value, s.Quality)
+	}
+	fmt.Println("health after stop:", src.Health().Up)
+	// Output:
+	// plc1/counter = 1 (good)
+	// plc1/setpoint = 21.5 (good)
+	// health after stop: false
 }
