@@ -12,6 +12,7 @@ import (
 	"github.com/m2mbridge/m2mbridge/bridge"
 	"github.com/m2mbridge/m2mbridge/internal/cfgcheck"
 	"github.com/m2mbridge/m2mbridge/internal/limits"
+	"github.com/m2mbridge/m2mbridge/internal/redact"
 	"github.com/m2mbridge/m2mbridge/internal/tlsfiles"
 )
 
@@ -207,16 +208,17 @@ func (c Config) check() (*settings, error) {
 	var errs []error
 	bad := func(path, format string, args ...any) { errs = append(errs, bridge.FieldErrorf(path, format, args...)) }
 
+	shown := redact.URL(c.URL)
 	if c.URL == "" {
 		bad("url", "required (e.g. http://127.0.0.1:8086)")
 	} else if u, err := url.Parse(c.URL); err != nil {
-		bad("url", "%q: %v", c.URL, errors.Unwrap(err))
+		bad("url", "%q: %v", shown, strings.ReplaceAll(fmt.Sprint(errors.Unwrap(err)), c.URL, shown))
 	} else if u.Scheme != "http" && u.Scheme != "https" {
-		bad("url", "%q: scheme %q is not http or https", c.URL, u.Scheme)
+		bad("url", "%q: scheme %q is not http or https", shown, u.Scheme)
 	} else if u.Host == "" {
-		bad("url", "%q: no host", c.URL)
+		bad("url", "%q: no host", shown)
 	} else if u.RawQuery != "" || u.Fragment != "" {
-		errs = append(errs, &bridge.FieldError{Path: "url", Msg: fmt.Sprintf("%q: query and fragment are not allowed", c.URL),
+		errs = append(errs, &bridge.FieldError{Path: "url", Msg: fmt.Sprintf("%q: query and fragment are not allowed", shown),
 			Hint: "use the database, retention_policy, org and bucket settings"})
 	} else {
 		s.base = u

@@ -220,7 +220,8 @@ func TestValidate(t *testing.T) {
 		{"Empty", influx.Config{}, []string{"url: required (e.g. http://127.0.0.1:8086)", "database: required for the v1 API (or set bucket for v2)"}},
 		{"Unparsable", influx.Config{URL: "http://[::1", Database: "d"}, []string{`url: "http://[::1": missing ']' in host`}},
 		{"Scheme", influx.Config{URL: "udp://h:8089", Database: "d"}, []string{`url: "udp://h:8089": scheme "udp" is not http or https`}},
-		{"Query", influx.Config{URL: "http://h?db=x", Database: "d"}, []string{`url: "http://h?db=x": query and fragment are not allowed (use the database, retention_policy, org and bucket settings)`}},
+		{"Query", influx.Config{URL: "http://h?db=x", Database: "d"}, []string{`url: "http://h?db=xxxxx": query and fragment are not allowed (use the database, retention_policy, org and bucket settings)`}},
+		{"SecretInURL", influx.Config{URL: "tcp://u:S3CRET@h", Database: "d"}, []string{`url: "tcp://u:xxxxx@h": scheme "tcp" is not http or https`}},
 		{"API", influx.Config{URL: "http://h", API: "2", Bucket: "b"}, []string{`api: unknown api "2": want v1 or v2 (did you mean "v2"?)`}},
 		{"V2SettingsOnV1", influx.Config{URL: "http://h", API: "v1", Database: "d", Org: "o", Token: "t"}, []string{
 			"org: a v2 setting: the v1 API takes database, retention_policy, username and password",
