@@ -212,7 +212,7 @@ func (c Config) check() (*settings, error) {
 	if c.URL == "" {
 		bad("url", "required (e.g. http://127.0.0.1:8086)")
 	} else if u, err := url.Parse(c.URL); err != nil {
-		bad("url", "%q: %v", shown, strings.ReplaceAll(fmt.Sprint(errors.Unwrap(err)), c.URL, shown))
+		bad("url", "%q: %v", shown, redact.ParseError(err, c.URL))
 	} else if u.Scheme != "http" && u.Scheme != "https" {
 		bad("url", "%q: scheme %q is not http or https", shown, u.Scheme)
 	} else if u.Host == "" {

@@ -206,7 +206,7 @@ func (c Config) check() (*settings, error) {
 			u, err = &url.URL{}, nil // "host:port": say what is missing
 		}
 		if err != nil {
-			bad("url", "%q: %v", shown, strings.ReplaceAll(fmt.Sprint(errors.Unwrap(err)), c.URL, shown))
+			bad("url", "%q: %v", shown, redact.ParseError(err, c.URL))
 			break
 		}
 		u.Scheme = strings.ToLower(u.Scheme)

@@ -141,7 +141,7 @@ func (c Config) check() (*settings, error) {
 		}
 		u, err := url.Parse(raw)
 		if err != nil {
-			bad("url", "%q: %v", shown, redactErr(errors.Unwrap(err), raw))
+			bad("url", "%q: %v", shown, redact.ParseError(err, raw))
 			continue
 		}
 		u.Scheme = strings.ToLower(u.Scheme)
@@ -262,13 +262,4 @@ func (s *settings) streamConfig() jetstream.StreamConfig {
 		Subjects:    []string{s.template.wildcard()},
 		Description: "samples from m2mbridge",
 	}
-}
-
-// redactErr returns err's text with raw replaced by its redaction, for the
-// errors of url.Parse that quote the URL.
-func redactErr(err error, raw string) string {
-	if err == nil {
-		return ""
-	}
-	return strings.ReplaceAll(err.Error(), raw, redact.URL(raw))
 }

@@ -139,3 +139,17 @@ func Error(err error) error {
 	}
 	return &url.Error{Op: ue.Op, URL: URL(ue.URL), Err: ue.Err}
 }
+
+// ParseError returns why url.Parse refused raw, for a message that already
+// shows the URL redacted: the cause of the *url.Error (which quotes the URL
+// whole) with any copy of raw in it redacted by [URL].
+func ParseError(err error, raw string) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	if err == nil {
+		return ""
+	}
+	return strings.ReplaceAll(err.Error(), raw, URL(raw))
+}

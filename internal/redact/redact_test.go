@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestURL(t *testing.T) {
@@ -106,4 +107,12 @@ func FuzzURLAny(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestParseError(t *testing.T) {
+	raw := "http://u:S3CRET@[::1"
+	_, err := url.Parse(raw)
+	require.Error(t, err)
+	assert.Equal(t, "missing ']' in host", ParseError(err, raw))
+	assert.Equal(t, `x "u:xxxxx@h"`, ParseError(errors.New(`x "u:S3CRET@h"`), "u:S3CRET@h"))
 }
