@@ -58,12 +58,18 @@ func ExampleNew_badConfig() {
 func ExampleConfig_Validate() {
 	err := mqtt.Config{URL: "mqqt://broker", Version: 4, CertFile: "client.pem"}.Validate()
 	for _, fe := range bridge.FieldErrors(err) {
-		fmt.Printf("%s | %s | %s\n", fe.Path, fe.Msg, fe.Hint)
+		fmt.Printf("%s | %s\n", fe.Path, fe.Msg)
+		if fe.Hint != "" {
+			fmt.Println("  hint:", fe.Hint)
+		}
 	}
 	// Output:
-	// url | "mqqt://broker": unknown scheme "mqqt": want tcp, mqtt, ssl, tls, mqtts, ws or wss | did you mean "mqtt"?
-	// version | unknown version "4": want 3 (MQTT 3.1.1) or 5 (MQTT 5) | write 3: MQTT 3.1.1 is protocol level 4
-	// key_file | required with cert_file | give cert_file and key_file together, or neither
+	// url | "mqqt://broker": unknown scheme "mqqt": want tcp, mqtt, ssl, tls, mqtts, ws or wss
+	//   hint: did you mean "mqtt"?
+	// version | unknown version "4": want 3 (MQTT 3.1.1) or 5 (MQTT 5)
+	//   hint: write 3: MQTT 3.1.1 is protocol level 4
+	// key_file | required with cert_file
+	//   hint: give cert_file and key_file together, or neither
 }
 
 // Publishing a batch; Write returns a *bridge.BatchError naming the samples
