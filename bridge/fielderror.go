@@ -37,9 +37,10 @@ func FieldErrorf(path, format string, args ...any) error {
 	return &FieldError{Path: path, Msg: fmt.Sprintf(format, args...)}
 }
 
-// FieldErrors returns every *FieldError in err's tree (errors.Join trees and
-// wrapped errors), in order. Errors in the tree that are not field errors are
-// returned as field errors with an empty path and their text as the message.
+// FieldErrors returns every *FieldError in err's tree (errors.Join trees, and
+// wrappers such as fmt.Errorf("mqtt: %w", joined), whatever their depth), in
+// order. An error in the tree that holds no field error is returned as a
+// field error with an empty path and its text as the message.
 func FieldErrors(err error) []*FieldError {
 	var out []*FieldError
 	var walk func(error)
@@ -47,22 +48,26 @@ func FieldErrors(err error) []*FieldError {
 		if err == nil {
 			return
 		}
-		var fe *FieldError
-		if errors.As(err, &fe) && fe == err {
+		if fe, ok := err.(*FieldError); ok {
 			out = append(out, fe)
 			return
 		}
-		if j, ok := err.(interface{ Unwrap() []error }); ok {
-			for _, e := range j.Unwrap() {
+		var fe *FieldError
+		if !errors.As(err, &fe) {
+			out = append(out, &FieldError{Msg: err.Error()})
+			return
+		}
+		switch u := err.(type) {
+		case interface{ Unwrap() []error }:
+			for _, e := range u.Unwrap() {
 				walk(e)
 			}
-			return
-		}
-		if errors.As(err, &fe) {
+		case interface{ Unwrap() error }:
+			walk(u.Unwrap())
+		default:
+			// A type whose As finds a field error without unwrapping.
 			out = append(out, fe)
-			return
 		}
-		out = append(out, &FieldError{Msg: err.Error()})
 	}
 	walk(err)
 	return out

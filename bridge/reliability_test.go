@@ -399,3 +399,13 @@ func TestValidateReportsEveryFieldWithItsPath(t *testing.T) {
 	err := o.UnmarshalText([]byte("drop-oldest"))
 	assert.ErrorContains(t, err, `did you mean "drop_oldest"`)
 }
+
+func TestFieldErrorsWalksWrappedJoins(t *testing.T) {
+	joined := errors.Join(bridge.FieldErrorf("qos", "3 is not 0, 1 or 2"), bridge.FieldErrorf("topic", "empty"))
+	wrapped := fmt.Errorf("mqtt: %w", fmt.Errorf("config: %w", joined))
+	var paths []string
+	for _, fe := range bridge.FieldErrors(errors.Join(wrapped, errors.New("plain"))) {
+		paths = append(paths, fe.Path+"|"+fe.Msg)
+	}
+	assert.Equal(t, []string{"qos|3 is not 0, 1 or 2", "topic|empty", "|plain"}, paths)
+}
