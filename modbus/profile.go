@@ -16,7 +16,7 @@ import (
 	"strings"
 	"sync"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // LoadProfile reads a profile from YAML and validates it. name says where the

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/gopcua/opcua/ua"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Mode says how a [Source] gets values.
