@@ -22,6 +22,7 @@ type JSONLines struct {
 	closer io.Closer // closed by Close; nil for writers the caller owns
 	sync   func() error
 	line   []byte
+	times  timeCache
 	closed bool
 }
 
@@ -55,7 +56,7 @@ func (s *JSONLines) Write(ctx context.Context, batch []Sample) error {
 		return ErrClosed
 	}
 	for i := range batch {
-		s.line = AppendJSON(s.line[:0], &batch[i])
+		s.line = s.times.appendJSON(s.line[:0], &batch[i])
 		s.line = append(s.line, '\n')
 		if _, err := s.w.Write(s.line); err != nil {
 			return s.writeError(err)

@@ -30,7 +30,7 @@ var (
 // word order (which register holds the most significant word) and byte order
 // (which byte of each register is the more significant). The registers are
 // those of a numeric point: at most four.
-func (p Point) raw(regs []uint16) uint64 {
+func (p *Point) raw(regs []uint16) uint64 {
 	var raw uint64
 	n := len(regs)
 	low := p.WordOrder == LowFirst
@@ -82,7 +82,11 @@ func (p Point) words(raw uint64, n int) []uint16 {
 // Decode does not allocate for the numeric and bool types. For a point of a
 // coil or discrete table use [Point.DecodeBit] (Decode accepts one word there
 // too: non-zero is true).
-func (p Point) Decode(regs []uint16) (bridge.Value, error) {
+func (p Point) Decode(regs []uint16) (bridge.Value, error) { return p.decode(regs) }
+
+// decode is Decode without copying the point (a poller decodes every point
+// of every cycle).
+func (p *Point) decode(regs []uint16) (bridge.Value, error) {
 	if n := p.Registers(); len(regs) != int(n) || n == 0 {
 		return bridge.Value{}, fmt.Errorf("modbus: point %q: decoding %d registers, want %d: %w", p.Name, len(regs), n, ErrRegisters)
 	}
@@ -128,14 +132,14 @@ func (p Point) Decode(regs []uint16) (bridge.Value, error) {
 	return bridge.Value{}, fmt.Errorf("modbus: point %q: cannot decode type %q", p.Name, p.Type)
 }
 
-func (p Point) signed(raw int64) bridge.Value {
+func (p *Point) signed(raw int64) bridge.Value {
 	if p.scaled() {
 		return bridge.Float(p.applyScale(float64(raw)))
 	}
 	return bridge.Int(raw)
 }
 
-func (p Point) float(f float64) bridge.Value {
+func (p *Point) float(f float64) bridge.Value {
 	if p.scaled() {
 		f = p.applyScale(f)
 	}
@@ -152,7 +156,7 @@ var decimalScales = [...]struct{ scale, divisor float64 }{
 }
 
 // applyScale returns x*Scale + Offset.
-func (p Point) applyScale(x float64) float64 {
+func (p *Point) applyScale(x float64) float64 {
 	s := p.scale()
 	for _, d := range decimalScales {
 		if s == d.scale {

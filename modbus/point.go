@@ -173,7 +173,7 @@ func (t Type) Valid() bool {
 }
 
 // scale returns the effective scale (a zero Scale means 1).
-func (p Point) scale() float64 {
+func (p *Point) scale() float64 {
 	if p.Scale == 0 {
 		return 1
 	}
@@ -181,7 +181,7 @@ func (p Point) scale() float64 {
 }
 
 // scaled reports whether the point applies a scale or an offset.
-func (p Point) scaled() bool { return (p.Scale != 0 && p.Scale != 1) || p.Offset != 0 }
+func (p *Point) scaled() bool { return (p.Scale != 0 && p.Scale != 1) || p.Offset != 0 }
 
 // BitOf returns a pointer to b, for writing a Point's Bit as a Go literal:
 // Point{Bit: modbus.BitOf(3)}.

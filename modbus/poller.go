@@ -657,7 +657,7 @@ func (d *Device) decode(r *Request, regs []uint16, bits []bool, t time.Time) {
 				err = fmt.Errorf("%w: short response", ErrProtocol)
 			}
 		} else if end := off + int(p.Registers()); end <= len(regs) {
-			v, err = p.Decode(regs[off:end])
+			v, err = p.decode(regs[off:end])
 		} else {
 			err = fmt.Errorf("%w: short response", ErrProtocol)
 		}
