@@ -2,11 +2,9 @@ package gateway
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -16,10 +14,11 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/m2mbridge/m2mbridge/bridge"
 	"github.com/m2mbridge/m2mbridge/bridge/spool"
+	"github.com/m2mbridge/m2mbridge/internal/redact"
 	"github.com/m2mbridge/m2mbridge/modbus"
 	"github.com/m2mbridge/m2mbridge/opcua"
 )
@@ -33,11 +32,12 @@ type assembly struct {
 	devices  []*device
 	buses    []*modbus.Bus
 	sinks    []*sinkEntry
-	spool    *spoolConfig
+	spool    *spool.Options // the spool section; nil without one
 	spoolDir string
 	spoolOpt spool.Options
 	health   healthConfig
 	shutdown shutdownConfig
+	warnings []*ConfigError // deprecated settings: accepted, ignored
 }
 
 // device is one configured source.
@@ -86,6 +86,11 @@ func assemble(name string, data []byte, log *slog.Logger, stdout io.Writer) (*as
 		g.close()
 		return nil, d.err()
 	}
+	slices.SortStableFunc(d.warns, func(a, b *ConfigError) int { return a.Line - b.Line })
+	g.warnings = d.warns
+	for _, w := range g.warnings {
+		log.Warn("configuration: " + w.Error())
+	}
 	return g, nil
 }
 
@@ -117,44 +122,18 @@ func (d *decoder) checkTop(cfg *fileConfig) {
 	}
 }
 
-func (g *assembly) buildSpool(d *decoder, sc *spoolConfig, dir string) {
-	if sc == nil {
+// buildSpool takes the spool section, checked by spool.Options.Validate.
+// Under sync: every a sync_interval is refused there, as spool.Open refuses
+// it, rather than copied and then failing at Build.
+func (g *assembly) buildSpool(d *decoder, o *spool.Options, dir string) {
+	if o == nil {
 		return
 	}
-	g.spool = sc
-	if sc.Dir == "" {
-		d.errAt("spool.dir", "required: the directory that holds one spool per sink")
-	}
-	g.spoolDir = relPath(dir, sc.Dir)
-	o := &g.spoolOpt
-	o.MaxBytes = int64(sc.MaxBytes)
-	o.SegmentBytes = int64(sc.SegmentBytes)
-	if sc.MaxBytes != 0 && sc.MaxBytes < spool.MinMaxBytes {
-		d.errAt("spool.max_bytes", "%d bytes is below the least, %d", sc.MaxBytes, spool.MinMaxBytes)
-	}
-	if sc.SegmentBytes != 0 && sc.SegmentBytes < spool.MinSegmentBytes {
-		d.errAt("spool.segment_bytes", "%d bytes is below the least, %d", sc.SegmentBytes, spool.MinSegmentBytes)
-	}
-	switch sc.Full {
-	case "", "drop_oldest":
-		o.Full = spool.DropOldest
-	case "block":
-		o.Full = spool.Block
-	default:
-		d.errAt("spool.full", "%q: want drop_oldest or block", sc.Full)
-	}
-	switch sc.Sync {
-	case "", "every":
-		o.Sync = spool.SyncEvery
-	case "interval":
-		o.Sync = spool.SyncInterval
-	default:
-		d.errAt("spool.sync", "%q: want every or interval", sc.Sync)
-	}
-	if sc.SyncInterval < 0 {
-		d.errAt("spool.sync_interval", "%v is negative", sc.SyncInterval)
-	}
-	o.Interval = sc.SyncInterval
+	g.spool = o
+	d.fieldErrors("spool", o.Validate())
+	g.spoolDir = relPath(dir, o.Dir)
+	g.spoolOpt = *o
+	g.spoolOpt.Dir = g.spoolDir
 }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
@@ -164,18 +143,23 @@ func (g *assembly) buildDevices(d *decoder, cfg *fileConfig, dir string, log *sl
 	var mbCfgs []modbus.DeviceConfig
 	var mbDevs []*device
 	var mbPaths []string
+	var mbLimits []bool // whether the device's modbus block gives limits
 	for i, dc := range cfg.Devices {
 		p := index("devices", i)
 		switch {
 		case dc.Name == "":
-			d.errAt(join(p, "name"), "required: the device's name, the source of its samples")
+			// Required: modbus.DeviceConfig.Validate and
+			// opcua.Config.Validate say so for their devices,
+			// requireName for the others.
 		case names[dc.Name] > 0:
 			d.errAt(join(p, "name"), "duplicate: devices[%d] is named %q too", names[dc.Name]-1, dc.Name)
 		default:
 			names[dc.Name] = i + 1
 		}
-		if dc.Interval < 0 {
-			d.errAt(join(p, "interval"), "%v is negative", dc.Interval)
+		requireName := func() {
+			if dc.Name == "" {
+				d.errAt(join(p, "name"), "required: the device's name, the source of its samples")
+			}
 		}
 		switch {
 		case dc.Modbus != nil && dc.OPCUA != nil:
@@ -189,8 +173,10 @@ func (g *assembly) buildDevices(d *decoder, cfg *fileConfig, dir string, log *sl
 				mbCfgs = append(mbCfgs, mc)
 				mbDevs = append(mbDevs, dev)
 				mbPaths = append(mbPaths, p)
+				mbLimits = append(mbLimits, dc.Modbus.Limits != nil)
 			}
 		case dc.OPCUA != nil:
+			// opcua.Config.Validate checks the name and the interval.
 			if dc.Profile != "" {
 				d.errAt(join(p, "profile"), "a profile is for modbus devices; an opcua device has nodes")
 			}
@@ -201,6 +187,7 @@ func (g *assembly) buildDevices(d *decoder, cfg *fileConfig, dir string, log *sl
 		case d.hasErrUnder(join(p, "modbus")) || d.hasErrUnder(join(p, "opcua")):
 			// The block did not decode; that error says enough.
 		default:
+			requireName()
 			d.errAt(p, "give the device a modbus or an opcua block")
 		}
 	}
@@ -211,9 +198,16 @@ func (g *assembly) buildDevices(d *decoder, cfg *fileConfig, dir string, log *sl
 	devs, buses, err := modbus.NewDevices(mbCfgs...)
 	if err != nil {
 		// Each device was checked alone already; what is left concerns
-		// devices together (a shared bus).
-		for _, e := range flatten(err) {
-			d.errAt("devices", "%s", strings.TrimPrefix(e.Error(), "modbus: "))
+		// devices together (a shared bus). Paths start with the index
+		// of the device's configuration: "[2].modbus.speed".
+		for _, fe := range bridge.FieldErrors(err) {
+			path := "devices"
+			if m := cfgIndexRE.FindStringSubmatch(fe.Path); m != nil {
+				if j, err := strconv.Atoi(m[1]); err == nil && j < len(mbPaths) {
+					path = modbusDevicePath(mbPaths[j], m[2], mbLimits[j])
+				}
+			}
+			d.errAt(path, "%s", fieldMsg(fe))
 		}
 		return
 	}
@@ -272,7 +266,7 @@ func (d *decoder) checkSharedLines(cfgs []modbus.DeviceConfig, paths []string) {
 		mp := join(paths[i], "modbus")
 		check := func(key string, a, b any) {
 			if a != b {
-				d.errAt(join(mp, key), "%v differs from %v of %s on the same line %s: devices on one line share its settings", a, b, f.path, redactURL(c.Conn.URL))
+				d.errAt(join(mp, key), "%v differs from %v of %s on the same line %s: devices on one line share its settings", a, b, f.path, redact.URL(c.Conn.URL))
 			}
 		}
 		check("speed", ep.Speed, f.ep.Speed)
@@ -283,44 +277,38 @@ func (d *decoder) checkSharedLines(cfgs []modbus.DeviceConfig, paths []string) {
 }
 
 func (g *assembly) modbusDevice(d *decoder, p string, dc deviceConfig, dir string, log *slog.Logger) (modbus.DeviceConfig, *device, bool) {
-	mc := dc.Modbus
-	mp := join(p, "modbus")
+	mb := dc.Modbus
 	nerr := len(d.errs)
-	conn := modbus.ClientConfig{
-		URL: mc.URL, Speed: mc.Speed, DataBits: mc.DataBits, StopBits: mc.StopBits,
-		Timeout:     mc.Timeout,
-		TLSCertFile: relPath(dir, mc.CertFile), TLSKeyFile: relPath(dir, mc.KeyFile), TLSCAFile: relPath(dir, mc.CAFile),
-		MinBackoff: mc.MinBackoff, MaxBackoff: mc.MaxBackoff,
-		Logger: log.With("link", redactURL(mc.URL)),
-	}
-	if mc.URL == "" {
-		d.errAt(join(mp, "url"), "required: tcp://host:502, rtu:///dev/ttyUSB0, rtuovertcp://host:4001, udp://host:502 or tcp+tls://host:802")
-	}
-	if mc.Parity != "" {
-		par, err := modbus.ParseParity(mc.Parity)
-		if err != nil {
-			d.errAt(join(mp, "parity"), "%q: want none, even or odd", mc.Parity)
-		}
-		conn.Parity = par
-	}
-	if mc.URL != "" {
-		// The client's settings are checked by their owner; its field
-		// errors carry the YAML key of each setting.
-		d.fieldErrors(mp, conn.Validate())
-	}
+	conn := mb.ClientConfig
+	conn.TLSCertFile, conn.TLSKeyFile, conn.TLSCAFile = relPath(dir, conn.TLSCertFile), relPath(dir, conn.TLSKeyFile), relPath(dir, conn.TLSCAFile)
+	conn.Logger = log.With("link", redact.URL(conn.URL))
 
-	// Points: the profile's, then the inline ones.
+	// Points: the profile's, then the inline ones. Limits in the modbus
+	// block replace the profile's.
 	var prof *modbus.Profile
 	if dc.Profile != "" {
 		prof = d.profile(join(p, "profile"), dc.Profile, dir)
 	}
-	limits := modbus.Limits{}
-	if prof != nil {
-		limits = prof.Limits
+	var limits modbus.Limits
+	if mb.Limits != nil {
+		limits = *mb.Limits
+		if prof != nil {
+			prof = prof.Clone()
+			prof.Limits = limits
+		}
 	}
-	if mc.Limits != nil {
-		limits = *mc.Limits
+	unit := uint8(1)
+	if mb.Unit != nil {
+		unit = *mb.Unit
 	}
+	cfg := modbus.DeviceConfig{
+		Name: dc.Name, Conn: conn, Unit: unit, Interval: dc.Interval,
+		Profile: prof, Points: dc.Points, Limits: limits,
+		MaxBusyRetries: mb.MaxBusyRetries, BusyRetryDelay: mb.BusyRetryDelay,
+		Logger: log,
+	}
+	// The device's settings are checked by their owner; its field errors
+	// carry the YAML key paths of a modbus.DeviceConfig.
 	var merged []modbus.Point
 	nprof := 0
 	if prof != nil {
@@ -328,37 +316,56 @@ func (g *assembly) modbusDevice(d *decoder, p string, dc deviceConfig, dir strin
 		nprof = len(prof.Points)
 	}
 	merged = append(merged, dc.Points...)
-	if dc.Profile == "" && len(dc.Points) == 0 {
-		if !d.hasErrUnder(join(p, "points")) && !d.hasErrUnder(join(p, "profile")) {
-			d.errAt(p, "no points: give a profile or points")
+	for _, fe := range bridge.FieldErrors(cfg.Validate()) {
+		if fe.Path == "points" && (dc.Profile != "" || d.hasErrUnder(join(p, "points"))) {
+			// No points because the profile or the points did not
+			// load: their errors say so.
+			continue
 		}
-	} else if len(merged) > 0 {
-		if err := modbus.ValidatePoints(merged, limits); err != nil {
-			d.pointErrors(err, p, mp, prof, nprof, merged, mc.Limits != nil)
-		}
+		d.deviceFieldError(p, fe, prof, nprof, merged, mb.Limits != nil)
 	}
 	if len(d.errs) > nerr {
 		return modbus.DeviceConfig{}, nil, false
 	}
-	if mc.Limits != nil && prof != nil {
-		prof = prof.Clone()
-		prof.Limits = *mc.Limits
-	}
-	unit := mc.Unit
-	if unit == 0 {
-		unit = 1
-	}
-	dev := &device{name: dc.Name, kind: "modbus", interval: dc.Interval, unit: unit, link: redactURL(mc.URL),
-		desc: fmt.Sprintf("modbus %s unit %d", redactURL(mc.URL), unit)}
+	dev := &device{name: dc.Name, kind: "modbus", interval: dc.Interval, unit: unit, link: redact.URL(conn.URL),
+		desc: fmt.Sprintf("modbus %s unit %d", redact.URL(conn.URL), unit)}
 	if dev.interval == 0 {
 		dev.interval = time.Second
 	}
 	g.devices = append(g.devices, dev)
-	return modbus.DeviceConfig{
-		Name: dc.Name, Conn: conn, Unit: unit, Interval: dc.Interval,
-		Profile: prof, Points: dc.Points, Limits: limits, MaxBusyRetries: mc.MaxBusyRetries,
-		Logger: log,
-	}, dev, true
+	return cfg, dev, true
+}
+
+// cfgIndexRE splits the path of a field error of modbus.NewDevices into
+// the index of the device's configuration and the rest.
+var cfgIndexRE = regexp.MustCompile(`^\[(\d+)\]\.?(.*)$`)
+
+// modbusDevicePath maps the path of a field error of the modbus
+// DeviceConfig of the device at p to the file's key path: the device's
+// unit, limits and busy retries are keys of its modbus block in the file,
+// and of the DeviceConfig itself in Go. ownLimits says whether the modbus
+// block gives limits (which then replace the profile's).
+func modbusDevicePath(p, path string, ownLimits bool) string {
+	key, _, _ := strings.Cut(path, ".")
+	key, _, _ = strings.Cut(key, "[")
+	switch key {
+	case "unit", "limits", "max_busy_retries", "busy_retry_delay":
+		return bridge.JoinPath(join(p, "modbus"), path)
+	case "profile":
+		if rest, ok := strings.CutPrefix(path, "profile.limits"); ok && ownLimits {
+			return bridge.JoinPath(join(p, "modbus"), "limits"+rest)
+		}
+		return join(p, "profile")
+	}
+	return bridge.JoinPath(p, path)
+}
+
+// fieldMsg is a field error's message with its hint.
+func fieldMsg(fe *bridge.FieldError) string {
+	if fe.Hint != "" {
+		return fe.Msg + " (" + fe.Hint + ")"
+	}
+	return fe.Msg
 }
 
 // profile returns the built-in profile called name or the profile in the
@@ -420,17 +427,8 @@ func decodeProfile(name string, data []byte) (*modbus.Profile, *decoder) {
 	if len(prof.Points) == 0 && !pd.hasErrUnder("points") {
 		pd.errAt("points", "the profile has no points")
 	}
-	for _, e := range flatten(prof.Validate()) {
-		var fe *modbus.FieldError
-		if !errors.As(e, &fe) {
-			pd.errorf(0, "", "%s", strings.TrimPrefix(e.Error(), "modbus: "))
-			continue
-		}
-		p := fe.Field
-		if fe.Index >= 0 {
-			p = join(index("points", fe.Index), fe.Field)
-		}
-		pd.errAt(p, "%s", fe.Msg)
+	for _, fe := range bridge.FieldErrors(prof.Validate()) {
+		pd.errAt(fe.Path, "%s", fieldMsg(fe))
 	}
 	for _, e := range pd.errs {
 		if m := profilePointRE.FindStringSubmatch(e.Path); m != nil {
@@ -449,55 +447,67 @@ func decodeProfile(name string, data []byte) (*modbus.Profile, *decoder) {
 	return &prof, pd
 }
 
+// pointRefRE finds the references of modbus.ValidatePoints' messages to
+// other points ("overlap point 3 "v2""), which count the profile's points
+// and then the inline ones; deviceFieldError names them as the file does. The
+// field that an error concerns is its Path, never taken from the text.
 var pointRefRE = regexp.MustCompile(`point (\d+) ("(?:[^"\\]|\\.)*")`)
 
-// pointErrors reports the FieldErrors of modbus.ValidatePoints on a
-// profile's points merged with inline points at the lines of the inline
-// points' fields, or at the profile key for the profile's own points.
-func (d *decoder) pointErrors(err error, p, mp string, prof *modbus.Profile, nprof int, merged []modbus.Point, ownLimits bool) {
+// deviceFieldError reports a field error of the modbus.DeviceConfig of the
+// device at p, whose points are a profile's (the first nprof of merged)
+// and the inline ones: at the line of its key in the file, or at the
+// profile key for the profile's own points and limits.
+func (d *decoder) deviceFieldError(p string, fe *bridge.FieldError, prof *modbus.Profile, nprof int, merged []modbus.Point, ownLimits bool) {
 	ref := func(i int) string {
 		if i < nprof {
 			return fmt.Sprintf("point %q of profile %s", merged[i].Name, prof.Name)
 		}
 		return fmt.Sprintf("%s (%q)", index(join(p, "points"), i-nprof), merged[i].Name)
 	}
-	for _, e := range flatten(err) {
-		var fe *modbus.FieldError
-		if !errors.As(e, &fe) {
-			d.errAt(p, "%s", strings.TrimPrefix(e.Error(), "modbus: "))
-			continue
-		}
-		msg := fe.Msg
-		if rest, ok := strings.CutPrefix(msg, "duplicate of point "); ok {
-			if j, err := strconv.Atoi(rest); err == nil && j < len(merged) {
-				msg = "duplicate name: " + ref(j) + " has it too"
-			}
-		}
-		msg = pointRefRE.ReplaceAllStringFunc(msg, func(s string) string {
-			m := pointRefRE.FindStringSubmatch(s)
-			j, err := strconv.Atoi(m[1])
-			if err != nil || j >= len(merged) {
-				return s
-			}
-			return ref(j)
-		})
-		switch {
-		case fe.Index < 0:
-			// Limits: the modbus block's, or the profile's.
-			if ownLimits || prof == nil {
-				d.errAt(join(mp, fe.Field), "%s", msg)
-			} else {
-				d.errAt(join(p, "profile"), "%s: %s", fe.Field, msg)
-			}
-		case fe.Index < nprof:
-			d.errAt(join(p, "profile"), "%s: %s: %s", ref(fe.Index), fe.Field, msg)
-		default:
-			d.errAt(join(index(join(p, "points"), fe.Index-nprof), fe.Field), "%s", msg)
+	msg := fieldMsg(fe)
+	if rest, ok := strings.CutPrefix(msg, "duplicate of point "); ok {
+		if j, err := strconv.Atoi(rest); err == nil && j < len(merged) {
+			msg = "duplicate name: " + ref(j) + " has it too"
 		}
 	}
+	msg = pointRefRE.ReplaceAllStringFunc(msg, func(s string) string {
+		m := pointRefRE.FindStringSubmatch(s)
+		j, err := strconv.Atoi(m[1])
+		if err != nil || j >= len(merged) {
+			return s
+		}
+		return ref(j)
+	})
+	path := modbusDevicePath(p, fe.Path, ownLimits)
+	if path == join(p, "profile") && prof != nil {
+		// A problem of the profile's own points or limits: say which.
+		what := strings.TrimPrefix(fe.Path, "profile.")
+		if m := profilePointRE.FindStringSubmatch(what); m != nil {
+			if i, err := strconv.Atoi(m[1]); err == nil && i < nprof {
+				what = ref(i)
+				if m[2] != "" {
+					what += ": " + m[2]
+				}
+			}
+		}
+		msg = what + ": " + msg
+	}
+	d.errAt(path, "%s", msg)
 }
 
 var opcuaDeviceKeys = map[string]string{"name": "name", "interval": "interval", "nodes": "nodes"}
+
+// opcuaPath maps the path of a field error of the opcua.Config of the
+// device at p to the file's key path: name, interval and nodes are keys of
+// the device, the others of its opcua block.
+func opcuaPath(p, path string) string {
+	key, _, _ := strings.Cut(path, ".")
+	key, _, _ = strings.Cut(key, "[")
+	if opcuaDeviceKeys[key] != "" {
+		return bridge.JoinPath(p, path)
+	}
+	return bridge.JoinPath(join(p, "opcua"), path)
+}
 
 func (g *assembly) opcuaDevice(d *decoder, p string, dc deviceConfig, dir string) {
 	up := join(p, "opcua")
@@ -516,11 +526,7 @@ func (g *assembly) opcuaDevice(d *decoder, p string, dc deviceConfig, dir string
 		block, _ = splitNode(block, func(k string) bool { return opcuaDeviceKeys[k] == "" && k != "password" })
 	}
 	var cfg opcua.Config
-	nerr = len(d.errs)
 	d.decode(block, up, reflect.ValueOf(&cfg).Elem())
-	if len(d.errs) > nerr {
-		return
-	}
 	cfg.Name = dc.Name
 	cfg.Interval = dc.Interval
 	cfg.Nodes = dc.Nodes
@@ -529,9 +535,20 @@ func (g *assembly) opcuaDevice(d *decoder, p string, dc deviceConfig, dir string
 	cfg.PrivateKey = relPath(dir, cfg.PrivateKey)
 	cfg.TrustDir = relPath(dir, cfg.TrustDir)
 	cfg.PasswordFile = relPath(dir, cfg.PasswordFile)
+	// The settings are checked by their owner, also after a decoding
+	// error, so that every mistake is reported at once (the checks of a
+	// value that did not decode are dropped by the decoder).
+	for _, fe := range bridge.FieldErrors(cfg.Validate()) {
+		d.errAt(opcuaPath(p, fe.Path), "%s", fieldMsg(fe))
+	}
+	if len(d.errs) > nerr {
+		return
+	}
 	src, err := opcua.New(cfg)
 	if err != nil {
-		d.locateMsgs(err, up, dc.OPCUA, "opcua: ", "source "+dc.Name+": ", "invalid config: ")
+		for _, fe := range bridge.FieldErrors(err) {
+			d.errAt(opcuaPath(p, fe.Path), "%s", fieldMsg(fe))
+		}
 		return
 	}
 	mode := cfg.Mode
@@ -544,7 +561,7 @@ func (g *assembly) opcuaDevice(d *decoder, p string, dc deviceConfig, dir string
 	}
 	g.devices = append(g.devices, &device{
 		name: dc.Name, kind: "opcua", interval: interval, ua: src, nodes: cfg.Nodes, mode: mode,
-		desc: fmt.Sprintf("opcua %s %s", redactURL(cfg.Endpoint), mode),
+		desc: fmt.Sprintf("opcua %s %s", redact.URL(cfg.Endpoint), mode),
 	})
 }
 
@@ -577,7 +594,7 @@ func (g *assembly) buildSinks(d *decoder, cfg *fileConfig, dir string) {
 		}
 		kind := typed.Content[0].Value
 		sk, _ := lookupSink(kind)
-		var common sinkCommon
+		var item sinkItem
 		nerr := len(d.errs)
 		typeKeys, _ := fieldsOf(sk.configType())
 		misplaced := func(k string) bool {
@@ -591,8 +608,8 @@ func (g *assembly) buildSinks(d *decoder, cfg *fileConfig, dir string) {
 			}
 		}
 		rest, _ = splitNode(rest, func(k string) bool { return !misplaced(k) })
-		d.decode(rest, p, reflect.ValueOf(&common).Elem())
-		name := common.Name
+		d.decode(rest, p, reflect.ValueOf(&item).Elem())
+		name := item.Name
 		if name == "" {
 			name = kind
 		}
@@ -605,7 +622,13 @@ func (g *assembly) buildSinks(d *decoder, cfg *fileConfig, dir string) {
 			names[name] = i + 1
 		}
 		e := &sinkEntry{name: name, kind: kind}
-		e.opts = g.sinkOptions(d, p, common)
+		e.opts = item.SinkOptions
+		// How the bridge feeds the sink is checked by its owner; that a
+		// spooled sink needs the spool section is the file's own rule.
+		d.fieldErrors(p, e.opts.Validate())
+		if e.opts.Overflow == bridge.OverflowSpool && g.spool == nil {
+			d.errAt(join(p, "overflow"), "spool needs a top-level spool section (spool: {dir: ./spool})")
+		}
 		g.makeSink(d, e, sk, join(p, kind), typed.Content[1], dir)
 		if len(d.errs) == nerr {
 			g.sinks = append(g.sinks, e)
@@ -613,41 +636,6 @@ func (g *assembly) buildSinks(d *decoder, cfg *fileConfig, dir string) {
 			e.sink.Close(closedCtx())
 		}
 	}
-}
-
-func (g *assembly) sinkOptions(d *decoder, p string, c sinkCommon) bridge.SinkOptions {
-	o := bridge.SinkOptions{QueueSize: c.QueueSize, BatchSize: c.BatchSize, Linger: c.Linger,
-		Retry: bridge.Retry{Initial: c.Retry.Initial, Max: c.Retry.Max, Multiplier: c.Retry.Multiplier,
-			Jitter: c.Retry.Jitter, MaxAttempts: c.Retry.MaxAttempts}}
-	if c.QueueSize < 0 {
-		d.errAt(join(p, "queue_size"), "%d is negative", c.QueueSize)
-	}
-	if c.BatchSize < 0 {
-		d.errAt(join(p, "batch_size"), "%d is negative", c.BatchSize)
-	}
-	if c.Linger < 0 {
-		d.errAt(join(p, "linger"), "%v is negative", c.Linger)
-	}
-	if c.Retry.Jitter < 0 || c.Retry.Jitter > 1 {
-		d.errAt(join(p, "retry.jitter"), "%g is outside 0 to 1", c.Retry.Jitter)
-	}
-	if c.Retry.Multiplier != 0 && c.Retry.Multiplier < 1 {
-		d.errAt(join(p, "retry.multiplier"), "%g is below 1", c.Retry.Multiplier)
-	}
-	if c.Retry.MaxAttempts < 0 {
-		d.errAt(join(p, "retry.max_attempts"), "%d is negative", c.Retry.MaxAttempts)
-	}
-	if c.Overflow != "" {
-		ov, err := bridge.ParseOverflow(c.Overflow)
-		if err != nil {
-			d.errAt(join(p, "overflow"), "%q: want block, drop_oldest or spool", c.Overflow)
-		}
-		o.Overflow = ov
-		if ov == bridge.OverflowSpool && g.spool == nil {
-			d.errAt(join(p, "overflow"), "spool needs a top-level spool section (spool: {dir: ./spool})")
-		}
-	}
-	return o
 }
 
 // makeSink decodes the block of a sink of kind k and makes the sink.
@@ -675,15 +663,33 @@ func (g *assembly) makeSink(d *decoder, e *sinkEntry, k SinkKind, p string, bloc
 		var none struct{}
 		d.decode(block, p, reflect.ValueOf(&none).Elem())
 	}
+	env := SinkEnv{Name: e.name, Dir: dir, Secrets: sec, Stdout: g.stdout, Logger: g.log}
+	if k.Prepare != nil {
+		k.Prepare(cfg, env)
+	}
+	// The settings are checked by the package that defines them, also
+	// after a decoding error (whose value's own checks the decoder drops),
+	// so that every mistake is reported at once: its field errors carry
+	// the YAML key paths within the sink's block.
+	v, validates := cfg.(interface{ Validate() error })
+	if validates {
+		d.fieldErrors(p, v.Validate())
+	}
 	if len(d.errs) > nerr {
 		return
 	}
-	env := SinkEnv{Name: e.name, Dir: dir, Secrets: sec, Stdout: g.stdout, Logger: g.log}
+	if dep, ok := cfg.(interface{ Deprecations() []*bridge.FieldError }); ok {
+		// Deprecated settings are accepted and ignored: warnings.
+		for _, fe := range dep.Deprecations() {
+			d.warnAt(bridge.JoinPath(p, fe.Path), "%s", fieldMsg(fe))
+		}
+	}
 	sink, err := k.Build(cfg, env)
 	if err != nil {
 		// A constructor that fails returns no sink to close (often a typed
-		// nil).
-		d.locateMsgs(err, p, block, e.kind+": ", "httpsink: ", "config: ", "invalid config: ")
+		// nil). Its field errors are placed by their paths, anything else
+		// at the sink's block: the field is never guessed from the text.
+		d.fieldErrors(p, err)
 		return
 	}
 	e.sink = sink
@@ -698,19 +704,6 @@ func orDefault(s, def string) string {
 		return def
 	}
 	return s
-}
-
-// redactURL removes a password from a URL's user information, so that a URL
-// can be printed.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return s
-	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), "redacted")
-	}
-	return u.String()
 }
 
 func (g *assembly) closeDevices() {

@@ -25,6 +25,9 @@ type Report struct {
 	Spool string
 	// SpoolDirs are the spools of the sinks with overflow: spool.
 	SpoolDirs []string
+	// Warnings are settings accepted but ignored (deprecated keys), each
+	// with its line; Build logs them too.
+	Warnings []*ConfigError
 }
 
 // DeviceReport describes one device.
@@ -99,12 +102,13 @@ func (g *assembly) report() *Report {
 			}
 		}
 	}
+	r.Warnings = g.warnings
 	return r
 }
 
 // String returns the report as "gateway -check" prints it: per Modbus
-// device its read plan, per OPC UA device its nodes, the links, the sinks
-// and the spool.
+// device its read plan, per OPC UA device its nodes, the links, the sinks,
+// the spool and the warnings.
 func (r *Report) String() string {
 	var w strings.Builder
 	fmt.Fprintf(&w, "%s: ok: %d %s, %d %s\n", r.File, len(r.Devices), plural(len(r.Devices), "device"), len(r.Sinks), plural(len(r.Sinks), "sink"))
@@ -151,6 +155,12 @@ func (r *Report) String() string {
 			fmt.Fprintf(&w, "spool: %s, unused (no sink has overflow: spool)\n", r.Spool)
 		} else {
 			fmt.Fprintf(&w, "spool: %s\n", strings.Join(r.SpoolDirs, ", "))
+		}
+	}
+	if len(r.Warnings) > 0 {
+		fmt.Fprintln(&w)
+		for _, e := range r.Warnings {
+			fmt.Fprintf(&w, "warning: %s\n", e)
 		}
 	}
 	return w.String()

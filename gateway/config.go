@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -11,19 +10,24 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
+	"github.com/m2mbridge/m2mbridge/bridge"
+	"github.com/m2mbridge/m2mbridge/bridge/spool"
 	"github.com/m2mbridge/m2mbridge/modbus"
 	"github.com/m2mbridge/m2mbridge/opcua"
 )
 
 // fileConfig is the gateway's YAML file (DESIGN.md, "The gateway
-// configuration"). Sinks and the opcua block are kept as nodes and decoded
-// by hand, because their keys depend on the sink type and on the device.
+// configuration"). Its values are the library's own configuration types,
+// which decode their enums and sizes and validate themselves; the gateway
+// adds what concerns the file as a whole. Sinks and the opcua block are
+// kept as nodes and decoded by hand, because their keys depend on the sink
+// kind and on the device.
 type fileConfig struct {
 	Devices  []deviceConfig `yaml:"devices"`
 	Sinks    []yaml.Node    `yaml:"sinks"`
-	Spool    *spoolConfig   `yaml:"spool"`
+	Spool    *spool.Options `yaml:"spool"`
 	Health   healthConfig   `yaml:"health"`
 	Shutdown shutdownConfig `yaml:"shutdown"`
 }
@@ -31,61 +35,38 @@ type fileConfig struct {
 type deviceConfig struct {
 	Name     string         `yaml:"name"`
 	Interval time.Duration  `yaml:"interval"`
-	Modbus   *modbusConfig  `yaml:"modbus"`
+	Modbus   *modbusBlock   `yaml:"modbus"`
 	OPCUA    *yaml.Node     `yaml:"opcua"`
 	Profile  string         `yaml:"profile"`
 	Points   []modbus.Point `yaml:"points"`
 	Nodes    []opcua.Node   `yaml:"nodes"`
 }
 
-type modbusConfig struct {
-	URL            string         `yaml:"url"`
-	Unit           uint8          `yaml:"unit"`
-	Timeout        time.Duration  `yaml:"timeout"`
-	Speed          int            `yaml:"speed"`
-	Parity         string         `yaml:"parity"`
-	DataBits       int            `yaml:"data_bits"`
-	StopBits       int            `yaml:"stop_bits"`
-	CertFile       string         `yaml:"cert_file"`
-	KeyFile        string         `yaml:"key_file"`
-	CAFile         string         `yaml:"ca_file"`
-	MinBackoff     time.Duration  `yaml:"min_backoff"`
-	MaxBackoff     time.Duration  `yaml:"max_backoff"`
-	MaxBusyRetries int            `yaml:"max_busy_retries"`
+// modbusBlock is a device's modbus block: the link's settings
+// (modbus.ClientConfig) and, as the file has always had them there, the
+// device's unit, limits and busy retries, which modbus.DeviceConfig holds
+// beside its connection (see modbusDevicePath).
+type modbusBlock struct {
+	modbus.ClientConfig `yaml:",inline"`
+	// Unit is given to modbus.DeviceConfig as written: 0 is unit 0 on
+	// Modbus TCP, and refused on RTU links. Without the key the unit is
+	// 1, as it has always been: unit 0 through a TCP-to-RTU gateway
+	// would be a broadcast on its serial line.
+	Unit           *uint8         `yaml:"unit"`
 	Limits         *modbus.Limits `yaml:"limits"`
+	MaxBusyRetries int            `yaml:"max_busy_retries"`
+	BusyRetryDelay time.Duration  `yaml:"busy_retry_delay"`
 }
 
-// sinkCommon holds the keys every sink item takes beside its type key.
-type sinkCommon struct {
-	Name      string        `yaml:"name"`
-	QueueSize int           `yaml:"queue_size"`
-	BatchSize int           `yaml:"batch_size"`
-	Linger    time.Duration `yaml:"linger"`
-	Overflow  string        `yaml:"overflow"`
-	Retry     retryConfig   `yaml:"retry"`
+// sinkItem holds the keys every sink item takes beside its kind key: its
+// name and how the bridge feeds it.
+type sinkItem struct {
+	Name               string `yaml:"name"`
+	bridge.SinkOptions `yaml:",inline"`
 }
-
-type retryConfig struct {
-	Initial     time.Duration `yaml:"initial"`
-	Max         time.Duration `yaml:"max"`
-	Multiplier  float64       `yaml:"multiplier"`
-	Jitter      float64       `yaml:"jitter"`
-	MaxAttempts int           `yaml:"max_attempts"`
-}
-
-type stdoutConfig struct{}
 
 type fileSinkConfig struct {
 	Path string `yaml:"path"`
-}
-
-type spoolConfig struct {
-	Dir          string        `yaml:"dir"`
-	MaxBytes     byteSize      `yaml:"max_bytes"`
-	SegmentBytes byteSize      `yaml:"segment_bytes"`
-	Full         string        `yaml:"full"`
-	Sync         string        `yaml:"sync"`
-	SyncInterval time.Duration `yaml:"sync_interval"`
 }
 
 type healthConfig struct {
@@ -97,39 +78,6 @@ type healthConfig struct {
 type shutdownConfig struct {
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
 	CloseTimeout time.Duration `yaml:"close_timeout"`
-}
-
-// byteSize is a size in bytes written as an integer or with a unit: "1GiB",
-// "512MB", "64k".
-type byteSize int64
-
-var byteSizeType = reflect.TypeFor[byteSize]()
-
-var byteSizeRE = regexp.MustCompile(`^\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*$`)
-
-var byteUnits = map[string]float64{
-	"": 1, "b": 1,
-	"k": 1 << 10, "kb": 1e3, "kib": 1 << 10,
-	"m": 1 << 20, "mb": 1e6, "mib": 1 << 20,
-	"g": 1 << 30, "gb": 1e9, "gib": 1 << 30,
-	"t": 1 << 40, "tb": 1e12, "tib": 1 << 40,
-}
-
-func parseByteSize(s string) (byteSize, error) {
-	m := byteSizeRE.FindStringSubmatch(s)
-	if m == nil {
-		return 0, fmt.Errorf("%q is not a size (write 1GiB, 512MiB, 100MB or a number of bytes)", s)
-	}
-	f, err := strconv.ParseFloat(m[1], 64)
-	mult, ok := byteUnits[strings.ToLower(m[2])]
-	if err != nil || !ok {
-		return 0, fmt.Errorf("%q is not a size (write 1GiB, 512MiB, 100MB or a number of bytes)", s)
-	}
-	v := f * mult
-	if v >= math.MaxInt64 {
-		return 0, fmt.Errorf("%q is too large", s)
-	}
-	return byteSize(v), nil
 }
 
 // decodeFile decodes the configuration data of the file name strictly. It
@@ -288,6 +236,12 @@ func (d *decoder) secrets(n *yaml.Node, path, dir string, keys []string) (map[st
 				d.errorf(v.Line, kp, "environment variable %s is not set", v.Value)
 				continue
 			}
+			if s == "" {
+				// An empty secret fails at the first connection, as a
+				// rejected login; say so now.
+				d.errorf(v.Line, kp, "environment variable %s is set but empty", v.Value)
+				continue
+			}
 			vals[base] = s
 		case "file":
 			b, err := readRegular(relPath(dir, v.Value), 64<<10)
@@ -296,98 +250,15 @@ func (d *decoder) secrets(n *yaml.Node, path, dir string, keys []string) (map[st
 				d.errorf(v.Line, kp, "%v", err)
 				continue
 			}
-			vals[base] = strings.TrimRight(string(b), "\r\n")
+			sv := strings.TrimRight(string(b), "\r\n")
+			if sv == "" {
+				d.errorf(v.Line, kp, "%s is empty", relPath(dir, v.Value))
+				continue
+			}
+			vals[base] = sv
 		}
 	}
 	return vals, rest
-}
-
-// locateMsgs reports the errors of a constructor (a sink's New, opcua.New)
-// at the line of the key each message begins with ("url: ...",
-// "qos 3 ...", "nodes[1] (temp): ..."), or at base when it begins with
-// none of the block's keys. prefixes are trimmed from each message first.
-func (d *decoder) locateMsgs(err error, base string, block *yaml.Node, prefixes ...string) {
-	for _, e := range flatten(err) {
-		msg := e.Error()
-		for changed := true; changed; {
-			changed = false
-			for _, p := range prefixes {
-				if s, ok := strings.CutPrefix(msg, p); ok {
-					msg, changed = s, true
-				}
-			}
-		}
-		path := base
-		if m := leadKeyRE.FindStringSubmatch(msg); m != nil {
-			key, idx := m[1], m[2]
-			if _, ok := d.lines[join(parentPath(base), key)+idx]; idx != "" && ok {
-				// A list of the enclosing item, such as an OPC UA
-				// device's nodes.
-				path = join(parentPath(base), key)
-			} else if (block != nil && hasKey(block, key)) || (idx == "" && strings.HasPrefix(msg[len(m[0]):], ": ")) {
-				// A key of the block, present or missing ("url:
-				// missing").
-				path = join(base, key)
-			}
-			if path != base {
-				path += idx
-				// "url: bad" loses the key the path now names; "qos 3:
-				// want 0, 1 or 2" reads better with it.
-				if rest := msg[len(m[0]):]; strings.HasPrefix(rest, ":") || idx != "" {
-					msg = strings.TrimSpace(strings.TrimPrefix(rest, ":"))
-				}
-				if idx != "" {
-					// "nodes[0] (x): node: required" names a field of
-					// the item.
-					if f := leadFieldRE.FindStringSubmatch(msg); f != nil {
-						path = join(path, f[1])
-						msg = msg[len(f[0]):]
-					}
-				}
-			}
-		}
-		d.errAt(path, "%s", msg)
-	}
-}
-
-var leadFieldRE = regexp.MustCompile(`^([a-z][a-z0-9_]*): `)
-
-var leadKeyRE = regexp.MustCompile(`^([a-z][a-z0-9_]*)(\[\d+\])?(?: \([^)]*\))?`)
-
-func hasKey(n *yaml.Node, key string) bool {
-	n = resolve(n)
-	if n == nil || n.Kind != yaml.MappingNode {
-		return false
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == key {
-			return true
-		}
-	}
-	return false
-}
-
-// flatten returns the leaves of a tree of joined and wrapped errors,
-// keeping the wrapping text of single-wrapped errors.
-func flatten(err error) []error {
-	if err == nil {
-		return nil
-	}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []error
-		for _, e := range j.Unwrap() {
-			out = append(out, flatten(e)...)
-		}
-		return out
-	}
-	if inner, ok := err.(interface{ Unwrap() error }); ok {
-		if j, ok := inner.Unwrap().(interface{ Unwrap() []error }); ok {
-			// A wrapper around a join ("opcua: source x: invalid config:
-			// <join>"): its leaves carry the detail.
-			return flatten(j.(error))
-		}
-	}
-	return []error{err}
 }
 
 // readRegular reads a regular file of at most limit bytes: a secret or a

@@ -8,62 +8,33 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/m2mbridge/m2mbridge/bridge"
+	"github.com/m2mbridge/m2mbridge/bridge/spool"
+	"github.com/m2mbridge/m2mbridge/modbus"
 )
-
-func TestParseByteSize(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want byteSize
-		err  bool
-	}{
-		{"1GiB", 1 << 30, false},
-		{"1gib", 1 << 30, false},
-		{"512MiB", 512 << 20, false},
-		{"100MB", 100e6, false},
-		{"64k", 64 << 10, false},
-		{"1.5GiB", 3 << 29, false},
-		{"4096", 4096, false},
-		{"10 B", 10, false},
-		{"1 gigabyte", 0, true},
-		{"-1GiB", 0, true},
-		{"GiB", 0, true},
-		{"99999999999TiB", 0, true},
-	} {
-		t.Run(tc.in, func(t *testing.T) {
-			got, err := parseByteSize(tc.in)
-			if tc.err {
-				assert.Error(t, err)
-				return
-			}
-			require.NoError(t, err)
-			assert.Equal(t, tc.want, got)
-		})
-	}
-}
-
-func TestRedactURL(t *testing.T) {
-	assert.Equal(t, "nats://gw:redacted@127.0.0.1:4222", redactURL("nats://gw:s3cret@127.0.0.1:4222"))
-	assert.Equal(t, "tcp://gw@broker:1883", redactURL("tcp://gw@broker:1883"))
-	assert.Equal(t, "rtu:///dev/ttyUSB0", redactURL("rtu:///dev/ttyUSB0"))
-	assert.Equal(t, "not a url %", redactURL("not a url %"))
-}
 
 // TestDecodeScalars checks the strict scalar rules on a small struct.
 func TestDecodeScalars(t *testing.T) {
+	type inner struct {
+		Overflow bridge.Overflow `yaml:"overflow"`
+	}
 	type cfg struct {
-		Interval spoolConfig `yaml:"spool"`
-		Health   healthConfig
-		Retry    retryConfig `yaml:"retry"`
-		Limits   struct {
+		Spool  spool.Options `yaml:"spool"`
+		Health healthConfig
+		Retry  bridge.Retry `yaml:"retry"`
+		Limits struct {
 			Max uint16 `yaml:"max"`
 		} `yaml:"limits"`
-		On bool `yaml:"on"`
+		On    bool `yaml:"on"`
+		inner `yaml:",inline"`
+		Table modbus.Table `yaml:"table"`
 	}
 	for _, tc := range []struct {
 		name, yaml, want string
 	}{
-		{"ok", "spool: {dir: x, max_bytes: 1GiB, sync_interval: 0}\nretry: {multiplier: 2, jitter: 0.5}\non: true\n", ""},
+		{"ok", "spool: {dir: x, max_bytes: 1GiB, sync_interval: 0}\nretry: {multiplier: 2, jitter: 0.5}\non: true\noverflow: drop_oldest\ntable: holding_registers\n", ""},
 		{"negative uint", "limits: {max: -1}\n", "f.yaml:1: limits.max: -1 is out of range 0 to 65535"},
 		{"float for int", "retry: {max_attempts: 1.5}\n", `f.yaml:1: retry.max_attempts: want an integer, not "1.5"`},
 		{"string for bool", "on: yes please\n", `f.yaml:1: on: want true or false, not "yes please"`},
@@ -71,6 +42,10 @@ func TestDecodeScalars(t *testing.T) {
 		{"list for map", "retry: [1]\n", "f.yaml:1: retry: want a mapping, not a list"},
 		{"duplicate key", "on: true\non: false\n", "f.yaml:2: on: duplicate key"},
 		{"null size", "spool: {max_bytes: ~}\n", "f.yaml:1: spool.max_bytes: want a size such as 1GiB, not nothing"},
+		{"bad size", "spool: {segment_bytes: 1 gigabyte}\n", `f.yaml:1: spool.segment_bytes: "1 gigabyte" is not a size (write 1GiB, 512MiB, 100MB or a number of bytes)`},
+		{"text enum", "spool: {full: wait}\n", `f.yaml:1: spool.full: unknown full policy "wait" (want drop_oldest or block)`},
+		{"inline", "overflow: dropp\n", `f.yaml:1: overflow: unknown overflow policy "dropp": want block, drop_oldest or spool`},
+		{"enum list", "table: [holding]\n", `f.yaml:1: table: want a string, not a list`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := newDecoder("f.yaml")
@@ -80,6 +55,9 @@ func TestDecodeScalars(t *testing.T) {
 			d.decode(root.node(), "", reflectValue(&c))
 			if tc.want == "" {
 				assert.NoError(t, d.err())
+				assert.Equal(t, int64(1<<30), c.Spool.MaxBytes, "max_bytes: 1GiB")
+				assert.Equal(t, bridge.OverflowDropOldest, c.Overflow)
+				assert.Equal(t, modbus.Holding, c.Table, "an alias, decoded by the type")
 				return
 			}
 			assert.EqualError(t, d.err(), tc.want)

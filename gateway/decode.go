@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"encoding"
 	"errors"
 	"fmt"
 	"math"
@@ -10,9 +11,11 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/m2mbridge/m2mbridge/bridge"
+	"github.com/m2mbridge/m2mbridge/bridge/spool"
+	"github.com/m2mbridge/m2mbridge/internal/redact"
 )
 
 // ConfigError is one problem of a configuration: the file, the line of
@@ -55,7 +58,11 @@ type decoder struct {
 	steps int
 	file  string
 	errs  []*ConfigError
+	warns []*ConfigError // problems that do not stop the configuration
 	lines map[string]int
+	// hidden are string values of the file that hold a secret in URL
+	// form, each with its redaction (noteURL).
+	hidden [][2]string
 
 	// checking is set once the file is decoded: the errors that follow
 	// come from checks of the decoded values. A check does not repeat a
@@ -82,7 +89,28 @@ func (d *decoder) errorf(line int, path, format string, args ...any) {
 	if !d.checking {
 		d.scopes = append(d.scopes, path)
 	}
-	d.errs = append(d.errs, &ConfigError{File: d.file, Line: line, Path: path, Msg: fmt.Sprintf(format, args...)})
+	d.errs = append(d.errs, &ConfigError{File: d.file, Line: line, Path: path, Msg: d.redact(fmt.Sprintf(format, args...))})
+}
+
+// noteURL remembers a string value of the file that holds a secret in URL
+// form (a password in its user information, a query value), so that no
+// message quotes it: the libraries' messages print URLs redacted, and this
+// makes sure of it for any message the gateway prints.
+func (d *decoder) noteURL(s string) {
+	if r := redact.URL(s); r != s && !slices.ContainsFunc(d.hidden, func(h [2]string) bool { return h[0] == s }) {
+		d.hidden = append(d.hidden, [2]string{s, r})
+		// Longest first, so that a value holding another is replaced
+		// whole.
+		slices.SortStableFunc(d.hidden, func(a, b [2]string) int { return len(b[0]) - len(a[0]) })
+	}
+}
+
+// redact replaces in msg every value noted by noteURL by its redacted form.
+func (d *decoder) redact(msg string) string {
+	for _, h := range d.hidden {
+		msg = strings.ReplaceAll(msg, h[0], h[1])
+	}
+	return msg
 }
 
 // errAt reports a problem at the line recorded for path, or at the closest
@@ -139,12 +167,14 @@ func under(path, p string) bool {
 // path. Other errors in err are reported at path.
 func (d *decoder) fieldErrors(path string, err error) {
 	for _, fe := range bridge.FieldErrors(err) {
-		msg := fe.Msg
-		if fe.Hint != "" {
-			msg += " (" + fe.Hint + ")"
-		}
-		d.errAt(bridge.JoinPath(path, fe.Path), "%s", msg)
+		d.errAt(bridge.JoinPath(path, fe.Path), "%s", fieldMsg(fe))
 	}
+}
+
+// warnAt records a warning (a deprecated setting: accepted, ignored) at the
+// line recorded for path.
+func (d *decoder) warnAt(path, format string, args ...any) {
+	d.warns = append(d.warns, &ConfigError{File: d.file, Line: d.lineOf(path), Path: path, Msg: d.redact(fmt.Sprintf(format, args...))})
 }
 
 // hasErrUnder reports whether an error was reported at path or below it.
@@ -168,9 +198,28 @@ func (d *decoder) err() error {
 }
 
 var (
-	durationType = reflect.TypeFor[time.Duration]()
-	yamlNodeType = reflect.TypeFor[yaml.Node]()
+	durationType    = reflect.TypeFor[time.Duration]()
+	yamlNodeType    = reflect.TypeFor[yaml.Node]()
+	byteSizeType    = reflect.TypeFor[spool.ByteSize]()
+	textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
 )
+
+// isSizeField reports whether the field at index path fi of struct type t
+// is one of sizeFields.
+func isSizeField(t reflect.Type, fi []int) bool {
+	for _, j := range fi[:len(fi)-1] {
+		t = t.Field(j).Type
+	}
+	f := t.Field(fi[len(fi)-1])
+	return f.Type.Kind() == reflect.Int64 && f.Type != byteSizeType && sizeFields[t][f.Name]
+}
+
+// sizeFields are int64 fields of library types that hold a number of bytes
+// and are written in files as a [spool.ByteSize] ("1GiB"): the decoder reads
+// them as one. A field whose type is spool.ByteSize itself needs no entry.
+var sizeFields = map[reflect.Type]map[string]bool{
+	reflect.TypeFor[spool.Options](): {"MaxBytes": true, "SegmentBytes": true},
+}
 
 func kindName(n *yaml.Node) string {
 	switch n.Kind {
@@ -291,24 +340,17 @@ func (d *decoder) decode(n *yaml.Node, path string, v reflect.Value) {
 	case yamlNodeType:
 		v.Set(reflect.ValueOf(*n))
 		return
-	case byteSizeType:
-		if n.Kind != yaml.ScalarNode || isNull(n) {
-			d.errorf(n.Line, path, "want a size such as 1GiB, not %s", kindName(n))
-			return
-		}
-		size, err := parseByteSize(n.Value)
-		if err != nil {
-			d.errorf(n.Line, path, "%v", err)
-			return
-		}
-		v.SetInt(int64(size))
-		return
-	}
-	if t == durationType {
+	case durationType:
 		dur, ok := d.duration(n, path)
 		if ok {
 			v.SetInt(int64(dur))
 		}
+		return
+	}
+	if t.Kind() != reflect.Pointer && reflect.PointerTo(t).Implements(textUnmarshaler) {
+		// The owner of the type parses it: enums (table, parity,
+		// overflow) and sizes.
+		d.text(n, path, v.Addr().Interface().(encoding.TextUnmarshaler))
 		return
 	}
 	switch t.Kind() {
@@ -362,6 +404,7 @@ func (d *decoder) decode(n *yaml.Node, path string, v reflect.Value) {
 			d.errorf(n.Line, path, "want a string, not %s", kindName(n))
 			return
 		}
+		d.noteURL(n.Value)
 		v.SetString(n.Value)
 	case reflect.Bool:
 		b, err := strconv.ParseBool(n.Value)
@@ -406,6 +449,27 @@ func (d *decoder) decode(n *yaml.Node, path string, v reflect.Value) {
 	}
 }
 
+// text decodes a scalar with the type's own UnmarshalText. Its error is
+// reported as the type gives it: a *bridge.FieldError's message and hint.
+func (d *decoder) text(n *yaml.Node, path string, u encoding.TextUnmarshaler) {
+	if n.Kind != yaml.ScalarNode || isNull(n) {
+		if _, ok := u.(*spool.ByteSize); ok {
+			d.errorf(n.Line, path, "want a size such as 1GiB, not %s", kindName(n))
+		} else {
+			d.errorf(n.Line, path, "want a string, not %s", kindName(n))
+		}
+		return
+	}
+	d.noteURL(n.Value)
+	err := u.UnmarshalText([]byte(n.Value))
+	if err == nil {
+		return
+	}
+	for _, fe := range bridge.FieldErrors(err) {
+		d.errorf(n.Line, bridge.JoinPath(path, fe.Path), "%s", fieldMsg(fe))
+	}
+}
+
 // duration parses a Go duration string ("500ms", "1m30s"). A bare number is
 // an error: "interval: 5" would otherwise mean five nanoseconds.
 func (d *decoder) duration(n *yaml.Node, path string) (time.Duration, bool) {
@@ -428,26 +492,37 @@ func (d *decoder) duration(n *yaml.Node, path string) (time.Duration, bool) {
 	return dur, true
 }
 
-// fieldsOf maps the YAML keys of a struct type to field indexes.
-func fieldsOf(t reflect.Type) (map[string]int, []string) {
-	m := make(map[string]int)
+// fieldsOf maps the YAML keys of a struct type to field index paths (for
+// reflect.Value.FieldByIndex). The keys of an embedded struct tagged
+// `yaml:",inline"` are keys of the struct, as yaml.v3 has them.
+func fieldsOf(t reflect.Type) (map[string][]int, []string) {
+	m := make(map[string][]int)
 	var keys []string
-	for i := range t.NumField() {
-		f := t.Field(i)
-		if !f.IsExported() {
-			continue
+	var walk func(t reflect.Type, at []int)
+	walk = func(t reflect.Type, at []int) {
+		for i := range t.NumField() {
+			f := t.Field(i)
+			tag := f.Tag.Get("yaml")
+			name, opts, _ := strings.Cut(tag, ",")
+			idx := append(slices.Clone(at), i)
+			if f.Anonymous && f.Type.Kind() == reflect.Struct && name == "" && slices.Contains(strings.Split(opts, ","), "inline") {
+				walk(f.Type, idx)
+				continue
+			}
+			if !f.IsExported() || name == "-" {
+				continue
+			}
+			if name == "" {
+				name = strings.ToLower(f.Name)
+			}
+			if _, dup := m[name]; dup {
+				continue // the first field with the key wins
+			}
+			m[name] = idx
+			keys = append(keys, name)
 		}
-		tag := f.Tag.Get("yaml")
-		name, _, _ := strings.Cut(tag, ",")
-		if name == "-" {
-			continue
-		}
-		if name == "" {
-			name = strings.ToLower(f.Name)
-		}
-		m[name] = i
-		keys = append(keys, name)
 	}
+	walk(t, nil)
 	slices.Sort(keys)
 	return m, keys
 }
@@ -484,7 +559,14 @@ func (d *decoder) decodeStruct(n *yaml.Node, path string, v reflect.Value) {
 			continue
 		}
 		seen[k.Value] = true
-		d.decode(n.Content[i+1], kp, v.Field(fi))
+		fv := v.FieldByIndex(fi)
+		if isSizeField(v.Type(), fi) {
+			var size spool.ByteSize
+			d.decode(n.Content[i+1], kp, reflect.ValueOf(&size).Elem())
+			fv.SetInt(int64(size))
+			continue
+		}
+		d.decode(n.Content[i+1], kp, fv)
 	}
 }
 

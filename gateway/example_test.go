@@ -19,6 +19,15 @@ type recorderConfig struct {
 	Label string `yaml:"label"`
 }
 
+// Validate checks the settings; the gateway reports each field error at the
+// line of its key ("sinks[0].recorder.label").
+func (c recorderConfig) Validate() error {
+	if c.Label == "" {
+		return &bridge.FieldError{Path: "label", Msg: "required", Hint: "label: kitchen"}
+	}
+	return nil
+}
+
 // Example embeds the gateway: a program registers its own sink kind, loads
 // a configuration that uses it, builds the gateway and polls a simulated
 // meter once into it.
@@ -39,10 +48,7 @@ func Example() {
 	gateway.RegisterSink("recorder", gateway.SinkKind{
 		Config: func() any { return new(recorderConfig) },
 		Build: func(cfg any, env gateway.SinkEnv) (bridge.Sink, error) {
-			c := cfg.(*recorderConfig)
-			if c.Label == "" {
-				return nil, errors.New("label: required")
-			}
+			c := cfg.(*recorderConfig) // validated
 			return bridge.SinkFunc(func(ctx context.Context, batch []bridge.Sample) error {
 				mu.Lock()
 				defer mu.Unlock()

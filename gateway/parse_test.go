@@ -75,3 +75,26 @@ func mustRead(t *testing.T, path string) []byte {
 	require.NoError(t, err)
 	return b
 }
+
+// flatten returns the leaves of a tree of joined and wrapped errors,
+// keeping the wrapping text of single-wrapped errors.
+func flatten(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, flatten(e)...)
+		}
+		return out
+	}
+	if inner, ok := err.(interface{ Unwrap() error }); ok {
+		if j, ok := inner.Unwrap().(interface{ Unwrap() []error }); ok {
+			// A wrapper around a join ("opcua: source x: invalid config:
+			// <join>"): its leaves carry the detail.
+			return flatten(j.(error))
+		}
+	}
+	return []error{err}
+}

@@ -18,14 +18,19 @@ import (
 	"github.com/m2mbridge/m2mbridge/bridge/kafka"
 	"github.com/m2mbridge/m2mbridge/bridge/mqtt"
 	"github.com/m2mbridge/m2mbridge/bridge/nats"
+	"github.com/m2mbridge/m2mbridge/internal/redact"
 )
 
 // SinkKind is a kind of sink that a configuration can name in its sinks
 // list ("mqtt", "file", or one of the program's own). The loader decodes
 // the kind's block into the value Config returns, strictly (unknown keys,
-// wrong types and misplaced keys are errors with their lines), reads the
-// secrets, calls Validate when the value has one, and calls Build when the
-// gateway is built.
+// wrong types and misplaced keys are errors with their lines; a field whose
+// type implements encoding.TextUnmarshaler parses itself), reads the
+// secrets, calls Prepare, then the value's Validate method when it has one
+// (its *bridge.FieldError values, with YAML key paths relative to the
+// block, are reported at the lines of those keys), and calls Build. A
+// value with a Deprecations() []*bridge.FieldError method has those
+// reported as warnings (Report.Warnings), not errors.
 //
 // A configuration item names the kind as its one key; the common keys
 // (name, queue_size, batch_size, linger, overflow, retry) sit beside it:
@@ -45,14 +50,20 @@ type SinkKind struct {
 	// to Build in SinkEnv.Secrets.
 	Secrets []string
 
+	// Prepare, optional, completes the decoded settings in place with what
+	// the file does not hold, before Validate and Build: the secrets
+	// (SinkEnv.Secrets) and paths made relative to the configuration's
+	// directory (SinkEnv.Path).
+	Prepare func(cfg any, env SinkEnv)
+
 	// Build makes the sink from the decoded settings (the value Config
 	// returned, filled from the block; nil when Config is nil). It checks
 	// and must not dial: connections are made by the sink's Connect or
 	// first Write. The loader builds each sink once to check the
-	// configuration (and closes it) and again for the gateway. Its errors
-	// are reported at the line of the sink's block, or of the key each
-	// message begins with ("url: missing"); a *bridge.FieldError is
-	// reported at the line of its Path. On error the sink is ignored.
+	// configuration (and closes it) and again for the gateway, each time
+	// from a freshly decoded and prepared value. A *bridge.FieldError it
+	// returns is reported at the line of its Path; other errors at the
+	// line of the sink's block. On error the sink is ignored.
 	Build func(cfg any, env SinkEnv) (bridge.Sink, error)
 
 	// Describe says where the sink writes, for -check and the logs
@@ -142,7 +153,7 @@ func (k SinkKind) isSecret(key string) bool {
 	return slices.ContainsFunc(k.Secrets, func(s string) bool { return key == s || key == s+"_env" || key == s+"_file" })
 }
 
-var sinkCommonKeys, _ = fieldsOf(reflect.TypeFor[sinkCommon]())
+var sinkCommonKeys, _ = fieldsOf(reflect.TypeFor[sinkItem]())
 
 var sinkKindRE = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 
@@ -162,16 +173,16 @@ func init() {
 		Build: func(cfg any, env SinkEnv) (bridge.Sink, error) {
 			c := cfg.(*fileSinkConfig)
 			if c.Path == "" {
-				return nil, fmt.Errorf("path: required: the file to append JSON lines to")
+				return nil, &bridge.FieldError{Path: "path", Msg: "required: the file to append JSON lines to"}
 			}
 			path := env.Path(c.Path)
 			// The file is created when the sink first writes; its
 			// directory must be there already.
 			dir := filepath.Dir(path)
 			if st, err := os.Stat(dir); err != nil {
-				return nil, fmt.Errorf("path: directory %s does not exist", dir)
+				return nil, bridge.FieldErrorf("path", "directory %s does not exist", dir)
 			} else if !st.IsDir() {
-				return nil, fmt.Errorf("path: %s is not a directory", dir)
+				return nil, bridge.FieldErrorf("path", "%s is not a directory", dir)
 			}
 			return &lazyFile{path: path}, nil
 		},
@@ -182,72 +193,76 @@ func init() {
 	RegisterSink("mqtt", SinkKind{
 		Config:  func() any { return new(mqtt.Config) },
 		Secrets: []string{"password"},
-		Build: func(cfg any, env SinkEnv) (bridge.Sink, error) {
-			c := *cfg.(*mqtt.Config)
+		Prepare: func(cfg any, env SinkEnv) {
+			c := cfg.(*mqtt.Config)
 			c.Password = env.Secrets["password"]
 			c.CAFile, c.CertFile, c.KeyFile = env.Path(c.CAFile), env.Path(c.CertFile), env.Path(c.KeyFile)
-			return mqtt.New(c)
 		},
+		Build: func(cfg any, _ SinkEnv) (bridge.Sink, error) { return mqtt.New(*cfg.(*mqtt.Config)) },
 		Describe: func(cfg any, _ SinkEnv) string {
 			c := cfg.(*mqtt.Config)
-			return fmt.Sprintf("mqtt %s topic %q qos %d", redactURL(c.URL), orDefault(c.Topic, mqtt.DefaultTopic), c.QoS)
+			return fmt.Sprintf("mqtt %s topic %q qos %d", redact.URL(c.URL), orDefault(c.Topic, mqtt.DefaultTopic), c.QoS)
 		},
 	})
 	RegisterSink("nats", SinkKind{
 		Config:  func() any { return new(nats.Config) },
 		Secrets: []string{"password", "token"},
-		Build: func(cfg any, env SinkEnv) (bridge.Sink, error) {
-			c := *cfg.(*nats.Config)
+		Prepare: func(cfg any, env SinkEnv) {
+			c := cfg.(*nats.Config)
 			c.Password, c.Token = env.Secrets["password"], env.Secrets["token"]
 			c.CAFile, c.CertFile, c.KeyFile, c.CredsFile = env.Path(c.CAFile), env.Path(c.CertFile), env.Path(c.KeyFile), env.Path(c.CredsFile)
-			return nats.New(c)
 		},
+		Build: func(cfg any, _ SinkEnv) (bridge.Sink, error) { return nats.New(*cfg.(*nats.Config)) },
 		Describe: func(cfg any, _ SinkEnv) string {
 			c := cfg.(*nats.Config)
 			js := ""
 			if c.JetStream {
 				js = " jetstream"
 			}
-			return fmt.Sprintf("nats %s subject %q%s", redactURL(c.URL), orDefault(c.Subject, nats.DefaultSubject), js)
+			return fmt.Sprintf("nats %s subject %q%s", redact.URL(c.URL), orDefault(c.Subject, nats.DefaultSubject), js)
 		},
 	})
 	RegisterSink("kafka", SinkKind{
 		Config:  func() any { return new(kafka.Config) },
 		Secrets: []string{"password"},
-		Build: func(cfg any, env SinkEnv) (bridge.Sink, error) {
-			c := *cfg.(*kafka.Config)
+		Prepare: func(cfg any, env SinkEnv) {
+			c := cfg.(*kafka.Config)
 			c.Password = env.Secrets["password"]
 			c.CAFile, c.CertFile, c.KeyFile = env.Path(c.CAFile), env.Path(c.CertFile), env.Path(c.KeyFile)
-			return kafka.New(c)
 		},
+		Build: func(cfg any, _ SinkEnv) (bridge.Sink, error) { return kafka.New(*cfg.(*kafka.Config)) },
 		Describe: func(cfg any, _ SinkEnv) string {
 			c := cfg.(*kafka.Config)
-			return fmt.Sprintf("kafka %s topic %q", strings.Join(c.Brokers, ","), orDefault(c.Topic, "m2m"))
+			brokers := make([]string, len(c.Brokers))
+			for i, b := range c.Brokers {
+				brokers[i] = redact.URL(b)
+			}
+			return fmt.Sprintf("kafka %s topic %q", strings.Join(brokers, ","), orDefault(c.Topic, "m2m"))
 		},
 	})
 	RegisterSink("influx", SinkKind{
 		Config:  func() any { return new(influx.Config) },
 		Secrets: []string{"password", "token"},
-		Build: func(cfg any, env SinkEnv) (bridge.Sink, error) {
-			c := *cfg.(*influx.Config)
+		Prepare: func(cfg any, env SinkEnv) {
+			c := cfg.(*influx.Config)
 			c.Password, c.Token = env.Secrets["password"], env.Secrets["token"]
 			c.CAFile, c.CertFile, c.KeyFile = env.Path(c.CAFile), env.Path(c.CertFile), env.Path(c.KeyFile)
-			return influx.New(c)
 		},
+		Build: func(cfg any, _ SinkEnv) (bridge.Sink, error) { return influx.New(*cfg.(*influx.Config)) },
 		Describe: func(cfg any, _ SinkEnv) string {
 			c := cfg.(*influx.Config)
-			return fmt.Sprintf("influx %s %s%s", redactURL(c.URL), c.Database, c.Bucket)
+			return fmt.Sprintf("influx %s %s%s", redact.URL(c.URL), c.Database, c.Bucket)
 		},
 	})
 	RegisterSink("http", SinkKind{
 		Config:  func() any { return new(httpsink.Config) },
 		Secrets: []string{"password", "token"},
-		Build: func(cfg any, env SinkEnv) (bridge.Sink, error) {
-			c := *cfg.(*httpsink.Config)
+		Prepare: func(cfg any, env SinkEnv) {
+			c := cfg.(*httpsink.Config)
 			c.Password, c.Token = env.Secrets["password"], env.Secrets["token"]
 			c.CAFile, c.CertFile, c.KeyFile = env.Path(c.CAFile), env.Path(c.CertFile), env.Path(c.KeyFile)
-			return httpsink.New(c)
 		},
-		Describe: func(cfg any, _ SinkEnv) string { return "http " + redactURL(cfg.(*httpsink.Config).URL) },
+		Build:    func(cfg any, _ SinkEnv) (bridge.Sink, error) { return httpsink.New(*cfg.(*httpsink.Config)) },
+		Describe: func(cfg any, _ SinkEnv) string { return "http " + redact.URL(cfg.(*httpsink.Config).URL) },
 	})
 }

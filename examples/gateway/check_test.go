@@ -21,7 +21,11 @@ func TestCheckErrors(t *testing.T) {
 		name := strings.TrimSuffix(filepath.Base(f), ".yaml")
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			code, stdout, stderr := runGateway(t, "testdata/check", nil, "-config", name+".yaml", "-check")
+			// check-gaps.yaml names a password variable that is set
+			// but empty.
+			env := []string{"M2MB_TEST_EMPTY_SECRET="}
+			code, stdout, stderr := runGateway(t, "testdata/check", env, "-config", name+".yaml", "-check")
+			assert.NotContains(t, stdout+stderr, "PW", "url-secrets.yaml: a URL's secrets are never printed")
 			assert.Equal(t, 1, code, "exit code")
 			assert.Empty(t, stdout, "a failed check prints no plan")
 			golden := filepath.Join("testdata/check", name+".golden")
@@ -113,4 +117,42 @@ sink file: file out.jsonl (JSON lines); queue 100, batch 100, overflow drop_olde
 `
 	assert.Equal(t, want, stdout)
 	assert.NoFileExists(t, filepath.Join(dir, "out.jsonl"))
+}
+
+// TestCheckRedactsURLs: -check prints a URL's query values and passwords as
+// xxxxx (issue 10, defect 8), in the plan as in errors (url-secrets.yaml).
+func TestCheckRedactsURLs(t *testing.T) {
+	dir := t.TempDir()
+	writeConfig(t, dir, `
+devices:
+  - name: meter1
+    modbus: {url: tcp://127.0.0.1:5020}
+    points: [{name: v, table: input, address: 0, type: float32}]
+sinks:
+  - http: {url: "https://127.0.0.1:8443/ingest?api_key=PW&site=PW2"}
+`)
+	code, stdout, stderr := runGateway(t, dir, nil, "-check")
+	require.Equal(t, 0, code, stderr)
+	assert.Contains(t, stdout, "sink http: http https://127.0.0.1:8443/ingest?api_key=xxxxx&site=xxxxx;")
+	assert.NotContains(t, stdout+stderr, "PW")
+}
+
+// TestCheckDeprecated: a deprecated setting (the HTTP sink's retries, now
+// the bridge's retry block) is accepted and ignored, and -check says so
+// with its line; the run logs it.
+func TestCheckDeprecated(t *testing.T) {
+	dir := t.TempDir()
+	writeConfig(t, dir, `
+devices:
+  - name: meter1
+    modbus: {url: tcp://127.0.0.1:5020}
+    points: [{name: v, table: input, address: 0, type: float32}]
+sinks:
+  - http:
+      url: http://127.0.0.1:8080/ingest
+      retries: 3
+`)
+	code, stdout, stderr := runGateway(t, dir, nil, "-check")
+	require.Equal(t, 0, code, stderr)
+	assert.Contains(t, stdout, "\nwarning: gateway.yaml:9: sinks[0].http.retries: deprecated and ignored: the sink sends each request once (set the sink's retry: block instead; remove retries)\n")
 }

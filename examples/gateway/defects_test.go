@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net/http/httptest"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -11,6 +12,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/m2mbridge/m2mbridge/bridge"
+	"github.com/m2mbridge/m2mbridge/modbus/modbustest"
 )
 
 // TestMetricsAddressChecked: -check (and a run) refuses a -metrics address
@@ -96,4 +100,43 @@ func TestVersion(t *testing.T) {
 	code, stdout, stderr := runGateway(t, t.TempDir(), nil, "-version")
 	require.Equal(t, 0, code, stderr)
 	assert.Regexp(t, regexp.MustCompile(`^gateway github\.com/m2mbridge/m2mbridge \S+.* go1\.\S+\n$`), stdout)
+}
+
+// TestUnitAsWritten: unit: 0 is unit 0 on Modbus TCP (issue 10, defect 6:
+// it used to become unit 1), and a device without a unit is unit 1. The
+// simulator answers only the one unit, so a wrong unit gives no reading
+// and -once fails.
+func TestUnitAsWritten(t *testing.T) {
+	for _, tc := range []struct {
+		name, key string
+		unit      uint8
+	}{
+		{"unit 0", "unit: 0, ", 0},
+		{"no unit", "", 1},
+		{"unit 7", "unit: 7, ", 7},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, _ := sdm630(t, modbustest.WithUnits(tc.unit))
+			dir := t.TempDir()
+			writeConfig(t, dir, fmt.Sprintf(`
+devices:
+  - name: meter1
+    modbus: {%surl: %s, timeout: 300ms}
+    profile: eastron-sdm630
+sinks:
+  - file: {path: samples.jsonl}
+`, tc.key, srv.URL()))
+			code, stdout, stderr := runGateway(t, dir, nil, "-check")
+			require.Equal(t, 0, code, stderr)
+			assert.Contains(t, stdout, fmt.Sprintf("device meter1: modbus %s unit %d,", srv.URL(), tc.unit))
+
+			code, _, stderr = runGateway(t, dir, nil, "-once")
+			require.Equal(t, 0, code, stderr)
+			samples := readSamples(t, filepath.Join(dir, "samples.jsonl"))
+			require.NotEmpty(t, samples)
+			for _, s := range samples {
+				require.Equal(t, bridge.Good, s.Quality, "%s: %s", s.Point, s.Reason)
+			}
+		})
+	}
 }

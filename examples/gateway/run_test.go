@@ -420,7 +420,7 @@ spool: {dir: spool, max_bytes: 1KiB}
 `, srv.URL()))
 	code, _, stderr := runGateway(t, dir, nil)
 	assert.Equal(t, 1, code)
-	assert.Contains(t, stderr, "gateway.yaml:9: spool.max_bytes: 1024 bytes is below the least")
+	assert.Contains(t, stderr, "gateway.yaml:9: spool.max_bytes: 1KiB is out of range: from 16KiB to 16TiB")
 	assert.Contains(t, stderr, "nothing started")
 	assert.Zero(t, srv.RequestCount())
 	assert.NoFileExists(t, filepath.Join(dir, "samples.jsonl"))
