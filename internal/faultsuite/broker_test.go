@@ -58,21 +58,14 @@ func TestBrokerOutage(t *testing.T) {
 	label, ref := reference(t)
 	srv := meter(t)
 	g, stop := start(t, fmt.Sprintf(`
-devices:
-  - name: meter1
-    interval: 20ms
-    modbus: {url: %s}
-    points:
-      - {name: voltage, table: input, address: 0, type: float32, unit: V}
-      - {name: current, table: input, address: 2, type: float32, unit: A}
-sinks:
+%ssinks:
   - reference: {label: %s}
   - mqtt: {url: "tcp://%s", topic: "%s/{source}/{point}", qos: 1}
     overflow: spool
     retry: {initial: 20ms, max: 200ms}
 spool: {dir: %s}
 shutdown: {drain_timeout: 20s}
-`, srv.URL(), label, px.Addr(), prefix, filepath.Join(t.TempDir(), "spool")))
+`, meterYAML(srv.URL(), "20ms", 2, ""), label, px.Addr(), prefix, filepath.Join(t.TempDir(), "spool")))
 	stopScrape := make(chan struct{})
 	wg := scrape(t, g, stopScrape)
 

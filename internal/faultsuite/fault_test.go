@@ -220,6 +220,22 @@ func meter(t *testing.T, opts ...modbustest.Option) *modbustest.Server {
 	return srv
 }
 
+// meterYAML is the devices section for the meter: polled every interval,
+// its first n points (voltage, current, energy), with extra settings for its
+// modbus block (", timeout: 200ms").
+func meterYAML(url, interval string, n int, extra string) string {
+	points := []string{
+		"{name: voltage, table: input, address: 0, type: float32, unit: V}",
+		"{name: current, table: input, address: 2, type: float32, unit: A}",
+		"{name: energy, table: input, address: 4, type: float32, unit: kWh}",
+	}
+	y := fmt.Sprintf("devices:\n  - name: meter1\n    interval: %s\n    modbus: {url: %s%s}\n    points:\n", interval, url, extra)
+	for _, p := range points[:n] {
+		y += "      - " + p + "\n"
+	}
+	return y
+}
+
 // start builds the gateway from yaml and runs it until the returned stop is
 // called; stop returns Run's error.
 func start(t *testing.T, yaml string) (*gateway.Gateway, func() error) {
@@ -260,11 +276,19 @@ func sinkStats(t *testing.T, g *gateway.Gateway, name string) bridge.SinkStats {
 	return bridge.SinkStats{}
 }
 
+// sums returns the two sides of a sink's invariant: accepted + replayed, and
+// delivered + rejected + failed + dropped + aborted + left + queued + in
+// flight.
+func sums(st bridge.SinkStats) (in, out uint64) {
+	in = st.Accepted + st.Replayed
+	out = st.Delivered + st.Rejected + st.Failed + st.Dropped + st.Aborted + st.Left + uint64(st.Queued) + uint64(st.InFlight)
+	return in, out
+}
+
 // addsUp asserts a sink's counters add up.
 func addsUp(t *testing.T, st bridge.SinkStats) {
 	t.Helper()
-	in := st.Accepted + st.Replayed
-	out := st.Delivered + st.Rejected + st.Failed + st.Dropped + st.Aborted + st.Left + uint64(st.Queued) + uint64(st.InFlight)
+	in, out := sums(st)
 	assert.Equal(t, in, out, "sink %s: accepted+replayed != delivered+rejected+failed+dropped+aborted+left+queued+inflight: %+v", st.Name, st)
 }
 
@@ -282,9 +306,7 @@ func scrape(t *testing.T, g *gateway.Gateway, stop <-chan struct{}) *sync.WaitGr
 			default:
 			}
 			for _, st := range g.Bridge().Stats().Sinks {
-				in := st.Accepted + st.Replayed
-				out := st.Delivered + st.Rejected + st.Failed + st.Dropped + st.Aborted + st.Left + uint64(st.Queued) + uint64(st.InFlight)
-				if in != out {
+				if in, out := sums(st); in != out {
 					t.Errorf("scrape: sink %s counters do not add up: %+v", st.Name, st)
 					return
 				}
@@ -320,14 +342,7 @@ func TestHTTPUnauthorisedKeepsTheSpool(t *testing.T) {
 	srv := meter(t)
 	dir := t.TempDir()
 	g, stop := start(t, fmt.Sprintf(`
-devices:
-  - name: meter1
-    interval: 20ms
-    modbus: {url: %s}
-    points:
-      - {name: voltage, table: input, address: 0, type: float32, unit: V}
-      - {name: current, table: input, address: 2, type: float32, unit: A}
-sinks:
+%ssinks:
   - reference: {label: %s}
   - http: {url: %s}
     overflow: spool
@@ -336,7 +351,7 @@ sinks:
 spool: {dir: %s}
 health: {max_failing: 100ms}
 shutdown: {drain_timeout: 10s}
-`, srv.URL(), label, ep.URL, filepath.Join(dir, "spool")))
+`, meterYAML(srv.URL(), "20ms", 2, ""), label, ep.URL, filepath.Join(dir, "spool")))
 	stopScrape := make(chan struct{})
 	wg := scrape(t, g, stopScrape)
 
@@ -381,22 +396,14 @@ func TestHTTPBadSampleGoesToTheDeadLetter(t *testing.T) {
 	srv := meter(t)
 	dir := t.TempDir()
 	g, stop := start(t, fmt.Sprintf(`
-devices:
-  - name: meter1
-    interval: 20ms
-    modbus: {url: %s}
-    points:
-      - {name: voltage, table: input, address: 0, type: float32, unit: V}
-      - {name: current, table: input, address: 2, type: float32, unit: A}
-      - {name: energy, table: input, address: 4, type: float32, unit: kWh}
-sinks:
+%ssinks:
   - reference: {label: %s}
   - http: {url: %s}
     overflow: spool
     batch_size: 30
     retry: {initial: 20ms, max: 200ms}
 spool: {dir: %s}
-`, srv.URL(), label, ep.URL, filepath.Join(dir, "spool")))
+`, meterYAML(srv.URL(), "20ms", 3, ""), label, ep.URL, filepath.Join(dir, "spool")))
 	waitFor(t, "300 samples", 20*time.Second, func() bool { return ref.len() >= 300 })
 	produced := ref.len()
 	waitFor(t, "every good sample to arrive", 30*time.Second, func() bool {
@@ -443,22 +450,14 @@ func TestSoak(t *testing.T) {
 	)))
 	dir := t.TempDir()
 	g, stop := start(t, fmt.Sprintf(`
-devices:
-  - name: meter1
-    interval: 10ms
-    modbus: {url: %s, timeout: 200ms}
-    points:
-      - {name: voltage, table: input, address: 0, type: float32, unit: V}
-      - {name: current, table: input, address: 2, type: float32, unit: A}
-      - {name: energy, table: input, address: 4, type: float32, unit: kWh}
-sinks:
+%ssinks:
   - reference: {label: %s}
   - http: {url: %s}
     overflow: spool
     batch_size: 200
     retry: {initial: 20ms, max: 1s}
 spool: {dir: %s, max_bytes: 64MiB}
-`, srv.URL(), label, ep.URL, filepath.Join(dir, "spool")))
+`, meterYAML(srv.URL(), "10ms", 3, ", timeout: 200ms"), label, ep.URL, filepath.Join(dir, "spool")))
 	stopScrape := make(chan struct{})
 	wg := scrape(t, g, stopScrape)
 	statuses := []int{http.StatusUnauthorized, http.StatusServiceUnavailable, http.StatusTooManyRequests, http.StatusOK}

@@ -50,15 +50,7 @@ func spoolOnAFullDisk(t *testing.T) {
 	srv := meter(t)
 	dir := t.TempDir()
 	g, stop := start(t, fmt.Sprintf(`
-devices:
-  - name: meter1
-    interval: 10ms
-    modbus: {url: %s}
-    points:
-      - {name: voltage, table: input, address: 0, type: float32, unit: V}
-      - {name: current, table: input, address: 2, type: float32, unit: A}
-      - {name: energy, table: input, address: 4, type: float32, unit: kWh}
-sinks:
+%ssinks:
   - http: {url: %s}
     overflow: spool
     retry: {initial: 20ms, max: 200ms}
@@ -66,7 +58,7 @@ sinks:
 spool: {dir: %s}
 health: {max_failing: 100ms}
 shutdown: {drain_timeout: 10s}
-`, srv.URL(), ep.URL, label, filepath.Join(dir, "spool")))
+`, meterYAML(srv.URL(), "10ms", 3, ""), ep.URL, label, filepath.Join(dir, "spool")))
 	stopScrape := make(chan struct{})
 	wg := scrape(t, g, stopScrape)
 

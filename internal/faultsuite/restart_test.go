@@ -24,21 +24,14 @@ func TestRestartWithABacklog(t *testing.T) {
 	spoolDir := filepath.Join(t.TempDir(), "spool")
 	config := func(label string) string {
 		return fmt.Sprintf(`
-devices:
-  - name: meter1
-    interval: 10ms
-    modbus: {url: %s}
-    points:
-      - {name: voltage, table: input, address: 0, type: float32, unit: V}
-      - {name: current, table: input, address: 2, type: float32, unit: A}
-sinks:
+%ssinks:
   - reference: {label: %s}
   - http: {url: %s}
     overflow: spool
     retry: {initial: 20ms, max: 100ms}
 spool: {dir: %s}
 shutdown: {drain_timeout: 300ms}
-`, srv.URL(), label, ep.URL, spoolDir)
+`, meterYAML(srv.URL(), "10ms", 2, ""), label, ep.URL, spoolDir)
 	}
 
 	label1, ref1 := reference(t)
