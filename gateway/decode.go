@@ -15,6 +15,7 @@ import (
 
 	"github.com/m2mbridge/m2mbridge/bridge"
 	"github.com/m2mbridge/m2mbridge/bridge/spool"
+	"github.com/m2mbridge/m2mbridge/internal/cfgcheck"
 	"github.com/m2mbridge/m2mbridge/internal/redact"
 )
 
@@ -630,34 +631,5 @@ func suggest(key string, keys []string) string {
 }
 
 // nearest returns the key of keys nearest to key, or "" when none is
-// close.
-func nearest(key string, keys []string) string {
-	best, bestD := "", 3
-	for _, k := range keys {
-		if dist := editDistance(key, k); dist < bestD {
-			best, bestD = k, dist
-		}
-	}
-	return best
-}
-
-// editDistance is the Levenshtein distance of a and b.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			c := 1
-			if a[i-1] == b[j-1] {
-				c = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+c)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
-}
+// close (cfgcheck.Suggest, the rule every package's hints use).
+func nearest(key string, keys []string) string { return cfgcheck.Suggest(key, keys...) }

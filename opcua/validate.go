@@ -14,6 +14,7 @@ import (
 	"github.com/gopcua/opcua/ua"
 
 	"github.com/m2mbridge/m2mbridge/bridge"
+	"github.com/m2mbridge/m2mbridge/internal/cfgcheck"
 	"github.com/m2mbridge/m2mbridge/internal/redact"
 )
 
@@ -406,45 +407,12 @@ func (f *fieldErrs) fromErr(path string, err error) {
 	f.add(path, "%s", err)
 }
 
-// didYouMean returns `did you mean "x"?` for the candidate closest to s
-// (case, '-', '_' and spaces ignored; at most a third of its letters off),
-// or "".
+// didYouMean returns `did you mean "x"?` for the one candidate close to s
+// (cfgcheck.Suggest: case, '-', '_' and spaces ignored; at most a third of
+// its letters off), or "".
 func didYouMean(s string, candidates ...string) string {
-	norm := func(x string) string {
-		return strings.ToLower(strings.NewReplacer("-", "", "_", "", " ", "").Replace(x))
+	if best := cfgcheck.Suggest(s, candidates...); best != "" {
+		return fmt.Sprintf("did you mean %q?", best)
 	}
-	best, bestD := "", math.MaxInt
-	for _, c := range candidates {
-		if d := editDistance(norm(s), norm(c)); d < bestD {
-			best, bestD = c, d
-		}
-	}
-	if best == "" || bestD > max(1, len(norm(best))/3) {
-		return ""
-	}
-	return fmt.Sprintf("did you mean %q?", best)
-}
-
-// editDistance is the Levenshtein distance between a and b.
-func editDistance(a, b string) int {
-	if len(a) > 64 || len(b) > 64 {
-		return math.MaxInt // not a misspelling
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
+	return ""
 }

@@ -1,5 +1,5 @@
-// Package cfgcheck holds what the sinks' Validate methods and constructors
-// share beyond ranges ([limits]) and TLS files ([tlsfiles]): the error a
+// Package cfgcheck holds what the Validate methods and constructors of the
+// sinks (and the "did you mean" of opcua and the gateway, [Suggest]) share beyond ranges ([limits]) and TLS files ([tlsfiles]): the error a
 // constructor returns ([Wrap]), unknown enum values with a "did you mean"
 // hint ([Enum]), and the rule for empty secrets ([Secret]). Every error is
 // a *bridge.FieldError whose path is the setting's YAML key.
