@@ -52,6 +52,9 @@ type device struct {
 	ua       *opcua.Source
 	nodes    []opcua.Node
 	mode     opcua.Mode
+	// inboxOpts is the device's inbox in the bridge, when the file sets
+	// one (see deviceConfig.Inbox).
+	inboxOpts *bridge.SourceOptions
 }
 
 // sinkEntry is one configured sink.
@@ -159,6 +162,11 @@ func (g *assembly) buildDevices(d *decoder, cfg *fileConfig, dir string, log *sl
 		requireName := func() {
 			if dc.Name == "" {
 				d.errAt(join(p, "name"), "required: the device's name, the source of its samples")
+			}
+		}
+		if dc.Inbox != nil {
+			for _, fe := range bridge.FieldErrors(dc.Inbox.Validate()) {
+				d.errAt(bridge.JoinPath(join(p, "inbox"), fe.Path), "%s", fieldMsg(fe))
 			}
 		}
 		switch {
@@ -327,7 +335,7 @@ func (g *assembly) modbusDevice(d *decoder, p string, dc deviceConfig, dir strin
 	if len(d.errs) > nerr {
 		return modbus.DeviceConfig{}, nil, false
 	}
-	dev := &device{name: dc.Name, kind: "modbus", interval: dc.Interval, unit: unit, link: redact.URL(conn.URL),
+	dev := &device{name: dc.Name, kind: "modbus", interval: dc.Interval, unit: unit, link: redact.URL(conn.URL), inboxOpts: dc.Inbox,
 		desc: fmt.Sprintf("modbus %s unit %d", redact.URL(conn.URL), unit)}
 	if dev.interval == 0 {
 		dev.interval = time.Second
@@ -559,8 +567,19 @@ func (g *assembly) opcuaDevice(d *decoder, p string, dc deviceConfig, dir string
 	if interval == 0 {
 		interval = opcua.DefaultInterval
 	}
+	inbox := dc.Inbox
+	if cfg.Buffer > 0 {
+		// The OPC UA source has no queue of its own any more; its old
+		// buffer (batches of one sample per node) becomes the bridge's
+		// inbox for it, unless the device sets one.
+		q := min(cfg.Buffer*max(len(cfg.Nodes), 1), bridge.MaxQueueSize)
+		if inbox == nil {
+			inbox = &bridge.SourceOptions{QueueSize: q, Overflow: bridge.OverflowDropOldest}
+		}
+		d.warnAt(join(up, "buffer"), "deprecated: the bridge owns the queue now; write inbox: {queue_size: %d, overflow: drop_oldest} at the device level", q)
+	}
 	g.devices = append(g.devices, &device{
-		name: dc.Name, kind: "opcua", interval: interval, ua: src, nodes: cfg.Nodes, mode: mode,
+		name: dc.Name, kind: "opcua", interval: interval, ua: src, nodes: cfg.Nodes, mode: mode, inboxOpts: inbox,
 		desc: fmt.Sprintf("opcua %s %s", redact.URL(cfg.Endpoint), mode),
 	})
 }

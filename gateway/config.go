@@ -40,6 +40,12 @@ type deviceConfig struct {
 	Profile  string         `yaml:"profile"`
 	Points   []modbus.Point `yaml:"points"`
 	Nodes    []opcua.Node   `yaml:"nodes"`
+	// Inbox, when set, gives the device a bounded inbox of its own in the
+	// bridge (bridge.SourceOptions, checked by its Validate): queue_size
+	// samples, overflow block or drop_oldest. Without it a Modbus device
+	// has none (its poller waits for the sinks) and an OPC UA device one of
+	// opcuaInbox samples per node, drop_oldest.
+	Inbox *bridge.SourceOptions `yaml:"inbox"`
 }
 
 // modbusBlock is a device's modbus block: the link's settings

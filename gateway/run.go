@@ -110,11 +110,15 @@ type deviceSource struct {
 // with overflow: block holds everything up.
 const opcuaInbox = 64
 
-// inbox returns the bridge's source options for the device: none for a
-// Modbus poller (it waits for the sinks, which only slows the polls), a
-// bounded drop-oldest inbox for an OPC UA subscription.
+// inbox returns the bridge's source options for the device: what the file
+// says (inbox: {queue_size, overflow}); else none for a Modbus poller (it
+// waits for the sinks, which only slows the polls), and a bounded
+// drop-oldest inbox for an OPC UA subscription.
 func (d *device) inbox() bridge.SourceOptions {
-	if d.ua == nil {
+	switch {
+	case d.inboxOpts != nil:
+		return *d.inboxOpts
+	case d.ua == nil:
 		return bridge.SourceOptions{}
 	}
 	return bridge.SourceOptions{
