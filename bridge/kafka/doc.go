@@ -83,6 +83,13 @@
 // When no broker answers, Write gives up after DeliveryTimeout with
 // [ErrDeliveryTimeout].
 //
+// franz-go produces only to the first instance of a topic: when a topic is
+// deleted and recreated, or the cluster comes back without its data, its
+// records fail with UNKNOWN_TOPIC_ID. Write reports that (retriable) and
+// purges the topic from the client, so the Bridge's retry produces to the
+// new topic (on Kafka before 4.1 the first records there may be duplicated
+// or out of order; see franz-go's README, "Topic recreation").
+//
 // # Tests
 //
 // No Kafka broker is available where this package is developed: its tests
@@ -90,7 +97,8 @@
 // (github.com/twmb/franz-go/pkg/kfake), which speaks the real Kafka wire
 // protocol, including SASL and TLS. They read every record back with a kgo
 // consumer and check its topic, key, value and per-point order, and they
-// stop and restart the cluster under a running sink.
+// stop and restart the cluster under a running sink, both with its data
+// (kfake.DataDir, as a restarted broker) and without (the topic recreated).
 //
 // # Ranges
 //

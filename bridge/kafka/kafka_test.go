@@ -271,50 +271,110 @@ func TestPartialFailure(t *testing.T) {
 	assert.Empty(t, bridgetest.Match([]bridge.Sample{batch[0], batch[3]}, decode(t, recs)))
 }
 
-func TestClusterGoneAndBack(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation())
-	require.NoError(t, err)
-	addrs := c.ListenAddrs()
-	_, portText, err := net.SplitHostPort(addrs[0])
-	require.NoError(t, err)
-	port, err := strconv.Atoi(portText)
-	require.NoError(t, err)
+// restartable is a one-broker kfake cluster that goes away and comes back on
+// the same address.
+type restartable struct {
+	opts  []kfake.Opt
+	addrs []string
+	port  int
+	c     *kfake.Cluster
+}
 
-	topic := uniqueTopic("outage")
-	s := newSink(t, kafka.Config{Brokers: addrs, Topic: topic, AutoCreateTopics: true, DeliveryTimeout: 2 * time.Second})
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	batch := func(from int) []bridge.Sample {
-		var b []bridge.Sample
-		for i := from; i < from+10; i++ {
-			b = append(b, bridge.Sample{Source: "m", Point: "p", Value: bridge.Int(int64(i)), Time: time.Unix(0, int64(i))})
-		}
-		return b
+// outages are the ways a cluster comes back after an outage.
+var outages = []struct {
+	name string
+	keep bool
+}{
+	// A restarted broker keeps its logs, so each topic keeps its ID.
+	{"Restarted", true},
+	// A cluster rebuilt without its data (a broker whose volume was lost)
+	// creates the topic anew, under a new ID: to the client, the topic was
+	// deleted and recreated.
+	{"Rebuilt", false},
+}
+
+// newRestartable starts a cluster that keeps its data across a restart when
+// keep is set (kfake.DataDir) and comes back empty otherwise.
+func newRestartable(t *testing.T, keep bool) *restartable {
+	t.Helper()
+	r := &restartable{opts: []kfake.Opt{kfake.NumBrokers(1), kfake.AllowAutoTopicCreation()}}
+	if keep {
+		r.opts = append(r.opts, kfake.DataDir(t.TempDir()))
 	}
-	require.NoError(t, s.Write(ctx, batch(0)))
+	c, err := kfake.NewCluster(r.opts...)
+	require.NoError(t, err)
+	r.c = c
+	r.addrs = c.ListenAddrs()
+	_, portText, err := net.SplitHostPort(r.addrs[0])
+	require.NoError(t, err)
+	r.port, err = strconv.Atoi(portText)
+	require.NoError(t, err)
+	t.Cleanup(r.stop)
+	return r
+}
 
-	c.Close() // the cluster goes away: writes fail, worth retrying
-	err = s.Write(ctx, batch(10))
-	require.ErrorIs(t, err, kafka.ErrDeliveryTimeout)
-	assert.True(t, bridge.IsRetriable(err), "%v", err)
+// stop takes the cluster away.
+func (r *restartable) stop() {
+	if r.c != nil {
+		r.c.Close()
+		r.c = nil
+	}
+}
 
-	// It comes back on the same address (with empty logs: kfake keeps
-	// nothing across a restart).
-	var c2 *kfake.Cluster
-	require.Eventually(t, func() bool {
-		c2, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(), kfake.Ports(port))
-		return err == nil
-	}, 10*time.Second, 50*time.Millisecond, "restart kfake on port %d: %v", port, err)
-	defer c2.Close()
-	require.Eventually(t, func() bool { err = s.Write(ctx, batch(10)); return err == nil },
-		30*time.Second, 100*time.Millisecond, "write after the cluster came back: %v", err)
-	require.NoError(t, s.Write(ctx, batch(20)))
-	want := append(batch(10), batch(20)...)
-	wctx, wcancel := context.WithTimeout(ctx, 15*time.Second)
-	defer wcancel()
-	recs, err := consumeUntil(wctx, c2.ListenAddrs(), arrived(t, want), topic)
-	assert.NoError(t, err)
-	assert.Empty(t, bridgetest.Match(want, decode(t, recs)))
+// start brings the cluster back on its address, retrying until the port is
+// free again.
+func (r *restartable) start(t *testing.T) {
+	t.Helper()
+	require.EventuallyWithT(t, func(ct *assert.CollectT) {
+		c, err := kfake.NewCluster(append(r.opts, kfake.Ports(r.port))...)
+		if assert.NoError(ct, err, "restart kfake on port %d", r.port) {
+			r.c = c
+		}
+	}, 10*time.Second, 50*time.Millisecond)
+}
+
+func TestClusterGoneAndBack(t *testing.T) {
+	for _, oc := range outages {
+		t.Run(oc.name, func(t *testing.T) {
+			r := newRestartable(t, oc.keep)
+			topic := uniqueTopic("outage")
+			s := newSink(t, kafka.Config{Brokers: r.addrs, Topic: topic, AutoCreateTopics: true, DeliveryTimeout: 2 * time.Second})
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			batch := func(from int) []bridge.Sample {
+				var b []bridge.Sample
+				for i := from; i < from+10; i++ {
+					b = append(b, bridge.Sample{Source: "m", Point: "p", Value: bridge.Int(int64(i)), Time: time.Unix(0, int64(i))})
+				}
+				return b
+			}
+			require.NoError(t, s.Write(ctx, batch(0)))
+
+			r.stop() // the cluster goes away: writes fail, worth retrying
+			err := s.Write(ctx, batch(10))
+			require.ErrorIs(t, err, kafka.ErrDeliveryTimeout)
+			assert.True(t, bridge.IsRetriable(err), "%v", err)
+
+			r.start(t)
+			// Retried as the Bridge would, the write succeeds once the
+			// cluster is back; every failure on the way is retriable.
+			require.EventuallyWithT(t, func(ct *assert.CollectT) {
+				err := s.Write(ctx, batch(10))
+				assert.False(t, bridge.IsPermanent(err), "%v", err)
+				assert.NoError(ct, err, "write after the cluster came back")
+			}, 30*time.Second, 100*time.Millisecond)
+			require.NoError(t, s.Write(ctx, batch(20)))
+			want := append(batch(10), batch(20)...)
+			if oc.keep {
+				want = append(batch(0), want...)
+			}
+			wctx, wcancel := context.WithTimeout(ctx, 15*time.Second)
+			defer wcancel()
+			recs, err := consumeUntil(wctx, r.addrs, arrived(t, want), topic)
+			assert.NoError(t, err)
+			assert.Empty(t, bridgetest.Match(want, decode(t, recs)))
+		})
+	}
 }
 
 func TestSASL(t *testing.T) {
@@ -534,49 +594,48 @@ func BenchmarkWrite(b *testing.B) {
 
 // TestOutageThroughBridge runs the sink under a Bridge while the cluster
 // goes away and comes back: the Bridge retries and every sample emitted
-// during the outage reaches the new cluster.
+// during the outage reaches the cluster that came back.
 func TestOutageThroughBridge(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation())
-	require.NoError(t, err)
-	addrs := c.ListenAddrs()
-	_, portText, _ := net.SplitHostPort(addrs[0])
-	port, _ := strconv.Atoi(portText)
-	topic := uniqueTopic("bridge")
-	s := newSink(t, kafka.Config{Brokers: addrs, Topic: topic, AutoCreateTopics: true, DeliveryTimeout: time.Second})
-	b := bridge.New(bridge.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	require.NoError(t, b.AddSink("kafka", s, bridge.SinkOptions{
-		BatchSize: 50, Retry: bridge.Retry{Initial: 20 * time.Millisecond, Max: 200 * time.Millisecond},
-	}))
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	runCtx, stop := context.WithCancel(ctx)
-	ran := make(chan error, 1)
-	go func() { ran <- b.Run(runCtx) }()
+	for _, oc := range outages {
+		t.Run(oc.name, func(t *testing.T) {
+			r := newRestartable(t, oc.keep)
+			topic := uniqueTopic("bridge")
+			s := newSink(t, kafka.Config{Brokers: r.addrs, Topic: topic, AutoCreateTopics: true, DeliveryTimeout: time.Second})
+			b := bridge.New(bridge.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			require.NoError(t, b.AddSink("kafka", s, bridge.SinkOptions{
+				BatchSize: 50, Retry: bridge.Retry{Initial: 20 * time.Millisecond, Max: 200 * time.Millisecond},
+			}))
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			runCtx, stop := context.WithCancel(ctx)
+			ran := make(chan error, 1)
+			go func() { ran <- b.Run(runCtx) }()
 
-	want := bridgetest.Samples("outage", 300, time.Now().Truncate(time.Microsecond))
-	delivered := func() uint64 { return b.Stats().Sinks[0].Delivered }
-	require.NoError(t, b.Emit(ctx, want[:100]))
-	require.Eventually(t, func() bool { return delivered() == 100 }, 20*time.Second, 10*time.Millisecond)
+			want := bridgetest.Samples("outage", 300, time.Now().Truncate(time.Microsecond))
+			delivered := func() uint64 { return b.Stats().Sinks[0].Delivered }
+			require.NoError(t, b.Emit(ctx, want[:100]))
+			require.Eventually(t, func() bool { return delivered() == 100 }, 20*time.Second, 10*time.Millisecond)
 
-	c.Close()
-	require.NoError(t, b.Emit(ctx, want[100:]))
-	require.Eventually(t, func() bool { return b.Stats().Sinks[0].Errors > 0 }, 20*time.Second, 10*time.Millisecond)
-	var c2 *kfake.Cluster
-	require.Eventually(t, func() bool {
-		c2, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(), kfake.Ports(port))
-		return err == nil
-	}, 10*time.Second, 50*time.Millisecond)
-	defer c2.Close()
-	require.Eventually(t, func() bool { return delivered() == 300 }, 30*time.Second, 10*time.Millisecond)
-	stop()
-	require.NoError(t, <-ran)
-	st := b.Stats().Sinks[0]
-	assert.Zero(t, st.Rejected+st.Failed+st.Dropped+st.Left)
-	wctx, wcancel := context.WithTimeout(ctx, 15*time.Second)
-	defer wcancel()
-	recs, err := consumeUntil(wctx, c2.ListenAddrs(), arrived(t, want[100:]), topic)
-	assert.NoError(t, err)
-	assert.Empty(t, bridgetest.Match(want[100:], decode(t, recs)))
+			r.stop()
+			require.NoError(t, b.Emit(ctx, want[100:]))
+			require.Eventually(t, func() bool { return b.Stats().Sinks[0].Errors > 0 }, 20*time.Second, 10*time.Millisecond)
+			r.start(t)
+			require.Eventually(t, func() bool { return delivered() == 300 }, 30*time.Second, 10*time.Millisecond)
+			stop()
+			require.NoError(t, <-ran)
+			st := b.Stats().Sinks[0]
+			assert.Zero(t, st.Rejected+st.Failed+st.Dropped+st.Left)
+			check := want[100:]
+			if oc.keep {
+				check = want
+			}
+			wctx, wcancel := context.WithTimeout(ctx, 15*time.Second)
+			defer wcancel()
+			recs, err := consumeUntil(wctx, r.addrs, arrived(t, check), topic)
+			assert.NoError(t, err)
+			assert.Empty(t, bridgetest.Match(check, decode(t, recs)))
+		})
+	}
 }
 
 // TestAuthorizationFailureKeepsSamples is issue 10 defect 2 for Kafka: a
@@ -596,6 +655,7 @@ func TestAuthorizationFailureKeepsSamples(t *testing.T) {
 		for _, rt := range req.Topics {
 			st := kmsg.NewProduceResponseTopic()
 			st.Topic = rt.Topic
+			st.TopicID = rt.TopicID // Produce v13+ names topics by ID
 			for _, rp := range rt.Partitions {
 				sp := kmsg.NewProduceResponseTopicPartition()
 				sp.Partition = rp.Partition

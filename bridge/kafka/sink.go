@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -262,14 +263,18 @@ func (k *Sink) Write(ctx context.Context, batch []bridge.Sample) error {
 	var be *bridge.BatchError
 	failed, permanent := 0, 0
 	var first error
+	var recreated []string // topics that failed with UNKNOWN_TOPIC_ID
 	for i, err := range st.errs {
 		if err == nil {
 			continue
 		}
+		if errors.Is(err, kerr.UnknownTopicID) && !slices.Contains(recreated, recs[i].Topic) {
+			recreated = append(recreated, recs[i].Topic)
+		}
 		if ctx.Err() == nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
 			err = fmt.Errorf("%w (%v): %w", ErrDeliveryTimeout, k.s.DeliveryTimeout, err)
 		}
-		err = k.classify(i, &batch[i], err)
+		err = k.classify(i, &batch[i], recs[i].Topic, err)
 		if first == nil {
 			first = err
 		}
@@ -281,6 +286,17 @@ func (k *Sink) Write(ctx context.Context, batch []bridge.Sample) error {
 			be = bridge.NewBatchError()
 		}
 		be.Fail(i, err)
+	}
+	// franz-go (v1.22+) produces only to the first instance of a topic:
+	// once metadata shows the topic under a new ID (deleted and
+	// recreated, or the cluster came back without its data) it fails
+	// every record for it with UNKNOWN_TOPIC_ID until the topic is purged
+	// from the client. Purging makes the Bridge's retry produce to the
+	// new instance; without it the sink would never recover. Every record
+	// of this Write is settled, so only records of a Write that gave up
+	// earlier (and whose samples the Bridge retries) may be failed by it.
+	if len(recreated) > 0 {
+		cl.PurgeTopicsFromClient(recreated...)
 	}
 	k.produced.Add(uint64(len(batch) - failed))
 	k.rejected.Add(uint64(permanent))
@@ -313,7 +329,9 @@ const recordOverhead = 128
 // fix, not bad data. MESSAGE_TOO_LARGE for a record that Write found within
 // max_message_bytes means the broker's or topic's limit is lower: a
 // setting too, so it is retriable with a reason that says so.
-func (k *Sink) classify(i int, sm *bridge.Sample, err error) error {
+// UNKNOWN_TOPIC_ID (the topic of the record was recreated) is retriable
+// too, with a reason: Write has purged the old topic from the client.
+func (k *Sink) classify(i int, sm *bridge.Sample, topic string, err error) error {
 	if bridge.IsPermanent(err) {
 		return err
 	}
@@ -326,6 +344,9 @@ func (k *Sink) classify(i int, sm *bridge.Sample, err error) error {
 		switch ke {
 		case kerr.InvalidRecord, kerr.CorruptMessage, kerr.InvalidTopicException:
 			return bridge.Permanent(wrapped)
+		case kerr.UnknownTopicID:
+			return fmt.Errorf("kafka: sample %d (%s/%s): topic %q was deleted and recreated, or the cluster came back without it; the sink forgot the old topic and a retry produces to the new one: %w",
+				i, sm.Source, sm.Point, topic, err)
 		case kerr.MessageTooLarge, kerr.RecordListTooLarge:
 			return fmt.Errorf("kafka: sample %d (%s/%s): the broker refuses records this large, though within max_message_bytes (%d): set max_message_bytes to the topic's max.message.bytes: %w",
 				i, sm.Source, sm.Point, k.s.MaxMessageBytes, err)
