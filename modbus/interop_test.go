@@ -179,7 +179,7 @@ func startPymodbus(t *testing.T, args ...string) string {
 // value exactly.
 func checkInterop(t *testing.T, conn modbus.ClientConfig) {
 	points, want := interopPoints()
-	d := newDevice(t, modbus.DeviceConfig{Name: "pymodbus", Conn: conn, Points: points, Interval: time.Hour})
+	d := newDevice(t, modbus.DeviceConfig{Name: "pymodbus", Conn: conn, Unit: 1, Points: points, Interval: time.Hour})
 	rec := runDevice(t, d)
 	samples, err := rec.Wait(ctxT(t), len(points))
 	require.NoError(t, err)
