@@ -327,6 +327,7 @@ health:
 	require.Eventually(t, func() bool {
 		_, metrics = get("/metrics")
 		return strings.Contains(metrics, `m2mbridge_device_online{device="broken"} 0`) &&
+			strings.Contains(metrics, `m2mbridge_device_online{device="good"} 1`) &&
 			regexp.MustCompile(`m2mbridge_sink_delivered_total\{sink="file"\} [1-9]`).MatchString(metrics)
 	}, 30*time.Second, 50*time.Millisecond, "metrics:\n%s", metrics)
 	for _, want := range []string{
