@@ -61,6 +61,11 @@ type owner struct {
 	c        *counters
 	notEmpty chan struct{}
 	notFull  chan struct{}
+	// wantAt, when set, is how many queued samples the reader wants before
+	// it is woken (1 while it waits for any; the batch size while it
+	// lingers), so that a push into a lingering queue does not wake it for
+	// nothing. Guarded by mu.
+	wantAt *int
 }
 
 // ringQueue is a fixed-size ring of samples in memory. peek takes samples
@@ -93,8 +98,9 @@ func (q *ringQueue) push(ctx context.Context, batch []Sample) (int, error) {
 		}
 		k := q.putLocked(batch[done:])
 		room := q.n < size
+		wake := k > 0 && (r.wantAt == nil || q.n >= *r.wantAt)
 		r.mu.Unlock()
-		if k > 0 {
+		if wake {
 			signal(r.notEmpty)
 		}
 		done += k

@@ -24,7 +24,8 @@ type sinkRunner struct {
 	notEmpty chan struct{} // cap 1: samples were added, or draining began
 	notFull  chan struct{} // cap 1: room was made
 
-	batch []Sample // the writer's batch buffer, reused
+	batch  []Sample // the writer's batch buffer, reused
+	wantAt int      // see owner.wantAt; guarded by mu
 
 	c counters
 
@@ -57,7 +58,7 @@ func newSinkRunner(b *Bridge, name string, sink Sink, opts SinkOptions) *sinkRun
 }
 
 func (r *sinkRunner) owner() owner {
-	return owner{mu: &r.mu, c: &r.c, notEmpty: r.notEmpty, notFull: r.notFull}
+	return owner{mu: &r.mu, c: &r.c, notEmpty: r.notEmpty, notFull: r.notFull, wantAt: &r.wantAt}
 }
 
 func signal(c chan struct{}) {
@@ -135,10 +136,15 @@ func (r *sinkRunner) next(ctx context.Context, linger *time.Timer, flushed *bool
 	for {
 		r.mu.Lock()
 		n, draining := r.q.len(), r.draining
+		ready := n > 0 && (n >= int64(r.opts.BatchSize) || draining || linger == nil || expired)
+		// If it waits, when to be woken: at the first sample, or, while
+		// lingering, when a batch is full (the linger timer does the rest).
+		r.wantAt = 1
+		if n > 0 && !ready {
+			r.wantAt = r.opts.BatchSize
+		}
 		r.mu.Unlock()
-		// A spool always has to be asked: its length is the bridge's own
-		// count, and damage found while reading may shrink it.
-		if n > 0 && (n >= int64(r.opts.BatchSize) || draining || linger == nil || expired) {
+		if ready {
 			k, err := r.q.peek(r.batch)
 			if err != nil {
 				r.noteError(errorf("sink %q: spool read: %w", r.name, err))
