@@ -114,14 +114,11 @@ func (d *decoder) checkTop(cfg *fileConfig) {
 	if len(cfg.Sinks) == 0 {
 		d.errAt("sinks", "at least one sink is required")
 	}
-	if cfg.Health.MaxFailing < 0 {
-		d.errAt("health.max_failing", "%v is negative", cfg.Health.MaxFailing)
+	for _, fe := range bridge.FieldErrors(cfg.Health.Validate()) {
+		d.errAt(bridge.JoinPath("health", fe.Path), "%s", fieldMsg(fe))
 	}
-	if cfg.Shutdown.DrainTimeout < 0 {
-		d.errAt("shutdown.drain_timeout", "%v is negative", cfg.Shutdown.DrainTimeout)
-	}
-	if cfg.Shutdown.CloseTimeout < 0 {
-		d.errAt("shutdown.close_timeout", "%v is negative", cfg.Shutdown.CloseTimeout)
+	for _, fe := range bridge.FieldErrors(cfg.Shutdown.Validate()) {
+		d.errAt(bridge.JoinPath("shutdown", fe.Path), "%s", fieldMsg(fe))
 	}
 }
 

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -77,13 +78,37 @@ type fileSinkConfig struct {
 
 type healthConfig struct {
 	// MaxFailing is how long a device or sink may fail before /healthz
-	// answers 503. Default 1m.
+	// answers 503. Default 1m; 10ms to 24h.
 	MaxFailing time.Duration `yaml:"max_failing"`
 }
 
+// Validate checks the health settings' ranges.
+func (h healthConfig) Validate() error {
+	return checkDuration("max_failing", h.MaxFailing, 10*time.Millisecond, 24*time.Hour)
+}
+
 type shutdownConfig struct {
+	// DrainTimeout is the time the sinks get to deliver what is queued
+	// after a stop (bridge.Options.DrainTimeout). Default 10s; 10ms to 1h.
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
+	// CloseTimeout bounds each sink's Close. Default 5s; 10ms to 10m.
 	CloseTimeout time.Duration `yaml:"close_timeout"`
+}
+
+// Validate checks the shutdown settings' ranges.
+func (s shutdownConfig) Validate() error {
+	return errors.Join(
+		checkDuration("drain_timeout", s.DrainTimeout, 10*time.Millisecond, time.Hour),
+		checkDuration("close_timeout", s.CloseTimeout, 10*time.Millisecond, 10*time.Minute))
+}
+
+// checkDuration returns a field error at path when d is set (not 0, the
+// default) and outside lo to hi.
+func checkDuration(path string, d, lo, hi time.Duration) error {
+	if d != 0 && (d < lo || d > hi) {
+		return bridge.FieldErrorf(path, "%v is out of range: want %v to %v (or leave it out for the default)", d, lo, hi)
+	}
+	return nil
 }
 
 // decodeFile decodes the configuration data of the file name strictly. It
