@@ -35,6 +35,9 @@ type Bridge struct {
 	started bool
 
 	closing atomic.Bool
+
+	writeMu sync.Mutex // guards writes
+	writes  map[writeKey]*writeState
 }
 
 // New returns a Bridge with the given options.
@@ -318,6 +321,7 @@ func (b *Bridge) Stats() Stats {
 	for _, s := range b.sinks {
 		st.Sinks = append(st.Sinks, s.snapshot())
 	}
+	st.Writes = b.writeStats()
 	return st
 }
 
@@ -325,6 +329,7 @@ func (b *Bridge) Stats() Stats {
 type Stats struct {
 	Sources []SourceStats
 	Sinks   []SinkStats
+	Writes  []WriteStats // per source and point written, by Bridge.Write
 }
 
 // SourceStats count one source's samples and report its health. Every

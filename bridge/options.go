@@ -176,6 +176,13 @@ type Options struct {
 	// SeqStart() of the spools (package bridge/spool), which is also above
 	// every number they hold, so numbers grow even if the clock went back.
 	SeqStart uint64
+	// WriteInterval is the least time between two writes of one point
+	// (Bridge.Write); default DefaultWriteInterval (100ms); negative
+	// disables the limit.
+	WriteInterval time.Duration
+	// WriteTimeout bounds a write whose context has no deadline; default
+	// DefaultWriteTimeout (5s).
+	WriteTimeout time.Duration
 }
 
 // Ranges of the settings, enforced by Validate.
