@@ -29,7 +29,7 @@ func DecodeCommand(data []byte) (Command, error) {
 	}
 	var raw struct {
 		Value json.RawMessage `json:"value"`
-		ID    *string          `json:"id"`
+		ID    *string         `json:"id"`
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()

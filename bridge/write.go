@@ -251,3 +251,7 @@ func sameValue(written, read Value) bool {
 	a, c := written.Float(), read.Float()
 	return math.Abs(a-c) <= 1e-9*math.Max(1, math.Abs(a))
 }
+
+// WriteFunc is what a command source (an MQTT or NATS subscriber of
+// commands) calls for each command: [Bridge.Write], usually.
+type WriteFunc func(ctx context.Context, req WriteRequest) WriteResult
