@@ -96,6 +96,8 @@ var metricDefs = []metricDef{
 	{"modbus_link_connects_total", "Connections the link opened.", []string{"link"}},
 	{"modbus_link_utilisation_ratio", "Share of time the link (bus) spent on requests.", []string{"link"}},
 
+	{"writes_total", "Writes of a point asked for through a command (Bridge.Write), by outcome: accepted (written and read back), refused (a rule; nothing sent), failed (at the device).", []string{"device", "point", "outcome"}},
+
 	{"opcua_connected", "1 while a session with the server is up.", []string{"device"}},
 	{"opcua_connects_total", "Sessions established.", []string{"device"}},
 	{"opcua_connect_failures_total", "Connection attempts that failed.", []string{"device"}},
@@ -191,6 +193,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter("modbus_link_discarded_total", float64(ls.Discarded), link)
 		counter("modbus_link_connects_total", float64(ls.Connects), link)
 		gauge("modbus_link_utilisation_ratio", ls.Utilisation, link)
+	}
+	for _, w := range st.Writes {
+		counter("writes_total", float64(w.Accepted), w.Source, w.Point, "accepted")
+		counter("writes_total", float64(w.Refused), w.Source, w.Point, "refused")
+		counter("writes_total", float64(w.Failed), w.Source, w.Point, "failed")
 	}
 	for _, s := range st.Sinks {
 		counter("sink_accepted_total", float64(s.Accepted), s.Name)
