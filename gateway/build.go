@@ -32,6 +32,7 @@ type assembly struct {
 	devices  []*device
 	buses    []*modbus.Bus
 	sinks    []*sinkEntry
+	commands []*commandEntry
 	spool    *spool.Options // the spool section; nil without one
 	spoolDir string
 	spoolOpt spool.Options
@@ -85,6 +86,7 @@ func assemble(name string, data []byte, log *slog.Logger, stdout io.Writer) (*as
 	g.buildSpool(d, cfg.Spool, dir)
 	g.buildDevices(d, cfg, dir, log)
 	g.buildSinks(d, cfg, dir)
+	g.buildCommands(d, cfg, dir)
 	if len(d.errs) > 0 {
 		g.close()
 		return nil, d.err()

@@ -26,8 +26,10 @@ import (
 // kept as nodes and decoded by hand, because their keys depend on the sink
 // kind and on the device.
 type fileConfig struct {
-	Devices  []deviceConfig `yaml:"devices"`
-	Sinks    []yaml.Node    `yaml:"sinks"`
+	Devices []deviceConfig `yaml:"devices"`
+	Sinks   []yaml.Node    `yaml:"sinks"`
+	// Commands are the sources of write commands (commands.go).
+	Commands []yaml.Node    `yaml:"commands"`
 	Spool    *spool.Options `yaml:"spool"`
 	Health   healthConfig   `yaml:"health"`
 	Shutdown shutdownConfig `yaml:"shutdown"`

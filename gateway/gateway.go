@@ -279,7 +279,11 @@ func (g *Gateway) Run(ctx context.Context) error {
 	stopLog := context.AfterFunc(ctx, func() {
 		g.log.Info("shutting down: signal received; stopping the devices and draining the sinks", "drain_timeout", g.drain)
 	})
+	cmdCtx, stopCommands := context.WithCancel(ctx)
+	waitCommands := g.runCommands(cmdCtx)
 	err := g.bridge.Run(ctx)
+	stopCommands() // with Once, Run ends before ctx does
+	waitCommands()
 	stopLog()
 	var errs []error
 	if err != nil && !errors.Is(err, bridge.ErrDrainIncomplete) {
