@@ -21,6 +21,8 @@ type Report struct {
 	Devices []DeviceReport
 	Links   []LinkReport
 	Sinks   []SinkReport
+	// Commands describe the command sources ("mqtt tcp://... topic ...").
+	Commands []string
 	// Spool is the spool directory, "" without a spool section.
 	Spool string
 	// SpoolDirs are the spools of the sinks with overflow: spool.
@@ -94,6 +96,9 @@ func (g *assembly) report() *Report {
 	for _, s := range g.sinks {
 		r.Sinks = append(r.Sinks, SinkReport{Name: s.name, Kind: s.kind, Desc: s.desc, Options: s.opts})
 	}
+	for _, c := range g.commands {
+		r.Commands = append(r.Commands, c.desc)
+	}
 	if g.spool != nil {
 		r.Spool = g.spoolDir
 		for _, s := range g.sinks {
@@ -149,6 +154,9 @@ func (r *Report) String() string {
 	fmt.Fprintln(&w)
 	for _, s := range r.Sinks {
 		fmt.Fprintf(&w, "sink %s: %s; %s\n", s.Name, s.Desc, describeOptions(s.Options))
+	}
+	for _, c := range r.Commands {
+		fmt.Fprintf(&w, "commands: %s\n", c)
 	}
 	if r.Spool != "" {
 		if len(r.SpoolDirs) == 0 {
