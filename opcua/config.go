@@ -267,6 +267,20 @@ type Node struct {
 	Deadband string `yaml:"deadband"`
 	// DeadbandValue is the deadband's width (absolute units, or 0–100 %).
 	DeadbandValue float64 `yaml:"deadband_value"`
+
+	// Writable lets [Source.Write] (commands from the IoT side, through
+	// bridge.Bridge.Write) write this node. Default false: deny by default.
+	// WriteNode, the Go API, does not look at it.
+	Writable bool `yaml:"writable"`
+	// Min and Max bound the values Write accepts, inclusive, in the node's
+	// own units (OPC UA values are not scaled). Optional; only with
+	// Writable; Min not above Max.
+	Min *float64 `yaml:"min"`
+	Max *float64 `yaml:"max"`
+	// Allowed, when not empty, is the set of values Write accepts (an
+	// enumeration's values, a mode selector's positions), each within Min
+	// and Max. Only with Writable.
+	Allowed []float64 `yaml:"allowed"`
 }
 
 // ParseConfig decodes a YAML document into a Config, strictly: unknown keys

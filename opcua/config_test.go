@@ -3,6 +3,7 @@ package opcua
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -252,6 +253,112 @@ func TestConvertFor(t *testing.T) {
 	}
 }
 
+// TestConvertForRefusals: a value the node's type cannot hold exactly is
+// refused with the refusal that says why, and a message naming the type.
+func TestConvertForRefusals(t *testing.T) {
+	for _, tc := range []struct {
+		in   bridge.Value
+		t    ua.TypeID
+		want error
+		msg  string
+	}{
+		{bridge.Float(3.5), ua.TypeIDInt32, bridge.ErrWrongType, "3.5 is not an integer, the node is Int32"},
+		{bridge.Int(70000), ua.TypeIDUint16, bridge.ErrOutOfRange, "70000 is outside the range of UInt16, 0 to 65535"},
+		{bridge.Float(70000), ua.TypeIDUint16, bridge.ErrOutOfRange, "UInt16"},
+		{bridge.Int(-1), ua.TypeIDUint32, bridge.ErrOutOfRange, "-1 is outside the range of UInt32"},
+		{bridge.Float(-1), ua.TypeIDUint64, bridge.ErrOutOfRange, "UInt64"},
+		{bridge.Uint(1 << 63), ua.TypeIDInt64, bridge.ErrOutOfRange, "Int64"},
+		{bridge.Float(0x1p63), ua.TypeIDInt64, bridge.ErrOutOfRange, "Int64"},
+		{bridge.Float(0x1p64), ua.TypeIDUint64, bridge.ErrOutOfRange, "UInt64"},
+		{bridge.Float(math.Inf(1)), ua.TypeIDInt32, bridge.ErrOutOfRange, "Int32"},
+		{bridge.Float(math.NaN()), ua.TypeIDInt16, bridge.ErrWrongType, "Int16"},
+		{bridge.Int(40000), ua.TypeIDInt16, bridge.ErrOutOfRange, "Int16, -32768 to 32767"},
+		{bridge.Int(128), ua.TypeIDSByte, bridge.ErrOutOfRange, "SByte"},
+		{bridge.Int(256), ua.TypeIDByte, bridge.ErrOutOfRange, "Byte"},
+		{bridge.String("21.5"), ua.TypeIDDouble, bridge.ErrWrongType, `"21.5" is a string, the node is Double`},
+		{bridge.Bool(true), ua.TypeIDDouble, bridge.ErrWrongType, "true is a bool, the node is Double"},
+		{bridge.Float(1), ua.TypeIDBoolean, bridge.ErrWrongType, "1 is a number, the node is Boolean"},
+		{bridge.Int(1), ua.TypeIDString, bridge.ErrWrongType, "1 is an integer, the node is String"},
+		{bridge.String("soon"), ua.TypeIDDateTime, bridge.ErrWrongType, "RFC 3339"},
+		{bridge.Float(1e39), ua.TypeIDFloat, bridge.ErrOutOfRange, "Float"},
+		{bridge.Int(1<<24 + 1), ua.TypeIDFloat, bridge.ErrOutOfRange, "16777217 cannot be held exactly by a Float"},
+		{bridge.Int(1<<53 + 1), ua.TypeIDDouble, bridge.ErrOutOfRange, "cannot be held exactly by a Double"},
+		{bridge.Uint(math.MaxUint64), ua.TypeIDDouble, bridge.ErrOutOfRange, "Double"},
+		{bridge.Value{}, ua.TypeIDDouble, bridge.ErrWrongType, "no value"},
+		{bridge.Int(1), ua.TypeIDByteString, bridge.ErrWrongType, "writing ByteString nodes is not supported"},
+	} {
+		_, err := convertFor(tc.in, tc.t)
+		require.ErrorIs(t, err, tc.want, "%v → %s", tc.in, tc.t)
+		assert.Contains(t, err.Error(), tc.msg)
+	}
+	// What fits exactly is taken.
+	for _, tc := range []struct {
+		in   bridge.Value
+		t    ua.TypeID
+		want any
+	}{
+		{bridge.Int(65535), ua.TypeIDUint16, uint16(65535)},
+		{bridge.Float(-32768), ua.TypeIDInt16, int16(-32768)},
+		{bridge.Int(math.MinInt64), ua.TypeIDInt64, int64(math.MinInt64)},
+		{bridge.Uint(math.MaxUint64), ua.TypeIDUint64, uint64(math.MaxUint64)},
+		{bridge.Int(1 << 24), ua.TypeIDFloat, float32(1 << 24)},
+		{bridge.Int(1<<30 + 128), ua.TypeIDFloat, float32(1<<30 + 128)},
+		{bridge.Int(-1 << 53), ua.TypeIDDouble, float64(-1 << 53)},
+		{bridge.Uint(1 << 63), ua.TypeIDDouble, float64(1 << 63)},
+		{bridge.Float(0.1), ua.TypeIDFloat, float32(0.1)},
+	} {
+		got, err := convertFor(tc.in, tc.t)
+		require.NoError(t, err, "%v → %s", tc.in, tc.t)
+		assert.Equal(t, tc.want, got)
+	}
+}
+
+func TestCheckRules(t *testing.T) {
+	f := func(x float64) *float64 { return &x }
+	n := Node{Writable: true, Min: f(-10), Max: f(0x1p53)}
+	assert.NoError(t, checkRules(&n, bridge.Int(1<<53)))
+	assert.ErrorIs(t, checkRules(&n, bridge.Int(1<<53+1)), bridge.ErrOutOfRange, "compared exactly, not rounded to 2^53")
+	assert.ErrorIs(t, checkRules(&n, bridge.Uint(math.MaxUint64)), bridge.ErrOutOfRange)
+	assert.ErrorIs(t, checkRules(&n, bridge.Float(-10.000001)), bridge.ErrOutOfRange)
+	assert.NoError(t, checkRules(&n, bridge.Int(-10)))
+	assert.ErrorIs(t, checkRules(&n, bridge.Float(math.NaN())), bridge.ErrOutOfRange)
+	assert.ErrorIs(t, checkRules(&n, bridge.String("1")), bridge.ErrWrongType)
+	assert.ErrorIs(t, checkRules(&n, bridge.Bool(true)), bridge.ErrWrongType)
+	assert.NoError(t, checkRules(&Node{Writable: true}, bridge.String("any")), "no rules: the type check decides")
+
+	many := Node{Writable: true}
+	for i := range 12 {
+		many.Allowed = append(many.Allowed, float64(i))
+	}
+	err := checkRules(&many, bridge.Int(20))
+	require.ErrorIs(t, err, bridge.ErrOutOfRange)
+	assert.Contains(t, err.Error(), "20 is not one of the allowed values 0, 1, 2, 3, 4, 5, 6, 7, 8, 9 and 2 more")
+	assert.NoError(t, checkRules(&many, bridge.Float(11)))
+	assert.NoError(t, checkRules(&many, bridge.Uint(3)))
+}
+
+func TestParseWritableNode(t *testing.T) {
+	cfg, err := ParseConfig([]byte(`
+name: plc1
+endpoint: opc.tcp://127.0.0.1:4840
+nodes:
+  - {name: setpoint, node: "ns=2;s=Setpoint", writable: true, min: 0, max: 80}
+  - {name: mode, node: "ns=2;s=Mode", writable: true, allowed: [0, 1, 2]}
+  - {name: temperature, node: "ns=2;s=Temperature"}
+`))
+	require.NoError(t, err)
+	require.NoError(t, cfg.Validate())
+	sp := cfg.Nodes[0]
+	assert.True(t, sp.Writable)
+	require.NotNil(t, sp.Min)
+	require.NotNil(t, sp.Max)
+	assert.Equal(t, 0.0, *sp.Min)
+	assert.Equal(t, 80.0, *sp.Max)
+	assert.Equal(t, []float64{0, 1, 2}, cfg.Nodes[1].Allowed)
+	assert.False(t, cfg.Nodes[2].Writable, "deny by default")
+	assert.Nil(t, cfg.Nodes[2].Min)
+}
+
 func TestNodeIDResolution(t *testing.T) {
 	ns := nodeSpec{Node: Node{Node: "nsu=urn:b;s=Temp"}}
 	require.NoError(t, ns.parse())
@@ -343,6 +450,20 @@ func TestValidate(t *testing.T) {
 		{"endpoint port", "endpoint", "port 70000 is out of range", "", func(c *Config) { c.Endpoint = "opc.tcp://h:70000" }},
 		{"application uri", "application_uri", "is not a URI", "", func(c *Config) { c.ApplicationURI = "gateway" }},
 		{"no nodes", "nodes", "at least one node", "", func(c *Config) { c.Nodes = nil }},
+		{"min without writable", "nodes[0].min", "applies to writable nodes only", "set writable: true, or remove min", func(c *Config) { c.Nodes[0].Min = new(float64) }},
+		{"allowed without writable", "nodes[1].allowed", "applies to writable nodes only", "set writable: true, or remove allowed", func(c *Config) { c.Nodes[1].Allowed = []float64{1} }},
+		{"max below min", "nodes[0].max", "5 is below min 10", "", func(c *Config) {
+			lo, hi := 10.0, 5.0
+			c.Nodes[0].Writable, c.Nodes[0].Min, c.Nodes[0].Max = true, &lo, &hi
+		}},
+		{"max not finite", "nodes[0].max", "want a finite number", "", func(c *Config) {
+			hi := math.Inf(1)
+			c.Nodes[0].Writable, c.Nodes[0].Max = true, &hi
+		}},
+		{"allowed above max", "nodes[2].allowed[1]", "90 is above max 80: it could never be written", "", func(c *Config) {
+			hi := 80.0
+			c.Nodes[2].Writable, c.Nodes[2].Max, c.Nodes[2].Allowed = true, &hi, []float64{10, 90}
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := base()

@@ -149,9 +149,46 @@
 // trusted but hostile or broken server using SignAndEncrypt can still make
 // the client allocate up to 8 GB once per message.
 //
+// # Writes
+//
+// A Source is a [bridge.Writer]: commands from the IoT side reach it
+// through bridge.Bridge.Write, which routes by source and point, limits
+// the rate per point, emits the sample read back and counts every write.
+// [Source.Write] denies by default: a node accepts writes only with
+// Writable (YAML writable: true), optionally bounded by Min and Max
+// (inclusive) and restricted to the Allowed values (an enumeration's);
+// [Config.Validate] refuses min, max or allowed on a node that is not
+// writable, and min above max. Before anything is sent, Write refuses,
+// with an error wrapping one of the bridge's refusals and naming the node
+// and the rule ("setpoint: 95 is above max 80: out of range"):
+//
+//   - a name not in the Config (bridge.ErrUnknownPoint), a node not
+//     writable (bridge.ErrNotWritable);
+//   - a value outside Min and Max or not in Allowed (bridge.ErrOutOfRange;
+//     compared exactly, an int64 is not rounded first);
+//   - a value the node's data type cannot hold exactly. The type is the
+//     DataType the server announces (read at connect; for a type that is
+//     not built in, that of the node's current value), and the value is
+//     never truncated, rounded to an integer or wrapped: 7.5 for an Int32,
+//     a string for a Double or a number for a Boolean is
+//     bridge.ErrWrongType; 70000 for a UInt16, -1 for a UInt32, 2^24+1 for
+//     a Float is bridge.ErrOutOfRange.
+//
+// Then it sends one Write request and reads the node back on the same
+// session, each bounded by Timeout, and returns the sample read back: the
+// value, the unit, the server's SourceTimestamp, and the quality of the
+// read's status, like any other sample. A status that is not Good in the
+// server's answer (BadNotWritable, BadUserAccessDenied, BadTypeMismatch,
+// BadOutOfRange...) is a [*WriteError] naming it, not a refusal: the
+// server was asked and answered. Without a session Write fails at once
+// with [ErrNotConnected], and nothing is retried: a write is not
+// idempotent in general, so the caller decides. [Source.WriteNode] is the
+// lower-level write for Go programs: the same conversion, without the
+// rules of the configuration and without the read-back.
+//
 // # Concurrency
 //
-// A Source's Run is called once; WriteNode, Stats and Health are safe to
+// A Source's Run is called once; Write, WriteNode, Stats and Health are safe to
 // call from other goroutines while it runs. Every goroutine Run starts has ended when
 // Run returns.
 package opcua

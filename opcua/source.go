@@ -30,10 +30,11 @@ var (
 	// ErrNoEndpoint is wrapped when the server offers no endpoint with the
 	// configured security policy, mode and authentication.
 	ErrNoEndpoint = errors.New("opcua: no matching endpoint")
-	// ErrNotConnected is returned by WriteNode while the source has no
-	// connection.
+	// ErrNotConnected is returned by WriteNode and Write while the source
+	// has no connection.
 	ErrNotConnected = errors.New("opcua: not connected")
-	// ErrUnknownNode is returned by WriteNode for a name not in the Config.
+	// ErrUnknownNode is returned by WriteNode for a name not in the Config
+	// (Write answers bridge.ErrUnknownPoint).
 	ErrUnknownNode = errors.New("opcua: unknown node")
 	// ErrSilent is the reason of the Bad samples emitted when a
 	// subscription stayed silent longer than Config.Watchdog.

@@ -377,10 +377,54 @@ func checkNode(errs *fieldErrs, at string, n Node, mode Mode, seen map[string]in
 	if ns.deadband != ua.DeadbandTypeNone && ns.trigger == ua.DataChangeTriggerStatus {
 		errs.add(p("deadband"), "a deadband needs trigger status_value or status_value_timestamp")
 	}
+	checkWritable(errs, p, n)
 	if mode == Poll && (n.SamplingInterval != 0 || n.QueueSize != 0 || ns.deadband != ua.DeadbandTypeNone || n.Trigger != "") {
 		errs.add(at, "sampling_interval, queue_size, trigger and deadband apply to mode subscribe only")
 	}
 	return ns
+}
+
+// MaxAllowed is the most values a node's Allowed may list.
+const MaxAllowed = 10_000
+
+// checkWritable checks a node's write rules: Min, Max and Allowed only with
+// Writable, finite, Min ≤ Max, every allowed value within them.
+func checkWritable(errs *fieldErrs, p func(string) string, n Node) {
+	if !n.Writable {
+		for _, k := range []struct {
+			key string
+			set bool
+		}{{"min", n.Min != nil}, {"max", n.Max != nil}, {"allowed", len(n.Allowed) > 0}} {
+			if k.set {
+				errs.hint(p(k.key), "set writable: true, or remove "+k.key, "applies to writable nodes only")
+			}
+		}
+		return
+	}
+	finite := func(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
+	if n.Min != nil && !finite(*n.Min) {
+		errs.add(p("min"), "%g: want a finite number", *n.Min)
+	}
+	if n.Max != nil && !finite(*n.Max) {
+		errs.add(p("max"), "%g: want a finite number", *n.Max)
+	}
+	if n.Min != nil && n.Max != nil && *n.Min > *n.Max {
+		errs.add(p("max"), "%g is below min %g", *n.Max, *n.Min)
+	}
+	if len(n.Allowed) > MaxAllowed {
+		errs.add(p("allowed"), "%d values: at most %d", len(n.Allowed), MaxAllowed)
+	}
+	for k, a := range n.Allowed {
+		at := p(fmt.Sprintf("allowed[%d]", k))
+		switch {
+		case !finite(a):
+			errs.add(at, "%g: want a finite number", a)
+		case n.Min != nil && a < *n.Min:
+			errs.add(at, "%g is below min %g: it could never be written", a, *n.Min)
+		case n.Max != nil && a > *n.Max:
+			errs.add(at, "%g is above max %g: it could never be written", a, *n.Max)
+		}
+	}
 }
 
 // suggestion is an error that carries a "did you mean" hint.
