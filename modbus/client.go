@@ -369,10 +369,19 @@ func (c *Client) do(ctx context.Context, op string, unit uint8, table Table, fc 
 		defer c.unlock()
 		return c.exec(ctx, op, unit, table, fc, addr, qty, fn)
 	}
+	return c.held(ctx, func() error { return c.exec(ctx, op, unit, table, fc, addr, qty, fn) },
+		&OpError{Op: op, Device: c.ep.String(), Unit: unit, Table: table, Address: addr, Quantity: qty})
+}
+
+// held runs work, which makes one or more requests with exec, with the link
+// taken by lock (and releases it), on a goroutine of its own: the call
+// returns when work does or when ctx ends, as described at [Client.do].
+// When ctx ends first, abandoned, with ctx's error as its Err, is returned.
+func (c *Client) held(ctx context.Context, work func() error, abandoned *OpError) error {
 	done := make(chan error, 1)
 	go func() {
 		defer c.unlock()
-		done <- c.exec(ctx, op, unit, table, fc, addr, qty, fn)
+		done <- work()
 	}()
 	select {
 	case err := <-done:
@@ -389,11 +398,49 @@ func (c *Client) do(ctx context.Context, op string, unit uint8, table Table, fc 
 		case <-done:
 		case <-t.C:
 		}
-		return &OpError{Op: op, Device: c.ep.String(), Unit: unit, Table: table, Address: addr, Quantity: qty,
-			Err: fmt.Errorf("%w (request abandoned, connection closed)", ctx.Err())}
+		abandoned.Err = fmt.Errorf("%w (request abandoned, connection closed)", ctx.Err())
+		return abandoned
 	}
-	return &OpError{Op: op, Device: c.ep.String(), Unit: unit, Table: table, Address: addr, Quantity: qty,
-		Err: fmt.Errorf("%w (a request already sent runs on until its answer or its %v timeout)", ctx.Err(), c.cfg.Timeout)}
+	abandoned.Err = fmt.Errorf("%w (a request already sent runs on until its answer or its %v timeout)", ctx.Err(), c.cfg.Timeout)
+	return abandoned
+}
+
+// modifyRegister is a read-modify-write of holding register addr of unit:
+// it reads the register (FC 03), and writes modify's result back (FC 06),
+// holding the link across both requests, so that no other request of this
+// Client — a poll of the same device, a request of another device on a
+// shared [Bus], another write — runs between the read and the write. (A
+// second master on the device's other port, or on the same serial line,
+// is beyond its reach: Modbus has no lock.) The context is honoured as by
+// the requests of [Client.do]; the write is not sent when ctx ended after
+// the read.
+func (c *Client) modifyRegister(ctx context.Context, unit uint8, addr uint16, modify func(uint16) uint16) error {
+	if err := c.lock(ctx); err != nil {
+		return err
+	}
+	work := func() error {
+		var reg []uint16
+		err := c.exec(ctx, "read", unit, Holding, fcReadHolding, addr, 1, func(l link) (err error) {
+			reg, err = l.readRegisters(unit, fcReadHolding, addr, 1)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if len(reg) != 1 {
+			return &OpError{Op: "read", Device: c.ep.String(), Unit: unit, Table: Holding, Address: addr, Quantity: 1,
+				Err: fmt.Errorf("%w: %d registers in the answer, want 1", ErrProtocol, len(reg))}
+		}
+		val := []uint16{modify(reg[0])}
+		return c.exec(ctx, "write", unit, Holding, fcWriteSingleReg, addr, 1, func(l link) error {
+			return l.writeRegisters(unit, addr, val)
+		})
+	}
+	if ctx.Done() == nil {
+		defer c.unlock()
+		return work()
+	}
+	return c.held(ctx, work, &OpError{Op: "write", Device: c.ep.String(), Unit: unit, Table: Holding, Address: addr, Quantity: 1})
 }
 
 // abortInflight aborts the request in progress, if any, and reports whether

@@ -25,9 +25,9 @@ func testProfile() *modbus.Profile {
 		{Name: "voltage", Table: modbus.Input, Address: 0, Type: modbus.Float32, Unit: "V"},
 		{Name: "current", Table: modbus.Input, Address: 2, Type: modbus.Float32, Unit: "A"},
 		{Name: "energy", Table: modbus.Input, Address: 10, Type: modbus.Uint32, Scale: 0.1, Unit: "kWh"},
-		{Name: "setpoint", Table: modbus.Holding, Address: 100, Type: modbus.Int16, Scale: 0.1, Unit: "°C"},
-		{Name: "counter", Table: modbus.Holding, Address: 101, Type: modbus.Uint64, WordOrder: modbus.LowFirst},
-		{Name: "relay", Table: modbus.Coil, Address: 5, Type: modbus.Bool},
+		{Name: "setpoint", Table: modbus.Holding, Address: 100, Type: modbus.Int16, Scale: 0.1, Unit: "°C", Writable: true},
+		{Name: "counter", Table: modbus.Holding, Address: 101, Type: modbus.Uint64, WordOrder: modbus.LowFirst, Writable: true},
+		{Name: "relay", Table: modbus.Coil, Address: 5, Type: modbus.Bool, Writable: true},
 		{Name: "alarm", Table: modbus.Discrete, Address: 7, Type: modbus.Bool},
 	}}
 }

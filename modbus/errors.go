@@ -74,12 +74,19 @@ var (
 	// shared bus, a unit) is waiting out its backoff after failures. The
 	// error wraps the failure that caused the backoff.
 	ErrBackoff = errors.New("modbus: backing off after failure")
-	// ErrUnknownPoint is returned by WritePoint for a name the device does
-	// not have.
-	ErrUnknownPoint = errors.New("modbus: unknown point")
-	// ErrReadOnly is returned by WritePoint for a point that cannot be
-	// written: an input register, a discrete input.
-	ErrReadOnly = errors.New("modbus: point is read-only")
+	// ErrUnknownPoint is matched by a write ([Device.Write],
+	// [Device.WritePoint]) of a name the device does not have. It wraps
+	// bridge.ErrUnknownPoint, a refusal.
+	ErrUnknownPoint = fmt.Errorf("modbus: %w", bridge.ErrUnknownPoint)
+	// ErrReadOnly is matched by a write of a point that Modbus cannot
+	// write: an input register, a discrete input. It wraps
+	// bridge.ErrNotWritable, a refusal.
+	ErrReadOnly = fmt.Errorf("modbus: read-only table: %w", bridge.ErrNotWritable)
+	// ErrNotRepresentable is matched by a write of a value that the
+	// point's scale and offset cannot produce from an integral register
+	// value (21.55 for an int16 with scale 0.1). It wraps
+	// bridge.ErrOutOfRange, a refusal.
+	ErrNotRepresentable = fmt.Errorf("modbus: not representable: %w", bridge.ErrOutOfRange)
 	// ErrClosed is returned by every call on a closed Client, Device or Bus.
 	// It wraps bridge.ErrClosed.
 	ErrClosed = fmt.Errorf("modbus: %w", bridge.ErrClosed)
@@ -219,7 +226,7 @@ func IsRetriable(err error) bool {
 	if errors.As(err, &cfg) || errors.As(err, &fe) {
 		return false
 	}
-	if errors.Is(err, ErrUnknownPoint) || errors.Is(err, ErrReadOnly) {
+	if bridge.IsRefusal(err) { // a write refused by a point's rules
 		return false
 	}
 	return true

@@ -73,6 +73,8 @@ hr[16] = int.from_bytes(struct.pack('<H', 0x1234), 'big') # little-endian bytes
 hr[17:21] = [int.from_bytes(b'HELLO-M2'[i:i+2], 'big') for i in range(0, 8, 2)]
 hr[21] = 0b1010
 hr[22:26] = regs('q', -(2**62) - 3)
+hr[30:32] = list(reversed(regs('i', -7)))                # low word first
+hr[34] = regs('h', 215)[0]                                # 21.5 at scale 0.1
 ir = [0] * 10
 ir[0:2] = regs('I', 123456)                               # scaled by 0.01
 ir[2:4] = [int.from_bytes(struct.pack('<f', 1.5)[i:i+2], 'big') for i in (0, 2)]  # low word first, little-endian bytes: the wire carries the float's bytes reversed
@@ -109,20 +111,23 @@ func interopPoints() ([]modbus.Point, map[string]bridge.Value) {
 		{Name: "u16", Table: modbus.Holding, Address: 0, Type: modbus.Uint16},
 		{Name: "i16", Table: modbus.Holding, Address: 1, Type: modbus.Int16},
 		{Name: "f32", Table: modbus.Holding, Address: 2, Type: modbus.Float32},
-		{Name: "f32_low_first", Table: modbus.Holding, Address: 4, Type: modbus.Float32, WordOrder: modbus.LowFirst},
-		{Name: "i32", Table: modbus.Holding, Address: 6, Type: modbus.Int32},
+		{Name: "f32_low_first", Table: modbus.Holding, Address: 4, Type: modbus.Float32, WordOrder: modbus.LowFirst, Writable: true},
+		{Name: "i32", Table: modbus.Holding, Address: 6, Type: modbus.Int32, Writable: true},
 		{Name: "u64", Table: modbus.Holding, Address: 8, Type: modbus.Uint64},
 		{Name: "f64_low_first", Table: modbus.Holding, Address: 12, Type: modbus.Float64, WordOrder: modbus.LowFirst},
 		{Name: "u16_little", Table: modbus.Holding, Address: 16, Type: modbus.Uint16, ByteOrder: modbus.LittleEndian},
 		{Name: "text", Table: modbus.Holding, Address: 17, Type: modbus.String, Length: 4},
 		{Name: "bits", Table: modbus.Holding, Address: 21, Type: modbus.Uint16},
 		{Name: "bit1", Table: modbus.Holding, Address: 21, Type: modbus.Bool, Bit: modbus.BitOf(1)},
-		{Name: "bit2", Table: modbus.Holding, Address: 21, Type: modbus.Bool, Bit: modbus.BitOf(2)},
+		{Name: "bit2", Table: modbus.Holding, Address: 21, Type: modbus.Bool, Bit: modbus.BitOf(2), Writable: true},
 		{Name: "i64", Table: modbus.Holding, Address: 22, Type: modbus.Int64},
+		{Name: "i32_low_first", Table: modbus.Holding, Address: 30, Type: modbus.Int32, WordOrder: modbus.LowFirst, Writable: true},
+		{Name: "setpoint", Table: modbus.Holding, Address: 34, Type: modbus.Int16, Scale: 0.1, Unit: "°C",
+			Writable: true, Min: modbus.Limit(0), Max: modbus.Limit(80)},
 		{Name: "energy", Table: modbus.Input, Address: 0, Type: modbus.Uint32, Scale: 0.01, Unit: "kWh"},
 		{Name: "f32_swapped", Table: modbus.Input, Address: 2, Type: modbus.Float32, WordOrder: modbus.LowFirst, ByteOrder: modbus.LittleEndian},
 		{Name: "coil0", Table: modbus.Coil, Address: 0, Type: modbus.Bool},
-		{Name: "coil1", Table: modbus.Coil, Address: 1, Type: modbus.Bool},
+		{Name: "coil1", Table: modbus.Coil, Address: 1, Type: modbus.Bool, Writable: true},
 		{Name: "coil7", Table: modbus.Coil, Address: 7, Type: modbus.Bool},
 		{Name: "di1", Table: modbus.Discrete, Address: 1, Type: modbus.Bool},
 		{Name: "di3", Table: modbus.Discrete, Address: 3, Type: modbus.Bool},
@@ -133,6 +138,7 @@ func interopPoints() ([]modbus.Point, map[string]bridge.Value) {
 		"u64": bridge.Uint(0x0123456789ABCDEF), "f64_low_first": bridge.Float(math.Pi),
 		"u16_little": bridge.Uint(0x1234), "text": bridge.String("HELLO-M2"), "bits": bridge.Uint(10),
 		"bit1": bridge.Bool(true), "bit2": bridge.Bool(false), "i64": bridge.Int(-(1 << 62) - 3),
+		"i32_low_first": bridge.Int(-7), "setpoint": bridge.Float(21.5),
 		"energy": bridge.Float(1234.56), "f32_swapped": bridge.Float(1.5),
 		"coil0": bridge.Bool(true), "coil1": bridge.Bool(false), "coil7": bridge.Bool(true),
 		"di1": bridge.Bool(true), "di3": bridge.Bool(false),
@@ -179,7 +185,8 @@ func startPymodbus(t *testing.T, args ...string) string {
 // value exactly.
 func checkInterop(t *testing.T, conn modbus.ClientConfig) {
 	points, want := interopPoints()
-	d := newDevice(t, modbus.DeviceConfig{Name: "pymodbus", Conn: conn, Unit: 1, Points: points, Interval: time.Hour})
+	// Polled often enough that the poll after a write comes soon.
+	d := newDevice(t, modbus.DeviceConfig{Name: "pymodbus", Conn: conn, Unit: 1, Points: points, Interval: 100 * time.Millisecond})
 	rec := runDevice(t, d)
 	samples, err := rec.Wait(ctxT(t), len(points))
 	require.NoError(t, err)
@@ -200,23 +207,49 @@ func checkInterop(t *testing.T, conn modbus.ClientConfig) {
 		assert.True(t, w.Equal(s.Value), "%s: want %v (%s), got %v (%s)", name, w, w.Kind(), s.Value, s.Value.Kind())
 	}
 
-	// Writes reach the third-party server: read them back.
+	// Writes reach the third-party server: the registers hold the words
+	// (checked against encodings worked out by hand, not by our encoder),
+	// Write answers with the value read back, and the next poll carries it.
 	ctx := ctxT(t)
-	require.NoError(t, d.WritePoint(ctx, "f32_low_first", 99.75))
-	require.NoError(t, d.WritePoint(ctx, "bit2", true))
-	require.NoError(t, d.WritePoint(ctx, "coil1", true))
-	f32 := points[3]
-	regs, err := d.Client().ReadRegisters(ctx, 1, modbus.Holding, f32.Address, 2)
+	for _, w := range []struct {
+		name  string
+		v     bridge.Value
+		table modbus.Table
+		addr  uint16
+		words []uint16 // the registers (holding) after the write
+		bits  []bool   // the coils 0 and 1 after the write
+	}{
+		{name: "f32_low_first", v: bridge.Float(99.75), addr: 4, words: []uint16{0x8000, 0x42C7}}, // 0x42C78000
+		{name: "i32", v: bridge.Int(0x12345678), addr: 6, words: []uint16{0x1234, 0x5678}},
+		{name: "i32_low_first", v: bridge.Int(-123456), addr: 30, words: []uint16{0x1DC0, 0xFFFE}}, // 0xFFFE1DC0
+		{name: "setpoint", v: bridge.Float(42.5), addr: 34, words: []uint16{425}},
+		{name: "bit2", v: bridge.Bool(true), addr: 21, words: []uint16{0b1110}}, // bits 1 and 3 kept
+		{name: "coil1", v: bridge.Bool(true), table: modbus.Coil, bits: []bool{true, true}},
+	} {
+		s, err := d.Write(ctx, w.name, w.v)
+		require.NoError(t, err, w.name)
+		assert.Equal(t, bridge.Good, s.Quality, w.name)
+		assert.Equal(t, "pymodbus", s.Source, w.name)
+		assert.True(t, w.v.Equal(s.Value) || w.v.Float() == s.Value.Float(), "%s: read back %v, wrote %v", w.name, s.Value, w.v)
+		if w.table == modbus.Coil {
+			bits, err := d.Client().ReadBits(ctx, 1, modbus.Coil, 0, 2)
+			require.NoError(t, err)
+			assert.Equal(t, w.bits, bits, w.name)
+		} else {
+			regs, err := d.Client().ReadRegisters(ctx, 1, modbus.Holding, w.addr, uint16(len(w.words)))
+			require.NoError(t, err)
+			assert.Equal(t, w.words, regs, "%s: registers %#04x", w.name, regs)
+		}
+		next := waitFor(t, rec, func(p bridge.Sample) bool { return p.Point == w.name && p.Time.After(s.Time) })
+		assert.True(t, s.Value.Equal(next.Value), "%s: next poll %v, read back %v", w.name, next.Value, s.Value)
+	}
+	// Refused before anything is sent: the register keeps 42.5.
+	_, err = d.Write(ctx, "setpoint", bridge.Float(95))
+	assert.ErrorIs(t, err, bridge.ErrOutOfRange)
+	assert.EqualError(t, err, "setpoint: 95 is above max 80")
+	regs, err := d.Client().ReadRegisters(ctx, 1, modbus.Holding, 34, 1)
 	require.NoError(t, err)
-	v, err := f32.Decode(regs)
-	require.NoError(t, err)
-	assert.Equal(t, 99.75, v.Float())
-	regs, err = d.Client().ReadRegisters(ctx, 1, modbus.Holding, 21, 1)
-	require.NoError(t, err)
-	assert.Equal(t, uint16(0b1110), regs[0])
-	bits, err := d.Client().ReadBits(ctx, 1, modbus.Coil, 0, 2)
-	require.NoError(t, err)
-	assert.Equal(t, []bool{true, true}, bits)
+	assert.Equal(t, []uint16{425}, regs)
 }
 
 func TestInteropPymodbusTCP(t *testing.T) {

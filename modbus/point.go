@@ -1,6 +1,7 @@
 package modbus
 
 import (
+	"slices"
 	"strconv"
 	"time"
 )
@@ -82,6 +83,21 @@ type Point struct {
 	// Interval, when non-zero, polls this point at its own period instead of
 	// the device's.
 	Interval time.Duration `yaml:"interval,omitempty"`
+
+	// Writable lets [Device.Write] write the point; without it every write
+	// is refused (deny by default). Only points of the holding and coil
+	// tables can be writable.
+	Writable bool `yaml:"writable,omitempty"`
+	// Min and Max, when set, bound the values a write may set, in
+	// engineering units (before the inverse of Scale and Offset); a write
+	// outside them is refused. Only on a writable numeric point.
+	Min *float64 `yaml:"min,omitempty"`
+	Max *float64 `yaml:"max,omitempty"`
+	// Allowed, when not empty, is the set of the only values a write may
+	// set, in engineering units: the states of an enumeration ("0 stop,
+	// 1 run, 2 auto"). Only on a writable numeric point; every value must
+	// be one the point can hold.
+	Allowed []float64 `yaml:"allowed,omitempty"`
 }
 
 // AddressRange is an inclusive range of addresses of one table.
@@ -187,6 +203,10 @@ func (p *Point) scaled() bool { return (p.Scale != 0 && p.Scale != 1) || p.Offse
 // Point{Bit: modbus.BitOf(3)}.
 func BitOf(b uint8) *uint8 { return &b }
 
+// Limit returns a pointer to f, for writing a Point's Min or Max as a Go
+// literal: Point{Writable: true, Min: modbus.Limit(0), Max: modbus.Limit(80)}.
+func Limit(f float64) *float64 { return &f }
+
 // Contains reports whether r covers address a of table t.
 func (r AddressRange) Contains(t Table, a uint16) bool {
 	return r.Table == t && r.First <= a && a <= r.Last
@@ -244,9 +264,7 @@ func (p *Profile) Clone() *Profile {
 	c.Limits.Forbidden = append([]AddressRange(nil), p.Limits.Forbidden...)
 	c.Points = make([]Point, len(p.Points))
 	for i, pt := range p.Points {
-		if pt.Bit != nil {
-			pt.Bit = BitOf(*pt.Bit)
-		}
+		pt.clonePointers()
 		c.Points[i] = pt
 	}
 	return &c
@@ -260,4 +278,19 @@ func (p *Profile) Point(name string) (Point, bool) {
 		}
 	}
 	return Point{}, false
+}
+
+// clonePointers gives p its own copies of the fields it holds by
+// reference (Bit, Min, Max, Allowed), so a copy can change them.
+func (p *Point) clonePointers() {
+	if p.Bit != nil {
+		p.Bit = BitOf(*p.Bit)
+	}
+	if p.Min != nil {
+		p.Min = Limit(*p.Min)
+	}
+	if p.Max != nil {
+		p.Max = Limit(*p.Max)
+	}
+	p.Allowed = slices.Clone(p.Allowed)
 }

@@ -109,9 +109,9 @@ type Device struct {
 	groups []group // by interval
 	byName map[string]int
 
-	writeMu sync.Mutex
-	running atomic.Bool
-	closed  atomic.Bool
+	writeSem chan struct{} // serialises writes; a channel so waiting honours ctx
+	running  atomic.Bool
+	closed   atomic.Bool
 
 	// Run's state.
 	mu         sync.Mutex // guards plans, solo, gen against Plan() callers
@@ -190,9 +190,7 @@ func NewDevice(cfg DeviceConfig) (*Device, error) {
 		d.points = append(d.points, cfg.Profile.Clone().Points...)
 	}
 	for _, p := range cfg.Points {
-		if p.Bit != nil {
-			p.Bit = BitOf(*p.Bit)
-		}
+		p.clonePointers()
 		d.points = append(d.points, p)
 	}
 	if cfg.Bus != nil {
@@ -229,6 +227,7 @@ func NewDevice(cfg DeviceConfig) (*Device, error) {
 		return nil, configErrorf("interval", "device %q has %d distinct point intervals; at most 64", cfg.Name, len(d.groups))
 	}
 	d.solo = make([]bool, len(d.points))
+	d.writeSem = make(chan struct{}, 1)
 	d.plans = make(map[uint64]*cyclePlan)
 	d.reason = make(map[string]string)
 	return d, nil

@@ -17,7 +17,7 @@ func ExampleDevice() {
 	profile := &modbus.Profile{Name: "meter", Points: []modbus.Point{
 		{Name: "voltage", Table: modbus.Input, Address: 0, Type: modbus.Float32, Unit: "V"},
 		{Name: "energy", Table: modbus.Input, Address: 2, Type: modbus.Uint32, Scale: 0.1, Unit: "kWh"},
-		{Name: "relay", Table: modbus.Coil, Address: 0, Type: modbus.Bool},
+		{Name: "relay", Table: modbus.Coil, Address: 0, Type: modbus.Bool, Writable: true},
 	}}
 	sim, _ := modbustest.NewServer(profile)
 	defer sim.Close()
@@ -52,16 +52,19 @@ func ExampleDevice() {
 		fmt.Println(l)
 	}
 
-	// Writes take their turn on the same connection.
-	fmt.Println(meter.WritePoint(context.Background(), "relay", false))
-	fmt.Println(meter.WritePoint(context.Background(), "voltage", 1.0))
+	// Writes take their turn on the same connection, only to points marked
+	// writable, and answer with the value read back.
+	s, err := meter.Write(context.Background(), "relay", bridge.Bool(false))
+	fmt.Println(s.Point, s.Value, err)
+	_, err = meter.Write(context.Background(), "voltage", bridge.Float(1))
+	fmt.Println(err)
 	// Output:
 	// 2 requests per cycle
 	// meter1 energy = 1234.5 kWh (good)
 	// meter1 relay = true (good)
 	// meter1 voltage = 230.5 V (good)
-	// <nil>
-	// modbus: point is read-only: device "meter1" point "voltage" is in the input table
+	// relay false <nil>
+	// voltage: the input table is read-only in Modbus
 }
 
 // ExampleParseURL shows the serial defaults of the Modbus serial line

@@ -345,8 +345,8 @@ func TestDeviceWritePoint(t *testing.T) {
 	p := testProfile()
 	p.Points = append(p.Points,
 		modbus.Point{Name: "mode", Table: modbus.Holding, Address: 200, Type: modbus.Uint16},
-		modbus.Point{Name: "flag0", Table: modbus.Holding, Address: 200, Type: modbus.Bool, Bit: modbus.BitOf(0)},
-		modbus.Point{Name: "flag3", Table: modbus.Holding, Address: 200, Type: modbus.Bool, Bit: modbus.BitOf(3)},
+		modbus.Point{Name: "flag0", Table: modbus.Holding, Address: 200, Type: modbus.Bool, Bit: modbus.BitOf(0), Writable: true},
+		modbus.Point{Name: "flag3", Table: modbus.Holding, Address: 200, Type: modbus.Bool, Bit: modbus.BitOf(3), Writable: true},
 	)
 	s := newSim(t, p)
 	require.NoError(t, s.Set("mode", 0x0100))

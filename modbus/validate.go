@@ -94,6 +94,12 @@ func (p *Profile) Validate() error {
 // register in a forbidden range; no register shared with another point,
 // except that bit points may share a register with each other (on different
 // bits) and with the point that reads that whole register.
+//
+// Writes: writable only in the holding and coil tables (input registers and
+// discrete inputs are read-only in Modbus); min, max and allowed only on a
+// writable number (not a bool or string), finite, min <= max, both within
+// what the type holds after scale and offset, and every allowed value one
+// the point can hold (integral in raw units, in range, within min and max).
 func ValidatePoints(points []Point, limits Limits) error {
 	var errs []error
 	limitErr := func(field, format string, args ...any) {
@@ -199,6 +205,7 @@ func ValidatePoints(points []Point, limits Limits) error {
 		if p.Type == String && p.Length > DefaultMaxRegisters {
 			pointErr("length", "%d registers is more than one read can carry (at most %d)", p.Length, DefaultMaxRegisters)
 		}
+		p.validateWrites(pointErr, tableOK && typeOK)
 		if !tableOK || !typeOK {
 			continue
 		}
@@ -289,4 +296,67 @@ func overlaps(points []Point) []error {
 		active = append(active, cur)
 	}
 	return errs
+}
+
+// validateWrites checks writable, min, max and allowed, reporting through
+// pointErr. typed says the table and type are known (the range checks
+// need them).
+func (p Point) validateWrites(pointErr func(field, format string, args ...any), typed bool) {
+	if p.Writable && p.Table.Valid() && !p.Table.Writable() {
+		pointErr("writable", "the %s table is read-only in Modbus; only holding registers and coils can be written", p.Table)
+	}
+	bounds := p.Min != nil || p.Max != nil || len(p.Allowed) > 0
+	if !bounds {
+		return
+	}
+	field := "min"
+	if p.Min == nil {
+		field = "max"
+		if p.Max == nil {
+			field = "allowed"
+		}
+	}
+	switch {
+	case !p.Writable:
+		pointErr(field, "only a writable point takes min, max or allowed (set writable: true, or drop %s)", field)
+		return
+	case p.Type == Bool || p.Type == String || p.Table.IsBits():
+		pointErr(field, "a %s point takes no min, max or allowed", cmp.Or(p.Type, Bool))
+		return
+	}
+	finite := func(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
+	ok := true
+	if p.Min != nil && !finite(*p.Min) {
+		pointErr("min", "%g is not a finite number", *p.Min)
+		ok = false
+	}
+	if p.Max != nil && !finite(*p.Max) {
+		pointErr("max", "%g is not a finite number", *p.Max)
+		ok = false
+	}
+	if ok && p.Min != nil && p.Max != nil && *p.Min > *p.Max {
+		pointErr("max", "%g is below min %g", *p.Max, *p.Min)
+	}
+	if !typed || !finite(p.Scale) || p.Scale < 0 || !finite(p.Offset) {
+		return // the type's range is unknown; its own error says why
+	}
+	lo, hi, bounded := p.engRange()
+	if bounded {
+		if p.Min != nil && finite(*p.Min) && (*p.Min < lo || *p.Min > hi) {
+			pointErr("min", "%g is outside %g to %g, what %s holds", *p.Min, lo, hi, p.typeDesc())
+		}
+		if p.Max != nil && finite(*p.Max) && (*p.Max < lo || *p.Max > hi) {
+			pointErr("max", "%g is outside %g to %g, what %s holds", *p.Max, lo, hi, p.typeDesc())
+		}
+	}
+	for k, a := range p.Allowed {
+		if err := p.checkNumber(bridge.Float(a)); err != nil {
+			var re *RefusalError
+			msg := err.Error()
+			if errors.As(err, &re) {
+				msg = re.Msg
+			}
+			pointErr(fmt.Sprintf("allowed[%d]", k), "%s", msg)
+		}
+	}
 }
