@@ -321,6 +321,64 @@ func TestInteropNodeOPCUA(t *testing.T) {
 		assert.Less(t, count["deadband"]*3, count["all"], "the deadband reduces notifications")
 	})
 
+	t.Run("writes", func(t *testing.T) {
+		src, err := opcua.New(opcua.Config{Name: "node", Endpoint: srv.url(), Interval: 100 * time.Millisecond, Nodes: []opcua.Node{
+			{Name: "setpoint", Node: nodeID("Setpoint"), Writable: true, Min: ptr(-100), Max: ptr(100)},
+			{Name: "mode", Node: nodeID("Mode"), Writable: true},
+			{Name: "locked", Node: nodeID("Locked"), Writable: true},
+		}})
+		require.NoError(t, err)
+		rec := bridgetest.NewRecorder()
+		stop := run(t, src, rec)
+		require.Eventually(t, func() bool { return src.Stats().Connected }, 30*time.Second, 10*time.Millisecond)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+
+		for _, tc := range []struct {
+			point string
+			v     bridge.Value
+			kind  bridge.Kind
+		}{
+			{"setpoint", bridge.Float(42.25), bridge.KindFloat},
+			{"setpoint", bridge.Int(-3), bridge.KindFloat},
+			{"mode", bridge.Int(-123456), bridge.KindInt},
+			{"mode", bridge.Float(7), bridge.KindInt},
+		} {
+			s, err := src.Write(ctx, tc.point, tc.v)
+			require.NoError(t, err, "%s = %s", tc.point, tc.v)
+			assert.Equal(t, bridge.Good, s.Quality, s.Reason)
+			assert.Equal(t, tc.kind, s.Value.Kind(), "read back as the node's type")
+			assert.True(t, s.Value.Equal(tc.v), "read back %s, wrote %s", s.Value, tc.v)
+			assert.WithinDuration(t, time.Now(), s.Time, 10*time.Second)
+			// The subscription sees it too: it reached the server.
+			want := s.Value
+			waitFor(t, rec, 0, 10*time.Second, tc.point+" notified", func(ss []bridge.Sample) bool {
+				for _, x := range ss {
+					if x.Point == tc.point && x.Value.Equal(want) {
+						return true
+					}
+				}
+				return false
+			})
+		}
+
+		_, err = src.Write(ctx, "mode", bridge.Float(7.5))
+		require.ErrorIs(t, err, bridge.ErrWrongType, "refused before the server is asked")
+		_, err = src.Write(ctx, "mode", bridge.Int(1<<31))
+		require.ErrorIs(t, err, bridge.ErrOutOfRange)
+		_, err = src.Write(ctx, "setpoint", bridge.Float(101))
+		require.ErrorIs(t, err, bridge.ErrOutOfRange)
+
+		_, err = src.Write(ctx, "locked", bridge.Float(6))
+		var we *opcua.WriteError
+		require.ErrorAs(t, err, &we, "read-only on the server")
+		t.Logf("read-only node: %v", err)
+		assert.False(t, bridge.IsRefusal(err))
+		assert.Contains(t, []ua.StatusCode{ua.StatusBadNotWritable, ua.StatusBadUserAccessDenied}, we.Status)
+		assert.Contains(t, err.Error(), opcua.StatusName(we.Status))
+		require.NoError(t, stop())
+	})
+
 	thumb := serverThumbprint(t, srv.url())
 	secure := func(password string) opcua.Config {
 		return opcua.Config{

@@ -91,6 +91,8 @@ async function main() {
   add("Text", "String", "tick-0");
   add("Setpoint", "Double", 0, rw);
   add("Mode", "Int32", 0, rw);
+  // Read-only on the server: a write is answered BadNotWritable.
+  add("Locked", "Double", 5, { accessLevel: "CurrentRead", userAccessLevel: "CurrentRead" });
   v.Temperature = ns.addAnalogDataItem({
     componentOf: folder,
     nodeId: "s=Temperature",
