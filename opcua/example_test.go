@@ -116,3 +116,65 @@ func ExampleSource() {
 	// plc1/setpoint = 21.5 (good)
 	// health after stop: false
 }
+
+// Writes are denied by default: a node takes them only with writable: true,
+// within its min and max, and as a value its data type holds exactly. A
+// write is read back; the bridge (bridge.Bridge.Write) emits that sample.
+func ExampleSource_Write() {
+	srv, err := opcuatest.New(opcuatest.Options{Interval: -1})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer srv.Close()
+	cfg, err := opcua.ParseConfig([]byte(`
+name: plc1
+endpoint: ` + srv.URL() + `
+mode: poll
+interval: 1h
+nodes:
+  - {name: setpoint, node: "ns=1;s=Setpoint", writable: true, min: 0, max: 80}
+  - {name: mode, node: "ns=1;s=Mode", writable: true, allowed: [0, 1, 2]}
+  - {name: counter, node: "ns=1;s=Counter"}
+`))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	src, err := opcua.New(cfg)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = src.Run(ctx, bridge.EmitterFunc(func(context.Context, []bridge.Sample) error { return nil }))
+	}()
+	defer func() { cancel(); <-done }()
+	for deadline := time.Now().Add(10 * time.Second); !src.Health().Up && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond) // polling a condition, not waiting a fixed time
+	}
+
+	s, err := src.Write(ctx, "setpoint", bridge.Float(42.5))
+	fmt.Println(s.Point, s.Value, s.Quality, err)
+	for _, w := range []struct {
+		point string
+		v     bridge.Value
+	}{
+		{"setpoint", bridge.Int(95)},
+		{"mode", bridge.Float(1.5)},
+		{"mode", bridge.Int(3)},
+		{"counter", bridge.Int(0)},
+	} {
+		_, err := src.Write(ctx, w.point, w.v)
+		fmt.Println(err)
+	}
+	// Output:
+	// setpoint 42.5 good <nil>
+	// setpoint: 95 is above max 80: out of range
+	// mode: 1.5 is not one of the allowed values 0, 1, 2: out of range
+	// mode: 3 is not one of the allowed values 0, 1, 2: out of range
+	// counter: writes are not allowed (the node is not configured writable: true): not writable
+}
