@@ -239,7 +239,8 @@ func (b *Bridge) writeStats() []WriteStats {
 
 // sameValue reports whether the value read back is the value written:
 // equal, or for numbers equal within a relative 1e-9 (a scaled register
-// read back through its scale).
+// read back through its scale), or the same float32 when the device holds
+// a 32-bit float.
 func sameValue(written, read Value) bool {
 	if written.Equal(read) {
 		return true
@@ -249,7 +250,12 @@ func sameValue(written, read Value) bool {
 		return false
 	}
 	a, c := written.Float(), read.Float()
-	return math.Abs(a-c) <= 1e-9*math.Max(1, math.Abs(a))
+	if math.Abs(a-c) <= 1e-9*math.Max(1, math.Abs(a)) {
+		return true
+	}
+	// A 32-bit float register or node holds the nearest float32: 0.1 reads
+	// back as 0.10000000149011612.
+	return float64(float32(c)) == c && float32(a) == float32(c)
 }
 
 // WriteFunc is what a command source (an MQTT or NATS subscriber of

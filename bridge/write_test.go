@@ -127,3 +127,33 @@ func TestBridgeWriteFailureAtTheDevice(t *testing.T) {
 	assert.ErrorContains(t, res.Err, "exception 4")
 	assert.EqualValues(t, 1, b.Stats().Writes[0].Failed)
 }
+
+func TestBridgeWriteMatchedAcceptsAFloat32ReadBack(t *testing.T) {
+	src := &float32Source{}
+	b := bridge.New(bridge.Options{Logger: quiet})
+	require.NoError(t, b.AddSource("plc1", src))
+	require.NoError(t, b.AddSink("rec", bridgetest.NewRecorder(), bridge.SinkOptions{}))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	res := b.Write(ctx, bridge.WriteRequest{Source: "plc1", Point: "p", Value: bridge.Float(0.1)})
+	require.True(t, res.OK)
+	assert.Equal(t, float64(float32(0.1)), res.Value.Float())
+	assert.True(t, res.Matched, "0.1 held as a float32 is the value written")
+	res = b.Write(ctx, bridge.WriteRequest{Source: "plc1", Point: "q", Value: bridge.Float(0.2)})
+	require.True(t, res.OK)
+	assert.False(t, res.Matched, "a device that stored something else did not match")
+}
+
+// float32Source stores what it is written as a float32; point "q" stores
+// 0.25 whatever it is written.
+type float32Source struct{ writableSource }
+
+func (s *float32Source) Write(ctx context.Context, point string, v bridge.Value) (bridge.Sample, error) {
+	f := float64(float32(v.Float()))
+	if point == "q" {
+		f = 0.25
+	}
+	return bridge.Sample{Point: point, Value: bridge.Float(f), Time: time.Now()}, nil
+}
