@@ -29,6 +29,12 @@ type v3 struct {
 }
 
 func newV3(set *settings) *v3 {
+	return &v3{set: set, cli: pmqtt.NewClient(v3Options(set))}
+}
+
+// v3Options are the client options of set, shared by the sink and the
+// command source.
+func v3Options(set *settings) *pmqtt.ClientOptions {
 	o := pmqtt.NewClientOptions()
 	o.AddBroker(set.url.String())
 	o.SetClientID(set.ClientID)
@@ -60,7 +66,7 @@ func newV3(set *settings) *v3 {
 			c.Publish(topic, 1, true, statusOnline)
 		})
 	}
-	return &v3{set: set, cli: pmqtt.NewClient(o)}
+	return o
 }
 
 func (c *v3) connect(ctx context.Context) error {

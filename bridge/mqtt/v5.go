@@ -36,7 +36,39 @@ func newV5(set *settings) *v5 {
 }
 
 func (c *v5) start() error {
-	set := c.set
+	cfg := v5Config(c.set, func(_ *autopaho.ConnectionManager, ack *paho.Connack) {
+		recvMax := int32(65535) // MQTT 5 section 3.2.2.3.3: absent means 65,535
+		if ack != nil && ack.Properties != nil && ack.Properties.ReceiveMaximum != nil {
+			recvMax = int32(*ack.Properties.ReceiveMaximum)
+		}
+		c.recvMax.Store(recvMax)
+		c.upOnce.Do(func() { close(c.up) })
+	}, func(err error) {
+		// Keep only the latest error for Connect to report.
+		select {
+		case <-c.errs:
+		default:
+		}
+		select {
+		case c.errs <- err:
+		default:
+		}
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	cm, err := autopaho.NewConnection(ctx, cfg)
+	if err != nil {
+		cancel()
+		return err
+	}
+	c.cm, c.cancel = cm, cancel
+	return nil
+}
+
+// v5Config is the autopaho configuration of set, shared by the sink and
+// the command source: onUp is called on every connection (after which the
+// birth is queued, when StatusTopic is set), onErr with every failed
+// attempt.
+func v5Config(set *settings, onUp func(*autopaho.ConnectionManager, *paho.Connack), onErr func(error)) autopaho.ClientConfig {
 	cfg := autopaho.ClientConfig{
 		ServerUrls:                    []*url.URL{set.url},
 		TlsCfg:                        set.tls,
@@ -46,12 +78,7 @@ func (c *v5) start() error {
 		ReconnectBackoff:              backoff(set.MaxReconnectInterval),
 		ConnectUsername:               set.Username,
 		OnConnectionUp: func(cm *autopaho.ConnectionManager, ack *paho.Connack) {
-			recvMax := int32(65535) // MQTT 5 section 3.2.2.3.3: absent means 65,535
-			if ack != nil && ack.Properties != nil && ack.Properties.ReceiveMaximum != nil {
-				recvMax = int32(*ack.Properties.ReceiveMaximum)
-			}
-			c.recvMax.Store(recvMax)
-			c.upOnce.Do(func() { close(c.up) })
+			onUp(cm, ack)
 			if set.StatusTopic != "" {
 				// Runs in autopaho's connection goroutine, so queue the
 				// birth rather than wait for its acknowledgement here.
@@ -60,17 +87,7 @@ func (c *v5) start() error {
 				}})
 			}
 		},
-		OnConnectError: func(err error) {
-			// Keep only the latest error for Connect to report.
-			select {
-			case <-c.errs:
-			default:
-			}
-			select {
-			case c.errs <- err:
-			default:
-			}
-		},
+		OnConnectError: onErr,
 		ClientConfig: paho.ClientConfig{
 			ClientID:      set.ClientID,
 			PacketTimeout: set.AckTimeout,
@@ -90,14 +107,7 @@ func (c *v5) start() error {
 	if set.StatusTopic != "" {
 		cfg.WillMessage = &paho.WillMessage{Topic: set.StatusTopic, QoS: 1, Retain: true, Payload: []byte(statusOffline)}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cm, err := autopaho.NewConnection(ctx, cfg)
-	if err != nil {
-		cancel()
-		return err
-	}
-	c.cm, c.cancel = cm, cancel
-	return nil
+	return cfg
 }
 
 // connect starts the connection manager once and waits for the first
