@@ -72,8 +72,44 @@
 // one batch of samples per cycle, Bad samples when a read fails. Devices that
 // share a serial line or an RTU gateway share a [Bus] ([NewDevices] makes
 // them), which serialises their requests and keeps the line's inter-frame
-// silence. [Device.WritePoint] writes holding registers and coils. The
-// documentation of Device has the details.
+// silence. [Device.Write] writes holding registers and coils (see Writes).
+// The documentation of Device has the details.
+//
+// # Writes
+//
+// A [Device] is a bridge.Writer: bridge.Bridge.Write routes commands from
+// the IoT side to [Device.Write] (and Go code may call it, or
+// [Device.WritePoint], directly: the same rules apply). Writes are denied by
+// default. A point accepts them only with writable: true, and only in the
+// holding and coil tables (input registers and discrete inputs are
+// read-only in Modbus, and writable there is a configuration error):
+//
+//	points:
+//	  - {name: setpoint, table: holding, address: 100, type: int16, scale: 0.1, writable: true, min: 0, max: 80}
+//	  - {name: mode, table: holding, address: 101, type: uint16, writable: true, allowed: [0, 1, 2]}
+//	  - {name: pump, table: coil, address: 0, type: bool, writable: true}
+//
+// Before anything is sent, the value is checked ([Point.CheckWrite]): its
+// kind (a number for a number, a bool or 0/1 for a bool, a string for a
+// string), the type's range with no truncation, rounding or wrap-around
+// (21.5 for an int16, 70000 for a uint16 and -1 for a uint are refused),
+// min, max and allowed in engineering units, and for a scaled integer
+// that the inverse of scale and offset gives an integral register value
+// (21.55 at scale 0.1 is not representable). A refusal is a
+// [*RefusalError] — "setpoint: 95 is above max 80" — wrapping
+// bridge.ErrUnknownPoint, ErrNotWritable, ErrWrongType or ErrOutOfRange.
+//
+// The write itself is FC 06 or 16 for holding registers, in the point's
+// word and byte order, and FC 05 for a coil; a bool in one bit of a
+// holding register is a read-modify-write (FC 03, then FC 06) with the
+// link held across both requests, so that no poll or other request of the
+// process — on a shared [Bus], of any device — comes between the read and
+// the write. Then the point is read back (same registers) and Write
+// returns that sample, Good, which the bridge emits at once. A timeout or
+// an exception at the device is returned as the [*OpError] that names it,
+// not as a refusal, and is not retried (only Busy and Acknowledge are, as
+// for reads). Writes of one Device are serialised with each other and
+// take their turn on the link with the polls.
 //
 // # Configuration and its ranges
 //
@@ -96,6 +132,9 @@
 //	max_busy_retries  -1 (none) to 10, default 3;  busy_retry_delay 1ms-10s, default 20ms
 //	limits            max_registers 1-125, max_bits 1-2000 (0 = those); forbidden first <= last
 //	scale, offset     finite; scale not negative (0 = 1); a string's length 1-125; bit 0-15
+//	writable          false (default) or true; only in the holding and coil tables
+//	min, max, allowed only with writable, on a number; finite; min <= max; within the
+//	                  type after scale and offset; each allowed value one the point can hold
 //
 // Enumerations accept documented aliases: tables holding_registers,
 // input_registers, coils, discrete_inputs (Telegraf's names); types in any
@@ -141,5 +180,5 @@
 //
 // Points, profiles and plans are values: share them read-only. [Planner],
 // [Client], [Bus] and [Device] are safe for concurrent use (a Device's Run is
-// called once; WritePoint may be called while it polls).
+// called once; Write and WritePoint may be called while it polls).
 package modbus

@@ -86,14 +86,15 @@ type DeviceConfig struct {
 // starve the units that answer. [Bus.Stats] reports the line's utilisation and
 // each unit's latency.
 //
-// [Device.WritePoint] writes holding registers and coils with the point's
-// type, orders, scale and offset, range-checked; it refuses input registers
-// and discrete inputs. A bool held in one bit of a holding register is
-// written by read-modify-write of the register; writes of one Device are
-// serialised so two bits of one register do not overwrite each other, but
-// another master writing the same register between the read and the write
-// is not guarded against. Writes go through the same link as the polls and
-// may be called at any time, also while Run polls.
+// [Device.Write] (a bridge.Writer) and [Device.WritePoint] write holding
+// registers and coils, only to points marked Writable and only values that
+// pass the point's rules ([Point.CheckWrite]); they read the point back. A
+// bool held in one bit of a holding register is written by read-modify-write
+// of the register with the link held across both requests, so no poll or
+// other request of this process comes between; another master writing the
+// same register meanwhile is not guarded against (Modbus has no lock).
+// Writes of one Device are serialised, go through the same link as the polls
+// and may be called at any time, also while Run polls.
 type Device struct {
 	name     string
 	unit     uint8
@@ -754,7 +755,7 @@ func LinkStats(devs ...*Device) map[string]Stats {
 }
 
 // Close releases the device's own connection (not a shared Bus); Run
-// should have returned. Later calls of Run, PollOnce and WritePoint return
+// should have returned. Later calls of Run, PollOnce, Write and WritePoint return
 // [ErrClosed]. Close is idempotent.
 func (d *Device) Close() error {
 	d.closed.Store(true)

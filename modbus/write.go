@@ -308,11 +308,11 @@ func (d *Device) Write(ctx context.Context, name string, v bridge.Value) (bridge
 		err = d.retryBusy(ctx, func() error { return d.client.WriteRegisters(ctx, d.unit, p.Address, regs) })
 	}
 	if err != nil {
-		return bridge.Sample{}, fmt.Errorf("modbus: write device %q point %q: %w", d.name, name, err)
+		return bridge.Sample{}, &deviceError{fmt.Sprintf("modbus: write device %q point %q: ", d.name, name), err}
 	}
 	s, err := d.readBack(ctx, p)
 	if err != nil {
-		return bridge.Sample{}, fmt.Errorf("modbus: device %q point %q: written, but reading it back failed: %w", d.name, name, err)
+		return bridge.Sample{}, &deviceError{fmt.Sprintf("modbus: device %q point %q: written, but reading it back failed: ", d.name, name), err}
 	}
 	return s, nil
 }
@@ -347,6 +347,16 @@ func (d *Device) readBack(ctx context.Context, p *Point) (bridge.Sample, error) 
 }
 
 var _ bridge.Writer = (*Device)(nil)
+
+// deviceError says which device and point a failed request was for,
+// without repeating the cause's "modbus: ".
+type deviceError struct {
+	prefix string
+	err    error
+}
+
+func (e *deviceError) Error() string { return e.prefix + trimPrefix(e.err.Error()) }
+func (e *deviceError) Unwrap() error { return e.err }
 
 // WritePoint is [Device.Write] for a Go value (a bridge.Value, or a bool,
 // integer, float or string, converted with bridge.ValueOf), without the
