@@ -101,6 +101,29 @@ func (s *Sink) conn(ctx context.Context) (*nats.Conn, jetstream.JetStream, error
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = max(min(timeout, time.Until(dl)), time.Millisecond)
 	}
+	opts := natsOptions(set, timeout)
+	nc, err := nats.Connect(strings.Join(set.servers, ","), opts...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("nats: connect %s: %w", redact.URL(strings.Join(set.servers, ",")), err)
+	}
+	var js jetstream.JetStream
+	if set.JetStream {
+		js, err = jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(set.MaxAckPending))
+		if err == nil && set.Stream != "" {
+			err = s.ensureStream(ctx, js)
+		}
+		if err != nil {
+			nc.Close()
+			return nil, nil, err
+		}
+	}
+	s.nc, s.js = nc, js
+	return nc, js, nil
+}
+
+// natsOptions are the connection options of set, each attempt bounded by
+// timeout; shared by the sink and the command source.
+func natsOptions(set *settings, timeout time.Duration) []nats.Option {
 	opts := []nats.Option{
 		nats.Name(set.Name),
 		nats.Timeout(timeout),
@@ -122,23 +145,7 @@ func (s *Sink) conn(ctx context.Context) (*nats.Conn, jetstream.JetStream, error
 	if set.tls != nil {
 		opts = append(opts, nats.Secure(set.tls.Clone()))
 	}
-	nc, err := nats.Connect(strings.Join(set.servers, ","), opts...)
-	if err != nil {
-		return nil, nil, fmt.Errorf("nats: connect %s: %w", redact.URL(strings.Join(set.servers, ",")), err)
-	}
-	var js jetstream.JetStream
-	if set.JetStream {
-		js, err = jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(set.MaxAckPending))
-		if err == nil && set.Stream != "" {
-			err = s.ensureStream(ctx, js)
-		}
-		if err != nil {
-			nc.Close()
-			return nil, nil, err
-		}
-	}
-	s.nc, s.js = nc, js
-	return nc, js, nil
+	return opts
 }
 
 // ensureStream checks that the configured stream exists, creating it when
