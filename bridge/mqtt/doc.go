@@ -110,9 +110,59 @@
 // keep_alive 1s to 65,535s; max_reconnect_interval 100ms to 1h;
 // session_expiry 1s to 4,294,967,295s. 0 means the default.
 //
+// # Commands
+//
+// [Commands] is the other direction: it receives write commands and hands
+// each to a [bridge.WriteFunc] (usually [bridge.Bridge.Write], which routes
+// it by source and point, applies the point's rules and rate limit, writes,
+// reads back, counts and logs). [NewCommands] checks a [CommandsConfig]
+// (the connection keys above, inline, plus write_timeout; qos, retain and
+// max_in_flight are refused) and does not dial; [Commands.Run] connects,
+// subscribes at QoS 1 to the topic template with each placeholder turned
+// into '+' (default m2m/cmd/{source}/{point}, subscribed as m2m/cmd/+/+;
+// {source} and {point} must each be a whole level), reads the source and
+// point back from the topic of each message, and answers:
+//
+//	commands:
+//	  - mqtt:
+//	      url: tcp://127.0.0.1:1883
+//	      version: 5
+//	      topic: "m2m/cmd/{source}/{point}"   # the default
+//	      write_timeout: 5s                   # the default
+//
+//	topic   m2m/cmd/plc1/setpoint
+//	payload {"value": 42.5, "id": "abc"}
+//	answer  {"id":"abc","ok":true,"value":42.5,"matched":true,"time":"..."}
+//	        {"id":"abc","ok":false,"error":"setpoint: 95 is above max 80"}
+//
+// The payload is decoded by [bridge.DecodeCommand]; one that does not
+// decode is answered ok:false with the reason and nothing is written. The
+// write gets the origin "mqtt <topic>" and a deadline of write_timeout.
+// The answer ([bridge.AppendCommandReply]) is published at QoS 1 to the
+// request's MQTT 5 Response Topic, with its Correlation Data (MQTT 5
+// section 4.10), when it names one, and otherwise to <topic>/reply
+// (m2m/cmd/plc1/setpoint/reply), which the '+' filter does not match.
+// A command whose id was seen for the same source and point within the
+// last minute (at most 10,000 ids are kept) is not written again: it gets
+// the first answer, once that is known (a QoS 1 redelivery, or a client
+// that publishes again). Commands without an id are not deduplicated.
+//
+// Up to 16 commands are handled at once; while all are busy the client's
+// message callback waits, which holds the broker back rather than queueing.
+// Run reconnects like the sink (the first connection is retried too,
+// each failure logged to CommandsConfig.Logger) and subscribes again on
+// every connection. With persistent_session, commands published while the
+// source was offline are delivered, and written, when it reconnects; the
+// default clean session drops them. When ctx ends (or [Commands.Close] is
+// called) Run stops taking commands, lets the ones in progress end (their
+// writes see the cancelled context; their answers may not be sent),
+// disconnects, ends its goroutines and returns nil. Run is called once.
+//
 // # Concurrency
 //
 // A Sink follows the [bridge.Sink] contract: Write and Close are called one
 // at a time (from any goroutine); Connect and Topic may be called at any time.
 // Close ends every goroutine the sink started.
+// A Commands' methods may be called from any goroutine; Run ends every
+// goroutine it started before it returns.
 package mqtt

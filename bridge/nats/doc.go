@@ -105,9 +105,51 @@
 // ack_timeout and connect_timeout 100ms to 10m; reconnect_wait 10ms to 1h.
 // 0 means the default.
 //
+// # Commands
+//
+// [Commands] is the other direction: request-reply write commands, each
+// handed to a [bridge.WriteFunc] (usually [bridge.Bridge.Write]).
+// [NewCommands] checks a [CommandsConfig] (the connection keys above,
+// inline, plus write_timeout; jetstream, stream, create_stream,
+// max_ack_pending and ack_timeout are refused) and does not dial;
+// [Commands.Run] connects, subscribes to the subject template with each
+// placeholder token turned into '*' (default m2m.cmd.{source}.{point},
+// subscribed as m2m.cmd.*.*; {source} and {point} must each be a whole
+// token), reads the source and point back from each request's subject, and
+// answers to its reply subject with the JSON of the MQTT command source:
+//
+//	commands:
+//	  - nats:
+//	      url: nats://127.0.0.1:4222
+//	      subject: "m2m.cmd.{source}.{point}"   # the default
+//	      write_timeout: 5s                     # the default
+//
+//	nats req m2m.cmd.plc1.setpoint '{"value": 42.5, "id": "abc"}'
+//	{"id":"abc","ok":true,"value":42.5,"matched":true,"time":"..."}
+//
+// A payload [bridge.DecodeCommand] refuses is answered ok:false with the
+// reason and nothing is written; the write gets the origin
+// "nats <subject>" and a deadline of write_timeout, so a requester should
+// wait a little longer than that. A request whose id was seen for the same
+// source and point within the last minute (at most 10,000 ids) is not
+// written again: it gets the first answer (a requester that retries after a
+// timeout). A message published without a reply subject is written but
+// not answered.
+//
+// Up to 16 requests are handled at once; beyond that they wait in the
+// subscription's pending queue (nats.go's limits, which report a slow
+// consumer when exceeded). Run retries the first connection like any later
+// one (nats.go's RetryOnFailedConnect) and resubscribes after a
+// reconnection. When ctx ends (or [Commands.Close] is called) Run stops
+// taking requests, lets those in progress end (their writes see the
+// cancelled context), closes the connection, ends its goroutines and
+// returns nil. Run is called once.
+//
 // # Concurrency
 //
 // A Sink follows the [bridge.Sink] contract: Write and Close are called one
 // at a time (from any goroutine); Connect, Subject and StreamSubject may be
 // called at any time. Close ends every goroutine the sink started.
+// A Commands' methods may be called from any goroutine; Run ends every
+// goroutine it started before it returns.
 package nats
