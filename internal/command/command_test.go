@@ -34,7 +34,7 @@ func TestPattern(t *testing.T) {
 		{name: "too many levels", tmpl: "m2m/cmd/{source}/{point}", filter: "m2m/cmd/+/+", topic: "m2m/cmd/a/b/reply"},
 		{name: "too few levels", tmpl: "m2m/cmd/{source}/{point}", filter: "m2m/cmd/+/+", topic: "m2m/cmd/a"},
 		{name: "other literal", tmpl: "m2m/cmd/{source}/{point}", filter: "m2m/cmd/+/+", topic: "m2m/cmx/a/b"},
-		{name: "empty level", tmpl: "m2m/cmd/{source}/{point}", filter: "m2m/cmd/+/+", topic: "m2m/cmd//b"},
+		{name: "empty level", tmpl: "m2m/cmd/{source}/{point}", filter: "m2m/cmd/+/+", topic: "m2m/cmd//b", pt: "b", ok: true},
 		{name: "partial level", tmpl: "m2m/cmd/{source}-{point}", bad: true},
 		{name: "no point", tmpl: "m2m/cmd/{source}", bad: true},
 		{name: "source twice", tmpl: "{source}/{source}/{point}", bad: true},

@@ -65,7 +65,9 @@ func NewPattern(t tmpl.Template, sep byte, wild string) (*Pattern, error) {
 func (p *Pattern) Filter() string { return p.wildcard }
 
 // Match returns the source and point of a topic the filter matched, and
-// false for a topic of another shape. It never panics.
+// false for a topic of another shape. A name may be empty (the filter's
+// wildcard matches an empty level): the write then refuses it, and the
+// sender gets that answer. It never panics.
 func (p *Pattern) Match(topic string) (source, point string, ok bool) {
 	for i, lit := range p.levels {
 		var level string
@@ -91,9 +93,6 @@ func (p *Pattern) Match(topic string) (source, point string, ok bool) {
 				return "", "", false
 			}
 		}
-	}
-	if source == "" || point == "" {
-		return "", "", false
 	}
 	return source, point, true
 }
