@@ -124,6 +124,11 @@ func (b *Bridge) Write(ctx context.Context, req WriteRequest) WriteResult {
 	}
 	if res.Err == nil {
 		s, err := w.Write(ctx, req.Point, req.Value)
+		if !IsRefusal(err) {
+			// Something was sent: the rate limit counts from here. A
+			// write refused by a rule touched no device and does not.
+			b.sent(req, time.Now())
+		}
 		if err != nil {
 			res.Err = err
 		} else {
@@ -151,7 +156,8 @@ func (b *Bridge) Write(ctx context.Context, req WriteRequest) WriteResult {
 	return res
 }
 
-// admit applies the per-point rate limit and registers the attempt.
+// admit applies the per-point rate limit: at most one write that reached
+// the device per interval.
 func (b *Bridge) admit(req WriteRequest, now time.Time) error {
 	interval := b.opts.WriteInterval
 	if interval == 0 {
@@ -164,8 +170,14 @@ func (b *Bridge) admit(req WriteRequest, now time.Time) error {
 	if interval > 0 && !st.last.IsZero() && now.Sub(st.last) < interval {
 		return fmt.Errorf("%s: written %v ago, at most one write per %v: %w", req.Point, now.Sub(st.last).Round(time.Millisecond), interval, ErrRateLimited)
 	}
-	st.last = now
 	return nil
+}
+
+// sent records that a write of the point reached its device.
+func (b *Bridge) sent(req WriteRequest, now time.Time) {
+	b.writeMu.Lock()
+	defer b.writeMu.Unlock()
+	b.writeStateLocked(writeKey{req.Source, req.Point}).last = now
 }
 
 func (b *Bridge) writeStateLocked(k writeKey) *writeState {

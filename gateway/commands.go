@@ -12,6 +12,9 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/m2mbridge/m2mbridge/bridge"
+	"github.com/m2mbridge/m2mbridge/bridge/mqtt"
+	"github.com/m2mbridge/m2mbridge/bridge/nats"
+	"github.com/m2mbridge/m2mbridge/internal/redact"
 )
 
 // CommandSource receives write commands from the IoT side (an MQTT or a
@@ -157,4 +160,37 @@ func (g *Gateway) runCommands(ctx context.Context) (wait func()) {
 		}()
 	}
 	return wg.Wait
+}
+
+func init() {
+	RegisterCommands("mqtt", CommandKind{
+		Config:  func() any { return new(mqtt.CommandsConfig) },
+		Secrets: []string{"password"},
+		Prepare: func(cfg any, env SinkEnv) {
+			c := cfg.(*mqtt.CommandsConfig)
+			c.Password = env.Secrets["password"]
+			c.CAFile, c.CertFile, c.KeyFile = env.Path(c.CAFile), env.Path(c.CertFile), env.Path(c.KeyFile)
+			c.Logger = env.Logger
+		},
+		Build: func(cfg any, _ SinkEnv) (CommandSource, error) { return mqtt.NewCommands(*cfg.(*mqtt.CommandsConfig)) },
+		Describe: func(cfg any, _ SinkEnv) string {
+			c := cfg.(*mqtt.CommandsConfig)
+			return fmt.Sprintf("mqtt %s topic %q (replies on the MQTT 5 response topic, or <topic>/reply)", redact.URL(c.URL), orDefault(c.Topic, mqtt.DefaultCommandTopic))
+		},
+	})
+	RegisterCommands("nats", CommandKind{
+		Config:  func() any { return new(nats.CommandsConfig) },
+		Secrets: []string{"password", "token"},
+		Prepare: func(cfg any, env SinkEnv) {
+			c := cfg.(*nats.CommandsConfig)
+			c.Password, c.Token = env.Secrets["password"], env.Secrets["token"]
+			c.CAFile, c.CertFile, c.KeyFile, c.CredsFile = env.Path(c.CAFile), env.Path(c.CertFile), env.Path(c.KeyFile), env.Path(c.CredsFile)
+			c.Logger = env.Logger
+		},
+		Build: func(cfg any, _ SinkEnv) (CommandSource, error) { return nats.NewCommands(*cfg.(*nats.CommandsConfig)) },
+		Describe: func(cfg any, _ SinkEnv) string {
+			c := cfg.(*nats.CommandsConfig)
+			return fmt.Sprintf("nats %s subject %q (request-reply)", redact.URL(c.URL), orDefault(c.Subject, nats.DefaultCommandSubject))
+		},
+	})
 }

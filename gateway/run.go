@@ -103,6 +103,15 @@ type deviceSource struct {
 	*sourceState
 }
 
+// Write writes a point of the device (bridge.Writer), by the device's own
+// rules: only points and nodes configured writable are.
+func (s deviceSource) Write(ctx context.Context, point string, v bridge.Value) (bridge.Sample, error) {
+	if s.dev.mb != nil {
+		return s.dev.mb.Write(ctx, point, v)
+	}
+	return s.dev.ua.Write(ctx, point, v)
+}
+
 // opcuaInbox is the inbox an OPC UA device gets in the bridge, in samples
 // per node: a subscription must not block (the server drops notifications
 // it cannot deliver), so its samples wait there, bounded, and the oldest
