@@ -38,6 +38,7 @@ type assembly struct {
 	spoolOpt spool.Options
 	health   healthConfig
 	shutdown shutdownConfig
+	writes   writesConfig
 	warnings []*ConfigError // deprecated settings: accepted, ignored
 }
 
@@ -80,7 +81,7 @@ func assemble(name string, data []byte, log *slog.Logger, stdout io.Writer) (*as
 	// cleanly are checked further, so that every problem is reported at
 	// once; a part with a decoding error is not checked further, so that
 	// one mistake does not show up as several.
-	g := &assembly{path: name, log: log, stdout: stdout, health: cfg.Health, shutdown: cfg.Shutdown}
+	g := &assembly{path: name, log: log, stdout: stdout, health: cfg.Health, shutdown: cfg.Shutdown, writes: cfg.Writes}
 	dir := filepath.Dir(name)
 	d.checkTop(cfg)
 	g.buildSpool(d, cfg.Spool, dir)
@@ -121,6 +122,9 @@ func (d *decoder) checkTop(cfg *fileConfig) {
 	}
 	for _, fe := range bridge.FieldErrors(cfg.Shutdown.Validate()) {
 		d.errAt(bridge.JoinPath("shutdown", fe.Path), "%s", fieldMsg(fe))
+	}
+	for _, fe := range bridge.FieldErrors(cfg.Writes.Validate()) {
+		d.errAt(bridge.JoinPath("writes", fe.Path), "%s", fieldMsg(fe))
 	}
 }
 

@@ -32,6 +32,7 @@ type fileConfig struct {
 	Commands []yaml.Node    `yaml:"commands"`
 	Spool    *spool.Options `yaml:"spool"`
 	Health   healthConfig   `yaml:"health"`
+	Writes   writesConfig   `yaml:"writes"`
 	Shutdown shutdownConfig `yaml:"shutdown"`
 }
 
@@ -87,6 +88,23 @@ type healthConfig struct {
 // Validate checks the health settings' ranges.
 func (h healthConfig) Validate() error {
 	return checkDuration("max_failing", h.MaxFailing, 10*time.Millisecond, 24*time.Hour)
+}
+
+// writesConfig bounds the writes that commands ask for (bridge.Options).
+type writesConfig struct {
+	// MinInterval is the least time between two writes of one point that
+	// reach the device. Default 100ms; 1ms to 1h.
+	MinInterval time.Duration `yaml:"min_interval"`
+	// Timeout bounds a write from its arrival to its read-back, when the
+	// command source sets none. Default 5s; 100ms to 10m.
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// Validate checks the write settings' ranges.
+func (w writesConfig) Validate() error {
+	return errors.Join(
+		checkDuration("min_interval", w.MinInterval, time.Millisecond, time.Hour),
+		checkDuration("timeout", w.Timeout, 100*time.Millisecond, 10*time.Minute))
 }
 
 type shutdownConfig struct {

@@ -143,7 +143,8 @@ func (c *Config) Build(o BuildOptions) (*Gateway, error) {
 	if g.drain == 0 {
 		g.drain = 10 * time.Second
 	}
-	g.bridge = bridge.New(bridge.Options{Logger: log, DrainTimeout: g.drain, CloseTimeout: a.shutdown.CloseTimeout, SeqStart: seqStart})
+	g.bridge = bridge.New(bridge.Options{Logger: log, DrainTimeout: g.drain, CloseTimeout: a.shutdown.CloseTimeout, SeqStart: seqStart,
+		WriteInterval: a.writes.MinInterval, WriteTimeout: a.writes.Timeout})
 	for _, s := range a.sinks {
 		if err := g.bridge.AddSink(s.name, s.sink, s.opts); err != nil {
 			// The options were checked with the configuration; this is
