@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/m2mbridge/m2mbridge/bridge"
+	"github.com/m2mbridge/m2mbridge/internal/nodeopcua"
 	"github.com/m2mbridge/m2mbridge/opcua"
 	"github.com/m2mbridge/m2mbridge/opcua/opcuatest"
 )
@@ -108,8 +109,8 @@ func BenchmarkSubscribe1000Nodes(b *testing.B) {
 // out-of-process server: the allocations are the client's alone). It skips
 // when node-opcua is not installed.
 func BenchmarkSubscribe1000NodesNodeOPCUA(b *testing.B) {
-	srv := startNodeServer(b, "EXTRA=1000", "TICK_MS=100")
-	benchSubscribe(b, srv.url(), func(i int) string { return nodeID(fmt.Sprintf("x%05d", i)) }, 1000)
+	srv := nodeopcua.Start(b, "EXTRA=1000", "TICK_MS=100")
+	benchSubscribe(b, srv.URL(), func(i int) string { return nodeopcua.NodeID(nodeopcua.ExtraName(i)) }, 1000)
 }
 
 // BenchmarkPoll5000Nodes polls 5,000 nodes in chunks of the server's

@@ -1,15 +1,8 @@
 package opcua_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"fmt"
-	"io"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,125 +16,9 @@ import (
 
 	"github.com/m2mbridge/m2mbridge/bridge"
 	"github.com/m2mbridge/m2mbridge/bridge/bridgetest"
+	"github.com/m2mbridge/m2mbridge/internal/nodeopcua"
 	"github.com/m2mbridge/m2mbridge/opcua"
 )
-
-// The node-opcua peer: .ci/node-opcua/server.js with node-opcua@2.182.0
-// installed into .ci/node-opcua/node_modules (npm ci). Without it the
-// interop tests skip, unless M2MB_INTEROP=1.
-
-const (
-	nodeNS   = "urn:m2mbridge:node-opcua"
-	nodeUser = "operator"
-	nodePass = "correct-horse-battery"
-)
-
-func nodeID(name string) string { return "nsu=" + nodeNS + ";s=" + name }
-
-func requireNodeOPCUA(t testing.TB) (node, dir string) {
-	t.Helper()
-	dir, err := filepath.Abs(filepath.Join("..", ".ci", "node-opcua"))
-	require.NoError(t, err)
-	node, err = exec.LookPath("node")
-	if err == nil {
-		_, err = os.Stat(filepath.Join(dir, "node_modules", "node-opcua", "package.json"))
-	}
-	if err != nil {
-		if os.Getenv("M2MB_INTEROP") == "1" {
-			t.Fatalf("node-opcua peer missing (node on PATH and npm ci in %s): %v", dir, err)
-		}
-		t.Skipf("node-opcua peer missing (run npm ci in .ci/node-opcua, or set M2MB_INTEROP=1 to require it): %v", err)
-	}
-	return node, dir
-}
-
-// nodeServer is a node-opcua server process started by the test.
-type nodeServer struct {
-	t    testing.TB
-	node string
-	dir  string
-	pki  string
-	port int
-	env  []string
-
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	stderr *bytes.Buffer
-}
-
-func startNodeServer(t testing.TB, env ...string) *nodeServer {
-	t.Helper()
-	node, dir := requireNodeOPCUA(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	port := l.Addr().(*net.TCPAddr).Port
-	require.NoError(t, l.Close())
-	s := &nodeServer{t: t, node: node, dir: dir, pki: t.TempDir(), port: port, env: env}
-	s.start()
-	t.Cleanup(s.kill)
-	return s
-}
-
-func (s *nodeServer) url() string { return fmt.Sprintf("opc.tcp://127.0.0.1:%d", s.port) }
-
-// start runs the server and waits until it says READY.
-func (s *nodeServer) start() {
-	s.t.Helper()
-	cmd := exec.Command(s.node, "server.js")
-	cmd.Dir = s.dir
-	cmd.Env = append(os.Environ(), fmt.Sprintf("PORT=%d", s.port), "PKI_DIR="+s.pki,
-		"OPC_USER="+nodeUser, "OPC_PASS="+nodePass)
-	cmd.Env = append(cmd.Env, s.env...)
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(s.t, err)
-	stderr := &bytes.Buffer{}
-	cmd.Stderr = &lockedWriter{w: stderr}
-	require.NoError(s.t, cmd.Start())
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if strings.HasPrefix(sc.Text(), "READY") {
-				close(ready)
-				break
-			}
-		}
-		io.Copy(io.Discard, stdout)
-	}()
-	s.mu.Lock()
-	s.cmd, s.stderr = cmd, stderr
-	s.mu.Unlock()
-	select {
-	case <-ready:
-	case <-time.After(120 * time.Second):
-		s.kill()
-		s.t.Fatalf("node-opcua server did not start: %s", stderr.String())
-	}
-}
-
-// kill ends the server process at once (SIGKILL), like a crash.
-func (s *nodeServer) kill() {
-	s.mu.Lock()
-	cmd := s.cmd
-	s.cmd = nil
-	s.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	cmd.Process.Kill()
-	cmd.Wait()
-}
-
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
 
 // cutProxy is a TCP proxy the test owns: cut closes every connection and
 // refuses new ones until heal.
@@ -231,11 +108,11 @@ func (p *cutProxy) setCut(cut bool) {
 
 func interopNodes() []opcua.Node {
 	return []opcua.Node{
-		{Name: "counter", Node: nodeID("Counter")},
-		{Name: "ramp", Node: nodeID("Ramp")},
-		{Name: "temperature", Node: nodeID("Temperature")},
-		{Name: "text", Node: nodeID("Text")},
-		{Name: "fault", Node: nodeID("Fault")},
+		{Name: "counter", Node: nodeopcua.NodeID("Counter")},
+		{Name: "ramp", Node: nodeopcua.NodeID("Ramp")},
+		{Name: "temperature", Node: nodeopcua.NodeID("Temperature")},
+		{Name: "text", Node: nodeopcua.NodeID("Text")},
+		{Name: "fault", Node: nodeopcua.NodeID("Fault")},
 	}
 }
 
@@ -270,11 +147,13 @@ func checkInterop(t *testing.T, rec *bridgetest.Recorder) {
 	assert.Equal(t, uint32(ua.StatusBadSensorFailure), m["fault"].Code)
 }
 
+// TestInteropNodeOPCUA runs the source against node-opcua
+// (internal/nodeopcua): it skips without the peer, unless M2MB_INTEROP=1.
 func TestInteropNodeOPCUA(t *testing.T) {
-	srv := startNodeServer(t)
+	srv := nodeopcua.Start(t)
 
 	t.Run("poll", func(t *testing.T) {
-		src, err := opcua.New(opcua.Config{Name: "node", Endpoint: srv.url(), Mode: opcua.Poll, Interval: 100 * time.Millisecond, Nodes: interopNodes()})
+		src, err := opcua.New(opcua.Config{Name: "node", Endpoint: srv.URL(), Mode: opcua.Poll, Interval: 100 * time.Millisecond, Nodes: interopNodes()})
 		require.NoError(t, err)
 		rec := bridgetest.NewRecorder()
 		stop := run(t, src, rec)
@@ -283,7 +162,7 @@ func TestInteropNodeOPCUA(t *testing.T) {
 	})
 
 	t.Run("subscribe", func(t *testing.T) {
-		src, err := opcua.New(opcua.Config{Name: "node", Endpoint: srv.url(), Interval: 100 * time.Millisecond, Nodes: interopNodes()})
+		src, err := opcua.New(opcua.Config{Name: "node", Endpoint: srv.URL(), Interval: 100 * time.Millisecond, Nodes: interopNodes()})
 		require.NoError(t, err)
 		rec := bridgetest.NewRecorder()
 		stop := run(t, src, rec)
@@ -294,9 +173,9 @@ func TestInteropNodeOPCUA(t *testing.T) {
 	t.Run("deadband", func(t *testing.T) {
 		// Fine grows by 0.1 every 100ms: without a deadband every change
 		// is reported, with an absolute deadband of 1 one in ten.
-		src, err := opcua.New(opcua.Config{Name: "node", Endpoint: srv.url(), Interval: 50 * time.Millisecond, Nodes: []opcua.Node{
-			{Name: "all", Node: nodeID("Fine"), SamplingInterval: 50 * time.Millisecond},
-			{Name: "deadband", Node: nodeID("Fine"), SamplingInterval: 50 * time.Millisecond, Deadband: "absolute", DeadbandValue: 1},
+		src, err := opcua.New(opcua.Config{Name: "node", Endpoint: srv.URL(), Interval: 50 * time.Millisecond, Nodes: []opcua.Node{
+			{Name: "all", Node: nodeopcua.NodeID("Fine"), SamplingInterval: 50 * time.Millisecond},
+			{Name: "deadband", Node: nodeopcua.NodeID("Fine"), SamplingInterval: 50 * time.Millisecond, Deadband: "absolute", DeadbandValue: 1},
 		}})
 		require.NoError(t, err)
 		rec := bridgetest.NewRecorder()
@@ -322,10 +201,10 @@ func TestInteropNodeOPCUA(t *testing.T) {
 	})
 
 	t.Run("writes", func(t *testing.T) {
-		src, err := opcua.New(opcua.Config{Name: "node", Endpoint: srv.url(), Interval: 100 * time.Millisecond, Nodes: []opcua.Node{
-			{Name: "setpoint", Node: nodeID("Setpoint"), Writable: true, Min: ptr(-100), Max: ptr(100)},
-			{Name: "mode", Node: nodeID("Mode"), Writable: true},
-			{Name: "locked", Node: nodeID("Locked"), Writable: true},
+		src, err := opcua.New(opcua.Config{Name: "node", Endpoint: srv.URL(), Interval: 100 * time.Millisecond, Nodes: []opcua.Node{
+			{Name: "setpoint", Node: nodeopcua.NodeID("Setpoint"), Writable: true, Min: ptr(-100), Max: ptr(100)},
+			{Name: "mode", Node: nodeopcua.NodeID("Mode"), Writable: true},
+			{Name: "locked", Node: nodeopcua.NodeID("Locked"), Writable: true},
 		}})
 		require.NoError(t, err)
 		rec := bridgetest.NewRecorder()
@@ -379,19 +258,19 @@ func TestInteropNodeOPCUA(t *testing.T) {
 		require.NoError(t, stop())
 	})
 
-	thumb := serverThumbprint(t, srv.url())
+	thumb := serverThumbprint(t, srv.URL())
 	secure := func(password string) opcua.Config {
 		return opcua.Config{
-			Name: "node", Endpoint: srv.url(), Interval: 100 * time.Millisecond,
+			Name: "node", Endpoint: srv.URL(), Interval: 100 * time.Millisecond,
 			SecurityPolicy: "Basic256Sha256", SecurityMode: "SignAndEncrypt",
-			Username: nodeUser, Password: opcua.Secret(password),
+			Username: nodeopcua.User, Password: opcua.Secret(password),
 			PKIDir: t.TempDir(), ServerCertificateSHA256: thumb,
 			Nodes: interopNodes(),
 		}
 	}
 
 	t.Run("Basic256Sha256 SignAndEncrypt with user name", func(t *testing.T) {
-		src, err := opcua.New(secure(nodePass))
+		src, err := opcua.New(secure(nodeopcua.Password))
 		require.NoError(t, err)
 		rec := bridgetest.NewRecorder()
 		stop := run(t, src, rec)
@@ -436,7 +315,7 @@ func TestInteropNodeOPCUA(t *testing.T) {
 	})
 
 	t.Run("pinned certificate mismatch", func(t *testing.T) {
-		cfg := secure(nodePass)
+		cfg := secure(nodeopcua.Password)
 		cfg.ServerCertificateSHA256 = strings.Repeat("00", 32)
 		src, err := opcua.New(cfg)
 		require.NoError(t, err)
@@ -447,7 +326,7 @@ func TestInteropNodeOPCUA(t *testing.T) {
 	})
 
 	t.Run("network blip", func(t *testing.T) {
-		px := newCutProxy(t, fmt.Sprintf("127.0.0.1:%d", srv.port))
+		px := newCutProxy(t, srv.Addr())
 		src, err := opcua.New(opcua.Config{
 			Name: "node", Endpoint: px.url(), Interval: 100 * time.Millisecond, Timeout: 2 * time.Second,
 			Watchdog: 1500 * time.Millisecond, ReconnectMin: 100 * time.Millisecond, ReconnectMax: time.Second,
@@ -489,7 +368,7 @@ func TestInteropNodeOPCUA(t *testing.T) {
 
 	t.Run("server killed and restarted", func(t *testing.T) {
 		src, err := opcua.New(opcua.Config{
-			Name: "node", Endpoint: srv.url(), Interval: 100 * time.Millisecond, Timeout: 2 * time.Second,
+			Name: "node", Endpoint: srv.URL(), Interval: 100 * time.Millisecond, Timeout: 2 * time.Second,
 			Watchdog: 2 * time.Second, ReconnectMin: 100 * time.Millisecond, ReconnectMax: time.Second,
 			Nodes: interopNodes(),
 		})
@@ -498,9 +377,9 @@ func TestInteropNodeOPCUA(t *testing.T) {
 		stop := run(t, src, rec)
 		waitFor(t, rec, 0, 30*time.Second, "samples", good("counter"))
 		mark := rec.Len()
-		srv.kill()
+		srv.Kill()
 		waitFor(t, rec, mark, 15*time.Second, "outage reported", bad("counter"))
-		srv.start()
+		srv.Restart()
 		mark = rec.Len()
 		waitFor(t, rec, mark, 60*time.Second, "subscription resumes", good("counter"))
 		assert.Positive(t, src.Stats().Reconnects)
