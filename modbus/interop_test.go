@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/m2mbridge/m2mbridge/bridge"
+	"github.com/m2mbridge/m2mbridge/internal/pymodbus"
 	"github.com/m2mbridge/m2mbridge/modbus"
 	"github.com/m2mbridge/m2mbridge/modbus/modbustest"
 )
@@ -35,32 +36,9 @@ func needPeer(t *testing.T, what string, err error) {
 	t.Skipf("interop peer %s not available: %v", what, err)
 }
 
-// Debian's pymodbus imports only under /usr/bin/python3.
-const python = "/usr/bin/python3"
-
-func needPymodbus(t *testing.T) {
-	t.Helper()
-	_, err := os.Stat(python)
-	if err == nil {
-		err = exec.Command(python, "-c", "import pymodbus, serial_asyncio").Run()
-	}
-	needPeer(t, "pymodbus ("+python+")", err)
-}
-
-// pymodbusServer is the Python side: a datastore whose registers hold known
-// values packed with Python's struct module (an encoder independent of
-// ours), served over TCP on a free port or over RTU on a serial device. It
-// prints READY and the port when it serves.
-const pymodbusServer = `
-import asyncio, math, struct, sys
-from pymodbus.datastore import ModbusSequentialDataBlock, ModbusSlaveContext, ModbusServerContext
-from pymodbus.server.async_io import ModbusTcpServer, ModbusSerialServer
-from pymodbus.transaction import ModbusRtuFramer
-
-def regs(fmt, v):
-    b = struct.pack('>' + fmt, v)
-    return [int.from_bytes(b[i:i+2], 'big') for i in range(0, len(b), 2)]
-
+// pymodbusSetup fills the pymodbus datastore with known values packed with
+// Python's struct module (an encoder independent of ours).
+const pymodbusSetup = `
 hr = [0] * 40
 hr[0:1] = regs('H', 1234)
 hr[1:2] = regs('h', -2)
@@ -80,28 +58,6 @@ ir[0:2] = regs('I', 123456)                               # scaled by 0.01
 ir[2:4] = [int.from_bytes(struct.pack('<f', 1.5)[i:i+2], 'big') for i in (0, 2)]  # low word first, little-endian bytes: the wire carries the float's bytes reversed
 co = [True, False, True, True, False, False, False, True]
 di = [False, True, True, False]
-
-store = ModbusSlaveContext(
-    hr=ModbusSequentialDataBlock(0, hr), ir=ModbusSequentialDataBlock(0, ir),
-    co=ModbusSequentialDataBlock(0, co), di=ModbusSequentialDataBlock(0, di), zero_mode=True)
-context = ModbusServerContext(slaves=store, single=True)
-
-async def main():
-    if sys.argv[1] == 'tcp':
-        server = ModbusTcpServer(context, address=('127.0.0.1', 0), allow_reuse_address=True)
-        task = asyncio.create_task(server.serve_forever())
-        await server.serving
-        print('READY', server.server.sockets[0].getsockname()[1], flush=True)
-        await task
-    else:
-        server = ModbusSerialServer(context, framer=ModbusRtuFramer, port=sys.argv[2],
-                                    baudrate=19200, parity='N', stopbits=2, bytesize=8, timeout=0.005)
-        await server.start()
-        print('READY 0', flush=True)
-        while True:
-            await asyncio.sleep(3600)
-
-asyncio.run(main())
 `
 
 // interopPoints are the points of the pymodbus datastore, with the values
@@ -144,41 +100,6 @@ func interopPoints() ([]modbus.Point, map[string]bridge.Value) {
 		"di1": bridge.Bool(true), "di3": bridge.Bool(false),
 	}
 	return points, want
-}
-
-// startPymodbus runs the Python server and returns the port it printed.
-func startPymodbus(t *testing.T, args ...string) string {
-	t.Helper()
-	script := filepath.Join(t.TempDir(), "server.py")
-	require.NoError(t, os.WriteFile(script, []byte(pymodbusServer), 0o600))
-	cmd := exec.Command(python, append([]string{script}, args...)...)
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	ready := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if f := strings.Fields(sc.Text()); len(f) == 2 && f[0] == "READY" {
-				ready <- f[1]
-			}
-		}
-		close(ready)
-	}()
-	select {
-	case port, ok := <-ready:
-		require.True(t, ok, "pymodbus server exited: %s", stderr.String())
-		return port
-	case <-time.After(20 * time.Second):
-		t.Fatalf("pymodbus server did not start: %s", stderr.String())
-	}
-	return ""
 }
 
 // checkInterop polls the pymodbus datastore with a Device and checks every
@@ -253,22 +174,15 @@ func checkInterop(t *testing.T, conn modbus.ClientConfig) {
 }
 
 func TestInteropPymodbusTCP(t *testing.T) {
-	needPymodbus(t)
-	port := startPymodbus(t, "tcp")
-	checkInterop(t, modbus.ClientConfig{URL: "tcp://127.0.0.1:" + port})
+	srv := pymodbus.StartTCP(t, pymodbusSetup)
+	checkInterop(t, modbus.ClientConfig{URL: srv.URL})
 }
 
 func TestInteropPymodbusRTU(t *testing.T) {
-	needPymodbus(t)
-	_, err := exec.LookPath("socat")
-	needPeer(t, "socat", err)
-	a, b, stop, err := modbustest.SocatPTY(ctxT(t), t.TempDir())
-	require.NoError(t, err)
-	t.Cleanup(stop)
-	startPymodbus(t, "rtu", a)
-	// A Linux pseudo-terminal refuses parity (pyserial gets EINVAL), so the
-	// line is 8N2, the serial line specification's no-parity format.
-	checkInterop(t, modbus.ClientConfig{URL: "rtu://" + b + "?speed=19200&parity=none", Timeout: time.Second})
+	// The line is 8N2, the serial line specification's no-parity format:
+	// a Linux pseudo-terminal refuses parity.
+	srv := pymodbus.StartRTU(t, pymodbusSetup)
+	checkInterop(t, modbus.ClientConfig{URL: srv.URL, Timeout: time.Second})
 }
 
 // TestInteropModbusTestRTUOverPTY: our RTU simulator on one end of a socat
