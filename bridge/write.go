@@ -44,6 +44,14 @@ type Writer interface {
 	Write(ctx context.Context, point string, v Value) (Sample, error)
 }
 
+// WriteChecker is implemented by Writers that can apply their rules to a
+// value without sending anything (modbus.Device). The Bridge asks it before
+// the rate limit, so a client that sends a bad value right after a good one
+// is told what is wrong with the value, not that it wrote too often.
+type WriteChecker interface {
+	CheckWrite(point string, v Value) error
+}
+
 // WriteRequest is a command to write one point of one source.
 type WriteRequest struct {
 	Source, Point string
@@ -117,6 +125,11 @@ func (b *Bridge) Write(ctx context.Context, req WriteRequest) WriteResult {
 		var ok bool
 		if w, ok = src.src.(Writer); !ok {
 			res.Err = fmt.Errorf("source %q accepts no writes: %w", req.Source, ErrNotWritable)
+		}
+	}
+	if res.Err == nil {
+		if c, ok := w.(WriteChecker); ok {
+			res.Err = c.CheckWrite(req.Point, req.Value)
 		}
 	}
 	if res.Err == nil {

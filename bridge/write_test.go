@@ -157,3 +157,29 @@ func (s *float32Source) Write(ctx context.Context, point string, v bridge.Value)
 	}
 	return bridge.Sample{Point: point, Value: bridge.Float(f), Time: time.Now()}, nil
 }
+
+// checkedSource applies its rules in CheckWrite too.
+type checkedSource struct{ writableSource }
+
+func (s *checkedSource) CheckWrite(point string, v bridge.Value) error {
+	if v.Float() > 80 {
+		return fmt.Errorf("%s: %s is above max 80: %w", point, v, bridge.ErrOutOfRange)
+	}
+	return nil
+}
+
+func TestBridgeWriteRuleBeforeRateLimit(t *testing.T) {
+	src := &checkedSource{}
+	b := bridge.New(bridge.Options{Logger: quiet, WriteInterval: time.Hour})
+	require.NoError(t, b.AddSource("plc1", src))
+	require.NoError(t, b.AddSink("rec", bridgetest.NewRecorder(), bridge.SinkOptions{}))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	require.True(t, b.Write(ctx, bridge.WriteRequest{Source: "plc1", Point: "setpoint", Value: bridge.Float(10)}).OK)
+	res := b.Write(ctx, bridge.WriteRequest{Source: "plc1", Point: "setpoint", Value: bridge.Float(95)})
+	assert.ErrorIs(t, res.Err, bridge.ErrOutOfRange, "the value's fault is named, not the rate limit")
+	res = b.Write(ctx, bridge.WriteRequest{Source: "plc1", Point: "setpoint", Value: bridge.Float(20)})
+	assert.ErrorIs(t, res.Err, bridge.ErrRateLimited)
+}

@@ -103,6 +103,17 @@ type deviceSource struct {
 	*sourceState
 }
 
+// CheckWrite applies the device's write rules without sending anything
+// (bridge.WriteChecker), where the device can (Modbus: its points' rules are
+// all in the configuration; an OPC UA node's data type is the server's, so
+// it is checked by Write).
+func (s deviceSource) CheckWrite(point string, v bridge.Value) error {
+	if s.dev.mb != nil {
+		return s.dev.mb.CheckWrite(point, v)
+	}
+	return nil
+}
+
 // Write writes a point of the device (bridge.Writer), by the device's own
 // rules: only points and nodes configured writable are.
 func (s deviceSource) Write(ctx context.Context, point string, v bridge.Value) (bridge.Sample, error) {

@@ -239,6 +239,17 @@ func (p *Point) typeDesc() string {
 
 func fmtFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
 
+// CheckWrite applies the rules of Write to v without sending anything: the
+// point exists, is writable, and v is of a type and within a range it
+// holds exactly (bridge.WriteChecker). A refusal wraps a bridge refusal.
+func (d *Device) CheckWrite(name string, v bridge.Value) error {
+	i, ok := d.byName[name]
+	if !ok {
+		return &RefusalError{Point: name, Msg: fmt.Sprintf("device %q has no such point", d.name), Err: ErrUnknownPoint}
+	}
+	return d.points[i].CheckWrite(v)
+}
+
 // Write writes v to the named point and reads it back: it implements
 // bridge.Writer. Deny by default: a point is written only when it is
 // Writable, and v passes [Point.CheckWrite] (type, range, min, max,
@@ -274,14 +285,10 @@ func (d *Device) Write(ctx context.Context, name string, v bridge.Value) (bridge
 	if d.closed.Load() {
 		return bridge.Sample{}, ErrClosed
 	}
-	i, ok := d.byName[name]
-	if !ok {
-		return bridge.Sample{}, &RefusalError{Point: name, Msg: fmt.Sprintf("device %q has no such point", d.name), Err: ErrUnknownPoint}
-	}
-	p := &d.points[i]
-	if err := p.CheckWrite(v); err != nil {
+	if err := d.CheckWrite(name, v); err != nil {
 		return bridge.Sample{}, err
 	}
+	p := &d.points[d.byName[name]]
 	select {
 	case d.writeSem <- struct{}{}:
 	case <-ctx.Done():
