@@ -106,11 +106,7 @@ type Commands struct {
 	log     *slog.Logger
 	seen    *command.Seen
 
-	mu      sync.Mutex
-	running bool
-	closed  bool
-	cancel  context.CancelFunc
-	done    chan struct{} // closed when Run returns
+	life command.Lifecycle // Run once, Close
 }
 
 // NewCommands validates cfg and returns a command source. It does not
@@ -130,7 +126,7 @@ func NewCommands(cfg CommandsConfig) (*Commands, error) {
 		log = slog.Default()
 	}
 	return &Commands{set: set, pattern: pat, timeout: timeout, log: log,
-		seen: command.NewSeen(command.Window, command.MaxSeen)}, nil
+		seen: command.NewSeen(command.Window, command.MaxSeen), life: command.Lifecycle{Pkg: "mqtt"}}, nil
 }
 
 // Filter returns the topic filter the source subscribes to
@@ -149,25 +145,15 @@ func (c *Commands) Run(ctx context.Context, write bridge.WriteFunc) error {
 	if write == nil {
 		return errors.New("mqtt: commands: nil WriteFunc")
 	}
-	c.mu.Lock()
-	switch {
-	case c.closed:
-		c.mu.Unlock()
-		return fmt.Errorf("mqtt: commands: %w", bridge.ErrClosed)
-	case c.running:
-		c.mu.Unlock()
-		return ErrRunning
+	ctx, end, err := c.life.Begin(ctx, ErrRunning)
+	if err != nil {
+		return err
 	}
-	c.running = true
-	ctx, cancel := context.WithCancel(ctx)
-	c.cancel, c.done = cancel, make(chan struct{})
-	done := c.done
-	c.mu.Unlock()
-	defer close(done)
+	defer end()
+	ctx, cancel := context.WithCancel(ctx) // cancelled before the pool is waited for
 	defer cancel()
 
 	pool := command.Start(ctx, write, c.timeout, c.seen)
-	var err error
 	if c.set.Version == V5 {
 		err = c.runV5(ctx, pool)
 	} else {
@@ -180,26 +166,7 @@ func (c *Commands) Run(ctx context.Context, write bridge.WriteFunc) error {
 
 // Close stops Run, if it is running, and waits for it to return, within
 // ctx. Every later Run returns an error wrapping [bridge.ErrClosed].
-func (c *Commands) Close(ctx context.Context) error {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return fmt.Errorf("mqtt: commands: %w", bridge.ErrClosed)
-	}
-	c.closed = true
-	cancel, done := c.cancel, c.done
-	c.mu.Unlock()
-	if cancel == nil {
-		return nil
-	}
-	cancel()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("mqtt: commands: close: %w", ctx.Err())
-	}
-}
+func (c *Commands) Close(ctx context.Context) error { return c.life.Close(ctx) }
 
 // origin is what the write logs as who asked.
 func origin(topic string) string { return "mqtt " + topic }

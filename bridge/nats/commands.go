@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -106,11 +105,7 @@ type Commands struct {
 	log     *slog.Logger
 	seen    *command.Seen
 
-	mu      sync.Mutex
-	running bool
-	closed  bool
-	cancel  context.CancelFunc
-	done    chan struct{} // closed when Run returns
+	life command.Lifecycle // Run once, Close
 }
 
 // NewCommands validates cfg and returns a command source. It does not
@@ -130,7 +125,7 @@ func NewCommands(cfg CommandsConfig) (*Commands, error) {
 		log = slog.Default()
 	}
 	return &Commands{set: set, pattern: pat, timeout: timeout, log: log,
-		seen: command.NewSeen(command.Window, command.MaxSeen)}, nil
+		seen: command.NewSeen(command.Window, command.MaxSeen), life: command.Lifecycle{Pkg: "nats"}}, nil
 }
 
 // Filter returns the subject the source subscribes to ("m2m.cmd.*.*" for
@@ -149,21 +144,12 @@ func (c *Commands) Run(ctx context.Context, write bridge.WriteFunc) error {
 	if write == nil {
 		return errors.New("nats: commands: nil WriteFunc")
 	}
-	c.mu.Lock()
-	switch {
-	case c.closed:
-		c.mu.Unlock()
-		return fmt.Errorf("nats: commands: %w", bridge.ErrClosed)
-	case c.running:
-		c.mu.Unlock()
-		return ErrRunning
+	ctx, end, err := c.life.Begin(ctx, ErrRunning)
+	if err != nil {
+		return err
 	}
-	c.running = true
-	ctx, cancel := context.WithCancel(ctx)
-	c.cancel, c.done = cancel, make(chan struct{})
-	done := c.done
-	c.mu.Unlock()
-	defer close(done)
+	defer end()
+	ctx, cancel := context.WithCancel(ctx) // cancelled before the pool is waited for
 	defer cancel()
 
 	set := c.set
@@ -216,23 +202,4 @@ func (c *Commands) Run(ctx context.Context, write bridge.WriteFunc) error {
 
 // Close stops Run, if it is running, and waits for it to return, within
 // ctx. Every later Run returns an error wrapping [bridge.ErrClosed].
-func (c *Commands) Close(ctx context.Context) error {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return fmt.Errorf("nats: commands: %w", bridge.ErrClosed)
-	}
-	c.closed = true
-	cancel, done := c.cancel, c.done
-	c.mu.Unlock()
-	if cancel == nil {
-		return nil
-	}
-	cancel()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("nats: commands: close: %w", ctx.Err())
-	}
-}
+func (c *Commands) Close(ctx context.Context) error { return c.life.Close(ctx) }

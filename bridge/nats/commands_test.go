@@ -167,9 +167,7 @@ func TestCommandsRunAndClose(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx, fw.write) }()
 	require.Eventually(t, func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return c.running
+		return c.life.Running()
 	}, 5*time.Second, time.Millisecond)
 	assert.ErrorIs(t, c.Run(ctx, fw.write), ErrRunning)
 	require.NoError(t, c.Close(testCtx(t, 10*time.Second)))
