@@ -15,6 +15,7 @@ import (
 	pmqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/stretchr/testify/require"
 
+	"github.com/m2mbridge/m2mbridge/internal/quickack"
 	"github.com/m2mbridge/m2mbridge/internal/testproxy"
 	"github.com/m2mbridge/m2mbridge/modbus"
 	"github.com/m2mbridge/m2mbridge/modbus/modbustest"
@@ -68,7 +69,7 @@ writes: {min_interval: 1ms}
 		if err != nil {
 			return nil, err
 		}
-		return quickAck(c), nil
+		return quickack.Wrap(c), nil
 	})
 	cli := pmqtt.NewClient(opts)
 	tok := cli.Connect()

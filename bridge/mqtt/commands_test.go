@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/m2mbridge/m2mbridge/bridge"
+	"github.com/m2mbridge/m2mbridge/internal/quickack"
 	"github.com/m2mbridge/m2mbridge/internal/testproxy"
 )
 
@@ -143,7 +144,7 @@ func newRequester(tb testing.TB, v Version, addr, filter string) *requester {
 	}
 	conn, err := net.Dial("tcp", addr)
 	require.NoError(tb, err)
-	conn = withQuickAck(conn)
+	conn = quickack.Wrap(conn)
 	r.v5 = paho.NewClient(paho.ClientConfig{Conn: conn, ClientID: id,
 		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
 			m := reply{topic: pr.Packet.Topic, payload: append([]byte(nil), pr.Packet.Payload...)}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"github.com/m2mbridge/m2mbridge/internal/quickack"
 	"net"
 	"net/url"
 	"sync"
@@ -58,7 +59,7 @@ func dial(ctx context.Context, u *url.URL, tc *tls.Config, timeout time.Duration
 	if err != nil {
 		return nil, err
 	}
-	c = withQuickAck(c)
+	c = quickack.Wrap(c)
 	switch u.Scheme {
 	case "ssl", "tls", "mqtts":
 		tlsc := tls.Client(c, tc)

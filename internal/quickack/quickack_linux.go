@@ -1,4 +1,4 @@
-package mqtt
+package quickack
 
 import (
 	"net"
@@ -19,7 +19,7 @@ type quickAckConn struct {
 	rc syscall.RawConn
 }
 
-func withQuickAck(c net.Conn) net.Conn {
+func Wrap(c net.Conn) net.Conn {
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
 		return c
