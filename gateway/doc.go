@@ -38,6 +38,17 @@
 //		},
 //	})
 //
+// # Commands
+//
+// Points and nodes configured writable (writable: true, with optional min,
+// max and allowed) can be written from the IoT side. The commands section
+// lists the command sources, kinds like the sinks' ([RegisterCommands]; the
+// built-in ones are mqtt and nats), which the gateway runs beside the bridge
+// and which hand every command to [bridge.Bridge.Write]: the device's own
+// rules first, then the rate limit of the writes section, the write, the
+// read-back emitted as a sample, and the answer to the requester. Every
+// write is counted (m2mbridge_writes_total) and logged with its origin.
+//
 // # Concurrency
 //
 // Load, Parse, Check and Build may be called from any goroutine; a
