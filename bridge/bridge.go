@@ -333,8 +333,9 @@ type Stats struct {
 }
 
 // SourceStats count one source's samples and report its health. Every
-// sample the source emitted is counted once: Emitted = Forwarded + Dropped +
-// Left + Queued + InFlight (the last four only with an inbox).
+// sample the source emitted is counted once: Emitted = Suppressed +
+// Forwarded + Dropped + Left + Queued + InFlight (the last four only with an
+// inbox).
 type SourceStats struct {
 	Name      string
 	Emitted   uint64 // samples the source handed to Emit
@@ -345,6 +346,14 @@ type SourceStats struct {
 	InFlight  int64  // samples taken from its inbox and being offered to the sinks
 	Running   bool   // Run has been called and has not returned
 	Err       string // the error Run returned, if it has
+
+	// Suppressed counts the samples report by exception kept from the sinks
+	// (SourceOptions.Report): they said nothing new.
+	Suppressed uint64
+	// Unfiltered counts the samples, among the forwarded ones, that report
+	// by exception passed unexamined because it tracked MaxReportPoints
+	// points of the source already.
+	Unfiltered uint64
 	// Health is the source's own report on its device, when it implements
 	// [HealthReporter]; nil otherwise.
 	Health *Health

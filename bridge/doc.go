@@ -43,7 +43,29 @@
 // a spool batch cut off that way stays in the spool, uncounted, for the next
 // run. A sample offered while the bridge was shutting down, or while a
 // blocked emitter's context ended, is Refused. Each source counts Emitted =
-// Forwarded + Dropped + Left + Queued + InFlight for its inbox.
+// Suppressed + Forwarded + Dropped + Left + Queued + InFlight (see report by
+// exception below; the last four for its inbox).
+//
+// # Report by exception
+//
+// A source's samples can pass through report by exception on their way
+// from its Emit to its inbox or the sinks ([SourceOptions].Report, with
+// per-point overrides in [SourceOptions].PointReport): a number is reported
+// when it moves beyond a deadband (absolute, or a percentage of the last
+// reported value or of a range) from the last reported value, or on any
+// change; a string or bool on change; and, whatever the rule, the first
+// sample of each point after the Bridge starts, every change of quality,
+// status code or reason (so the first good sample after a reconnect), and a
+// sample when the point's heartbeat is due. The rest are suppressed and
+// counted in [SourceStats].Suppressed; see [Report]. It is one stage of the
+// Bridge, the same for every source; it applies to sources added with
+// [Bridge.AddSourceWith], not to samples pushed with [Bridge.Emit].
+// Suppressed samples take no sequence number, so a source's reported
+// samples are numbered without gaps and a gap downstream is a loss. The
+// filter's state (the last reported sample of each point) lives in memory
+// for one run, at most [MaxReportPoints] points per source; samples of
+// points beyond that pass unfiltered, counted in [SourceStats].Unfiltered.
+// In steady state it allocates nothing per sample.
 //
 // The Bridge is the one owner of retries: a sink reports an error, marked
 // [Permanent] when the data itself is bad (the samples are then kept in the

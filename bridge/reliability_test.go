@@ -345,7 +345,8 @@ func TestBridgeAccountsForEverySample(t *testing.T) {
 func checkSources(t *testing.T, sources []bridge.SourceStats) {
 	t.Helper()
 	for _, s := range sources {
-		assert.Equal(t, s.Emitted, s.Forwarded+s.Dropped+s.Left+uint64(s.Queued)+uint64(s.InFlight), "source %s counters do not add up: %+v", s.Name, s)
+		assert.Equal(t, s.Emitted, s.Suppressed+s.Forwarded+s.Dropped+s.Left+uint64(s.Queued)+uint64(s.InFlight), "source %s counters do not add up: %+v", s.Name, s)
+		assert.LessOrEqual(t, s.Unfiltered, s.Forwarded, "source %s: unfiltered samples are among the forwarded: %+v", s.Name, s)
 	}
 }
 

@@ -20,6 +20,15 @@ type SourceOptions struct {
 	// waits; nothing is lost) or OverflowDropOldest (counted in
 	// SourceStats.Dropped; Emit never waits). OverflowSpool is not allowed.
 	Overflow Overflow `yaml:"overflow"`
+	// Report is report by exception for the source's points: the default
+	// for every point without its own entry in PointReport. The zero Report
+	// passes every sample. A file sets it where it describes the device
+	// (its report key), not in the inbox block, hence no YAML key here.
+	Report Report `yaml:"-"`
+	// PointReport holds, by Sample.Point, the settings of points that have
+	// their own, merged with Report ([Report.Merge]). The map is copied by
+	// AddSourceWith.
+	PointReport map[string]Report `yaml:"-"`
 }
 
 // Validate checks the options and returns every problem as a [*FieldError]
@@ -36,6 +45,10 @@ func (o SourceOptions) Validate() error {
 	default:
 		errs = append(errs, FieldErrorf("overflow", "unknown overflow policy %d", o.Overflow))
 	}
+	// Paths "report.deadband", "point_report[voltage_l1].heartbeat".
+	if err := validateReports(o.Report, o.PointReport); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -51,6 +64,7 @@ type sourceRunner struct {
 
 	emitMu  sync.Mutex // serialises Emit; held while it blocks
 	scratch []Sample
+	filter  *reportFilter // report by exception, nil when off; under emitMu
 
 	// Counters (and the inbox), under mu.
 	mu        sync.Mutex
@@ -65,12 +79,15 @@ type sourceRunner struct {
 	taken     []int // per sink, how many of them it took
 	stopped   bool  // the inbox was drained at shutdown
 
+	suppressed uint64 // by report by exception, under mu
+	unfiltered uint64 // passed because the filter tracks MaxReportPoints points, under mu
+
 	errMu sync.Mutex
 	err   error
 }
 
 func newSourceRunner(b *Bridge, name string, src Source, opts SourceOptions) *sourceRunner {
-	r := &sourceRunner{b: b, name: name, src: src}
+	r := &sourceRunner{b: b, name: name, src: src, filter: newReportFilter(opts.Report, opts.PointReport)}
 	if opts.QueueSize > 0 {
 		r.notEmpty = make(chan struct{}, 1)
 		r.notFull = make(chan struct{}, 1)
@@ -180,31 +197,63 @@ func (r *sourceRunner) errText() string {
 	return r.err.Error()
 }
 
-// Emit numbers the samples that have no sequence number and hands them to
-// the inbox, or to the sinks.
+// Emit passes the samples through report by exception, numbers those that
+// go on and have no sequence number, and hands them to the inbox, or to the
+// sinks. Suppressed samples take no sequence number, so the numbers a
+// source's reported samples carry have no gaps: a gap downstream is a loss.
 func (r *sourceRunner) Emit(ctx context.Context, batch []Sample) error {
 	if len(batch) == 0 {
 		return nil
 	}
 	r.emitMu.Lock()
 	defer r.emitMu.Unlock()
-	r.scratch = append(r.scratch[:0], batch...)
-	seq := r.seq.Add(uint64(len(batch))) - uint64(len(batch))
+	var suppressed, unfiltered uint64
+	if f := r.filter; f != nil {
+		r.scratch = r.scratch[:0]
+		now := f.now()
+		for i := range batch {
+			ok, unf := f.pass(&batch[i], now)
+			if !ok {
+				suppressed++
+				continue
+			}
+			if unf {
+				unfiltered++
+			}
+			r.scratch = append(r.scratch, batch[i])
+		}
+	} else {
+		r.scratch = append(r.scratch[:0], batch...)
+	}
+	n := uint64(len(r.scratch))
+	seq := r.seq.Add(n) - n
 	for i := range r.scratch {
 		if r.scratch[i].Seq == 0 {
 			r.scratch[i].Seq = seq + uint64(i) + 1
 		}
 	}
-	if r.inbox != nil {
+	if r.inbox != nil || n == 0 {
 		// The inbox counts what it takes (c.accepted), under the lock that
-		// a snapshot takes.
+		// a snapshot takes; the suppressed samples are counted first.
+		if suppressed+unfiltered > 0 {
+			r.mu.Lock()
+			r.emitted += suppressed
+			r.suppressed += suppressed
+			r.unfiltered += unfiltered
+			r.mu.Unlock()
+		}
+		if n == 0 {
+			return nil
+		}
 		_, err := r.inbox.push(ctx, r.scratch)
 		return err
 	}
 	err := r.b.Emit(ctx, r.scratch) // counts what a sink refused
 	r.mu.Lock()
 	r.emitted += uint64(len(batch))
-	r.forwarded += uint64(len(batch))
+	r.forwarded += n
+	r.suppressed += suppressed
+	r.unfiltered += unfiltered
 	r.mu.Unlock()
 	return err
 }
@@ -220,6 +269,7 @@ func (r *sourceRunner) snapshot() SourceStats {
 		InFlight:  int64(r.c.inflight),
 		Running:   r.running.Load(),
 	}
+	st.Suppressed, st.Unfiltered = r.suppressed, r.unfiltered
 	if r.inbox != nil && !r.stopped {
 		st.Queued = int64(r.inbox.queued())
 	}
