@@ -57,6 +57,8 @@ type device struct {
 	// inboxOpts is the device's inbox in the bridge, when the file sets
 	// one (see deviceConfig.Inbox).
 	inboxOpts *bridge.SourceOptions
+	// report is the device's report by exception, when the file sets one.
+	report *bridge.Report
 }
 
 // sinkEntry is one configured sink.
@@ -170,6 +172,11 @@ func (g *assembly) buildDevices(d *decoder, cfg *fileConfig, dir string, log *sl
 		if dc.Inbox != nil {
 			for _, fe := range bridge.FieldErrors(dc.Inbox.Validate()) {
 				d.errAt(bridge.JoinPath(join(p, "inbox"), fe.Path), "%s", fieldMsg(fe))
+			}
+		}
+		if dc.Report != nil {
+			for _, fe := range bridge.FieldErrors(dc.Report.Validate()) {
+				d.errAt(bridge.JoinPath(join(p, "report"), fe.Path), "%s", fieldMsg(fe))
 			}
 		}
 		switch {
@@ -338,7 +345,7 @@ func (g *assembly) modbusDevice(d *decoder, p string, dc deviceConfig, dir strin
 	if len(d.errs) > nerr {
 		return modbus.DeviceConfig{}, nil, false
 	}
-	dev := &device{name: dc.Name, kind: "modbus", interval: dc.Interval, unit: unit, link: redact.URL(conn.URL), inboxOpts: dc.Inbox,
+	dev := &device{name: dc.Name, kind: "modbus", interval: dc.Interval, unit: unit, link: redact.URL(conn.URL), inboxOpts: dc.Inbox, report: dc.Report,
 		desc: fmt.Sprintf("modbus %s unit %d", redact.URL(conn.URL), unit)}
 	if dev.interval == 0 {
 		dev.interval = time.Second
@@ -582,7 +589,7 @@ func (g *assembly) opcuaDevice(d *decoder, p string, dc deviceConfig, dir string
 		d.warnAt(join(up, "buffer"), "deprecated: the bridge owns the queue now; write inbox: {queue_size: %d, overflow: drop_oldest} at the device level", q)
 	}
 	g.devices = append(g.devices, &device{
-		name: dc.Name, kind: "opcua", interval: interval, ua: src, nodes: cfg.Nodes, mode: mode, inboxOpts: inbox,
+		name: dc.Name, kind: "opcua", interval: interval, ua: src, nodes: cfg.Nodes, mode: mode, inboxOpts: inbox, report: dc.Report,
 		desc: fmt.Sprintf("opcua %s %s", redact.URL(cfg.Endpoint), mode),
 	})
 }

@@ -50,6 +50,10 @@ type deviceConfig struct {
 	// has none (its poller waits for the sinks) and an OPC UA device one of
 	// opcuaInbox samples per node, drop_oldest.
 	Inbox *bridge.SourceOptions `yaml:"inbox"`
+	// Report is report by exception for every point of the device
+	// (bridge.Report: deadband, deadband_percent, range, on_change,
+	// heartbeat), checked by its Validate.
+	Report *bridge.Report `yaml:"report"`
 }
 
 // modbusBlock is a device's modbus block: the link's settings

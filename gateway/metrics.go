@@ -52,6 +52,7 @@ var metricDefs = []metricDef{
 	{"source_emitted_total", "Samples a device emitted into the bridge.", []string{"device"}},
 	{"source_forwarded_total", "Samples of the device offered to the sinks' queues.", []string{"device"}},
 	{"source_dropped_total", "Samples of the device dropped by its inbox (OPC UA) when full.", []string{"device"}},
+	{"source_suppressed_total", "Samples of the device that report by exception held back (unchanged within the deadband).", []string{"device"}},
 	{"source_left_total", "Samples left in the device's inbox at the drain deadline (lost).", []string{"device"}},
 	{"source_queued", "Samples waiting in the device's inbox now.", []string{"device"}},
 	{"source_running", "1 while the device's poller runs.", []string{"device"}},
@@ -141,6 +142,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter("source_emitted_total", float64(s.Emitted), s.Name)
 		counter("source_forwarded_total", float64(s.Forwarded), s.Name)
 		counter("source_dropped_total", float64(s.Dropped), s.Name)
+		counter("source_suppressed_total", float64(s.Suppressed), s.Name)
 		counter("source_left_total", float64(s.Left), s.Name)
 		gauge("source_queued", float64(s.Queued), s.Name)
 		gauge("source_running", b01(s.Running), s.Name)

@@ -135,16 +135,20 @@ const opcuaInbox = 64
 // waits for the sinks, which only slows the polls), and a bounded
 // drop-oldest inbox for an OPC UA subscription.
 func (d *device) inbox() bridge.SourceOptions {
+	var o bridge.SourceOptions
 	switch {
 	case d.inboxOpts != nil:
-		return *d.inboxOpts
-	case d.ua == nil:
-		return bridge.SourceOptions{}
+		o = *d.inboxOpts
+	case d.ua != nil:
+		o = bridge.SourceOptions{
+			QueueSize: min(max(10_000, opcuaInbox*len(d.nodes)), bridge.MaxQueueSize),
+			Overflow:  bridge.OverflowDropOldest,
+		}
 	}
-	return bridge.SourceOptions{
-		QueueSize: min(max(10_000, opcuaInbox*len(d.nodes)), bridge.MaxQueueSize),
-		Overflow:  bridge.OverflowDropOldest,
+	if d.report != nil {
+		o.Report = *d.report
 	}
+	return o
 }
 
 // emitter returns the Emitter the device's poller writes to: it follows
