@@ -164,7 +164,13 @@ func (b *Bridge) Emit(ctx context.Context, batch []Sample) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	taken := make([]int, len(b.sinks))
+	// What each sink took; on the stack for the usual few sinks.
+	var buf [8]int
+	taken := buf[:0]
+	if len(b.sinks) > len(buf) {
+		taken = make([]int, 0, len(b.sinks))
+	}
+	taken = taken[:len(b.sinks)]
 	err := b.offer(ctx, batch, taken)
 	if err != nil {
 		b.refuse(batch, taken)

@@ -220,13 +220,12 @@ type spoolQueue struct {
 	fromMem bool       // the samples in flight came from mem
 	peeked  int        // samples in flight from the spool
 
-	base        uint64 // spool.Dropped() when the queue was made
-	backlog     uint64 // spool.Len() when the queue was made
-	stored      uint64 // samples the spool accepted from push
-	acked       uint64 // samples acknowledged out of the spool
-	spoolErr    error  // the last append error, nil once an append worked
-	draining    bool
-	appendFails uint64
+	base     uint64 // spool.Dropped() when the queue was made
+	backlog  uint64 // spool.Len() when the queue was made
+	stored   uint64 // samples the spool accepted from push
+	acked    uint64 // samples acknowledged out of the spool
+	spoolErr error  // the last append error, nil once an append worked
+	draining bool
 }
 
 func newSpoolQueue(r *sinkRunner, s Spool, size int) *spoolQueue {
@@ -293,7 +292,6 @@ func (q *spoolQueue) push(ctx context.Context, batch []Sample) (int, error) {
 		}
 		q.mem.putLocked(rest)
 		r.c.spoolFailed += uint64(len(rest))
-		q.appendFails++
 		wentDown = q.spoolErr == nil
 		q.spoolErr = err
 	} else if q.spoolErr != nil {

@@ -178,9 +178,10 @@ func (b *Bridge) admit(req WriteRequest, now time.Time) error {
 	}
 	b.writeMu.Lock()
 	defer b.writeMu.Unlock()
-	k := writeKey{req.Source, req.Point}
-	st := b.writeStateLocked(k)
-	if interval > 0 && !st.last.IsZero() && now.Sub(st.last) < interval {
+	// Look only: a point is tracked once a write reached it (sent), so
+	// that requests for made-up points cannot grow the table.
+	st := b.writes[writeKey{req.Source, req.Point}]
+	if interval > 0 && st != nil && !st.last.IsZero() && now.Sub(st.last) < interval {
 		return fmt.Errorf("%s: written %v ago, at most one write per %v: %w", req.Point, now.Sub(st.last).Round(time.Millisecond), interval, ErrRateLimited)
 	}
 	return nil
@@ -190,7 +191,11 @@ func (b *Bridge) admit(req WriteRequest, now time.Time) error {
 func (b *Bridge) sent(req WriteRequest, now time.Time) {
 	b.writeMu.Lock()
 	defer b.writeMu.Unlock()
-	b.writeStateLocked(writeKey{req.Source, req.Point}).last = now
+	k := writeKey{req.Source, req.Point}
+	if _, ok := b.writes[k]; !ok && len(b.writes) >= maxWriteKeys {
+		return // the table is full: this point goes without a rate limit
+	}
+	b.writeStateLocked(k).last = now
 }
 
 func (b *Bridge) writeStateLocked(k writeKey) *writeState {

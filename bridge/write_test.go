@@ -183,3 +183,26 @@ func TestBridgeWriteRuleBeforeRateLimit(t *testing.T) {
 	res = b.Write(ctx, bridge.WriteRequest{Source: "plc1", Point: "setpoint", Value: bridge.Float(20)})
 	assert.ErrorIs(t, res.Err, bridge.ErrRateLimited)
 }
+
+// Requests for made-up points never grow the write counters without bound.
+func TestBridgeWriteTableIsBounded(t *testing.T) {
+	src := &writableSource{}
+	b := bridge.New(bridge.Options{Logger: quiet})
+	require.NoError(t, b.AddSource("plc1", src))
+	require.NoError(t, b.AddSink("rec", bridgetest.NewRecorder(), bridge.SinkOptions{}))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	for i := range 10_100 {
+		res := b.Write(ctx, bridge.WriteRequest{Source: "plc1", Point: fmt.Sprintf("made-up-%d", i), Value: bridge.Int(1)})
+		require.ErrorIs(t, res.Err, bridge.ErrUnknownPoint)
+	}
+	st := b.Stats().Writes
+	assert.LessOrEqual(t, len(st), 10_001, "at most the cap and one (other) row")
+	var refused uint64
+	for _, w := range st {
+		refused += w.Refused
+	}
+	assert.EqualValues(t, 10_100, refused, "every request counted")
+}
