@@ -669,49 +669,9 @@ func (g *assembly) buildSinks(d *decoder, cfg *fileConfig, dir string) {
 
 // makeSink decodes the block of a sink of kind k and makes the sink.
 func (g *assembly) makeSink(d *decoder, e *sinkEntry, k SinkKind, p string, block *yaml.Node, dir string) {
-	block = resolve(block)
-	if isNull(block) {
-		line := 0
-		if block != nil {
-			line = block.Line
-		}
-		block = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: line}
-	}
-	if block.Kind != yaml.MappingNode {
-		d.errorf(block.Line, p, "want a mapping of settings, not %s", kindName(block))
+	cfg, env, ok := g.decodeKind(d, p, block, dir, e.name, k.Config, k.Secrets, k.Prepare)
+	if !ok {
 		return
-	}
-	d.lines[p] = block.Line
-	sec, block := d.secrets(block, p, dir, k.Secrets)
-	nerr := len(d.errs)
-	var cfg any
-	if k.Config != nil {
-		cfg = k.Config()
-		d.decode(block, p, reflect.ValueOf(cfg).Elem())
-	} else {
-		var none struct{}
-		d.decode(block, p, reflect.ValueOf(&none).Elem())
-	}
-	env := SinkEnv{Name: e.name, Dir: dir, Secrets: sec, Stdout: g.stdout, Logger: g.log}
-	if k.Prepare != nil {
-		k.Prepare(cfg, env)
-	}
-	// The settings are checked by the package that defines them, also
-	// after a decoding error (whose value's own checks the decoder drops),
-	// so that every mistake is reported at once: its field errors carry
-	// the YAML key paths within the sink's block.
-	v, validates := cfg.(interface{ Validate() error })
-	if validates {
-		d.fieldErrors(p, v.Validate())
-	}
-	if len(d.errs) > nerr {
-		return
-	}
-	if dep, ok := cfg.(interface{ Deprecations() []*bridge.FieldError }); ok {
-		// Deprecated settings are accepted and ignored: warnings.
-		for _, fe := range dep.Deprecations() {
-			d.warnAt(bridge.JoinPath(p, fe.Path), "%s", fieldMsg(fe))
-		}
 	}
 	sink, err := k.Build(cfg, env)
 	if err != nil {
@@ -726,6 +686,58 @@ func (g *assembly) makeSink(d *decoder, e *sinkEntry, k SinkKind, p string, bloc
 	if k.Describe != nil {
 		e.desc = k.Describe(cfg, env)
 	}
+}
+
+// decodeKind decodes the block of a sink or command source kind at path p
+// strictly into the value newConfig returns (none when it is nil), reads its
+// secrets, prepares it, and has it checked by its own Validate; deprecated
+// keys become warnings. It reports whether the settings are good to build.
+func (g *assembly) decodeKind(d *decoder, p string, block *yaml.Node, dir, name string,
+	newConfig func() any, secrets []string, prepare func(any, SinkEnv)) (any, SinkEnv, bool) {
+	block = resolve(block)
+	if isNull(block) {
+		line := 0
+		if block != nil {
+			line = block.Line
+		}
+		block = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: line}
+	}
+	if block.Kind != yaml.MappingNode {
+		d.errorf(block.Line, p, "want a mapping of settings, not %s", kindName(block))
+		return nil, SinkEnv{}, false
+	}
+	d.lines[p] = block.Line
+	sec, block := d.secrets(block, p, dir, secrets)
+	nerr := len(d.errs)
+	var cfg any
+	if newConfig != nil {
+		cfg = newConfig()
+		d.decode(block, p, reflect.ValueOf(cfg).Elem())
+	} else {
+		var none struct{}
+		d.decode(block, p, reflect.ValueOf(&none).Elem())
+	}
+	env := SinkEnv{Name: name, Dir: dir, Secrets: sec, Stdout: g.stdout, Logger: g.log}
+	if prepare != nil {
+		prepare(cfg, env)
+	}
+	// The settings are checked by the package that defines them, also
+	// after a decoding error (whose value's own checks the decoder drops),
+	// so that every mistake is reported at once: its field errors carry
+	// the YAML key paths within the block.
+	if v, ok := cfg.(interface{ Validate() error }); ok {
+		d.fieldErrors(p, v.Validate())
+	}
+	if len(d.errs) > nerr {
+		return nil, SinkEnv{}, false
+	}
+	if dep, ok := cfg.(interface{ Deprecations() []*bridge.FieldError }); ok {
+		// Deprecated settings are accepted and ignored: warnings.
+		for _, fe := range dep.Deprecations() {
+			d.warnAt(bridge.JoinPath(p, fe.Path), "%s", fieldMsg(fe))
+		}
+	}
+	return cfg, env, true
 }
 
 func orDefault(s, def string) string {

@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"fmt"
-	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -106,30 +105,8 @@ func (g *assembly) buildCommands(d *decoder, cfg *fileConfig, dir string) {
 			continue
 		}
 		p = join(p, kind)
-		block := resolve(n.Content[1])
-		if isNull(block) {
-			block = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: n.Content[0].Line}
-		}
-		if block.Kind != yaml.MappingNode {
-			d.errorf(block.Line, p, "want a mapping of settings, not %s", kindName(block))
-			continue
-		}
-		d.lines[p] = block.Line
-		sec, block := d.secrets(block, p, dir, k.Secrets)
-		nerr := len(d.errs)
-		var c any
-		if k.Config != nil {
-			c = k.Config()
-			d.decode(block, p, reflect.ValueOf(c).Elem())
-		}
-		env := SinkEnv{Name: kind, Dir: dir, Secrets: sec, Stdout: g.stdout, Logger: g.log}
-		if k.Prepare != nil {
-			k.Prepare(c, env)
-		}
-		if v, ok := c.(interface{ Validate() error }); ok {
-			d.fieldErrors(p, v.Validate())
-		}
-		if len(d.errs) > nerr {
+		c, env, ok := g.decodeKind(d, p, n.Content[1], dir, kind, k.Config, k.Secrets, k.Prepare)
+		if !ok {
 			continue
 		}
 		src, err := k.Build(c, env)

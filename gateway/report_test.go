@@ -57,3 +57,24 @@ sinks:
 	st := g.Bridge().Stats()
 	assert.EqualValues(t, 1, st.Sinks[0].Delivered, "only the first sample of an unchanged point is reported")
 }
+
+// TestCommandsConfigErrors: a commands section is checked like the sinks:
+// unknown kinds with a suggestion, settings by their owner's Validate.
+func TestCommandsConfigErrors(t *testing.T) {
+	_, err := Parse("gw.yaml", []byte(`
+devices:
+  - name: meter1
+    modbus: {url: tcp://127.0.0.1:502}
+    points: [{name: v, table: input, address: 0, type: float32}]
+sinks:
+  - stdout: {}
+commands:
+  - mqt: {url: tcp://127.0.0.1:1883}
+  - mqtt: {url: tcp://127.0.0.1:1883, qos: 2}
+  - nats: {url: "nats://127.0.0.1:4222", subject: "m2m.{source}", bogus: 1}
+`))
+	got := strings.Join(configErrors(t, err), "\n")
+	assert.Contains(t, got, `gw.yaml:9: commands[0]: unknown command source "mqt"; did you mean "mqtt"?`)
+	assert.Contains(t, got, "gw.yaml:10: commands[1].mqtt.qos")
+	assert.Contains(t, got, "gw.yaml:11: commands[2].nats.bogus: unknown key")
+}
