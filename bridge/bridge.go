@@ -95,7 +95,18 @@ func (b *Bridge) AddSourceWith(name string, src Source, opts SourceOptions) erro
 
 // AddSink adds a sink under a name unique among the sinks. It checks the
 // options and returns every problem at once. It must be called before Run.
+// A sink that is a [BridgeUser] is then given the bridge.
 func (b *Bridge) AddSink(name string, sink Sink, opts SinkOptions) error {
+	if err := b.addSink(name, sink, opts); err != nil {
+		return err
+	}
+	if u, ok := sink.(BridgeUser); ok {
+		u.UseBridge(b, name)
+	}
+	return nil
+}
+
+func (b *Bridge) addSink(name string, sink Sink, opts SinkOptions) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var errs []error

@@ -1,0 +1,18 @@
+package bridge
+
+// BridgeUser is implemented by sinks that act on the bridge that feeds
+// them, beyond taking its samples: a Sparkplug edge node
+// (bridge/sparkplug) reads its sources' health from [Bridge.Stats] to
+// announce a device's death and rebirth, finds its own queue depth there,
+// and sends the writes its host application asks for through
+// [Bridge.Write]. The bridge stays free of any protocol: it only hands
+// itself over.
+//
+// [Bridge.AddSink] calls UseBridge once, after the sink was added, with the
+// bridge and the sink's name, and without holding any lock of the bridge.
+// UseBridge must not block; the sink may call the bridge's methods from
+// then on, from any goroutine (they are safe for concurrent use), but
+// Bridge.Write only while the bridge runs.
+type BridgeUser interface {
+	UseBridge(b *Bridge, name string)
+}
