@@ -35,6 +35,10 @@ type Bridge struct {
 	started bool
 
 	closing atomic.Bool
+	// split is set when a sink takes every sample (SinkOptions.Unfiltered):
+	// sources with report by exception then hand on two streams. Set by
+	// AddSink, before Run.
+	split bool
 
 	writeMu sync.Mutex // guards writes
 	writes  map[writeKey]*writeState
@@ -155,6 +159,7 @@ func (b *Bridge) addSink(name string, sink Sink, opts SinkOptions) error {
 		return errors.Join(errs...)
 	}
 	opts.Retry = opts.Retry.withDefaults()
+	b.split = b.split || opts.Unfiltered
 	b.sinks = append(b.sinks, newSinkRunner(b, name, sink, opts))
 	return nil
 }
@@ -169,10 +174,16 @@ func (b *Bridge) addSink(name string, sink Sink, opts SinkOptions) error {
 // the bridge is shutting down; those samples are counted in that sink's
 // Refused.
 func (b *Bridge) Emit(ctx context.Context, batch []Sample) error {
+	return b.emit(ctx, batch, batch)
+}
+
+// emit offers filtered to the sinks that take report by exception's
+// stream and all to those that take every sample (SinkOptions.Unfiltered).
+func (b *Bridge) emit(ctx context.Context, filtered, all []Sample) error {
 	if b.closing.Load() {
 		return ErrClosed
 	}
-	if len(batch) == 0 {
+	if len(all) == 0 {
 		return nil
 	}
 	// What each sink took; on the stack for the usual few sinks.
@@ -182,19 +193,23 @@ func (b *Bridge) Emit(ctx context.Context, batch []Sample) error {
 		taken = make([]int, 0, len(b.sinks))
 	}
 	taken = taken[:len(b.sinks)]
-	err := b.offer(ctx, batch, taken)
+	err := b.offer(ctx, filtered, all, taken)
 	if err != nil {
-		b.refuse(batch, taken)
+		b.refuse(filtered, all, taken)
 	}
 	return err
 }
 
-// offer offers batch to every sink, each from where taken says it got to,
-// and advances taken. It returns the first error of a sink that did not
-// take all of it.
-func (b *Bridge) offer(ctx context.Context, batch []Sample, taken []int) error {
+// offer offers filtered, or all to a sink that takes every sample, to
+// every sink, each from where taken says it got to, and advances taken. It
+// returns the first error of a sink that did not take all of it.
+func (b *Bridge) offer(ctx context.Context, filtered, all []Sample, taken []int) error {
 	var first error
 	for i, s := range b.sinks {
+		batch := filtered
+		if s.opts.Unfiltered {
+			batch = all
+		}
 		if taken[i] >= len(batch) {
 			continue
 		}
@@ -207,10 +222,14 @@ func (b *Bridge) offer(ctx context.Context, batch []Sample, taken []int) error {
 	return first
 }
 
-// refuse counts, at each sink, the samples of batch it did not take.
-func (b *Bridge) refuse(batch []Sample, taken []int) {
+// refuse counts, at each sink, the samples of its batch it did not take.
+func (b *Bridge) refuse(filtered, all []Sample, taken []int) {
 	for i, s := range b.sinks {
-		s.refuse(len(batch) - taken[i])
+		n := len(filtered)
+		if s.opts.Unfiltered {
+			n = len(all)
+		}
+		s.refuse(n - taken[i])
 	}
 }
 
@@ -365,7 +384,9 @@ type SourceStats struct {
 	Err       string // the error Run returned, if it has
 
 	// Suppressed counts the samples report by exception kept from the sinks
-	// (SourceOptions.Report): they said nothing new.
+	// (SourceOptions.Report): they said nothing new. Those that went on to
+	// the sinks that take every sample (SinkOptions.Unfiltered) are counted
+	// here, not in Forwarded.
 	Suppressed uint64
 	// Unfiltered counts the samples, among the forwarded ones, that report
 	// by exception passed unexamined because it tracked MaxReportPoints

@@ -67,6 +67,19 @@
 // points beyond that pass unfiltered, counted in [SourceStats].Unfiltered.
 // In steady state it allocates nothing per sample.
 //
+// The state is also forgotten when a source that reports its health
+// ([HealthReporter]) comes up again (its Health is Up with a new Since: a
+// reconnect, or a new Run): the first sample of each point after that is
+// reported, whatever its value, even when no Bad sample came in between.
+//
+// A sink can take every sample instead of the reported ones
+// ([SinkOptions].Unfiltered): a local file that keeps everything beside a
+// metered link that takes exceptions only. The samples held back reach it
+// with Seq 0, so its numbered samples are exactly the other sinks' stream;
+// they are counted in [SourceStats].Suppressed, not in Forwarded, so the
+// source's counters add up as before, and such a sink is offered
+// Forwarded + Suppressed samples.
+//
 // The Bridge is the one owner of retries: a sink reports an error, marked
 // [Permanent] when the data itself is bad (the samples are then kept in the
 // sink's [DeadLetter], never just deleted) or with [RetryAfter] when the

@@ -151,6 +151,14 @@ type SinkOptions struct {
 	Spool Spool `yaml:"-"`
 	// Retry is the backoff between attempts.
 	Retry Retry `yaml:"retry"`
+	// Unfiltered makes the sink take every sample its sources emit, not
+	// only those that report by exception passes (SourceOptions.Report):
+	// a local file that keeps everything beside a metered link that takes
+	// exceptions only. The samples report by exception held back reach it
+	// with Seq 0, so that its numbered samples are the reported stream
+	// that the other sinks get, without gaps; they are counted in
+	// SourceStats.Suppressed. Default false: the reported samples only.
+	Unfiltered bool `yaml:"unfiltered"`
 	// DeadLetter, when set, keeps the samples the sink rejects for good
 	// ([Permanent] errors), so that a rejection never deletes data. The
 	// Bridge closes it at the end of Run.

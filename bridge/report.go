@@ -238,6 +238,13 @@ func newReportFilter(def Report, points map[string]Report) *reportFilter {
 	return f
 }
 
+// reset forgets every point, keeping the memory: the next sample of each
+// is its first.
+func (f *reportFilter) reset() {
+	clear(f.index)
+	f.states = f.states[:0]
+}
+
 // now returns the filter's clock, read once per batch.
 func (f *reportFilter) now() int64 { return int64(time.Since(f.epoch)) }
 

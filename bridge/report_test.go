@@ -209,10 +209,11 @@ func TestReportBoundsItsState(t *testing.T) {
 }
 
 // TestReportAccountsForEverySample drives noisy sources with report by
-// exception (one straight, one with a small dropping inbox) into a live sink
-// and a stalled one, scraping the counters while it runs: Emitted =
+// exception (one straight, one with a small dropping inbox) into a live sink,
+// a stalled one and one that takes every sample (Unfiltered), scraping the counters while it runs: Emitted =
 // Suppressed + Forwarded + Dropped + Left + Queued + InFlight at every
-// scrape, and each sink was offered exactly what was forwarded.
+// scrape, and each sink was offered exactly what was forwarded (the
+// unfiltered one: what was forwarded or suppressed).
 func TestReportAccountsForEverySample(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	stalled := &gatedSink{Recorder: *bridgetest.NewRecorder(), open: make(chan struct{})}
@@ -245,6 +246,8 @@ func TestReportAccountsForEverySample(t *testing.T) {
 	require.NoError(t, b.AddSourceWith("opcua", src("opcua"), bridge.SourceOptions{QueueSize: 50, Overflow: bridge.OverflowDropOldest, Report: report}))
 	require.NoError(t, b.AddSink("stalled", stalled, bridge.SinkOptions{QueueSize: 100, BatchSize: 10, Overflow: bridge.OverflowDropOldest}))
 	require.NoError(t, b.AddSink("live", live, bridge.SinkOptions{QueueSize: 100, BatchSize: 10, Overflow: bridge.OverflowDropOldest}))
+	everything := bridgetest.NewRecorder()
+	require.NoError(t, b.AddSink("everything", everything, bridge.SinkOptions{QueueSize: 100, BatchSize: 10, Overflow: bridge.OverflowDropOldest, Unfiltered: true}))
 	done := make(chan error, 1)
 	go func() { done <- b.Run(ctx) }()
 	for range 200 {
@@ -259,14 +262,19 @@ func TestReportAccountsForEverySample(t *testing.T) {
 	<-done
 	st := b.Stats()
 	checkSources(t, st.Sources)
-	var forwarded uint64
+	var forwarded, suppressed uint64
 	for _, s := range st.Sources {
 		assert.Positive(t, s.Suppressed, "source %s: the noise was suppressed", s.Name)
 		assert.Less(t, s.Forwarded, s.Emitted/3, "source %s: most samples suppressed", s.Name)
 		forwarded += s.Forwarded
+		suppressed += s.Suppressed
 	}
 	for _, s := range st.Sinks {
 		checkSink(t, s)
+		if s.Name == "everything" {
+			assert.Equal(t, forwarded+suppressed, s.Accepted+s.Refused, "sink %s: offered every sample that left the sources: %+v", s.Name, s)
+			continue
+		}
 		assert.Equal(t, forwarded, s.Accepted+s.Refused, "sink %s: offered exactly the forwarded samples: %+v", s.Name, s)
 	}
 }

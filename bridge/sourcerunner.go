@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // SourceOptions configure how the Bridge takes one source's samples.
@@ -64,7 +65,10 @@ type sourceRunner struct {
 
 	emitMu  sync.Mutex // serialises Emit; held while it blocks
 	scratch []Sample
+	all     []Sample      // scratch with the suppressed samples, for unfiltered sinks
 	filter  *reportFilter // report by exception, nil when off; under emitMu
+	health  HealthReporter
+	upSince time.Time // Health.Since when it was last seen up, under emitMu
 
 	// Counters (and the inbox), under mu.
 	mu        sync.Mutex
@@ -75,9 +79,10 @@ type sourceRunner struct {
 	notEmpty  chan struct{}
 	notFull   chan struct{}
 	pumpBuf   []Sample
-	pumpN     int   // samples of pumpBuf in flight
-	taken     []int // per sink, how many of them it took
-	stopped   bool  // the inbox was drained at shutdown
+	pumpF     []Sample // the samples of pumpBuf that report by exception passed, when split
+	pumpN     int      // samples of pumpBuf in flight
+	taken     []int    // per sink, how many of them it took
+	stopped   bool     // the inbox was drained at shutdown
 
 	suppressed uint64 // by report by exception, under mu
 	unfiltered uint64 // passed because the filter tracks MaxReportPoints points, under mu
@@ -88,6 +93,7 @@ type sourceRunner struct {
 
 func newSourceRunner(b *Bridge, name string, src Source, opts SourceOptions) *sourceRunner {
 	r := &sourceRunner{b: b, name: name, src: src, filter: newReportFilter(opts.Report, opts.PointReport)}
+	r.health, _ = src.(HealthReporter)
 	if opts.QueueSize > 0 {
 		r.notEmpty = make(chan struct{}, 1)
 		r.notFull = make(chan struct{}, 1)
@@ -153,18 +159,33 @@ func (r *sourceRunner) pump(ctx context.Context, final bool) {
 			}
 			r.pumpN = n
 			clear(r.taken)
+			if r.b.split && r.filter != nil {
+				// The inbox holds the suppressed samples too, for the
+				// unfiltered sinks: they are the ones without a number.
+				r.pumpF = r.pumpF[:0]
+				for _, s := range r.pumpBuf[:n] {
+					if s.Seq != 0 {
+						r.pumpF = append(r.pumpF, s)
+					}
+				}
+			}
 		}
-		batch := r.pumpBuf[:r.pumpN]
-		if err := r.b.offer(ctx, batch, r.taken); err != nil {
+		all := r.pumpBuf[:r.pumpN]
+		filtered := all
+		if r.b.split && r.filter != nil {
+			filtered = r.pumpF
+		}
+		if err := r.b.offer(ctx, filtered, all, r.taken); err != nil {
 			if !final || ctx.Err() == nil && !errors.Is(err, ErrClosed) {
 				return
 			}
-			r.b.refuse(batch, r.taken)
+			r.b.refuse(filtered, all, r.taken)
 		}
 		n := r.pumpN
 		r.pumpN = 0
 		r.mu.Lock()
-		r.forwarded += uint64(n)
+		r.forwarded += uint64(len(filtered))
+		r.suppressed += uint64(n - len(filtered))
 		r.c.inflight -= n
 		r.mu.Unlock()
 		_ = r.inbox.ack(n)
@@ -201,54 +222,79 @@ func (r *sourceRunner) errText() string {
 // go on and have no sequence number, and hands them to the inbox, or to the
 // sinks. Suppressed samples take no sequence number, so the numbers a
 // source's reported samples carry have no gaps: a gap downstream is a loss.
+// When a sink takes every sample (SinkOptions.Unfiltered), the suppressed
+// samples go on too, for that sink only, with Seq 0.
 func (r *sourceRunner) Emit(ctx context.Context, batch []Sample) error {
 	if len(batch) == 0 {
 		return nil
 	}
 	r.emitMu.Lock()
 	defer r.emitMu.Unlock()
+	f := r.filter
+	split := f != nil && r.b.split
 	var suppressed, unfiltered uint64
-	if f := r.filter; f != nil {
-		r.scratch = r.scratch[:0]
-		now := f.now()
-		for i := range batch {
-			ok, unf := f.pass(&batch[i], now)
-			if !ok {
-				suppressed++
-				continue
-			}
+	var now int64
+	if f != nil {
+		r.checkReconnect(f)
+		now = f.now()
+	}
+	r.scratch = r.scratch[:0]
+	r.all = r.all[:0]
+	seq := r.seq.Load()
+	for i := range batch {
+		s := batch[i]
+		ok := true
+		if f != nil {
+			var unf bool
+			ok, unf = f.pass(&batch[i], now)
 			if unf {
 				unfiltered++
 			}
-			r.scratch = append(r.scratch, batch[i])
 		}
-	} else {
-		r.scratch = append(r.scratch[:0], batch...)
+		if ok {
+			if s.Seq == 0 {
+				seq++
+				s.Seq = seq
+			}
+			r.scratch = append(r.scratch, s)
+		} else {
+			suppressed++
+			s.Seq = 0 // the numbered samples are the reported ones
+		}
+		if split {
+			r.all = append(r.all, s)
+		}
+	}
+	r.seq.Store(seq)
+	all := r.scratch
+	if split {
+		all = r.all
 	}
 	n := uint64(len(r.scratch))
-	seq := r.seq.Add(n) - n
-	for i := range r.scratch {
-		if r.scratch[i].Seq == 0 {
-			r.scratch[i].Seq = seq + uint64(i) + 1
-		}
-	}
-	if r.inbox != nil || n == 0 {
+	if r.inbox != nil {
 		// The inbox counts what it takes (c.accepted), under the lock that
 		// a snapshot takes; the suppressed samples are counted first.
-		if suppressed+unfiltered > 0 {
+		// Those that go into the inbox for the unfiltered sinks are
+		// counted as suppressed when they leave it (pump).
+		if !split && suppressed+unfiltered > 0 || split && unfiltered > 0 {
 			r.mu.Lock()
-			r.emitted += suppressed
-			r.suppressed += suppressed
+			if !split {
+				r.emitted += suppressed
+				r.suppressed += suppressed
+			}
 			r.unfiltered += unfiltered
 			r.mu.Unlock()
 		}
-		if n == 0 {
+		if len(all) == 0 {
 			return nil
 		}
-		_, err := r.inbox.push(ctx, r.scratch)
+		_, err := r.inbox.push(ctx, all)
 		return err
 	}
-	err := r.b.Emit(ctx, r.scratch) // counts what a sink refused
+	var err error
+	if len(all) > 0 {
+		err = r.b.emit(ctx, r.scratch, all) // counts what a sink refused
+	}
 	r.mu.Lock()
 	r.emitted += uint64(len(batch))
 	r.forwarded += n
@@ -256,6 +302,22 @@ func (r *sourceRunner) Emit(ctx context.Context, batch []Sample) error {
 	r.unfiltered += unfiltered
 	r.mu.Unlock()
 	return err
+}
+
+// checkReconnect forgets what report by exception remembers of the
+// source's points when the source's own health ([HealthReporter]) says it
+// came up since the last batch (a reconnect, or a restart of its Run): the
+// first sample of each point after that is reported, whatever its value,
+// even when no Bad sample came in between. Under emitMu.
+func (r *sourceRunner) checkReconnect(f *reportFilter) {
+	if r.health == nil {
+		return
+	}
+	h := r.health.Health()
+	if h.Up && !h.Since.Equal(r.upSince) {
+		f.reset()
+		r.upSince = h.Since
+	}
 }
 
 func (r *sourceRunner) snapshot() SourceStats {
