@@ -1,0 +1,224 @@
+//go:build linux
+
+package testline
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/m2mbridge/m2mbridge/modbus"
+)
+
+// Line is an emulated serial line: a client opens [Line.Path], a
+// pseudo-terminal, with whatever speed and parity it likes; a device sits
+// on the other end at fixed Settings. A relay between them reads the
+// client's line settings from the pseudo-terminal and passes each burst of
+// bytes through [Receive], both ways, so that the device sees what a UART
+// at its settings would make of the client's bytes and the client sees what
+// its own would make of the device's answer.
+//
+// How the client's settings are read: on Linux the two ends of a
+// pseudo-terminal share one termios, and the master's TCGETS returns the
+// slave's (drivers/tty/tty_ioctl.c, tty_mode_ioctl uses the linked tty). The
+// kernel stores the speed (CBAUD), PARODD, CSTOPB and the input flags as
+// set, but clears PARENB and forces CS8 (pty.c, pty_set_termios): so parity
+// is read from INPCK, input parity checking, which a port set to even or
+// odd parity turns on (goburrow/serial, the modbus package's serial
+// driver, and pyserial do), and odd from PARODD; data bits cannot be seen
+// and are taken as 8.
+type Line struct {
+	dev    Settings
+	master *os.File // the client's pseudo-terminal, master side
+	hold   *os.File // a slave descriptor kept open, so master reads never see a hang-up
+	path   string
+	device io.ReadWriteCloser
+
+	closed   atomic.Bool
+	wg       sync.WaitGroup
+	passed   atomic.Uint64
+	garbled  atomic.Uint64
+	lastMu   sync.Mutex
+	lastSeen Settings
+}
+
+// Open starts a Line whose device end is device (for instance one end of
+// net.Pipe served by modbustest.NewRTUServer, or the pseudo-terminal a
+// pymodbus server listens on), talking at dev. The Line owns device:
+// Close closes it.
+func Open(device io.ReadWriteCloser, dev Settings) (*Line, error) {
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		return nil, fmt.Errorf("testline: %w", err)
+	}
+	fd := int(m.Fd())
+	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
+		m.Close()
+		return nil, fmt.Errorf("testline: unlocking the pseudo-terminal: %w", err)
+	}
+	n, err := unix.IoctlGetInt(fd, unix.TIOCGPTN)
+	if err != nil {
+		m.Close()
+		return nil, fmt.Errorf("testline: pseudo-terminal number: %w", err)
+	}
+	path := fmt.Sprintf("/dev/pts/%d", n)
+	hold, err := OpenRaw(path)
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	if dev.Speed <= 0 {
+		m.Close()
+		hold.Close()
+		return nil, fmt.Errorf("testline: device speed %d", dev.Speed)
+	}
+	l := &Line{dev: dev, master: m, hold: hold, path: path, device: device}
+	l.wg.Add(2)
+	go l.toDevice()
+	go l.toClient()
+	return l, nil
+}
+
+// OpenRaw opens a terminal device in raw mode (no echo, no line editing,
+// no translation), as a serial driver would, without making it the
+// controlling terminal.
+func OpenRaw(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		return nil, fmt.Errorf("testline: %w", err)
+	}
+	t, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	if err == nil {
+		// cfmakeraw(3)
+		t.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
+		t.Oflag &^= unix.OPOST
+		t.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
+		t.Cflag &^= unix.CSIZE | unix.PARENB
+		t.Cflag |= unix.CS8
+		t.Cc[unix.VMIN], t.Cc[unix.VTIME] = 1, 0
+		err = unix.IoctlSetTermios(int(f.Fd()), unix.TCSETS, t)
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("testline: raw mode on %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// Path is the serial device the client opens: rtu://<Path>?speed=...
+func (l *Line) Path() string { return l.path }
+
+// Passed counts the bursts that reached the other end unchanged; Garbled
+// those a mismatch of settings changed.
+func (l *Line) Passed() uint64  { return l.passed.Load() }
+func (l *Line) Garbled() uint64 { return l.garbled.Load() }
+
+// LastClientSettings returns the client's settings as last read from the
+// pseudo-terminal.
+func (l *Line) LastClientSettings() Settings {
+	l.lastMu.Lock()
+	defer l.lastMu.Unlock()
+	return l.lastSeen
+}
+
+// Close stops the relay and closes the pseudo-terminal and the device end.
+func (l *Line) Close() error {
+	if l.closed.Swap(true) {
+		return nil
+	}
+	err := l.master.Close()
+	l.hold.Close()
+	l.device.Close()
+	l.wg.Wait()
+	return err
+}
+
+// speeds maps termios CBAUD codes to baud rates.
+var speeds = map[uint32]int{
+	unix.B1200: 1200, unix.B2400: 2400, unix.B4800: 4800, unix.B9600: 9600, unix.B19200: 19200,
+	unix.B38400: 38400, unix.B57600: 57600, unix.B115200: 115200, unix.B230400: 230400,
+	unix.B460800: 460800, unix.B921600: 921600,
+}
+
+// client reads the client's settings from the shared termios.
+func (l *Line) client() (Settings, error) {
+	t, err := unix.IoctlGetTermios(int(l.master.Fd()), unix.TCGETS)
+	if err != nil {
+		return Settings{}, err
+	}
+	s := Settings{Speed: speeds[t.Cflag&unix.CBAUD], Parity: modbus.ParityNone, StopBits: 1}
+	if t.Iflag&unix.INPCK != 0 || t.Cflag&unix.PARENB != 0 {
+		s.Parity = modbus.ParityEven
+		if t.Cflag&unix.PARODD != 0 {
+			s.Parity = modbus.ParityOdd
+		}
+	}
+	if t.Cflag&unix.CSTOPB != 0 {
+		s.StopBits = 2
+	}
+	l.lastMu.Lock()
+	l.lastSeen = s
+	l.lastMu.Unlock()
+	return s, nil
+}
+
+// same reports whether a and b frame characters alike. Stop bits do not
+// matter: a receiver checks one stop bit, and a second is idle line.
+func same(a, b Settings) bool { return a.Speed == b.Speed && a.Parity == b.Parity }
+
+func (l *Line) relay(data []byte, fromClient bool) []byte {
+	c, err := l.client()
+	if err != nil {
+		return nil
+	}
+	if same(c, l.dev) {
+		l.passed.Add(1)
+		return data
+	}
+	l.garbled.Add(1)
+	if fromClient {
+		return Receive(c, l.dev, data)
+	}
+	return Receive(l.dev, c, data)
+}
+
+func (l *Line) toDevice() {
+	defer l.wg.Done()
+	buf := make([]byte, 512)
+	for {
+		n, err := l.master.Read(buf)
+		if n > 0 {
+			if out := l.relay(buf[:n], true); len(out) > 0 {
+				if _, err := l.device.Write(out); err != nil {
+					return
+				}
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (l *Line) toClient() {
+	defer l.wg.Done()
+	buf := make([]byte, 512)
+	for {
+		n, err := l.device.Read(buf)
+		if n > 0 && !l.closed.Load() {
+			if out := l.relay(buf[:n], false); len(out) > 0 {
+				if _, err := l.master.Write(out); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+					return
+				}
+			}
+		}
+		if err != nil || l.closed.Load() {
+			return
+		}
+	}
+}
