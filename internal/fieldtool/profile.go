@@ -44,7 +44,7 @@ var csvColumns = map[string]string{
 	"name": "name", "point": "name", "parameter": "name", "tag": "name", "variable": "name", "quantity": "name",
 	"address": "address", "register": "address", "reg": "address", "addr": "address", "registeraddress": "address",
 	"offset": "offset", // value = raw*scale + offset, as in the profile
-	"type": "type", "datatype": "type", "format": "type", "dtype": "type",
+	"type":   "type", "datatype": "type", "format": "type", "dtype": "type",
 	"unit": "unit", "units": "unit", "uom": "unit", "engineeringunit": "unit",
 	"scale": "scale", "factor": "scale", "multiplier": "scale", "gain": "scale", "scalefactor": "scale",
 	"table": "table", "function": "table", "registertype": "table", "area": "table",
@@ -304,8 +304,8 @@ func ProfileFromCSV(r io.Reader, opt CSVOptions) (p *modbus.Profile, warnings []
 		}
 	}
 	prof := &modbus.Profile{Name: name}
-	var lines []int                        // CSV line of each point
-	reported := map[int]map[string]bool{} // line -> columns already reported
+	var lines []int                          // CSV line of each point
+	reported := map[int]map[string]bool{}    // line -> columns already reported
 	modiconLike, modiconLine := uint64(0), 0 // the first address that looks like a Modicon number
 	for {
 		rec, err := cr.Read()

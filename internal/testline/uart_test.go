@@ -11,7 +11,9 @@ import (
 
 func TestReceive(t *testing.T) {
 	data := []byte{0x01, 0x03, 0x00, 0x00, 0x00, 0x01, 0x84, 0x0A, 0xFF, 0x55}
-	s := func(speed int, p modbus.Parity, stop int) Settings { return Settings{Speed: speed, Parity: p, StopBits: stop} }
+	s := func(speed int, p modbus.Parity, stop int) Settings {
+		return Settings{Speed: speed, Parity: p, StopBits: stop}
+	}
 	for _, tt := range []struct {
 		name   string
 		tx, rx Settings
