@@ -12,8 +12,8 @@
 // object per line on stdout:
 //
 //   {"kind":"ready"}                       connected and subscribed
+//   {"kind":"violation","rule":...}        a Sparkplug rule the next message broke
 //   {"kind":"message", ...}                every message, decoded (see record())
-//   {"kind":"violation","rule":...}        a Sparkplug rule the message broke
 //   {"kind":"sent","id":...,"topic":...}   a command of stdin was published
 //   {"kind":"error","id":...,"detail":...} a command of stdin was refused
 //
@@ -214,8 +214,8 @@ function violations(msg, rec) {
       if (m.name === undefined || m.name === '') v('metric-name', `a ${t} metric has no name (alias ${m.alias})`);
       else if (names.has(m.name)) v('name-unique', `metric ${JSON.stringify(m.name)} twice in ${t}`);
       names.add(m.name);
-      if (m.datatype === null || !FIELDS[m.datatype]) v('metric-datatype', `${t} metric ${JSON.stringify(m.name)} has datatype ${m.datatype}`);
-      if (!m.is_null && m.field === null) v('value-missing', `${t} metric ${JSON.stringify(m.name)} has no value and is not is_null`);
+      if (m.datatype === null || !FIELDS[m.datatype]) v('metric-datatype', `${t} metric ${label(m)} has datatype ${m.datatype}`);
+      if (!m.is_null && m.field === null) v('value-missing', `${t} metric ${label(m)} has no value and is not is_null`);
     }
   };
   // A value in a field its datatype does not use, and the Quality property
@@ -356,6 +356,12 @@ function record(topic, payload, packet) {
   const rec = { kind: 'message', topic, type: parts[2], group: parts[1], node: parts[3], qos: packet.qos, retain: !!packet.retain };
   if (parts.length > 4) rec.device = parts.slice(4).join('/');
   rec.received = Date.now();
+  if (payload.length === 0 && packet.retain) {
+    // A zero-length retained message deletes a retained one at the broker
+    // (MQTT 3.3.1.3): not a Sparkplug message, not judged.
+    rec.cleared = true;
+    return { rec, raw: null };
+  }
   let raw;
   let tahu;
   try {
@@ -459,13 +465,16 @@ client.on('message', (topic, payload, packet) => {
   let vs = [];
   if (parts.length < 4 || parts[0] !== NS) {
     vs.push({ kind: 'violation', rule: 'topic', topic, detail: 'not a Sparkplug topic' });
+  } else if (rec.cleared) {
+    // nothing to judge
   } else if (!raw) {
     vs.push({ kind: 'violation', rule: 'decode', topic, type: rec.type, node: rec.node, device: rec.device, detail: rec.error });
   } else if (!['NCMD', 'DCMD'].includes(rec.type)) {
     vs = violations(raw, rec);
   }
-  emit(rec);
+  // The violations first: a reader that has the message has its verdict.
   for (const v of vs) emit(v);
+  emit(rec);
 });
 
 const rl = readline.createInterface({ input: process.stdin });

@@ -132,7 +132,10 @@ type Message struct {
 	BdSeq      *int64 `json:"bdSeq"`
 	BirthBdSeq *int64 `json:"birth_bdSeq"`
 	Stale      bool   `json:"stale"`
-	Metrics    []Metric
+	// Cleared marks a zero-length retained message, which deletes a
+	// retained message at the broker and is not judged.
+	Cleared bool `json:"cleared"`
+	Metrics []Metric
 	// Error says why the payload could not be decoded.
 	Error string `json:"error"`
 }
@@ -436,7 +439,9 @@ func (h *Host) Messages() []Message {
 	return append([]Message(nil), h.messages...)
 }
 
-// Violations returns the rules broken so far, in order.
+// Violations returns the rules broken so far, in order. host.js reports a
+// message's violations before the message itself, so once [Host.Wait] has
+// returned a message, the rules it broke are here.
 func (h *Host) Violations() []Violation {
 	h.mu.Lock()
 	defer h.mu.Unlock()
