@@ -3,6 +3,7 @@ package sparkplug
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/m2mbridge/m2mbridge/bridge"
@@ -11,8 +12,7 @@ import (
 )
 
 // Config holds the settings of a Sparkplug B edge node. The yaml keys are
-// those of the gateway's `sparkplug:` sink block (not wired yet, see the
-// package doc). The connection keys — url to max_reconnect_interval — mean
+// those of the gateway's `sparkplug:` sink block. The connection keys — url to max_reconnect_interval — mean
 // what they mean for the MQTT sink ([mqtt.Config]) and are checked by it;
 // the MQTT session itself is fixed by the spec (clean session, the NDEATH
 // Will), so the MQTT sink's topic, qos, retain, persistent_session and
@@ -50,7 +50,27 @@ type Config struct {
 	// survive a restart: the bdSeq of its last MQTT CONNECT (spec 4.2.1.1.2).
 	// It is created on first use. One edge node per directory. Required.
 	StateDir string `yaml:"state_dir"`
+	// PrimaryHostID, when set, is the host_id of the primary host
+	// application: the edge node subscribes to its STATE topic and is born
+	// only while that host is online; when it goes offline the edge node
+	// sends NDEATH, disconnects, and keeps its data in the bridge's queue
+	// (or spool) until the host is back (spec 5.9, 7.1).
+	PrimaryHostID string `yaml:"primary_host_id"`
+	// Aliases, true unless set false, gives every metric an alias in its
+	// birth, and DDATA names metrics by alias only (spec 6.4.6, 6.4.18).
+	Aliases *bool `yaml:"aliases"`
+	// Commands lets DCMD write: a DCMD to a metric becomes a write through
+	// the bridge (bridge.Bridge.Write), which refuses what the source does
+	// not allow. False (the default) refuses and logs every DCMD.
+	Commands bool `yaml:"commands"`
+
+	// Logger receives the edge node's events (connections, births,
+	// deaths, refused commands). Default slog.Default().
+	Logger *slog.Logger `yaml:"-"`
 }
+
+// aliases reports whether metrics get aliases.
+func (c Config) aliases() bool { return c.Aliases == nil || *c.Aliases }
 
 // String describes the configuration with the password redacted, so that a
 // Config may be logged.
@@ -59,8 +79,8 @@ func (c Config) String() string {
 	if c.Password != "" {
 		pw = "[redacted]"
 	}
-	return fmt.Sprintf("sparkplug.Config{URL:%q Version:%d ClientID:%q Username:%q Password:%q GroupID:%q EdgeNodeID:%q StateDir:%q}",
-		redact.URL(c.URL), c.Version, c.ClientID, c.Username, pw, c.GroupID, c.EdgeNodeID, c.StateDir)
+	return fmt.Sprintf("sparkplug.Config{URL:%q Version:%d ClientID:%q Username:%q Password:%q GroupID:%q EdgeNodeID:%q StateDir:%q PrimaryHostID:%q Aliases:%t Commands:%t}",
+		redact.URL(c.URL), c.Version, c.ClientID, c.Username, pw, c.GroupID, c.EdgeNodeID, c.StateDir, c.PrimaryHostID, c.aliases(), c.Commands)
 }
 
 // GoString is String, so that %#v does not print the password either.
@@ -98,6 +118,12 @@ func (c Config) Validate() error {
 		if err := CheckID(id.v); err != nil {
 			errs = append(errs, &bridge.FieldError{Path: id.key, Msg: err.Error(),
 				Hint: "Sparkplug IDs are topic elements (spec 4.1)"})
+		}
+	}
+	if c.PrimaryHostID != "" {
+		if err := CheckID(c.PrimaryHostID); err != nil {
+			errs = append(errs, &bridge.FieldError{Path: "primary_host_id", Msg: err.Error(),
+				Hint: "the host_id is a topic element of spBv1.0/STATE/{host_id} (spec 4.2.3.1.1)"})
 		}
 	}
 	if c.StateDir == "" {

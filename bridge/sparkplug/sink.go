@@ -1,0 +1,972 @@
+package sparkplug
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/eclipse/paho.golang/paho"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/m2mbridge/m2mbridge/bridge"
+	"github.com/m2mbridge/m2mbridge/bridge/sparkplug/internal/sppb"
+	"github.com/m2mbridge/m2mbridge/internal/cfgcheck"
+	"github.com/m2mbridge/m2mbridge/internal/redact"
+)
+
+// Errors a Write fails with while the edge node is not born; both are
+// retriable, so the bridge keeps the samples (in its queue, or in the
+// spool with overflow: spool) and replays them after the births.
+var (
+	// ErrNotConnected means there is no connection to the broker.
+	ErrNotConnected = errors.New("sparkplug: not connected")
+	// ErrPrimaryHostOffline means the edge node is connected but the
+	// primary host application is not online, so it is not born.
+	ErrPrimaryHostOffline = errors.New("sparkplug: primary host offline")
+)
+
+// Limits that keep the edge node's memory bounded.
+const (
+	// MaxMetrics bounds the metrics (source, point pairs) the edge node
+	// tracks; samples of more are refused permanently.
+	MaxMetrics = 100_000
+	// maxPayloadMetrics bounds the metrics of one DDATA.
+	maxPayloadMetrics = 1000
+	// commandQueue bounds the DCMD messages waiting to be written.
+	commandQueue = 64
+	// eventQueue bounds the NCMD and STATE messages waiting for the
+	// session goroutine.
+	eventQueue = 64
+	// healthInterval is how often the sources' health is read.
+	healthInterval = 250 * time.Millisecond
+)
+
+// Host is what the edge node uses of the bridge that feeds it:
+// [*bridge.Bridge] implements it. Stats gives the sources' health (DDEATH,
+// DBIRTH) and the sink's queue depth (the NBIRTH's spool depth); Write
+// takes the writes DCMD asks for.
+type Host interface {
+	Stats() bridge.Stats
+	Write(ctx context.Context, req bridge.WriteRequest) bridge.WriteResult
+}
+
+// Stats are the edge node's own counters, as [Sink.Stats] returns them.
+type Stats struct {
+	BdSeq        uint64 // the bdSeq of the current (or last) connection
+	Connected    bool   // connected to the broker now
+	Born         bool   // NBIRTH published on the current connection
+	Connects     uint64 // connections made
+	NodeBirths   uint64 // NBIRTH messages (a rebirth counts)
+	DeviceBirths uint64 // DBIRTH messages
+	DeviceDeaths uint64 // DDEATH messages
+	DataMessages uint64 // DDATA messages
+	// Absorbed counts Bad samples of a device whose source reports it
+	// down, after its DDEATH: the death says what they say (a DDATA may
+	// not follow a DDEATH without a DBIRTH, spec 6.4.16).
+	Absorbed uint64
+	// Historical counts samples sent with is_historical.
+	Historical uint64
+	// Commands counts DCMD metrics handed to the bridge's Write;
+	// CommandsRefused those refused here (commands: false, an unknown
+	// metric or device, a value of the wrong datatype) or by the bridge;
+	// CommandsDropped the DCMD messages dropped because commandQueue
+	// were waiting.
+	Commands        uint64
+	CommandsRefused uint64
+	CommandsDropped uint64
+}
+
+// Sink is a Sparkplug B edge node: a [bridge.Sink] that publishes samples
+// as DDATA of the devices named by their Source, with the session, births,
+// deaths, rebirths, commands and primary host rules of the package doc. It
+// implements [bridge.Connector] and [bridge.BridgeUser]. Its methods may be
+// called from any goroutine.
+type Sink struct {
+	cfg     Config
+	dial    dialer
+	store   bdSeqStore
+	log     *slog.Logger
+	aliases bool
+
+	connectTimeout, ackTimeout, maxBackoff time.Duration
+
+	topicNBIRTH, topicNDEATH, topicNCMD, topicDCMD, topicState string
+
+	startOnce sync.Once
+	ctx       context.Context // the goroutines' context, cancelled by Close
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	events    chan message // NCMD and STATE, for the session goroutine
+	cmds      chan message // DCMD, for the command goroutine
+
+	hostMu   sync.Mutex
+	host     Host
+	hostName string
+
+	mu           sync.Mutex // guards what follows; held while publishing, so that seq order is wire order
+	closed       bool
+	c            conn // the current connection; nil when none
+	born         bool // NBIRTH published on c
+	bdSeq        uint64
+	seq          seqCounter
+	sessionStart time.Time // the first NBIRTH of c: samples measured before it are historical
+	stateSeen    bool      // a STATE of the primary host was accepted
+	stateTS      int64
+	online       bool // the primary host is online (always, without one)
+	lastErr      error
+	changed      chan struct{} // closed and replaced when c, born or lastErr change
+	devices      map[string]*device
+	devOrder     []*device
+	nextAlias    uint64
+	nMetrics     int
+	health       map[string]bridge.Health
+	gen          uint64 // counts Writes
+	depth        int64  // this sink's queue depth at the last health check
+	haveDepth    bool
+	st           Stats
+}
+
+// device is a Sparkplug device: one source.
+type device struct {
+	id      string
+	metrics map[string]*metric
+	order   []*metric
+	// born: DBIRTH published on the current connection and no DDEATH
+	// since. dead: a DDEATH was published (or the source reported down
+	// before any birth) and its source has not come back.
+	born, dead bool
+	aliveSince time.Time // when it was last born or revived
+	deadSince  time.Time
+	pend       *pendingData // the DDATA being built by Write
+	// Of the batch being written (gen): whether it was born before it.
+	gen        uint64
+	bornBefore bool
+}
+
+// metric is one point of a device.
+type metric struct {
+	name    string
+	alias   uint64
+	dt      sppb.DataType
+	unit    string
+	last    bridge.Sample // the last sample published or born with
+	hasLast bool
+	// in the DDATA being built: pendRound == pend.round of its device's
+	// pendingData.
+	pendRound uint64
+	// first is the index of its first sample in the batch being written
+	// (gen).
+	gen   uint64
+	first int
+}
+
+var (
+	_ bridge.Sink       = (*Sink)(nil)
+	_ bridge.Connector  = (*Sink)(nil)
+	_ bridge.BridgeUser = (*Sink)(nil)
+)
+
+// New validates cfg and returns an edge node. It does not dial, nor touch
+// the state directory: [Sink.Connect] (or the first Write) starts the
+// session. Every problem with cfg is reported at once, as
+// [Config.Validate] reports it, and what is wrong with the TLS files.
+func New(cfg Config) (*Sink, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, cfgcheck.Wrap("sparkplug", err)
+	}
+	d, err := newDialer(cfg.mqttConfig())
+	if err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	log = log.With("sparkplug", cfg.GroupID+"/"+cfg.EdgeNodeID)
+	s := &Sink{
+		cfg: cfg, dial: d, store: bdSeqStore{dir: cfg.StateDir}, log: log, aliases: cfg.aliases(),
+		connectTimeout: orDur(cfg.ConnectTimeout, 10*time.Second),
+		ackTimeout:     orDur(cfg.AckTimeout, 10*time.Second),
+		maxBackoff:     orDur(cfg.MaxReconnectInterval, 10*time.Second),
+		topicNBIRTH:    Topic{GroupID: cfg.GroupID, Type: NBIRTH, EdgeNodeID: cfg.EdgeNodeID}.String(),
+		topicNDEATH:    Topic{GroupID: cfg.GroupID, Type: NDEATH, EdgeNodeID: cfg.EdgeNodeID}.String(),
+		topicNCMD:      Topic{GroupID: cfg.GroupID, Type: NCMD, EdgeNodeID: cfg.EdgeNodeID}.String(),
+		topicDCMD:      Topic{GroupID: cfg.GroupID, Type: DCMD, EdgeNodeID: cfg.EdgeNodeID, DeviceID: "+"}.String(),
+		events:         make(chan message, eventQueue),
+		cmds:           make(chan message, commandQueue),
+		changed:        make(chan struct{}),
+		devices:        make(map[string]*device),
+		health:         make(map[string]bridge.Health),
+		online:         cfg.PrimaryHostID == "",
+	}
+	if cfg.PrimaryHostID != "" {
+		s.topicState = StateTopic(cfg.PrimaryHostID)
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s, nil
+}
+
+func orDur(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+// UseBridge hands the edge node the bridge that feeds it, under the sink's
+// name: [bridge.Bridge.AddSink] calls it. See [Sink.Use].
+func (s *Sink) UseBridge(b *bridge.Bridge, name string) { s.Use(b, name) }
+
+// Use sets the host whose sources' health makes devices die and be reborn
+// and whose Write takes DCMD writes; name is this sink's name among the
+// host's sinks (its queue depth goes in the NBIRTH). Without a host, a
+// device never dies and every DCMD is refused.
+func (s *Sink) Use(h Host, name string) {
+	s.hostMu.Lock()
+	s.host, s.hostName = h, name
+	s.hostMu.Unlock()
+}
+
+func (s *Sink) getHost() (Host, string) {
+	s.hostMu.Lock()
+	defer s.hostMu.Unlock()
+	return s.host, s.hostName
+}
+
+// Topic returns the topic of a message type for this edge node;
+// deviceID is "" for a node message type.
+func (s *Sink) Topic(t MessageType, deviceID string) string {
+	return Topic{GroupID: s.cfg.GroupID, Type: t, EdgeNodeID: s.cfg.EdgeNodeID, DeviceID: deviceID}.String()
+}
+
+// Stats returns the edge node's counters.
+func (s *Sink) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.st
+	st.BdSeq, st.Connected, st.Born = s.bdSeq, s.c != nil, s.born
+	return st
+}
+
+// start starts the session and command goroutines, once.
+func (s *Sink) start() {
+	s.startOnce.Do(func() {
+		s.wg.Add(2)
+		go func() { defer s.wg.Done(); s.run(s.ctx) }()
+		go func() { defer s.wg.Done(); s.runCommands(s.ctx) }()
+	})
+}
+
+// Connect starts the edge node's session, which from then on connects
+// and reconnects by itself, and waits until it is born (NBIRTH and the
+// DBIRTHs published), or for the error of the next connection attempt, or
+// at most the connect timeout: then it returns why it is not born yet
+// (waiting for the primary host, say).
+func (s *Sink) Connect(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return fmt.Errorf("sparkplug: %w", bridge.ErrClosed)
+	}
+	s.mu.Unlock()
+	s.start()
+	t := time.NewTimer(s.connectTimeout + s.ackTimeout)
+	defer t.Stop()
+	first := true
+	for {
+		s.mu.Lock()
+		born, err, ch := s.born, s.lastErr, s.changed
+		s.mu.Unlock()
+		if born {
+			return nil
+		}
+		if err != nil && !first {
+			return err
+		}
+		first = false
+		select {
+		case <-ch:
+		case <-t.C:
+			return s.notReady()
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// notReady is the error of a Write or Connect while not born.
+func (s *Sink) notReady() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.notReadyLocked()
+}
+
+func (s *Sink) notReadyLocked() error {
+	switch {
+	case s.c != nil && !s.online:
+		return fmt.Errorf("%w: waiting for %s online", ErrPrimaryHostOffline, s.topicState)
+	case s.lastErr != nil:
+		return fmt.Errorf("%w: %v", ErrNotConnected, s.lastErr)
+	}
+	return ErrNotConnected
+}
+
+func (s *Sink) notifyLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// run is the session goroutine: connect, subscribe, be born, serve, and
+// again after the connection ends, with back-off, until ctx ends.
+func (s *Sink) run(ctx context.Context) {
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 && !sleep(ctx, backoff(attempt, s.maxBackoff)) {
+			return
+		}
+		c, err := s.connect(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			s.mu.Lock()
+			s.lastErr = err
+			s.notifyLocked()
+			s.mu.Unlock()
+			s.log.Warn("sparkplug: connect failed", "url", redact.URL(s.cfg.URL), "err", err)
+			continue
+		}
+		attempt = 0
+		s.serve(ctx, c)
+		if ctx.Err() != nil {
+			return // Close publishes the NDEATH and disconnects
+		}
+	}
+}
+
+// connect makes one connection with a new bdSeq in its Will, subscribes
+// to the edge node's commands (and the primary host's STATE), and is born
+// unless it waits for the primary host.
+func (s *Sink) connect(ctx context.Context) (conn, error) {
+	bd, err := s.store.next()
+	if err != nil {
+		return nil, err
+	}
+	will := &paho.WillMessage{Topic: s.topicNDEATH, QoS: 1, Retain: false, Payload: deathPayload(bd, time.Now())}
+	dctx, cancel := context.WithTimeout(ctx, s.connectTimeout+time.Second)
+	defer cancel()
+	c, err := s.dial(dctx, will, s.onMessage)
+	if err != nil {
+		return nil, fmt.Errorf("sparkplug: connect %s: %w", redact.URL(s.cfg.URL), err)
+	}
+	filters := []string{s.topicNCMD, s.topicDCMD}
+	if s.topicState != "" {
+		filters = append(filters, s.topicState)
+	}
+	if err := c.subscribe(ctx, filters...); err != nil {
+		c.close(ctx)
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.c, s.bdSeq, s.born, s.lastErr = c, bd, false, nil
+	s.sessionStart = time.Time{}
+	s.st.Connects++
+	s.log.Info("sparkplug: connected", "url", redact.URL(s.cfg.URL), "bdSeq", bd)
+	if s.online {
+		if err := s.birthLocked(ctx); err != nil {
+			s.log.Warn("sparkplug: birth failed", "err", err)
+		}
+	} else {
+		s.log.Info("sparkplug: waiting for the primary host", "topic", s.topicState)
+	}
+	s.notifyLocked()
+	return c, nil
+}
+
+// serve handles the connection's events until it ends, the primary host
+// goes offline, or ctx ends.
+func (s *Sink) serve(ctx context.Context, c conn) {
+	tick := time.NewTicker(healthInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.lost():
+			s.mu.Lock()
+			if s.c == c {
+				s.c, s.born = nil, false
+				s.lastErr = errors.New("connection lost")
+				s.notifyLocked()
+			}
+			s.mu.Unlock()
+			s.log.Warn("sparkplug: connection lost; the broker publishes the NDEATH Will", "bdSeq", s.Stats().BdSeq)
+			return
+		case m := <-s.events:
+			if !s.handleEvent(ctx, c, m) {
+				return
+			}
+		case <-tick.C:
+			s.checkHealth(ctx)
+		}
+	}
+}
+
+// onMessage is called by the MQTT client for each message of the
+// subscriptions; it must not block.
+func (s *Sink) onMessage(m message) {
+	q := s.events
+	if t, err := ParseTopic(m.topic); err == nil && t.Type == DCMD {
+		q = s.cmds
+	}
+	select {
+	case q <- m:
+	default:
+		if q == s.cmds {
+			s.mu.Lock()
+			s.st.CommandsDropped++
+			s.mu.Unlock()
+		}
+		s.log.Warn("sparkplug: message dropped: too many waiting", "topic", m.topic)
+	}
+}
+
+// handleEvent handles an NCMD or STATE message; false when the connection
+// was closed (the primary host went offline).
+func (s *Sink) handleEvent(ctx context.Context, c conn, m message) bool {
+	if m.topic == s.topicState && s.topicState != "" {
+		return s.handleState(ctx, c, m.payload)
+	}
+	if m.topic == s.topicNCMD {
+		var p sppb.Payload
+		if err := proto.Unmarshal(m.payload, &p); err != nil {
+			s.log.Warn("sparkplug: NCMD ignored: not a Sparkplug B payload", "err", err)
+			return true
+		}
+		for _, pm := range p.GetMetrics() {
+			if pm.GetName() == MetricRebirth {
+				if !pm.GetBooleanValue() {
+					continue
+				}
+				s.mu.Lock()
+				if s.c == c && s.born {
+					s.log.Info("sparkplug: rebirth requested by NCMD")
+					if err := s.birthLocked(ctx); err != nil {
+						s.log.Warn("sparkplug: rebirth failed", "err", err)
+					}
+				}
+				s.mu.Unlock()
+				continue
+			}
+			s.log.Warn("sparkplug: NCMD metric ignored: only Node Control/Rebirth is known", "metric", pm.GetName())
+		}
+	}
+	return true
+}
+
+// birthLocked publishes the NBIRTH (seq 0, the connection's bdSeq) and a
+// DBIRTH for every device that is not dead (spec 6.4.18, 6.4.19). Write
+// holds the same lock, so no data is published in between.
+func (s *Sink) birthLocked(ctx context.Context) error {
+	now := time.Now()
+	s.seq.birth()
+	nb := nodeBirth(s.bdSeq, now, s.depth, s.haveDepth)
+	b, err := proto.Marshal(nb)
+	if err != nil {
+		return err
+	}
+	if err := s.c.publish(ctx, s.topicNBIRTH, 0, b); err != nil {
+		return err
+	}
+	s.st.NodeBirths++
+	if !s.born && s.sessionStart.IsZero() {
+		s.sessionStart = now
+	}
+	s.born = true
+	for _, d := range s.devOrder {
+		d.born = false
+		if d.dead || len(d.order) == 0 {
+			continue
+		}
+		if err := s.deviceBirthLocked(ctx, d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deviceBirthLocked publishes the DBIRTH of d with every metric it has.
+func (s *Sink) deviceBirthLocked(ctx context.Context, d *device) error {
+	now := time.Now()
+	p := &sppb.Payload{Timestamp: proto.Uint64(ms(now)), Seq: proto.Uint64(s.seq.take())}
+	for _, m := range d.order {
+		p.Metrics = append(p.Metrics, birthMetric(m, s.aliases))
+	}
+	b, err := proto.Marshal(p)
+	if err != nil {
+		return err
+	}
+	if err := s.c.publish(ctx, s.Topic(DBIRTH, d.id), 0, b); err != nil {
+		return err
+	}
+	s.st.DeviceBirths++
+	d.born, d.dead = true, false
+	d.aliveSince = now
+	return nil
+}
+
+// deviceDeathLocked publishes the DDEATH of d (spec 6.4.20).
+func (s *Sink) deviceDeathLocked(ctx context.Context, d *device) error {
+	p := &sppb.Payload{Timestamp: proto.Uint64(ms(time.Now())), Seq: proto.Uint64(s.seq.take())}
+	b, _ := proto.Marshal(p)
+	if err := s.c.publish(ctx, s.Topic(DDEATH, d.id), 0, b); err != nil {
+		return err
+	}
+	s.st.DeviceDeaths++
+	return nil
+}
+
+// checkHealth reads the sources' health and publishes DDEATH for a born
+// device whose source went down after its birth, DBIRTH for a dead one
+// whose source came back (spec 6.4.20: the edge node reports a device's
+// death; STYLE: the source is the one that knows).
+func (s *Sink) checkHealth(ctx context.Context) {
+	h, name := s.getHost()
+	if h == nil {
+		return
+	}
+	st := h.Stats() // never under s.mu: the bridge takes its own locks
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, sk := range st.Sinks {
+		if sk.Name == name {
+			s.depth, s.haveDepth = sk.Queued+sk.InFlight, true
+		}
+	}
+	now := time.Now()
+	for _, src := range st.Sources {
+		if src.Health == nil {
+			continue
+		}
+		hl := *src.Health
+		s.health[src.Name] = hl
+		d := s.devices[src.Name]
+		if d == nil {
+			continue
+		}
+		switch {
+		case !d.dead && !hl.Up && hl.Since.After(d.aliveSince):
+			if s.born && d.born && s.c != nil {
+				if err := s.deviceDeathLocked(ctx, d); err != nil {
+					s.log.Warn("sparkplug: DDEATH not published", "device", d.id, "err", err)
+					continue
+				}
+			}
+			s.log.Info("sparkplug: device died", "device", d.id, "reason", hl.Reason)
+			d.dead, d.born, d.deadSince = true, false, now
+		case d.dead && hl.Up && hl.Since.After(d.deadSince):
+			d.dead = false
+			d.aliveSince = now
+			if s.born && s.c != nil && len(d.order) > 0 {
+				if err := s.deviceBirthLocked(ctx, d); err != nil {
+					s.log.Warn("sparkplug: DBIRTH not published", "device", d.id, "err", err)
+					continue
+				}
+			}
+			s.log.Info("sparkplug: device answers again", "device", d.id)
+		}
+	}
+}
+
+// downLocked reports whether the source id reports its device down.
+func (s *Sink) downLocked(id string) bool {
+	h, ok := s.health[id]
+	return ok && !h.Up
+}
+
+// pendingData is the DDATA of one device being built by Write.
+type pendingData struct {
+	p     *sppb.Payload
+	idx   []int // the batch indexes of its metrics
+	round uint64
+}
+
+// Write publishes batch as DDATA, one message per device (more when a
+// batch holds a metric twice or more than 1000 metrics), each metric by
+// alias with its own timestamp and Quality property. A sample of a new
+// device or metric, or whose datatype changed, first (re)births its
+// device with every metric. A sample measured before the current
+// connection's NBIRTH was held while the edge node was away and is sent
+// with is_historical (spec 6.4.6). Write returns nil when all of batch was
+// published, an error wrapping [ErrNotConnected] or [ErrPrimaryHostOffline]
+// when nothing could be (the bridge keeps the samples and tries again),
+// or a [*bridge.BatchError] naming the samples that failed: permanently for
+// a sample of a source that is not a valid device_id, or of a value that
+// does not fit its metric.
+func (s *Sink) Write(ctx context.Context, batch []bridge.Sample) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("sparkplug: write: %w", err)
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return fmt.Errorf("sparkplug: %w", bridge.ErrClosed)
+	}
+	s.mu.Unlock()
+	s.start()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(batch) == 0 {
+		return nil
+	}
+	if s.c == nil || !s.born {
+		return s.notReadyLocked()
+	}
+	w := batchWrite{s: s, ctx: ctx, batch: batch}
+	s.gen++
+	w.gen = s.gen
+	w.register()
+	w.publish()
+	if w.be != nil {
+		return w.be
+	}
+	return nil
+}
+
+// batchWrite is one Write, under s.mu.
+type batchWrite struct {
+	s     *Sink
+	ctx   context.Context
+	batch []bridge.Sample
+	gen   uint64
+	dev   []*device // of each sample; nil when it failed
+	met   []*metric
+	// consumed marks the samples a birth carried as their metric's
+	// value; made at the first birth.
+	consumed []bool
+	pend     []*device // devices with a DDATA being built
+	be       *bridge.BatchError
+	werr     error // the first publish error: every later sample fails with it
+}
+
+func (w *batchWrite) fail(i int, err error) {
+	if w.be == nil {
+		w.be = bridge.NewBatchError()
+	}
+	w.be.Fail(i, err)
+}
+
+// register adds the batch's new devices and metrics first, so that a
+// device with several new metrics is born once with all of them. A new
+// metric, or a new datatype, unbirths its device (spec 6.4.19: a DBIRTH
+// lists every metric the device will publish).
+func (w *batchWrite) register() {
+	s := w.s
+	w.dev = make([]*device, len(w.batch))
+	w.met = make([]*metric, len(w.batch))
+	for i := range w.batch {
+		smp := &w.batch[i]
+		d, err := s.deviceLocked(smp.Source)
+		if err != nil {
+			w.fail(i, bridge.Permanent(err))
+			continue
+		}
+		if d.gen != w.gen {
+			d.gen, d.bornBefore = w.gen, d.born
+		}
+		m, err := s.metricLocked(d, smp)
+		if err != nil {
+			w.fail(i, bridge.Permanent(err))
+			continue
+		}
+		if m.gen != w.gen {
+			m.gen, m.first = w.gen, i
+		}
+		w.dev[i], w.met[i] = d, m
+	}
+}
+
+func (w *batchWrite) publish() {
+	s := w.s
+	for i := range w.batch {
+		d, m := w.dev[i], w.met[i]
+		if d == nil {
+			continue // failed in register
+		}
+		smp := &w.batch[i]
+		if w.werr != nil {
+			w.fail(i, w.werr)
+			continue
+		}
+		if w.consumed != nil && w.consumed[i] {
+			continue // published by a birth
+		}
+		if !d.bornBefore && !d.born && smp.Quality == bridge.Bad && s.downLocked(d.id) {
+			// The device is dead (its DDEATH says so) or never came
+			// up: keep the value for its next birth.
+			m.last, m.hasLast = *smp, true
+			d.dead = true
+			s.st.Absorbed++
+			continue
+		}
+		if d.dead {
+			d.dead = false
+			s.log.Info("sparkplug: device answers again", "device", d.id)
+		}
+		if !d.born {
+			w.flush(d)
+			if w.werr == nil {
+				w.birth(i, d)
+			}
+			if w.werr != nil {
+				w.fail(i, w.werr)
+				continue
+			}
+			if w.consumed[i] {
+				continue
+			}
+		}
+		if d.pend == nil {
+			d.pend = &pendingData{p: &sppb.Payload{}, round: 1}
+		}
+		pd := d.pend
+		if m.pendRound == pd.round && len(pd.p.Metrics) > 0 {
+			w.flush(d) // each metric once per DDATA, so that its order is kept
+			if w.werr != nil {
+				w.fail(i, w.werr)
+				continue
+			}
+		}
+		pm, err := sampleMetric(*smp, m.dt)
+		if err != nil {
+			w.fail(i, bridge.Permanent(err))
+			continue
+		}
+		if s.aliases {
+			pm.Alias = proto.Uint64(m.alias)
+		} else {
+			pm.Name = proto.String(m.name)
+		}
+		if smp.Time.Before(s.sessionStart) {
+			pm.IsHistorical = proto.Bool(true)
+			s.st.Historical++
+		}
+		if len(pd.p.Metrics) == 0 {
+			w.pend = append(w.pend, d)
+		}
+		pd.p.Metrics = append(pd.p.Metrics, pm)
+		pd.idx = append(pd.idx, i)
+		m.pendRound = pd.round
+		m.last, m.hasLast = *smp, true
+		if len(pd.p.Metrics) >= maxPayloadMetrics {
+			w.flush(d)
+		}
+	}
+	for _, d := range w.pend {
+		w.flush(d)
+	}
+}
+
+// birth publishes the DBIRTH of d at sample i: each metric's value is its
+// first sample in the batch from i on, which the birth then carries (it is
+// not sent again as DDATA), else its last value.
+func (w *batchWrite) birth(i int, d *device) {
+	if w.consumed == nil {
+		w.consumed = make([]bool, len(w.batch))
+	}
+	var took []int
+	for _, m := range d.order {
+		if m.gen == w.gen && m.first >= i && !w.consumed[m.first] {
+			j := m.first
+			m.last, m.hasLast = w.batch[j], true
+			took = append(took, j)
+		}
+	}
+	if w.werr = w.s.deviceBirthLocked(w.ctx, d); w.werr != nil {
+		return
+	}
+	for _, j := range took {
+		w.consumed[j] = true
+	}
+}
+
+// flush publishes the DDATA being built for d.
+func (w *batchWrite) flush(d *device) {
+	s := w.s
+	pd := d.pend
+	if pd == nil || len(pd.p.Metrics) == 0 {
+		return
+	}
+	if w.werr == nil {
+		pd.p.Timestamp = proto.Uint64(ms(time.Now()))
+		pd.p.Seq = proto.Uint64(s.seq.take())
+		b, err := proto.Marshal(pd.p)
+		if err == nil {
+			err = s.c.publish(w.ctx, s.Topic(DDATA, d.id), 0, b)
+		}
+		if err == nil {
+			s.st.DataMessages++
+		} else {
+			w.werr = err
+		}
+	}
+	if w.werr != nil {
+		for _, i := range pd.idx {
+			w.fail(i, w.werr)
+		}
+	}
+	pd.p.Metrics = pd.p.Metrics[:0]
+	pd.idx = pd.idx[:0]
+	pd.round++
+}
+
+// deviceLocked returns the device of a source, adding it when new.
+func (s *Sink) deviceLocked(id string) (*device, error) {
+	if d := s.devices[id]; d != nil {
+		return d, nil
+	}
+	if err := CheckID(id); err != nil {
+		return nil, fmt.Errorf("sparkplug: source %q cannot be a device_id: %v", id, err)
+	}
+	d := &device{id: id, metrics: make(map[string]*metric)}
+	s.devices[id] = d
+	s.devOrder = append(s.devOrder, d)
+	return d, nil
+}
+
+// metricLocked returns the metric of smp in d, adding it when new. A new
+// metric, or a new datatype, unbirths d, so that Write births it again
+// with every metric (spec 6.4.19: a DBIRTH lists every metric a device
+// will publish).
+func (s *Sink) metricLocked(d *device, smp *bridge.Sample) (*metric, error) {
+	dt := dataType(smp.Value.Kind(), "")
+	m := d.metrics[smp.Point]
+	if m == nil {
+		if s.nMetrics >= MaxMetrics {
+			return nil, fmt.Errorf("sparkplug: %s/%s: the edge node tracks %d metrics already (MaxMetrics)", smp.Source, smp.Point, MaxMetrics)
+		}
+		if dt == sppb.DataType_Unknown {
+			// No value yet (a Bad sample): announced as a null String
+			// until a value gives the datatype, with a rebirth.
+			dt = sppb.DataType_String
+		}
+		s.nextAlias++
+		s.nMetrics++
+		m = &metric{name: smp.Point, alias: s.nextAlias, dt: dt, unit: smp.Unit}
+		d.metrics[smp.Point] = m
+		d.order = append(d.order, m)
+		d.born = false
+		return m, nil
+	}
+	if dt != sppb.DataType_Unknown && dt != m.dt {
+		m.dt = dt
+		d.born = false
+	}
+	if smp.Unit != "" {
+		m.unit = smp.Unit
+	}
+	return m, nil
+}
+
+// handleState handles a STATE message of the primary host (spec 7.1.3):
+// JSON {"online": bool, "timestamp": ms}; a timestamp older than the last
+// accepted one is stale and ignored (the host's Will carries the
+// timestamp of its birth, so an equal one is accepted). Online: be born
+// if not yet. Offline: publish NDEATH, disconnect (false), and wait for
+// the host on the next connection.
+func (s *Sink) handleState(ctx context.Context, c conn, payload []byte) bool {
+	st, err := parseState(payload)
+	if err != nil {
+		s.log.Warn("sparkplug: STATE ignored", "topic", s.topicState, "err", err)
+		return true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stateSeen && st.timestamp < s.stateTS {
+		s.log.Info("sparkplug: stale STATE ignored", "online", st.online, "timestamp", st.timestamp, "last", s.stateTS)
+		return true
+	}
+	s.stateSeen, s.stateTS, s.online = true, st.timestamp, st.online
+	if s.c != c {
+		return true
+	}
+	if st.online {
+		if !s.born {
+			s.log.Info("sparkplug: primary host online", "host", s.cfg.PrimaryHostID)
+			if err := s.birthLocked(ctx); err != nil {
+				s.log.Warn("sparkplug: birth failed", "err", err)
+			}
+			s.notifyLocked()
+		}
+		return true
+	}
+	s.log.Warn("sparkplug: primary host offline: NDEATH, disconnecting, keeping data until it is back", "host", s.cfg.PrimaryHostID)
+	s.deathLocked(ctx)
+	s.notifyLocked()
+	return false
+}
+
+// deathLocked publishes the NDEATH of the connection (QoS 1, as its Will)
+// and disconnects cleanly (spec 5.5 / tck-id-operational-behavior-edge-node-intentional-offline).
+func (s *Sink) deathLocked(ctx context.Context) {
+	c := s.c
+	if c == nil {
+		return
+	}
+	if err := c.publish(ctx, s.topicNDEATH, 1, deathPayload(s.bdSeq, time.Now())); err != nil {
+		s.log.Warn("sparkplug: NDEATH not published", "err", err)
+	}
+	c.close(ctx)
+	s.c, s.born = nil, false
+}
+
+// Close publishes the NDEATH, disconnects and ends the edge node's
+// goroutines, within ctx. Every later call returns an error wrapping
+// [bridge.ErrClosed].
+func (s *Sink) Close(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return fmt.Errorf("sparkplug: %w", bridge.ErrClosed)
+	}
+	s.closed = true
+	s.mu.Unlock()
+	s.cancel()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return fmt.Errorf("sparkplug: close: %w", ctx.Err())
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.deathLocked(ctx)
+	s.notifyLocked()
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// backoff is the wait before connection attempt n > 0: 100ms doubling up
+// to maxDelay, less up to 25% of jitter.
+func backoff(n int, maxDelay time.Duration) time.Duration {
+	d := maxDelay
+	if n < 30 {
+		d = min(100*time.Millisecond<<(n-1), maxDelay)
+	}
+	return d - time.Duration(rand.Int64N(int64(d)/4+1))
+}

@@ -1,0 +1,42 @@
+package gateway
+
+import (
+	"fmt"
+
+	"github.com/m2mbridge/m2mbridge/bridge"
+	"github.com/m2mbridge/m2mbridge/bridge/sparkplug"
+	"github.com/m2mbridge/m2mbridge/internal/redact"
+)
+
+// The sparkplug sink kind: a Sparkplug B edge node (bridge/sparkplug). Its
+// settings are sparkplug.Config, decoded and checked by that package; the
+// password comes from password_env or password_file, and the TLS files
+// and state_dir are relative to the configuration file. The gateway's
+// bridge hands itself to the sink (bridge.BridgeUser), which reads the
+// devices' health from it (DDEATH, DBIRTH) and writes DCMDs through it when
+// commands is true.
+func init() {
+	RegisterSink("sparkplug", SinkKind{
+		Config:  func() any { return new(sparkplug.Config) },
+		Secrets: []string{"password"},
+		Prepare: func(cfg any, env SinkEnv) {
+			c := cfg.(*sparkplug.Config)
+			c.Password = env.Secrets["password"]
+			c.CAFile, c.CertFile, c.KeyFile = env.Path(c.CAFile), env.Path(c.CertFile), env.Path(c.KeyFile)
+			c.StateDir = env.Path(c.StateDir)
+			c.Logger = env.Logger
+		},
+		Build: func(cfg any, _ SinkEnv) (bridge.Sink, error) { return sparkplug.New(*cfg.(*sparkplug.Config)) },
+		Describe: func(cfg any, _ SinkEnv) string {
+			c := cfg.(*sparkplug.Config)
+			d := fmt.Sprintf("sparkplug %s spBv1.0/%s/+/%s state_dir %s", redact.URL(c.URL), c.GroupID, c.EdgeNodeID, c.StateDir)
+			if c.PrimaryHostID != "" {
+				d += " primary host " + c.PrimaryHostID
+			}
+			if c.Commands {
+				d += " (DCMD writes)"
+			}
+			return d
+		},
+	})
+}
