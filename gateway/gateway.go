@@ -104,6 +104,7 @@ func (c *Config) Build(o BuildOptions) (*Gateway, error) {
 	if g.onceTimeout == 0 {
 		g.onceTimeout = 30 * time.Second
 	}
+	g.status = newStatusState(g)
 	var seqStart uint64
 	for _, s := range a.sinks {
 		if s.opts.Overflow != bridge.OverflowSpool {
@@ -156,7 +157,8 @@ func (c *Config) Build(o BuildOptions) (*Gateway, error) {
 	for _, dev := range a.devices {
 		st := &sourceState{dev: dev, log: log}
 		g.states = append(g.states, st)
-		if err := g.bridge.AddSourceWith(dev.name, deviceSource{st.source(g.once, g.onceTimeout), st}, dev.inbox()); err != nil {
+		src := g.status.tap(st.source(g.once, g.onceTimeout)) // the latest values for the status page
+		if err := g.bridge.AddSourceWith(dev.name, deviceSource{src, st}, dev.inbox()); err != nil {
 			g.abort()
 			return nil, fmt.Errorf("gateway: device %s: %w", dev.name, err)
 		}
@@ -189,6 +191,7 @@ type Gateway struct {
 	spools      map[string]*spool.Spool
 	deadLetters []*spool.DeadLetter // closed by the bridge after a run, by abort before one
 	started     time.Time
+	status      *statusState // the status page (status.go)
 
 	mu  sync.Mutex
 	ran bool
@@ -203,9 +206,11 @@ var ErrRan = errors.New("gateway: already run")
 func (g *Gateway) Bridge() *bridge.Bridge { return g.bridge }
 
 // Handler returns an http.Handler that serves Prometheus metrics on
-// /metrics (the gateway's collector, Go and process metrics) and the
+// /metrics (the gateway's collector, Go and process metrics), the
 // health check on /healthz: 200 "ok", or 503 with the devices and sinks
-// failing for longer than health.max_failing.
+// failing for longer than health.max_failing, and the status page on
+// /status, /status.json and /status/events (see "Status page" in the
+// package documentation). Everything it serves is read-only.
 func (g *Gateway) Handler() http.Handler { return g.handler() }
 
 // Collector returns a Prometheus collector of the gateway's metrics
@@ -267,6 +272,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	g.ran = true
 	g.mu.Unlock()
 	defer g.a.closeDevices()
+	defer g.status.stop() // ends the status page's event streams
 
 	names := make([]string, 0, len(g.a.sinks))
 	for _, s := range g.a.sinks {
@@ -357,6 +363,7 @@ func (g *Gateway) Close() error {
 		return ErrRan
 	}
 	g.ran = true
+	g.status.stop()
 	g.abort()
 	return nil
 }

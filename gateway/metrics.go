@@ -13,7 +13,8 @@ import (
 	"github.com/m2mbridge/m2mbridge/modbus"
 )
 
-// handler serves /metrics (Prometheus text format) and /healthz.
+// handler serves /metrics (Prometheus text format), /healthz and the
+// status page.
 func (rt *Gateway) handler() http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newCollector(rt),
@@ -32,6 +33,7 @@ func (rt *Gateway) handler() http.Handler {
 		}
 		fmt.Fprintln(w, "ok")
 	})
+	rt.status.register(mux) // /status, /status.json, /status/events (status_http.go)
 	return mux
 }
 
