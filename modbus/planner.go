@@ -231,6 +231,7 @@ var tables = [...]Table{Holding, Input, Coil, Discrete}
 // by one request. Its points are idx[from:to] of Plan's scratch.
 type atom struct {
 	first, last int
+	lo, hi      int // first..last widened to the scale factors its points need
 	from, to    int
 }
 
@@ -262,6 +263,7 @@ func (pl *Planner) Plan(points []Point) Plan {
 	pl.mu.RLock()
 	defer pl.mu.RUnlock()
 	items := make([]item, 0, len(points))
+	sfs := scaleFactorIndex(points)
 	for i, p := range points {
 		ti := tableIndex(p.Table)
 		n := int(p.Registers())
@@ -271,13 +273,17 @@ func (pl *Planner) Plan(points []Point) Plan {
 		}
 		t := tables[ti]
 		first, last := int(p.Address), int(p.Address)+n-1
-		// A point that cannot be read alone is unplanned; the others, even
-		// bit points inside it, are still read.
-		if n > int(pl.limits.Max(t)) || hits(pl.forbidden[t], first, last) {
+		lo, hi, ok := first, last, true
+		if p.ScaleFactor != "" {
+			lo, hi, ok = scaleFactorSpan(points, sfs, i, first, last)
+		}
+		// A point that cannot be read alone (with its scale factor) is
+		// unplanned; the others, even bit points inside it, are still read.
+		if !ok || hi-lo+1 > int(pl.limits.Max(t)) || hits(pl.forbidden[t], lo, hi) {
 			plan.Unplanned = append(plan.Unplanned, i)
 			continue
 		}
-		items = append(items, item{ti, first, last, i})
+		items = append(items, item{ti, first, last, lo, hi, i})
 	}
 	slices.SortFunc(items, func(a, b item) int {
 		if a.table != b.table {
@@ -296,6 +302,7 @@ func (pl *Planner) Plan(points []Point) Plan {
 	atoms := make([]atom, 0, len(items))
 	best := make([]score, len(items)+1)
 	from := make([]int, len(items)+1)
+	span := make([][2]int, len(items)+1)
 	idx := make([]int, 0, len(items))
 	for start := 0; start < len(items); {
 		ti := items[start].table
@@ -312,13 +319,14 @@ func (pl *Planner) Plan(points []Point) Plan {
 				if k > 0 {
 					atoms = pl.flush(&plan, atoms, cur, idx, maxQ)
 				}
-				cur = atom{first: it.first, last: it.last, from: len(idx)}
+				cur = atom{first: it.first, last: it.last, lo: it.lo, hi: it.hi, from: len(idx)}
 			}
 			cur.last = max(cur.last, it.last)
+			cur.lo, cur.hi = min(cur.lo, it.lo), max(cur.hi, it.hi)
 			idx = append(idx, it.i)
 		}
 		atoms = pl.flush(&plan, atoms, cur, idx, maxQ)
-		pl.planTable(&plan, t, atoms, idx, best, from, maxQ)
+		pl.planTable(&plan, t, atoms, idx, best, from, span, maxQ)
 		start = end
 	}
 	slices.Sort(plan.Unplanned)
@@ -329,6 +337,7 @@ func (pl *Planner) Plan(points []Point) Plan {
 type item struct {
 	table       int
 	first, last int
+	lo, hi      int // first..last widened to the point's scale factor
 	i           int
 }
 
@@ -351,7 +360,7 @@ func (pl *Planner) flush(plan *Plan, atoms []atom, a atom, idx []int, maxQ int) 
 	a.to = len(idx)
 	// Only overlapping points (which validation rejects) can make an atom of
 	// readable points too long.
-	if a.last-a.first+1 > maxQ {
+	if a.hi-a.lo+1 > maxQ {
 		plan.Unplanned = append(plan.Unplanned, idx[a.from:a.to]...)
 		return atoms
 	}
@@ -367,7 +376,7 @@ func hits(rs []AddressRange, first, last int) bool {
 // planTable runs the dynamic program over one table's atoms and appends the
 // chosen requests to plan. best[k] is the cheapest way to read atoms[:k];
 // from[k] the atom where its last request starts.
-func (pl *Planner) planTable(plan *Plan, t Table, atoms []atom, idx []int, best []score, from []int, maxQ int) {
+func (pl *Planner) planTable(plan *Plan, t Table, atoms []atom, idx []int, best []score, from []int, span [][2]int, maxQ int) {
 	m := len(atoms)
 	if m == 0 {
 		return
@@ -395,14 +404,20 @@ func (pl *Planner) planTable(plan *Plan, t Table, atoms []atom, idx []int, best 
 			low = max(low, splits[k-1])
 		}
 		first := true
+		lo, hi := atoms[j].lo, atoms[j].hi
 		for i := j; i >= 0; i-- {
-			q := end - atoms[i].first + 1
+			// The request reads atoms i..j and the scale factors of their
+			// points (lo..hi), which may lie outside them.
+			lo, hi = min(lo, atoms[i].lo), max(hi, atoms[i].hi)
+			q := hi - lo + 1
+			// No forbidden address is in lo..hi outside atoms i..j: each
+			// point's span with its factor was checked on its own.
 			if atoms[i].first < low || q > maxQ {
 				break
 			}
 			s := score{best[i].cost + perReq + time.Duration(q)*perUnit, best[i].requests + 1, best[i].registers + q}
 			if first || s.less(best[j+1]) {
-				best[j+1], from[j+1], first = s, i, false
+				best[j+1], from[j+1], span[j+1], first = s, i, [2]int{lo, hi}, false
 			}
 		}
 	}
@@ -416,8 +431,8 @@ func (pl *Planner) planTable(plan *Plan, t Table, atoms []atom, idx []int, best 
 		n--
 		i := from[k]
 		lo, hi := atoms[i].from, atoms[k-1].to
-		plan.Requests[at+n] = Request{Table: t, Address: uint16(atoms[i].first),
-			Quantity: uint16(atoms[k-1].last - atoms[i].first + 1), Points: idx[lo:hi:hi]}
+		plan.Requests[at+n] = Request{Table: t, Address: uint16(span[k][0]),
+			Quantity: uint16(span[k][1] - span[k][0] + 1), Points: idx[lo:hi:hi]}
 	}
 	plan.Cost += best[m].cost
 }
@@ -427,4 +442,35 @@ func (pl *Planner) planTable(plan *Plan, t Table, atoms []atom, idx []int, best 
 func lastStartingBy(rs []AddressRange, a int) int {
 	k, _ := slices.BinarySearchFunc(rs, a, func(r AddressRange, a int) int { return cmp.Compare(int(r.First), a+1) })
 	return k - 1
+}
+
+// scaleFactorIndex maps the names of points to their indexes when any point
+// names a scale factor; nil otherwise (no allocation for plain maps).
+func scaleFactorIndex(points []Point) map[string]int {
+	var m map[string]int
+	for i := range points {
+		if points[i].ScaleFactor != "" {
+			m = make(map[string]int, len(points))
+			break
+		}
+	}
+	if m != nil {
+		for i := range points {
+			m[points[i].Name] = i
+		}
+	}
+	return m
+}
+
+// scaleFactorSpan returns the registers a request must read for point i
+// (first..last) and its scale factor: ok is false when the factor is not
+// among points or not in the point's table.
+func scaleFactorSpan(points []Point, sfs map[string]int, i, first, last int) (lo, hi int, ok bool) {
+	j, found := sfs[points[i].ScaleFactor]
+	if !found || points[j].Table != points[i].Table || j == i {
+		return 0, 0, false
+	}
+	f := &points[j]
+	n := max(int(f.Registers()), 1)
+	return min(first, int(f.Address)), max(last, int(f.Address)+n-1), true
 }

@@ -83,6 +83,21 @@ type Point struct {
 	// Interval, when non-zero, polls this point at its own period instead of
 	// the device's.
 	Interval time.Duration `yaml:"interval,omitempty"`
+	// ScaleFactor, when set, names the point of the same device and table
+	// (an int16, the same interval) that holds a power-of-ten exponent for
+	// this one, as SunSpec's sunssf points do: value = raw × 10^sf (then
+	// Scale and Offset). The [Planner] reads a point and its scale factor
+	// in the same request, always, so that a factor that changes at run
+	// time is never applied to a value read before or after it; a point
+	// too far from its factor for one request is a configuration error. A
+	// factor that reads its not-implemented value (0x8000) makes the
+	// point's samples Bad.
+	ScaleFactor string `yaml:"scale_factor,omitempty"`
+	// NotImplemented, when set, is the raw value by which the device says
+	// it does not implement the point (see [NotImplemented]); a read of it
+	// gives no sample, or a Bad one ([DeviceConfig.ReportNotImplemented]),
+	// never a number.
+	NotImplemented NotImplemented `yaml:"not_implemented,omitempty"`
 
 	// Writable lets [Device.Write] write the point; without it every write
 	// is refused (deny by default). Only points of the holding and coil
@@ -99,6 +114,30 @@ type Point struct {
 	// be one the point can hold.
 	Allowed []float64 `yaml:"allowed,omitempty"`
 }
+
+// NotImplemented names the raw value by which a device says it does not
+// implement a point (SunSpec Information Model Specification, "Not
+// implemented values").
+type NotImplemented string
+
+// The not-implemented values.
+const (
+	// NotImplementedMin is the most negative value of a signed integer:
+	// 0x8000, 0x80000000, 0x8000000000000000 (SunSpec int, sunssf).
+	NotImplementedMin NotImplemented = "min"
+	// NotImplementedMax is every bit set in an unsigned integer: 0xFFFF,
+	// 0xFFFFFFFF, ... (SunSpec uint, enum, bitfield).
+	NotImplementedMax NotImplemented = "max"
+	// NotImplementedZero is every register 0: an integer 0 (SunSpec acc,
+	// ipaddr) or a string of NULs.
+	NotImplementedZero NotImplemented = "zero"
+	// NotImplementedNaN is any NaN of a float32 or float64.
+	NotImplementedNaN NotImplemented = "nan"
+	// NotImplementedEUI48 is an EUI-48 (MAC address) of all-ones bytes in
+	// the low 48 bits of a uint64, as SunSpec's eui48 has it
+	// (FF:FF:FF:FF:FF:FF).
+	NotImplementedEUI48 NotImplemented = "eui48"
+)
 
 // AddressRange is an inclusive range of addresses of one table.
 type AddressRange struct {

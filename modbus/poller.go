@@ -49,6 +49,11 @@ type DeviceConfig struct {
 	// BusyRetryDelay is the pause before the first such retry, doubled for
 	// each next one: 1ms to 10s. Default 20ms.
 	BusyRetryDelay time.Duration `yaml:"busy_retry_delay,omitempty"`
+	// ReportNotImplemented makes a point whose device answers its
+	// not-implemented value ([Point.NotImplemented]) yield a Bad sample
+	// with reason "not implemented" each cycle; by default it yields no
+	// sample. Either way it never yields a number.
+	ReportNotImplemented bool `yaml:"report_not_implemented,omitempty"`
 	// Logger receives the device's diagnostics (learned holes, emit
 	// failures). Nil discards them.
 	Logger *slog.Logger `yaml:"-"`
@@ -107,8 +112,10 @@ type Device struct {
 	busyWait time.Duration
 	log      *slog.Logger
 
-	groups []group // by interval
-	byName map[string]int
+	groups   []group // by interval
+	byName   map[string]int
+	sf       []int // per point, the index of its scale factor point or -1; nil when none has one
+	reportNI bool  // a not-implemented value yields a Bad sample
 
 	writeSem chan struct{} // serialises writes; a channel so waiting honours ctx
 	running  atomic.Bool
@@ -228,23 +235,15 @@ func NewDevice(cfg DeviceConfig) (*Device, error) {
 		return nil, configErrorf("interval", "device %q has %d distinct point intervals; at most 64", cfg.Name, len(d.groups))
 	}
 	d.solo = make([]bool, len(d.points))
+	d.sf = resolveScaleFactors(d.points)
+	d.reportNI = cfg.ReportNotImplemented
 	d.writeSem = make(chan struct{}, 1)
 	d.plans = make(map[uint64]*cyclePlan)
 	d.reason = make(map[string]string)
 	return d, nil
 }
 
-func (d *Device) costModel() CostModel {
-	ep := d.client.ep
-	if ep.RTUFramed() {
-		parity := 1
-		if ep.Parity == ParityNone {
-			parity = 0
-		}
-		return RTUCost(ep.Speed, ep.DataBits, parity, ep.StopBits)
-	}
-	return TCPCost(time.Millisecond, 1.25e6)
-}
+func (d *Device) costModel() CostModel { return EndpointCost(d.client.ep) }
 
 // Name returns the device's name (its samples' Source).
 func (d *Device) Name() string { return d.name }
@@ -468,7 +467,11 @@ func (d *Device) cycle(ctx context.Context, mask uint64) {
 			return
 		}
 		p := &d.points[i]
-		d.readRequest(ctx, &Request{Table: p.Table, Address: p.Address, Quantity: p.Registers(), Points: []int{i}})
+		first, last := d.span(i) // with its scale factor
+		if p.Table.IsBits() {
+			first, last = int(p.Address), int(p.Address)
+		}
+		d.readRequest(ctx, &Request{Table: p.Table, Address: uint16(first), Quantity: uint16(last - first + 1), Points: []int{i}})
 	}
 	if relearn {
 		d.mu.Lock()
@@ -536,8 +539,10 @@ func (d *Device) hasFiller(r *Request) bool {
 	covered := 0
 	end := int(r.Address)
 	for _, i := range r.Points {
-		p := &d.points[i]
-		first, last := int(p.Address), int(p.Address)+int(p.Registers())-1
+		first, last := d.span(i)
+		if d.points[i].Table.IsBits() {
+			first, last = int(d.points[i].Address), int(d.points[i].Address)
+		}
 		if first > end {
 			return true
 		}
@@ -560,8 +565,11 @@ func (d *Device) learn(ctx context.Context, r *Request) bool {
 	}
 	var runs []run
 	for _, i := range r.Points {
-		p := &d.points[i]
-		first, last := int(p.Address), int(p.Address)+int(p.Registers())-1
+		// A point is read with its scale factor, never apart from it.
+		first, last := d.span(i)
+		if d.points[i].Table.IsBits() {
+			first, last = int(d.points[i].Address), int(d.points[i].Address)
+		}
 		if n := len(runs); n > 0 && first <= runs[n-1].last {
 			runs[n-1].last = max(runs[n-1].last, last)
 			runs[n-1].points = append(runs[n-1].points, i)
@@ -656,10 +664,11 @@ func (d *Device) decode(r *Request, regs []uint16, bits []bool, t time.Time) {
 			} else {
 				err = fmt.Errorf("%w: short response", ErrProtocol)
 			}
-		} else if end := off + int(p.Registers()); end <= len(regs) {
-			v, err = p.decode(regs[off:end])
 		} else {
-			err = fmt.Errorf("%w: short response", ErrProtocol)
+			var skip bool
+			if v, skip, err = d.decodePoint(i, r.Address, regs); skip {
+				continue // not implemented: no sample
+			}
 		}
 		if err != nil {
 			d.bad([]int{i}, err, t)

@@ -227,6 +227,7 @@ func ValidatePoints(points []Point, limits Limits) error {
 			}
 		}
 	}
+	errs = append(errs, validateScaleFactors(points, limits)...)
 	errs = append(errs, overlaps(points)...)
 	return errors.Join(errs...)
 }

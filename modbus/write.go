@@ -90,7 +90,7 @@ func (p *Point) checkNumber(v bridge.Value) error {
 		return p.refuse(bridge.ErrOutOfRange, "%s is not a finite number", v)
 	}
 	integer := p.Type != Float32 && p.Type != Float64
-	if integer && !p.scaled() {
+	if integer && !p.scaled() && p.ScaleFactor == "" {
 		// The type first: 70000 for a uint16 is that, whatever max says.
 		if err := p.checkInteger(v); err != nil {
 			return err
@@ -104,6 +104,11 @@ func (p *Point) checkNumber(v bridge.Value) error {
 	}
 	if len(p.Allowed) > 0 && !slices.Contains(p.Allowed, f) {
 		return p.refuse(bridge.ErrOutOfRange, "%s is not one of the allowed values %v", v, p.Allowed)
+	}
+	if p.ScaleFactor != "" {
+		// The type's range and representability depend on the factor:
+		// Device.Write checks them once it has read it.
+		return nil
 	}
 	switch {
 	case p.Type == Float64:
@@ -305,6 +310,15 @@ func (d *Device) Write(ctx context.Context, name string, v bridge.Value) (bridge
 		err = d.retryBusy(ctx, func() error {
 			return d.client.modifyRegister(ctx, d.unit, p.Address, func(reg uint16) uint16 { return p.SetBit(reg, on) })
 		})
+	case p.ScaleFactor != "":
+		// The factor is read with the link held, then the value written
+		// under it: never under a factor read earlier.
+		if err = d.writeScaled(ctx, p, v); err != nil {
+			var re *RefusalError
+			if errors.As(err, &re) {
+				return bridge.Sample{}, re
+			}
+		}
 	default:
 		var regs []uint16
 		if regs, err = p.Encode(v); err != nil {
@@ -326,6 +340,9 @@ func (d *Device) Write(ctx context.Context, name string, v bridge.Value) (bridge
 
 // readBack reads p's registers (or coil) and returns the Good sample.
 func (d *Device) readBack(ctx context.Context, p *Point) (bridge.Sample, error) {
+	if p.ScaleFactor != "" {
+		return d.readBackScaled(ctx, p)
+	}
 	var v bridge.Value
 	var err error
 	if p.Table.IsBits() {
