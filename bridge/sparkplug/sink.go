@@ -904,6 +904,9 @@ func (s *Sink) handleState(ctx context.Context, c conn, payload []byte) bool {
 		}
 		return true
 	}
+	if !s.born {
+		return true // connected, not born: go on waiting
+	}
 	s.log.Warn("sparkplug: primary host offline: NDEATH, disconnecting, keeping data until it is back", "host", s.cfg.PrimaryHostID)
 	s.deathLocked(ctx)
 	s.notifyLocked()
