@@ -370,6 +370,7 @@ func (s *Sink) connect(ctx context.Context) (conn, error) {
 		c.close(ctx)
 		return nil, err
 	}
+	s.checkHealth(ctx) // the devices' health and the queue depth, for the births
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.c, s.bdSeq, s.born, s.lastErr = c, bd, false, nil

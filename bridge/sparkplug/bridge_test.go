@@ -1,0 +1,292 @@
+package sparkplug
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/m2mbridge/m2mbridge/bridge"
+	"github.com/m2mbridge/m2mbridge/bridge/sparkplug/internal/sppb"
+	"github.com/m2mbridge/m2mbridge/modbus"
+	"github.com/m2mbridge/m2mbridge/modbus/modbustest"
+)
+
+// runBridge runs b until the end of the test.
+func runBridge(t *testing.T, b *bridge.Bridge) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			t.Error("the bridge did not stop")
+		}
+	})
+}
+
+func dcmd(metrics ...*sppb.Payload_Metric) []byte {
+	b, err := proto.Marshal(&sppb.Payload{Timestamp: proto.Uint64(ms(time.Now())), Metrics: metrics})
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// ddataValue returns the values the host received in DDATA for an alias.
+func ddataValues(h *host, device string, alias uint64) []*sppb.Payload_Metric {
+	var out []*sppb.Payload_Metric
+	for _, m := range h.of(DDATA, device) {
+		for _, pm := range m.payload.GetMetrics() {
+			if pm.GetAlias() == alias {
+				out = append(out, pm)
+			}
+		}
+	}
+	return out
+}
+
+// TestBridgeCommandsAndHealth runs the edge node in a bridge with a
+// simulated Modbus device: a DCMD to a writable metric (by name and by
+// alias) writes the register and the read-back value comes back as DDATA;
+// a DCMD to a metric that is not writable, or out of its range, is refused
+// with nothing sent to the device; the device stopping to answer is a
+// DDEATH (from the source's health), answering again a DBIRTH.
+func TestBridgeCommandsAndHealth(t *testing.T) {
+	addr := brokerAddr(t)
+	srv, err := modbustest.NewServer(&modbus.Profile{Name: "plc", Points: []modbus.Point{
+		{Name: "setpoint", Table: modbus.Holding, Address: 100, Type: modbus.Float32, Unit: "°C"},
+		{Name: "mode", Table: modbus.Holding, Address: 102, Type: modbus.Int16},
+	}}, modbustest.WithTick(time.Hour))
+	require.NoError(t, err)
+	t.Cleanup(func() { srv.Close() })
+	require.NoError(t, srv.Set("setpoint", 20.0))
+	require.NoError(t, srv.Set("mode", 1))
+	lo, hi := 0.0, 80.0
+	dev, err := modbus.NewDevice(modbus.DeviceConfig{Name: "plc1", Interval: 50 * time.Millisecond,
+		Conn: modbus.ClientConfig{URL: srv.URL(), Timeout: 200 * time.Millisecond},
+		Points: []modbus.Point{
+			{Name: "setpoint", Table: modbus.Holding, Address: 100, Type: modbus.Float32, Unit: "°C", Writable: true, Min: &lo, Max: &hi},
+			{Name: "mode", Table: modbus.Holding, Address: 102, Type: modbus.Int16},
+		}})
+	require.NoError(t, err)
+	t.Cleanup(func() { dev.Close() })
+
+	cfg := testConfig(t, addr)
+	cfg.Commands = true
+	h := newHost(t, addr, cfg.GroupID)
+	s := newSink(t, cfg)
+	b := bridge.New(bridge.Options{Logger: quiet, WriteInterval: -1})
+	require.NoError(t, b.AddSource("plc1", dev))
+	require.NoError(t, b.AddSink("spb", s, bridge.SinkOptions{BatchSize: 100, Linger: 5 * time.Millisecond}))
+	runBridge(t, b)
+
+	birth := h.waitFor(1, DBIRTH, "plc1")[0]
+	require.Len(t, birth.payload.GetMetrics(), 2)
+	sp := birth.metric("setpoint")
+	require.NotNil(t, sp)
+	assert.Equal(t, "°C", property(sp, PropertyEngUnit).GetStringValue())
+	assert.Equal(t, 20.0, sp.GetDoubleValue())
+	mode := birth.metric("mode")
+	require.NotNil(t, mode)
+
+	writes := func() int {
+		n := 0
+		for _, r := range srv.Requests() {
+			if r.Write {
+				n++
+			}
+		}
+		return n
+	}
+	dt := func(d sppb.DataType) *uint32 { return proto.Uint32(uint32(d)) }
+	topic := s.Topic(DCMD, "plc1")
+
+	// By name: written, read back, published.
+	h.publish(topic, 0, false, dcmd(&sppb.Payload_Metric{Name: proto.String("setpoint"), Datatype: dt(sppb.DataType_Double),
+		Value: &sppb.Payload_Metric_DoubleValue{DoubleValue: 42.5}}))
+	require.Eventually(t, func() bool {
+		v, _ := srv.Value("setpoint")
+		return v.Float() == 42.5
+	}, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool {
+		for _, pm := range ddataValues(h, "plc1", sp.GetAlias()) {
+			if pm.GetDoubleValue() == 42.5 {
+				return true
+			}
+		}
+		return false
+	}, 10*time.Second, 5*time.Millisecond, "the read-back value as DDATA")
+	assert.Equal(t, 1, writes())
+
+	// Not writable, out of range, wrong datatype, unknown metric: refused,
+	// nothing sent.
+	h.publish(topic, 0, false, dcmd(&sppb.Payload_Metric{Name: proto.String("mode"), Datatype: dt(sppb.DataType_Int16),
+		Value: &sppb.Payload_Metric_IntValue{IntValue: 3}}))
+	h.publish(topic, 0, false, dcmd(&sppb.Payload_Metric{Alias: proto.Uint64(sp.GetAlias()), Datatype: dt(sppb.DataType_Double),
+		Value: &sppb.Payload_Metric_DoubleValue{DoubleValue: 95}}))
+	h.publish(topic, 0, false, dcmd(&sppb.Payload_Metric{Name: proto.String("setpoint"), Datatype: dt(sppb.DataType_Boolean),
+		Value: &sppb.Payload_Metric_StringValue{StringValue: "x"}}))
+	h.publish(topic, 0, false, dcmd(&sppb.Payload_Metric{Name: proto.String("nope"), Datatype: dt(sppb.DataType_Double),
+		Value: &sppb.Payload_Metric_DoubleValue{DoubleValue: 1}}))
+	require.Eventually(t, func() bool { return s.Stats().CommandsRefused == 4 }, 10*time.Second, 5*time.Millisecond)
+	assert.Equal(t, 1, writes(), "nothing refused reached the device")
+	v, _ := srv.Value("mode")
+	assert.EqualValues(t, 1, v.Float())
+
+	// By alias, with the datatype of the birth.
+	h.publish(topic, 0, false, dcmd(&sppb.Payload_Metric{Alias: proto.Uint64(sp.GetAlias()),
+		Value: &sppb.Payload_Metric_DoubleValue{DoubleValue: 10}}))
+	require.Eventually(t, func() bool {
+		v, _ := srv.Value("setpoint")
+		return v.Float() == 10
+	}, 10*time.Second, 5*time.Millisecond)
+	assert.Equal(t, 2, writes())
+	assert.EqualValues(t, 4, s.Stats().Commands, "handed to the bridge: 42.5, mode and 95 (which it refused), 10")
+
+	// The device stops answering: DDEATH; answers again: DBIRTH.
+	srv.SetHook(func(modbustest.Request) modbustest.Fault { return modbustest.Fault{NoReply: true} })
+	dd := h.waitFor(1, DDEATH, "plc1")[0]
+	assert.NotNil(t, dd.payload.Seq)
+	srv.SetHook(nil)
+	reborn := h.waitFor(2, DBIRTH, "plc1")[1]
+	require.Len(t, reborn.payload.GetMetrics(), 2)
+	assert.Equal(t, sp.GetAlias(), reborn.metric("setpoint").GetAlias())
+	require.Eventually(t, func() bool {
+		ms := h.messages()
+		return ms[len(ms)-1].topic.Type == DDATA
+	}, 10*time.Second, 5*time.Millisecond)
+	// Nothing of the device between its DDEATH and its DBIRTH.
+	ms := h.messages()
+	dead := false
+	for _, m := range ms {
+		if m.topic.DeviceID != "plc1" {
+			continue
+		}
+		switch m.topic.Type {
+		case DDEATH:
+			dead = true
+		case DBIRTH:
+			dead = false
+		case DDATA:
+			assert.False(t, dead, "DDATA after DDEATH without DBIRTH: %s", m)
+		}
+	}
+	checkSeq(t, ms)
+	assert.Positive(t, s.Stats().Absorbed, "the Bad samples of the dead device were absorbed by its DDEATH")
+}
+
+// fakeHost is a Host whose health and writes the test controls.
+type fakeHost struct {
+	mu     sync.Mutex
+	health map[string]bridge.Health
+	writes []bridge.WriteRequest
+}
+
+func (f *fakeHost) Stats() bridge.Stats {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	st := bridge.Stats{Sinks: []bridge.SinkStats{{Name: "spb", Queued: 7}}}
+	for n, h := range f.health {
+		h := h
+		st.Sources = append(st.Sources, bridge.SourceStats{Name: n, Health: &h})
+	}
+	return st
+}
+
+func (f *fakeHost) Write(_ context.Context, req bridge.WriteRequest) bridge.WriteResult {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.writes = append(f.writes, req)
+	return bridge.WriteResult{OK: true, Value: req.Value}
+}
+
+func (f *fakeHost) set(src string, up bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.health[src] = bridge.Health{Up: up, Since: time.Now()}
+}
+
+// TestCommandsOff: without commands: true every DCMD is refused and
+// nothing is written; the NBIRTH carries the sink's queue depth.
+func TestCommandsOff(t *testing.T) {
+	addr := brokerAddr(t)
+	ctx := testCtx(t, 30*time.Second)
+	cfg := testConfig(t, addr)
+	h := newHost(t, addr, cfg.GroupID)
+	s := newSink(t, cfg)
+	fh := &fakeHost{health: map[string]bridge.Health{}}
+	s.Use(fh, "spb")
+	require.NoError(t, s.Connect(ctx))
+	require.NoError(t, s.Write(ctx, []bridge.Sample{sample("d1", "p", bridge.Float(1))}))
+	h.waitFor(1, DBIRTH, "d1")
+	h.publish(s.Topic(DCMD, "d1"), 0, false, dcmd(&sppb.Payload_Metric{Name: proto.String("p"),
+		Datatype: proto.Uint32(uint32(sppb.DataType_Double)), Value: &sppb.Payload_Metric_DoubleValue{DoubleValue: 2}}))
+	require.Eventually(t, func() bool { return s.Stats().CommandsRefused == 1 }, 10*time.Second, 5*time.Millisecond)
+	fh.mu.Lock()
+	assert.Empty(t, fh.writes)
+	fh.mu.Unlock()
+	assert.Zero(t, s.Stats().Commands)
+
+	// A rebirth's NBIRTH carries the queue depth the host reports.
+	h.publish(s.Topic(NCMD, ""), 0, false, dcmd(&sppb.Payload_Metric{Name: proto.String(MetricRebirth),
+		Datatype: proto.Uint32(uint32(sppb.DataType_Boolean)), Value: &sppb.Payload_Metric_BooleanValue{BooleanValue: true}}))
+	nb := h.waitFor(2, NBIRTH)[1]
+	require.NotNil(t, nb.metric(MetricSpoolDepth))
+	assert.EqualValues(t, 7, nb.metric(MetricSpoolDepth).GetLongValue())
+}
+
+// TestDeviceHealth: DDEATH when the source reports its device down after
+// its birth, Bad samples absorbed while dead, DBIRTH when it is up again;
+// a device whose first samples come while it is down is not born until it
+// answers.
+func TestDeviceHealth(t *testing.T) {
+	addr := brokerAddr(t)
+	ctx := testCtx(t, 30*time.Second)
+	cfg := testConfig(t, addr)
+	h := newHost(t, addr, cfg.GroupID)
+	s := newSink(t, cfg)
+	fh := &fakeHost{health: map[string]bridge.Health{}}
+	fh.set("d1", true)
+	fh.set("d2", false)
+	s.Use(fh, "spb")
+	require.NoError(t, s.Connect(ctx))
+	require.NoError(t, s.Write(ctx, []bridge.Sample{sample("d1", "p", bridge.Float(1))}))
+	h.waitFor(1, DBIRTH, "d1")
+	require.Eventually(t, func() bool { // the health was read
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return len(s.health) == 2
+	}, 10*time.Second, 5*time.Millisecond)
+
+	// d2 is down from the start: its Bad samples wait for its birth.
+	require.NoError(t, s.Write(ctx, []bridge.Sample{bridge.BadSample("d2", "q", time.Now(), assert.AnError)}))
+	fh.set("d1", false)
+	h.waitFor(1, DDEATH, "d1")
+	require.NoError(t, s.Write(ctx, []bridge.Sample{bridge.BadSample("d1", "p", time.Now(), assert.AnError)}))
+	assert.EqualValues(t, 2, s.Stats().Absorbed)
+	assert.Empty(t, h.of(DBIRTH, "d2"))
+
+	fh.set("d2", true)
+	b2 := h.waitFor(1, DBIRTH, "d2")[0]
+	q := b2.metric("q")
+	require.NotNil(t, q)
+	assert.True(t, q.GetIsNull())
+	qv, _ := quality(q)
+	assert.EqualValues(t, 0, qv)
+
+	// A Good sample of d1 means it answers: born again at once.
+	require.NoError(t, s.Write(ctx, []bridge.Sample{sample("d1", "p", bridge.Float(3))}))
+	b := h.waitFor(2, DBIRTH, "d1")[1]
+	assert.Equal(t, 3.0, b.metric("p").GetDoubleValue())
+	for _, m := range h.of(DDATA, "d1") {
+		t.Errorf("no DDATA expected: %s", m)
+	}
+	checkSeq(t, h.messages())
+}
