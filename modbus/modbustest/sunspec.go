@@ -1,0 +1,312 @@
+package modbustest
+
+import (
+	"fmt"
+	"math"
+	"net"
+	"strconv"
+
+	"github.com/m2mbridge/m2mbridge/bridge"
+	"github.com/m2mbridge/m2mbridge/modbus"
+	"github.com/m2mbridge/m2mbridge/modbus/sunspec"
+)
+
+// SunSpecModel is one model of a simulated SunSpec device.
+type SunSpecModel struct {
+	// ID is the model id; it must be in the tables of package sunspec.
+	ID uint16
+	// Values are raw register values (before scale factors) by point
+	// name relative to the model: "W", "W_SF", "module[1].DCA",
+	// "curve[0].V1". A Go integer, float or string, or a bridge.Value;
+	// nil, or a point left out, reads the point's not-implemented value.
+	// The count point of a repeating group (N, NCrv, NPt ...) sets its
+	// number of repeats.
+	Values map[string]any
+	// Repeats is the number of repeats of the group that fills the model's
+	// length (the modules of model 160 have a count point; those of models
+	// with count 0 use this).
+	Repeats int
+}
+
+// SunSpecDevice describes a simulated SunSpec device: where its map starts
+// and its models, in chain order.
+type SunSpecDevice struct {
+	// Base is the address of the "SunS" marker (40000, 0, 50000, or one
+	// off them).
+	Base   uint16
+	Models []SunSpecModel
+	// NoEndLength ends the chain with the end model's id (0xFFFF) but
+	// without its length register, as some devices do.
+	NoEndLength bool
+	// NoEnd ends the map after the last model, without an end model.
+	NoEnd bool
+	// UnknownAt inserts an unknown model (id UnknownID, UnknownLength
+	// registers of zeros) before the model of this index (1-based, 0 for
+	// none).
+	UnknownAt     int
+	UnknownID     uint16
+	UnknownLength uint16
+}
+
+// SunSpecServer serves a SunSpec device built from the SunSpec model
+// tables: the marker, each model's header and points, the end model. Its
+// values stay as set ([SunSpecServer.SetRaw], [SunSpecServer.SetScaled],
+// or a client's write); nothing moves on its own. It embeds the [Server],
+// so the request log, hooks and faults are those of any test server.
+type SunSpecServer struct {
+	*Server
+	points map[string]modbus.Point // by full name, raw (no scale factor)
+	infos  []sunspec.PointInfo
+	models []sunspec.ModelInstance
+}
+
+// NewSunSpecServer builds dev from the model tables and serves it like
+// [NewServer] (opts apply as there).
+func NewSunSpecServer(dev SunSpecDevice, opts ...Option) (*SunSpecServer, error) {
+	regs := []uint16{sunspec.Marker[0], sunspec.Marker[1]}
+	addr := int(dev.Base) + 2
+	var infos []sunspec.PointInfo
+	var models []sunspec.ModelInstance
+	seen := map[uint16]int{}
+	for k, m := range dev.Models {
+		if dev.UnknownAt == k+1 {
+			regs = append(regs, dev.UnknownID, dev.UnknownLength)
+			regs = append(regs, make([]uint16, dev.UnknownLength)...)
+			models = append(models, sunspec.ModelInstance{ID: dev.UnknownID, Address: uint16(addr), Length: dev.UnknownLength})
+			addr += 2 + int(dev.UnknownLength)
+		}
+		def := sunspec.Lookup(m.ID)
+		if def == nil {
+			return nil, fmt.Errorf("modbustest: SunSpec model %d is not in the tables", m.ID)
+		}
+		seen[m.ID]++
+		name := def.Name()
+		if seen[m.ID] > 1 {
+			name += "_" + strconv.Itoa(seen[m.ID])
+		}
+		counts := map[string]int{}
+		for key, v := range m.Values {
+			if val, ok := bridge.ValueOf(v); ok && v != nil {
+				if u, ok := val.Uint(); ok {
+					counts[key] = int(u)
+				}
+			}
+		}
+		length, err := sunspec.Length(m.ID, counts, m.Repeats)
+		if err != nil {
+			return nil, fmt.Errorf("modbustest: %w", err)
+		}
+		if addr+2+int(length) > 0x10000 {
+			return nil, fmt.Errorf("modbustest: SunSpec model %d at %d runs past 65535", m.ID, addr)
+		}
+		block := make([]uint16, int(length)+2)
+		block[0], block[1] = m.ID, length
+		// Two passes: the first finds the count points, whose values the
+		// second lays the repeating groups out with.
+		var pts []sunspec.PointInfo
+		for pass := 0; pass < 2; pass++ {
+			pts, _, err = sunspec.Layout(m.ID, name, uint16(addr), length, block, modbus.Holding)
+			if err != nil {
+				return nil, fmt.Errorf("modbustest: %w", err)
+			}
+			for _, pi := range pts {
+				p := rawPoint(pi.Point)
+				key := pi.Point.Name[len(name)+1:]
+				v, ok := m.Values[key]
+				off := int(p.Address) - addr
+				var words []uint16
+				if ok && v != nil {
+					val, err := toValue(v)
+					if err != nil {
+						return nil, fmt.Errorf("modbustest: SunSpec model %d point %s: %w", m.ID, key, err)
+					}
+					if words, err = p.Encode(val); err != nil {
+						return nil, fmt.Errorf("modbustest: SunSpec model %d point %s: %w", m.ID, key, err)
+					}
+				} else {
+					words = notImplemented(pi.Point)
+				}
+				copy(block[off:], words)
+			}
+		}
+		// Pads read 0x8000 (SunSpec pad value); the rest is the points'.
+		fillPads(def, block)
+		infos = append(infos, pts...)
+		regs = append(regs, block...)
+		models = append(models, sunspec.ModelInstance{ID: m.ID, Name: name, Label: def.Label(), Address: uint16(addr), Length: length, Known: true})
+		addr += len(block)
+	}
+	switch {
+	case dev.NoEnd:
+	case dev.NoEndLength:
+		regs = append(regs, sunspec.EndID)
+	default:
+		regs = append(regs, sunspec.EndID, 0)
+	}
+	if int(dev.Base)+len(regs) > 0x10000 {
+		return nil, fmt.Errorf("modbustest: the SunSpec map runs past 65535")
+	}
+	prof := &modbus.Profile{Name: "sunspec"}
+	for k := range regs {
+		prof.Points = append(prof.Points, modbus.Point{Name: "r" + strconv.Itoa(int(dev.Base)+k),
+			Table: modbus.Holding, Address: dev.Base + uint16(k), Type: modbus.Uint16})
+	}
+	srv, err := newServer(prof, opts)
+	if err != nil {
+		return nil, err
+	}
+	s := &SunSpecServer{points: map[string]modbus.Point{}, infos: infos, models: models}
+	for _, pi := range infos {
+		s.points[pi.Point.Name] = rawPoint(pi.Point)
+	}
+	srv.mu.Lock()
+	tb := srv.tables[modbus.Holding]
+	copy(tb.regs, regs)
+	for i := range srv.fixed {
+		srv.fixed[i] = true // nothing moves
+	}
+	srv.mu.Unlock()
+	if err := listen(srv); err != nil {
+		return nil, err
+	}
+	s.Server = srv
+	return s, nil
+}
+
+// rawPoint is p as registers hold it: no scale factor, scale or
+// not-implemented value.
+func rawPoint(p modbus.Point) modbus.Point {
+	p.ScaleFactor, p.Scale, p.NotImplemented = "", 0, ""
+	return p
+}
+
+// notImplemented returns the registers of p's not-implemented value.
+func notImplemented(p modbus.Point) []uint16 {
+	n := int(p.Registers())
+	out := make([]uint16, n)
+	switch p.NotImplemented {
+	case modbus.NotImplementedMin:
+		out[0] = 0x8000
+	case modbus.NotImplementedMax:
+		for k := range out {
+			out[k] = 0xFFFF
+		}
+	case modbus.NotImplementedNaN:
+		out[0] = 0x7FC0
+		if p.Type == modbus.Float64 {
+			out[0] = 0x7FF8
+		}
+	case modbus.NotImplementedEUI48:
+		for k := 1; k < n; k++ {
+			out[k] = 0xFFFF
+		}
+	}
+	return out
+}
+
+// fillPads writes 0x8000 into the pad registers of the model's fixed
+// group (repeated groups' pads are rare and stay 0).
+func fillPads(def *sunspec.Model, block []uint16) {
+	off := 0
+	for _, p := range def.Group.Points {
+		if p.Type == sunspec.Pad && off < len(block) {
+			block[off] = 0x8000
+		}
+		off += int(p.Size)
+	}
+}
+
+// Models returns the chain the server serves (the end model not
+// included), with the instances' names and addresses.
+func (s *SunSpecServer) Models() []sunspec.ModelInstance {
+	return append([]sunspec.ModelInstance(nil), s.models...)
+}
+
+// Points returns the points the server serves, as discovery names them.
+func (s *SunSpecServer) Points() []sunspec.PointInfo {
+	return append([]sunspec.PointInfo(nil), s.infos...)
+}
+
+// SetRaw sets raw register values by full point name ("inverter.W",
+// "mppt.module[0].DCA"), all in one step: no request is answered with some
+// of them set and others not. nil sets the point's not-implemented value.
+func (s *SunSpecServer) SetRaw(values map[string]any) error {
+	type write struct {
+		addr  uint16
+		words []uint16
+	}
+	var ws []write
+	for name, v := range values {
+		p, ok := s.points[name]
+		if !ok {
+			return fmt.Errorf("modbustest: SetRaw: no SunSpec point %q", name)
+		}
+		if v == nil {
+			for _, pi := range s.infos {
+				if pi.Point.Name == name {
+					ws = append(ws, write{p.Address, notImplemented(pi.Point)})
+				}
+			}
+			continue
+		}
+		val, err := toValue(v)
+		if err != nil {
+			return fmt.Errorf("modbustest: SetRaw %q: %w", name, err)
+		}
+		words, err := p.Encode(val)
+		if err != nil {
+			return fmt.Errorf("modbustest: SetRaw %q: %w", name, err)
+		}
+		ws = append(ws, write{p.Address, words})
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tb := s.tables[modbus.Holding]
+	for _, w := range ws {
+		copy(tb.regs[int(w.addr)-tb.first:], w.words)
+	}
+	return nil
+}
+
+// SetScaled sets a point to value under scale factor exponent sf, raw =
+// value / 10^sf rounded, together with its factor point sfPoint, in one
+// step.
+func (s *SunSpecServer) SetScaled(point string, value float64, sfPoint string, sf int) error {
+	raw := math.Round(value / math.Pow10(sf))
+	return s.SetRaw(map[string]any{point: raw, sfPoint: sf})
+}
+
+// Raw returns the raw value of a point as the server would answer it now.
+func (s *SunSpecServer) Raw(name string) (bridge.Value, error) {
+	p, ok := s.points[name]
+	if !ok {
+		return bridge.Value{}, fmt.Errorf("modbustest: Raw: no SunSpec point %q", name)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tb := s.tables[modbus.Holding]
+	off := int(p.Address) - tb.first
+	return p.Decode(tb.regs[off : off+int(p.Registers())])
+}
+
+// listen starts serving s as NewServer does (TCP, or UDP with WithUDP).
+func listen(s *Server) error {
+	if s.addr == "" {
+		s.addr = "127.0.0.1:0"
+	}
+	var err error
+	if s.udp {
+		if s.pc, err = net.ListenPacket("udp", s.addr); err != nil {
+			return fmt.Errorf("modbustest: %w", err)
+		}
+		s.wg.Add(1)
+		go s.serveUDP()
+		return nil
+	}
+	if s.ln, err = net.Listen("tcp", s.addr); err != nil {
+		return fmt.Errorf("modbustest: %w", err)
+	}
+	s.wg.Add(1)
+	go s.accept()
+	return nil
+}

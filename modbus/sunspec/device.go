@@ -1,0 +1,433 @@
+package sunspec
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/m2mbridge/m2mbridge/bridge"
+	"github.com/m2mbridge/m2mbridge/modbus"
+)
+
+// Base is where a device's SunSpec map starts: a register address, or
+// auto (the zero value) to probe [Bases].
+type Base struct {
+	Addr uint16
+	Set  bool // false: auto
+}
+
+// UnmarshalText reads "auto" or an address 0-65535.
+func (b *Base) UnmarshalText(text []byte) error {
+	s := strings.TrimSpace(string(text))
+	if s == "" || strings.EqualFold(s, "auto") {
+		*b = Base{}
+		return nil
+	}
+	n, err := strconv.ParseUint(s, 0, 16)
+	if err != nil {
+		return fmt.Errorf("%q is neither auto nor an address 0-65535", s)
+	}
+	*b = Base{Addr: uint16(n), Set: true}
+	return nil
+}
+
+// MarshalText writes "auto" or the address.
+func (b Base) MarshalText() ([]byte, error) {
+	if !b.Set {
+		return []byte("auto"), nil
+	}
+	return []byte(strconv.Itoa(int(b.Addr))), nil
+}
+
+// Config is a Modbus device's sunspec block:
+//
+//	sunspec: {base: auto, models: [1, 103, 160], writable: [controls.WMaxLimPct], not_implemented: omit}
+type Config struct {
+	// Base is auto (probe 40000, 0, 50000 and one either side) or the
+	// address of the "SunS" marker.
+	Base Base `yaml:"base"`
+	// Models, when given, are the model ids read; all found otherwise. The
+	// common model (1) is always read.
+	Models []uint16 `yaml:"models"`
+	// Writable lists the points ("<model>.<point>") that accept writes;
+	// every other point refuses them (deny by default). Each must be
+	// read-write (access RW) in its model.
+	Writable []string `yaml:"writable"`
+	// NotImplemented is what a point answering its not-implemented value
+	// yields: omit (default: no sample) or bad (a Bad sample "not
+	// implemented").
+	NotImplemented string `yaml:"not_implemented"`
+	// Labels, true by default, emits beside each enum and bitfield point a
+	// string point <name>.label with its symbol(s).
+	Labels *bool `yaml:"labels"`
+}
+
+// Validate checks the block and returns every problem as a
+// *bridge.FieldError with its path ("models[1]", "not_implemented").
+func (c Config) Validate() error {
+	var errs []error
+	for k, id := range c.Models {
+		if id == 0 || id == EndID {
+			errs = append(errs, &bridge.FieldError{Path: fmt.Sprintf("models[%d]", k), Msg: fmt.Sprintf("%d is not a model id (1-65534)", id)})
+		} else if Lookup(id) == nil {
+			errs = append(errs, &bridge.FieldError{Path: fmt.Sprintf("models[%d]", k), Msg: fmt.Sprintf("model %d is not in the SunSpec model tables", id)})
+		}
+	}
+	switch c.NotImplemented {
+	case "", "omit", "bad":
+	default:
+		errs = append(errs, &bridge.FieldError{Path: "not_implemented", Msg: fmt.Sprintf("%q (want omit or bad)", c.NotImplemented)})
+	}
+	for k, name := range c.Writable {
+		model, point, ok := strings.Cut(name, ".")
+		if !ok || model == "" || point == "" {
+			errs = append(errs, &bridge.FieldError{Path: fmt.Sprintf("writable[%d]", k), Msg: fmt.Sprintf("%q is not <model>.<point>", name)})
+			continue
+		}
+		if def := pointDef(model, point); def != nil && !def.Writable {
+			errs = append(errs, &bridge.FieldError{Path: fmt.Sprintf("writable[%d]", k), Msg: fmt.Sprintf("%s is read-only in its SunSpec model", name)})
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// pointDef finds the definition of a point by model name (an instance's
+// _2 suffix allowed) and point path (group indexes allowed), or nil.
+func pointDef(model, point string) *Point {
+	if i := strings.LastIndex(model, "_"); i > 0 {
+		if _, err := strconv.Atoi(model[i+1:]); err == nil && byName(model) == nil {
+			model = model[:i]
+		}
+	}
+	m := byName(model)
+	if m == nil {
+		return nil
+	}
+	g := &m.Group
+	parts := strings.Split(point, ".")
+	for k, part := range parts {
+		if i := strings.IndexByte(part, '['); i > 0 {
+			part = part[:i]
+		}
+		if k == len(parts)-1 {
+			for n := range g.Points {
+				if g.Points[n].Name == part {
+					return &g.Points[n]
+				}
+			}
+			return nil
+		}
+		var next *Group
+		for n := range g.Groups {
+			if g.Groups[n].Name == part {
+				next = &g.Groups[n]
+			}
+		}
+		if next == nil {
+			return nil
+		}
+		g = next
+	}
+	return nil
+}
+
+var modelsByName = sync.OnceValue(func() map[string]*Model {
+	m := make(map[string]*Model, len(modelTable))
+	for _, def := range modelTable {
+		m[def.Name()] = def
+	}
+	return m
+})
+
+func byName(name string) *Model { return modelsByName()[name] }
+
+// Device is a SunSpec device polled as a [bridge.Source]: Run discovers
+// its model chain, polls the points with a [modbus.Device] (scale factors
+// read with their points, not-implemented values never as numbers), and
+// discovers again when a read answers Illegal Data Address or the common
+// model's serial number changes (another device, or a firmware that
+// changed its map). Discovery is cached per Device. Writes go to
+// [Config.Writable] points only, through modbus.Device.Write (a scaled
+// point under the factor read with the link held).
+//
+// Enum and bitfield points carry the raw integer as their value; beside
+// each, unless Labels is false, the string point <name>.label carries its
+// symbol (an enum) or the symbols of the bits set joined with "|" (a
+// bitfield), a number where the model names none.
+type Device struct {
+	cfg modbus.DeviceConfig
+	sc  Config
+	log *slog.Logger
+
+	mu      sync.RWMutex
+	dev     *modbus.Device // the current one, after discovery
+	chain   *Chain
+	defs    map[string]*Point // by full point name: enums and bitfields, for labels
+	health  bridge.Health
+	closed  bool
+	retries int
+}
+
+// NewDevice checks cfg (its points and profile must be empty: discovery
+// gives them) and sc, and returns a Device. It does no I/O.
+func NewDevice(cfg modbus.DeviceConfig, sc Config) (*Device, error) {
+	var errs []error
+	if err := sc.Validate(); err != nil {
+		errs = append(errs, bridge.PrefixFields("sunspec", err))
+	}
+	if cfg.Profile != nil || len(cfg.Points) > 0 {
+		errs = append(errs, &bridge.FieldError{Path: "sunspec", Msg: "a SunSpec device takes its points from discovery: give no profile or points"})
+	}
+	// The connection settings are checked by modbus with a stand-in point.
+	probe := cfg
+	probe.Points = []modbus.Point{{Name: "probe", Table: modbus.Holding, Type: modbus.Uint16}}
+	if err := probe.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Device{cfg: cfg, sc: sc, log: log, health: bridge.Health{Since: time.Now(), Reason: "not started"}}, nil
+}
+
+// Name returns the device's name.
+func (d *Device) Name() string { return d.cfg.Name }
+
+// Chain returns the chain found by the last discovery, or nil.
+func (d *Device) Chain() *Chain {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.chain
+}
+
+// Modbus returns the modbus.Device polling the current chain, or nil
+// before discovery.
+func (d *Device) Modbus() *modbus.Device {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.dev
+}
+
+// Options returns the discovery options of the configuration.
+func (c Config) Options() Options {
+	o := Options{Models: c.Models}
+	if c.Base.Set {
+		b := c.Base.Addr
+		o.Base = &b
+	}
+	return o
+}
+
+// Discover connects with the device's settings and discovers its chain
+// (for a field tool: it does not start polling).
+func (d *Device) Discover(ctx context.Context) (*Chain, error) {
+	client := d.cfg.Conn
+	var c *modbus.Client
+	if d.cfg.Bus != nil {
+		c = d.cfg.Bus.Client()
+	} else {
+		var err error
+		if c, err = modbus.NewClient(client); err != nil {
+			return nil, err
+		}
+		defer c.Close()
+	}
+	return Discover(ctx, c, d.cfg.Unit, d.sc.Options())
+}
+
+// build makes the modbus.Device for chain.
+func (d *Device) build(chain *Chain) (*modbus.Device, map[string]*Point, error) {
+	cfg := d.cfg
+	cfg.Profile = chain.Profile("sunspec")
+	cfg.ReportNotImplemented = d.sc.NotImplemented == "bad"
+	defs := map[string]*Point{}
+	writable := map[string]bool{}
+	for _, w := range d.sc.Writable {
+		writable[w] = true
+	}
+	for k := range cfg.Profile.Points {
+		p := &cfg.Profile.Points[k]
+		def := chain.Points[k].Def
+		if writable[p.Name] {
+			if !def.Writable {
+				return nil, nil, fmt.Errorf("sunspec: device %q: %s is read-only in its model", d.cfg.Name, p.Name)
+			}
+			p.Writable = true
+			delete(writable, p.Name)
+		}
+		if (d.sc.Labels == nil || *d.sc.Labels) && (def.Type.IsEnum() || def.Type.IsBitfield()) {
+			defs[p.Name] = def
+		}
+	}
+	for name := range writable {
+		d.log.Warn("sunspec: a writable point is not on the device", "device", d.cfg.Name, "point", name)
+	}
+	dev, err := modbus.NewDevice(cfg)
+	return dev, defs, err
+}
+
+// errRediscover ends a poll run so that discovery runs again.
+var errRediscover = errors.New("sunspec: rediscover")
+
+// Run discovers the device and polls it until ctx ends; a failed
+// discovery is retried with backoff (1s doubling to 1m), the device
+// reported down meanwhile.
+func (d *Device) Run(ctx context.Context, out bridge.Emitter) error {
+	backoff := time.Second
+	for ctx.Err() == nil {
+		chain, err := d.Discover(ctx)
+		if err == nil {
+			var dev *modbus.Device
+			var defs map[string]*Point
+			if dev, defs, err = d.build(chain); err == nil {
+				d.mu.Lock()
+				d.dev, d.chain, d.defs = dev, chain, defs
+				d.mu.Unlock()
+				d.log.Info("sunspec: discovered", "device", d.cfg.Name, "base", chain.Base, "models", len(chain.Models), "points", len(chain.Points))
+				err = d.poll(ctx, dev, chain, out)
+				dev.Close()
+				if errors.Is(err, errRediscover) {
+					backoff = time.Second
+					continue
+				}
+				return err
+			}
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		d.setDown(err.Error())
+		d.log.Warn("sunspec: discovery failed", "device", d.cfg.Name, "err", err, "retry_in", backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		backoff = min(2*backoff, time.Minute)
+	}
+	return nil
+}
+
+// poll runs dev until ctx ends or a batch shows the chain changed.
+func (d *Device) poll(ctx context.Context, dev *modbus.Device, chain *Chain, out bridge.Emitter) error {
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var again bool
+	serial := "common.SN"
+	var labels []bridge.Sample
+	emit := bridge.EmitterFunc(func(ectx context.Context, batch []bridge.Sample) error {
+		labels = labels[:0]
+		for _, s := range batch {
+			switch {
+			case s.Quality == bridge.Bad && s.Code == uint32(modbus.IllegalDataAddress):
+				again = true
+			case s.Point == serial && s.Quality == bridge.Good && chain.Serial != "" && s.Value.Str() != chain.Serial:
+				again = true
+			}
+			if def := d.defs[s.Point]; def != nil && s.Quality == bridge.Good {
+				if raw, ok := s.Value.Uint(); ok {
+					labels = append(labels, bridge.Sample{Source: s.Source, Point: s.Point + ".label", Value: bridge.String(def.label(raw)), Time: s.Time})
+				}
+			}
+		}
+		if again {
+			d.log.Info("sunspec: the chain changed; discovering again", "device", d.cfg.Name)
+			cancel()
+		}
+		if len(labels) > 0 {
+			batch = append(batch, labels...)
+		}
+		return out.Emit(ectx, batch)
+	})
+	err := dev.Run(pctx, emit)
+	if again && ctx.Err() == nil {
+		return errRediscover
+	}
+	return err
+}
+
+func (d *Device) setDown(reason string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.health.Up || d.health.Reason != reason {
+		d.health.Since = time.Now()
+	}
+	d.health.Up, d.health.Reason = false, "sunspec discovery: "+reason
+}
+
+// Health reports the polling device's health, or down with the discovery
+// failure before one succeeded.
+func (d *Device) Health() bridge.Health {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	if d.dev != nil {
+		return d.dev.Health()
+	}
+	return d.health
+}
+
+// errNotDiscovered answers a write before discovery.
+var errNotDiscovered = errors.New("sunspec: the device is not discovered yet")
+
+// CheckWrite applies the write rules of the current chain's point.
+func (d *Device) CheckWrite(name string, v bridge.Value) error {
+	dev := d.Modbus()
+	if dev == nil {
+		return fmt.Errorf("%w: %s", errNotDiscovered, name)
+	}
+	return dev.CheckWrite(name, v)
+}
+
+// Write writes a [Config.Writable] point through the current
+// modbus.Device (see modbus.Device.Write; a scaled point is written under
+// the factor read with the link held).
+func (d *Device) Write(ctx context.Context, name string, v bridge.Value) (bridge.Sample, error) {
+	dev := d.Modbus()
+	if dev == nil {
+		return bridge.Sample{}, fmt.Errorf("%w: %s", errNotDiscovered, name)
+	}
+	return dev.Write(ctx, name, v)
+}
+
+// Close closes the current modbus.Device.
+func (d *Device) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.closed = true
+	if d.dev != nil {
+		return d.dev.Close()
+	}
+	return nil
+}
+
+// WritablePoints returns the names of the chain's points its model lets
+// be written (access RW), sorted: the candidates for Config.Writable.
+func (c *Chain) WritablePoints() []string {
+	var out []string
+	for _, p := range c.Points {
+		if p.Def.Writable {
+			out = append(out, p.Point.Name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+var (
+	_ bridge.Source         = (*Device)(nil)
+	_ bridge.Writer         = (*Device)(nil)
+	_ bridge.WriteChecker   = (*Device)(nil)
+	_ bridge.HealthReporter = (*Device)(nil)
+)

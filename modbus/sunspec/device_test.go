@@ -1,0 +1,301 @@
+package sunspec_test
+
+import (
+	"context"
+	"math"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/m2mbridge/m2mbridge/bridge"
+	"github.com/m2mbridge/m2mbridge/modbus"
+	"github.com/m2mbridge/m2mbridge/modbus/modbustest"
+	"github.com/m2mbridge/m2mbridge/modbus/sunspec"
+)
+
+// collector keeps the latest sample of each point and every batch.
+type collector struct {
+	mu      sync.Mutex
+	last    map[string]bridge.Sample
+	batches [][]bridge.Sample
+}
+
+func (c *collector) Emit(_ context.Context, b []bridge.Sample) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.last == nil {
+		c.last = map[string]bridge.Sample{}
+	}
+	for _, s := range b {
+		c.last[s.Point] = s
+	}
+	c.batches = append(c.batches, append([]bridge.Sample(nil), b...))
+	return nil
+}
+
+func (c *collector) get(name string) (bridge.Sample, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s, ok := c.last[name]
+	return s, ok
+}
+
+func (c *collector) cycles() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.batches)
+}
+
+func (c *collector) all() []bridge.Sample {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []bridge.Sample
+	for _, b := range c.batches {
+		out = append(out, b...)
+	}
+	return out
+}
+
+// runDevice runs a sunspec.Device on srv until the test ends.
+func runDevice(t *testing.T, srv *modbustest.SunSpecServer, sc sunspec.Config) (*sunspec.Device, *collector) {
+	t.Helper()
+	d, err := sunspec.NewDevice(modbus.DeviceConfig{Name: "inv1", Conn: modbus.ClientConfig{URL: srv.URL()}, Unit: 1,
+		Interval: 10 * time.Millisecond}, sc)
+	require.NoError(t, err)
+	col := &collector{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx, col) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+		d.Close()
+	})
+	return d, col
+}
+
+func TestDeviceReadsInverter(t *testing.T) {
+	srv, _ := startInverter(t, inverter(40000, 4))
+	_, col := runDevice(t, srv, sunspec.Config{})
+	require.Eventually(t, func() bool { _, ok := col.get("mppt.module[3].DCV"); return ok }, 5*time.Second, 5*time.Millisecond)
+	want := map[string]any{
+		"common.Mn": "m2mbridge", "common.SN": "SN0001", "common.DA": uint64(1),
+		"inverter_three_phase.A": 12.34, "inverter_three_phase.AphB": 4.12, "inverter_three_phase.PhVphA": 230.1,
+		"inverter_three_phase.W": int64(8500), "inverter_three_phase.Hz": 50.02, "inverter_three_phase.WH": uint64(1234567),
+		"inverter_three_phase.TmpCab": 45.1, "inverter_three_phase.St": uint64(4), "inverter_three_phase.St.label": "MPPT",
+		"inverter_three_phase.Evt1": uint64(5), "inverter_three_phase.Evt1.label": "GROUND_FAULT|AC_DISCONNECT",
+		"mppt.module[0].DCA": 8.5, "mppt.module[3].DCA": 8.53, "mppt.module[2].DCV": 380.3, "mppt.module[1].IDStr": "MPPT 2",
+		"mppt.module[3].DCWH": uint64(123459), "mppt.module[0].DCSt.label": "MPPT", "mppt.N": uint64(4),
+	}
+	for name, v := range want {
+		s, ok := col.get(name)
+		require.True(t, ok, name)
+		require.Equal(t, bridge.Good, s.Quality, name)
+		exp, _ := bridge.ValueOf(v)
+		assert.Equal(t, exp, s.Value, name)
+	}
+	s, _ := col.get("mppt.module[0].DCV")
+	assert.Equal(t, "V", s.Unit)
+	// Not implemented: never a sample with a number.
+	for _, name := range []string{"inverter_three_phase.VA", "inverter_three_phase.PF", "inverter_three_phase.DCA",
+		"inverter_three_phase.TmpSnk", "common.Opt", "inverter_three_phase.StVnd", "inverter_three_phase.EvtVnd1"} {
+		_, ok := col.get(name)
+		assert.False(t, ok, name)
+	}
+	for _, s := range col.all() {
+		if s.Value.Kind() == bridge.KindFloat {
+			require.False(t, math.IsNaN(s.Value.Float()), s.Point)
+		}
+	}
+}
+
+func TestDeviceNotImplementedBad(t *testing.T) {
+	srv, _ := startInverter(t, inverter(0, 1))
+	_, col := runDevice(t, srv, sunspec.Config{NotImplemented: "bad", Models: []uint16{103}})
+	require.Eventually(t, func() bool { _, ok := col.get("inverter_three_phase.VA"); return ok }, 5*time.Second, 5*time.Millisecond)
+	s, _ := col.get("inverter_three_phase.VA")
+	assert.Equal(t, bridge.Bad, s.Quality)
+	assert.Equal(t, "modbus: not implemented", s.Reason)
+	assert.Equal(t, bridge.KindNone, s.Value.Kind())
+	_, ok := col.get("mppt.module[0].DCA")
+	assert.False(t, ok, "model 160 is not among the models")
+	_, ok = col.get("common.SN")
+	assert.True(t, ok, "the common model is always read")
+
+	// A scale factor that is not implemented makes its points Bad.
+	require.NoError(t, srv.SetRaw(map[string]any{"inverter_three_phase.A_SF": nil}))
+	require.Eventually(t, func() bool {
+		s, _ := col.get("inverter_three_phase.AphA")
+		return s.Quality == bridge.Bad
+	}, 5*time.Second, 5*time.Millisecond)
+	s, _ = col.get("inverter_three_phase.AphA")
+	assert.Contains(t, s.Reason, "inverter_three_phase.A_SF is not implemented")
+}
+
+// TestScaleFactorChangesNeverMix changes W and W_SF together (one engineering
+// value, 1500 W, in two representations) before every request the server
+// answers: a value read with the factor of another request would read 150
+// or 15000. On the server side every request that reads W reads W_SF too.
+func TestScaleFactorChangesNeverMix(t *testing.T) {
+	dev := inverter(40000, 2)
+	srv, _ := startInverter(t, dev)
+	var flips atomic.Int64
+	states := []map[string]any{
+		{"inverter_three_phase.W": 1500, "inverter_three_phase.W_SF": 0, "mppt.module[1].DCW": 15, "mppt.DCW_SF": 2},
+		{"inverter_three_phase.W": 15000, "inverter_three_phase.W_SF": -1, "mppt.module[1].DCW": 1500, "mppt.DCW_SF": 0},
+		{"inverter_three_phase.W": 150, "inverter_three_phase.W_SF": 1, "mppt.module[1].DCW": 150, "mppt.DCW_SF": 1},
+	}
+	require.NoError(t, srv.SetRaw(states[0]))
+	srv.SetHook(func(r modbustest.Request) modbustest.Fault {
+		if err := srv.SetRaw(states[flips.Add(1)%3]); err != nil {
+			panic(err)
+		}
+		return modbustest.Fault{}
+	})
+	_, col := runDevice(t, srv, sunspec.Config{Models: []uint16{103, 160}})
+	require.Eventually(t, func() bool { return col.cycles() > 30 }, 10*time.Second, 5*time.Millisecond)
+	n := 0
+	for _, s := range col.all() {
+		switch s.Point {
+		case "inverter_three_phase.W", "mppt.module[1].DCW":
+			n++
+			require.Equal(t, bridge.Good, s.Quality)
+			require.Equal(t, 1500.0, s.Value.Float(), "%s: value and factor from different responses", s.Point)
+		}
+	}
+	require.Greater(t, n, 60)
+	require.Greater(t, flips.Load(), int64(30))
+	// Server side: W (and module 1's DCW) were only ever read together with
+	// their factors.
+	var w, wsf, dcw, dcwsf uint16
+	for _, p := range srv.Points() {
+		switch p.Point.Name {
+		case "inverter_three_phase.W":
+			w = p.Point.Address
+		case "inverter_three_phase.W_SF":
+			wsf = p.Point.Address
+		case "mppt.module[1].DCW":
+			dcw = p.Point.Address
+		case "mppt.DCW_SF":
+			dcwsf = p.Point.Address
+		}
+	}
+	in := func(r modbustest.Request, a uint16) bool { return r.Address <= a && a < r.Address+r.Quantity }
+	reads := 0
+	for _, r := range srv.Requests() {
+		if r.Write || r.Quantity == 0 {
+			continue
+		}
+		if in(r, w) {
+			reads++
+			require.True(t, in(r, wsf), "request %d-%d reads W without W_SF", r.Address, r.Address+r.Quantity-1)
+		}
+		if in(r, dcw) {
+			require.True(t, in(r, dcwsf), "request %d+%d reads module 1's DCW without DCW_SF", r.Address, r.Quantity)
+		}
+	}
+	require.Greater(t, reads, 30)
+}
+
+func TestDeviceWriteScaledSetpoint(t *testing.T) {
+	dev := inverter(40000, 1)
+	dev.Models = append(dev.Models, modbustest.SunSpecModel{ID: 123, Values: map[string]any{
+		"Conn": 1, "WMaxLimPct": 1000, "WMaxLimPct_SF": -1, "WMaxLim_Ena": 1, "OutPFSet": 950, "OutPFSet_SF": -3, "VArPct_SF": 0,
+	}})
+	srv, _ := startInverter(t, dev)
+	d, col := runDevice(t, srv, sunspec.Config{Writable: []string{"controls.WMaxLimPct"}})
+	require.Eventually(t, func() bool { _, ok := col.get("controls.WMaxLimPct"); return ok }, 5*time.Second, 5*time.Millisecond)
+	s, _ := col.get("controls.WMaxLimPct")
+	assert.Equal(t, 100.0, s.Value.Float())
+	ctx := context.Background()
+
+	got, err := d.Write(ctx, "controls.WMaxLimPct", bridge.Float(62.5))
+	require.NoError(t, err)
+	assert.Equal(t, 62.5, got.Value.Float())
+	raw, err := srv.Raw("controls.WMaxLimPct")
+	require.NoError(t, err)
+	assert.Equal(t, bridge.Uint(625), raw, "raw = value / 10^-1")
+
+	// The device changes its factor: the next write uses the new one.
+	require.NoError(t, srv.SetRaw(map[string]any{"controls.WMaxLimPct_SF": -2}))
+	_, err = d.Write(ctx, "controls.WMaxLimPct", bridge.Float(62.55))
+	require.NoError(t, err)
+	raw, _ = srv.Raw("controls.WMaxLimPct")
+	assert.Equal(t, bridge.Uint(6255), raw)
+
+	_, err = d.Write(ctx, "controls.WMaxLimPct", bridge.Float(700))
+	require.ErrorIs(t, err, bridge.ErrOutOfRange)
+	require.NoError(t, srv.SetRaw(map[string]any{"controls.WMaxLimPct_SF": nil}))
+	_, err = d.Write(ctx, "controls.WMaxLimPct", bridge.Float(50))
+	require.ErrorIs(t, err, bridge.ErrOutOfRange)
+	assert.Contains(t, err.Error(), "controls.WMaxLimPct_SF is not implemented")
+	raw, _ = srv.Raw("controls.WMaxLimPct")
+	assert.Equal(t, bridge.Uint(6255), raw, "nothing written")
+
+	// Not in writable: refused, nothing sent.
+	_, err = d.Write(ctx, "controls.OutPFSet", bridge.Float(0.9))
+	require.ErrorIs(t, err, bridge.ErrNotWritable)
+	// Read-only in the model: a configuration error.
+	err = sunspec.Config{Writable: []string{"inverter_three_phase.W"}}.Validate()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "read-only")
+}
+
+func TestDeviceRediscovers(t *testing.T) {
+	srv, _ := startInverter(t, inverter(40000, 1))
+	d, col := runDevice(t, srv, sunspec.Config{})
+	require.Eventually(t, func() bool { _, ok := col.get("mppt.module[0].DCA"); return ok }, 5*time.Second, 5*time.Millisecond)
+	first := d.Chain()
+	// Another device answers at the same address: its serial number says so.
+	require.NoError(t, srv.SetRaw(map[string]any{"common.SN": "SN0002"}))
+	require.Eventually(t, func() bool { c := d.Chain(); return c != first && c.Serial == "SN0002" }, 5*time.Second, 5*time.Millisecond)
+
+	// A read answered Illegal Data Address: discovery runs again.
+	second := d.Chain()
+	var w uint16
+	for _, p := range second.Points {
+		if p.Point.Name == "inverter_three_phase.W" {
+			w = p.Point.Address
+		}
+	}
+	var refuse atomic.Bool
+	refuse.Store(true)
+	srv.SetHook(func(r modbustest.Request) modbustest.Fault {
+		if refuse.Load() && r.Address <= w && w < r.Address+r.Quantity {
+			return modbustest.Fault{Exception: modbus.IllegalDataAddress}
+		}
+		return modbustest.Fault{}
+	})
+	require.Eventually(t, func() bool {
+		s, _ := col.get("inverter_three_phase.W")
+		return s.Quality == bridge.Bad && s.Code == uint32(modbus.IllegalDataAddress)
+	}, 5*time.Second, 5*time.Millisecond)
+	refuse.Store(false)
+	require.Eventually(t, func() bool { return d.Chain() != second }, 5*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool {
+		s, _ := col.get("inverter_three_phase.W")
+		return s.Quality == bridge.Good
+	}, 5*time.Second, 5*time.Millisecond)
+}
+
+func TestConfigValidate(t *testing.T) {
+	err := sunspec.Config{Models: []uint16{0, 103, 9999}, NotImplemented: "hide", Writable: []string{"nodot"}}.Validate()
+	require.Error(t, err)
+	for _, want := range []string{"models[0]: 0 is not a model id", "models[2]: model 9999 is not in the SunSpec model tables",
+		`not_implemented: "hide" (want omit or bad)`, `writable[0]: "nodot" is not <model>.<point>`} {
+		assert.Contains(t, err.Error(), want)
+	}
+	var b sunspec.Base
+	require.NoError(t, b.UnmarshalText([]byte("auto")))
+	assert.False(t, b.Set)
+	require.NoError(t, b.UnmarshalText([]byte("40000")))
+	assert.Equal(t, sunspec.Base{Addr: 40000, Set: true}, b)
+	require.Error(t, b.UnmarshalText([]byte("70000")))
+	_, err = sunspec.NewDevice(modbus.DeviceConfig{Name: "x", Conn: modbus.ClientConfig{URL: "tcp://127.0.0.1:1"}, Unit: 1,
+		Points: []modbus.Point{{Name: "p", Table: modbus.Holding, Type: modbus.Uint16}}}, sunspec.Config{})
+	require.ErrorContains(t, err, "takes its points from discovery")
+}
