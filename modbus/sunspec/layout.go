@@ -130,7 +130,17 @@ func (l *layouter) group(g *Group, name string, a int, parent *scope, top bool) 
 			l.problem("%s: its scale factor %s is not in the model: left out", l.pts[k].Point.Name, def.SF)
 			drop = append(drop, k)
 		default:
-			l.pts[k].Point.ScaleFactor = l.pts[j].Point.Name
+			p, f := &l.pts[k].Point, &l.pts[j].Point
+			lo := min(int(p.Address), int(f.Address))
+			hi := max(int(p.Address)+int(p.Registers()), int(f.Address)+1) - 1
+			if hi-lo+1 > modbus.DefaultMaxRegisters {
+				// A value is only ever read in the same request as its
+				// factor; no request reaches both.
+				l.problem("%s: %d registers from its scale factor %s, more than one request reads: left out", p.Name, hi-lo+1, f.Name)
+				drop = append(drop, k)
+				continue
+			}
+			p.ScaleFactor = f.Name
 		}
 	}
 	for n := len(drop) - 1; n >= 0; n-- {
