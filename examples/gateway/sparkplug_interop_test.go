@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -236,6 +237,9 @@ func TestSparkplugInterop(t *testing.T) {
 	assert.Equal(t, []uint16{9}, holding(10, 1))
 	assert.Equal(t, []uint16{0xA005}, holding(20, 1), "a DCMD to a point that is not writable is never written")
 	assert.Equal(t, float32Words(42.5), holding(0, 2), "a DCMD above max is never written")
+	refused := regexp.MustCompile(`DCMD refused" .*device=py metric=flags err=".*not writable.*\n(?s:.*)DCMD refused" .*device=py metric=temp err=".*above max 100`)
+	require.Eventually(t, func() bool { return refused.MatchString(p.log()) }, 10*time.Second, 20*time.Millisecond,
+		"the refusals are logged with the reason")
 
 	// The device goes away: DDEATH; it comes back: DBIRTH.
 	mark = h.Len()
