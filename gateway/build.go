@@ -59,6 +59,9 @@ type device struct {
 	inboxOpts *bridge.SourceOptions
 	// report is the device's report by exception, when the file sets one.
 	report *bridge.Report
+	// pointReport holds the points' and nodes' own report blocks, by
+	// name (bridge.SourceOptions.PointReport).
+	pointReport map[string]bridge.Report
 }
 
 // sinkEntry is one configured sink.
@@ -179,6 +182,7 @@ func (g *assembly) buildDevices(d *decoder, cfg *fileConfig, dir string, log *sl
 				d.errAt(bridge.JoinPath(join(p, "report"), fe.Path), "%s", fieldMsg(fe))
 			}
 		}
+		pointReport, ndev := d.pointReports(p, dc), len(g.devices)
 		switch {
 		case dc.Modbus != nil && dc.OPCUA != nil:
 			d.errAt(join(p, "opcua"), "a device is either modbus or opcua, not both")
@@ -207,6 +211,9 @@ func (g *assembly) buildDevices(d *decoder, cfg *fileConfig, dir string, log *sl
 		default:
 			requireName()
 			d.errAt(p, "give the device a modbus or an opcua block")
+		}
+		if len(g.devices) > ndev {
+			g.devices[ndev].pointReport = pointReport
 		}
 	}
 	d.checkSharedLines(mbCfgs, mbPaths)
@@ -272,7 +279,7 @@ func (d *decoder) checkSharedLines(cfgs []modbus.DeviceConfig, paths []string) {
 	lines := map[string]first{}
 	for i, c := range cfgs {
 		ep, ok := serialOf(c.Conn)
-		if !ok || !ep.RTUFramed() {
+		if !ok || !ep.SerialFramed() {
 			continue
 		}
 		key := ep.Scheme + "://" + ep.Address
@@ -321,7 +328,7 @@ func (g *assembly) modbusDevice(d *decoder, p string, dc deviceConfig, dir strin
 	}
 	cfg := modbus.DeviceConfig{
 		Name: dc.Name, Conn: conn, Unit: unit, Interval: dc.Interval,
-		Profile: prof, Points: dc.Points, Limits: limits,
+		Profile: prof, Points: modbusPoints(dc.Points), Limits: limits,
 		MaxBusyRetries: mb.MaxBusyRetries, BusyRetryDelay: mb.BusyRetryDelay,
 		Logger: log,
 	}
@@ -333,7 +340,7 @@ func (g *assembly) modbusDevice(d *decoder, p string, dc deviceConfig, dir strin
 		merged = append(merged, prof.Points...)
 		nprof = len(prof.Points)
 	}
-	merged = append(merged, dc.Points...)
+	merged = append(merged, cfg.Points...)
 	for _, fe := range bridge.FieldErrors(cfg.Validate()) {
 		if fe.Path == "points" && (dc.Profile != "" || d.hasErrUnder(join(p, "points"))) {
 			// No points because the profile or the points did not
@@ -547,7 +554,7 @@ func (g *assembly) opcuaDevice(d *decoder, p string, dc deviceConfig, dir string
 	d.decode(block, up, reflect.ValueOf(&cfg).Elem())
 	cfg.Name = dc.Name
 	cfg.Interval = dc.Interval
-	cfg.Nodes = dc.Nodes
+	cfg.Nodes = opcuaNodes(dc.Nodes)
 	cfg.PKIDir = relPath(dir, cfg.PKIDir)
 	cfg.Certificate = relPath(dir, cfg.Certificate)
 	cfg.PrivateKey = relPath(dir, cfg.PrivateKey)

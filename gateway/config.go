@@ -16,7 +16,6 @@ import (
 	"github.com/m2mbridge/m2mbridge/bridge"
 	"github.com/m2mbridge/m2mbridge/bridge/spool"
 	"github.com/m2mbridge/m2mbridge/modbus"
-	"github.com/m2mbridge/m2mbridge/opcua"
 )
 
 // fileConfig is the gateway's YAML file (DESIGN.md, "The gateway
@@ -37,13 +36,13 @@ type fileConfig struct {
 }
 
 type deviceConfig struct {
-	Name     string         `yaml:"name"`
-	Interval time.Duration  `yaml:"interval"`
-	Modbus   *modbusBlock   `yaml:"modbus"`
-	OPCUA    *yaml.Node     `yaml:"opcua"`
-	Profile  string         `yaml:"profile"`
-	Points   []modbus.Point `yaml:"points"`
-	Nodes    []opcua.Node   `yaml:"nodes"`
+	Name     string        `yaml:"name"`
+	Interval time.Duration `yaml:"interval"`
+	Modbus   *modbusBlock  `yaml:"modbus"`
+	OPCUA    *yaml.Node    `yaml:"opcua"`
+	Profile  string        `yaml:"profile"`
+	Points   []pointConfig `yaml:"points"` // modbus.Point, with report (report.go)
+	Nodes    []nodeConfig  `yaml:"nodes"`  // opcua.Node, with report
 	// Inbox, when set, gives the device a bounded inbox of its own in the
 	// bridge (bridge.SourceOptions, checked by its Validate): queue_size
 	// samples, overflow block or drop_oldest. Without it a Modbus device

@@ -148,6 +148,7 @@ func (d *device) inbox() bridge.SourceOptions {
 	if d.report != nil {
 		o.Report = *d.report
 	}
+	o.PointReport = d.pointReport
 	return o
 }
 

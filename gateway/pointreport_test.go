@@ -1,0 +1,152 @@
+package gateway
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/m2mbridge/m2mbridge/bridge"
+	"github.com/m2mbridge/m2mbridge/modbus"
+	"github.com/m2mbridge/m2mbridge/modbus/modbustest"
+)
+
+// TestPointReportConfigErrors: a point's or node's report block is
+// checked merged over the device's, each problem at its own line; a
+// device's wrong block is reported once, not again at every point.
+func TestPointReportConfigErrors(t *testing.T) {
+	_, err := Parse("gw.yaml", []byte(`
+devices:
+  - name: meter1
+    modbus: {url: tcp://127.0.0.1:502}
+    report: {deadband_percent: 0.5, heartbeat: 5m}
+    points:
+      - {name: a, table: input, address: 0, type: float32, report: {deadband: -2}}
+      - name: b
+        table: input
+        address: 2
+        type: float32
+        report:
+          on_change: true
+          deadband: 1
+      - {name: c, table: input, address: 4, type: float32, report: {heartbeat: 1ms, bogus: 1}}
+  - name: meter2
+    modbus: {url: tcp://127.0.0.1:502}
+    points:
+      - {name: a, table: input, address: 0, type: float32, report: {heartbeat: 1m}}
+  - name: meter3
+    modbus: {url: tcp://127.0.0.1:502}
+    report: {deadband: -1}
+    points:
+      - {name: a, table: input, address: 0, type: float32, report: {on_change: true}}
+  - name: plc1
+    opcua: {endpoint: "opc.tcp://127.0.0.1:4840", mode: poll}
+    nodes:
+      - {name: t, node: "ns=2;s=T", report: {deadband: 0.1, range: 10}}
+sinks:
+  - stdout: {}
+`))
+	got := configErrors(t, err)
+	all := strings.Join(got, "\n")
+	assert.Contains(t, all, "gw.yaml:7: devices[0].points[0].report.deadband: -2 is out of range")
+	assert.Contains(t, all, "gw.yaml:13: devices[0].points[1].report.on_change: cannot be combined")
+	assert.Contains(t, all, "gw.yaml:15: devices[0].points[2].report.bogus: unknown key")
+	assert.Contains(t, all, "gw.yaml:15: devices[0].points[2].report.heartbeat: 1ms is out of range")
+	assert.Contains(t, all, "gw.yaml:19: devices[1].points[0].report.heartbeat: has no effect without deadband")
+	assert.Contains(t, all, "gw.yaml:22: devices[2].report.deadband")
+	assert.NotContains(t, all, "devices[2].points[0]", "the device's error is not repeated at its point")
+	assert.Contains(t, all, "gw.yaml:28: devices[3].nodes[0].report.range: is only used with deadband_percent")
+	assert.Len(t, got, 7, all)
+}
+
+// TestPointReportByException: a point's own report block replaces the
+// device's rule for that point only, inline and in a profile file.
+func TestPointReportByException(t *testing.T) {
+	srv, err := modbustest.NewServer(&modbus.Profile{Name: "m", Points: []modbus.Point{
+		{Name: "quiet", Table: modbus.Input, Address: 0, Type: modbus.Float32},
+		{Name: "chatty", Table: modbus.Input, Address: 2, Type: modbus.Float32},
+	}}, modbustest.WithTick(time.Hour)) // the values do not move
+	require.NoError(t, err)
+	defer srv.Close()
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out.jsonl")
+	cfg, err := Parse(filepath.Join(dir, "gw.yaml"), []byte(`
+devices:
+  - name: meter1
+    interval: 10ms
+    modbus: {url: `+srv.URL()+`}
+    points:
+      - {name: quiet, table: input, address: 0, type: float32, report: {on_change: true}}
+      - {name: chatty, table: input, address: 2, type: float32}
+sinks:
+  - file: {path: `+out+`}
+`))
+	require.NoError(t, err)
+	g, err := cfg.Build(BuildOptions{})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	require.Eventually(t, func() bool { return g.Bridge().Stats().Sources[0].Suppressed >= 5 }, 10*time.Second, 5*time.Millisecond)
+	cancel()
+	require.NoError(t, <-done)
+
+	data, err := os.ReadFile(out)
+	require.NoError(t, err)
+	count := map[string]int{}
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		s, err := bridge.DecodeJSON([]byte(line))
+		require.NoError(t, err, line)
+		count[s.Point]++
+	}
+	st := g.Bridge().Stats().Sources[0]
+	assert.Equal(t, 1, count["quiet"], "only the first sample of the unchanged point with on_change")
+	assert.EqualValues(t, st.Suppressed+1, count["chatty"], "the other point has no rule: each of its samples is reported")
+}
+
+// TestSinkUnfiltered: a sink with unfiltered: true takes every sample while
+// the other takes report by exception's stream.
+func TestSinkUnfiltered(t *testing.T) {
+	srv, err := modbustest.NewServer(&modbus.Profile{Name: "m", Points: []modbus.Point{
+		{Name: "v", Table: modbus.Input, Address: 0, Type: modbus.Float32},
+	}}, modbustest.WithTick(time.Hour))
+	require.NoError(t, err)
+	defer srv.Close()
+	dir := t.TempDir()
+	cfg, err := Parse(filepath.Join(dir, "gw.yaml"), []byte(`
+devices:
+  - name: meter1
+    interval: 10ms
+    modbus: {url: `+srv.URL()+`}
+    points: [{name: v, table: input, address: 0, type: float32}]
+    report: {deadband: 1, heartbeat: 1h}
+sinks:
+  - file: {path: exceptions.jsonl}
+    name: cellular
+  - file: {path: all.jsonl}
+    name: local
+    unfiltered: true
+`))
+	require.NoError(t, err)
+	g, err := cfg.Build(BuildOptions{})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	require.Eventually(t, func() bool { return g.Bridge().Stats().Sources[0].Suppressed >= 5 }, 10*time.Second, 5*time.Millisecond)
+	cancel()
+	require.NoError(t, <-done)
+	lines := func(name string) int {
+		data, err := os.ReadFile(filepath.Join(dir, name))
+		require.NoError(t, err)
+		return strings.Count(string(data), "\n")
+	}
+	st := g.Bridge().Stats().Sources[0]
+	assert.Equal(t, 1, lines("exceptions.jsonl"))
+	assert.EqualValues(t, st.Emitted, lines("all.jsonl"), "%+v", st)
+}
