@@ -52,6 +52,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	gaps := fs.String("gaps", "profile", "how reads across unmapped registers between mapped ones are answered: "+
 		"profile (as the profile's limits.fills_gaps says), zeros, or refuse (Illegal Data Address)")
 	list := fs.Bool("list", false, "print the built-in profiles and exit")
+	sunspec := fs.Bool("sunspec", false, "serve a SunSpec inverter (models 1, 103, 160, 123) instead of a profile")
+	sunspecBase := fs.Int("sunspec-base", 40000, "with -sunspec: the address of the SunS marker")
 	var fixed sets
 	fs.Var(&fixed, "set", "fix a point's value: name=value (repeatable)")
 	if err := fs.Parse(args); err != nil {
@@ -90,6 +92,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		opts = append(opts, modbustest.WithRefusedGaps())
 	default:
 		return fmt.Errorf("-gaps %q: want profile, zeros or refuse", *gaps)
+	}
+	if *sunspec {
+		return runSunSpec(ctx, *sunspecBase, opts, fixed, stderr)
 	}
 	srv, err := modbustest.NewServer(p, opts...)
 	if err != nil {

@@ -310,3 +310,35 @@ func listen(s *Server) error {
 	go s.accept()
 	return nil
 }
+
+// SunSpecInverter returns a three-phase inverter with n MPPT modules at
+// base: the common model (1), the three-phase inverter (103), the MPPT
+// extension (160) and immediate controls (123), with plausible raw values
+// and scale factors, some points not implemented (VA, VAr, PF, DCA of
+// model 103, and what is not listed).
+func SunSpecInverter(base uint16, n int) SunSpecDevice {
+	mppt := map[string]any{"DCA_SF": -2, "DCV_SF": -1, "DCW_SF": 0, "DCWH_SF": 0, "N": n, "TmsPer": 0, "Evt": 0}
+	for i := 0; i < n; i++ {
+		p := "module[" + strconv.Itoa(i) + "]."
+		mppt[p+"ID"] = i + 1
+		mppt[p+"IDStr"] = "MPPT " + strconv.Itoa(i+1)
+		mppt[p+"DCA"] = 850 + i
+		mppt[p+"DCV"] = 3801 + i
+		mppt[p+"DCW"] = 3230 + i
+		mppt[p+"DCWH"] = 123456 + i
+		mppt[p+"DCSt"] = 4
+		mppt[p+"DCEvt"] = 0
+	}
+	return SunSpecDevice{Base: base, Models: []SunSpecModel{
+		{ID: 1, Values: map[string]any{"Mn": "m2mbridge", "Md": "SIM-INV", "SN": "SN0001", "Vr": "1.0", "DA": 1}},
+		{ID: 103, Values: map[string]any{
+			"A": 1234, "AphA": 411, "AphB": 412, "AphC": 411, "A_SF": -2,
+			"PPVphAB": 4001, "PPVphBC": 4002, "PPVphCA": 4003, "PhVphA": 2301, "PhVphB": 2302, "PhVphC": 2303, "V_SF": -1,
+			"W": 8500, "W_SF": 0, "Hz": 5002, "Hz_SF": -2, "WH": 1234567, "WH_SF": 0,
+			"St": 4, "Evt1": 0, "TmpCab": 451, "Tmp_SF": -1,
+		}},
+		{ID: 160, Values: mppt, Repeats: n},
+		{ID: 123, Values: map[string]any{"Conn": 1, "WMaxLimPct": 1000, "WMaxLimPct_SF": -1, "WMaxLim_Ena": 0,
+			"OutPFSet": 950, "OutPFSet_SF": -3, "VArPct_SF": 0}},
+	}}
+}
