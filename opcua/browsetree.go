@@ -28,11 +28,14 @@ type BrowseEntry struct {
 	// one-dimensional array, ...), the engineering unit (the DisplayName
 	// of the EngineeringUnits property, "" without one) and the access
 	// level for this session's user (Part 3, 5.6.2 and 8.57: bit 0
-	// CurrentRead, bit 1 CurrentWrite).
+	// CurrentRead, bit 1 CurrentWrite) — the AccessLevel attribute where
+	// the server has no UserAccessLevel; AccessKnown is false when it has
+	// neither.
 	DataType    string
 	ValueRank   int32
 	Unit        string
 	AccessLevel byte
+	AccessKnown bool
 	Children    []*BrowseEntry
 }
 
@@ -41,8 +44,12 @@ type BrowseEntry struct {
 func (e *BrowseEntry) Readable() bool { return e.AccessLevel&byte(ua.AccessLevelTypeCurrentRead) != 0 }
 func (e *BrowseEntry) Writable() bool { return e.AccessLevel&byte(ua.AccessLevelTypeCurrentWrite) != 0 }
 
-// Access is "r", "w", "rw" or "-".
+// Access is "r", "w", "rw", "-" (neither), or "?" when the server did not
+// say.
 func (e *BrowseEntry) Access() string {
+	if !e.AccessKnown {
+		return "?"
+	}
 	s := ""
 	if e.Readable() {
 		s += "r"
@@ -206,7 +213,7 @@ func BrowseTree(ctx context.Context, cfg Config, root string, maxDepth int) ([]*
 	if err != nil {
 		return nil, fmt.Errorf("opcua: browse: engineering units: %w", err)
 	}
-	attrs := []ua.AttributeID{ua.AttributeIDDataType, ua.AttributeIDValueRank, ua.AttributeIDUserAccessLevel}
+	attrs := []ua.AttributeID{ua.AttributeIDDataType, ua.AttributeIDValueRank, ua.AttributeIDUserAccessLevel, ua.AttributeIDAccessLevel}
 	req := make([]*ua.ReadValueID, 0, len(vars)*len(attrs))
 	for _, v := range vars {
 		for _, a := range attrs {
@@ -226,7 +233,8 @@ func BrowseTree(ctx context.Context, cfg Config, root string, maxDepth int) ([]*
 	for i, v := range vars {
 		e := v.entry
 		e.Unit = units[i]
-		dt, rank, access := dvs[3*i], dvs[3*i+1], dvs[3*i+2]
+		k := len(attrs) * i
+		dt, rank, userAccess, access := dvs[k], dvs[k+1], dvs[k+2], dvs[k+3]
 		nid := attrValue[*ua.NodeID](dt)
 		if x := attrValue[*ua.ExpandedNodeID](dt); nid == nil && x != nil {
 			nid = x.NodeID // the type of the attribute is NodeId; some servers send it expanded
@@ -246,8 +254,10 @@ func BrowseTree(ctx context.Context, cfg Config, root string, maxDepth int) ([]*
 		if r, ok := attrScalar[int32](rank); ok {
 			e.ValueRank = r
 		}
-		if a, ok := attrScalar[uint8](access); ok {
-			e.AccessLevel = a
+		if a, ok := attrScalar[uint8](userAccess); ok {
+			e.AccessLevel, e.AccessKnown = a, true
+		} else if a, ok := attrScalar[uint8](access); ok {
+			e.AccessLevel, e.AccessKnown = a, true
 		}
 	}
 	if len(custom) > 0 {

@@ -48,13 +48,17 @@ func main() {
 const usage = `usage: m2m <command> URL [flags] [VALUE]
 
 commands:
-  read   read registers or coils, decoded, once or repeatedly (-poll)
-  write  write one value, checked by the library's write rules, and read it back
+  read     read registers or coils, decoded, once or repeatedly (-poll)
+  write    write one value, checked by the library's write rules, and read it back
+  scan     find the unit ids that answer, and on a serial line at which speed and parity
+  browse   show an OPC UA server's address space; -config writes a gateway file for it
+  profile  turn a vendor register-map CSV into a profile file (-in map.csv -out profile.yaml)
 
 URL: tcp://host:502, udp://host:502, tcp+tls://host:802, rtu:///dev/ttyUSB0?speed=9600&parity=even,
      rtuovertcp://gateway:4001
+     (browse: opc.tcp://host:4840; profile: no URL)
 Run 'm2m <command> -h' for the command's flags.
-Exit status: 0 ok, 1 device or transport error, 2 usage error (or a write refused by the rules).
+Exit status: 0 ok, 1 device or transport error (scan: no unit found), 2 usage error (or a write refused by the rules).
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -67,6 +71,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return report(stderr, runRead(ctx, args[1:], stdout, stderr))
 	case "write":
 		return report(stderr, runWrite(ctx, args[1:], stdout, stderr))
+	case "scan":
+		return report(stderr, runScan(ctx, args[1:], stdout, stderr))
+	case "browse":
+		return report(stderr, runBrowse(ctx, args[1:], stdout, stderr))
+	case "profile":
+		return report(stderr, runProfile(args[1:], stdout, stderr))
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
@@ -231,7 +241,11 @@ func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: %s\n\n", synopsis)
 		fs.PrintDefaults()
-		fmt.Fprint(stderr, "\nExit status: 0 ok, 1 device or transport error, 2 usage error (or a write refused by the rules).\n")
+		exit, ok := exitStatus[name]
+		if !ok {
+			exit = "0 ok, 1 device or transport error, 2 usage error (or a write refused by the rules)."
+		}
+		fmt.Fprintf(stderr, "\nExit status: %s\n", exit)
 	}
 	return fs
 }
