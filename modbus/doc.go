@@ -35,6 +35,22 @@
 // refuses them learns the holes from the Illegal Data Address answers and
 // re-plans.
 //
+// # Scale factors and not-implemented values
+//
+// A point may take its power-of-ten scale from another register
+// ([Point.ScaleFactor], SunSpec's sunssf): value = raw × 10^sf. The
+// planner treats this as a constraint, not a hope: every request that
+// carries such a point also reads its factor (a factor shared by points
+// far apart is read again in each request that needs it), so a factor that
+// changes at run time is never applied to a value from another response.
+// A point farther from its factor than one request reaches is unplanned,
+// and [ValidatePoints] refuses it. A write of such a point reads the factor
+// first, with the link held, and computes the raw value under it.
+// [Point.NotImplemented] names the raw value by which a device says it has
+// no reading (min, max, zero, nan, eui48): such a read yields no sample,
+// or a Bad one with [DeviceConfig.ReportNotImplemented], never a number.
+// Package sunspec builds such points from the SunSpec model definitions.
+//
 // # Cost model
 //
 // [TCPCost] models Modbus TCP with a round-trip time rtt and a bandwidth B in
