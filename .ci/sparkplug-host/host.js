@@ -166,7 +166,7 @@ const nodes = new Map();
 function nodeState(node) {
   let s = nodes.get(node);
   if (!s) {
-    s = { born: false, bdSeq: null, pastBdSeqs: new Set(), seq: null, metrics: null, devices: new Map(), aliases: new Map() };
+    s = { seen: false, born: false, bdSeq: null, pastBdSeqs: new Set(), seq: null, metrics: null, devices: new Map(), aliases: new Map() };
     nodes.set(node, s);
   }
   return s;
@@ -262,6 +262,16 @@ function violations(msg, rec) {
     }
   };
 
+  // A host that joins while the edge node is already born has seen no
+  // NBIRTH to judge its data by: it marks the messages and judges from the
+  // next NBIRTH on (a real host would ask for a rebirth, which the command
+  // "rebirth" does).
+  if (!s.seen && t !== 'NBIRTH' && t !== 'NDEATH') {
+    rec.before_birth = true;
+    if (t === 'DBIRTH') { checkBirthMetrics(); checkValues(null); }
+    return out;
+  }
+
   switch (t) {
     case 'NBIRTH': {
       checkBirthMetrics();
@@ -274,6 +284,7 @@ function violations(msg, rec) {
       else if (rb.datatype !== 'Boolean' || rb.value !== false) v('nbirth-rebirth', `Node Control/Rebirth is ${rb.datatype} ${rb.value}, want Boolean false`);
       if (s.bdSeq !== null) s.pastBdSeqs.add(s.bdSeq);
       s.born = true;
+      s.seen = true;
       s.bdSeq = bd && typeof bd.value === 'bigint' ? bd.value : null;
       rec.bdSeq = s.bdSeq === null ? undefined : s.bdSeq;
       s.devices = new Map();

@@ -30,6 +30,8 @@
 //   - not-born, data-unknown-metric, data-alias, data-datatype: data and
 //     deaths follow their births; data names born metrics, by alias alone
 //     where the birth gave one, with the birth's datatype if it repeats one.
+//     A host that joins after the edge node was born judges these from the
+//     next NBIRTH on ([Message.BeforeBirth]); [Host.Rebirth] asks for it.
 //   - quality-type: a "Quality" property is an Int32.
 //   - historical-timestamp: a metric with is_historical has a timestamp.
 //   - decode, topic: the payload is not a Sparkplug B payload, or the topic
@@ -132,6 +134,10 @@ type Message struct {
 	BdSeq      *int64 `json:"bdSeq"`
 	BirthBdSeq *int64 `json:"birth_bdSeq"`
 	Stale      bool   `json:"stale"`
+	// BeforeBirth marks a message of an edge node whose NBIRTH host.js
+	// has not seen (it joined late): such messages are checked on their
+	// own, not against a birth, until the next NBIRTH.
+	BeforeBirth bool `json:"before_birth"`
 	// Cleared marks a zero-length retained message, which deletes a
 	// retained message at the broker and is not judged.
 	Cleared bool `json:"cleared"`

@@ -393,3 +393,34 @@ func TestStaleDeath(t *testing.T) {
 	assert.Equal(t, int64(2), *d.BdSeq)
 	h.RequireNoViolations(t)
 }
+
+// TestLateJoin: a host that starts after the NBIRTH has no birth to judge
+// data by, so it marks what comes before the next NBIRTH and judges from
+// there on.
+func TestLateJoin(t *testing.T) {
+	sparkplughost.Require(t)
+	broker := testproxy.PeerAddr(t, "M2MB_MQTT_ADDR", "127.0.0.1:1883", "MQTT broker")
+	group := fmt.Sprintf("m2mb-hostcheck-%d", time.Now().UnixNano())
+	bd := longv(m("bdSeq", -1, sppb.DataType_Int64), 4)
+	e := connect(t, broker, group, "gw1", payload(t, noSeq, bd))
+	nbirth := payload(t, 0, bd, boolv(m("Node Control/Rebirth", -1, sppb.DataType_Boolean), false))
+	e.pub("NBIRTH", "", 0, false, nbirth)
+	e.pub("DBIRTH", "meter1", 0, false, payload(t, 1, floatv(m("voltage", 1, sppb.DataType_Float), 230)))
+	h := sparkplughost.Start(t, "tcp://"+broker, group)
+	e.pub("DDATA", "meter1", 0, false, payload(t, 2, floatv(m("", 1, sppb.DataType_Float), 231)))
+	d, _ := h.Wait(t, 0, "DDATA", typed("DDATA", "meter1"))
+	assert.True(t, d.BeforeBirth)
+	assert.Empty(t, h.Violations(), "nothing to judge it by")
+
+	e.pub("NBIRTH", "", 0, false, nbirth)
+	e.pub("DBIRTH", "meter1", 0, false, payload(t, 1, floatv(m("voltage", 1, sppb.DataType_Float), 230)))
+	e.pub("DDATA", "meter1", 0, false, payload(t, 3, floatv(m("", 1, sppb.DataType_Float), 231)))
+	v := h.WaitViolation(t, "seq")
+	assert.Contains(t, v.Detail, "seq 3 after 1, want 2")
+	d, _ = h.Wait(t, 0, "DDATA after the birth", func(m sparkplughost.Message) bool { return m.Type == "DDATA" && !m.BeforeBirth })
+	voltage, ok := d.Metric("voltage")
+	require.True(t, ok)
+	f, err := voltage.Float()
+	require.NoError(t, err)
+	assert.Equal(t, 231.0, f)
+}
