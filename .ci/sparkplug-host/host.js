@@ -3,7 +3,7 @@
 // Sparkplug edge node (issue 13): software nobody here wrote decodes and
 // judges what the edge node puts on the wire.
 //
-//   node host.js --url mqtt://127.0.0.1:1883 --group plant1 [--client-id ID]
+//   node host.js --url mqtt://127.0.0.1:1883 --group plant1 [--client-id ID] [--format text]
 //   (or MQTT_URL and SPARKPLUG_GROUP in the environment)
 //
 // It subscribes to spBv1.0/{group}/# (MQTT 5, QoS 1, retain as published, so
@@ -16,6 +16,9 @@
 //   {"kind":"message", ...}                every message, decoded (see record())
 //   {"kind":"sent","id":...,"topic":...}   a command of stdin was published
 //   {"kind":"error","id":...,"detail":...} a command of stdin was refused
+//
+// With --format text it writes one line per message for a person to read
+// instead (the tests read JSON).
 //
 // Commands are JSON lines on stdin (see command()): an NCMD rebirth, an NCMD
 // or DCMD writing a metric by name or by the alias of its birth, and a STATE
@@ -43,6 +46,7 @@ function arg(name, env, def) {
 
 const url = arg('url', 'MQTT_URL', 'mqtt://127.0.0.1:1883');
 const group = arg('group', 'SPARKPLUG_GROUP', '');
+const format = arg('format', 'SPARKPLUG_HOST_FORMAT', 'json');
 const clientId = arg('client-id', 'SPARKPLUG_HOST_CLIENT_ID',
   'm2mb-sphost-' + process.pid + '-' + Math.random().toString(16).slice(2, 8));
 if (!group) {
@@ -61,8 +65,50 @@ function replacer(_k, v) {
   return v;
 }
 function emit(obj) {
+  if (format === 'text') {
+    process.stdout.write(text(obj) + '\n');
+    return;
+  }
   const s = JSON.stringify(obj, replacer).replace(/"\\u0000big:(-?\d+)"/g, '$1');
   process.stdout.write(s + '\n');
+}
+
+// text is the line of obj for a person watching (--format text): one line
+// per message with its metrics, name(alias)=value Datatype and flags.
+function text(obj) {
+  const val = (v) => (typeof v === 'bigint' ? v.toString() : JSON.stringify(v));
+  switch (obj.kind) {
+    case 'message': {
+      const where = obj.node + (obj.device ? '/' + obj.device : '');
+      let line = `${obj.type} ${where}`;
+      if (obj.seq !== undefined) line += ` seq=${obj.seq}`;
+      if (obj.cleared) return line + ' (retained message cleared)';
+      if (obj.error) return line + ' ' + obj.error;
+      const ms = (obj.metrics || []).map((m) => {
+        let x = (m.metric !== undefined ? m.metric : '?') + (m.alias !== undefined ? `(${m.alias})` : '');
+        x += '=' + (m.is_null ? 'null' : val(m.value));
+        if (m.datatype) x += ' ' + m.datatype;
+        const p = m.properties || {};
+        if (p.engUnit) x += ' ' + p.engUnit.value;
+        if (p.Quality) x += ' q=' + val(p.Quality.value);
+        if (m.is_historical) x += ' historical';
+        return x;
+      });
+      if (obj.stale) line += ' (stale)';
+      if (obj.before_birth) line += ' (before any NBIRTH seen)';
+      return ms.length ? line + ': ' + ms.join(', ') : line;
+    }
+    case 'violation':
+      return `VIOLATION ${obj.rule}: ${obj.topic}: ${obj.detail}`;
+    case 'sent':
+      return `sent ${obj.id}: ${obj.topic}`;
+    case 'error':
+      return `error ${obj.id || ''}: ${obj.detail}`;
+    case 'ready':
+      return `ready (${obj.client_id}), watching ${NS}/${group}/#`;
+    default:
+      return JSON.stringify(obj, replacer);
+  }
 }
 
 // ---- decoding ----
@@ -482,6 +528,15 @@ client.on('message', (topic, payload, packet) => {
     vs.push({ kind: 'violation', rule: 'decode', topic, type: rec.type, node: rec.node, device: rec.device, detail: rec.error });
   } else if (!['NCMD', 'DCMD'].includes(rec.type)) {
     vs = violations(raw, rec);
+  } else {
+    // Commands are not judged; their metrics are named from the births.
+    const s = nodeState(rec.node);
+    const d = rec.device ? s.devices.get(rec.device) : null;
+    const set = rec.device ? d && d.metrics : s.metrics;
+    for (const m of rec.metrics) {
+      const born = bornMetric(set, m);
+      if (born) m.metric = born.name;
+    }
   }
   // The violations first: a reader that has the message has its verdict.
   for (const v of vs) emit(v);

@@ -1,8 +1,13 @@
 package sparkplughost_test
 
 import (
+	"bufio"
 	"fmt"
+	"io"
 	"math"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -105,3 +110,44 @@ func TestCommands(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestTextFormat runs host.js as a person would (--format text, as the
+// gateway README's walk-through does): one readable line per message.
+func TestTextFormat(t *testing.T) {
+	node, dir := sparkplughost.Require(t)
+	url := broker(t)
+	g := group(t)
+	cmd := exec.Command(node, filepath.Join(dir, "host.js"), "--url", url, "--group", g, "--format", "text")
+	stdin, err := cmd.StdinPipe()
+	require.NoError(t, err)
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	lines := make(chan string, 16)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	next := func() string {
+		t.Helper()
+		select {
+		case l, ok := <-lines:
+			require.True(t, ok, "host.js exited")
+			return l
+		case <-time.After(sparkplughost.Timeout):
+			t.Fatal("no line from host.js")
+		}
+		return ""
+	}
+	assert.Equal(t, "ready", strings.Fields(next())[0])
+	_, err = io.WriteString(stdin, `{"id":"r","cmd":"rebirth","node":"gw1"}`+"\n")
+	require.NoError(t, err)
+	got := []string{next(), next()}
+	assert.ElementsMatch(t, []string{"sent r: spBv1.0/" + g + "/NCMD/gw1", "NCMD gw1: Node Control/Rebirth=true Boolean"}, got)
+	require.NoError(t, stdin.Close())
+	require.NoError(t, cmd.Wait(), "host.js ends when its stdin does")
+}
