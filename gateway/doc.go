@@ -17,7 +17,7 @@
 //	if err != nil {
 //		log.Fatal(err) // a spool in use, say
 //	}
-//	http.Handle("/", g.Handler()) // /metrics and /healthz
+//	http.Handle("/", g.Handler()) // /metrics, /healthz and the status page
 //	err = g.Run(ctx)             // until ctx ends; drains the sinks
 //
 // [Parse] does the same from bytes in memory. [Config.Build] dials nothing:
@@ -48,6 +48,38 @@
 // rules first, then the rate limit of the writes section, the write, the
 // read-back emitted as a sample, and the answer to the requester. Every
 // write is counted (m2mbridge_writes_total) and logged with its origin.
+//
+// # Status page
+//
+// [Gateway.Handler] also serves a live status page, read-only (GET and HEAD
+// only; nothing on it writes to a device or changes a setting):
+//
+//   - /status: the page. Per device its state ("up", "down" with the
+//     error and since when, "starting", "stopped"), poll latency, last
+//     cycle, sample rate, its latest values with quality, unit and age,
+//     and its read plan (Modbus) or node list (OPC UA); per sink its
+//     state, queue, spool depth and delivered and dropped rates; whether
+//     the gateway is healthy, as /healthz says. The server renders it
+//     whole (html/template, so every device-provided string is escaped),
+//     so with JavaScript off it is a complete snapshot; with JavaScript on
+//     a small embedded script follows /status/events and redraws it,
+//     putting every text in as text. Its files are embedded: no build
+//     step, nothing loaded from elsewhere; a Content-Security-Policy
+//     keeps it to them.
+//   - /status.json: the same as a [Status] (the field names are its JSON
+//     tags; [StatusVersion] changes if one changes meaning), for scripts.
+//   - /status/events: server-sent events, an event "status" whose data is
+//     the JSON of /status.json, at once and then every second (?interval=
+//     250ms to 1m), until the client leaves or the gateway stops (an event
+//     "end"); at most 16 streams at once.
+//
+// The latest values come from a tap on each device's samples before report
+// by exception, bounded to [MaxStatusPoints] points per device (the samples
+// of others are counted, not shown); it costs about 10 ns a sample. Nothing
+// secret is shown: transports and targets are described without passwords,
+// and URLs in error texts have passwords and query values masked. Serve
+// the handler on a loopback address (127.0.0.1:9100) or behind a proxy
+// that authenticates: it shows what the devices read.
 //
 // # Concurrency
 //

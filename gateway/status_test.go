@@ -511,6 +511,19 @@ func TestStatusValuesBounded(t *testing.T) {
 	require.GreaterOrEqual(t, i, 0)
 	assert.Equal(t, "new", vals[i].s.Value.Str())
 	assert.Equal(t, bridge.Uncertain, vals[i].s.Quality)
+
+	// Batches in another order, or of other points, than the last.
+	lv = &latestValues{points: map[string]*latestValue{}}
+	lv.observe([]bridge.Sample{{Point: "a", Value: bridge.Int(1)}, {Point: "b", Value: bridge.Int(2)}})
+	lv.observe([]bridge.Sample{{Point: "b", Value: bridge.Int(3)}, {Point: "a", Value: bridge.Int(4)}, {Point: "c", Value: bridge.Int(5)}})
+	lv.observe([]bridge.Sample{{Point: "c", Value: bridge.Int(6)}})
+	vals, _, hidden = lv.values()
+	got := map[string]int64{}
+	for _, v := range vals {
+		got[v.s.Point], _ = v.s.Value.Int()
+	}
+	assert.Equal(t, map[string]int64{"a": 4, "b": 3, "c": 6}, got)
+	assert.Zero(t, hidden)
 }
 
 // TestStatusValueJSON: values as JSON for scripts and as text for people.

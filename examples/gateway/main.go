@@ -7,7 +7,7 @@
 //	gateway -config gateway.yaml            # run until SIGINT or SIGTERM
 //	gateway -config gateway.yaml -check     # validate, print read plans and node lists
 //	gateway -config gateway.yaml -once      # poll every device once, deliver, exit
-//	gateway -config gateway.yaml -metrics 127.0.0.1:9100
+//	gateway -config gateway.yaml -metrics 127.0.0.1:9100   # /metrics, /healthz, the status page /status
 //	gateway -version
 //
 // The configuration is checked strictly before anything starts: every
@@ -96,7 +96,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.check, "check", false, "check the configuration, print each device's read plan or node list, and exit")
 	fs.BoolVar(&o.once, "once", false, "poll every device once, deliver the samples to the sinks, and exit")
 	fs.DurationVar(&o.onceTimeout, "once-timeout", 30*time.Second, "with -once, how long an OPC UA device may take to deliver every node")
-	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics on /metrics and health on /healthz at this `address` (host:port)")
+	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics on /metrics, health on /healthz and the status page on /status at this `address` (host:port; 127.0.0.1:9100 keeps them on this machine, :9100 serves every network without authentication)")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
@@ -175,7 +175,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			srv.Shutdown(sctx)
 			cancel()
 		}()
-		log.Info("serving metrics", "url", "http://"+ln.Addr().String()+"/metrics", "health", "http://"+ln.Addr().String()+"/healthz")
+		log.Info("serving metrics", "url", "http://"+ln.Addr().String()+"/metrics", "health", "http://"+ln.Addr().String()+"/healthz",
+			"status", "http://"+ln.Addr().String()+"/status")
 	}
 	code := 0
 	err = g.Run(ctx)
