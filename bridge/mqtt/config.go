@@ -80,6 +80,24 @@ type Config struct {
 	// disconnects. It may hold no placeholder.
 	StatusTopic string `yaml:"status_topic"`
 
+	// Layout is how samples become messages: "sample" (the default, also
+	// when empty: one message per sample, bridge.AppendJSON, on Topic) or
+	// "batch" (one message per source and poll cycle in bridge's batch
+	// layout, bridge.AppendBatchJSON; Topic then holds {source} only and
+	// defaults to [DefaultBatchTopic]).
+	Layout string `yaml:"layout"`
+	// MetadataTopic, with layout batch, is where the units of each
+	// source's points go (bridge.AppendMetaJSON), retained, once per
+	// connection and whenever they change; the batch messages then leave
+	// units out. It may hold {source} but not {point}. Empty (the
+	// default): every batch message carries its points' units.
+	MetadataTopic string `yaml:"metadata_topic"`
+	// Compression compresses each batch message: "none" (the default,
+	// also when empty) or "zstd" (RFC 8878), announced by the MQTT 5
+	// Content Type "application/json+zstd". Only with layout batch and
+	// version 5: MQTT 3.1.1 has no property to announce it.
+	Compression string `yaml:"compression"`
+
 	// MaxInFlight bounds the QoS 1/2 publishes Write has sent and not yet
 	// seen acknowledged (default 1024, at most 65535). An MQTT 5 broker's
 	// Receive Maximum may lower it further.
@@ -171,6 +189,8 @@ type settings struct {
 	tls      *tls.Config
 	tlsOn    bool // the URL asks for TLS
 	template template
+	// metaTemplate is MetadataTopic parsed, when set.
+	metaTemplate template
 }
 
 // Validate checks every setting without I/O and returns every problem at
@@ -263,14 +283,54 @@ func (c Config) check() (*settings, error) {
 		bad("password", "given without username: MQTT 3.1.1 does not allow it (section 3.1.2.9)")
 	}
 
+	switch c.Layout {
+	case "", LayoutSample:
+		s.Layout = LayoutSample
+	case LayoutBatch:
+	default:
+		errs = append(errs, cfgcheck.Enum("layout", "layout", c.Layout, LayoutSample, LayoutBatch))
+	}
 	if c.Topic == "" {
 		s.Topic = DefaultTopic
+		if s.Layout == LayoutBatch {
+			s.Topic = DefaultBatchTopic
+		}
 	}
 	t, err := parseTemplate(s.Topic)
 	if err != nil {
 		bad("topic", "%v", err)
+	} else if s.Layout == LayoutBatch && t.hasPoint() {
+		errs = append(errs, &bridge.FieldError{Path: "topic", Msg: fmt.Sprintf("%q holds {point}, but a batch message carries many points", s.Topic),
+			Hint: "use {source} only, e.g. " + DefaultBatchTopic})
 	}
 	s.template = t
+	if c.MetadataTopic != "" {
+		mt, err := parseTemplate(c.MetadataTopic)
+		switch {
+		case s.Layout != LayoutBatch:
+			bad("metadata_topic", "is only used with layout batch")
+		case err != nil:
+			bad("metadata_topic", "%v", err)
+		case mt.hasPoint():
+			bad("metadata_topic", "%q holds {point}: the metadata message of a source names all its points", c.MetadataTopic)
+		case c.MetadataTopic == s.Topic:
+			bad("metadata_topic", "%q is the topic of the batch messages: give the metadata a topic of its own", c.MetadataTopic)
+		}
+		s.metaTemplate = mt
+	}
+	switch c.Compression {
+	case "", CompressionNone:
+		s.Compression = CompressionNone
+	case CompressionZstd:
+		if s.Layout != LayoutBatch {
+			bad("compression", "zstd is only for layout batch: a message per sample is too small to gain from it")
+		} else if s.Version == V311 {
+			errs = append(errs, &bridge.FieldError{Path: "compression", Msg: "zstd needs MQTT 5: its content type rides in an MQTT 5 property, which MQTT 3.1.1 does not have",
+				Hint: "set version: 5"})
+		}
+	default:
+		errs = append(errs, cfgcheck.Enum("compression", "compression", c.Compression, CompressionNone, CompressionZstd))
+	}
 	if c.StatusTopic != "" {
 		st, err := parseTemplate(c.StatusTopic)
 		switch {

@@ -1,6 +1,7 @@
 // Package mqtt is a [bridge.Sink] that publishes samples to an MQTT broker,
 // one message per sample, with the JSON encoding of [bridge.AppendJSON] as
-// payload:
+// payload (or, with layout: batch, one message per source and poll cycle;
+// see "Batch layout" below):
 //
 //	topic   m2m/meter1/voltage_l1
 //	payload {"source":"meter1","point":"voltage_l1","value":230.5,"unit":"V","quality":"good","time":"2026-11-21T10:00:00.123456789Z"}
@@ -37,6 +38,9 @@
 //	  persistent_session: false      # false: clean session (default)
 //	  session_expiry: 1h             # MQTT 5 persistent session lifetime
 //	  status_topic: m2m/status/gateway-1   # birth "online" / will "offline", retained
+//	  layout: sample                 # sample (default: a message per sample) | batch
+//	  metadata_topic: "m2m/{source}/meta"  # batch only: units once per connection, retained
+//	  compression: none              # none (default) | zstd (batch and version 5 only)
 //	  max_in_flight: 1024            # unacknowledged QoS 1/2 publishes
 //	  ack_timeout: 10s
 //	  keep_alive: 30s
@@ -58,6 +62,52 @@
 // begin the topic (topics starting with '$' are the broker's). A source
 // "line/1+" thus publishes to m2m/line_1_/<point>. [Sink.Topic] gives the
 // topic of a source and point.
+//
+// # Batch layout, metadata and compression
+//
+// With layout: batch the sink publishes one message per source and poll
+// cycle instead of one per sample, on a topic that holds {source} only
+// (default [DefaultBatchTopic], "m2m/{source}"), in the JSON of
+// [bridge.AppendBatchJSON]:
+//
+//	topic   m2m/meter1
+//	payload {"source":"meter1","time":"2026-11-21T10:00:00.123456789Z","seq":[101,102],"points":[
+//	          {"point":"voltage_l1","value":230.5,"unit":"V"},{"point":"frequency","value":50.01,"unit":"Hz"}]}
+//
+// A Write's batch is cut into messages by [bridge.NextBatch]: a message ends
+// where the source changes, where a point repeats (the next cycle) or where
+// the sequence numbers have a gap, and holds at most 2,000 points. seq is the
+// range of the message's sequence numbers ([first, last]; the n-th point has
+// first+n), so a consumer that sees the next message of the source start
+// at last+1 lost nothing. A message fails or succeeds as a whole: the
+// [*bridge.BatchError] names every sample of a message that failed. With
+// MQTT 5 each message carries the Content Type "application/json".
+//
+// Units need not repeat in every message: with metadata_topic (which may
+// hold {source}, not {point}), the batch messages leave them out and the
+// sink publishes, retained, a metadata message per source
+// ([bridge.AppendMetaJSON]) before the first batch message of the source on
+// each connection, and again whenever a point appears or its unit changes:
+//
+//	topic   m2m/meter1/meta
+//	payload {"source":"meter1","units":{"frequency":"Hz","voltage_l1":"V"}}
+//
+// A consumer subscribes to both (m2m/+ and m2m/+/meta); being retained, the
+// metadata arrives first even for a late subscriber. It keeps the last
+// metadata message of each source and gives each point of a batch message
+// the unit the metadata names for its source and point ([bridge.DecodeMetaJSON],
+// [bridge.DecodeBatchJSON]). A batch Write whose metadata cannot be
+// published fails as a whole, so that no data goes out that a consumer
+// could not join.
+//
+// compression: zstd (MQTT 5 and layout batch only) compresses each batch
+// message into one zstd frame (RFC 8878, github.com/klauspost/compress),
+// announced by the Content Type "application/json+zstd"; a consumer
+// decompresses the payload (any zstd decoder) and reads the JSON above.
+// The metadata messages are not compressed. MQTT 3.1.1 has no property to
+// announce it and is refused, as is zstd with layout sample, whose small
+// messages would not gain. The README's bandwidth table gives the bytes
+// per sample of each layout.
 //
 // # Delivery
 //

@@ -32,6 +32,7 @@ type Sink struct {
 	closed bool
 
 	topics *tmpl.Cache // used by Write only
+	batch  *batcher    // layout batch; used by Write only
 }
 
 var (
@@ -52,13 +53,19 @@ type client interface {
 	// close publishes the status "offline", disconnects and ends the
 	// client's goroutines.
 	close(ctx context.Context) error
+	// generation counts the connections made so far.
+	generation() uint64
 }
 
 // item is one message to publish.
 type item struct {
-	idx     int // in the batch
+	idx     int // in the batch (of a batch message: its first sample)
 	topic   string
 	payload []byte
+	// retain overrides Config.Retain (metadata messages are retained).
+	retain bool
+	// contentType is the MQTT 5 Content Type, "" for none.
+	contentType string
 }
 
 // New validates cfg and returns a Sink. It does not dial: the connection is
@@ -71,7 +78,11 @@ func New(cfg Config) (*Sink, error) {
 	if err != nil {
 		return nil, cfgcheck.Wrap("mqtt", err)
 	}
-	return &Sink{set: set, topics: tmpl.NewCache(set.template.Template)}, nil
+	s := &Sink{set: set, topics: tmpl.NewCache(set.template.Template)}
+	if set.Layout == LayoutBatch {
+		s.batch = newBatcher(set)
+	}
+	return s, nil
 }
 
 // Topic returns the topic a sample of the given source and point is
@@ -131,6 +142,9 @@ func (s *Sink) Write(ctx context.Context, batch []bridge.Sample) error {
 	if err := cli.connect(ctx); err != nil {
 		return fmt.Errorf("mqtt: write: connect %s: %w", redactURL(s.set.url), err)
 	}
+	if s.batch != nil {
+		return s.batch.write(ctx, cli, s.topics, batch)
+	}
 
 	var (
 		failMu sync.Mutex
@@ -180,6 +194,9 @@ func (s *Sink) Close(ctx context.Context) error {
 	s.closed = true
 	cli := s.cli
 	s.mu.Unlock()
+	if s.batch != nil {
+		s.batch.close()
+	}
 	if cli == nil {
 		return nil
 	}

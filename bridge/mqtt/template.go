@@ -11,6 +11,24 @@ import (
 // DefaultTopic is the topic template used when Config.Topic is empty.
 const DefaultTopic = "m2m/{source}/{point}"
 
+// DefaultBatchTopic is the topic template used when Config.Topic is empty
+// and Config.Layout is [LayoutBatch].
+const DefaultBatchTopic = "m2m/{source}"
+
+// The layouts (Config.Layout) and compressions (Config.Compression).
+const (
+	LayoutSample    = "sample"
+	LayoutBatch     = "batch"
+	CompressionNone = "none"
+	CompressionZstd = "zstd"
+)
+
+// Content types of the batch layout's messages (MQTT 5 Content Type).
+const (
+	ContentTypeJSON     = "application/json"
+	ContentTypeJSONZstd = "application/json+zstd"
+)
+
 // maxTopicLen is the longest topic name MQTT can carry: a UTF-8 string is
 // prefixed by a two-byte length (MQTT 3.1.1 section 1.5.3, MQTT 5 section
 // 1.5.4).
@@ -46,6 +64,16 @@ func parseTemplate(s string) (template, error) {
 func (t template) literal() bool {
 	p := t.Parts()
 	return len(p) == 1 && p[0].Kind == tmpl.Literal
+}
+
+// hasPoint reports whether t holds {point}.
+func (t template) hasPoint() bool {
+	for _, p := range t.Parts() {
+		if p.Kind == tmpl.Point {
+			return true
+		}
+	}
+	return false
 }
 
 // appendTopic appends the topic of a sample to dst.

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	pmqtt "github.com/eclipse/paho.mqtt.golang"
@@ -26,11 +27,24 @@ type v3 struct {
 	mu      sync.Mutex
 	up      bool        // connected once; from then on paho reconnects by itself
 	pending pmqtt.Token // connect attempt in progress, if any
+	gen     atomic.Uint64 // connections made
 }
 
 func newV3(set *settings) *v3 {
-	return &v3{set: set, cli: pmqtt.NewClient(v3Options(set))}
+	c := &v3{set: set}
+	o := v3Options(set)
+	then := o.OnConnect
+	o.SetOnConnectHandler(func(cl pmqtt.Client) {
+		c.gen.Add(1)
+		if then != nil {
+			then(cl)
+		}
+	})
+	c.cli = pmqtt.NewClient(o)
+	return c
 }
+
+func (c *v3) generation() uint64 { return c.gen.Load() }
 
 // v3Options are the client options of set, shared by the sink and the
 // command source.
@@ -169,7 +183,7 @@ func (c *v3) publishBatch(ctx context.Context, items []item, fail func(int, erro
 			fail(it.idx, ErrNotConnected)
 			continue
 		}
-		tok := c.cli.Publish(it.topic, qos, c.set.Retain, it.payload)
+		tok := c.cli.Publish(it.topic, qos, c.set.Retain || it.retain, it.payload)
 		ring[(head+n)%len(ring)] = pend{idx: it.idx, tok: tok, deadline: time.Now().Add(c.set.AckTimeout)}
 		n++
 	}

@@ -25,6 +25,7 @@ type v5 struct {
 	cancel context.CancelFunc
 
 	recvMax atomic.Int32 // the broker's Receive Maximum, from the last CONNACK
+	gen     atomic.Uint64 // connections made
 
 	upOnce sync.Once
 	up     chan struct{} // closed on the first connection
@@ -42,6 +43,7 @@ func (c *v5) start() error {
 			recvMax = int32(*ack.Properties.ReceiveMaximum)
 		}
 		c.recvMax.Store(recvMax)
+		c.gen.Add(1)
 		c.upOnce.Do(func() { close(c.up) })
 	}, func(err error) {
 		// Keep only the latest error for Connect to report.
@@ -172,12 +174,16 @@ func (c *v5) publishBatch(ctx context.Context, items []item, fail func(int, erro
 func (c *v5) publish(ctx context.Context, it *item) error {
 	pctx, cancel := context.WithTimeout(ctx, c.set.AckTimeout)
 	defer cancel()
-	pr, err := c.cm.Publish(pctx, &paho.Publish{
+	p := &paho.Publish{
 		Topic:   it.topic,
 		QoS:     byte(c.set.QoS),
-		Retain:  c.set.Retain,
+		Retain:  c.set.Retain || it.retain,
 		Payload: it.payload,
-	})
+	}
+	if it.contentType != "" {
+		p.Properties = &paho.PublishProperties{ContentType: it.contentType}
+	}
+	pr, err := c.cm.Publish(pctx, p)
 	switch {
 	case errors.Is(err, autopaho.ConnectionDownError):
 		return ErrNotConnected
@@ -194,6 +200,8 @@ func (c *v5) publish(ctx context.Context, it *item) error {
 	}
 	return nil
 }
+
+func (c *v5) generation() uint64 { return c.gen.Load() }
 
 func (c *v5) close(ctx context.Context) error {
 	c.mu.Lock()
