@@ -25,8 +25,8 @@ type v3 struct {
 	cli pmqtt.Client
 
 	mu      sync.Mutex
-	up      bool        // connected once; from then on paho reconnects by itself
-	pending pmqtt.Token // connect attempt in progress, if any
+	up      bool          // connected once; from then on paho reconnects by itself
+	pending pmqtt.Token   // connect attempt in progress, if any
 	gen     atomic.Uint64 // connections made
 }
 

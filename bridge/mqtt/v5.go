@@ -24,7 +24,7 @@ type v5 struct {
 	cm     *autopaho.ConnectionManager
 	cancel context.CancelFunc
 
-	recvMax atomic.Int32 // the broker's Receive Maximum, from the last CONNACK
+	recvMax atomic.Int32  // the broker's Receive Maximum, from the last CONNACK
 	gen     atomic.Uint64 // connections made
 
 	upOnce sync.Once
