@@ -12,6 +12,8 @@ import (
 
 	"github.com/m2mbridge/m2mbridge/bridge"
 	"github.com/m2mbridge/m2mbridge/bridge/sparkplug/internal/sppb"
+	"github.com/m2mbridge/m2mbridge/bridge/spool"
+	"github.com/m2mbridge/m2mbridge/internal/testproxy"
 	"github.com/m2mbridge/m2mbridge/modbus"
 	"github.com/m2mbridge/m2mbridge/modbus/modbustest"
 )
@@ -289,4 +291,98 @@ func TestDeviceHealth(t *testing.T) {
 		t.Errorf("no DDATA expected: %s", m)
 	}
 	checkSeq(t, h.messages())
+}
+
+// TestStoreAndForward: with overflow: spool, the samples of an outage (the
+// connection cut) stay in the spool; after the reconnection and the
+// births they are published in order with is_historical, then the live
+// ones without.
+func TestStoreAndForward(t *testing.T) {
+	addr := brokerAddr(t)
+	p := testproxy.New(t, addr)
+	cfg := testConfig(t, p.Addr())
+	h := newHost(t, addr, cfg.GroupID)
+	s := newSink(t, cfg)
+	sp, err := spool.Open(t.TempDir(), spool.Options{})
+	require.NoError(t, err)
+
+	in := make(chan bridge.Sample, 100)
+	src := bridge.SourceFunc(func(ctx context.Context, out bridge.Emitter) error {
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case smp := <-in:
+				if err := out.Emit(ctx, []bridge.Sample{smp}); err != nil {
+					return err
+				}
+			}
+		}
+	})
+	b := bridge.New(bridge.Options{Logger: quiet})
+	require.NoError(t, b.AddSource("d1", src))
+	require.NoError(t, b.AddSink("spb", s, bridge.SinkOptions{BatchSize: 5, Linger: time.Millisecond,
+		Overflow: bridge.OverflowSpool, Spool: sp, Retry: bridge.Retry{Initial: 20 * time.Millisecond, Max: 100 * time.Millisecond}}))
+	runBridge(t, b)
+	feed := func(from, to int) {
+		for i := from; i < to; i++ {
+			in <- bridge.Sample{Source: "d1", Point: "n", Value: bridge.Int(int64(i)), Time: time.Now()}
+		}
+	}
+	feed(0, 3)
+	h.waitFor(1, DBIRTH, "d1")
+	h.waitFor(2, DDATA, "d1")
+
+	p.Cut()
+	require.Eventually(t, func() bool { return !s.Stats().Connected }, 10*time.Second, 5*time.Millisecond)
+	feed(3, 20)
+	require.Eventually(t, func() bool { st := b.Stats().Sinks[0]; return st.Queued+st.InFlight == 17 }, 10*time.Second, 5*time.Millisecond,
+		"the outage's samples are held in the spool")
+	p.Restore()
+	h.waitFor(2, NBIRTH)
+	require.Eventually(t, func() bool { st := b.Stats().Sinks[0]; return st.Queued+st.InFlight == 0 }, 10*time.Second, 5*time.Millisecond)
+	feed(20, 22)
+
+	var got []int64
+	var hist []bool
+	require.Eventually(t, func() bool {
+		got, hist = got[:0], hist[:0]
+		for _, pm := range ddataValues(h, "d1", 1) {
+			got = append(got, int64(pm.GetLongValue()))
+			hist = append(hist, pm.GetIsHistorical())
+		}
+		return len(got) >= 21
+	}, 10*time.Second, 5*time.Millisecond)
+	want := make([]int64, 0, 21)
+	for i := int64(1); i < 22; i++ {
+		want = append(want, i)
+	}
+	assert.Equal(t, want, got, "every sample, in order, none twice (0 went in the DBIRTH)")
+	for i, v := range got {
+		assert.Equal(t, v >= 3 && v < 20, hist[i], "is_historical of %d", v)
+	}
+	checkSeq(t, h.messages())
+}
+
+// TestHistoricalRule: on the first connection, made at once, a sample
+// measured before the edge node was made (a spool's backlog of an earlier
+// run) is historical, one measured while it connected is live.
+func TestHistoricalRule(t *testing.T) {
+	addr := brokerAddr(t)
+	ctx := testCtx(t, 30*time.Second)
+	cfg := testConfig(t, addr)
+	h := newHost(t, addr, cfg.GroupID)
+	before := time.Now().Add(-time.Hour)
+	s := newSink(t, cfg)
+	during := time.Now()
+	require.NoError(t, s.Connect(ctx))
+	require.NoError(t, s.Write(ctx, []bridge.Sample{
+		{Source: "d1", Point: "p", Value: bridge.Int(0), Time: before}, // in the DBIRTH
+		{Source: "d1", Point: "p", Value: bridge.Int(1), Time: before.Add(time.Second)},
+		{Source: "d1", Point: "p", Value: bridge.Int(2), Time: during},
+	}))
+	dd := h.waitFor(2, DDATA, "d1")
+	assert.True(t, dd[0].payload.GetMetrics()[0].GetIsHistorical())
+	assert.False(t, dd[1].payload.GetMetrics()[0].GetIsHistorical())
+	assert.EqualValues(t, 1, s.Stats().Historical)
 }

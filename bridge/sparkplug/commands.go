@@ -47,7 +47,7 @@ func (s *Sink) handleDCMD(ctx context.Context, msg message) {
 	}
 	h, _ := s.getHost()
 	for _, pm := range p.GetMetrics() {
-		name, dt, err := s.resolveCommand(t.DeviceID, pm)
+		source, name, dt, err := s.resolveCommand(t.DeviceID, pm)
 		if err == nil && !s.cfg.Commands {
 			err = ErrCommandsOff
 		}
@@ -65,7 +65,7 @@ func (s *Sink) handleDCMD(ctx context.Context, msg message) {
 		s.mu.Lock()
 		s.st.Commands++
 		s.mu.Unlock()
-		res := h.Write(ctx, bridge.WriteRequest{Source: t.DeviceID, Point: name, Value: v, Origin: "sparkplug " + msg.topic})
+		res := h.Write(ctx, bridge.WriteRequest{Source: source, Point: name, Value: v, Origin: "sparkplug " + msg.topic})
 		if !res.OK {
 			s.refuse(t.DeviceID, name, res.Err)
 		}
@@ -82,12 +82,12 @@ func (s *Sink) refuse(device, metric string, err error) {
 // resolveCommand finds the metric a DCMD metric names, by name or by
 // alias (spec 6.4.21 allows either), and its datatype: the one the
 // command gives, else the one of its birth.
-func (s *Sink) resolveCommand(deviceID string, pm *sppb.Payload_Metric) (string, sppb.DataType, error) {
+func (s *Sink) resolveCommand(deviceID string, pm *sppb.Payload_Metric) (source, name string, dt sppb.DataType, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	d := s.devices[deviceID]
+	d := s.byID[deviceID]
 	if d == nil {
-		return pm.GetName(), 0, fmt.Errorf("sparkplug: DCMD to device %q, which this edge node has not born: %w", deviceID, bridge.ErrUnknownSource)
+		return "", pm.GetName(), 0, fmt.Errorf("sparkplug: DCMD to device %q, which this edge node has not born: %w", deviceID, bridge.ErrUnknownSource)
 	}
 	var m *metric
 	switch {
@@ -106,13 +106,13 @@ func (s *Sink) resolveCommand(deviceID string, pm *sppb.Payload_Metric) (string,
 		if pm.Name == nil {
 			what = fmt.Sprintf("alias %d", pm.GetAlias())
 		}
-		return pm.GetName(), 0, fmt.Errorf("sparkplug: DCMD to metric %s, which device %q has not born: %w", what, deviceID, bridge.ErrUnknownPoint)
+		return "", pm.GetName(), 0, fmt.Errorf("sparkplug: DCMD to metric %s, which device %q has not born: %w", what, deviceID, bridge.ErrUnknownPoint)
 	}
-	dt := m.dt
+	dt = m.dt
 	if pm.Datatype != nil && pm.GetDatatype() != 0 {
 		dt = sppb.DataType(pm.GetDatatype())
 	}
-	return m.name, dt, nil
+	return d.source, m.name, dt, nil
 }
 
 // commandValue is the value of a DCMD metric of datatype dt (spec 6.4.17):

@@ -185,7 +185,9 @@ func dialV3(ctx context.Context, o *pmqtt.ClientOptions, will *paho.WillMessage,
 	select {
 	case <-tok.Done():
 	case <-ctx.Done():
-		// The attempt is bounded by ConnectTimeout; end it.
+		// paho cannot stop an attempt in progress: wait for its end
+		// (bounded by ConnectTimeout), then disconnect.
+		<-tok.Done()
 		c.cli.Disconnect(0)
 		return nil, ctx.Err()
 	}

@@ -230,23 +230,34 @@ func TestParseState(t *testing.T) {
 	}
 }
 
-// TestWriteRefusals: a source that cannot be a device_id fails its samples
-// permanently and the others of the batch are published.
-func TestWriteRefusals(t *testing.T) {
+// TestDeviceIDs: a source name that a topic element cannot hold becomes
+// its device_id with '_' in place of + / #; two sources that would share
+// one, and a sample without a source, fail permanently while the rest of
+// the batch is published.
+func TestDeviceIDs(t *testing.T) {
 	addr := brokerAddr(t)
 	ctx := testCtx(t, 30*time.Second)
 	cfg := testConfig(t, addr)
 	h := newHost(t, addr, cfg.GroupID)
 	s := newSink(t, cfg)
 	require.NoError(t, s.Connect(ctx))
-	err := s.Write(ctx, []bridge.Sample{sample("line/1", "p", bridge.Float(1)), sample("ok", "p", bridge.Float(1)), sample("a+b", "p", bridge.Float(1))})
+	err := s.Write(ctx, []bridge.Sample{sample("line/1", "p", bridge.Float(1)), sample("ok", "p", bridge.Float(1)),
+		sample("line+1", "p", bridge.Float(1)), sample("", "p", bridge.Float(1))})
 	var be *bridge.BatchError
 	require.ErrorAs(t, err, &be)
-	assert.Equal(t, []int{0, 2}, be.Indexes())
-	assert.False(t, bridge.IsRetriable(be.Failed[0]))
-	assert.Contains(t, be.Failed[0].Error(), `source "line/1" cannot be a device_id`)
+	assert.Equal(t, []int{2, 3}, be.Indexes())
+	assert.False(t, bridge.IsRetriable(be.Failed[2]))
+	assert.Contains(t, be.Failed[2].Error(), `sources "line/1" and "line+1" are both device_id "line_1"`)
 	h.waitFor(1, DBIRTH, "ok")
-	assert.Len(t, h.of(DBIRTH), 1)
+	h.waitFor(1, DBIRTH, "line_1")
+	assert.Len(t, h.of(DBIRTH), 2)
+
+	for in, want := range map[string]string{"meter1": "meter1", "a/b+c#d": "a_b_c_d", "x\xffy": "x_y", "°C": "°C", "nul\x00": "nul_"} {
+		got, err := DeviceID(in)
+		require.NoError(t, err)
+		assert.Equal(t, want, got, "DeviceID(%q)", in)
+		assert.NoError(t, CheckID(got))
+	}
 }
 
 // TestConnectFails: a broker that is not there is an error of Connect,

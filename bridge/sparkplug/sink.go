@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/eclipse/paho.golang/paho"
 	"google.golang.org/protobuf/proto"
@@ -107,19 +108,24 @@ type Sink struct {
 	host     Host
 	hostName string
 
-	mu           sync.Mutex // guards what follows; held while publishing, so that seq order is wire order
-	closed       bool
-	c            conn // the current connection; nil when none
-	born         bool // NBIRTH published on c
-	bdSeq        uint64
-	seq          seqCounter
-	sessionStart time.Time // the first NBIRTH of c: samples measured before it are historical
+	mu     sync.Mutex // guards what follows; held while publishing, so that seq order is wire order
+	closed bool
+	c      conn // the current connection; nil when none
+	born   bool // NBIRTH published on c
+	bdSeq  uint64
+	seq    seqCounter
+	// liveFrom: samples measured before it were held while the edge node
+	// was away and are sent with is_historical (see historical).
+	liveFrom     time.Time
+	created      time.Time // when New made the sink
+	failedBefore bool      // a connection attempt failed or a connection ended
 	stateSeen    bool      // a STATE of the primary host was accepted
 	stateTS      int64
 	online       bool // the primary host is online (always, without one)
 	lastErr      error
-	changed      chan struct{} // closed and replaced when c, born or lastErr change
-	devices      map[string]*device
+	changed      chan struct{}      // closed and replaced when c, born or lastErr change
+	devices      map[string]*device // by source
+	byID         map[string]*device // by device_id
 	devOrder     []*device
 	nextAlias    uint64
 	nMetrics     int
@@ -132,7 +138,8 @@ type Sink struct {
 
 // device is a Sparkplug device: one source.
 type device struct {
-	id      string
+	id      string // the device_id: the source's name, made a topic element
+	source  string
 	metrics map[string]*metric
 	order   []*metric
 	// born: DBIRTH published on the current connection and no DDEATH
@@ -200,8 +207,10 @@ func New(cfg Config) (*Sink, error) {
 		cmds:           make(chan message, commandQueue),
 		changed:        make(chan struct{}),
 		devices:        make(map[string]*device),
+		byID:           make(map[string]*device),
 		health:         make(map[string]bridge.Health),
 		online:         cfg.PrimaryHostID == "",
+		created:        time.Now(),
 	}
 	if cfg.PrimaryHostID != "" {
 		s.topicState = StateTopic(cfg.PrimaryHostID)
@@ -334,6 +343,7 @@ func (s *Sink) run(ctx context.Context) {
 			}
 			s.mu.Lock()
 			s.lastErr = err
+			s.failedBefore = true
 			s.notifyLocked()
 			s.mu.Unlock()
 			s.log.Warn("sparkplug: connect failed", "url", redact.URL(s.cfg.URL), "err", err)
@@ -341,6 +351,9 @@ func (s *Sink) run(ctx context.Context) {
 		}
 		attempt = 0
 		s.serve(ctx, c)
+		s.mu.Lock()
+		s.failedBefore = true
+		s.mu.Unlock()
 		if ctx.Err() != nil {
 			return // Close publishes the NDEATH and disconnects
 		}
@@ -373,8 +386,18 @@ func (s *Sink) connect(ctx context.Context) (conn, error) {
 	s.checkHealth(ctx) // the devices' health and the queue depth, for the births
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed || ctx.Err() != nil {
+		c.close(context.Background())
+		return nil, fmt.Errorf("sparkplug: %w", bridge.ErrClosed)
+	}
 	s.c, s.bdSeq, s.born, s.lastErr = c, bd, false, nil
-	s.sessionStart = time.Time{}
+	s.liveFrom = time.Time{}
+	if s.online && !s.failedBefore && s.st.Connects == 0 {
+		// The first connection, at once: what was measured while it was
+		// made is live; what is older (a spool's backlog of an earlier
+		// run) is not.
+		s.liveFrom = s.created
+	}
 	s.st.Connects++
 	s.log.Info("sparkplug: connected", "url", redact.URL(s.cfg.URL), "bdSeq", bd)
 	if s.online {
@@ -484,8 +507,8 @@ func (s *Sink) birthLocked(ctx context.Context) error {
 		return err
 	}
 	s.st.NodeBirths++
-	if !s.born && s.sessionStart.IsZero() {
-		s.sessionStart = now
+	if !s.born && s.liveFrom.IsZero() {
+		s.liveFrom = now
 	}
 	s.born = true
 	for _, d := range s.devOrder {
@@ -706,7 +729,7 @@ func (w *batchWrite) publish() {
 		if w.consumed != nil && w.consumed[i] {
 			continue // published by a birth
 		}
-		if !d.bornBefore && !d.born && smp.Quality == bridge.Bad && s.downLocked(d.id) {
+		if !d.bornBefore && !d.born && smp.Quality == bridge.Bad && s.downLocked(d.source) {
 			// The device is dead (its DDEATH says so) or never came
 			// up: keep the value for its next birth.
 			m.last, m.hasLast = *smp, true
@@ -717,6 +740,12 @@ func (w *batchWrite) publish() {
 		if d.dead {
 			d.dead = false
 			s.log.Info("sparkplug: device answers again", "device", d.id)
+		}
+		if dt := dataType(smp.Value.Kind(), ""); dt != sppb.DataType_Unknown && dt != m.dt {
+			// A new datatype: the device is born again with it, in the
+			// batch's order.
+			m.dt = dt
+			d.born = false
 		}
 		if !d.born {
 			w.flush(d)
@@ -752,7 +781,7 @@ func (w *batchWrite) publish() {
 		} else {
 			pm.Name = proto.String(m.name)
 		}
-		if smp.Time.Before(s.sessionStart) {
+		if smp.Time.Before(s.liveFrom) {
 			pm.IsHistorical = proto.Bool(true)
 			s.st.Historical++
 		}
@@ -781,7 +810,7 @@ func (w *batchWrite) birth(i int, d *device) {
 	}
 	var took []int
 	for _, m := range d.order {
-		if m.gen == w.gen && m.first >= i && !w.consumed[m.first] {
+		if m.gen == w.gen && m.first >= i && !w.consumed[m.first] && fits(w.batch[m.first].Value, m.dt) {
 			j := m.first
 			m.last, m.hasLast = w.batch[j], true
 			took = append(took, j)
@@ -793,6 +822,13 @@ func (w *batchWrite) birth(i int, d *device) {
 	for _, j := range took {
 		w.consumed[j] = true
 	}
+}
+
+// fits reports whether v is of the kind of datatype dt (or no value), so
+// that a birth can carry it.
+func fits(v bridge.Value, dt sppb.DataType) bool {
+	k := dataType(v.Kind(), "")
+	return k == sppb.DataType_Unknown || k == dt
 }
 
 // flush publishes the DDATA being built for d.
@@ -826,23 +862,53 @@ func (w *batchWrite) flush(d *device) {
 }
 
 // deviceLocked returns the device of a source, adding it when new.
-func (s *Sink) deviceLocked(id string) (*device, error) {
-	if d := s.devices[id]; d != nil {
+func (s *Sink) deviceLocked(source string) (*device, error) {
+	if d := s.devices[source]; d != nil {
 		return d, nil
 	}
-	if err := CheckID(id); err != nil {
-		return nil, fmt.Errorf("sparkplug: source %q cannot be a device_id: %v", id, err)
+	id, err := DeviceID(source)
+	if err != nil {
+		return nil, err
 	}
-	d := &device{id: id, metrics: make(map[string]*metric)}
-	s.devices[id] = d
+	if other := s.byID[id]; other != nil {
+		return nil, fmt.Errorf("sparkplug: sources %q and %q are both device_id %q: rename one", other.source, source, id)
+	}
+	d := &device{id: id, source: source, metrics: make(map[string]*metric)}
+	s.devices[source] = d
+	s.byID[id] = d
 	s.devOrder = append(s.devOrder, d)
 	return d, nil
 }
 
+// DeviceID returns the device_id of a source: its name, with each
+// character a topic element cannot hold (+ / # and U+0000, spec 4.1.5)
+// and each byte of invalid UTF-8 replaced by '_', as the MQTT sink does in
+// its topics. An empty source is an error.
+func DeviceID(source string) (string, error) {
+	if source == "" {
+		return "", errors.New("sparkplug: a sample without a source cannot be a device")
+	}
+	if CheckID(source) == nil {
+		return source, nil
+	}
+	b := make([]byte, 0, len(source))
+	for i := 0; i < len(source); {
+		r, n := utf8.DecodeRuneInString(source[i:])
+		switch {
+		case r == utf8.RuneError && n <= 1, r == '+', r == '/', r == '#', r == 0:
+			b = append(b, '_')
+		default:
+			b = append(b, source[i:i+n]...)
+		}
+		i += n
+	}
+	return string(b), nil
+}
+
 // metricLocked returns the metric of smp in d, adding it when new. A new
-// metric, or a new datatype, unbirths d, so that Write births it again
-// with every metric (spec 6.4.19: a DBIRTH lists every metric a device
-// will publish).
+// metric unbirths d, so that Write births it again with every metric (spec
+// 6.4.19: a DBIRTH lists every metric a device will publish); a new
+// datatype does too, in the batch's order (Write).
 func (s *Sink) metricLocked(d *device, smp *bridge.Sample) (*metric, error) {
 	dt := dataType(smp.Value.Kind(), "")
 	m := d.metrics[smp.Point]
@@ -862,10 +928,6 @@ func (s *Sink) metricLocked(d *device, smp *bridge.Sample) (*metric, error) {
 		d.order = append(d.order, m)
 		d.born = false
 		return m, nil
-	}
-	if dt != sppb.DataType_Unknown && dt != m.dt {
-		m.dt = dt
-		d.born = false
 	}
 	if smp.Unit != "" {
 		m.unit = smp.Unit
@@ -921,7 +983,15 @@ func (s *Sink) deathLocked(ctx context.Context) {
 	if c == nil {
 		return
 	}
-	if err := c.publish(ctx, s.topicNDEATH, 1, deathPayload(s.bdSeq, time.Now())); err != nil {
+	pctx := ctx
+	if ctx.Err() != nil {
+		// Said or not, the DISCONNECT that follows discards the Will:
+		// give the NDEATH a short moment of its own.
+		var cancel context.CancelFunc
+		pctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 500*time.Millisecond)
+		defer cancel()
+	}
+	if err := c.publish(pctx, s.topicNDEATH, 1, deathPayload(s.bdSeq, time.Now())); err != nil {
 		s.log.Warn("sparkplug: NDEATH not published", "err", err)
 	}
 	c.close(ctx)
@@ -942,16 +1012,23 @@ func (s *Sink) Close(ctx context.Context) error {
 	s.cancel()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
+	var err error
 	select {
 	case <-done:
-	case <-ctx.Done():
-		return fmt.Errorf("sparkplug: close: %w", ctx.Err())
+	default:
+		select {
+		case <-done:
+		case <-ctx.Done():
+			// The goroutines end by themselves (a connection attempt within
+			// its timeout); the connection is closed now.
+			err = fmt.Errorf("sparkplug: close: %w", ctx.Err())
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.deathLocked(ctx)
 	s.notifyLocked()
-	return nil
+	return err
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {
