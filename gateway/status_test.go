@@ -23,6 +23,7 @@ import (
 	"github.com/m2mbridge/m2mbridge/internal/testproxy"
 	"github.com/m2mbridge/m2mbridge/modbus"
 	"github.com/m2mbridge/m2mbridge/modbus/modbustest"
+	"github.com/m2mbridge/m2mbridge/opcua/opcuatest"
 )
 
 // scriptValue is what the string point of the status tests holds: a page
@@ -471,6 +472,7 @@ devices:
     points: [{name: voltage, table: input, address: 0, type: float32}]
 sinks:
   - stdout: {}
+health: {max_failing: 300ms}
 `)
 	require.Eventually(t, func() bool { return getStatus(t, hs.URL).Devices[0].State == "up" }, 10*time.Second, 20*time.Millisecond)
 	require.NoError(t, srv.Close())
@@ -488,6 +490,62 @@ sinks:
 	_, page := get(t, hs.URL+"/status")
 	assert.Contains(t, page, `data-state="down">down</span>`)
 	assert.Contains(t, page, `<p class="error">`)
+
+	// Past health.max_failing it is unhealthy, as /healthz says.
+	var st Status
+	require.Eventually(t, func() bool {
+		st = getStatus(t, hs.URL)
+		return !st.Healthy
+	}, 10*time.Second, 20*time.Millisecond)
+	require.Len(t, st.Unhealthy, 1)
+	assert.Contains(t, st.Unhealthy[0], "device meter1 failing for")
+	_, page = get(t, hs.URL+"/status")
+	assert.Contains(t, page, `<div id="health" class="health health-bad" data-healthy="false">unhealthy<ul><li>device meter1 failing for`)
+}
+
+// TestStatusOPCUA: an OPC UA device shows its session and nodes, and the
+// values of its nodes in the configuration's order, a bad one with its
+// status.
+func TestStatusOPCUA(t *testing.T) {
+	srv, err := opcuatest.New(opcuatest.Options{Interval: 20 * time.Millisecond})
+	require.NoError(t, err)
+	defer srv.Close()
+	_, hs := statusGateway(t, `
+devices:
+  - name: plc1
+    interval: 50ms
+    opcua: {endpoint: "`+srv.URL()+`"}
+    nodes:
+      - {name: text, node: "`+opcuatest.NodeID(opcuatest.Text)+`"}
+      - {name: ramp, node: "`+opcuatest.NodeID(opcuatest.Ramp)+`", unit: mm}
+      - {name: fault, node: "`+opcuatest.NodeID(opcuatest.Fault)+`"}
+sinks:
+  - stdout: {}
+`)
+	var d DeviceStatus
+	require.Eventually(t, func() bool {
+		d = getStatus(t, hs.URL).Devices[0]
+		return d.State == "up" && len(d.Points) == 3
+	}, 20*time.Second, 20*time.Millisecond)
+	assert.Equal(t, "opcua", d.Kind)
+	assert.Nil(t, d.Modbus)
+	require.NotNil(t, d.OPCUA)
+	assert.True(t, d.OPCUA.Connected)
+	assert.Equal(t, "subscribe", d.OPCUA.Mode)
+	assert.Equal(t, []NodeStatus{
+		{Name: "text", Node: opcuatest.NodeID(opcuatest.Text)},
+		{Name: "ramp", Node: opcuatest.NodeID(opcuatest.Ramp), Unit: "mm"},
+		{Name: "fault", Node: opcuatest.NodeID(opcuatest.Fault)},
+	}, d.OPCUA.Nodes)
+	assert.Equal(t, []string{"text", "ramp", "fault"}, []string{d.Points[0].Name, d.Points[1].Name, d.Points[2].Name})
+	assert.True(t, strings.HasPrefix(d.Points[0].Text, "tick-"), d.Points[0].Text)
+	assert.Equal(t, "mm", d.Points[1].Unit)
+	assert.Equal(t, "bad", d.Points[2].Quality)
+	assert.Contains(t, d.Points[2].Error, "BadSensorFailure")
+	assert.NotZero(t, d.Points[2].Code)
+	assert.Nil(t, d.Points[2].Value)
+	_, page := get(t, hs.URL+"/status")
+	assert.Contains(t, page, `<summary>nodes: 3</summary>`)
 }
 
 // TestStatusValuesBounded: the latest values keep at most MaxStatusPoints
