@@ -7,10 +7,10 @@ import (
 	"github.com/m2mbridge/m2mbridge/bridge"
 )
 
-// Bus is one link shared by several devices: a serial line (rtu) or an
-// RTU-over-TCP/UDP gateway in front of one. Devices on a Bus take turns: one
-// request at a time, in the order they asked, with the 3.5-character silence
-// of the serial line between frames, and a unit that stops answering (it
+// Bus is one link shared by several devices: a serial line (rtu, ascii) or
+// an RTU-over-TCP/UDP or ASCII-over-TCP gateway in front of one. Devices on
+// a Bus take turns: one request at a time, in the order they asked, with
+// the 3.5-character silence of an RTU line between frames, and a unit that stops answering (it
 // times out twice in a row, or the gateway answers Gateway Target Device
 // Failed To Respond) is backed off (exponentially, capped at
 // ClientConfig.MaxBackoff) so that its timeouts cannot starve the units that
@@ -43,8 +43,8 @@ func (b *Bus) Stats() Stats { return b.c.Stats() }
 func (b *Bus) Close() error { return b.c.Close() }
 
 // NewDevices makes the devices of cfgs, like [NewDevice], and puts devices
-// that name the same RTU-framed link (an rtu serial device, or an rtuovertcp
-// or rtuoverudp gateway address) without a Bus of their own on one shared
+// that name the same serial-line link (an rtu or ascii serial device, or an
+// rtuovertcp, rtuoverudp or asciiovertcp gateway address) without a Bus of their own on one shared
 // [Bus], made from the first such device's connection settings. It returns
 // every problem of every device at once, as *[bridge.FieldError] values
 // whose paths start with the device's index in cfgs ("[2].unit",
@@ -59,14 +59,14 @@ func NewDevices(cfgs ...DeviceConfig) ([]*Device, []*Bus, error) {
 		if cfg.Bus != nil {
 			continue
 		}
-		if ep, err := ParseURL(cfg.Conn.URL); err == nil && ep.RTUFramed() {
+		if ep, err := ParseURL(cfg.Conn.URL); err == nil && ep.SerialFramed() {
 			count[ep.Scheme+"://"+ep.Address]++
 		}
 	}
 	devs := make([]*Device, 0, len(cfgs))
 	for i, cfg := range cfgs {
 		if cfg.Bus == nil {
-			if ep, err := ParseURL(cfg.Conn.URL); err == nil && ep.RTUFramed() && count[ep.Scheme+"://"+ep.Address] > 1 {
+			if ep, err := ParseURL(cfg.Conn.URL); err == nil && ep.SerialFramed() && count[ep.Scheme+"://"+ep.Address] > 1 {
 				key := ep.Scheme + "://" + ep.Address
 				b := buses[key]
 				if b == nil {

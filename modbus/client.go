@@ -60,6 +60,11 @@ type ClientConfig struct {
 	// LateReplyWait to a read of the same unit, function and quantity as a
 	// later request is the one case the protocol cannot tell apart.
 	LateReplyWait time.Duration `yaml:"late_reply_wait,omitempty"`
+	// InterCharTimeout applies to ASCII framing (ascii, asciiovertcp): a
+	// gap longer than this between two characters of a frame abandons the
+	// frame (Modbus over Serial Line V1.02, 2.5.2.1); it is counted in
+	// Stats.Discarded and never decoded. Default 1s, the specification's.
+	InterCharTimeout time.Duration `yaml:"inter_char_timeout,omitempty"`
 }
 
 // Client is a connection to one Modbus link — a TCP device, a serial line,
@@ -267,15 +272,16 @@ func (c *Client) connectLocked(ctx context.Context, unit uint8) error {
 	return nil
 }
 
-// open makes a new link: the adapter's own RTU transport for RTU framing
-// (see rtuConn for why), the upstream client for the MBAP transports.
+// open makes a new link: the adapter's own serial-line transport for RTU
+// and ASCII framing (see lineConn for why), the upstream client for the
+// MBAP transports.
 func (c *Client) open(ctx context.Context) (link, error) {
-	if c.ep.RTUFramed() {
-		port, err := dialRTU(ctx, c.ep)
+	if c.ep.SerialFramed() {
+		port, err := dialLine(ctx, c.ep)
 		if err != nil {
 			return nil, err
 		}
-		rc := newRTUConn(port, c.ep, c.cfg.Timeout, c.cfg.LateReplyWait, &c.pending, c.countDiscarded)
+		rc := newLineConn(port, c.ep, c.cfg, &c.pending, c.countDiscarded)
 		// Stale input from before this connection is no reply of ours.
 		if got, err := rc.drain(50*time.Microsecond, time.Now().Add(time.Second)); err != nil && !isTimeout(err) {
 			_ = port.Close()
@@ -283,7 +289,7 @@ func (c *Client) open(ctx context.Context) (link, error) {
 		} else if got {
 			c.countDiscarded()
 		}
-		return &rtuLink{c: rc}, nil
+		return &lineLink{c: rc}, nil
 	}
 	conf := &upstream.ClientConfiguration{
 		URL:           c.ep.Scheme + "://" + c.ep.Address,
@@ -331,11 +337,11 @@ func sleepUntil(ctx context.Context, t time.Time) error {
 }
 
 // disconnectLocked drops the connection after a transport failure. A
-// timeout on an RTU link keeps it: the link's own transport waits for the
-// late reply before the next request (see rtuConn), and a reconnection
-// would not keep a gateway from forwarding it.
+// timeout on a serial-line (RTU or ASCII) link keeps it: the link's own
+// transport waits for the late reply before the next request (see
+// lineConn), and a reconnection would not keep a gateway from forwarding it.
 func (c *Client) disconnectLocked(timedOut bool) {
-	if timedOut && c.ep.RTUFramed() {
+	if timedOut && c.ep.SerialFramed() {
 		return
 	}
 	if c.conn != nil {
@@ -462,7 +468,7 @@ func (c *Client) exec(ctx context.Context, op string, unit uint8, table Table, f
 		return &OpError{Op: op, Device: c.ep.String(), Unit: unit, Table: table, Address: addr, Quantity: qty, Err: err}
 	}
 	var us *unitState
-	if c.ep.RTUFramed() {
+	if c.ep.SerialFramed() {
 		if c.unitBackoff == nil {
 			c.unitBackoff = make(map[uint8]*unitState)
 		}
@@ -513,7 +519,7 @@ func (c *Client) exec(ctx context.Context, op string, unit uint8, table Table, f
 	}
 	err, transport := mapUpstreamError(raw, unit, fc)
 	timedOut := errors.Is(err, ErrTimeout)
-	if c.ep.RTUFramed() {
+	if c.ep.SerialFramed() {
 		c.quietUntil = t1.Add(c.ep.FrameSilence())
 	}
 	if transport {

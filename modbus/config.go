@@ -23,6 +23,7 @@ const (
 	MinBackoffMin = time.Millisecond // MinBackoff and MaxBackoff: 1ms to 24h, MinBackoff <= MaxBackoff
 	MaxBackoffMax = 24 * time.Hour
 	MaxLateWait   = time.Hour             // ClientConfig.LateReplyWait: 1ms to 1h; default 3 × Timeout
+	MaxInterChar  = time.Minute           // ClientConfig.InterCharTimeout: 1ms to 1m; default 1s (ASCII only)
 	MinInterval   = 10 * time.Millisecond // DeviceConfig.Interval and Point.Interval: 10ms to 24h; default 1s
 	MaxInterval   = 24 * time.Hour
 	MaxBusyTries  = 10               // DeviceConfig.MaxBusyRetries: -1 (none) to 10; default 3
@@ -54,11 +55,16 @@ func durationRange(errs *[]error, path string, d, lo, hi time.Duration) {
 //   - url: required; see [ParseURL]; no user information (Modbus has none,
 //     and a password would be printed). Errors print the URL redacted.
 //   - speed: 0 (the URL's, or 19200) or one of [StandardBaudRates];
-//     parity none, even or odd; data_bits 5 to 8; stop_bits 1 or 2.
+//     parity none, even or odd; data_bits 5 to 8; stop_bits 1 or 2. On
+//     ascii and asciiovertcp data_bits default to 7 and the character is
+//     7E1, 7O1 or 7N2 (Modbus over Serial Line V1.02, 2.5.2), or has 8
+//     data bits.
 //   - timeout: 0 (default 1s, 500ms for rtu) or [MinTimeout] to [MaxTimeout].
 //   - min_backoff, max_backoff: 0 (defaults 100ms and 30s) or 1ms to 24h,
 //     and min_backoff not above max_backoff (after defaults).
 //   - late_reply_wait: 0 (default 3 × timeout) or 1ms to 1h.
+//   - inter_char_timeout: ascii and asciiovertcp only; 0 (default 1s, the
+//     Serial Line specification's, 2.5.2.1) or 1ms to [MaxInterChar].
 //   - cert_file, key_file, ca_file: for tcp+tls, which requires a client
 //     certificate and the CA (Modbus/TCP Security R-08); readable PEM.
 func (c ClientConfig) Validate() error {
@@ -90,6 +96,13 @@ func (c ClientConfig) prepare() (Endpoint, *tls.Certificate, *x509.CertPool, err
 	durationRange(&errs, "late_reply_wait", c.LateReplyWait, time.Millisecond, MaxLateWait)
 	if c.LateReplyWait < 0 {
 		errs = append(errs, fieldErr("late_reply_wait", "%v is negative", c.LateReplyWait))
+	}
+	durationRange(&errs, "inter_char_timeout", c.InterCharTimeout, time.Millisecond, MaxInterChar)
+	if c.InterCharTimeout < 0 {
+		errs = append(errs, fieldErr("inter_char_timeout", "%v is negative", c.InterCharTimeout))
+	}
+	if err == nil && c.InterCharTimeout != 0 && !ep.ASCIIFramed() {
+		errs = append(errs, fieldErr("inter_char_timeout", "applies to ascii and asciiovertcp only, not %s", ep.Scheme))
 	}
 	cert, cas := c.TLSCertificate, c.TLSRootCAs
 	if err == nil && ep.Scheme != SchemeTLS {
@@ -199,6 +212,13 @@ func (c ClientConfig) endpoint() (Endpoint, error) {
 	default:
 		errs = append(errs, fieldErr(key("parity", c.Parity != ""), "%q is not none, even or odd", ep.Parity))
 	}
+	if len(errs) == 0 {
+		if field, msg := ep.asciiFormat(); msg != "" {
+			set := map[string]bool{"data_bits": c.DataBits != 0, "stop_bits": c.StopBits != 0}[field]
+			errs = append(errs, &bridge.FieldError{Path: key(field, set), Msg: msg,
+				Hint: "ASCII lines are 7E1 (the default), 7O1 or 7N2; or 8 data bits"})
+		}
+	}
 	return ep, errors.Join(errs...)
 }
 
@@ -212,7 +232,8 @@ func (c ClientConfig) endpoint() (Endpoint, error) {
 //   - name: required.
 //   - unit: 0 to 255 on Modbus TCP, UDP and TLS, where 0 is a valid unit id
 //     (many TCP devices answer it, and gateways use it for themselves); 1 to
-//     247 on RTU links (rtu, rtuovertcp, rtuoverudp), where 0 is the
+//     247 on serial-line links (rtu, rtuovertcp, rtuoverudp, ascii,
+//     asciiovertcp), where 0 is the
 //     broadcast address, which no device answers, and 248-255 are reserved
 //     (Modbus over Serial Line V1.02, 2.2).
 //   - interval: 0 (default 1s) or [MinInterval] to [MaxInterval]; a point's
@@ -253,14 +274,18 @@ func (c DeviceConfig) validate() (ep Endpoint, errs []error) {
 		}
 		epOK = err == nil || ep.Scheme != ""
 	}
-	if epOK && ep.RTUFramed() {
+	if epOK && ep.SerialFramed() {
+		kind := "an RTU"
+		if ep.ASCIIFramed() {
+			kind = "an ASCII"
+		}
 		switch {
 		case c.Unit == 0:
 			errs = append(errs, &bridge.FieldError{Path: "unit",
-				Msg:  fmt.Sprintf("0 is the broadcast address on an RTU link (%s): no device answers it", ep.Scheme),
+				Msg:  fmt.Sprintf("0 is the broadcast address on %s link (%s): no device answers it", kind, ep.Scheme),
 				Hint: "give the device's own unit id, 1 to 247"})
 		case c.Unit > 247:
-			errs = append(errs, fieldErr("unit", "%d is reserved on an RTU link (Serial Line V1.02, 2.2: 1 to 247)", c.Unit))
+			errs = append(errs, fieldErr("unit", "%d is reserved on %s link (Serial Line V1.02, 2.2: 1 to 247)", c.Unit, kind))
 		}
 	}
 	limits := c.Limits

@@ -12,7 +12,8 @@ import (
 //	cost(request) = PerRequest + Quantity*PerBit        (coil, discrete)
 //
 // and a plan costs the sum over its requests. Build one for the transport
-// with [TCPCost] or [RTUCost]; the package documentation gives the formulas.
+// with [TCPCost], [RTUCost] or [ASCIICost]; the package documentation gives
+// the formulas.
 // A zero CostModel makes every plan cost 0; the planner then still prefers
 // fewer requests, then fewer registers.
 type CostModel struct {
@@ -42,6 +43,8 @@ const (
 	pduResponse  = 2 // function code, byte count; then the data
 	mbapHeader   = 7 // transaction id (2), protocol id (2), length (2), unit id
 	rtuOverhead  = 3 // address, then CRC (2)
+	asciiBytes   = 2 // address, LRC: each two characters
+	asciiDelims  = 3 // ':', CR, LF
 	rtuSilence   = 3.5
 	rtuFastT35   = 1750 * time.Microsecond // t3.5 fixed above 19200 baud (Serial Line 2.5.1.1)
 	rtuFastLimit = 19200
@@ -98,6 +101,58 @@ func RTUCost(baud int, dataBits, parityBits, stopBits int) CostModel {
 		PerRegister: ns(2 * char),
 		PerBit:      ns(char / 8),
 	}
+}
+
+// ASCIICost returns the cost model of Modbus ASCII on a serial line of the
+// given baud rate and character format (1 start bit + dataBits +
+// parityBits (0 or 1) + stopBits per character; 10 bits for the 7E1 the
+// specification makes the default). Every byte of a frame is sent as two
+// hex characters, plus ':' and CR LF around it (Modbus over Serial Line
+// V1.02, 2.5.2.1): a read request frame is 1 + 2×(1 + 5 + 1) + 2 = 17
+// characters, the response's overhead 1 + 2×(1 + 2 + 1) + 2 = 11; each
+// register costs four characters, each bit a quarter of one. ASCII frames
+// are delimited by characters, so there is no inter-frame silence. The
+// device's own turnaround time is not included: add it to PerRequest when
+// known. Invalid arguments fall back to 19200 baud, 7 data bits, even parity
+// and 1 stop bit.
+func ASCIICost(baud int, dataBits, parityBits, stopBits int) CostModel {
+	if baud <= 0 {
+		baud = 19200
+	}
+	if dataBits <= 0 {
+		dataBits = 7
+	}
+	if parityBits < 0 {
+		parityBits = 0
+	}
+	if stopBits <= 0 {
+		stopBits = 1
+	}
+	char := float64(time.Second) * float64(1+dataBits+parityBits+stopBits) / float64(baud)
+	request := asciiDelims + 2*(asciiBytes+pduRequest)
+	response := asciiDelims + 2*(asciiBytes+pduResponse)
+	return CostModel{
+		PerRequest:  ns(float64(request+response) * char),
+		PerRegister: ns(4 * char),
+		PerBit:      ns(char / 4),
+	}
+}
+
+// EndpointCost returns the cost model of ep's transport: [RTUCost] or
+// [ASCIICost] with its serial settings for the serial-line framings, else
+// [TCPCost] with a round trip of 1 ms at 10 Mbit/s.
+func EndpointCost(ep Endpoint) CostModel {
+	parity := 1
+	if ep.Parity == ParityNone {
+		parity = 0
+	}
+	switch {
+	case ep.RTUFramed():
+		return RTUCost(ep.Speed, ep.DataBits, parity, ep.StopBits)
+	case ep.ASCIIFramed():
+		return ASCIICost(ep.Speed, ep.DataBits, parity, ep.StopBits)
+	}
+	return TCPCost(time.Millisecond, 1.25e6)
 }
 
 // ns rounds a number of nanoseconds to a Duration.

@@ -9,7 +9,7 @@ import (
 
 // link is one open connection of a [Client]: the upstream client (for the
 // MBAP transports tcp, tcp+tls and udp, which carry transaction ids) or the
-// adapter's own RTU transport (see rtuConn). Requests are serialised by the
+// adapter's own serial-line transport, RTU or ASCII (see lineConn). Requests are serialised by the
 // Client; abort may be called concurrently with a request.
 type link interface {
 	readRegisters(unit, fc uint8, addr, qty uint16) ([]uint16, error)
@@ -73,13 +73,14 @@ func (l *upstreamLink) writeCoils(unit uint8, addr uint16, values []bool) error 
 func (l *upstreamLink) abort() bool  { return false }
 func (l *upstreamLink) close() error { return l.mc.Close() }
 
-// rtuLink is the adapter's own RTU transport as a link.
-type rtuLink struct {
-	c       *rtuConn
+// lineLink is the adapter's own serial-line transport (RTU or ASCII
+// framing) as a link.
+type lineLink struct {
+	c       *lineConn
 	aborted atomic.Bool
 }
 
-func (l *rtuLink) readRegisters(unit, fc uint8, addr, qty uint16) ([]uint16, error) {
+func (l *lineLink) readRegisters(unit, fc uint8, addr, qty uint16) ([]uint16, error) {
 	data, err := l.c.exchange(&request{unit: unit, fc: fc, addr: addr, qty: qty})
 	if err != nil {
 		return nil, err
@@ -87,7 +88,7 @@ func (l *rtuLink) readRegisters(unit, fc uint8, addr, qty uint16) ([]uint16, err
 	return registersOf(data), nil
 }
 
-func (l *rtuLink) readBits(unit, fc uint8, addr, qty uint16) ([]bool, error) {
+func (l *lineLink) readBits(unit, fc uint8, addr, qty uint16) ([]bool, error) {
 	data, err := l.c.exchange(&request{unit: unit, fc: fc, addr: addr, qty: qty})
 	if err != nil {
 		return nil, err
@@ -95,7 +96,7 @@ func (l *rtuLink) readBits(unit, fc uint8, addr, qty uint16) ([]bool, error) {
 	return bitsOf(data, qty), nil
 }
 
-func (l *rtuLink) writeRegisters(unit uint8, addr uint16, values []uint16) error {
+func (l *lineLink) writeRegisters(unit uint8, addr uint16, values []uint16) error {
 	req := &request{unit: unit, fc: fcWriteSingleReg, addr: addr}
 	if len(values) == 1 {
 		req.qty = values[0]
@@ -109,7 +110,7 @@ func (l *rtuLink) writeRegisters(unit uint8, addr uint16, values []uint16) error
 	return err
 }
 
-func (l *rtuLink) writeCoils(unit uint8, addr uint16, values []bool) error {
+func (l *lineLink) writeCoils(unit uint8, addr uint16, values []bool) error {
 	req := &request{unit: unit, fc: fcWriteSingleCoil, addr: addr}
 	if len(values) == 1 {
 		if values[0] {
@@ -128,10 +129,10 @@ func (l *rtuLink) writeCoils(unit uint8, addr uint16, values []bool) error {
 	return err
 }
 
-func (l *rtuLink) abort() bool {
+func (l *lineLink) abort() bool {
 	l.aborted.Store(true)
 	l.c.port.abort()
 	return true
 }
 
-func (l *rtuLink) close() error { return l.c.port.Close() }
+func (l *lineLink) close() error { return l.c.port.Close() }

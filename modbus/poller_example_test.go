@@ -69,9 +69,10 @@ func ExampleDevice() {
 
 // ExampleParseURL shows the serial defaults of the Modbus serial line
 // specification: even parity and one stop bit, or two stop bits without
-// parity.
+// parity; 7 data bits for ASCII, whose frames need no silence between them.
 func ExampleParseURL() {
-	for _, u := range []string{"rtu:///dev/ttyUSB0", "rtu:///dev/ttyUSB0?speed=9600&parity=none", "tcp://10.0.0.5"} {
+	for _, u := range []string{"rtu:///dev/ttyUSB0", "rtu:///dev/ttyUSB0?speed=9600&parity=none", "tcp://10.0.0.5",
+		"ascii:///dev/ttyUSB1?speed=9600"} {
 		ep, err := modbus.ParseURL(u)
 		if err != nil {
 			fmt.Println(err)
@@ -85,7 +86,8 @@ func ExampleParseURL() {
 	// rtu /dev/ttyUSB0 19200 even 8 1 2.005206ms
 	// rtu /dev/ttyUSB0 9600 none 8 2 4.010415ms
 	// tcp 10.0.0.5:502 19200 even 8 1 2.005206ms
-	// modbus: url: "serial:///dev/ttyS0": unknown scheme "serial" (want tcp, tcp+tls, udp, rtu, rtuovertcp or rtuoverudp)
+	// ascii /dev/ttyUSB1 9600 even 7 1 0s
+	// modbus: url: "serial:///dev/ttyS0": unknown scheme "serial" (want tcp, tcp+tls, udp, rtu, rtuovertcp, rtuoverudp, ascii or asciiovertcp)
 }
 
 // ExampleNewDevices puts two meters behind one RTU-over-TCP gateway on a

@@ -14,18 +14,22 @@ import (
 	"github.com/goburrow/serial"
 )
 
-// rtuConn is this package's own RTU transport, used for rtu, rtuovertcp and
-// rtuoverudp links instead of the upstream client's.
+// lineConn is this package's own serial-line transport, used for rtu,
+// rtuovertcp and rtuoverudp links (RTU framing) and ascii and asciiovertcp
+// links (ASCII framing) instead of the upstream client's. The framing is a
+// [framer]; everything else — flushing, late replies, matching replies to
+// requests, aborts — is shared.
 //
 // Why not upstream's: its RTU transport (simonvetter/modbus v1.6.4,
 // rtu_transport.go) writes a request and takes the first frame with a good
 // CRC as its reply. It checks that frame's unit, function and byte count,
 // but it discards stale input only when the link opens, never before a
 // request, and it offers no hook between sending and reading (the link is
-// made inside Open and is unexported). RTU has no transaction ids, so the
-// late reply to a timed-out read of the same unit, function and quantity was
-// decoded as the next read's answer — a wrong value with no error. Owning
-// the framing lets the adapter enforce, on every RTU link:
+// made inside Open and is unexported); it has no ASCII framing at all.
+// Serial-line framings have no transaction ids, so the late reply to a
+// timed-out read of the same unit, function and quantity was decoded as the
+// next read's answer — a wrong value with no error. Owning the framing lets
+// the adapter enforce, on every serial-line link:
 //
 //   - after a timeout the request stays pending: before the next request is
 //     sent the link listens, up to ClientConfig.LateReplyWait after the
@@ -35,9 +39,9 @@ import (
 //     nothing read before a request is fully sent counts as its reply);
 //   - every reply is checked against its request (unit, function, byte count
 //     = 2 × quantity or ⌈quantity/8⌉, or a write's echo); a frame that does
-//     not match, or does not pass its CRC, is discarded, counted
-//     ([Stats.Discarded]) and never decoded, and the request keeps waiting
-//     for its own reply until its timeout;
+//     not match, or does not pass its check (CRC, LRC, hex, delimiters,
+//     length), is discarded, counted ([Stats.Discarded]) and never decoded,
+//     and the request keeps waiting for its own reply until its timeout;
 //   - a request in progress can be aborted (the link is closed, or on a
 //     serial port the read loop stops within one 2 ms poll), which is what
 //     bounds shutdown.
@@ -46,14 +50,33 @@ import (
 // the same unit, function and quantity as a later request, cannot be told
 // from that request's reply by any means the protocol offers; the default
 // LateReplyWait (3 × Timeout) makes that window wide.
-type rtuConn struct {
+type lineConn struct {
 	port      rtuPort
+	framer    framer
 	timeout   time.Duration
 	lateWait  time.Duration
-	quiet     time.Duration // silence that ends a garbled frame
-	pending   *late         // the Client's: survives a reconnection
+	pending   *late // the Client's: survives a reconnection
 	discarded func()
-	buf       [260]byte
+	adu       [256]byte // address and PDU of the request being sent
+	out       [520]byte // its frame
+}
+
+// framer is a serial-line framing: RTU (binary, CRC, frames delimited by
+// silence; see rtuFramer) or ASCII (hex characters, LRC, ':' ... CR LF; see
+// asciiFramer).
+type framer interface {
+	// appendFrame appends the frame that carries adu (address and PDU).
+	appendFrame(b, adu []byte) []byte
+	// readFrame reads one frame before deadline and returns its address
+	// and PDU, valid until the next call. It returns errGarbled for a
+	// frame that fails the framing's checks, a timeout error at the
+	// deadline, or the port's error.
+	readFrame(deadline time.Time) (unit uint8, pdu []byte, err error)
+	// resync skips what is left of a garbled frame (before deadline).
+	resync(deadline time.Time) error
+	// discardBuffered drops input the framer read but did not use and
+	// reports whether there was any.
+	discardBuffered() bool
 }
 
 // late is a request that timed out and whose reply may still arrive.
@@ -81,11 +104,11 @@ var (
 	errGarbled = errors.New("modbus: garbled frame")
 )
 
-// dialRTU opens an RTU link for ep. Network dials honour ctx (and at most
-// 5 s, as upstream's dial did).
-func dialRTU(ctx context.Context, ep Endpoint) (rtuPort, error) {
+// dialLine opens a serial-line link (RTU or ASCII framing) for ep. Network
+// dials honour ctx (and at most 5 s, as upstream's dial did).
+func dialLine(ctx context.Context, ep Endpoint) (rtuPort, error) {
 	switch ep.Scheme {
-	case SchemeRTUOverTCP, SchemeRTUOverUDP:
+	case SchemeRTUOverTCP, SchemeRTUOverUDP, SchemeASCIIOverTCP:
 		network := "tcp"
 		if ep.Scheme == SchemeRTUOverUDP {
 			network = "udp"
@@ -173,12 +196,18 @@ func (p *serialPort) Close() error                      { return p.p.Close() }
 func (p *serialPort) abort()                            { p.aborted.Store(true) }
 func (p *serialPort) discardBuffered() bool             { return false }
 
-func newRTUConn(port rtuPort, ep Endpoint, timeout, lateWait time.Duration, pending *late, discarded func()) *rtuConn {
-	// A gap this long ends a frame on the wire (3.5 characters); through a
-	// gateway, and in the poll of a serial port, gaps are coarser, so wait
-	// at least a few milliseconds before calling the line quiet.
-	quiet := max(4*ep.FrameSilence(), 5*time.Millisecond)
-	return &rtuConn{port: port, timeout: timeout, lateWait: lateWait, quiet: quiet, pending: pending, discarded: discarded}
+func newLineConn(port rtuPort, ep Endpoint, cfg ClientConfig, pending *late, discarded func()) *lineConn {
+	c := &lineConn{port: port, timeout: cfg.Timeout, lateWait: cfg.LateReplyWait, pending: pending, discarded: discarded}
+	if ep.ASCIIFramed() {
+		c.framer = newASCIIFramer(port, cmpOr(cfg.InterCharTimeout, DefaultInterCharTimeout))
+	} else {
+		// A gap this long ends a frame on the wire (3.5 characters); through
+		// a gateway, and in the poll of a serial port, gaps are coarser, so
+		// wait at least a few milliseconds before calling the line quiet.
+		quiet := max(4*ep.FrameSilence(), 5*time.Millisecond)
+		c.framer = &rtuFramer{port: port, quiet: quiet}
+	}
+	return c
 }
 
 func earliest(a, b time.Time) time.Time {
@@ -193,16 +222,29 @@ func isTimeout(err error) bool {
 	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }
 
-// readFrame reads one RTU frame (Serial Line V1.02, 2.5.1.1: address,
-// PDU, CRC low byte first) before deadline. It returns errGarbled for a
-// frame of an unknown function or with a bad CRC, a timeout error at the
+// rtuFramer is RTU framing (Modbus over Serial Line V1.02, 2.5.1.1):
+// address, PDU, CRC low byte first; a frame's length follows from its
+// function code and byte count, and a garbled one ends with a silence.
+type rtuFramer struct {
+	port  rtuPort
+	quiet time.Duration // silence that ends a garbled frame
+	buf   [260]byte
+}
+
+func (f *rtuFramer) appendFrame(b, adu []byte) []byte {
+	b = append(b, adu...)
+	return binary.LittleEndian.AppendUint16(b, crc16(adu))
+}
+
+// readFrame reads one RTU frame before deadline. It returns errGarbled for
+// a frame of an unknown function or with a bad CRC, a timeout error at the
 // deadline, or the port's error.
-func (c *rtuConn) readFrame(deadline time.Time) (unit uint8, pdu []byte, err error) {
-	if err := c.port.SetReadDeadline(deadline); err != nil {
+func (f *rtuFramer) readFrame(deadline time.Time) (unit uint8, pdu []byte, err error) {
+	if err := f.port.SetReadDeadline(deadline); err != nil {
 		return 0, nil, err
 	}
-	b := c.buf[:]
-	if _, err := io.ReadFull(c.port, b[:3]); err != nil {
+	b := f.buf[:]
+	if _, err := io.ReadFull(f.port, b[:3]); err != nil {
 		return 0, nil, err
 	}
 	n := replyLen(b[1], b[2])
@@ -213,7 +255,7 @@ func (c *rtuConn) readFrame(deadline time.Time) (unit uint8, pdu []byte, err err
 	if total > 256 { // Serial Line V1.02 2.5.1.1: at most 256 bytes
 		return 0, nil, errGarbled
 	}
-	if _, err := io.ReadFull(c.port, b[3:total]); err != nil {
+	if _, err := io.ReadFull(f.port, b[3:total]); err != nil {
 		return 0, nil, err
 	}
 	if crc16(b[:total-2]) != binary.LittleEndian.Uint16(b[total-2:]) {
@@ -222,11 +264,23 @@ func (c *rtuConn) readFrame(deadline time.Time) (unit uint8, pdu []byte, err err
 	return b[0], b[1 : total-2], nil
 }
 
-// drain discards input until the line has been quiet for quiet, or until
-// deadline (then it returns a timeout error). It reports whether it
-// discarded anything.
-func (c *rtuConn) drain(quiet time.Duration, deadline time.Time) (bool, error) {
-	got := c.port.discardBuffered()
+// resync discards input until the line has been quiet long enough to end
+// the garbled frame.
+func (f *rtuFramer) resync(deadline time.Time) error {
+	_, err := drain(f.port, nil, f.quiet, deadline)
+	return err
+}
+
+func (f *rtuFramer) discardBuffered() bool { return false }
+
+// drain discards input of port (and of the framer fr, when not nil) until
+// the line has been quiet for quiet, or until deadline (then it returns a
+// timeout error). It reports whether it discarded anything.
+func drain(port rtuPort, fr framer, quiet time.Duration, deadline time.Time) (bool, error) {
+	got := port.discardBuffered()
+	if fr != nil && fr.discardBuffered() {
+		got = true
+	}
 	var tmp [256]byte
 	last := time.Now()
 	for {
@@ -237,10 +291,10 @@ func (c *rtuConn) drain(quiet time.Duration, deadline time.Time) (bool, error) {
 		if !now.Before(deadline) {
 			return got, os.ErrDeadlineExceeded
 		}
-		if err := c.port.SetReadDeadline(earliest(last.Add(quiet), deadline)); err != nil {
+		if err := port.SetReadDeadline(earliest(last.Add(quiet), deadline)); err != nil {
 			return got, err
 		}
-		n, err := c.port.Read(tmp[:])
+		n, err := port.Read(tmp[:])
 		if n > 0 {
 			got = true
 			last = time.Now()
@@ -252,14 +306,20 @@ func (c *rtuConn) drain(quiet time.Duration, deadline time.Time) (bool, error) {
 	}
 }
 
+// drain discards buffered input until the line has been quiet for quiet
+// (see the function drain).
+func (c *lineConn) drain(quiet time.Duration, deadline time.Time) (bool, error) {
+	return drain(c.port, c.framer, quiet, deadline)
+}
+
 // waitLate waits, listening, for the reply of a request that timed out:
 // until its LateReplyWait ends or the reply has arrived. What arrives is
 // discarded.
-func (c *rtuConn) waitLate() error {
+func (c *lineConn) waitLate() error {
 	p := *c.pending
 	*c.pending = late{}
 	for time.Now().Before(p.until) {
-		unit, pdu, err := c.readFrame(p.until)
+		unit, pdu, err := c.framer.readFrame(p.until)
 		switch {
 		case err == nil:
 			c.discarded()
@@ -268,7 +328,7 @@ func (c *rtuConn) waitLate() error {
 			}
 		case errors.Is(err, errGarbled):
 			c.discarded()
-			if _, err := c.drain(c.quiet, p.until); err != nil && !isTimeout(err) {
+			if err := c.framer.resync(p.until); err != nil && !isTimeout(err) {
 				return err
 			}
 		case isTimeout(err):
@@ -283,7 +343,7 @@ func (c *rtuConn) waitLate() error {
 
 // exchange sends req and returns the data of its reply (see
 // [request.check]); the data is valid until the next call.
-func (c *rtuConn) exchange(req *request) ([]byte, error) {
+func (c *lineConn) exchange(req *request) ([]byte, error) {
 	if c.pending.until.After(time.Now()) {
 		if err := c.waitLate(); err != nil {
 			return nil, err
@@ -295,15 +355,14 @@ func (c *rtuConn) exchange(req *request) ([]byte, error) {
 	} else if got {
 		c.discarded()
 	}
-	frame := append(c.buf[:0], req.unit)
-	frame = req.appendPDU(frame)
-	frame = binary.LittleEndian.AppendUint16(frame, crc16(frame))
-	if _, err := c.port.Write(frame); err != nil {
+	adu := append(c.adu[:0], req.unit)
+	adu = req.appendPDU(adu)
+	if _, err := c.port.Write(c.framer.appendFrame(c.out[:0], adu)); err != nil {
 		return nil, err
 	}
 	deadline := time.Now().Add(c.timeout)
 	for {
-		unit, pdu, err := c.readFrame(deadline)
+		unit, pdu, err := c.framer.readFrame(deadline)
 		switch {
 		case err == nil:
 			data, err := req.check(unit, pdu)
@@ -315,7 +374,7 @@ func (c *rtuConn) exchange(req *request) ([]byte, error) {
 			return data, err
 		case errors.Is(err, errGarbled):
 			c.discarded()
-			if _, err := c.drain(c.quiet, deadline); err != nil && !isTimeout(err) {
+			if err := c.framer.resync(deadline); err != nil && !isTimeout(err) {
 				return nil, err
 			}
 			continue

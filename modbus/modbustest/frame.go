@@ -84,10 +84,14 @@ func readRTU(r io.Reader, buf []byte) (unit uint8, pdu []byte, err error) {
 	return buf[0], buf[1 : n-2], nil
 }
 
-func writeRTU(w io.Writer, unit uint8, pdu, buf []byte) error {
+func writeRTU(w io.Writer, unit uint8, pdu, buf []byte, corrupt bool) error {
 	b := append(buf[:0], unit)
 	b = append(b, pdu...)
-	b = binary.LittleEndian.AppendUint16(b, CRC(b))
+	crc := CRC(b)
+	if corrupt {
+		crc ^= 0x5A5A
+	}
+	b = binary.LittleEndian.AppendUint16(b, crc)
 	_, err := w.Write(b)
 	return err
 }

@@ -56,6 +56,10 @@ type Fault struct {
 	Drop bool
 	// Reset resets the connection (TCP RST) without answering.
 	Reset bool
+	// Corrupt sends the answer with a wrong checksum (the CRC of RTU, the
+	// LRC of ASCII), as line noise would; Modbus TCP, which has none,
+	// answers intact.
+	Corrupt bool
 }
 
 // Hook decides, for each request, whether to inject a fault, like kfake's
@@ -66,8 +70,8 @@ type Hook func(r Request) Fault
 // Option configures a [Server].
 type Option func(*Server)
 
-// WithFraming sets the framing: [TCP] (the default) or [RTU] for an
-// RTU-over-TCP gateway.
+// WithFraming sets the framing: [TCP] (the default), [RTU] for an
+// RTU-over-TCP gateway or [ASCII] for an ASCII-over-TCP one.
 func WithFraming(f Framing) Option { return func(s *Server) { s.framing = f } }
 
 // WithUnits makes the server answer only these unit ids and stay silent for
@@ -149,6 +153,8 @@ type Server struct {
 	addr    string
 	udp     bool
 	gaps    int  // gapsAsProfile, gapsFilled or gapsRefused
+	// interChar is the ASCII inter-character timeout (0: the default).
+	interChar time.Duration
 	filled  bool // reads across unmapped addresses answer zeros there
 	start   time.Time
 
@@ -203,6 +209,9 @@ func NewServer(profile *modbus.Profile, opts ...Option) (*Server, error) {
 	}
 	if s.addr == "" {
 		s.addr = "127.0.0.1:0"
+	}
+	if s.udp && s.framing == ASCII {
+		return nil, errors.New("modbustest: ASCII framing over UDP is not served (the client has no asciioverudp)")
 	}
 	if s.udp {
 		s.pc, err = net.ListenPacket("udp", s.addr)
@@ -323,6 +332,8 @@ func (s *Server) URL() string {
 		return "udp://" + s.Addr()
 	case s.framing == RTU:
 		return "rtuovertcp://" + s.Addr()
+	case s.framing == ASCII:
+		return "asciiovertcp://" + s.Addr()
 	}
 	return "tcp://" + s.Addr()
 }
@@ -557,20 +568,27 @@ func (s *Server) accept() {
 func (s *Server) serve(rw io.ReadWriter, id uint64, conn net.Conn) {
 	in := make([]byte, 0, 512)
 	out := make([]byte, 0, 512)
-	buf := make([]byte, 512)
+	buf := make([]byte, 520)
+	var ar *asciiReader
+	if s.framing == ASCII {
+		ar = newASCIIReader(rw, s.interChar)
+	}
 	for {
 		var unit uint8
 		var pdu []byte
 		var txn uint16
 		var err error
-		if s.framing == TCP {
+		switch s.framing {
+		case TCP:
 			txn, unit, pdu, err = readMBAP(rw, buf)
-		} else {
+		case ASCII:
+			unit, pdu, err = ar.read(buf)
+		default:
 			unit, pdu, err = readRTU(rw, buf)
 		}
 		if err != nil {
-			if errors.Is(err, errBadFrame) && conn == nil {
-				continue // serial line noise: resynchronise on the next frame
+			if errors.Is(err, errBadFrame) && (conn == nil || s.framing == ASCII) {
+				continue // line noise: resynchronise on the next frame
 			}
 			return
 		}
@@ -606,10 +624,13 @@ func (s *Server) serve(rw io.ReadWriter, id uint64, conn net.Conn) {
 		}
 		in = append(in[:0], pdu...)
 		resp := s.handle(in, out[:0], fault.Exception)
-		if s.framing == TCP {
+		switch s.framing {
+		case TCP:
 			err = writeMBAP(rw, txn, unit, resp, buf)
-		} else {
-			err = writeRTU(rw, unit, resp, buf)
+		case ASCII:
+			err = writeASCII(rw, unit, resp, buf, fault.Corrupt)
+		default:
+			err = writeRTU(rw, unit, resp, buf, fault.Corrupt)
 		}
 		if err != nil {
 			return
@@ -670,7 +691,7 @@ func (s *Server) serveUDP() {
 		if s.framing == TCP {
 			err = writeMBAP(&w, txn, unit, resp, buf)
 		} else {
-			err = writeRTU(&w, unit, resp, buf)
+			err = writeRTU(&w, unit, resp, buf, fault.Corrupt)
 		}
 		if err == nil {
 			_, _ = s.pc.WriteTo(w.Bytes(), from)
