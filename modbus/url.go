@@ -47,8 +47,8 @@ type Endpoint struct {
 	// Serial line settings, used by rtu and ascii for the port, by rtu,
 	// rtuovertcp and rtuoverudp to time the 3.5-character inter-frame
 	// silence, and by the cost model of every serial-line framing.
-	Speed    int    // baud; default 19200
-	Parity   Parity // default ParityEven, as the serial line spec says
+	Speed  int    // baud; default 19200
+	Parity Parity // default ParityEven, as the serial line spec says
 	// DataBits defaults to 8, and to 7 for ASCII (Serial Line V1.02,
 	// 2.5.2: 7E1, or 7O1, or 7N2; 8 data bits are accepted too, as some
 	// devices and converters use them and a pseudo-terminal needs them).

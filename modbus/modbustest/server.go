@@ -152,11 +152,11 @@ type Server struct {
 	tick    time.Duration
 	addr    string
 	udp     bool
-	gaps    int  // gapsAsProfile, gapsFilled or gapsRefused
+	gaps    int // gapsAsProfile, gapsFilled or gapsRefused
 	// interChar is the ASCII inter-character timeout (0: the default).
 	interChar time.Duration
-	filled  bool // reads across unmapped addresses answer zeros there
-	start   time.Time
+	filled    bool // reads across unmapped addresses answer zeros there
+	start     time.Time
 
 	ln     net.Listener
 	pc     net.PacketConn
