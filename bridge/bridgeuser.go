@@ -16,3 +16,14 @@ package bridge
 type BridgeUser interface {
 	UseBridge(b *Bridge, name string)
 }
+
+// Source returns the source added under name, nil when there is none: for
+// a BridgeUser that asks a source what it knows of its points (the
+// declared type of a Modbus point, which a Sparkplug birth announces).
+// It is safe for concurrent use.
+func (b *Bridge) Source(name string) Source {
+	if r := b.source(name); r != nil {
+		return r.src
+	}
+	return nil
+}

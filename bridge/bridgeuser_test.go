@@ -35,6 +35,12 @@ func TestBridgeUser(t *testing.T) {
 	require.Equal(t, 1, u.calls)
 	require.Equal(t, 2, u.sinks, "UseBridge is called once the sink is added")
 
+	// Source finds a source by its name.
+	src := bridge.SourceFunc(func(context.Context, bridge.Emitter) error { return nil })
+	require.NoError(t, b.AddSource("meter1", src))
+	require.NotNil(t, b.Source("meter1"))
+	require.Nil(t, b.Source("meter2"))
+
 	// A sink that is refused is not handed the bridge.
 	v := &userSink{SinkFunc: u.SinkFunc}
 	require.Error(t, b.AddSink("edge", v, bridge.SinkOptions{}))

@@ -94,9 +94,12 @@ func TestBridgeCommandsAndHealth(t *testing.T) {
 	sp := birth.metric("setpoint")
 	require.NotNil(t, sp)
 	assert.Equal(t, "°C", property(sp, PropertyEngUnit).GetStringValue())
-	assert.Equal(t, 20.0, sp.GetDoubleValue())
+	assert.EqualValues(t, sppb.DataType_Float, sp.GetDatatype(), "the declared float32 of the Modbus point")
+	assert.EqualValues(t, 20, sp.GetFloatValue())
 	mode := birth.metric("mode")
 	require.NotNil(t, mode)
+	assert.EqualValues(t, sppb.DataType_Int16, mode.GetDatatype())
+	assert.EqualValues(t, 1, int32(mode.GetIntValue()))
 
 	writes := func() int {
 		n := 0
@@ -119,7 +122,7 @@ func TestBridgeCommandsAndHealth(t *testing.T) {
 	}, 10*time.Second, 5*time.Millisecond)
 	require.Eventually(t, func() bool {
 		for _, pm := range ddataValues(h, "plc1", sp.GetAlias()) {
-			if pm.GetDoubleValue() == 42.5 {
+			if pm.GetFloatValue() == 42.5 {
 				return true
 			}
 		}
@@ -144,7 +147,7 @@ func TestBridgeCommandsAndHealth(t *testing.T) {
 
 	// By alias, with the datatype of the birth.
 	h.publish(topic, 0, false, dcmd(&sppb.Payload_Metric{Alias: proto.Uint64(sp.GetAlias()),
-		Value: &sppb.Payload_Metric_DoubleValue{DoubleValue: 10}}))
+		Value: &sppb.Payload_Metric_FloatValue{FloatValue: 10}}))
 	require.Eventually(t, func() bool {
 		v, _ := srv.Value("setpoint")
 		return v.Float() == 10

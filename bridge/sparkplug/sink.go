@@ -17,6 +17,7 @@ import (
 	"github.com/m2mbridge/m2mbridge/bridge/sparkplug/internal/sppb"
 	"github.com/m2mbridge/m2mbridge/internal/cfgcheck"
 	"github.com/m2mbridge/m2mbridge/internal/redact"
+	"github.com/m2mbridge/m2mbridge/modbus"
 )
 
 // Errors a Write fails with while the edge node is not born; both are
@@ -148,7 +149,8 @@ type device struct {
 	born, dead bool
 	aliveSince time.Time // when it was last born or revived
 	deadSince  time.Time
-	pend       *pendingData // the DDATA being built by Write
+	pend       *pendingData      // the DDATA being built by Write
+	declared   map[string]string // the points' declared types, when the source says
 	// Of the batch being written (gen): whether it was born before it.
 	gen        uint64
 	bornBefore bool
@@ -156,12 +158,13 @@ type device struct {
 
 // metric is one point of a device.
 type metric struct {
-	name    string
-	alias   uint64
-	dt      sppb.DataType
-	unit    string
-	last    bridge.Sample // the last sample published or born with
-	hasLast bool
+	name     string
+	declared string // the point's declared type, "" when unknown
+	alias    uint64
+	dt       sppb.DataType
+	unit     string
+	last     bridge.Sample // the last sample published or born with
+	hasLast  bool
 	// in the DDATA being built: pendRound == pend.round of its device's
 	// pendingData.
 	pendRound uint64
@@ -741,7 +744,7 @@ func (w *batchWrite) publish() {
 			d.dead = false
 			s.log.Info("sparkplug: device answers again", "device", d.id)
 		}
-		if dt := dataType(smp.Value.Kind(), ""); dt != sppb.DataType_Unknown && dt != m.dt {
+		if dt := dataType(smp.Value.Kind(), m.declared); dt != sppb.DataType_Unknown && dt != m.dt {
 			// A new datatype: the device is born again with it, in the
 			// batch's order.
 			m.dt = dt
@@ -810,7 +813,7 @@ func (w *batchWrite) birth(i int, d *device) {
 	}
 	var took []int
 	for _, m := range d.order {
-		if m.gen == w.gen && m.first >= i && !w.consumed[m.first] && fits(w.batch[m.first].Value, m.dt) {
+		if m.gen == w.gen && m.first >= i && !w.consumed[m.first] && fits(w.batch[m.first].Value, m) {
 			j := m.first
 			m.last, m.hasLast = w.batch[j], true
 			took = append(took, j)
@@ -824,11 +827,11 @@ func (w *batchWrite) birth(i int, d *device) {
 	}
 }
 
-// fits reports whether v is of the kind of datatype dt (or no value), so
+// fits reports whether v is of the kind of m's datatype (or no value), so
 // that a birth can carry it.
-func fits(v bridge.Value, dt sppb.DataType) bool {
-	k := dataType(v.Kind(), "")
-	return k == sppb.DataType_Unknown || k == dt
+func fits(v bridge.Value, m *metric) bool {
+	k := dataType(v.Kind(), m.declared)
+	return k == sppb.DataType_Unknown || k == m.dt
 }
 
 // flush publishes the DDATA being built for d.
@@ -873,11 +876,32 @@ func (s *Sink) deviceLocked(source string) (*device, error) {
 	if other := s.byID[id]; other != nil {
 		return nil, fmt.Errorf("sparkplug: sources %q and %q are both device_id %q: rename one", other.source, source, id)
 	}
-	d := &device{id: id, source: source, metrics: make(map[string]*metric)}
+	d := &device{id: id, source: source, metrics: make(map[string]*metric), declared: s.declaredTypes(source)}
 	s.devices[source] = d
 	s.byID[id] = d
 	s.devOrder = append(s.devOrder, d)
 	return d, nil
+}
+
+// declaredTypes returns the declared type of each point of a source whose
+// points say it (a modbus.Device: "float32", "int16"...), nil for others;
+// the datatypes of the births follow them (see dataType). The host's
+// Source takes the bridge's lock, never the other way round.
+func (s *Sink) declaredTypes(source string) map[string]string {
+	h, _ := s.getHost()
+	sl, ok := h.(interface{ Source(string) bridge.Source })
+	if !ok {
+		return nil
+	}
+	pl, ok := sl.Source(source).(interface{ Points() []modbus.Point })
+	if !ok {
+		return nil
+	}
+	m := make(map[string]string)
+	for _, p := range pl.Points() {
+		m[p.Name] = string(p.Type)
+	}
+	return m
 }
 
 // DeviceID returns the device_id of a source: its name, with each
@@ -910,7 +934,8 @@ func DeviceID(source string) (string, error) {
 // 6.4.19: a DBIRTH lists every metric a device will publish); a new
 // datatype does too, in the batch's order (Write).
 func (s *Sink) metricLocked(d *device, smp *bridge.Sample) (*metric, error) {
-	dt := dataType(smp.Value.Kind(), "")
+	declared := d.declared[smp.Point]
+	dt := dataType(smp.Value.Kind(), declared)
 	m := d.metrics[smp.Point]
 	if m == nil {
 		if s.nMetrics >= MaxMetrics {
@@ -923,7 +948,7 @@ func (s *Sink) metricLocked(d *device, smp *bridge.Sample) (*metric, error) {
 		}
 		s.nextAlias++
 		s.nMetrics++
-		m = &metric{name: smp.Point, alias: s.nextAlias, dt: dt, unit: smp.Unit}
+		m = &metric{name: smp.Point, alias: s.nextAlias, dt: dt, unit: smp.Unit, declared: declared}
 		d.metrics[smp.Point] = m
 		d.order = append(d.order, m)
 		d.born = false
