@@ -66,6 +66,9 @@ type Stats struct {
 	DeviceBirths uint64 // DBIRTH messages
 	DeviceDeaths uint64 // DDEATH messages
 	DataMessages uint64 // DDATA messages
+	// DataBytes counts the bytes of those DDATA messages on the wire: the
+	// MQTT 3.1.1 PUBLISH packets at QoS 0 (fixed header, topic, payload).
+	DataBytes uint64
 	// Absorbed counts Bad samples of a device whose source reports it
 	// down, after its DDEATH: the death says what they say (a DDATA may
 	// not follow a DDEATH without a DBIRTH, spec 6.4.16).
@@ -827,6 +830,18 @@ func (w *batchWrite) birth(i int, d *device) {
 	}
 }
 
+// publishSize is the size of an MQTT 3.1.1 PUBLISH packet at QoS 0: the
+// fixed header (1 byte and the remaining length, 1 to 4 bytes), the topic
+// with its 2-byte length, the payload (MQTT 3.1.1 section 3.3).
+func publishSize(topic string, payload int) int {
+	rem := 2 + len(topic) + payload
+	n := 1 + 1
+	for r := rem; r >= 128; r >>= 7 {
+		n++
+	}
+	return n + rem
+}
+
 // fits reports whether v is of the kind of m's datatype (or no value), so
 // that a birth can carry it.
 func fits(v bridge.Value, m *metric) bool {
@@ -850,6 +865,7 @@ func (w *batchWrite) flush(d *device) {
 		}
 		if err == nil {
 			s.st.DataMessages++
+			s.st.DataBytes += uint64(publishSize(s.Topic(DDATA, d.id), len(b)))
 		} else {
 			w.werr = err
 		}
