@@ -20,6 +20,7 @@ import (
 	"github.com/m2mbridge/m2mbridge/bridge/spool"
 	"github.com/m2mbridge/m2mbridge/internal/redact"
 	"github.com/m2mbridge/m2mbridge/modbus"
+	"github.com/m2mbridge/m2mbridge/modbus/sunspec"
 	"github.com/m2mbridge/m2mbridge/opcua"
 )
 
@@ -49,7 +50,8 @@ type device struct {
 	interval time.Duration
 	desc     string // transport summary for -check and logs, without secrets
 	mb       *modbus.Device
-	link     string // the Modbus URL, without a password
+	ss       *sunspec.Device // a Modbus device with a sunspec block (sunspec.go)
+	link     string          // the Modbus URL, without a password
 	unit     uint8
 	ua       *opcua.Source
 	nodes    []opcua.Node
@@ -186,6 +188,10 @@ func (g *assembly) buildDevices(d *decoder, cfg *fileConfig, dir string, log *sl
 		switch {
 		case dc.Modbus != nil && dc.OPCUA != nil:
 			d.errAt(join(p, "opcua"), "a device is either modbus or opcua, not both")
+		case dc.Modbus != nil && dc.Sunspec != nil:
+			g.sunspecDevice(d, p, dc, dir, log)
+		case dc.Sunspec != nil && dc.OPCUA != nil:
+			d.errAt(join(p, "sunspec"), "sunspec is for modbus devices")
 		case dc.Modbus != nil:
 			if len(dc.Nodes) > 0 {
 				d.errAt(join(p, "nodes"), "nodes are for opcua devices; a modbus device has profile and points")
@@ -758,6 +764,9 @@ func (g *assembly) closeDevices() {
 	for _, dev := range g.devices {
 		if dev.mb != nil {
 			dev.mb.Close()
+		}
+		if dev.ss != nil {
+			dev.ss.Close()
 		}
 	}
 	for _, b := range g.buses {

@@ -128,6 +128,8 @@ func (r *Report) String() string {
 			for _, line := range strings.Split(dev.Plan.String(), "\n") {
 				fmt.Fprintf(&w, "  %s\n", line)
 			}
+		case "sunspec":
+			fmt.Fprintf(&w, "device %s: %s, every %v; points from discovery when it runs (gateway -discover %s prints them)\n", dev.Name, dev.Desc, dev.Interval, dev.Name)
 		case "opcua":
 			fmt.Fprintf(&w, "device %s: %s, every %v, %d %s\n", dev.Name, dev.Desc, dev.Interval, len(dev.Nodes), plural(len(dev.Nodes), "node"))
 			tw := tabwriter.NewWriter(&w, 0, 0, 2, ' ', 0)

@@ -16,6 +16,7 @@ import (
 	"github.com/m2mbridge/m2mbridge/bridge"
 	"github.com/m2mbridge/m2mbridge/bridge/spool"
 	"github.com/m2mbridge/m2mbridge/modbus"
+	"github.com/m2mbridge/m2mbridge/modbus/sunspec"
 )
 
 // fileConfig is the gateway's YAML file (DESIGN.md, "The gateway
@@ -43,6 +44,9 @@ type deviceConfig struct {
 	Profile  string        `yaml:"profile"`
 	Points   []pointConfig `yaml:"points"` // modbus.Point, with report (report.go)
 	Nodes    []nodeConfig  `yaml:"nodes"`  // opcua.Node, with report
+	// Sunspec, on a Modbus device, discovers its SunSpec model chain and
+	// reads its points (sunspec.Config, checked by its Validate; sunspec.go).
+	Sunspec *sunspec.Config `yaml:"sunspec"`
 	// Inbox, when set, gives the device a bounded inbox of its own in the
 	// bridge (bridge.SourceOptions, checked by its Validate): queue_size
 	// samples, overflow block or drop_oldest. Without it a Modbus device

@@ -38,6 +38,9 @@ func (s *sourceState) health() bridge.Health {
 	if s.dev.mb != nil {
 		return s.dev.mb.Health()
 	}
+	if s.dev.ss != nil {
+		return s.dev.ss.Health()
+	}
 	return s.dev.ua.Health()
 }
 
@@ -111,6 +114,9 @@ func (s deviceSource) CheckWrite(point string, v bridge.Value) error {
 	if s.dev.mb != nil {
 		return s.dev.mb.CheckWrite(point, v)
 	}
+	if s.dev.ss != nil {
+		return s.dev.ss.CheckWrite(point, v)
+	}
 	return nil
 }
 
@@ -119,6 +125,9 @@ func (s deviceSource) CheckWrite(point string, v bridge.Value) error {
 func (s deviceSource) Write(ctx context.Context, point string, v bridge.Value) (bridge.Sample, error) {
 	if s.dev.mb != nil {
 		return s.dev.mb.Write(ctx, point, v)
+	}
+	if s.dev.ss != nil {
+		return s.dev.ss.Write(ctx, point, v)
 	}
 	return s.dev.ua.Write(ctx, point, v)
 }
@@ -174,6 +183,8 @@ func (s *sourceState) source(once bool, onceTimeout time.Duration) bridge.Source
 			return dev.mb.PollOnce(ctx, em)
 		case dev.mb != nil:
 			return dev.mb.Run(ctx, em)
+		case dev.ss != nil:
+			return runSunSpec(ctx, dev.ss, em, once)
 		case !once:
 			return dev.ua.Run(ctx, em)
 		}

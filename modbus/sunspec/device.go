@@ -249,6 +249,7 @@ func (d *Device) Discover(ctx context.Context) (*Chain, error) {
 func (d *Device) build(chain *Chain) (*modbus.Device, map[string]*Point, error) {
 	cfg := d.cfg
 	cfg.Profile = chain.Profile("sunspec")
+	cfg.Profile.Limits = d.cfg.Limits
 	cfg.ReportNotImplemented = d.sc.NotImplemented == "bad"
 	defs := map[string]*Point{}
 	writable := map[string]bool{}
