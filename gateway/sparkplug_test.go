@@ -1,13 +1,25 @@
 package gateway
 
 import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	pmqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/m2mbridge/m2mbridge/internal/testproxy"
+	"github.com/m2mbridge/m2mbridge/modbus"
+	"github.com/m2mbridge/m2mbridge/modbus/modbustest"
 )
 
 const sparkplugDevice = `
@@ -79,4 +91,76 @@ sinks:
 	} {
 		assert.Contains(t, joined, want)
 	}
+}
+
+// TestSparkplugGateway runs a gateway with a sparkplug sink against
+// Mosquitto and a simulated Modbus device: the edge node is born with the
+// device (the bridge hands itself to the sink), keeps its bdSeq in the
+// state_dir relative to the file, and stopping the gateway publishes the
+// NDEATH. The payloads are checked in bridge/sparkplug's own tests.
+func TestSparkplugGateway(t *testing.T) {
+	addr := testproxy.PeerAddr(t, "M2MB_MQTT_ADDR", "127.0.0.1:1883", "MQTT broker")
+	srv, err := modbustest.NewServer(&modbus.Profile{Name: "plc", Points: []modbus.Point{
+		{Name: "setpoint", Table: modbus.Holding, Address: 100, Type: modbus.Float32},
+	}}, modbustest.WithTick(time.Hour))
+	require.NoError(t, err)
+	defer srv.Close()
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	group := "m2mspb-" + hex.EncodeToString(b)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "gw.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(fmt.Sprintf(`
+devices:
+  - name: plc1
+    interval: 50ms
+    modbus: {url: %s}
+    points:
+      - {name: setpoint, table: holding, address: 100, type: float32, writable: true}
+sinks:
+  - sparkplug: {url: "tcp://%s", group_id: %s, edge_node_id: gw1, state_dir: state, commands: true}
+`, srv.URL(), addr, group)), 0o644))
+
+	var mu sync.Mutex
+	var topics []string
+	cli := pmqtt.NewClient(pmqtt.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(group + "-host").SetCleanSession(true))
+	tok := cli.Connect()
+	require.True(t, tok.WaitTimeout(10*time.Second))
+	require.NoError(t, tok.Error())
+	defer cli.Disconnect(100)
+	tok = cli.Subscribe("spBv1.0/"+group+"/#", 1, func(_ pmqtt.Client, m pmqtt.Message) {
+		mu.Lock()
+		topics = append(topics, m.Topic())
+		mu.Unlock()
+	})
+	require.True(t, tok.WaitTimeout(10*time.Second))
+	require.NoError(t, tok.Error())
+	seen := func(topic string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Contains(topics, topic)
+	}
+
+	cfg, err := Load(path)
+	require.NoError(t, err)
+	g, err := cfg.Build(BuildOptions{})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	prefix := "spBv1.0/" + group + "/"
+	require.Eventually(t, func() bool { return seen(prefix + "NBIRTH/gw1") }, 20*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return seen(prefix + "DBIRTH/gw1/plc1") }, 20*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return seen(prefix + "DDATA/gw1/plc1") }, 20*time.Second, 10*time.Millisecond)
+	bd, err := os.ReadFile(filepath.Join(dir, "state", "bdseq"))
+	require.NoError(t, err, "state_dir is relative to the configuration file")
+	assert.Equal(t, "0\n", string(bd))
+
+	cancel()
+	require.NoError(t, <-done)
+	done <- nil
+	require.Eventually(t, func() bool { return seen(prefix + "NDEATH/gw1") }, 20*time.Second, 10*time.Millisecond,
+		"stopping the gateway publishes the NDEATH")
 }
