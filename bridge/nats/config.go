@@ -45,6 +45,19 @@ type Config struct {
 	// "m2m.{source}.{point}" gives "m2m.*.*") and the server's defaults
 	// otherwise (file storage, limits retention).
 	CreateStream bool `yaml:"create_stream"`
+	// Layout is how samples become messages: "sample" (the default, also
+	// when empty: one message per sample, bridge.AppendJSON, on Subject)
+	// or "batch" (one message per source and poll cycle in bridge's batch
+	// layout, bridge.AppendBatchJSON; Subject then holds {source} only and
+	// defaults to [DefaultBatchSubject]).
+	Layout string `yaml:"layout"`
+	// MetadataSubject, with layout batch, is where the units of each
+	// source's points go (bridge.AppendMetaJSON), once per connection and
+	// whenever they change; the batch messages then leave units out. It
+	// may hold {source} but not {point}. With create_stream the stream
+	// takes these subjects too. Empty (the default): every batch message
+	// carries its points' units.
+	MetadataSubject string `yaml:"metadata_subject"`
 	// MaxAckPending bounds the JetStream publishes sent and not yet
 	// acknowledged (default 4096).
 	MaxAckPending int `yaml:"max_ack_pending"`
@@ -103,6 +116,8 @@ type settings struct {
 	servers  []string
 	tls      *tls.Config
 	template template
+	// metaTemplate is MetadataSubject parsed, when set.
+	metaTemplate template
 }
 
 // Validate checks every setting without I/O and returns every problem at
@@ -165,14 +180,41 @@ func (c Config) check() (*settings, error) {
 		s.servers = append(s.servers, u.String())
 	}
 
+	switch c.Layout {
+	case "", LayoutSample:
+		s.Layout = LayoutSample
+	case LayoutBatch:
+	default:
+		errs = append(errs, cfgcheck.Enum("layout", "layout", c.Layout, LayoutSample, LayoutBatch))
+	}
 	if c.Subject == "" {
 		s.Subject = DefaultSubject
+		if s.Layout == LayoutBatch {
+			s.Subject = DefaultBatchSubject
+		}
 	}
 	t, err := parseTemplate(s.Subject)
 	if err != nil {
 		bad("subject", "%v", err)
+	} else if s.Layout == LayoutBatch && t.hasPoint() {
+		errs = append(errs, &bridge.FieldError{Path: "subject", Msg: fmt.Sprintf("%q holds {point}, but a batch message carries many points", s.Subject),
+			Hint: "use {source} only, e.g. " + DefaultBatchSubject})
 	}
 	s.template = t
+	if c.MetadataSubject != "" {
+		mt, err := parseTemplate(c.MetadataSubject)
+		switch {
+		case s.Layout != LayoutBatch:
+			bad("metadata_subject", "is only used with layout batch")
+		case err != nil:
+			bad("metadata_subject", "%v", err)
+		case mt.hasPoint():
+			bad("metadata_subject", "%q holds {point}: the metadata message of a source names all its points", c.MetadataSubject)
+		case subjectCovers(mt.wildcard(), t.wildcard()) || subjectCovers(t.wildcard(), mt.wildcard()):
+			bad("metadata_subject", "%q overlaps the subjects of the batch messages (%s): give the metadata subjects of their own", c.MetadataSubject, t.wildcard())
+		}
+		s.metaTemplate = mt
+	}
 
 	if c.Stream != "" {
 		if !c.JetStream {
@@ -255,11 +297,21 @@ func (c Config) build() (*settings, error) {
 	return s, nil
 }
 
+// subjects are the subject filters of the sink's messages: the template's,
+// and the metadata's.
+func (s *settings) subjects() []string {
+	out := []string{s.template.wildcard()}
+	if s.MetadataSubject != "" {
+		out = append(out, s.metaTemplate.wildcard())
+	}
+	return out
+}
+
 // streamConfig is the stream CreateStream makes.
 func (s *settings) streamConfig() jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        s.Stream,
-		Subjects:    []string{s.template.wildcard()},
+		Subjects:    s.subjects(),
 		Description: "samples from m2mbridge",
 	}
 }

@@ -27,6 +27,8 @@
 //	  jetstream: true                   # false: core NATS (at most once)
 //	  stream: M2M                       # JetStream only: the stream the subjects belong to
 //	  create_stream: true               # create it, with the template's subjects, when absent
+//	  layout: sample                    # sample (default: a message per sample) | batch
+//	  metadata_subject: "m2m.meta.{source}"   # batch only: units once per connection and on change
 //	  max_ack_pending: 4096             # JetStream publishes awaiting their acknowledgement
 //	  ack_timeout: 10s
 //	  name: gateway-1                   # connection name shown by the server
@@ -55,6 +57,34 @@
 // [Sink.Subject] gives the subject of a source and point, and
 // [Sink.StreamSubject] the filter that covers them all (each token holding a
 // placeholder becomes '*': "m2m.*.*").
+//
+// # Batch layout and metadata
+//
+// With layout: batch the sink publishes one message per source and poll
+// cycle instead of one per sample, on a subject that holds {source} only
+// (default [DefaultBatchSubject], "m2m.{source}"), in the JSON of
+// [bridge.AppendBatchJSON] (source, time, seq range and the points with
+// value, unit and quality; see its documentation for the schema). A Write's
+// batch is cut into messages by [bridge.NextBatch] (a new message where the
+// source changes, a point repeats or the sequence numbers have a gap; at
+// most 2,000 points), and a message fails or succeeds as a whole.
+//
+// With metadata_subject (which may hold {source}, not {point}, and must not
+// overlap the batch subjects), the batch messages leave units out and the
+// sink publishes a metadata message per source ([bridge.AppendMetaJSON],
+// {"source":"meter1","units":{"voltage_l1":"V"}}) before the first batch
+// message of the source on each connection, and again whenever a point
+// appears or its unit changes. NATS keeps no retained messages: a consumer
+// of core NATS subscribes to both subjects before the data flows (or is
+// told the units when the gateway reconnects); with JetStream the metadata
+// subjects are stored in the stream too (create_stream adds their filter,
+// and an existing stream must cover them), so a consumer that reads the
+// stream from the start, or asks for the last message per subject
+// (DeliverLastPerSubjectPolicy on the metadata subjects), has them. It
+// keeps the last metadata of each source and gives each point of a batch
+// message the unit named there ([bridge.DecodeMetaJSON],
+// [bridge.DecodeBatchJSON]). A batch Write whose metadata cannot be
+// published fails as a whole. NATS batch messages are not compressed.
 //
 // # Delivery
 //

@@ -40,6 +40,7 @@ type Sink struct {
 
 	subjects *tmpl.Cache // used by Write only
 	scratch  []byte      // core NATS payload buffer, used by Write only
+	batch    *batcher    // layout batch, used by Write only
 }
 
 var (
@@ -58,7 +59,11 @@ func New(cfg Config) (*Sink, error) {
 	if err != nil {
 		return nil, cfgcheck.Wrap("nats", err)
 	}
-	return &Sink{set: set, subjects: tmpl.NewCache(set.template.Template)}, nil
+	s := &Sink{set: set, subjects: tmpl.NewCache(set.template.Template)}
+	if set.Layout == LayoutBatch {
+		s.batch = newBatcher(set)
+	}
+	return s, nil
 }
 
 // Subject returns the subject a sample of the given source and point is
@@ -154,14 +159,17 @@ func (s *Sink) ensureStream(ctx context.Context, js jetstream.JetStream) error {
 	st, err := js.Stream(ctx, s.set.Stream)
 	switch {
 	case err == nil:
-		want := s.set.template.wildcard()
-		for _, f := range st.CachedInfo().Config.Subjects {
-			if subjectCovers(f, want) {
-				return nil
+		for _, want := range s.set.subjects() {
+			covered := false
+			for _, f := range st.CachedInfo().Config.Subjects {
+				covered = covered || subjectCovers(f, want)
+			}
+			if !covered {
+				// A setting to fix, not bad data: the samples stay queued.
+				return fmt.Errorf("nats: stream %q takes subjects %q, which do not cover the template's %q", s.set.Stream, st.CachedInfo().Config.Subjects, want)
 			}
 		}
-		// A setting to fix, not bad data: the samples stay queued.
-		return fmt.Errorf("nats: stream %q takes subjects %q, which do not cover the template's %q", s.set.Stream, st.CachedInfo().Config.Subjects, want)
+		return nil
 	case !errors.Is(err, jetstream.ErrStreamNotFound):
 		return fmt.Errorf("nats: stream %q: %w", s.set.Stream, err)
 	case !s.set.CreateStream:
@@ -169,7 +177,7 @@ func (s *Sink) ensureStream(ctx context.Context, js jetstream.JetStream) error {
 	}
 	_, err = js.CreateStream(ctx, s.set.streamConfig())
 	if err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-		return fmt.Errorf("nats: create stream %q with subjects %q: %w", s.set.Stream, s.set.template.wildcard(), err)
+		return fmt.Errorf("nats: create stream %q with subjects %q: %w", s.set.Stream, s.set.subjects(), err)
 	}
 	return nil
 }
@@ -212,6 +220,9 @@ func (s *Sink) Write(ctx context.Context, batch []bridge.Sample) error {
 	}
 	if len(batch) == 0 {
 		return nil
+	}
+	if s.batch != nil {
+		return s.batch.write(ctx, s, nc, js, batch)
 	}
 	if js != nil {
 		return s.writeJetStream(ctx, js, batch)
@@ -259,6 +270,41 @@ func (s *Sink) writeCore(ctx context.Context, nc *nats.Conn, batch []bridge.Samp
 }
 
 func (s *Sink) writeJetStream(ctx context.Context, js jetstream.JetStream, batch []bridge.Sample) error {
+	// The payloads share one buffer that is never reused: the client holds
+	// a message until its acknowledgement, to resend it on "no responders".
+	buf := make([]byte, 0, 160*len(batch))
+	msgs := make([]outMsg, len(batch))
+	for i := range batch {
+		smp := &batch[i]
+		start := len(buf)
+		buf = bridge.AppendJSON(buf, smp)
+		msgs[i] = outMsg{idx: i, n: 1, subject: s.subjects.Get(smp.Source, smp.Point), data: buf[start:len(buf):len(buf)]}
+	}
+	var be *bridge.BatchError
+	s.publishJetStream(ctx, js, msgs, func(i, n int, err error) {
+		if be == nil {
+			be = bridge.NewBatchError()
+		}
+		for j := i; j < i+n; j++ {
+			be.Fail(j, err)
+		}
+	})
+	if be != nil {
+		return be
+	}
+	return nil
+}
+
+// outMsg is one message to publish: the samples [idx, idx+n) of a batch.
+type outMsg struct {
+	idx, n  int
+	subject string
+	data    []byte
+}
+
+// publishJetStream publishes msgs to JetStream, keeping at most
+// MaxAckPending unacknowledged, and calls fail for each one that failed.
+func (s *Sink) publishJetStream(ctx context.Context, js jetstream.JetStream, msgs []outMsg, failMsg func(idx, n int, err error)) {
 	// Writes do not overlap, so anything pending now is an acknowledgement
 	// an earlier Write stopped waiting for (timed out or cancelled). It
 	// would stay pending in the client and count against MaxAckPending:
@@ -269,19 +315,16 @@ func (s *Sink) writeJetStream(ctx context.Context, js jetstream.JetStream, batch
 	if js.PublishAsyncPending() > 0 {
 		js.CleanupPublisher()
 	}
-	var be *bridge.BatchError
-	fail := func(i int, err error) {
-		if be == nil {
-			be = bridge.NewBatchError()
-		}
-		be.Fail(i, err)
+	if len(msgs) == 0 {
+		return
 	}
+	fail := func(k int, err error) { failMsg(msgs[k].idx, msgs[k].n, err) }
 	type pend struct {
 		idx      int
 		paf      jetstream.PubAckFuture
 		deadline time.Time
 	}
-	ring := make([]pend, min(s.set.MaxAckPending, len(batch)))
+	ring := make([]pend, min(s.set.MaxAckPending, len(msgs)))
 	head, n := 0, 0
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -317,10 +360,7 @@ func (s *Sink) writeJetStream(ctx context.Context, js jetstream.JetStream, batch
 		timer.Stop()
 	}
 
-	// The payloads share one buffer that is never reused: the client holds
-	// a message until its acknowledgement, to resend it on "no responders".
-	buf := make([]byte, 0, 160*len(batch))
-	for i := range batch {
+	for i := range msgs {
 		if ctxDone || ctx.Err() != nil {
 			ctxDone = true
 			fail(i, ctx.Err())
@@ -333,10 +373,7 @@ func (s *Sink) writeJetStream(ctx context.Context, js jetstream.JetStream, batch
 				continue
 			}
 		}
-		smp := &batch[i]
-		start := len(buf)
-		buf = bridge.AppendJSON(buf, smp)
-		msg := &nats.Msg{Subject: s.subjects.Get(smp.Source, smp.Point), Data: buf[start:len(buf):len(buf)]}
+		msg := &nats.Msg{Subject: msgs[i].subject, Data: msgs[i].data}
 		paf, err := js.PublishMsgAsync(msg)
 		if err != nil {
 			fail(i, publishError(err))
@@ -348,10 +385,6 @@ func (s *Sink) writeJetStream(ctx context.Context, js jetstream.JetStream, batch
 	for n > 0 {
 		wait()
 	}
-	if be != nil {
-		return be
-	}
-	return nil
 }
 
 // publishError classifies an error of one publish.

@@ -12,6 +12,26 @@ import (
 // DefaultSubject is the subject template used when Config.Subject is empty.
 const DefaultSubject = "m2m.{source}.{point}"
 
+// DefaultBatchSubject is the subject template used when Config.Subject is
+// empty and Config.Layout is [LayoutBatch].
+const DefaultBatchSubject = "m2m.{source}"
+
+// The layouts (Config.Layout).
+const (
+	LayoutSample = "sample"
+	LayoutBatch  = "batch"
+)
+
+// hasPoint reports whether t holds {point}.
+func (t template) hasPoint() bool {
+	for _, p := range t.Parts() {
+		if p.Kind == tmpl.Point {
+			return true
+		}
+	}
+	return false
+}
+
 // subjectSyntax is what NATS adds to the template grammar.
 var subjectSyntax = tmpl.Syntax{
 	What: "subject template",
