@@ -389,3 +389,55 @@ func TestHistoricalRule(t *testing.T) {
 	assert.False(t, dd[1].payload.GetMetrics()[0].GetIsHistorical())
 	assert.EqualValues(t, 1, s.Stats().Historical)
 }
+
+// blockingHost is a Host whose writes wait until released.
+type blockingHost struct {
+	fakeHost
+	release chan struct{}
+}
+
+func (b *blockingHost) Write(ctx context.Context, req bridge.WriteRequest) bridge.WriteResult {
+	select {
+	case <-b.release:
+	case <-ctx.Done():
+	}
+	return b.fakeHost.Write(ctx, req)
+}
+
+// TestCommandQueueBounded: DCMDs wait in a bounded queue while a write is
+// slow; those beyond it are dropped and counted, the others written in
+// order.
+func TestCommandQueueBounded(t *testing.T) {
+	addr := brokerAddr(t)
+	ctx := testCtx(t, 30*time.Second)
+	cfg := testConfig(t, addr)
+	cfg.Commands = true
+	h := newHost(t, addr, cfg.GroupID)
+	s := newSink(t, cfg)
+	bh := &blockingHost{fakeHost: fakeHost{health: map[string]bridge.Health{}}, release: make(chan struct{})}
+	s.Use(bh, "spb")
+	require.NoError(t, s.Connect(ctx))
+	require.NoError(t, s.Write(ctx, []bridge.Sample{sample("d1", "p", bridge.Int(0))}))
+	h.waitFor(1, DBIRTH, "d1")
+	const n = commandQueue + 20
+	for i := 1; i <= n; i++ {
+		h.publish(s.Topic(DCMD, "d1"), 1, false, dcmd(&sppb.Payload_Metric{Name: proto.String("p"),
+			Datatype: proto.Uint32(uint32(sppb.DataType_Int64)), Value: &sppb.Payload_Metric_LongValue{LongValue: uint64(i)}}))
+	}
+	require.Eventually(t, func() bool { return s.Stats().CommandsDropped > 0 }, 10*time.Second, 5*time.Millisecond)
+	close(bh.release)
+	require.Eventually(t, func() bool {
+		bh.mu.Lock()
+		defer bh.mu.Unlock()
+		return uint64(len(bh.writes))+s.Stats().CommandsDropped == n
+	}, 10*time.Second, 5*time.Millisecond)
+	bh.mu.Lock()
+	defer bh.mu.Unlock()
+	last := int64(0)
+	for _, w := range bh.writes {
+		v, _ := w.Value.Int()
+		assert.Greater(t, v, last, "in order")
+		last = v
+		assert.Equal(t, "d1", w.Source)
+	}
+}

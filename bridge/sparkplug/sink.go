@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -101,12 +102,13 @@ type Sink struct {
 
 	topicNBIRTH, topicNDEATH, topicNCMD, topicDCMD, topicState string
 
-	startOnce sync.Once
-	ctx       context.Context // the goroutines' context, cancelled by Close
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
-	events    chan message // NCMD and STATE, for the session goroutine
-	cmds      chan message // DCMD, for the command goroutine
+	startOnce   sync.Once
+	ctx         context.Context // the goroutines' context, cancelled by Close
+	cancel      context.CancelFunc
+	wg          sync.WaitGroup
+	events      chan message // NCMD and STATE, for the session goroutine
+	cmdsDropped atomic.Uint64
+	cmds        chan message // DCMD, for the command goroutine
 
 	hostMu   sync.Mutex
 	host     Host
@@ -264,6 +266,7 @@ func (s *Sink) Stats() Stats {
 	defer s.mu.Unlock()
 	st := s.st
 	st.BdSeq, st.Connected, st.Born = s.bdSeq, s.c != nil, s.born
+	st.CommandsDropped = s.cmdsDropped.Load()
 	return st
 }
 
@@ -457,9 +460,9 @@ func (s *Sink) onMessage(m message) {
 	case q <- m:
 	default:
 		if q == s.cmds {
-			s.mu.Lock()
-			s.st.CommandsDropped++
-			s.mu.Unlock()
+			// Atomic, not under s.mu: the client's goroutine must never
+			// wait for a lock held while the client is disconnected.
+			s.cmdsDropped.Add(1)
 		}
 		s.log.Warn("sparkplug: message dropped: too many waiting", "topic", m.topic)
 	}
