@@ -1,11 +1,14 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -159,4 +162,30 @@ func WriteProfile(w io.Writer, p *modbus.Profile) error {
 		return fmt.Errorf("gateway: writing profile %s: %w", p.Name, err)
 	}
 	return enc.Close()
+}
+
+// WriteProfileFile writes p as a profile file at path, atomically (a
+// temporary file renamed into place), so a half-written profile is never
+// loaded.
+func WriteProfileFile(path string, p *modbus.Profile) error {
+	var b bytes.Buffer
+	if err := WriteProfile(&b, p); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("gateway: writing profile: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b.Bytes()); err != nil {
+		tmp.Close()
+		return fmt.Errorf("gateway: writing profile: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("gateway: writing profile: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("gateway: writing profile: %w", err)
+	}
+	return nil
 }

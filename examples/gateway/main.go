@@ -8,6 +8,7 @@
 //	gateway -config gateway.yaml -check     # validate, print read plans and node lists
 //	gateway -config gateway.yaml -once      # poll every device once, deliver, exit
 //	gateway -config gateway.yaml -metrics 127.0.0.1:9100   # /metrics, /healthz, the status page /status
+//	gateway -config gateway.yaml -discover inverter1 [-profile-out inverter1.yaml]   # a SunSpec device's models and points
 //	gateway -version
 //
 // The configuration is checked strictly before anything starts: every
@@ -86,6 +87,8 @@ type options struct {
 	logFormat   string
 	logLevel    string
 	version     bool
+	discover    string
+	profileOut  string
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -100,6 +103,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
+	fs.StringVar(&o.discover, "discover", "", "connect to the SunSpec `device` (a device with a sunspec block), print its model chain and points, and exit")
+	fs.StringVar(&o.profileOut, "profile-out", "", "with -discover, also write the points as a profile `file` to pin them")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -116,6 +121,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if o.check && o.once {
 		fmt.Fprintln(stderr, "gateway: -check and -once exclude each other")
+		return exitUsage
+	}
+	if o.discover != "" && (o.check || o.once) || o.profileOut != "" && o.discover == "" {
+		fmt.Fprintln(stderr, "gateway: -discover excludes -check and -once; -profile-out needs -discover")
 		return exitUsage
 	}
 	if o.metrics != "" {
@@ -145,6 +154,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if o.check {
 		fmt.Fprint(stdout, cfg.Check())
+		return 0
+	}
+	if o.discover != "" {
+		prof, err := cfg.Discover(ctx, o.discover, stdout)
+		if err == nil && o.profileOut != "" {
+			if err = gateway.WriteProfileFile(o.profileOut, prof); err == nil {
+				fmt.Fprintf(stderr, "gateway: wrote profile %s (%d points)\n", o.profileOut, len(prof.Points))
+			}
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return exitFailed
+		}
 		return 0
 	}
 
