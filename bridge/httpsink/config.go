@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/m2mbridge/m2mbridge/bridge"
+	"github.com/m2mbridge/m2mbridge/internal/bodycodec"
 	"github.com/m2mbridge/m2mbridge/internal/cfgcheck"
 	"github.com/m2mbridge/m2mbridge/internal/limits"
 	"github.com/m2mbridge/m2mbridge/internal/redact"
@@ -33,7 +34,13 @@ type Config struct {
 	Password string `yaml:"password"`
 	// Token sends "Authorization: Bearer <token>".
 	Token string `yaml:"token"`
-	// Gzip compresses request bodies (Content-Encoding: gzip).
+	// Compression compresses request bodies: "none" (the default, also
+	// when empty), "gzip" or "zstd", sent with that Content-Encoding. The
+	// server must decode it: most HTTP frameworks and proxies decode gzip;
+	// zstd (RFC 8878) fewer.
+	Compression string `yaml:"compression"`
+	// Gzip is compression: gzip, as it was written before compression had
+	// a choice; not with Compression set to something else.
 	Gzip bool `yaml:"gzip"`
 	// Timeout bounds each request; default 10s.
 	Timeout time.Duration `yaml:"timeout"`
@@ -148,6 +155,14 @@ func (c Config) check() (*settings, error) {
 	}
 	if err := cfgcheck.Secret("password", "username", c.Username, c.Password); err != nil {
 		errs = append(errs, err)
+	}
+	if fe := bodycodec.Check("compression", c.Compression); fe != nil {
+		errs = append(errs, fe)
+	} else if c.Gzip {
+		if c.Compression != "" && c.Compression != bodycodec.Gzip {
+			bad("gzip", "contradicts compression %q: give one of them", c.Compression)
+		}
+		s.Compression = bodycodec.Gzip
 	}
 	errs = append(errs, limits.Durations(
 		limits.Duration{Key: "timeout", P: &s.Timeout, Def: 10 * time.Second, Min: limits.MinTimeout, Max: limits.MaxTimeout},

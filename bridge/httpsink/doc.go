@@ -5,8 +5,11 @@
 //	[{"source":"meter1","point":"voltage_l1","value":230.5,"unit":"V","quality":"good","time":"2026-11-21T10:00:00.123456789Z"}, ...]
 //
 // with Content-Type application/json (unless the headers set another), and
-// Content-Encoding gzip when Gzip is set. Bad samples are sent too, with
-// their "error".
+// the body compressed with gzip or zstd (RFC 8878), with that
+// Content-Encoding, when Compression is set (Gzip is compression: gzip,
+// as written before there was a choice). A JSON batch of samples shrinks
+// about tenfold with either; zstd takes less CPU for the same size. Bad
+// samples are sent too, with their "error".
 //
 // # Settings
 //
@@ -17,7 +20,7 @@
 //	username: bridge                            # HTTP basic authentication; the gateway
 //	password: ...                               #   resolves password_env/password_file
 //	token: ...                                  # or "Authorization: Bearer <token>" (token_env/token_file)
-//	gzip: false                                 # compress request bodies
+//	compression: none                           # none (default) | gzip | zstd: compress request bodies
 //	timeout: 10s                                # per request
 //	ca_file: ca.pem                             # authorities to trust for https; empty: the system's
 //	cert_file: client.pem                       # client certificate and key (mutual TLS)

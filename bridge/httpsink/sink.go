@@ -2,7 +2,6 @@ package httpsink
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/m2mbridge/m2mbridge/bridge"
+	"github.com/m2mbridge/m2mbridge/internal/bodycodec"
 	"github.com/m2mbridge/m2mbridge/internal/bisect"
 	"github.com/m2mbridge/m2mbridge/internal/cfgcheck"
 	"github.com/m2mbridge/m2mbridge/internal/redact"
@@ -32,8 +32,7 @@ type Sink struct {
 	closed atomic.Bool
 	mu     sync.Mutex // serialises Write; guards the buffers
 	body   []byte
-	zbuf   bytes.Buffer
-	gz     *gzip.Writer
+	enc    *bodycodec.Encoder // nil without compression
 
 	sent, splits, rejected atomic.Uint64
 }
@@ -114,8 +113,9 @@ func New(cfg Config) (*Sink, error) {
 		r.SetBasicAuth(s.Username, s.Password)
 		h.Set("Authorization", r.Header.Get("Authorization"))
 	}
-	if s.Gzip {
-		h.Set("Content-Encoding", "gzip")
+	enc := bodycodec.New(s.Compression)
+	if enc != nil {
+		h.Set("Content-Encoding", enc.ContentEncoding())
 	}
 	client := &http.Client{
 		Transport: tr,
@@ -133,11 +133,7 @@ func New(cfg Config) (*Sink, error) {
 			return nil
 		},
 	}
-	k := &Sink{s: s, name: redact.URL(s.URL), client: client, tr: tr, header: h}
-	if s.Gzip {
-		k.gz, _ = gzip.NewWriterLevel(&k.zbuf, gzip.BestSpeed)
-	}
-	return k, nil
+	return &Sink{s: s, name: redact.URL(s.URL), client: client, tr: tr, header: h, enc: enc}, nil
 }
 
 // Stats returns the counters of k. It is safe to call at any time.
@@ -226,12 +222,8 @@ func verdict(err error) bisect.Verdict {
 func (k *Sink) send(ctx context.Context, batch []bridge.Sample) error {
 	k.body = AppendBatch(k.body[:0], batch)
 	body := k.body
-	if k.gz != nil {
-		k.zbuf.Reset()
-		k.gz.Reset(&k.zbuf)
-		_, _ = k.gz.Write(body)
-		_ = k.gz.Close()
-		body = k.zbuf.Bytes()
+	if k.enc != nil {
+		body = k.enc.Encode(body)
 	}
 	return k.post(ctx, body)
 }
@@ -272,5 +264,10 @@ func (k *Sink) Close(context.Context) error {
 		return fmt.Errorf("httpsink: close: %w", bridge.ErrClosed)
 	}
 	k.tr.CloseIdleConnections()
+	if k.enc != nil {
+		k.mu.Lock()
+		k.enc.Close()
+		k.mu.Unlock()
+	}
 	return nil
 }

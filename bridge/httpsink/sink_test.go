@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
@@ -52,7 +53,9 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	if r.Header.Get("Content-Encoding") == "gzip" {
+	// Each codec is read by its reference decoder.
+	switch ce := r.Header.Get("Content-Encoding"); ce {
+	case "gzip":
 		zr, err := gzip.NewReader(bytes.NewReader(body))
 		if err == nil {
 			body, err = io.ReadAll(zr)
@@ -61,6 +64,20 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "bad gzip: "+err.Error(), http.StatusBadRequest)
 			return
 		}
+	case "zstd":
+		d, err := zstd.NewReader(nil)
+		if err == nil {
+			body, err = d.DecodeAll(body, nil)
+			d.Close()
+		}
+		if err != nil {
+			http.Error(w, "bad zstd: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+	case "":
+	default:
+		http.Error(w, "unknown Content-Encoding "+ce, http.StatusUnsupportedMediaType)
+		return
 	}
 	rc.mu.Lock()
 	n := len(rc.requests)
@@ -141,12 +158,8 @@ var sample = bridge.Sample{
 }
 
 func TestConformance(t *testing.T) {
-	for _, gz := range []bool{false, true} {
-		name := "Plain"
-		if gz {
-			name = "Gzip"
-		}
-		t.Run(name, func(t *testing.T) {
+	for _, codec := range []string{"", "gzip", "zstd"} {
+		t.Run("compression "+codec, func(t *testing.T) {
 			// One server, made before the suite (whose goroutine leak
 			// check must see only the sink's goroutines), with a
 			// receiver per sink under its own path.
@@ -170,7 +183,7 @@ func TestConformance(t *testing.T) {
 					path := "/sink" + strconv.Itoa(len(receivers))
 					receivers[path] = rc
 					mu.Unlock()
-					return newSink(t, httpsink.Config{URL: srv.URL + path, Gzip: gz}), rc.readback
+					return newSink(t, httpsink.Config{URL: srv.URL + path, Compression: codec}), rc.readback
 				},
 			})
 		})
@@ -178,14 +191,14 @@ func TestConformance(t *testing.T) {
 }
 
 func TestRequest(t *testing.T) {
-	for _, gz := range []bool{false, true} {
+	for _, codec := range []string{"", "gzip", "zstd"} {
 		rc := newReceiver()
 		srv := httptest.NewServer(rc)
 		defer srv.Close()
 		s := newSink(t, httpsink.Config{
 			URL:     srv.URL + "/ingest?site=7",
 			Headers: map[string]string{"X-Api-Key": "k1", "content-type": "application/vnd.m2m+json"},
-			Token:   "t0ken", Gzip: gz,
+			Token:   "t0ken", Compression: codec, Gzip: codec == "gzip",
 		})
 		bad := bridge.BadSample("meter1", "current", sample.Time, errors.New("timeout"))
 		big := bridge.Sample{Source: "meter1", Point: "n", Value: bridge.Uint(math.MaxUint64), Time: sample.Time}
@@ -199,11 +212,7 @@ func TestRequest(t *testing.T) {
 		assert.Equal(t, "k1", r.Header.Get("X-Api-Key"))
 		assert.Equal(t, "Bearer t0ken", r.Header.Get("Authorization"))
 		assert.Equal(t, "application/vnd.m2m+json", r.Header.Get("Content-Type"))
-		if gz {
-			assert.Equal(t, "gzip", r.Header.Get("Content-Encoding"))
-		} else {
-			assert.Empty(t, r.Header.Get("Content-Encoding"))
-		}
+		assert.Equal(t, codec, r.Header.Get("Content-Encoding"))
 		assert.Equal(t, `[`+
 			`{"source":"meter1","point":"voltage_l1","value":230.5,"unit":"V","quality":"good","time":"2026-11-21T10:00:00.123456789Z"},`+
 			`{"source":"meter1","point":"current","quality":"bad","time":"2026-11-21T10:00:00.123456789Z","error":"timeout"},`+
@@ -409,6 +418,8 @@ func TestValidate(t *testing.T) {
 			"headers.authorization: not allowed with token: username/password, token and an Authorization header exclude each other",
 		}},
 		{"PasswordWithoutUser", httpsink.Config{URL: "http://h", Password: "p"}, []string{"password: given without username"}},
+		{"Compression", httpsink.Config{URL: "http://h", Compression: "zstandard"}, []string{`compression: unknown compression "zstandard": want none, gzip or zstd`}},
+		{"GzipAndZstd", httpsink.Config{URL: "http://h", Compression: "zstd", Gzip: true}, []string{`gzip: contradicts compression "zstd": give one of them`}},
 		{"EmptyPassword", httpsink.Config{URL: "http://h", Username: "u"}, []string{"password: empty, but username is set (password_env or password_file must name a variable or file that holds the password; one that is set but empty gives an empty password)"}},
 		{"CertWithoutKey", httpsink.Config{URL: "https://h", KeyFile: "k.pem"}, []string{"cert_file: required with key_file (give cert_file and key_file together, or neither)"}},
 		{"TLSAndFiles", httpsink.Config{URL: "https://h", TLS: &tls.Config{MinVersion: tls.VersionTLS12}, InsecureSkipVerify: true}, []string{
