@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/m2mbridge/m2mbridge/bridge"
-	"github.com/m2mbridge/m2mbridge/internal/bodycodec"
 	"github.com/m2mbridge/m2mbridge/internal/bisect"
+	"github.com/m2mbridge/m2mbridge/internal/bodycodec"
 	"github.com/m2mbridge/m2mbridge/internal/cfgcheck"
 	"github.com/m2mbridge/m2mbridge/internal/redact"
 )
