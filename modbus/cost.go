@@ -123,7 +123,7 @@ func ASCIICost(baud int, dataBits, parityBits, stopBits int) CostModel {
 		dataBits = 7
 	}
 	if parityBits < 0 {
-		parityBits = 0
+		parityBits = 1
 	}
 	if stopBits <= 0 {
 		stopBits = 1

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestRTUCost(t *testing.T) {
@@ -34,4 +35,54 @@ func TestTCPCost(t *testing.T) {
 	assert.Equal(t, CostModel{PerRequest: time.Millisecond}, TCPCost(time.Millisecond, 0))
 	assert.Equal(t, time.Millisecond+21*time.Microsecond+10*2*time.Microsecond, c.Cost(Holding, 10))
 	assert.Equal(t, time.Millisecond+21*time.Microsecond+16*125*time.Nanosecond, c.Cost(Coil, 16))
+}
+
+func TestASCIICost(t *testing.T) {
+	// 9600 baud 7E1 (the ASCII default): 10 bits a character.
+	c := ASCIICost(9600, 7, 1, 1)
+	char := time.Second * 10 / 9600
+	// Request ':' + 2×(address, function, address (2), quantity (2), LRC)
+	// + CR LF = 17 characters; response overhead ':' + 2×(address,
+	// function, byte count, LRC) + CR LF = 11; no silence between frames.
+	assert.InDelta(t, float64(28*char), float64(c.PerRequest), float64(time.Microsecond))
+	assert.InDelta(t, float64(4*char), float64(c.PerRegister), float64(time.Microsecond))
+	assert.InDelta(t, float64(char/4), float64(c.PerBit), float64(time.Microsecond))
+	// A 10-register read: 28 + 40 characters.
+	assert.InDelta(t, float64(68*char), float64(c.Cost(Holding, 10)), float64(time.Microsecond))
+	// 8N1 is 10 bits too; 7N2 likewise; 8E1 is 11.
+	assert.Equal(t, c, ASCIICost(9600, 8, 0, 1))
+	assert.Equal(t, c, ASCIICost(9600, 7, 0, 2))
+	char = time.Second * 11 / 19200
+	assert.InDelta(t, float64(28*char), float64(ASCIICost(19200, 8, 1, 1).PerRequest), float64(time.Microsecond))
+	// Invalid arguments fall back to 19200 7E1.
+	assert.Equal(t, ASCIICost(19200, 7, 1, 1), ASCIICost(0, 0, -1, 0))
+	// At the same line settings a register costs twice what it costs on
+	// RTU, and a request more.
+	rtu := RTUCost(9600, 7, 1, 1)
+	assert.InDelta(t, float64(2*rtu.PerRegister), float64(c.PerRegister), 2)
+	assert.Greater(t, c.PerRequest, rtu.PerRequest)
+}
+
+func TestEndpointCost(t *testing.T) {
+	for url, want := range map[string]CostModel{
+		"ascii:///dev/ttyUSB0?speed=9600":                          ASCIICost(9600, 7, 1, 1),
+		"asciiovertcp://gw:4001?speed=9600&parity=none":            ASCIICost(9600, 7, 0, 2),
+		"rtu:///dev/ttyUSB0?speed=9600":                            RTUCost(9600, 8, 1, 1),
+		"rtuovertcp://gw:4001?speed=38400&parity=none":             RTUCost(38400, 8, 0, 2),
+		"tcp://10.0.0.1":                                           TCPCost(time.Millisecond, 1.25e6),
+		"ascii:///dev/ttyUSB0?data_bits=8&parity=none&stop_bits=1": ASCIICost(19200, 8, 0, 1),
+	} {
+		ep, err := ParseURL(url)
+		require.NoError(t, err, url)
+		assert.Equal(t, want, EndpointCost(ep), url)
+	}
+	// The planner of an ASCII device joins across shorter holes than on
+	// RTU: a hole is worth reading while it costs less than a request.
+	asciiC, rtuC := ASCIICost(9600, 7, 1, 1), RTUCost(9600, 8, 1, 1)
+	points := []Point{
+		{Name: "a", Table: Holding, Address: 0, Type: Uint16},
+		{Name: "b", Table: Holding, Address: 9, Type: Uint16}, // a hole of 8 registers
+	}
+	assert.Len(t, NewPlanner(Limits{}, rtuC).Plan(points).Requests, 1, "RTU: 8 registers cost less than a request")
+	assert.Len(t, NewPlanner(Limits{}, asciiC).Plan(points).Requests, 2, "ASCII: 8 registers (32 characters) cost more than a request (28)")
 }
