@@ -29,7 +29,7 @@ func (s *Sink) runCommands(ctx context.Context) {
 	}
 }
 
-// handleDCMD writes the metrics of a DCMD (spec 6.4.21): each names a
+// handleDCMD writes the metrics of a DCMD (spec 4.2.2.4, 6.4.24): each names a
 // metric of the device by name or alias, with a value of its datatype.
 // The write goes through the bridge, which applies the source's rules
 // (writable, range, type) and emits the read-back sample, which this sink
@@ -80,7 +80,7 @@ func (s *Sink) refuse(device, metric string, err error) {
 }
 
 // resolveCommand finds the metric a DCMD metric names, by name or by
-// alias (spec 6.4.21 allows either), and its datatype: the one the
+// alias (spec 6.4.6: a birth ties an alias to a name for later messages), and its datatype: the one the
 // command gives, else the one of its birth.
 func (s *Sink) resolveCommand(deviceID string, pm *sppb.Payload_Metric) (source, name string, dt sppb.DataType, err error) {
 	s.mu.Lock()
@@ -188,7 +188,7 @@ func commandValue(pm *sppb.Payload_Metric, dt sppb.DataType) (bridge.Value, erro
 	return bad("not a datatype this edge node writes")
 }
 
-// state is a primary host application's STATE message (spec 7.1.3).
+// state is a primary host application's STATE message (spec 4.2.3.1).
 type state struct {
 	online    bool
 	timestamp int64

@@ -54,10 +54,10 @@ type Config struct {
 	// application: the edge node subscribes to its STATE topic and is born
 	// only while that host is online; when it goes offline the edge node
 	// sends NDEATH, disconnects, and keeps its data in the bridge's queue
-	// (or spool) until the host is back (spec 5.9, 7.1).
+	// (or spool) until the host is back (spec 5.4, 4.2.3).
 	PrimaryHostID string `yaml:"primary_host_id"`
 	// Aliases, true unless set false, gives every metric an alias in its
-	// birth, and DDATA names metrics by alias only (spec 6.4.6, 6.4.18).
+	// birth, and DDATA names metrics by alias only (spec 6.4.6).
 	Aliases *bool `yaml:"aliases"`
 	// Commands lets DCMD write: a DCMD to a metric becomes a write through
 	// the bridge (bridge.Bridge.Write), which refuses what the source does

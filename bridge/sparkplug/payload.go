@@ -11,8 +11,8 @@ import (
 	"github.com/m2mbridge/m2mbridge/bridge/sparkplug/internal/sppb"
 )
 
-// Node metric names of the NBIRTH (spec 6.4.18 names only bdSeq and
-// Node Control/Rebirth; the Node Info folder follows the Node Control
+// Node metric names of the NBIRTH (spec 4.2.1.1.2 and 6.4.19 name only bdSeq
+// and Node Control/Rebirth; the Node Info folder follows the Node Control
 // naming of Eclipse Tahu's examples).
 const (
 	MetricBdSeq      = "bdSeq"
@@ -39,7 +39,7 @@ func ms(t time.Time) uint64 {
 }
 
 // deathPayload is the NDEATH payload: the timestamp and the bdSeq metric,
-// an Int64 (spec 6.4.18, tck-id-payloads-ndeath-bdseq); no seq (6.4.5).
+// an Int64 (spec 4.2.1.3, 6.4.25); no seq (6.4.5).
 func deathPayload(bdSeq uint64, now time.Time) []byte {
 	p := &sppb.Payload{
 		Timestamp: proto.Uint64(ms(now)),
@@ -69,8 +69,8 @@ var versionOnce = sync.OnceValue(func() string {
 })
 
 // nodeBirth is the NBIRTH payload: seq 0, bdSeq (the Will's), Node
-// Control/Rebirth false without an alias (spec 6.4.18,
-// tck-id-payloads-nbirth-rebirth-req), the version and, when known, the
+// Control/Rebirth false without an alias (spec 4.2.1.1.2,
+// 6.4.19), the version and, when known, the
 // depth of the queue (or spool) of samples waiting for this sink.
 func nodeBirth(bdSeq uint64, now time.Time, spoolDepth int64, haveDepth bool) *sppb.Payload {
 	t := proto.Uint64(ms(now))

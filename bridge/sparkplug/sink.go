@@ -72,7 +72,7 @@ type Stats struct {
 	DataBytes uint64
 	// Absorbed counts Bad samples of a device whose source reports it
 	// down, after its DDEATH: the death says what they say (a DDATA may
-	// not follow a DDEATH without a DBIRTH, spec 6.4.16).
+	// not follow a DDEATH without a DBIRTH, spec 5.7).
 	Absorbed uint64
 	// Historical counts samples sent with is_historical.
 	Historical uint64
@@ -502,7 +502,7 @@ func (s *Sink) handleEvent(ctx context.Context, c conn, m message) bool {
 }
 
 // birthLocked publishes the NBIRTH (seq 0, the connection's bdSeq) and a
-// DBIRTH for every device that is not dead (spec 6.4.18, 6.4.19). Write
+// DBIRTH for every device that is not dead (spec 6.4.19, 6.4.20). Write
 // holds the same lock, so no data is published in between.
 func (s *Sink) birthLocked(ctx context.Context) error {
 	now := time.Now()
@@ -552,7 +552,7 @@ func (s *Sink) deviceBirthLocked(ctx context.Context, d *device) error {
 	return nil
 }
 
-// deviceDeathLocked publishes the DDEATH of d (spec 6.4.20).
+// deviceDeathLocked publishes the DDEATH of d (spec 4.2.2.3, 6.4.26).
 func (s *Sink) deviceDeathLocked(ctx context.Context, d *device) error {
 	p := &sppb.Payload{Timestamp: proto.Uint64(ms(time.Now())), Seq: proto.Uint64(s.seq.take())}
 	b, _ := proto.Marshal(p)
@@ -565,7 +565,7 @@ func (s *Sink) deviceDeathLocked(ctx context.Context, d *device) error {
 
 // checkHealth reads the sources' health and publishes DDEATH for a born
 // device whose source went down after its birth, DBIRTH for a dead one
-// whose source came back (spec 6.4.20: the edge node reports a device's
+// whose source came back (spec 5.7: the edge node reports a device's
 // death; STYLE: the source is the one that knows).
 func (s *Sink) checkHealth(ctx context.Context) {
 	h, name := s.getHost()
@@ -695,7 +695,7 @@ func (w *batchWrite) fail(i int, err error) {
 
 // register adds the batch's new devices and metrics first, so that a
 // device with several new metrics is born once with all of them. A new
-// metric, or a new datatype, unbirths its device (spec 6.4.19: a DBIRTH
+// metric, or a new datatype, unbirths its device (spec 5.16: a DBIRTH
 // lists every metric the device will publish).
 func (w *batchWrite) register() {
 	s := w.s
@@ -979,7 +979,7 @@ func (s *Sink) metricLocked(d *device, smp *bridge.Sample) (*metric, error) {
 	return m, nil
 }
 
-// handleState handles a STATE message of the primary host (spec 7.1.3):
+// handleState handles a STATE message of the primary host (spec 4.2.3, 5.4):
 // JSON {"online": bool, "timestamp": ms}; a timestamp older than the last
 // accepted one is stale and ignored (the host's Will carries the
 // timestamp of its birth, so an equal one is accepted). Online: be born
@@ -1021,7 +1021,7 @@ func (s *Sink) handleState(ctx context.Context, c conn, payload []byte) bool {
 }
 
 // deathLocked publishes the NDEATH of the connection (QoS 1, as its Will)
-// and disconnects cleanly (spec 5.5 / tck-id-operational-behavior-edge-node-intentional-offline).
+// and disconnects cleanly (spec 5.5).
 func (s *Sink) deathLocked(ctx context.Context) {
 	c := s.c
 	if c == nil {

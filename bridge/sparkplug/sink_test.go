@@ -136,3 +136,24 @@ func TestSession(t *testing.T) {
 		})
 	}
 }
+
+// TestNoAliases: with aliases: false, births carry no alias and DDATA
+// names its metrics.
+func TestNoAliases(t *testing.T) {
+	addr := brokerAddr(t)
+	ctx := testCtx(t, 30*time.Second)
+	cfg := testConfig(t, addr)
+	no := false
+	cfg.Aliases = &no
+	h := newHost(t, addr, cfg.GroupID)
+	s := newSink(t, cfg)
+	require.NoError(t, s.Connect(ctx))
+	require.NoError(t, s.Write(ctx, []bridge.Sample{sample("d1", "p", bridge.Float(1)), sample("d1", "p", bridge.Float(2))}))
+	b := h.waitFor(1, DBIRTH, "d1")[0]
+	assert.Nil(t, b.metric("p").Alias)
+	dd := h.waitFor(1, DDATA, "d1")[0]
+	require.Len(t, dd.payload.GetMetrics(), 1)
+	assert.Equal(t, "p", dd.payload.GetMetrics()[0].GetName())
+	assert.Nil(t, dd.payload.GetMetrics()[0].Alias)
+	assert.Equal(t, 2.0, dd.payload.GetMetrics()[0].GetDoubleValue())
+}
