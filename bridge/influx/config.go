@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/m2mbridge/m2mbridge/bridge"
+	"github.com/m2mbridge/m2mbridge/internal/bodycodec"
 	"github.com/m2mbridge/m2mbridge/internal/cfgcheck"
 	"github.com/m2mbridge/m2mbridge/internal/limits"
 	"github.com/m2mbridge/m2mbridge/internal/redact"
@@ -69,7 +70,15 @@ type Config struct {
 	// "u", and "unsigned" for v2.
 	Uint UintMode `yaml:"uint"`
 
-	// Gzip compresses request bodies (Content-Encoding: gzip).
+	// Compression compresses request bodies: "none" (the default, also
+	// when empty), "gzip" or "zstd", sent with that Content-Encoding.
+	// InfluxDB 1.x and 2.x decode gzip (their write API takes gzip or
+	// identity): zstd is for servers and proxies in front of them that
+	// decode it; InfluxDB itself answers it with an error, and the samples
+	// stay queued.
+	Compression string `yaml:"compression"`
+	// Gzip is compression: gzip, as it was written before compression had
+	// a choice; not with Compression set to something else.
 	Gzip bool `yaml:"gzip"`
 	// Timeout bounds each write request; default 10s.
 	Timeout time.Duration `yaml:"timeout"`
@@ -306,6 +315,14 @@ func (c Config) check() (*settings, error) {
 		s.noUint = !s.v2
 	case UintInteger:
 		s.noUint = true
+	}
+	if fe := bodycodec.Check("compression", c.Compression); fe != nil {
+		errs = append(errs, fe)
+	} else if c.Gzip {
+		if c.Compression != "" && c.Compression != bodycodec.Gzip {
+			bad("gzip", "contradicts compression %q: give one of them", c.Compression)
+		}
+		s.Compression = bodycodec.Gzip
 	}
 	errs = append(errs, limits.Durations(
 		limits.Duration{Key: "timeout", P: &s.Timeout, Def: 10 * time.Second, Min: limits.MinTimeout, Max: limits.MaxTimeout},

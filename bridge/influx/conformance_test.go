@@ -53,7 +53,7 @@ func TestConformance(t *testing.T) {
 					mu.Unlock()
 					cfg := influx.Config{URL: srv.URL, Database: name}
 					if v2 {
-						cfg = influx.Config{URL: srv.URL, Bucket: name, Token: "t", Gzip: true}
+						cfg = influx.Config{URL: srv.URL, Bucket: name, Token: "t", Compression: "gzip"}
 					}
 					s, err := influx.New(cfg)
 					require.NoError(t, err)

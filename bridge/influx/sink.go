@@ -2,7 +2,6 @@ package influx
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/m2mbridge/m2mbridge/bridge"
 	"github.com/m2mbridge/m2mbridge/internal/bisect"
+	"github.com/m2mbridge/m2mbridge/internal/bodycodec"
 	"github.com/m2mbridge/m2mbridge/internal/cfgcheck"
 	"github.com/m2mbridge/m2mbridge/internal/redact"
 )
@@ -41,10 +41,9 @@ type Sink struct {
 	closed atomic.Bool
 	mu     sync.Mutex // serialises Write; guards the buffers below
 	buf    []byte
-	ends   []int // ends[k] is the end offset in buf of line k
-	idx    []int // idx[k] is the batch index of line k
-	zbuf   bytes.Buffer
-	gz     *gzip.Writer
+	ends   []int              // ends[k] is the end offset in buf of line k
+	idx    []int              // idx[k] is the batch index of line k
+	codec  *bodycodec.Encoder // nil without compression
 
 	written, skipped, rejected, splits atomic.Uint64
 }
@@ -126,9 +125,7 @@ func New(cfg Config) (*Sink, error) {
 	}
 	k.pingURL = base + "/ping"
 	k.name = redact.URL(base)
-	if s.Gzip {
-		k.gz, _ = gzip.NewWriterLevel(&k.zbuf, gzip.BestSpeed)
-	}
+	k.codec = bodycodec.New(s.Compression)
 	return k, nil
 }
 
@@ -307,20 +304,16 @@ func verdict(err error) bisect.Verdict {
 
 // post sends body to the write endpoint.
 func (k *Sink) post(ctx context.Context, body []byte) error {
-	if k.gz != nil {
-		k.zbuf.Reset()
-		k.gz.Reset(&k.zbuf)
-		_, _ = k.gz.Write(body)
-		_ = k.gz.Close()
-		body = k.zbuf.Bytes()
+	if k.codec != nil {
+		body = k.codec.Encode(body)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, k.writeURL, bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("influx: write: %w", err)
 	}
 	req.Header.Set("Content-Type", "text/plain; charset=utf-8")
-	if k.gz != nil {
-		req.Header.Set("Content-Encoding", "gzip")
+	if k.codec != nil {
+		req.Header.Set("Content-Encoding", k.codec.ContentEncoding())
 	}
 	k.authorize(req)
 	resp, err := k.client.Do(req)
