@@ -40,9 +40,10 @@ ir[0:2] = regs('I', 4000000000)           # energy
 co[3] = True                              # relay
 `
 
-// sparkplugGateway is the configuration: the device behind devProxy, the
-// edge node on the broker behind brokerProxy (so that the test can cut
-// either), a spool so that what was read while the broker was away is
+// sparkplugGateway is the configuration: the device py behind devProxy,
+// py2 (the same points by the same names, so that aliases must differ
+// across devices) straight to pymodbus, the edge node on the broker behind
+// brokerProxy (so that the test can cut either), a spool so that what was read while the broker was away is
 // replayed, and a file of the samples so that the test knows what was read.
 const sparkplugGateway = `
 devices:
@@ -57,6 +58,12 @@ devices:
       - {name: label, table: holding, address: 50, type: string, length: 4}
       - {name: energy, table: input, address: 0, type: uint32, unit: kWh}
       - {name: relay, table: coil, address: 3, type: bool, writable: true}
+  - name: py2
+    interval: 100ms
+    modbus: {url: "tcp://%s", timeout: 500ms}
+    points:
+      - {name: temp, table: holding, address: 0, type: float32, unit: "°C"}
+      - {name: flags, table: holding, address: 20, type: uint16}
 sinks:
   - sparkplug: {url: "tcp://%s", group_id: %q, edge_node_id: gw1, state_dir: ./state, commands: true}
     overflow: spool
@@ -153,7 +160,7 @@ func TestSparkplugInteropDatatypes(t *testing.T) {
 	h := sparkplughost.Start(t, "tcp://"+broker, group)
 	logMessages(t, h)
 	dir := t.TempDir()
-	writeConfig(t, dir, fmt.Sprintf(sparkplugGateway, srv.Addr, broker, group))
+	writeConfig(t, dir, fmt.Sprintf(sparkplugGateway, srv.Addr, srv.Addr, broker, group))
 	start(t, dir, nil, "-config", "gateway.yaml")
 	_, db, _ := births(t, h, 0)
 	checkBirth(t, db, true)
@@ -192,7 +199,7 @@ func TestSparkplugInterop(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	writeConfig(t, dir, fmt.Sprintf(sparkplugGateway, devProxy.Addr(), brokerProxy.Addr(), group))
+	writeConfig(t, dir, fmt.Sprintf(sparkplugGateway, devProxy.Addr(), srv.Addr, brokerProxy.Addr(), group))
 	p := start(t, dir, nil, "-config", "gateway.yaml")
 
 	// Births: the node's with bdSeq and Rebirth, the device's with every
@@ -206,6 +213,19 @@ func TestSparkplugInterop(t *testing.T) {
 	require.True(t, ok)
 	assert.Equal(t, "Boolean", rb.Datatype)
 	checkBirth(t, db, false)
+	// Aliases are unique across the edge node: py2's temp and flags are
+	// other metrics than py's, with other aliases.
+	db2, _ := h.Wait(t, 0, "DBIRTH of py2", func(m sparkplughost.Message) bool { return m.Type == "DBIRTH" && m.Device == "py2" })
+	aliases := map[uint64]string{}
+	for _, b := range []sparkplughost.Message{db, db2} {
+		for _, m := range b.Metrics {
+			require.NotNil(t, m.Alias, "%s/%s", b.Device, m.Name)
+			prev, dup := aliases[*m.Alias]
+			assert.False(t, dup, "alias %d of %s/%s is %s's too", *m.Alias, b.Device, m.Name, prev)
+			aliases[*m.Alias] = b.Device + "/" + m.Name
+		}
+	}
+	assert.Len(t, aliases, 9)
 
 	// Rebirth on NCMD: NBIRTH again with the same bdSeq (no reconnect),
 	// seq 0, and the DBIRTH after it.
@@ -241,12 +261,17 @@ func TestSparkplugInterop(t *testing.T) {
 	require.Eventually(t, func() bool { return refused.MatchString(p.log()) }, 10*time.Second, 20*time.Millisecond,
 		"the refusals are logged with the reason")
 
-	// The device goes away: DDEATH; it comes back: DBIRTH.
+	// The device goes away (the proxy resets its connections and refuses
+	// new ones, as a device switched off would): DDEATH; it comes back:
+	// DBIRTH. py2, on the same pymodbus but not behind the proxy, lives on.
 	mark = h.Len()
 	devProxy.Cut()
 	_, i := h.Wait(t, mark, "DDEATH of py", func(m sparkplughost.Message) bool { return m.Type == "DDEATH" && m.Device == "py" })
 	devProxy.Restore()
 	h.Wait(t, i+1, "DBIRTH of py again", func(m sparkplughost.Message) bool { return m.Type == "DBIRTH" && m.Device == "py" })
+	for _, m := range h.Messages()[mark:] {
+		assert.False(t, m.Device == "py2" && m.Type == "DDEATH", "py2 answered throughout: %s", m.Topic)
+	}
 
 	// The broker connection is cut: the broker sends the Will (the NDEATH
 	// with this session's bdSeq). What is read meanwhile is spooled and
