@@ -46,6 +46,14 @@
 //	key_file: client-key.pem
 //	insecure_skip_verify: false   # tests only
 //
+// Compression is franz-go's, per record batch (the Kafka record batch
+// format's codec attribute): the broker stores the batch as it came and
+// consumers decompress it, so the bytes saved are saved on the link to the
+// broker and on its disk. For 200 readings of one point, the batches
+// measured 29.9 kB without compression, 3.4 kB with snappy, 3.0 kB with
+// lz4, 1.9 kB with gzip and 1.2 kB with zstd (TestCompressionOnTheWire);
+// zstd needs Kafka 2.1 or later.
+//
 // [Config.Validate] checks every setting without I/O and reports all
 // problems at once, each a *bridge.FieldError whose Path is the YAML key
 // (an unparsable broker address at "brokers[1]", an unknown placeholder at
