@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,8 +24,9 @@ import (
 // simulated meter, and asserts from the DOM: the device and its values
 // appear, a value changes on the page without a reload, the <script> in a
 // string point is shown as text and did not run, a device whose server
-// stops is shown down with its error, and with JavaScript off the page is a
-// complete snapshot. Screenshots go to $M2MB_ARTIFACTS (default: the
+// stops is shown down with its error, with JavaScript off the page is a
+// complete snapshot, and without an event stream to be had it polls
+// status.json. Screenshots go to $M2MB_ARTIFACTS (default: the
 // test's temporary directory). It runs with M2MB_INTEROP=1.
 func TestStatusPageInBrowser(t *testing.T) {
 	if os.Getenv("M2MB_INTEROP") != "1" {
@@ -144,6 +146,35 @@ sinks:
 	assert.Equal(t, scriptValue, text(static, label+`.textContent`))
 	assert.Equal(t, "0", text(static, `String(`+label+`.querySelectorAll('*').length)`))
 	cancelStatic()
+
+	// No event stream to be had (all taken): the page polls status.json.
+	// (The first tab holds one.)
+	var held []context.CancelFunc
+	for i := 0; ; i++ {
+		require.Less(t, i, maxStreams, "streams are bounded")
+		c, cancel := context.WithCancel(ctx)
+		held = append(held, cancel)
+		req, err := http.NewRequestWithContext(c, http.MethodGet, hs.URL+"/status/events", nil)
+		require.NoError(t, err)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		if resp.StatusCode == http.StatusServiceUnavailable {
+			break
+		}
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+	}
+	polled, cancelPolled := chromedp.NewContext(ctx)
+	defer cancelPolled()
+	require.NoError(t, chromedp.Do(polled, chromedp.Navigate(page)))
+	waitFor(polled, "the page polls", `document.querySelector('#live').textContent.startsWith("live (polling)")`)
+	snap = text(polled, `document.querySelector('#snapshot').textContent`)
+	waitFor(polled, "and updates", `document.querySelector('#snapshot').textContent !== `+jsString(snap))
+	assert.Equal(t, "up", text(polled, device+`.querySelector('.state').dataset.state`))
+	cancelPolled()
+	for _, c := range held {
+		c()
+	}
 
 	// The meter goes away: the page shows the device down, with its error.
 	require.NoError(t, srv.Close())

@@ -189,13 +189,16 @@
     });
     es.addEventListener("end", () => {
       es.close();
-      live("ended", "the gateway stopped; this is its last status");
+      live("ended", "the gateway stopped; this is its last status (reconnecting when it is back)");
+      setTimeout(stream, 5000);
     });
     es.onerror = () => {
       failures++;
-      if (!got && failures >= 3 && !polling) {
+      // Refused (503: too many streams; a proxy that does not pass
+      // them), or no stream after several tries: poll instead.
+      if (!polling && (es.readyState === EventSource.CLOSED || (!got && failures >= 3))) {
         es.close();
-        poll(); // no event stream here (a proxy, too many streams): poll
+        poll();
         return;
       }
       live("lost", "connection to the gateway lost; reconnecting");
