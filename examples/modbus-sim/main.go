@@ -1,10 +1,20 @@
 // Command modbus-sim serves a simulated Modbus device for third-party
 // masters (mbpoll, SCADA systems, PLC tools): any built-in profile or a
-// profile file, over Modbus TCP or as an RTU-over-TCP gateway (-rtu), over
-// TCP or UDP (-udp), with the moving values of modbustest.
+// profile file, over Modbus TCP or as an RTU- or ASCII-over-TCP gateway
+// (-rtu, -ascii), over TCP or UDP (-udp), or on a serial line (-rtu DEVICE,
+// -ascii DEVICE, or -pty for a pseudo-terminal pair it makes itself), with
+// the moving values of modbustest.
 //
 //	modbus-sim -profile eastron-sdm630 -addr 127.0.0.1:5020
 //	mbpoll -m tcp -p 5020 -a 1 -t 3:float -B -r 1 -c 2 -1 127.0.0.1
+//
+//	modbus-sim -pty          # prints: ... on rtu:///dev/pts/3?... (pseudo-terminal: open /dev/pts/3)
+//	m2m read 'rtu:///dev/pts/3?parity=none' -table input -address 0 -type float32
+//
+// On a serial device -speed, -parity, -data-bits and -stop-bits set the
+// line (defaults as the Modbus serial line specification: 19200 baud, even
+// parity, 8 data bits for RTU and 7 for ASCII); on a Linux pseudo-terminal,
+// which takes no parity, -pty uses 8 data bits and no parity.
 //
 // -set name=value fixes a point's value (repeatable); -list prints the
 // built-in profiles; -gaps says how reads across unmapped registers are
@@ -47,7 +57,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", "127.0.0.1:5020", "address to listen on")
 	name := fs.String("profile", "eastron-sdm630", "built-in profile name or path to a profile file")
-	rtu := fs.Bool("rtu", false, "use RTU framing (an RTU-over-TCP gateway) instead of Modbus TCP")
+	ln := lineFlags(fs) // -rtu, -ascii, -pty and the serial settings (serial.go)
 	udp := fs.Bool("udp", false, "serve over UDP (udp://, or rtuoverudp:// with -rtu)")
 	gaps := fs.String("gaps", "profile", "how reads across unmapped registers between mapped ones are answered: "+
 		"profile (as the profile's limits.fills_gaps says), zeros, or refuse (Illegal Data Address)")
@@ -57,6 +67,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var fixed sets
 	fs.Var(&fixed, "set", "fix a point's value: name=value (repeatable)")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := ln.resolve(fs.Args(), *udp); err != nil {
 		return err
 	}
 	if *list {
@@ -77,10 +90,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return ferr
 		}
 	}
-	opts := []modbustest.Option{modbustest.WithAddress(*addr)}
-	if *rtu {
-		opts = append(opts, modbustest.WithFraming(modbustest.RTU))
-	}
+	opts := append([]modbustest.Option{modbustest.WithAddress(*addr)}, ln.options()...)
 	if *udp {
 		opts = append(opts, modbustest.WithUDP())
 	}
@@ -96,10 +106,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *sunspec {
 		return runSunSpec(ctx, *sunspecBase, opts, fixed, stderr)
 	}
-	srv, err := modbustest.NewServer(p, opts...)
+	srv, where, closeLine, err := ln.serve(ctx, p, opts)
 	if err != nil {
 		return err
 	}
+	defer closeLine()
 	defer srv.Close()
 	for _, kv := range fixed {
 		k, v, ok := strings.Cut(kv, "=")
@@ -110,7 +121,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	fmt.Fprintf(stderr, "modbus-sim: serving profile %s (%d points) on %s\n", p.Name, len(p.Points), srv.URL())
+	fmt.Fprintf(stderr, "modbus-sim: serving profile %s (%d points) on %s\n", p.Name, len(p.Points), ln.describe(where))
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	<-ctx.Done()

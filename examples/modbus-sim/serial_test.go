@@ -1,0 +1,217 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/m2mbridge/m2mbridge/internal/testproxy"
+	"github.com/m2mbridge/m2mbridge/modbus"
+	"github.com/m2mbridge/m2mbridge/modbus/modbustest"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// simBinary builds modbus-sim once for the tests that run it as a user
+// would.
+func simBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "modbus-sim-test")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "modbus-sim")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = err
+			binPath = string(out)
+		}
+	})
+	require.NoError(t, buildErr, binPath)
+	return binPath
+}
+
+var servingRE = regexp.MustCompile(`on (\S+)`)
+
+// startBinary runs the built simulator with args and returns the URL it
+// says it serves at; it is interrupted when the test ends.
+func startBinary(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(simBinary(t), args...)
+	stderr, err := cmd.StderrPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+	})
+	r := bufio.NewReader(stderr)
+	line, err := r.ReadString('\n')
+	require.NoError(t, err, line)
+	go io.Copy(io.Discard, r)
+	m := servingRE.FindStringSubmatch(line)
+	require.NotNil(t, m, line)
+	return m[1]
+}
+
+// readFrequency reads the SDM630's frequency (fixed with -set) through the
+// library at url.
+func readFrequency(t *testing.T, url string) float64 {
+	t.Helper()
+	p, err := modbus.BuiltinProfile("eastron-sdm630")
+	require.NoError(t, err)
+	freq, ok := p.Point("frequency")
+	require.True(t, ok)
+	c, err := modbus.NewClient(modbus.ClientConfig{URL: url, Timeout: time.Second})
+	require.NoError(t, err)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	regs, err := c.ReadRegisters(ctx, 1, freq.Table, freq.Address, freq.Registers())
+	require.NoError(t, err, url)
+	v, err := freq.Decode(regs)
+	require.NoError(t, err)
+	assert.Zero(t, c.Stats().Discarded)
+	return v.Float()
+}
+
+// TestSimRTUOnPTY: the built binary serves RTU on one end of a socat
+// pseudo-terminal pair (-rtu DEVICE, and -rtu=DEVICE), the library reads
+// the other end.
+func TestSimRTUOnPTY(t *testing.T) {
+	testproxy.LookPeer(t, "socat")
+	for _, form := range []string{"-rtu DEVICE", "-rtu=DEVICE", "-ascii DEVICE"} {
+		t.Run(form, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			a, b, stop, err := modbustest.SocatPTY(ctx, t.TempDir())
+			require.NoError(t, err)
+			t.Cleanup(stop)
+			args := []string{"-profile", "eastron-sdm630", "-set", "frequency=49.75", "-parity", "none"}
+			scheme := "rtu"
+			switch form {
+			case "-rtu DEVICE":
+				args = append(args, "-rtu", a)
+			case "-rtu=DEVICE":
+				args = append(args, "-rtu="+a)
+			case "-ascii DEVICE":
+				scheme = "ascii"
+				args = append(args, "-data-bits", "8", "-ascii", a)
+			}
+			url := startBinary(t, args...)
+			assert.Regexp(t, "^"+scheme+"://"+regexp.QuoteMeta(a)+`\?`, url)
+			// The client opens the other end with the same settings.
+			ep, err := modbus.ParseURL(url)
+			require.NoError(t, err)
+			ep.Address = b
+			assert.Equal(t, 49.75, readFrequency(t, ep.String()))
+		})
+	}
+}
+
+// TestSimPTY: -pty makes the pseudo-terminal pair itself and prints the
+// device to open; the library reads it with the URL printed, in RTU and
+// in ASCII.
+func TestSimPTY(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		testproxy.LookPeer(t, "socat") // elsewhere -pty needs socat
+	}
+	for _, framing := range []string{"rtu", "ascii"} {
+		t.Run(framing, func(t *testing.T) {
+			args := []string{"-profile", "eastron-sdm630", "-set", "frequency=50.25", "-pty"}
+			if framing == "ascii" {
+				args = append(args, "-ascii")
+			}
+			url := startBinary(t, args...)
+			assert.Regexp(t, "^"+framing+":///", url)
+			assert.Equal(t, 50.25, readFrequency(t, url))
+			// A second client after the first closed its end.
+			assert.Equal(t, 50.25, readFrequency(t, url))
+		})
+	}
+}
+
+// TestSimASCIIOverTCP: -ascii alone is an ASCII-over-TCP gateway.
+func TestSimASCIIOverTCP(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-ascii", "-set", "frequency=49.5"}, io.Discard, pw)
+		pw.Close()
+	}()
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	require.NoError(t, err)
+	go io.Copy(io.Discard, pr)
+	m := servingRE.FindStringSubmatch(line)
+	require.NotNil(t, m, line)
+	assert.Regexp(t, `^asciiovertcp://127\.0\.0\.1:\d+$`, m[1])
+	assert.Equal(t, 49.5, readFrequency(t, m[1]))
+	cancel()
+	require.NoError(t, <-done)
+}
+
+func TestSimLineFlagErrors(t *testing.T) {
+	for args, want := range map[string][]string{
+		"both framings":     {"-rtu", "-ascii"},
+		"unexpected arg":    {"/dev/ttyUSB0"},
+		"two devices":       {"-rtu=/dev/a", "/dev/b"},
+		"pty and device":    {"-pty", "-rtu", "/dev/a"},
+		"settings over tcp": {"-rtu", "-speed", "9600"},
+		"udp on serial":     {"-udp", "-rtu", "/dev/a"},
+		"bad ascii format":  {"-ascii", "/dev/a", "-data-bits", "7", "-parity", "none", "-stop-bits", "1"},
+		"bad speed":         {"-rtu", "/dev/a", "-speed", "12345"},
+		"no such device":    {"-rtu", "/nonexistent/tty"},
+	} {
+		t.Run(args, func(t *testing.T) {
+			// Flags after the device are taken as arguments by the flag
+			// package; put the device last as a user would.
+			err := run(context.Background(), append([]string{"-addr", "127.0.0.1:0"}, reorder(want)...), io.Discard, io.Discard)
+			require.Error(t, err)
+		})
+	}
+	err := run(context.Background(), []string{"-rtu", "-ascii"}, io.Discard, io.Discard)
+	assert.ErrorContains(t, err, "choose one framing")
+	err = run(context.Background(), []string{"-ascii", "-parity", "none", "-stop-bits", "1", "/dev/x"}, io.Discard, io.Discard)
+	assert.ErrorContains(t, err, "stop_bits: 1 with 7 data bits and no parity")
+	err = run(context.Background(), []string{"-rtu", "-speed", "9600"}, io.Discard, io.Discard)
+	assert.ErrorContains(t, err, "are for a serial device")
+	err = run(context.Background(), []string{"-rtu", "/nonexistent/tty"}, io.Discard, io.Discard)
+	assert.ErrorContains(t, err, "/nonexistent/tty")
+}
+
+// reorder moves a bare device argument after the flags.
+func reorder(args []string) []string {
+	var flags, rest []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "-speed" || a == "-data-bits" || a == "-parity" || a == "-stop-bits":
+			flags = append(flags, a, args[i+1])
+			i++
+		case len(a) > 0 && a[0] == '-':
+			flags = append(flags, a)
+		default:
+			rest = append(rest, a)
+		}
+	}
+	return append(flags, rest...)
+}
