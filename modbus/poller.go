@@ -571,8 +571,16 @@ func (d *Device) learn(ctx context.Context, r *Request) bool {
 			first, last = int(d.points[i].Address), int(d.points[i].Address)
 		}
 		if n := len(runs); n > 0 && first <= runs[n-1].last {
+			runs[n-1].first = min(runs[n-1].first, first)
 			runs[n-1].last = max(runs[n-1].last, last)
 			runs[n-1].points = append(runs[n-1].points, i)
+			// A scale factor below the run may reach into the one before.
+			for n := len(runs); n > 1 && runs[n-1].first <= runs[n-2].last; n-- {
+				runs[n-2].first = min(runs[n-2].first, runs[n-1].first)
+				runs[n-2].last = max(runs[n-2].last, runs[n-1].last)
+				runs[n-2].points = append(runs[n-2].points, runs[n-1].points...)
+				runs = runs[:n-1]
+			}
 			continue
 		}
 		runs = append(runs, run{first, last, []int{i}})
@@ -600,6 +608,19 @@ func (d *Device) learn(ctx context.Context, r *Request) bool {
 				d.solo[i] = true
 			}
 			d.mu.Unlock()
+			if d.sf != nil && len(rn.points) > 1 {
+				// The run may be one only because a scale factor joined
+				// its points: read each alone (with its factor) now.
+				for _, i := range rn.points {
+					p := &d.points[i]
+					first, last := d.span(i)
+					if p.Table.IsBits() {
+						first, last = int(p.Address), int(p.Address)
+					}
+					d.readRequest(ctx, &Request{Table: p.Table, Address: uint16(first), Quantity: uint16(last - first + 1), Points: []int{i}})
+				}
+				continue
+			}
 		} else {
 			allOK = false // cannot tell; try again next cycle
 		}

@@ -383,3 +383,40 @@ func TestDeviceWriteScaleFactor(t *testing.T) {
 	assert.Contains(t, err.Error(), "sp_sf is not implemented")
 	assert.Equal(t, uint64(421), raw())
 }
+
+// TestDeviceScaleFactorAcrossRefusedGap: a device that refuses reads across
+// unmapped registers, with a point 30 registers from its factor: the point
+// can only be read with its factor, so it is Bad (Illegal Data Address),
+// never read apart from it; the other points are read.
+func TestDeviceScaleFactorAcrossRefusedGap(t *testing.T) {
+	srv, err := modbustest.NewServer(&modbus.Profile{Name: "raw", Points: []modbus.Point{
+		{Name: "w", Table: modbus.Holding, Address: 0, Type: modbus.Int16},
+		{Name: "x", Table: modbus.Holding, Address: 10, Type: modbus.Uint16},
+		{Name: "w_sf", Table: modbus.Holding, Address: 30, Type: modbus.Int16},
+	}}, modbustest.WithRefusedGaps())
+	require.NoError(t, err)
+	t.Cleanup(func() { srv.Close() })
+	require.NoError(t, srv.Set("w", 5))
+	require.NoError(t, srv.Set("w_sf", 2))
+	require.NoError(t, srv.Set("x", 7))
+	d, err := modbus.NewDevice(modbus.DeviceConfig{Name: "dev", Conn: modbus.ClientConfig{URL: srv.URL()}, Unit: 1,
+		Points: []modbus.Point{
+			{Name: "w", Table: modbus.Holding, Address: 0, Type: modbus.Int16, ScaleFactor: "w_sf"},
+			{Name: "x", Table: modbus.Holding, Address: 10, Type: modbus.Uint16},
+			{Name: "w_sf", Table: modbus.Holding, Address: 30, Type: modbus.Int16},
+		}})
+	require.NoError(t, err)
+	t.Cleanup(func() { d.Close() })
+	for cycle := 0; cycle < 3; cycle++ {
+		got := pollMap(t, d)
+		assert.Equal(t, bridge.Bad, got["w"].Quality, "cycle %d", cycle)
+		assert.Equal(t, uint32(modbus.IllegalDataAddress), got["w"].Code)
+		assert.Equal(t, uint64(7), must(got["x"].Value.Uint()))
+		assert.Equal(t, int64(2), must(got["w_sf"].Value.Int()))
+	}
+	for _, r := range srv.Requests() {
+		if r.Address == 0 {
+			require.GreaterOrEqual(t, int(r.Quantity), 31, "w read without its factor")
+		}
+	}
+}
