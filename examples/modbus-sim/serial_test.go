@@ -3,12 +3,14 @@ package main
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/m2mbridge/m2mbridge/internal/pymodbus"
 	"github.com/m2mbridge/m2mbridge/internal/testproxy"
 	"github.com/m2mbridge/m2mbridge/modbus"
 	"github.com/m2mbridge/m2mbridge/modbus/modbustest"
@@ -214,4 +217,26 @@ func reorder(args []string) []string {
 		}
 	}
 	return append(flags, rest...)
+}
+
+// TestSimASCIIWithPymodbusClient: pymodbus's ASCII client, a master
+// nobody here wrote, reads the built binary on the pseudo-terminal -pty
+// made: the frequency fixed at 49.75 is the float32 0x42470000.
+func TestSimASCIIWithPymodbusClient(t *testing.T) {
+	pymodbus.Need(t)
+	if runtime.GOOS != "linux" {
+		testproxy.LookPeer(t, "socat")
+	}
+	url := startBinary(t, "-profile", "eastron-sdm630", "-set", "frequency=49.75", "-pty", "-ascii")
+	ep, err := modbus.ParseURL(url)
+	require.NoError(t, err)
+	p, err := modbus.BuiltinProfile("eastron-sdm630")
+	require.NoError(t, err)
+	freq, ok := p.Point("frequency")
+	require.True(t, ok)
+	out := pymodbus.RunClient(t, "ascii", ep.Address, fmt.Sprintf(`
+rr = client.read_input_registers(%d, 2, slave=1)
+out(error=rr.isError(), registers=getattr(rr, 'registers', None))
+`, freq.Address))
+	assert.JSONEq(t, `{"error": false, "registers": [16967, 0]}`, strings.TrimSpace(out))
 }

@@ -1,9 +1,10 @@
-// Package pymodbus runs pymodbus, a Modbus server nobody here wrote, for the
-// interop tests of the modbus and gateway packages: [StartTCP] serves a
-// datastore on a free port of 127.0.0.1, [StartRTU] on one end of a socat
-// pseudo-terminal pair. The caller fills the datastore with Python, so its
-// registers are packed by Python's struct module, an encoder independent of
-// ours.
+// Package pymodbus runs pymodbus, a Modbus implementation nobody here
+// wrote, for the interop tests of the modbus and gateway packages:
+// [StartTCP] serves a datastore on a free port of 127.0.0.1, [StartRTU] and
+// [StartASCII] on one end of a socat pseudo-terminal pair. The caller fills
+// the datastore with Python, so its registers are packed by Python's struct
+// module, an encoder independent of ours. [RunClient] runs a pymodbus
+// serial client (RTU or ASCII framer) against a server of ours.
 //
 // It is imported by tests only. A test without the peers (Debian's
 // pymodbus, socat) is skipped, or failed when M2MB_INTEROP=1.
@@ -54,7 +55,7 @@ const prelude = `
 import asyncio, math, struct, sys
 from pymodbus.datastore import ModbusSequentialDataBlock, ModbusSlaveContext, ModbusServerContext
 from pymodbus.server.async_io import ModbusTcpServer, ModbusSerialServer
-from pymodbus.transaction import ModbusRtuFramer
+from pymodbus.transaction import ModbusRtuFramer, ModbusAsciiFramer
 
 def regs(fmt, v):
     b = struct.pack('>' + fmt, v)
@@ -79,6 +80,10 @@ async def main():
     if sys.argv[1] == 'rtu':
         serial = ModbusSerialServer(context, framer=ModbusRtuFramer, port=sys.argv[2],
                                     baudrate=19200, parity='N', stopbits=2, bytesize=8, timeout=0.005)
+        await serial.start()
+    elif sys.argv[1] == 'ascii':
+        serial = ModbusSerialServer(context, framer=ModbusAsciiFramer, port=sys.argv[2], baudrate=19200,
+                                    bytesize=int(sys.argv[3]), parity=sys.argv[4], stopbits=int(sys.argv[5]), timeout=0.005)
         await serial.start()
     print('READY', tcp.server.sockets[0].getsockname()[1], flush=True)
     await task
@@ -127,6 +132,70 @@ func StartRTU(tb testing.TB, setup string) *Server {
 	tb.Cleanup(stop)
 	addr := start(tb, setup, "rtu", a)
 	return &Server{URL: "rtu://" + b + "?speed=19200&parity=none", Addr: addr, PTY: b}
+}
+
+// ASCIIFormat is the character format of the ASCII line [StartASCII] and
+// [RunClient] use: 8N1. The specification's default for ASCII is 7E1, but
+// a Linux pseudo-terminal refuses 7 data bits and parity (pyserial-asyncio,
+// which pymodbus's serial server opens the port with, fails with EINVAL),
+// and a pseudo-terminal carries whole bytes whatever the format.
+const ASCIIFormat = "data_bits=8&parity=none&stop_bits=1"
+
+// StartASCII runs pymodbus with its ASCII framer on one end of a socat
+// pseudo-terminal pair (and over TCP on the same datastore, at Addr), and
+// returns once it serves. URL is ascii://PTY with [ASCIIFormat].
+func StartASCII(tb testing.TB, setup string) *Server {
+	tb.Helper()
+	Need(tb)
+	testproxy.LookPeer(tb, "socat")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	a, b, stop, err := modbustest.SocatPTY(ctx, tb.TempDir())
+	require.NoError(tb, err)
+	tb.Cleanup(stop)
+	addr := start(tb, setup, "ascii", a, "8", "N", "1")
+	return &Server{URL: "ascii://" + b + "?speed=19200&" + ASCIIFormat, Addr: addr, PTY: b}
+}
+
+// clientPrelude opens a pymodbus serial client, client, with the framer
+// and format of the command line; out prints a JSON line.
+const clientPrelude = `
+import json, sys
+from pymodbus.client import ModbusSerialClient
+from pymodbus.transaction import ModbusRtuFramer, ModbusAsciiFramer
+
+framer = {'rtu': ModbusRtuFramer, 'ascii': ModbusAsciiFramer}[sys.argv[1]]
+client = ModbusSerialClient(sys.argv[2], framer=framer, baudrate=19200, bytesize=int(sys.argv[3]),
+                            parity=sys.argv[4], stopbits=int(sys.argv[5]), timeout=2)
+if not client.connect():
+    sys.exit('cannot open ' + sys.argv[2])
+
+def out(**kw):
+    print(json.dumps(kw), flush=True)
+`
+
+// RunClient runs script, Python that uses a pymodbus serial client named
+// client (framing "rtu" or "ascii"; ASCII in [ASCIIFormat], RTU 8N2) on the
+// serial device port, and returns what it printed (its out(**kw) prints one
+// JSON object a line). A script that fails, or runs longer than a minute,
+// fails the test with its stderr.
+func RunClient(tb testing.TB, framing, port, script string) string {
+	tb.Helper()
+	Need(tb)
+	path := filepath.Join(tb.TempDir(), "client.py")
+	require.NoError(tb, os.WriteFile(path, []byte(clientPrelude+script+"\nclient.close()\n"), 0o600))
+	format := []string{"8", "N", "2"}
+	if framing == "ascii" {
+		format = []string{"8", "N", "1"}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, Python, append([]string{path, framing, port}, format...)...)
+	var stderr syncBuilder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	require.NoError(tb, err, "pymodbus client: %s", stderr.String())
+	return string(out)
 }
 
 // start runs the script with args and returns the TCP address it printed.
