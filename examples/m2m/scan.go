@@ -91,8 +91,12 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if cfg.MaxTime > 0 && worst > cfg.MaxTime {
 		limit = fmt.Sprintf("; -max-time %v stops it sooner", cfg.MaxTime)
 	}
-	fmt.Fprintf(stderr, "m2m: scan %s: %d unit ids × %d settings = %d tries of %s, %v each; at most %v%s\n",
-		pos[0], len(cfg.Units), tries/len(cfg.Units), tries, cfg.Register, cfg.Timeout, worst.Round(time.Second), limit)
+	what := fmt.Sprintf("%d unit ids", len(cfg.Units))
+	if n := tries / len(cfg.Units); ep.Scheme == modbus.SchemeRTU {
+		what = fmt.Sprintf("%d unit ids × %d serial settings = %d tries", len(cfg.Units), n, tries)
+	}
+	fmt.Fprintf(stderr, "m2m: scan %s: %s, reading %s, %v each; at most %v%s\n",
+		pos[0], what, cfg.Register, cfg.Timeout, roundDur(worst), limit)
 
 	pp := &fieldtool.ProgressPrinter{W: stderr, TTY: isTerminal(stderr)}
 	sp := &fieldtool.ScanPrinter{W: stdout, JSON: *asJSON, Register: cfg.Register}
@@ -117,7 +121,7 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if printErr != nil {
 		return printErr
 	}
-	how := fmt.Sprintf("%d of %d tries in %v", res.Tries, res.Total, res.Elapsed.Round(10*time.Millisecond))
+	how := fmt.Sprintf("%d of %d tries in %v", res.Tries, res.Total, roundDur(res.Elapsed))
 	switch {
 	case res.Complete:
 	case ctx.Err() != nil:
@@ -148,6 +152,18 @@ func queryHas(raw string, keys ...string) bool {
 		}
 	}
 	return false
+}
+
+// roundDur rounds d for people: to 10ms below a second, 100ms below a
+// minute, else to the second.
+func roundDur(d time.Duration) time.Duration {
+	switch {
+	case d < time.Second:
+		return d.Round(10 * time.Millisecond)
+	case d < time.Minute:
+		return d.Round(100 * time.Millisecond)
+	}
+	return d.Round(time.Second)
 }
 
 func isTerminal(w io.Writer) bool {

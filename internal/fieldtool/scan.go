@@ -298,7 +298,6 @@ func Scan(ctx context.Context, cfg ScanConfig) (ScanResult, error) {
 			cfg.Progress(Progress{Done: res.Tries, Total: total, Setting: s, Unit: u, Found: len(res.Finds), Elapsed: time.Since(start)})
 		}
 	}
-	defer func() { res.Elapsed = time.Since(start) }()
 	for _, s := range sets {
 		cc := modbus.ClientConfig{URL: ep.Scheme + "://" + ep.Address, Timeout: cfg.Timeout, LateReplyWait: lateWait(cfg.Timeout)}
 		url := cfg.URL
@@ -332,6 +331,7 @@ func Scan(ctx context.Context, cfg ScanConfig) (ScanResult, error) {
 		}
 	}
 	res.Complete = res.Tries == total
+	res.Elapsed = time.Since(start)
 	progress(Setting{}, 0)
 	return res, nil
 }

@@ -67,8 +67,12 @@ func (p *ScanPrinter) Hint(people io.Writer, h Hint) error {
 	if p.JSON {
 		return p.line(findJSON{Kind: "garbled", Setting: h.Setting, Replies: h.Garbled})
 	}
-	_, err := fmt.Fprintf(people, "m2m: hint: at %s %d replies did not decode (bad CRC or framing): something is on the line, "+
-		"perhaps at another speed or parity, or answering later than -timeout\n", h.Setting, h.Garbled)
+	where, why := "on this link", "perhaps answering later than -timeout"
+	if h.Setting.Speed != 0 {
+		where, why = "at "+h.Setting.String(), "perhaps at another speed or parity, or answering later than -timeout"
+	}
+	_, err := fmt.Fprintf(people, "m2m: hint: %s %d replies did not decode or answered no request of ours "+
+		"(bad CRC, garbled, or late): something is there, %s\n", where, h.Garbled, why)
 	return err
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -52,7 +53,9 @@ type Line struct {
 // pymodbus server listens on), talking at dev. The Line owns device:
 // Close closes it.
 func Open(device io.ReadWriteCloser, dev Settings) (*Line, error) {
-	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	// O_NONBLOCK: the runtime poller serves it, so reads take deadlines
+	// and Close ends a read in progress.
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, fmt.Errorf("testline: %w", err)
 	}
@@ -86,9 +89,10 @@ func Open(device io.ReadWriteCloser, dev Settings) (*Line, error) {
 
 // OpenRaw opens a terminal device in raw mode (no echo, no line editing,
 // no translation), as a serial driver would, without making it the
-// controlling terminal.
+// controlling terminal; non-blocking underneath, so its reads take
+// deadlines and Close ends a read in progress.
 func OpenRaw(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|unix.O_NOCTTY, 0)
+	f, err := os.OpenFile(path, os.O_RDWR|unix.O_NOCTTY|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, fmt.Errorf("testline: %w", err)
 	}
@@ -171,31 +175,99 @@ func (l *Line) client() (Settings, error) {
 // matter: a receiver checks one stop bit, and a second is idle line.
 func same(a, b Settings) bool { return a.Speed == b.Speed && a.Parity == b.Parity }
 
-func (l *Line) relay(data []byte, fromClient bool) []byte {
-	c, err := l.client()
+// burst reads one burst from r: what arrives until the line has been quiet
+// for quiet. r must support read deadlines.
+func burst(r interface {
+	io.Reader
+	SetReadDeadline(time.Time) error
+}, buf []byte, quiet func() time.Duration) ([]byte, error) {
+	if err := r.SetReadDeadline(time.Time{}); err != nil {
+		return nil, err
+	}
+	n, err := r.Read(buf)
 	if err != nil {
-		return nil
+		return nil, err
 	}
-	if same(c, l.dev) {
-		l.passed.Add(1)
-		return data
+	for n < len(buf) {
+		if err := r.SetReadDeadline(time.Now().Add(quiet())); err != nil {
+			return nil, err
+		}
+		m, err := r.Read(buf[n:])
+		n += m
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			break
+		}
+		if err != nil {
+			return buf[:n], err
+		}
 	}
-	l.garbled.Add(1)
-	if fromClient {
-		return Receive(c, l.dev, data)
-	}
-	return Receive(l.dev, c, data)
+	return buf[:n], nil
 }
 
+// quiet is the silence that ends a burst: 3.5 characters at the client's
+// speed (the RTU inter-frame gap, Serial Line V1.02 2.5.1.1), at least 3 ms
+// (a pseudo-terminal hands over bytes in chunks, not at line speed).
+func (l *Line) quiet() time.Duration {
+	s := l.LastClientSettings()
+	if s.Speed <= 0 {
+		return 3 * time.Millisecond
+	}
+	return max(time.Duration(s.charBits())*time.Second*7/2/time.Duration(s.Speed), 3*time.Millisecond)
+}
+
+// frameOK reports whether b is an RTU frame with a good CRC (Serial Line
+// V1.02 6.2.2).
+func frameOK(b []byte) bool {
+	if len(b) < 4 {
+		return false
+	}
+	crc := uint16(0xFFFF)
+	for _, c := range b[:len(b)-2] {
+		crc ^= uint16(c)
+		for i := 0; i < 8; i++ {
+			if crc&1 != 0 {
+				crc = crc>>1 ^ 0xA001
+			} else {
+				crc >>= 1
+			}
+		}
+	}
+	return crc == uint16(b[len(b)-2])|uint16(b[len(b)-1])<<8
+}
+
+type deadlineReader interface {
+	io.Reader
+	SetReadDeadline(time.Time) error
+}
+
+// toDevice relays the client's bursts to the device. A burst is what the
+// client wrote before the line fell quiet, as a device's receiver delimits
+// frames by silence; it reaches the device as the device's UART reads it,
+// and only when that is a frame with no character error and a good CRC.
+// A real device discards any other frame (Serial Line V1.02 2.5.1.1,
+// "frame NOK"); the device behind a Line reads a byte stream without
+// timing, so the Line does that discarding for it.
 func (l *Line) toDevice() {
 	defer l.wg.Done()
 	buf := make([]byte, 512)
 	for {
-		n, err := l.master.Read(buf)
-		if n > 0 {
-			if out := l.relay(buf[:n], true); len(out) > 0 {
-				if _, err := l.device.Write(out); err != nil {
+		b, err := burst(l.master, buf, l.quiet)
+		if len(b) > 0 {
+			c, cerr := l.client()
+			switch {
+			case cerr != nil:
+			case same(c, l.dev):
+				l.passed.Add(1)
+				if _, err := l.device.Write(b); err != nil {
 					return
+				}
+			default:
+				l.garbled.Add(1)
+				rx, bad := receive(c, l.dev, b)
+				if bad == 0 && frameOK(rx) {
+					if _, err := l.device.Write(rx); err != nil {
+						return
+					}
 				}
 			}
 		}
@@ -205,15 +277,35 @@ func (l *Line) toDevice() {
 	}
 }
 
+// toClient relays the device's answers to the client as the client's UART
+// reads them: unchanged at matching settings, else garbled, character
+// errors as 0x00 (the client's own framing has timing, and sorts it out).
 func (l *Line) toClient() {
 	defer l.wg.Done()
 	buf := make([]byte, 512)
 	for {
-		n, err := l.device.Read(buf)
-		if n > 0 && !l.closed.Load() {
-			if out := l.relay(buf[:n], false); len(out) > 0 {
-				if _, err := l.master.Write(out); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
-					return
+		var b []byte
+		var err error
+		if dr, ok := l.device.(deadlineReader); ok {
+			b, err = burst(dr, buf, l.quiet)
+		} else {
+			var n int
+			n, err = l.device.Read(buf)
+			b = buf[:n]
+		}
+		if len(b) > 0 && !l.closed.Load() {
+			if c, cerr := l.client(); cerr == nil {
+				out := b
+				if same(c, l.dev) {
+					l.passed.Add(1)
+				} else {
+					l.garbled.Add(1)
+					out = Receive(l.dev, c, b)
+				}
+				if len(out) > 0 {
+					if _, err := l.master.Write(out); err != nil {
+						return
+					}
 				}
 			}
 		}

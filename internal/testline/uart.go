@@ -87,15 +87,21 @@ func parityBit(c byte, p modbus.Parity) uint8 {
 // and neither IGNPAR nor PARMRK (termios(3)). With rx == tx (stop bits
 // aside) the bytes come through unchanged.
 func Receive(tx, rx Settings, data []byte) []byte {
+	out, _ := receive(tx, rx, data)
+	return out
+}
+
+// receive is Receive, also counting the characters with a parity or
+// framing error.
+func receive(tx, rx Settings, data []byte) (out []byte, bad int) {
 	if len(data) == 0 || rx.Speed <= 0 || tx.Speed <= 0 {
-		return nil
+		return nil, 0
 	}
 	w := newWave(tx, data)
 	txBit := 1 / float64(tx.Speed)
 	rxBit := 1 / float64(rx.Speed)
 	end := float64(w.nbits) * txBit
 	parity := rx.Parity == modbus.ParityEven || rx.Parity == modbus.ParityOdd
-	var out []byte
 	k := 0 // next sender bit cell to look at for a falling edge
 	for {
 		// The next falling edge: a cell at 0 after a cell at 1.
@@ -103,7 +109,7 @@ func Receive(tx, rx Settings, data []byte) []byte {
 			k++
 		}
 		if k >= w.nbits {
-			return out
+			return out, bad
 		}
 		edge := float64(k) * txBit
 		sample := func(i float64) uint8 { return w.level(edge + (i+0.5)*rxBit) }
@@ -126,13 +132,14 @@ func Receive(tx, rx Settings, data []byte) []byte {
 		}
 		if !ok {
 			c = 0
+			bad++
 		}
 		out = append(out, c)
 		// The receiver looks for the next start bit after the middle of
 		// its stop bit.
 		next := edge + (pos+0.5)*rxBit
 		if next >= end {
-			return out
+			return out, bad
 		}
 		k = max(k+1, int(math.Ceil(next*float64(tx.Speed))))
 	}

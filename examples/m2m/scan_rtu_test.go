@@ -1,0 +1,138 @@
+//go:build linux
+
+package main
+
+import (
+	"net"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/m2mbridge/m2mbridge/internal/pymodbus"
+	"github.com/m2mbridge/m2mbridge/internal/testline"
+	"github.com/m2mbridge/m2mbridge/modbus"
+	"github.com/m2mbridge/m2mbridge/modbus/modbustest"
+)
+
+// rtuDevice serves the test device as unit 3 with RTU framing at settings
+// dev, behind an emulated serial line: the scan opens line.Path() at each
+// speed and parity it tries, and the line garbles what a real line at
+// mismatched settings would.
+func rtuDevice(t *testing.T, dev testline.Settings) (*testline.Line, *modbustest.Server) {
+	t.Helper()
+	devEnd, lineEnd := net.Pipe()
+	srv, err := modbustest.NewRTUServer(device, devEnd, modbustest.WithUnits(3))
+	require.NoError(t, err)
+	line, err := testline.Open(lineEnd, dev)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		line.Close()
+		srv.Close()
+	})
+	require.NoError(t, srv.Set("f_high", 230.5))
+	return line, srv
+}
+
+// TestScanRTU: the scan finds unit 3 at 19200 8E1, and only there, among
+// nine settings.
+func TestScanRTU(t *testing.T) {
+	line, srv := rtuDevice(t, testline.Settings{Speed: 19200, Parity: modbus.ParityEven})
+	code, out, errOut := m2m(t, "scan", "rtu://"+line.Path(), "-units", "1-4", "-speeds", "9600,19200,38400",
+		"-parity", "none,even,odd", "-timeout", "60ms", "-json")
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, errOut, "4 unit ids × 9 serial settings = 36 tries, reading holding:0, 60ms each")
+	var finds []scanJSON
+	for _, f := range decodeScan(t, out) {
+		if f.Kind == "found" {
+			finds = append(finds, f)
+		}
+	}
+	require.Len(t, finds, 1, "out: %s\nerr: %s", out, errOut)
+	f := finds[0]
+	assert.Equal(t, 3, *f.Unit)
+	assert.Equal(t, 19200, f.Speed)
+	assert.Equal(t, "even", f.Parity)
+	assert.Equal(t, 8, f.DataBits)
+	assert.Equal(t, 1, f.StopBits)
+	assert.Equal(t, []uint16{0x4366}, f.Values)
+	assert.Equal(t, "rtu://"+line.Path()+"?speed=19200&parity=even&data_bits=8&stop_bits=1", f.URL)
+	assert.Contains(t, errOut, "m2m: found 1 (36 of 36 tries")
+
+	// The line did its job: bytes at the wrong settings were garbled, and
+	// the device saw requests only at the right ones (a garbled frame
+	// fails its CRC and is dropped).
+	assert.Positive(t, line.Garbled())
+	assert.Positive(t, line.Passed())
+	for _, r := range srv.Requests() {
+		assert.Equal(t, uint8(3), r.Unit)
+	}
+	assert.Len(t, srv.Requests(), 1, "unit 3 was asked once at the right settings")
+
+	// The URL it printed reads the device.
+	code, out, errOut = m2m(t, "read", f.URL, "-unit", "3", "-address", "0", "-type", "float32")
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, "230.5")
+
+	// -first stops after the first setting with a find.
+	code, _, errOut = m2m(t, "scan", "rtu://"+line.Path(), "-units", "3", "-speeds", "19200,38400", "-parity", "even,odd",
+		"-timeout", "60ms", "-first")
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, errOut, "found 1 (1 of 4 tries")
+	assert.Contains(t, errOut, "stopped at the first setting with a find (-first)")
+}
+
+// TestScanRTUNone: the device talks 9600 8O1; a scan of other settings
+// finds nothing (exit 1), and the table says so.
+func TestScanRTUNone(t *testing.T) {
+	line, _ := rtuDevice(t, testline.Settings{Speed: 9600, Parity: modbus.ParityOdd})
+	code, out, errOut := m2m(t, "scan", "rtu://"+line.Path(), "-units", "3", "-speeds", "19200,38400", "-timeout", "40ms")
+	assert.Equal(t, 1, code, errOut)
+	assert.Empty(t, out)
+	assert.Contains(t, errOut, "1 unit ids × 6 serial settings = 6 tries")
+	assert.Contains(t, errOut, "no unit answered (6 of 6 tries")
+	assert.NotContains(t, errOut, "m2m: found")
+	// The URL's own settings are the default when -speeds and -parity are
+	// not given... and the right ones find it.
+	code, out, errOut = m2m(t, "scan", "rtu://"+line.Path()+"?speed=9600&parity=odd", "-units", "2-3", "-timeout", "40ms")
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, errOut, "2 unit ids × 1 serial settings = 2 tries")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	require.Len(t, lines, 2, out)
+	assert.Regexp(t, `^3\s+9600 8O1\s+holding:0 = 0x4366`, lines[1])
+}
+
+// TestScanRTUPymodbus: the same search against pymodbus, a device nobody
+// here wrote, behind the emulated line at 38400 8E1 (M2MB_INTEROP=1).
+func TestScanRTUPymodbus(t *testing.T) {
+	py := pymodbus.StartRTU(t, "hr[0:2] = regs('f', 230.5)")
+	dev, err := testline.OpenRaw(py.PTY)
+	require.NoError(t, err)
+	line, err := testline.Open(dev, testline.Settings{Speed: 38400, Parity: modbus.ParityEven})
+	require.NoError(t, err)
+	t.Cleanup(func() { line.Close() })
+
+	code, out, errOut := m2m(t, "scan", "rtu://"+line.Path(), "-units", "1-2", "-speeds", "9600,19200,38400,115200",
+		"-parity", "none,even,odd", "-timeout", "150ms", "-json")
+	require.Equal(t, 0, code, errOut)
+	var finds []scanJSON
+	for _, f := range decodeScan(t, out) {
+		if f.Kind == "found" {
+			finds = append(finds, f)
+		}
+	}
+	// pymodbus with a single context answers every unit id: both are
+	// found, and only at 38400 even.
+	require.Len(t, finds, 2, "out: %s\nerr: %s", out, errOut)
+	for _, f := range finds {
+		assert.Equal(t, 38400, f.Speed, "%+v", f)
+		assert.Equal(t, "even", f.Parity)
+		assert.Equal(t, []uint16{0x4366}, f.Values)
+	}
+	assert.Positive(t, line.Garbled())
+
+	code, out, errOut = m2m(t, "read", finds[0].URL, "-unit", "1", "-address", "0", "-type", "float32")
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, "230.5")
+}
