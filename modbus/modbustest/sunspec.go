@@ -1,6 +1,7 @@
 package modbustest
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"net"
@@ -341,4 +342,66 @@ func SunSpecInverter(base uint16, n int) SunSpecDevice {
 		{ID: 123, Values: map[string]any{"Conn": 1, "WMaxLimPct": 1000, "WMaxLimPct_SF": -1, "WMaxLim_Ena": 0,
 			"OutPFSet": 950, "OutPFSet_SF": -3, "VArPct_SF": 0}},
 	}}
+}
+
+// SunSpecFixture reads a device in the JSON of pysunspec2's device files
+// ({"models": [{"ID": 1, "L": 66, "Mn": "...", "curve": [{...}]}]}: raw
+// point values by name, groups as objects or lists of them, null for a
+// point not implemented) into a SunSpecDevice at base. Repeating groups
+// take their number of repeats from their count point or, for a group that
+// fills the model's length, from the length of its list; the end model is
+// left to the server. A value the current model definitions do not have
+// (a fixture made with an older revision) is ignored.
+func SunSpecFixture(data []byte, base uint16) (SunSpecDevice, error) {
+	var fx struct {
+		Models []map[string]any `json:"models"`
+	}
+	if err := json.Unmarshal(data, &fx); err != nil {
+		return SunSpecDevice{}, fmt.Errorf("modbustest: SunSpec fixture: %w", err)
+	}
+	dev := SunSpecDevice{Base: base}
+	for k, m := range fx.Models {
+		idf, ok := m["ID"].(float64)
+		if !ok || idf < 1 || idf > sunspec.EndID || idf != math.Trunc(idf) {
+			return SunSpecDevice{}, fmt.Errorf("modbustest: SunSpec fixture: models[%d]: no model ID", k)
+		}
+		id := uint16(idf)
+		if id == sunspec.EndID {
+			continue
+		}
+		vals := map[string]any{}
+		repeats := 0
+		var walk func(path string, v any)
+		walk = func(path string, v any) {
+			switch x := v.(type) {
+			case map[string]any:
+				for key, e := range x {
+					walk(path+"."+key, e)
+				}
+			case []any:
+				for i, e := range x {
+					walk(path+"["+strconv.Itoa(i)+"]", e)
+				}
+			case float64:
+				if x == math.Trunc(x) && math.Abs(x) < 1<<53 {
+					vals[path] = int64(x)
+				} else {
+					vals[path] = x
+				}
+			default:
+				vals[path] = x // a string, or nil
+			}
+		}
+		for key, v := range m {
+			if key == "ID" || key == "L" {
+				continue
+			}
+			if l, ok := v.([]any); ok {
+				repeats = max(repeats, len(l))
+			}
+			walk(key, v)
+		}
+		dev.Models = append(dev.Models, SunSpecModel{ID: id, Values: vals, Repeats: repeats})
+	}
+	return dev, nil
 }

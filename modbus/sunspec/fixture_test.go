@@ -2,7 +2,6 @@ package sunspec_test
 
 import (
 	"encoding/json"
-	"fmt"
 	"math"
 	"os"
 	"strings"
@@ -24,62 +23,30 @@ func fixtureDevice(t *testing.T, file string) (modbustest.SunSpecDevice, []map[s
 	t.Helper()
 	data, err := os.ReadFile(file)
 	require.NoError(t, err)
+	dev, err := modbustest.SunSpecFixture(data, 40000)
+	require.NoError(t, err)
+	// The fixture's own L, where it gives one, is the length the tables
+	// compute from its counts.
 	var fx struct {
 		Models []map[string]any `json:"models"`
 	}
 	require.NoError(t, json.Unmarshal(data, &fx))
-	dev := modbustest.SunSpecDevice{Base: 40000}
 	var flat []map[string]any
-	for _, m := range fx.Models {
-		id := uint16(m["ID"].(float64))
-		if id == sunspec.EndID {
+	for k, m := range dev.Models {
+		flat = append(flat, m.Values)
+		l, ok := fx.Models[k]["L"].(float64)
+		if !ok {
 			continue
 		}
-		vals := map[string]any{}
-		var walk func(prefix string, v any)
-		walk = func(prefix string, v any) {
-			switch x := v.(type) {
-			case map[string]any:
-				for k, e := range x {
-					walk(prefix+"."+k, e)
-				}
-			case []any:
-				for i, e := range x {
-					walk(fmt.Sprintf("%s[%d]", prefix, i), e)
-				}
-			case float64:
-				if x == math.Trunc(x) {
-					vals[prefix] = int64(x)
-				} else {
-					vals[prefix] = x
-				}
-			default:
-				vals[prefix] = x // string or nil
+		counts := map[string]int{}
+		for key, v := range m.Values {
+			if n, ok := v.(int64); ok && !strings.Contains(key, ".") {
+				counts[key] = int(n)
 			}
 		}
-		repeats := 0 // the entries of a group that fills L (model 129's curves)
-		for k, v := range m {
-			if k == "ID" || k == "L" {
-				continue
-			}
-			if l, ok := v.([]any); ok {
-				repeats = max(repeats, len(l))
-			}
-			walk(k, v)
-		}
-		dev.Models = append(dev.Models, modbustest.SunSpecModel{ID: id, Values: vals, Repeats: repeats})
-		flat = append(flat, vals)
-		if l, ok := m["L"].(float64); ok {
-			counts := map[string]int{}
-			for k, v := range vals {
-				if n, ok := v.(int64); ok && !strings.Contains(k, ".") {
-					counts[k] = int(n)
-				}
-			}
-			got, err := sunspec.Length(id, counts, repeats)
-			require.NoError(t, err)
-			require.Equal(t, uint16(l), got, "model %d: the fixture's L", id)
-		}
+		got, err := sunspec.Length(m.ID, counts, m.Repeats)
+		require.NoError(t, err)
+		require.Equal(t, uint16(l), got, "model %d: the fixture's L", m.ID)
 	}
 	return dev, flat
 }
