@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/m2mbridge/m2mbridge/bridge"
+	"github.com/m2mbridge/m2mbridge/bridge/mqtt"
 	"github.com/m2mbridge/m2mbridge/bridge/sparkplug/internal/sppb"
 	"github.com/m2mbridge/m2mbridge/bridge/spool"
 	"github.com/m2mbridge/m2mbridge/internal/testproxy"
@@ -302,8 +303,15 @@ func TestDeviceHealth(t *testing.T) {
 // ones without.
 func TestStoreAndForward(t *testing.T) {
 	addr := brokerAddr(t)
+	for _, v := range []mqtt.Version{mqtt.V311, mqtt.V5} {
+		t.Run("mqtt"+v.String(), func(t *testing.T) { testStoreAndForward(t, addr, v) })
+	}
+}
+
+func testStoreAndForward(t *testing.T, addr string, v mqtt.Version) {
 	p := testproxy.New(t, addr)
 	cfg := testConfig(t, p.Addr())
+	cfg.Version = v
 	h := newHost(t, addr, cfg.GroupID)
 	s := newSink(t, cfg)
 	sp, err := spool.Open(t.TempDir(), spool.Options{})

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"sync"
 	"time"
 
@@ -74,6 +76,7 @@ type v5conn struct {
 	cm     *autopaho.ConnectionManager
 	cancel context.CancelFunc
 	ack    time.Duration
+	down   chan struct{} // closed when the connection is lost
 }
 
 func dialV5(ctx context.Context, cfg autopaho.ClientConfig, will *paho.WillMessage, onMsg func(message)) (conn, error) {
@@ -91,7 +94,15 @@ func dialV5(ctx context.Context, cfg autopaho.ClientConfig, will *paho.WillMessa
 		default:
 		}
 	}
-	cfg.OnConnectionDown = func() bool { return false } // one connection: the Sink redials
+	down := make(chan struct{})
+	var downOnce sync.Once
+	cfg.OnConnectionDown = func() bool {
+		// One connection: the Sink redials. autopaho's Done stays open
+		// until Disconnect (its publish queue waits for that), so the
+		// loss is told here.
+		downOnce.Do(func() { close(down) })
+		return false
+	}
 	cfg.OnPublishReceived = []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
 		onMsg(message{topic: pr.Packet.Topic, payload: append([]byte(nil), pr.Packet.Payload...)})
 		return true, nil
@@ -104,7 +115,7 @@ func dialV5(ctx context.Context, cfg autopaho.ClientConfig, will *paho.WillMessa
 	}
 	select {
 	case <-up:
-		return &v5conn{cm: cm, cancel: cancel, ack: cfg.PacketTimeout}, nil
+		return &v5conn{cm: cm, cancel: cancel, ack: cfg.PacketTimeout, down: down}, nil
 	case err = <-errc:
 	case <-ctx.Done():
 		err = ctx.Err()
@@ -150,7 +161,7 @@ func (c *v5conn) subscribe(ctx context.Context, filters ...string) error {
 	return nil
 }
 
-func (c *v5conn) lost() <-chan struct{} { return c.cm.Done() }
+func (c *v5conn) lost() <-chan struct{} { return c.down }
 
 func (c *v5conn) close(ctx context.Context) {
 	_ = c.cm.Disconnect(ctx)
@@ -180,6 +191,19 @@ func dialV3(ctx context.Context, o *pmqtt.ClientOptions, will *paho.WillMessage,
 	if c.ack <= 0 {
 		c.ack = 10 * time.Second
 	}
+	if open := o.CustomOpenConnectionFn; open != nil {
+		// paho.mqtt.golang can miss a connection lost while it is busy
+		// (seen under load: its comms goroutines wait on each other and
+		// the lost handler never runs); a read or write error on the
+		// socket itself says so for certain.
+		o.SetCustomOpenConnectionFn(func(u *url.URL, opts pmqtt.ClientOptions) (net.Conn, error) {
+			nc, err := open(u, opts)
+			if err != nil {
+				return nil, err
+			}
+			return &watchConn{Conn: nc, lost: c.markLost}, nil
+		})
+	}
 	c.cli = pmqtt.NewClient(o)
 	tok := c.cli.Connect()
 	select {
@@ -198,6 +222,28 @@ func dialV3(ctx context.Context, o *pmqtt.ClientOptions, will *paho.WillMessage,
 }
 
 func (c *v3conn) markLost() { c.doneOnce.Do(func() { close(c.done) }) }
+
+// watchConn calls lost at the first read or write error.
+type watchConn struct {
+	net.Conn
+	lost func()
+}
+
+func (w *watchConn) Read(p []byte) (int, error) {
+	n, err := w.Conn.Read(p)
+	if err != nil {
+		w.lost()
+	}
+	return n, err
+}
+
+func (w *watchConn) Write(p []byte) (int, error) {
+	n, err := w.Conn.Write(p)
+	if err != nil {
+		w.lost()
+	}
+	return n, err
+}
 
 func (c *v3conn) wait(ctx context.Context, tok pmqtt.Token, what string) error {
 	t := time.NewTimer(c.ack)

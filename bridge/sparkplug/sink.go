@@ -437,6 +437,7 @@ func (s *Sink) serve(ctx context.Context, c conn) {
 				s.notifyLocked()
 			}
 			s.mu.Unlock()
+			c.close(ctx) // end the client's goroutines
 			s.log.Warn("sparkplug: connection lost; the broker publishes the NDEATH Will", "bdSeq", s.Stats().BdSeq)
 			return
 		case m := <-s.events:
