@@ -20,6 +20,15 @@
 // built-in profiles; -gaps says how reads across unmapped registers are
 // answered (as the profile says by default: the Eastron SDM630 answers them,
 // with zeros). It runs until interrupted.
+//
+// -sunspec serves a SunSpec inverter instead of a profile (models 1, 103,
+// 160 with two modules, 123, built from the SunSpec model tables; its power
+// and scale factor change together every second) at -sunspec-base (default
+// 40000), over TCP or UDP; -set then takes raw values by SunSpec point name
+// (inverter_three_phase.W=8000):
+//
+//	modbus-sim -sunspec -addr 127.0.0.1:5020
+//	gateway -config gateway.yaml -discover inverter1
 package main
 
 import (
