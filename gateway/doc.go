@@ -23,6 +23,15 @@
 // [Parse] does the same from bytes in memory. [Config.Build] dials nothing:
 // connections are made by Run, lazily, and re-made after failures.
 //
+// # SunSpec devices
+//
+// A Modbus device with a sunspec block (sunspec.Config: base, models,
+// writable, not_implemented, labels) has no profile or points: it
+// discovers its SunSpec model chain when it runs and reads every point
+// found (package modbus/sunspec). [Config.Discover] connects to one and
+// returns its points as a profile, which [WriteProfile] or
+// [WriteProfileFile] saves to pin them (gateway -discover).
+//
 // # Sink kinds
 //
 // Each item of the configuration's sinks list names its kind by its one
