@@ -18,15 +18,15 @@ import (
 // (with [] for an array), unit, access (r, w, rw) and node id.
 func PrintTree(w io.Writer, tree []*opcua.BrowseEntry) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%-44s %-14s %-8s %-6s %s\n", "NODE", "TYPE", "UNIT", "ACCESS", "ID")
+	fmt.Fprintf(&b, "%-40s %-20s %-8s %-6s %s\n", "NODE", "TYPE", "UNIT", "ACCESS", "ID")
 	var walk func([]*opcua.BrowseEntry)
 	walk = func(es []*opcua.BrowseEntry) {
 		for _, e := range es {
 			name := strings.Repeat("  ", e.Depth-1) + e.BrowseName
 			if !e.Variable {
-				fmt.Fprintf(&b, "%-44s %-14s %-8s %-6s %s\n", name+"/", "", "", "", e.NodeID)
+				fmt.Fprintf(&b, "%-40s %-20s %-8s %-6s %s\n", name+"/", "", "", "", e.NodeID)
 			} else {
-				fmt.Fprintf(&b, "%-44s %-14s %-8s %-6s %s\n", name, typeText(e), e.Unit, e.Access(), e.NodeID)
+				fmt.Fprintf(&b, "%-40s %-20s %-8s %-6s %s\n", name, typeText(e), e.Unit, e.Access(), e.NodeID)
 			}
 			walk(e.Children)
 		}
