@@ -10,12 +10,12 @@ import (
 // Bus is one link shared by several devices: a serial line (rtu, ascii) or
 // an RTU-over-TCP/UDP or ASCII-over-TCP gateway in front of one. Devices on
 // a Bus take turns: one request at a time, in the order they asked, with
-// the 3.5-character silence of an RTU line between frames, and a unit that stops answering (it
-// times out twice in a row, or the gateway answers Gateway Target Device
-// Failed To Respond) is backed off (exponentially, capped at
-// ClientConfig.MaxBackoff) so that its timeouts cannot starve the units that
-// answer. While a unit is backed off
-// its points are reported Bad with a reason wrapping [ErrBackoff].
+// the 3.5-character silence of an RTU line between frames, and a unit that
+// stops answering (it times out twice in a row, or the gateway answers
+// Gateway Target Device Failed To Respond) is backed off (exponentially,
+// capped at ClientConfig.MaxBackoff) so that its timeouts cannot starve the
+// units that answer. While a unit is backed off its points are reported Bad
+// with a reason wrapping [ErrBackoff].
 //
 // A Bus is a [Client] made for sharing; it is safe for concurrent use.
 type Bus struct {
@@ -44,7 +44,8 @@ func (b *Bus) Close() error { return b.c.Close() }
 
 // NewDevices makes the devices of cfgs, like [NewDevice], and puts devices
 // that name the same serial-line link (an rtu or ascii serial device, or an
-// rtuovertcp, rtuoverudp or asciiovertcp gateway address) without a Bus of their own on one shared
+// rtuovertcp, rtuoverudp or asciiovertcp gateway address) without a Bus of
+// their own on one shared
 // [Bus], made from the first such device's connection settings. It returns
 // every problem of every device at once, as *[bridge.FieldError] values
 // whose paths start with the device's index in cfgs ("[2].unit",

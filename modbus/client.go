@@ -22,11 +22,12 @@ import (
 type ClientConfig struct {
 	// URL says how to reach the device: tcp://host:502, tcp+tls://host:802,
 	// udp://host:502, rtu:///dev/ttyUSB0, rtuovertcp://gw:4001,
-	// rtuoverudp://gw:4001 (see [ParseURL]).
+	// rtuoverudp://gw:4001, ascii:///dev/ttyUSB0, asciiovertcp://gw:4001
+	// (see [ParseURL]).
 	URL string `yaml:"url"`
 	// Serial settings; a zero field keeps the URL's value or its default
-	// (19200 baud, even parity, 8 data bits, 1 stop bit with parity and 2
-	// without, as the serial line specification says).
+	// (19200 baud, even parity, 8 data bits (7 for ASCII), 1 stop bit with
+	// parity and 2 without, as the serial line specification says).
 	Speed    int    `yaml:"speed,omitempty"`
 	Parity   Parity `yaml:"parity,omitempty"`
 	DataBits int    `yaml:"data_bits,omitempty"`
@@ -50,8 +51,8 @@ type ClientConfig struct {
 	// backoff of a unit that stopped answering. Defaults 100ms and 30s.
 	MinBackoff time.Duration `yaml:"min_backoff,omitempty"`
 	MaxBackoff time.Duration `yaml:"max_backoff,omitempty"`
-	// LateReplyWait applies to RTU framing (rtu, rtuovertcp, rtuoverudp),
-	// which has no transaction ids: after a request times out, the link
+	// LateReplyWait applies to the serial-line framings (rtu, rtuovertcp,
+	// rtuoverudp, ascii, asciiovertcp), which have no transaction ids: after a request times out, the link
 	// listens up to this long for its late reply, discarding what arrives,
 	// before it sends the next request; the wait ends as soon as the late
 	// reply has arrived. Every reply is also checked against its request
@@ -78,8 +79,9 @@ type ClientConfig struct {
 //     backoff (upstream never reconnects and, when Open fails, keeps the
 //     dead transport). A fresh upstream client is made for each connection,
 //     and none is used before its Open succeeded (upstream panics then).
-//   - On RTU framing it guards against late replies (see
-//     [ClientConfig.LateReplyWait]) and keeps the 3.5-character silence
+//   - On RTU and ASCII framing (its own transport; the upstream client has
+//     no ASCII) it guards against late replies (see
+//     [ClientConfig.LateReplyWait]) and keeps RTU's 3.5-character silence
 //     between frames, also across reconnections.
 //   - Upstream log output goes to ClientConfig.Logger, never to stdout.
 //   - Exceptions become [*ExceptionError] and failures [*OpError].

@@ -78,17 +78,32 @@
 // before its data, a register 2.08 ms, so joining two points across a hole is
 // worth it while the hole is shorter than about ten registers.
 //
+// [ASCIICost] models Modbus ASCII (2.5.2): every byte is sent as two hex
+// characters, between ':' and CR LF, with a one-byte LRC instead of the CRC,
+// and frames are delimited by characters, not by silence. A read request is
+// 1 + 2 × (1 + 5 + 1) + 2 = 17 characters, the response 1 + 2 × (1 + 2 + 1)
+// + 2 = 11 characters plus the data:
+//
+//	PerRequest  = (17 + 11) c
+//	PerRegister = 4 c
+//	PerBit      = c / 4
+//
+// At 9600 baud 7E1 (10 bits, the ASCII default), a request costs about
+// 29.2 ms before its data and a register 4.17 ms: holes are worth reading
+// while shorter than about seven registers. [EndpointCost] picks the model
+// of a device URL; a [Device] plans with it.
+//
 // # Polling, buses and writes
 //
-// A [Client] is one connection to a device or gateway over any transport of
-// the upstream client (tcp, rtu, rtuovertcp, rtuoverudp, udp, tcp+tls; see
-// [ParseURL]); it connects lazily, reconnects with backoff and absorbs the
+// A [Client] is one connection to a device or gateway over Modbus TCP, UDP
+// or TLS (the upstream client's transports), RTU (rtu, rtuovertcp,
+// rtuoverudp) or ASCII (ascii, asciiovertcp) — see [ParseURL]; it connects lazily, reconnects with backoff and absorbs the
 // upstream client's quirks (see [ClientConfig]). A [Device] is a polled
 // device and a bridge.Source: it plans each cycle, reads, decodes, and emits
 // one batch of samples per cycle, Bad samples when a read fails. Devices that
-// share a serial line or an RTU gateway share a [Bus] ([NewDevices] makes
-// them), which serialises their requests and keeps the line's inter-frame
-// silence. [Device.Write] writes holding registers and coils (see Writes).
+// share a serial line or an RTU or ASCII gateway share a [Bus] ([NewDevices]
+// makes them), which serialises their requests and keeps the line's
+// inter-frame silence. [Device.Write] writes holding registers and coils (see Writes).
 // The documentation of Device has the details.
 //
 // # Writes
@@ -139,11 +154,14 @@
 //	speed             one of StandardBaudRates (50 ... 4000000; 96000 or 12345 are refused); default 19200
 //	parity            none | even | odd (N, E, O); default even
 //	data_bits         5-8, default 8;   stop_bits 1-2, default 1 with parity, 2 without
+//	                  ascii, asciiovertcp: data_bits default 7; 7E1, 7O1, 7N2, or 8 data bits
 //	timeout           1ms-10m; default 1s (500ms for rtu)
 //	min_backoff       1ms-24h, default 100ms;  max_backoff 1ms-24h, default 30s; min <= max
-//	late_reply_wait   1ms-1h; default 3 × timeout (RTU links only)
+//	late_reply_wait   1ms-1h; default 3 × timeout (serial-line links: RTU and ASCII)
+//	inter_char_timeout 1ms-1m; default 1s (ascii and asciiovertcp only)
 //	unit              0-255 on tcp, tcp+tls, udp (0 is a unit like any other);
-//	                  1-247 on rtu, rtuovertcp, rtuoverudp (0 is broadcast, 248-255 reserved)
+//	                  1-247 on rtu, rtuovertcp, rtuoverudp, ascii, asciiovertcp
+//	                  (0 is broadcast, 248-255 reserved)
 //	interval          10ms-24h, default 1s (a point's own interval likewise)
 //	max_busy_retries  -1 (none) to 10, default 3;  busy_retry_delay 1ms-10s, default 20ms
 //	limits            max_registers 1-125, max_bits 1-2000 (0 = those); forbidden first <= last
@@ -160,21 +178,33 @@
 // looks like a Modicon register number (40001+, 30001+, 10001+) gets a hint
 // with its protocol address.
 //
-// # RTU links and late replies
+// # Serial-line links (RTU and ASCII) and late replies
 //
-// RTU framing has no transaction ids, so the adapter runs its own RTU
-// transport on rtu, rtuovertcp and rtuoverudp links: it discards buffered
-// input before each request, waits (listening) up to LateReplyWait for the
-// late reply of a request that timed out before sending the next one, and
-// checks every reply against its request (unit, function, byte count, a
-// write's echo). Frames that do not match are discarded, counted in
-// [Stats].Discarded, and never decoded: a late reply is never published as
-// another register's value.
+// The serial-line framings have no transaction ids, so the adapter runs its
+// own transport on rtu, rtuovertcp, rtuoverudp, ascii and asciiovertcp
+// links: it discards buffered input before each request, waits (listening)
+// up to LateReplyWait for the late reply of a request that timed out before
+// sending the next one, and checks every reply against its request (unit,
+// function, byte count, a write's echo). Frames that do not match are
+// discarded, counted in [Stats].Discarded, and never decoded: a late reply
+// is never published as another register's value.
+//
+// ASCII framing (Modbus over Serial Line V1.02, 2.5.2) sends ':', the
+// address, PDU and [LRC] as upper-case hex pairs, and CR LF
+// ([AppendASCIIFrame]). A reply frame is taken only whole and well formed:
+// characters before a ':' are noise, a ':' inside a frame starts a new one,
+// and a frame with a character that is not hex, an odd number of digits, a
+// CR without LF, more than 255 bytes, a length its function does not allow,
+// a bad LRC, or a gap between two characters longer than InterCharTimeout
+// (1 s by default, 2.5.2.1) is discarded and counted like a bad CRC on
+// RTU. The line defaults to 7E1 (the specification's; 7O1 and 7N2 are its
+// other formats, and 8 data bits are accepted for devices and converters
+// that use them, and for pseudo-terminals, which take nothing else).
 //
 // # Shutdown
 //
 // When the context of [Device.Run] (or of any Client call) ends, the
-// request in progress is abandoned: on an RTU link the connection is closed
+// request in progress is abandoned: on an RTU or ASCII link the connection is closed
 // at once and the call returns within 100ms; the upstream client used for
 // tcp, tcp+tls and udp cannot be interrupted, so the call returns at once
 // and that request finishes in the background, up to its timeout, then
