@@ -163,20 +163,24 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter("device_samples_total", float64(s.good.Load()), name, "good")
 		counter("device_samples_total", float64(s.uncertain.Load()), name, "uncertain")
 		counter("device_samples_total", float64(s.bad.Load()), name, "bad")
+		mb := s.dev.mb
+		if mb == nil && s.dev.ss != nil {
+			mb = s.dev.ss.Modbus() // the poller of the chain discovered last; nil before
+		}
 		switch {
-		case s.dev.mb != nil:
-			ds := s.dev.mb.Stats()
+		case mb != nil:
+			ds := mb.Stats()
 			counter("modbus_cycles_total", float64(ds.Cycles), name)
 			counter("modbus_requests_total", float64(ds.Requests), name)
 			counter("modbus_bad_samples_total", float64(ds.Bad), name)
 			counter("modbus_overruns_total", float64(ds.Overruns), name)
 			counter("modbus_holes_learned_total", float64(ds.Holes), name)
-			ls := s.dev.mb.Client().Stats()
+			ls := mb.Client().Stats()
 			us := ls.Units[s.dev.unit]
 			gauge("modbus_poll_latency_seconds", us.LastLatency.Seconds(), name)
 			gauge("modbus_poll_latency_mean_seconds", us.MeanLatency.Seconds(), name)
 			gauge("modbus_poll_latency_max_seconds", us.MaxLatency.Seconds(), name)
-			mbs = append(mbs, s.dev.mb)
+			mbs = append(mbs, mb)
 		case s.dev.ua != nil:
 			us := s.dev.ua.Stats()
 			gauge("opcua_connected", b01(us.Connected), name)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -107,6 +108,11 @@ sinks:
 		return s.Value.Float() == 75.5
 	}, 5*time.Second, 5*time.Millisecond)
 	compareAll()
+
+	// Metrics and status follow the device's poller.
+	rec := httptest.NewRecorder()
+	g.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	assert.Regexp(t, `modbus_requests_total\{device="ssinv1"\} [1-9]`, rec.Body.String())
 }
 
 func TestSunSpecConfigErrors(t *testing.T) {
