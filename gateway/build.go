@@ -219,7 +219,7 @@ func (g *assembly) buildDevices(d *decoder, cfg *fileConfig, dir string, log *sl
 			d.errAt(p, "give the device a modbus or an opcua block")
 		}
 		if len(g.devices) > ndev {
-			g.devices[ndev].pointReport = pointReport
+			g.devices[ndev].pointReport = mergeReports(g.devices[ndev].pointReport, pointReport)
 		}
 	}
 	d.checkSharedLines(mbCfgs, mbPaths)
@@ -317,8 +317,9 @@ func (g *assembly) modbusDevice(d *decoder, p string, dc deviceConfig, dir strin
 	// Points: the profile's, then the inline ones. Limits in the modbus
 	// block replace the profile's.
 	var prof *modbus.Profile
+	var profReports map[string]bridge.Report // the profile file's points' own report blocks
 	if dc.Profile != "" {
-		prof = d.profile(join(p, "profile"), dc.Profile, dir)
+		prof, profReports = d.profile(join(p, "profile"), dc.Profile, dir)
 	}
 	var limits modbus.Limits
 	if mb.Limits != nil {
@@ -355,10 +356,13 @@ func (g *assembly) modbusDevice(d *decoder, p string, dc deviceConfig, dir strin
 		}
 		d.deviceFieldError(p, fe, prof, nprof, merged, mb.Limits != nil)
 	}
+	if prof != nil && len(profReports) > 0 {
+		d.checkProfileReports(join(p, "profile"), prof.Name, dc.Report, profReports)
+	}
 	if len(d.errs) > nerr {
 		return modbus.DeviceConfig{}, nil, false
 	}
-	dev := &device{name: dc.Name, kind: "modbus", interval: dc.Interval, unit: unit, link: redact.URL(conn.URL), inboxOpts: dc.Inbox, report: dc.Report,
+	dev := &device{name: dc.Name, kind: "modbus", interval: dc.Interval, unit: unit, link: redact.URL(conn.URL), inboxOpts: dc.Inbox, report: dc.Report, pointReport: profReports,
 		desc: fmt.Sprintf("modbus %s unit %d", redact.URL(conn.URL), unit)}
 	if dev.interval == 0 {
 		dev.interval = time.Second
@@ -401,34 +405,34 @@ func fieldMsg(fe *bridge.FieldError) string {
 
 // profile returns the built-in profile called name or the profile in the
 // file name (relative to the configuration's directory).
-func (d *decoder) profile(path, name, dir string) *modbus.Profile {
+func (d *decoder) profile(path, name, dir string) (*modbus.Profile, map[string]bridge.Report) {
 	if p, err := modbus.BuiltinProfile(name); err == nil {
-		return p
+		return p, nil
 	}
 	file := relPath(dir, name)
 	st, err := os.Stat(file)
 	if err != nil {
 		d.errAt(path, "unknown profile %q: not built in (%s) and no such file", name, strings.Join(modbus.BuiltinProfiles(), ", "))
-		return nil
+		return nil, nil
 	}
 	if !st.Mode().IsRegular() || st.Size() > 16<<20 {
 		d.errAt(path, "profile %q: %s is not a regular file of at most 16 MiB", name, file)
-		return nil
+		return nil, nil
 	}
 	data, err := readRegular(file, 16<<20)
 	if err != nil {
 		d.errAt(path, "profile %q: %v", name, err)
-		return nil
+		return nil, nil
 	}
-	prof, pd := decodeProfile(name, data)
+	prof, reports, pd := decodeProfile(name, data)
 	// The profile's own errors name its file and line.
 	for _, e := range pd.errs {
 		d.errAt(path, "%s", e)
 	}
 	if len(pd.errs) > 0 {
-		return nil
+		return nil, nil
 	}
-	return prof
+	return prof, reports
 }
 
 var profilePointRE = regexp.MustCompile(`^points\[(\d+)\](?:\.(.*))?$`)
@@ -437,19 +441,20 @@ var profilePointRE = regexp.MustCompile(`^points\[(\d+)\](?:\.(.*))?$`)
 // configuration, with the same help, and validates it. It returns the
 // decoder holding the errors, each with the profile file's line; a path
 // within a point is written as the point ("point 1 "b": type").
-func decodeProfile(name string, data []byte) (*modbus.Profile, *decoder) {
+func decodeProfile(name string, data []byte) (*modbus.Profile, map[string]bridge.Report, *decoder) {
 	pd := newDecoder(name)
 	var prof modbus.Profile
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		pd.yamlSyntax(err, data)
-		return nil, pd
+		return nil, nil, pd
 	}
 	doc := resolve(&root)
 	if doc == nil || isNull(doc) {
 		pd.errorf(0, "", "the profile is empty: want name, limits and points")
-		return nil, pd
+		return nil, nil, pd
 	}
+	byIndex := pd.takeReports(doc) // report is the gateway's key, not modbus.Point's
 	pd.decode(doc, "", reflect.ValueOf(&prof).Elem())
 	pd.checking = true
 	if prof.Name == "" {
@@ -475,7 +480,7 @@ func decodeProfile(name string, data []byte) (*modbus.Profile, *decoder) {
 		}
 	}
 	pd.err() // sorts by line
-	return &prof, pd
+	return &prof, pd.profileReports(&prof, byIndex), pd
 }
 
 // pointRefRE finds the references of modbus.ValidatePoints' messages to

@@ -150,3 +150,83 @@ sinks:
 	assert.Equal(t, 1, lines("exceptions.jsonl"))
 	assert.EqualValues(t, st.Emitted, lines("all.jsonl"), "%+v", st)
 }
+
+// TestProfileFileReports: a profile file's points may carry report blocks
+// too: checked at the profile file's line, and merged over the device's at
+// its profile key; an inline point's own block wins over its profile's.
+func TestProfileFileReports(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644))
+	}
+	write("bad.yaml", `name: bad
+points:
+  - {name: a, table: input, address: 0, type: float32, report: {deadband: -1}}
+  - name: b
+    table: input
+    address: 2
+    type: float32
+    report: {heartbeat: 1m, bogus: 1}
+`)
+	write("good.yaml", `name: good
+points:
+  - {name: a, table: input, address: 0, type: float32, report: {on_change: true}}
+  - {name: b, table: input, address: 2, type: float32, report: {heartbeat: 1m}}
+  - {name: c, table: input, address: 4, type: float32}
+`)
+	_, err := Parse(filepath.Join(dir, "gw.yaml"), []byte(`
+devices:
+  - name: m1
+    modbus: {url: tcp://127.0.0.1:502}
+    profile: bad.yaml
+  - name: m2
+    modbus: {url: tcp://127.0.0.1:502}
+    profile: good.yaml
+sinks:
+  - stdout: {}
+`))
+	all := strings.Join(configErrors(t, err), "\n")
+	assert.Contains(t, all, `bad.yaml:3: point 0 "a": report.deadband: -1 is out of range`)
+	assert.Contains(t, all, `bad.yaml:8: point 1 "b": report.bogus: unknown key`)
+	assert.Contains(t, all, `gw.yaml:8: devices[1].profile: point "b" of profile good: report.heartbeat: has no effect without deadband`)
+
+	srv, err := modbustest.NewServer(&modbus.Profile{Name: "m", Points: []modbus.Point{
+		{Name: "a", Table: modbus.Input, Address: 0, Type: modbus.Float32},
+		{Name: "b", Table: modbus.Input, Address: 2, Type: modbus.Float32},
+		{Name: "c", Table: modbus.Input, Address: 4, Type: modbus.Float32},
+		{Name: "d", Table: modbus.Input, Address: 6, Type: modbus.Float32},
+	}}, modbustest.WithTick(time.Hour))
+	require.NoError(t, err)
+	defer srv.Close()
+	cfg, err := Parse(filepath.Join(dir, "gw.yaml"), []byte(`
+devices:
+  - name: m2
+    interval: 10ms
+    modbus: {url: `+srv.URL()+`}
+    profile: good.yaml
+    report: {deadband: 1000}
+    points:
+      - {name: d, table: input, address: 6, type: float32, report: {deadband: 5}}
+sinks:
+  - file: {path: out.jsonl}
+`))
+	require.NoError(t, err)
+	g, err := cfg.Build(BuildOptions{})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	require.Eventually(t, func() bool { return g.Bridge().Stats().Sources[0].Suppressed >= 20 }, 10*time.Second, 5*time.Millisecond)
+	cancel()
+	require.NoError(t, <-done)
+	data, err := os.ReadFile(filepath.Join(dir, "out.jsonl"))
+	require.NoError(t, err)
+	count := map[string]int{}
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		s, err := bridge.DecodeJSON([]byte(line))
+		require.NoError(t, err)
+		count[s.Point]++
+	}
+	// Nothing moves: each point's first sample only, whatever its rule.
+	assert.Equal(t, map[string]int{"a": 1, "b": 1, "c": 1, "d": 1}, count)
+}

@@ -1,6 +1,12 @@
 package gateway
 
 import (
+	"maps"
+	"reflect"
+	"slices"
+
+	"go.yaml.in/yaml/v3"
+
 	"github.com/m2mbridge/m2mbridge/bridge"
 	"github.com/m2mbridge/m2mbridge/modbus"
 	"github.com/m2mbridge/m2mbridge/opcua"
@@ -79,5 +85,97 @@ func (d *decoder) pointReports(p string, dc deviceConfig) map[string]bridge.Repo
 	for i, nc := range dc.Nodes {
 		add(index(join(p, "nodes"), i), nc.Name, nc.Report)
 	}
+	return out
+}
+
+// takeReports takes the report blocks out of the points of a profile
+// file's document, so that the rest decodes as a modbus.Profile, and
+// decodes each as a bridge.Report checked by its Validate. It returns them
+// by the point's index. (modbus.Point has no report key: report by
+// exception is the bridge's, and the profile a register map.)
+func (d *decoder) takeReports(doc *yaml.Node) map[int]bridge.Report {
+	if doc.Kind != yaml.MappingNode {
+		return nil
+	}
+	var out map[int]bridge.Report
+	for i := 0; i+1 < len(doc.Content); i += 2 {
+		if doc.Content[i].Value != "points" {
+			continue
+		}
+		seq := resolve(doc.Content[i+1])
+		if seq == nil || seq.Kind != yaml.SequenceNode {
+			return nil
+		}
+		for j, item := range seq.Content {
+			pt := resolve(item)
+			if pt == nil || pt.Kind != yaml.MappingNode {
+				continue
+			}
+			for k := 0; k+1 < len(pt.Content); k += 2 {
+				if pt.Content[k].Value != "report" {
+					continue
+				}
+				path := join(index("points", j), "report")
+				d.lines[path] = pt.Content[k].Line
+				var r bridge.Report
+				d.decode(pt.Content[k+1], path, reflect.ValueOf(&r).Elem())
+				// Checked alone here, at the profile file's lines, as if
+				// the device had a rule of its own (a profile's point may
+				// set only a heartbeat or a range over the device's
+				// rule); merged with the device's by checkProfileReports.
+				d.fieldErrors(path, bridge.Report{DeadbandPercent: 1}.Merge(r).Validate())
+				if out == nil {
+					out = make(map[int]bridge.Report)
+				}
+				out[j] = r
+				pt.Content = slices.Delete(pt.Content, k, k+2)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// profileReports gives the report blocks taken from a profile's points
+// the points' names.
+func (d *decoder) profileReports(prof *modbus.Profile, byIndex map[int]bridge.Report) map[string]bridge.Report {
+	if len(byIndex) == 0 {
+		return nil
+	}
+	out := make(map[string]bridge.Report, len(byIndex))
+	for i, r := range byIndex {
+		if i < len(prof.Points) {
+			out[prof.Points[i].Name] = r
+		}
+	}
+	return out
+}
+
+// checkProfileReports checks the report blocks of a profile file's points
+// merged over the device's report block, at the device's profile key.
+func (d *decoder) checkProfileReports(path, profName string, def *bridge.Report, reports map[string]bridge.Report) {
+	var dr bridge.Report
+	if def != nil {
+		dr = *def
+		if dr.Validate() != nil {
+			return // said at the device's report
+		}
+	}
+	names := slices.Sorted(maps.Keys(reports))
+	for _, name := range names {
+		for _, fe := range bridge.FieldErrors(dr.Merge(reports[name]).Validate()) {
+			d.errAt(path, "point %q of profile %s: report.%s: %s", name, profName, fe.Path, fieldMsg(fe))
+		}
+	}
+}
+
+// mergeReports returns the point reports of a device: its profile's, and
+// its inline points' and nodes' over them.
+func mergeReports(profile, inline map[string]bridge.Report) map[string]bridge.Report {
+	if len(profile) == 0 {
+		return inline
+	}
+	out := maps.Clone(profile)
+	maps.Copy(out, inline)
 	return out
 }
