@@ -4,8 +4,10 @@ package main
 
 import (
 	"net"
+	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -135,4 +137,47 @@ func TestScanRTUPymodbus(t *testing.T) {
 	code, out, errOut = m2m(t, "read", finds[0].URL, "-unit", "1", "-address", "0", "-type", "float32")
 	require.Equal(t, 0, code, errOut)
 	assert.Contains(t, out, "230.5")
+}
+
+// TestScanProgressBar: with stderr on a terminal the scan draws a bar,
+// redrawn in place, and clears it before each find and at the end; stdout
+// (a pipe here) gets only the table.
+func TestScanProgressBar(t *testing.T) {
+	srv, err := modbustest.NewServer(device, modbustest.WithUnits(7))
+	require.NoError(t, err)
+	t.Cleanup(func() { srv.Close() })
+	master, tty, err := testline.OpenPTY()
+	require.NoError(t, err)
+	t.Cleanup(func() { master.Close() })
+	slave, err := testline.OpenRaw(tty)
+	require.NoError(t, err)
+
+	var screen strings.Builder
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 4096)
+		for {
+			n, err := master.Read(buf)
+			screen.Write(buf[:n])
+			if err != nil {
+				return
+			}
+		}
+	}()
+	cmd := exec.Command(m2mBin, "scan", srv.URL(), "-units", "1-10", "-timeout", "30ms")
+	var stdout strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, slave
+	require.NoError(t, cmd.Run())
+	slave.Close()
+	master.SetReadDeadline(time.Now().Add(2 * time.Second))
+	<-done
+
+	s := screen.String()
+	assert.Contains(t, s, "\r\x1b[K[", "the bar is drawn in place")
+	assert.Contains(t, s, "] 10/10", "and reaches the end")
+	assert.Regexp(t, `\[#+\.*\] \d+/10  unit \d+\s+found \d`, s)
+	assert.Contains(t, s, "m2m: found 1 (10 of 10 tries")
+	assert.NotContains(t, stdout.String(), "\r")
+	assert.Regexp(t, `^UNIT\s+SETTINGS\s+ANSWER\s+LATENCY\n7\s+-\s+holding:0 = 0x`, stdout.String())
 }

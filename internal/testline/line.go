@@ -53,23 +53,10 @@ type Line struct {
 // pymodbus server listens on), talking at dev. The Line owns device:
 // Close closes it.
 func Open(device io.ReadWriteCloser, dev Settings) (*Line, error) {
-	// O_NONBLOCK: the runtime poller serves it, so reads take deadlines
-	// and Close ends a read in progress.
-	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY|unix.O_NONBLOCK, 0)
+	m, path, err := OpenPTY()
 	if err != nil {
-		return nil, fmt.Errorf("testline: %w", err)
+		return nil, err
 	}
-	fd := int(m.Fd())
-	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
-		m.Close()
-		return nil, fmt.Errorf("testline: unlocking the pseudo-terminal: %w", err)
-	}
-	n, err := unix.IoctlGetInt(fd, unix.TIOCGPTN)
-	if err != nil {
-		m.Close()
-		return nil, fmt.Errorf("testline: pseudo-terminal number: %w", err)
-	}
-	path := fmt.Sprintf("/dev/pts/%d", n)
 	hold, err := OpenRaw(path)
 	if err != nil {
 		m.Close()
@@ -85,6 +72,28 @@ func Open(device io.ReadWriteCloser, dev Settings) (*Line, error) {
 	go l.toDevice()
 	go l.toClient()
 	return l, nil
+}
+
+// OpenPTY opens a new pseudo-terminal and returns its master side and the
+// path of its slave side (/dev/pts/N), which a program under test opens or
+// gets as its stderr. The master is non-blocking underneath: its reads
+// take deadlines and Close ends them.
+func OpenPTY() (master *os.File, path string, err error) {
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, "", fmt.Errorf("testline: %w", err)
+	}
+	fd := int(m.Fd())
+	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
+		m.Close()
+		return nil, "", fmt.Errorf("testline: unlocking the pseudo-terminal: %w", err)
+	}
+	n, err := unix.IoctlGetInt(fd, unix.TIOCGPTN)
+	if err != nil {
+		m.Close()
+		return nil, "", fmt.Errorf("testline: pseudo-terminal number: %w", err)
+	}
+	return m, fmt.Sprintf("/dev/pts/%d", n), nil
 }
 
 // OpenRaw opens a terminal device in raw mode (no echo, no line editing,
