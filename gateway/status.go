@@ -604,19 +604,14 @@ func scrub(s string) string {
 	var b strings.Builder
 	start := -1
 	flush := func(end int) {
-		if start < 0 {
-			return
+		if start >= 0 {
+			b.WriteString(scrubWord(s[start:end]))
+			start = -1
 		}
-		w := s[start:end]
-		if strings.ContainsAny(w, "@?") {
-			w = redact.URL(w)
-		}
-		b.WriteString(w)
-		start = -1
 	}
 	for i, r := range s {
 		// Characters a URL's user information cannot hold (url.Parse
-		// refuses them there) end a word; a comma, a parenthesis or a
+		// refuses them there) end a word; a comma, a parenthesis or
 		// an apostrophe can, so they do not.
 		if r == ' ' || r == '\t' || r == '\n' || r == '\r' || r == '"' || r == '<' || r == '>' {
 			flush(i)
@@ -629,6 +624,44 @@ func scrub(s string) string {
 	}
 	flush(len(s))
 	return b.String()
+}
+
+// scrubWord masks the secrets of one word: redact.URL from where a URL's
+// scheme starts (so that "(tcp://u:pw@h)" or "#tcp://..." is read as a
+// URL), then, when a ':' still comes before the last '@' unmasked, all
+// from that ':' to the '@': hiding too much is safe.
+func scrubWord(w string) string {
+	if !strings.ContainsAny(w, "@?") {
+		return w
+	}
+	pre, u := "", w
+	if i := strings.Index(w, "://"); i > 0 {
+		j := i
+		for j > 0 && isSchemeChar(w[j-1]) {
+			j--
+		}
+		pre, u = w[:j], w[j:]
+	}
+	if strings.ContainsAny(pre, "@?") {
+		pre = redact.URL(pre)
+	}
+	r := pre + redact.URL(u)
+	if at := strings.LastIndexByte(r, '@'); at > 0 && !strings.HasSuffix(r[:at], redact.Mask) {
+		from := 0
+		if i := strings.Index(r[:at], "://"); i >= 0 {
+			from = i + 3
+		}
+		if c := strings.IndexByte(r[from:at], ':'); c >= 0 {
+			r = r[:from+c+1] + redact.Mask + r[at:]
+		}
+	}
+	return r
+}
+
+// isSchemeChar reports whether c may be in a URL's scheme (RFC 3986,
+// section 3.1).
+func isSchemeChar(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '+' || c == '-' || c == '.'
 }
 
 // seconds returns d in seconds.

@@ -621,7 +621,33 @@ func TestStatusScrub(t *testing.T) {
 		{"broker u:P,W(1)@h:9092 down", "broker u:xxxxx@h:9092 down"},
 		{"nats://a:4222,nats://u:PW@b:4222: no servers", "nats://a:4222,nats://u:xxxxx@b:4222: no servers"},
 		{"user@host is fine", "user@host is fine"},
+		{"#tcp://user:0@host:1883", "#tcp://user:xxxxx@host:1883"},
+		{"(tcp://u:PW@h)", "(tcp://u:xxxxx@h)"},
+		{"#u:PW@h:9092", "#u:xxxxx@h:9092"},
 	} {
 		assert.Equal(t, c.want, scrub(c.in), c.in)
 	}
+}
+
+// FuzzStatusScrub: whatever text surrounds a URL with a password (of the
+// characters a URL's user information may hold), the password does not
+// survive scrub; and no text makes it panic.
+func FuzzStatusScrub(f *testing.F) {
+	f.Add("dial ", "s3cret", ": refused")
+	f.Add(`Post "`, "p,a(s)s'w!", `": EOF`)
+	f.Add("", "x@y", "")
+	f.Add("nats://a:4222,", "pw", ",nats://c:4222 down")
+	f.Fuzz(func(t *testing.T, before, pw, after string) {
+		_ = scrub(before + pw + after)
+		for _, r := range pw {
+			if !strings.ContainsRune("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=:%@", r) {
+				return // url.Parse refuses it: no client takes such a URL
+			}
+		}
+		if pw == "" {
+			return
+		}
+		secret := "tcp://user:" + pw + "@host:1883"
+		assert.NotContains(t, scrub(before+secret+after), ":"+pw+"@host", "%q", before+secret+after)
+	})
 }
