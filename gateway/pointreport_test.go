@@ -230,3 +230,43 @@ sinks:
 	// Nothing moves: each point's first sample only, whatever its rule.
 	assert.Equal(t, map[string]int{"a": 1, "b": 1, "c": 1, "d": 1}, count)
 }
+
+// TestSinkBandwidthKeys: the sinks' layout, metadata and compression keys
+// are checked by each sink's Validate, at their lines.
+func TestSinkBandwidthKeys(t *testing.T) {
+	_, err := Parse("gw.yaml", []byte(`
+devices:
+  - name: meter1
+    modbus: {url: tcp://127.0.0.1:502}
+    points: [{name: v, table: input, address: 0, type: float32}]
+sinks:
+  - mqtt: {url: tcp://127.0.0.1:1883, layout: batch, compression: zstd}
+  - mqtt: {url: tcp://127.0.0.1:1883, version: 5, layout: batches}
+    name: m2
+  - nats: {url: nats://127.0.0.1:4222, layout: batch, metadata_subject: "m2m.{point}"}
+  - http: {url: http://127.0.0.1:8080/in, compression: brotli}
+  - influx: {url: http://127.0.0.1:8086, database: db, compression: zstd, gzip: true}
+  - file: {path: all.jsonl}
+    unfiltered: yes please
+`))
+	all := strings.Join(configErrors(t, err), "\n")
+	assert.Contains(t, all, "gw.yaml:7: sinks[0].mqtt.compression: zstd needs MQTT 5")
+	assert.Contains(t, all, `gw.yaml:8: sinks[1].mqtt.layout: unknown layout "batches"`)
+	assert.Contains(t, all, `gw.yaml:10: sinks[2].nats.metadata_subject: "m2m.{point}" holds {point}`)
+	assert.Contains(t, all, `gw.yaml:11: sinks[3].http.compression: unknown compression "brotli"`)
+	assert.Contains(t, all, `gw.yaml:12: sinks[4].influx.gzip: contradicts compression "zstd"`)
+	assert.Contains(t, all, `gw.yaml:14: sinks[5].unfiltered`)
+
+	_, err = Parse("gw.yaml", []byte(`
+devices:
+  - name: meter1
+    modbus: {url: tcp://127.0.0.1:502}
+    points: [{name: v, table: input, address: 0, type: float32}]
+sinks:
+  - mqtt: {url: tcp://127.0.0.1:1883, version: 5, layout: batch, compression: zstd, metadata_topic: "m2m/{source}/meta"}
+  - nats: {url: nats://127.0.0.1:4222, layout: batch, metadata_subject: "m2m.meta.{source}", subject: "m2m.data.{source}"}
+  - http: {url: http://127.0.0.1:8080/in, compression: zstd}
+  - influx: {url: http://127.0.0.1:8086, database: db, compression: gzip}
+`))
+	require.NoError(t, err)
+}
