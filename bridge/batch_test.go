@@ -59,7 +59,9 @@ func TestBatchJSON(t *testing.T) {
 }
 
 func TestNextBatch(t *testing.T) {
-	s := func(src, point string, seq uint64) bridge.Sample { return bridge.Sample{Source: src, Point: point, Seq: seq} }
+	s := func(src, point string, seq uint64) bridge.Sample {
+		return bridge.Sample{Source: src, Point: point, Seq: seq}
+	}
 	many := make([]bridge.Sample, 100)
 	for i := range many {
 		many[i] = s("m", string(rune('A'+i%50)), uint64(i+1))
