@@ -141,6 +141,13 @@
 // clock behind the gateway's (an OPC UA source timestamp) makes its live
 // samples look historical after a reconnection; the rule trusts Sample.Time.
 //
+// What cannot be kept: Sparkplug publishes data at QoS 0 (4.2.2.2), so a
+// Write returns once its messages are handed to the connection, and what
+// was in flight when a connection breaks is lost with it; the host
+// application sees the NDEATH and marks the edge node's metrics stale, and
+// the next births carry the last values. Everything the broker could not
+// be handed (Write failing) is kept.
+//
 // # Concurrency
 //
 // A Sink's methods may be called from any goroutine; Write and Close

@@ -47,7 +47,7 @@ var quiet = slog.New(slog.DiscardHandler)
 // group of its own and a fresh state directory.
 func testConfig(tb testing.TB, addr string) Config {
 	return Config{URL: "tcp://" + addr, GroupID: uniq(), EdgeNodeID: "gw1", StateDir: tb.TempDir(),
-		KeepAlive: 2 * time.Second, ConnectTimeout: 3 * time.Second, AckTimeout: 3 * time.Second,
+		KeepAlive: 10 * time.Second, ConnectTimeout: 5 * time.Second, AckTimeout: 5 * time.Second,
 		MaxReconnectInterval: 200 * time.Millisecond, Logger: quiet}
 }
 
@@ -148,7 +148,7 @@ func (h *host) of(t MessageType, device ...string) []msg {
 // waitFor waits until n messages of type t (of device, when given) came.
 func (h *host) waitFor(n int, t MessageType, device ...string) []msg {
 	h.tb.Helper()
-	require.Eventually(h.tb, func() bool { return len(h.of(t, device...)) >= n }, 10*time.Second, 5*time.Millisecond,
+	require.Eventually(h.tb, func() bool { return len(h.of(t, device...)) >= n }, 20*time.Second, 5*time.Millisecond,
 		"waiting for %d %s %v; got:\n%s", n, t, device, dump(h.messages()))
 	return h.of(t, device...)
 }
