@@ -1,17 +1,25 @@
-// Command m2m is a field tool for commissioning Modbus devices: read and
+// Command m2m is a field tool for commissioning Modbus devices and OPC UA
+// servers: find the units on a line and their serial settings, read and
 // write registers and coils from the command line, decoded and encoded with
-// the same codecs and write rules as the library and the gateway.
+// the same codecs and write rules as the library and the gateway, browse an
+// OPC UA server into a gateway file, and turn a vendor register map into a
+// profile.
 //
+//	m2m scan rtu:///dev/ttyUSB0 -units 1-247 -speeds 9600,19200 -parity none,even
 //	m2m read tcp://10.0.0.7:502 -unit 1 -table input -address 0 -type float32
 //	m2m read tcp://10.0.0.7:502 -modicon 30001 -type float32 -count 3 -poll 1s
 //	m2m read rtu:///dev/ttyUSB0?speed=9600 -unit 3 -table coil -address 0 -count 8 -json
 //	m2m write tcp://10.0.0.7:502 -table holding -address 100 -type float32 -max 80 42.5
+//	m2m browse opc.tcp://10.0.0.9:4840 -depth 3 -config gateway.yaml
+//	m2m profile -in map.csv -modicon -out meter.yaml
 //
 // Each subcommand has -h. Exit status: 0 when every read or the write
-// succeeded (and after -h); 1 on a device or transport error (an exception,
-// a timeout, a refused connection; with -poll, when the last read failed);
-// 2 on a usage error, including a value the write rules refuse (nothing is
-// sent then). See README.md.
+// succeeded, a scan found a unit, browse or profile wrote what was asked
+// (and after -h); 1 on a device or transport error (an exception, a
+// timeout, a refused connection; with -poll, when the last read failed; a
+// scan that found nothing; a register map with errors); 2 on a usage
+// error, including a value the write rules refuse (nothing is sent then).
+// See README.md.
 package main
 
 import (
@@ -20,6 +28,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log"
 	"math"
 	"os"
 	"os/signal"
@@ -39,6 +48,9 @@ const (
 )
 
 func main() {
+	// The serial driver (goburrow/serial) logs through the standard logger
+	// when a device is no terminal; the error itself is reported, once.
+	log.SetOutput(io.Discard)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()

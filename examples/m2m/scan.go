@@ -91,9 +91,9 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if cfg.MaxTime > 0 && worst > cfg.MaxTime {
 		limit = fmt.Sprintf("; -max-time %v stops it sooner", cfg.MaxTime)
 	}
-	what := fmt.Sprintf("%d unit ids", len(cfg.Units))
+	what := plural(len(cfg.Units), "unit id")
 	if n := tries / len(cfg.Units); ep.Scheme == modbus.SchemeRTU {
-		what = fmt.Sprintf("%d unit ids × %d serial settings = %d tries", len(cfg.Units), n, tries)
+		what = fmt.Sprintf("%s × %s = %s", what, plural(n, "serial setting"), plural(tries, "try"))
 	}
 	fmt.Fprintf(stderr, "m2m: scan %s: %s, reading %s, %v each; at most %v%s\n",
 		pos[0], what, cfg.Register, cfg.Timeout, roundDur(worst), limit)
@@ -154,12 +154,25 @@ func queryHas(raw string, keys ...string) bool {
 	return false
 }
 
-// roundDur rounds d for people: to 10ms below a second, 100ms below a
-// minute, else to the second.
+// plural is "1 try", "2 tries", "3 unit ids".
+func plural(n int, word string) string {
+	switch {
+	case n == 1:
+		return "1 " + word
+	case strings.HasSuffix(word, "y"):
+		return fmt.Sprintf("%d %sies", n, strings.TrimSuffix(word, "y"))
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}
+
+// roundDur rounds d for people: to 100µs below 10ms, to the millisecond
+// below a second, 100ms below a minute, else to the second.
 func roundDur(d time.Duration) time.Duration {
 	switch {
+	case d < 10*time.Millisecond:
+		return d.Round(100 * time.Microsecond)
 	case d < time.Second:
-		return d.Round(10 * time.Millisecond)
+		return d.Round(time.Millisecond)
 	case d < time.Minute:
 		return d.Round(100 * time.Millisecond)
 	}

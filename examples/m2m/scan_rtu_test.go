@@ -92,14 +92,14 @@ func TestScanRTUNone(t *testing.T) {
 	code, out, errOut := m2m(t, "scan", "rtu://"+line.Path(), "-units", "3", "-speeds", "19200,38400", "-timeout", "40ms")
 	assert.Equal(t, 1, code, errOut)
 	assert.Empty(t, out)
-	assert.Contains(t, errOut, "1 unit ids × 6 serial settings = 6 tries")
+	assert.Contains(t, errOut, "1 unit id × 6 serial settings = 6 tries")
 	assert.Contains(t, errOut, "no unit answered (6 of 6 tries")
 	assert.NotContains(t, errOut, "m2m: found")
 	// The URL's own settings are the default when -speeds and -parity are
 	// not given... and the right ones find it.
 	code, out, errOut = m2m(t, "scan", "rtu://"+line.Path()+"?speed=9600&parity=odd", "-units", "2-3", "-timeout", "40ms")
 	require.Equal(t, 0, code, errOut)
-	assert.Contains(t, errOut, "2 unit ids × 1 serial settings = 2 tries")
+	assert.Contains(t, errOut, "2 unit ids × 1 serial setting = 2 tries")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	require.Len(t, lines, 2, out)
 	assert.Regexp(t, `^3\s+9600 8O1\s+holding:0 = 0x4366`, lines[1])
