@@ -135,6 +135,14 @@ func plural(n int, s string) string {
 // overlap, so choosing contiguous runs of atoms loses nothing. Ties in cost
 // go to fewer requests, then fewer registers. Planning n atoms takes
 // O(n·k) time, k being the most atoms one request can span.
+//
+// A point with a [Point.ScaleFactor] is always planned in a request that
+// also reads its factor's register: a hard constraint, not a preference.
+// The request is widened to the factor when it lies outside the point's
+// neighbours, and a factor shared by points far apart is read again in
+// each request that needs it. A point that cannot be read with its factor
+// in one request (too far for the limit, a forbidden address between, no
+// such point among those planned) is unplanned.
 type Planner struct {
 	limits Limits
 	cost   CostModel
