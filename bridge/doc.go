@@ -5,7 +5,10 @@
 // A [Sample] is one reading of one point of one source, with a typed [Value]
 // (float64, int64, uint64, bool or string, held without boxing), a unit, a
 // timestamp and a [Quality]. Its JSON encoding ([AppendJSON], [DecodeJSON])
-// is the one the JSON-lines, MQTT and HTTP sinks write.
+// is the one the JSON-lines, MQTT and HTTP sinks write; the batch layout
+// ([AppendBatchJSON], [NextBatch], [DecodeBatchJSON], with the units in a
+// metadata message, [AppendMetaJSON]) puts one source's poll cycle in one
+// message, for the MQTT and NATS sinks' layout: batch.
 //
 // A [Source] (a polled Modbus device, an OPC UA subscription) emits samples
 // into an [Emitter]; a [Sink] writes batches somewhere. A [Bridge] runs any

@@ -15,7 +15,8 @@ import (
 // source.
 //
 // A sample of a point is passed on when it is the first of that point since
-// the Bridge started, when its quality, status code or reason differs from
+// the Bridge started or since the source's health ([HealthReporter]) last
+// came up (a reconnect, a new Run), when its quality, status code or reason differs from
 // the last reported sample's (so a Bad → Good transition after a reconnect
 // always passes), when its value's kind changed, when a string or bool
 // changed, when a number moved beyond the rule below from the last
