@@ -113,6 +113,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("-gaps %q: want profile, zeros or refuse", *gaps)
 	}
 	if *sunspec {
+		if ln.serial {
+			return errors.New("-sunspec serves over the network only, not on a serial device or -pty")
+		}
 		return runSunSpec(ctx, *sunspecBase, opts, fixed, stderr)
 	}
 	srv, where, closeLine, err := ln.serve(ctx, p, opts)

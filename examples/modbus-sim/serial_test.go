@@ -240,3 +240,8 @@ out(error=rr.isError(), registers=getattr(rr, 'registers', None))
 `, freq.Address))
 	assert.JSONEq(t, `{"error": false, "registers": [16967, 0]}`, strings.TrimSpace(out))
 }
+
+func TestSimSunSpecNotOnSerial(t *testing.T) {
+	err := run(context.Background(), []string{"-sunspec", "-pty"}, io.Discard, io.Discard)
+	assert.ErrorContains(t, err, "-sunspec serves over the network only")
+}
