@@ -137,9 +137,11 @@ type Stats struct {
 	Timeouts uint64 // requests that got no answer in time
 	Connects uint64 // connections opened
 	// Discarded counts replies (frames, or stray bytes) received on an RTU
-	// link that did not answer the request in progress — a late reply to a
-	// request that timed out, a frame of another unit, function or byte
-	// count, a frame with a bad CRC — and were thrown away, never decoded.
+	// or ASCII link that did not answer the request in progress — a late
+	// reply to a request that timed out, a frame of another unit, function
+	// or byte count, a frame with a bad CRC or LRC, an ASCII frame that is
+	// not well formed or was cut by the inter-character timeout — and were
+	// thrown away, never decoded.
 	Discarded   uint64
 	Busy        time.Duration // time the link spent on requests (send to answer)
 	Elapsed     time.Duration // time since the Client was created
