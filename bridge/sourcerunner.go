@@ -238,31 +238,40 @@ func (r *sourceRunner) Emit(ctx context.Context, batch []Sample) error {
 		r.checkReconnect(f)
 		now = f.now()
 	}
-	r.scratch = r.scratch[:0]
-	r.all = r.all[:0]
 	seq := r.seq.Load()
-	for i := range batch {
-		s := batch[i]
-		ok := true
-		if f != nil {
-			var unf bool
-			ok, unf = f.pass(&batch[i], now)
+	if f == nil {
+		// Without report by exception: copy and number.
+		r.scratch = append(r.scratch[:0], batch...)
+		for i := range r.scratch {
+			if r.scratch[i].Seq == 0 {
+				seq++
+				r.scratch[i].Seq = seq
+			}
+		}
+	} else {
+		r.scratch = r.scratch[:0]
+		r.all = r.all[:0]
+		for i := range batch {
+			ok, unf := f.pass(&batch[i], now)
 			if unf {
 				unfiltered++
 			}
-		}
-		if ok {
-			if s.Seq == 0 {
-				seq++
-				s.Seq = seq
+			if !ok {
+				suppressed++
+				if split {
+					r.all = append(r.all, batch[i])
+					r.all[len(r.all)-1].Seq = 0 // the numbered samples are the reported ones
+				}
+				continue
 			}
-			r.scratch = append(r.scratch, s)
-		} else {
-			suppressed++
-			s.Seq = 0 // the numbered samples are the reported ones
-		}
-		if split {
-			r.all = append(r.all, s)
+			r.scratch = append(r.scratch, batch[i])
+			if p := &r.scratch[len(r.scratch)-1]; p.Seq == 0 {
+				seq++
+				p.Seq = seq
+			}
+			if split {
+				r.all = append(r.all, r.scratch[len(r.scratch)-1])
+			}
 		}
 	}
 	r.seq.Store(seq)
