@@ -3,8 +3,13 @@
 package main
 
 import (
+	"bufio"
+	"io"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -180,4 +185,67 @@ func TestScanProgressBar(t *testing.T) {
 	assert.Contains(t, s, "m2m: found 1 (10 of 10 tries")
 	assert.NotContains(t, stdout.String(), "\r")
 	assert.Regexp(t, `^UNIT\s+SETTINGS\s+ANSWER\s+LATENCY\n7\s+-\s+holding:0 = 0x`, stdout.String())
+}
+
+// TestScanSimulatorOnPTY is the README's walk-through on one machine:
+// modbus-sim serves on a pseudo-terminal, linesim puts a line at 9600 8O1
+// in front of it, and the scan finds the simulator there and only there;
+// the URL it prints reads a value.
+func TestScanSimulatorOnPTY(t *testing.T) {
+	dir := t.TempDir()
+	sim, linesim := filepath.Join(dir, "modbus-sim"), filepath.Join(dir, "linesim")
+	for bin, pkg := range map[string]string{sim: "../modbus-sim", linesim: "../../internal/testline/linesim"} {
+		out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput()
+		require.NoError(t, err, "%s", out)
+	}
+	simPTY := startAndWait(t, regexp.MustCompile(`pseudo-terminal: open (\S+)\)`), sim, "-pty")
+	linePTY := startAndWait(t, regexp.MustCompile(`: open (\S+)$`), linesim, "-device", simPTY, "-speed", "9600", "-parity", "odd")
+
+	code, out, errOut := m2m(t, "scan", "rtu://"+linePTY, "-units", "1", "-speeds", "9600,19200", "-register", "input:0",
+		"-timeout", "100ms", "-json")
+	require.Equal(t, 0, code, errOut)
+	finds := decodeScan(t, out)
+	require.Len(t, finds, 1, "out: %s\nerr: %s", out, errOut)
+	assert.Equal(t, 9600, finds[0].Speed)
+	assert.Equal(t, "odd", finds[0].Parity)
+	assert.Contains(t, errOut, "1 unit id × 6 serial settings = 6 tries")
+
+	code, out, errOut = m2m(t, "read", finds[0].URL, "-modicon", "30001", "-type", "float32")
+	require.Equal(t, 0, code, errOut)
+	assert.Regexp(t, `input:0\s+2\d\d\.\d+\s`, out, "an SDM630 voltage")
+}
+
+// startAndWait starts a program, waits for a line of its output matching
+// re, and returns the match's first group; the program is killed when the
+// test ends.
+func startAndWait(t *testing.T, re *regexp.Regexp, bin string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	stdout, w, err := os.Pipe() // stdout and stderr, as a person sees them
+	require.NoError(t, err)
+	cmd.Stdout, cmd.Stderr = w, w
+	require.NoError(t, cmd.Start())
+	w.Close()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if m := re.FindStringSubmatch(sc.Text()); m != nil {
+				found <- m[1]
+				break
+			}
+		}
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
+	select {
+	case s := <-found:
+		return s
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s %q did not say where it serves within 30s", bin, args)
+	}
+	return ""
 }

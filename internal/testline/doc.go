@@ -6,6 +6,8 @@
 // pseudo-terminal pair carries bytes but ignores speed and parity; this is
 // the line that does not.
 //
-// It is for tests only, and works on Linux (see [Line] for how the settings
-// are read); a Line is safe for concurrent use.
+// It works on Linux (see [Line] for how the settings are read); a Line is
+// safe for concurrent use. The tests use it directly; the command linesim
+// puts one in front of a simulator on a pseudo-terminal (modbus-sim -pty),
+// so that commissioning can be tried on one machine as on a real line.
 package testline
