@@ -48,8 +48,9 @@ type Status struct {
 	Healthy   bool     `json:"healthy"`
 	Unhealthy []string `json:"unhealthy"`
 	// RateSeconds is the interval the rates (samples_per_second,
-	// delivered_per_second, dropped_per_second) are taken over: the time
-	// since the oldest snapshot of the last ten seconds, or since the start.
+	// delivered_per_second, dropped_per_second) are taken over: since the
+	// oldest snapshot of the last ten seconds that is at least two seconds
+	// old, else since the last snapshot before, else since the start.
 	RateSeconds float64        `json:"rate_seconds"`
 	Devices     []DeviceStatus `json:"devices"`
 	Sinks       []SinkStatus   `json:"sinks"`
@@ -232,12 +233,13 @@ type statusState struct {
 // and a snapshot a second).
 const maxStreams = 16
 
-// Rates are taken over at most rateWindow, from snapshots at least
-// rateStep apart.
+// Rates are taken over at most rateWindow and at least rateMinSpan (but
+// for the first seconds of a run), from snapshots at least rateStep apart.
 const (
-	rateWindow = 10 * time.Second
-	rateStep   = time.Second
-	rateMarks  = int(rateWindow/rateStep) + 2
+	rateWindow  = 10 * time.Second
+	rateMinSpan = 2 * time.Second
+	rateStep    = time.Second
+	rateMarks   = int(rateWindow/rateStep) + 2
 )
 
 // rateMark is the counters at one time.
@@ -396,16 +398,25 @@ func (st *statusState) snapshot(now time.Time) Status {
 
 // rateBase keeps m in the history when the newest mark is older than
 // rateStep, and returns the mark the rates are taken from: the oldest one
-// within rateWindow, or the start (all counters zero) when there is none.
+// of the last rateWindow that is at least rateMinSpan old; else the newest
+// one older than that (a client that polls seldom gets the rates since its
+// last poll); else the start, with every counter zero.
 func (st *statusState) rateBase(m rateMark) rateMark {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	for len(st.history) > 0 && m.at.Sub(st.history[0].at) > rateWindow {
+	// Keep one mark older than the window at most: the base when there is
+	// none within it.
+	for len(st.history) > 1 && m.at.Sub(st.history[1].at) > rateWindow {
 		st.history = st.history[1:]
 	}
 	base := rateMark{at: st.g.started}
-	if len(st.history) > 0 {
-		base = st.history[0]
+	for _, h := range st.history {
+		if age := m.at.Sub(h.at); age >= rateMinSpan {
+			base = h
+			if age <= rateWindow {
+				break // the oldest within the window
+			}
+		}
 	}
 	if n := len(st.history); n == 0 || m.at.Sub(st.history[n-1].at) >= rateStep {
 		if n == rateMarks {

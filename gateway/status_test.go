@@ -651,3 +651,26 @@ func FuzzStatusScrub(f *testing.F) {
 		assert.NotContains(t, scrub(before+secret+after), ":"+pw+"@host", "%q", before+secret+after)
 	})
 }
+
+// TestStatusRateBase: rates are taken from the oldest snapshot of the last
+// ten seconds that is at least two seconds old; else from the last one
+// before (a client that polls seldom); else from the start.
+func TestStatusRateBase(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	st := &statusState{g: &Gateway{started: t0}}
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	base := func(s float64) time.Time { return st.rateBase(rateMark{at: at(s)}).at }
+	assert.Equal(t, t0, base(1), "nothing before: the start")
+	assert.Equal(t, t0, base(1.5), "the last is too recent")
+	assert.Equal(t, at(1), base(3))
+	assert.Equal(t, at(1), base(4.5))
+	assert.Equal(t, at(3), base(12), "the oldest within ten seconds")
+	assert.Equal(t, at(12), base(60), "a minute later: since the last")
+	assert.Equal(t, at(12), base(61))
+	assert.Equal(t, at(60), base(63))
+	for s := 64.0; s < 200; s += 0.5 {
+		base(s)
+	}
+	assert.LessOrEqual(t, len(st.history), rateMarks, "bounded")
+	assert.Equal(t, at(190), base(200))
+}

@@ -124,9 +124,9 @@
     const br = () => el("br");
     return el("tr", { "data-sink": s.name },
       el("td", { class: "sink" }, el("span", { class: "name" }, s.name), br(), el("span", { class: "target" }, s.target)),
-      el("td", {}, state(s.state), s.since ? [br(), el("span", { class: "since" }, ago(now, s.since))] : null),
-      el("td", { class: "queue" }, s.queued + " / " + s.queue_size + (s.in_flight ? " (+" + s.in_flight + " in flight)" : ""),
-        br(), el("span", { class: "overflow" }, "overflow " + s.overflow)),
+      el("td", { class: "sink-state" }, state(s.state), s.since ? [br(), el("span", { class: "since" }, ago(now, s.since))] : null),
+      el("td", { class: "queue" }, s.queued + " waiting" + (s.in_flight ? ", " + s.in_flight + " in flight" : ""),
+        br(), el("span", { class: "overflow" }, "queue " + s.queue_size + ", overflow " + s.overflow)),
       el("td", { class: "spool" }, s.spool ? s.spool.samples + " samples, " + bytes(s.spool.bytes) : "–"),
       el("td", { class: "delivered" }, rate(s.delivered_per_second), br(), s.delivered + " total"),
       el("td", { class: "dropped" }, dropped.split("\n")[0], br(), dropped.split("\n")[1]),
