@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"cmp"
+	"fmt"
 	"net"
 	"slices"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/m2mbridge/m2mbridge/bridge"
+	"github.com/m2mbridge/m2mbridge/bridge/bridgetest"
 )
 
 func TestValidateBatchLayout(t *testing.T) {
@@ -137,7 +139,8 @@ func TestBatchLayoutThroughMosquitto(t *testing.T) {
 			MetadataTopic: metaTopic, Compression: "zstd", QoS: 1})
 		batch := append(cycles("meter1", 3), cycles("meter2", 1)...)
 		require.NoError(t, s.Write(testCtx(t, 20*time.Second), batch))
-		require.NoError(t, s.Write(testCtx(t, 20*time.Second), cycles("meter1", 1)))
+		more := cycles("meter1", 1)
+		require.NoError(t, s.Write(testCtx(t, 20*time.Second), more))
 		require.Eventually(t, func() bool { return len(msgs()) >= 7 }, 20*time.Second, 5*time.Millisecond)
 		dec, err := zstd.NewReader(nil)
 		require.NoError(t, err)
@@ -169,7 +172,7 @@ func TestBatchLayoutThroughMosquitto(t *testing.T) {
 		}
 		assert.Len(t, units, 2, "one metadata message per source, published before the data")
 		assert.Equal(t, map[string]string{"voltage_l1": "V", "energy": "Wh", "state": ""}, units["meter1"])
-		sameSamples(t, append(batch, cycles("meter1", 1)...), back)
+		sameSamples(t, append(batch, more...), back)
 		t.Logf("batch JSON %d bytes, zstd %d bytes", raw, packed)
 
 		// The metadata is retained: a consumer that comes later gets it.
@@ -188,7 +191,7 @@ func sameSamples(t *testing.T, want, got []bridge.Sample) {
 	t.Helper()
 	require.Len(t, got, len(want))
 	order := func(a, b bridge.Sample) int {
-		return cmp.Or(strings.Compare(a.Source, b.Source), a.Time.Compare(b.Time), strings.Compare(a.Point, b.Point))
+		return cmp.Or(strings.Compare(a.Source, b.Source), a.Time.Compare(b.Time), strings.Compare(a.Point, b.Point), cmp.Compare(a.Seq, b.Seq), cmp.Compare(a.Value.Float(), b.Value.Float()))
 	}
 	want, got = slices.Clone(want), slices.Clone(got)
 	slices.SortFunc(want, order)
@@ -199,5 +202,41 @@ func sameSamples(t *testing.T, want, got []bridge.Sample) {
 		assert.True(t, w.Value.Equal(g.Value), "%d: value %v, want %v", i, g.Value, w.Value)
 		g.Time, g.Value = w.Time, w.Value
 		assert.Equal(t, w, g, "%d", i)
+	}
+}
+
+// TestBatchConformance: the sink in the batch layout (MQTT 3.1.1 plain;
+// MQTT 5 with zstd and a metadata topic) passes bridgetest's suite, read
+// back from Mosquitto.
+func TestBatchConformance(t *testing.T) {
+	addr := brokerAddr(t)
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1))
+	require.NoError(t, err)
+	defer dec.Close()
+	for _, cfg := range []Config{
+		{Version: V311, Layout: LayoutBatch},
+		{Version: V5, Layout: LayoutBatch, Compression: CompressionZstd},
+	} {
+		t.Run(fmt.Sprintf("v%d %s", cfg.Version, cfg.Compression), func(t *testing.T) {
+			bridgetest.TestSink(t, bridgetest.Harness{
+				New: func(t *testing.T) (bridge.Sink, bridgetest.Readback) {
+					prefix := uniq()
+					rb := sessionReadbackWith(t, addr, prefix+"/data/#", func(p []byte) ([]bridge.Sample, error) {
+						if cfg.Compression == CompressionZstd {
+							var err error
+							if p, err = dec.DecodeAll(p, nil); err != nil {
+								return nil, err
+							}
+						}
+						return bridge.DecodeBatchJSON(p)
+					})
+					c := cfg
+					c.URL, c.QoS, c.Topic = "tcp://"+addr, 1, prefix+"/data/{source}"
+					s, err := New(c)
+					require.NoError(t, err)
+					return s, rb
+				},
+			})
+		})
 	}
 }

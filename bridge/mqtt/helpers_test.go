@@ -52,6 +52,8 @@ type subscriber struct {
 	cli pmqtt.Client
 	mu  sync.Mutex
 	got []message
+	// decode turns a payload into samples; nil: one JSON sample.
+	decode func([]byte) ([]bridge.Sample, error)
 }
 
 func subscribe(tb testing.TB, addr, filter string, qos byte) *subscriber {
@@ -93,9 +95,17 @@ func (s *subscriber) wait(tb testing.TB, n int) []message {
 func (s *subscriber) readback(ctx context.Context, want int) ([]bridge.Sample, error) {
 	for {
 		msgs := s.messages()
-		if len(msgs) >= want || ctx.Err() != nil {
+		if n := s.count(msgs); n >= want || ctx.Err() != nil {
 			out := make([]bridge.Sample, 0, len(msgs))
 			for _, m := range msgs {
+				if s.decode != nil {
+					ss, err := s.decode(m.payload)
+					if err != nil {
+						return out, err
+					}
+					out = append(out, ss...)
+					continue
+				}
 				smp, err := bridge.DecodeJSON(m.payload)
 				if err != nil {
 					return out, err
@@ -109,6 +119,19 @@ func (s *subscriber) readback(ctx context.Context, want int) ([]bridge.Sample, e
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
+}
+
+// count returns how many samples msgs hold.
+func (s *subscriber) count(msgs []message) int {
+	if s.decode == nil {
+		return len(msgs)
+	}
+	n := 0
+	for _, m := range msgs {
+		ss, _ := s.decode(m.payload)
+		n += len(ss)
+	}
+	return n
 }
 
 // clearRetained removes the retained message of a topic from the broker.
@@ -132,9 +155,15 @@ func clearRetained(tb testing.TB, addr string, topics ...string) {
 // leak check of bridgetest needs. The Readback resumes the session and
 // collects what was queued.
 func sessionReadback(tb testing.TB, addr, filter string) bridgetest.Readback {
+	return sessionReadbackWith(tb, addr, filter, nil)
+}
+
+// sessionReadbackWith is sessionReadback with the payloads decoded by
+// decode (nil: one JSON sample each).
+func sessionReadbackWith(tb testing.TB, addr, filter string, decode func([]byte) ([]bridge.Sample, error)) bridgetest.Readback {
 	tb.Helper()
 	id := "m2mtest-ps-" + uniq()[8:]
-	s := &subscriber{}
+	s := &subscriber{decode: decode}
 	opts := func(clean bool) *pmqtt.ClientOptions {
 		return pmqtt.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(id).
 			SetCleanSession(clean).SetAutoReconnect(false).
