@@ -19,7 +19,10 @@
 // server's namespace array at every connect (a node whose namespace is
 // missing gives Bad samples with BadNodeIdUnknown); an unknown identifier
 // type ("ns=1;x=T") is refused. [Browse] lists the variables under a
-// node as a ready-made node list.
+// node as a ready-made node list; [BrowseTree] returns the objects and
+// variables as a tree, each variable with its data type, value rank,
+// engineering unit and access level (what the m2m field tool's browse
+// shows).
 //
 // # Samples
 //
