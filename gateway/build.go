@@ -154,6 +154,8 @@ var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 func (g *assembly) buildDevices(d *decoder, cfg *fileConfig, dir string, log *slog.Logger) {
 	names := map[string]int{}
 	var mbCfgs []modbus.DeviceConfig
+	var ssCfgs []modbus.DeviceConfig // SunSpec devices' links (sunspec.go)
+	var ssPaths []string
 	var mbDevs []*device
 	var mbPaths []string
 	var mbLimits []bool // whether the device's modbus block gives limits
@@ -189,7 +191,10 @@ func (g *assembly) buildDevices(d *decoder, cfg *fileConfig, dir string, log *sl
 		case dc.Modbus != nil && dc.OPCUA != nil:
 			d.errAt(join(p, "opcua"), "a device is either modbus or opcua, not both")
 		case dc.Modbus != nil && dc.Sunspec != nil:
-			g.sunspecDevice(d, p, dc, dir, log)
+			if mc, ok := g.sunspecDevice(d, p, dc, dir, log); ok {
+				ssCfgs = append(ssCfgs, mc)
+				ssPaths = append(ssPaths, p)
+			}
 		case dc.Sunspec != nil && dc.OPCUA != nil:
 			d.errAt(join(p, "sunspec"), "sunspec is for modbus devices")
 		case dc.Modbus != nil:
@@ -222,10 +227,14 @@ func (g *assembly) buildDevices(d *decoder, cfg *fileConfig, dir string, log *sl
 			g.devices[ndev].pointReport = mergeReports(g.devices[ndev].pointReport, pointReport)
 		}
 	}
-	d.checkSharedLines(mbCfgs, mbPaths)
+	d.checkSharedLines(append(slices.Clip(mbCfgs), ssCfgs...), append(slices.Clip(mbPaths), ssPaths...))
+	// SunSpec devices on a serial line join its Bus, once the other
+	// devices' buses exist.
+	defer g.sunspecLines(d)
 	if len(d.errs) > 0 || len(mbCfgs) == 0 {
 		return
 	}
+	g.sunspecBuses(mbCfgs, ssCfgs) // a line shared with SunSpec devices gets its Bus now
 	devs, buses, err := modbus.NewDevices(mbCfgs...)
 	if err != nil {
 		// Each device was checked alone already; what is left concerns
@@ -245,7 +254,7 @@ func (g *assembly) buildDevices(d *decoder, cfg *fileConfig, dir string, log *sl
 	for i, dev := range devs {
 		mbDevs[i].mb = dev
 	}
-	g.buses = buses
+	g.buses = append(g.buses, buses...)
 }
 
 // serialOf returns the serial settings a client made from cfg would use.

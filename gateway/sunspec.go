@@ -24,7 +24,7 @@ import (
 // come from discovery when it runs (sunspec.Device), so it takes no
 // profile or points. The block is decoded into sunspec.Config and checked
 // by its Validate; the modbus block's settings by modbus.
-func (g *assembly) sunspecDevice(d *decoder, p string, dc deviceConfig, dir string, log *slog.Logger) {
+func (g *assembly) sunspecDevice(d *decoder, p string, dc deviceConfig, dir string, log *slog.Logger) (modbus.DeviceConfig, bool) {
 	mb := dc.Modbus
 	nerr := len(d.errs)
 	if dc.Profile != "" {
@@ -66,7 +66,7 @@ func (g *assembly) sunspecDevice(d *decoder, p string, dc deviceConfig, dir stri
 		d.errAt(join(p, "sunspec"), "%s", err)
 	}
 	if len(d.errs) > nerr {
-		return
+		return modbus.DeviceConfig{}, false
 	}
 	dev := &device{name: dc.Name, kind: "sunspec", interval: dc.Interval, unit: unit, link: redact.URL(conn.URL),
 		inboxOpts: dc.Inbox, report: dc.Report, ss: ss,
@@ -75,6 +75,92 @@ func (g *assembly) sunspecDevice(d *decoder, p string, dc deviceConfig, dir stri
 		dev.interval = time.Second
 	}
 	g.devices = append(g.devices, dev)
+	return cfg, true
+}
+
+// sunspecBuses makes a Bus for each serial line (or RTU/ASCII gateway)
+// that plain Modbus devices share with SunSpec devices, and puts the plain
+// devices' configurations on it; sunspecLines puts the SunSpec devices on
+// it. (modbus.NewDevices makes the buses of lines only plain devices
+// share.)
+func (g *assembly) sunspecBuses(mbCfgs, ssCfgs []modbus.DeviceConfig) {
+	key := func(url string) (string, bool) {
+		ep, err := modbus.ParseURL(url)
+		if err != nil || !ep.SerialFramed() {
+			return "", false
+		}
+		return ep.Scheme + "://" + ep.Address, true
+	}
+	withSunSpec := map[string]bool{}
+	for _, c := range ssCfgs {
+		if k, ok := key(c.Conn.URL); ok {
+			withSunSpec[k] = true
+		}
+	}
+	made := map[string]*modbus.Bus{}
+	for i := range mbCfgs {
+		k, ok := key(mbCfgs[i].Conn.URL)
+		if !ok || !withSunSpec[k] || mbCfgs[i].Bus != nil {
+			continue
+		}
+		b := made[k]
+		if b == nil {
+			nb, err := modbus.NewBus(mbCfgs[i].Conn)
+			if err != nil {
+				continue // NewDevices reports the settings' problem
+			}
+			b = nb
+			made[k] = b
+			g.buses = append(g.buses, b)
+		}
+		mbCfgs[i].Bus = b
+	}
+}
+
+// sunspecLines puts SunSpec devices on a serial line (or behind an RTU or
+// ASCII gateway) on the Bus of the other devices of that line, or, when
+// only SunSpec devices share it, on a Bus of their own (checkSharedLines
+// has checked that they agree on the line's settings).
+func (g *assembly) sunspecLines(d *decoder) {
+	if len(d.errs) > 0 {
+		return
+	}
+	key := func(ep modbus.Endpoint) string { return ep.Scheme + "://" + ep.Address }
+	buses := map[string]*modbus.Bus{}
+	for _, b := range g.buses {
+		buses[key(b.Client().Endpoint())] = b
+	}
+	count := map[string]int{}
+	eps := map[*device]modbus.Endpoint{}
+	for _, dev := range g.devices {
+		if dev.ss == nil {
+			continue
+		}
+		if ep, err := modbus.ParseURL(dev.ss.Conn().URL); err == nil && ep.SerialFramed() {
+			eps[dev] = ep
+			count[key(ep)]++
+		}
+	}
+	for _, dev := range g.devices {
+		ep, ok := eps[dev]
+		if !ok {
+			continue
+		}
+		b := buses[key(ep)]
+		if b == nil && count[key(ep)] > 1 {
+			nb, err := modbus.NewBus(dev.ss.Conn())
+			if err != nil {
+				d.errAt("devices", "device %s: %v", dev.name, err) // checked before: not expected
+				continue
+			}
+			b = nb
+			buses[key(ep)] = b
+			g.buses = append(g.buses, b)
+		}
+		if b != nil {
+			dev.ss.UseBus(b)
+		}
+	}
 }
 
 func baseText(b sunspec.Base) string {

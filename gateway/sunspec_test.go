@@ -296,3 +296,56 @@ sinks:
 		})
 	}
 }
+
+// TestSunSpecSharedLine: two SunSpec devices and a plain Modbus device
+// behind one RTU-over-TCP gateway share its Bus: one connection, requests
+// one at a time, all three read.
+func TestSunSpecSharedLine(t *testing.T) {
+	registerSSRec()
+	srv, err := modbustest.NewSunSpecServer(modbustest.SunSpecInverter(40000, 1), modbustest.WithFraming(modbustest.RTU))
+	require.NoError(t, err)
+	defer srv.Close()
+	cfg, err := Parse("gw.yaml", []byte(fmt.Sprintf(`
+devices:
+  - name: line-inv1
+    interval: 20ms
+    modbus: {url: %[1]s, unit: 1}
+    sunspec: {base: auto, models: [103]}
+  - name: line-inv2
+    interval: 20ms
+    modbus: {url: %[1]s, unit: 2}
+    sunspec: {base: 40000, models: [160]}
+  - name: line-plain
+    interval: 20ms
+    modbus: {url: %[1]s, unit: 3}
+    points:
+      - {name: marker, table: holding, address: 40000, type: uint32}
+sinks:
+  - sunspecrec: {}
+`, srv.URL())))
+	require.NoError(t, err)
+	g, err := cfg.Build(BuildOptions{})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	defer func() {
+		cancel()
+		require.NoError(t, <-done)
+	}()
+	require.Eventually(t, func() bool {
+		_, a := ssLatest("line-inv1/inverter_three_phase.PhVphA")
+		_, b := ssLatest("line-inv2/mppt.module[0].DCV")
+		_, c := ssLatest("line-plain/marker")
+		return a && b && c
+	}, 10*time.Second, 10*time.Millisecond)
+	s, _ := ssLatest("line-inv1/inverter_three_phase.PhVphA")
+	assert.Equal(t, 230.1, s.Value.Float())
+	s, _ = ssLatest("line-plain/marker")
+	assert.Equal(t, bridge.Uint(0x53756E53), s.Value)
+	conns := map[uint64]bool{}
+	for _, r := range srv.Requests() {
+		conns[r.Conn] = true
+	}
+	assert.Len(t, conns, 1, "one link, shared")
+}

@@ -203,6 +203,18 @@ func NewDevice(cfg modbus.DeviceConfig, sc Config) (*Device, error) {
 // Name returns the device's name.
 func (d *Device) Name() string { return d.cfg.Name }
 
+// Conn returns the device's connection settings.
+func (d *Device) Conn() modbus.ClientConfig { return d.cfg.Conn }
+
+// UseBus puts the device on a link shared with other devices (a serial
+// line, an RTU gateway): discovery and polls take their turn on it. It is
+// for the time before Run; the Bus is not closed by the Device.
+func (d *Device) UseBus(b *modbus.Bus) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.cfg.Bus = b
+}
+
 // Chain returns the chain found by the last discovery, or nil.
 func (d *Device) Chain() *Chain {
 	d.mu.RLock()
@@ -231,10 +243,12 @@ func (c Config) Options() Options {
 // Discover connects with the device's settings and discovers its chain
 // (for a field tool: it does not start polling).
 func (d *Device) Discover(ctx context.Context) (*Chain, error) {
-	client := d.cfg.Conn
+	d.mu.RLock()
+	client, bus := d.cfg.Conn, d.cfg.Bus
+	d.mu.RUnlock()
 	var c *modbus.Client
-	if d.cfg.Bus != nil {
-		c = d.cfg.Bus.Client()
+	if bus != nil {
+		c = bus.Client()
 	} else {
 		var err error
 		if c, err = modbus.NewClient(client); err != nil {
@@ -247,7 +261,9 @@ func (d *Device) Discover(ctx context.Context) (*Chain, error) {
 
 // build makes the modbus.Device for chain.
 func (d *Device) build(chain *Chain) (*modbus.Device, map[string]*Point, error) {
+	d.mu.RLock()
 	cfg := d.cfg
+	d.mu.RUnlock()
 	cfg.Profile = chain.Profile("sunspec")
 	cfg.Profile.Limits = d.cfg.Limits
 	cfg.ReportNotImplemented = d.sc.NotImplemented == "bad"
