@@ -160,6 +160,8 @@ func TestBridgeCommandsAndHealth(t *testing.T) {
 	srv.SetHook(func(modbustest.Request) modbustest.Fault { return modbustest.Fault{NoReply: true} })
 	dd := h.waitFor(1, DDEATH, "plc1")[0]
 	assert.NotNil(t, dd.payload.Seq)
+	require.Eventually(t, func() bool { return s.Stats().Absorbed > 0 }, 10*time.Second, 5*time.Millisecond,
+		"the Bad samples of the dead device are absorbed by its DDEATH")
 	srv.SetHook(nil)
 	reborn := h.waitFor(2, DBIRTH, "plc1")[1]
 	require.Len(t, reborn.payload.GetMetrics(), 2)
@@ -185,7 +187,6 @@ func TestBridgeCommandsAndHealth(t *testing.T) {
 		}
 	}
 	checkSeq(t, ms)
-	assert.Positive(t, s.Stats().Absorbed, "the Bad samples of the dead device were absorbed by its DDEATH")
 }
 
 // fakeHost is a Host whose health and writes the test controls.

@@ -411,7 +411,10 @@ func (s *Sink) connect(ctx context.Context) (conn, error) {
 	s.log.Info("sparkplug: connected", "url", redact.URL(s.cfg.URL), "bdSeq", bd)
 	if s.online {
 		if err := s.birthLocked(ctx); err != nil {
-			s.log.Warn("sparkplug: birth failed", "err", err)
+			// A session that cannot be born is ended, and made again.
+			s.deathLocked(ctx)
+			s.notifyLocked()
+			return nil, fmt.Errorf("sparkplug: birth: %w", err)
 		}
 	} else {
 		s.log.Info("sparkplug: waiting for the primary host", "topic", s.topicState)
@@ -490,7 +493,11 @@ func (s *Sink) handleEvent(ctx context.Context, c conn, m message) bool {
 				if s.c == c && s.born {
 					s.log.Info("sparkplug: rebirth requested by NCMD")
 					if err := s.birthLocked(ctx); err != nil {
-						s.log.Warn("sparkplug: rebirth failed", "err", err)
+						s.log.Warn("sparkplug: rebirth failed; ending the session", "err", err)
+						s.deathLocked(ctx)
+						s.notifyLocked()
+						s.mu.Unlock()
+						return false
 					}
 				}
 				s.mu.Unlock()
@@ -1006,7 +1013,10 @@ func (s *Sink) handleState(ctx context.Context, c conn, payload []byte) bool {
 		if !s.born {
 			s.log.Info("sparkplug: primary host online", "host", s.cfg.PrimaryHostID)
 			if err := s.birthLocked(ctx); err != nil {
-				s.log.Warn("sparkplug: birth failed", "err", err)
+				s.log.Warn("sparkplug: birth failed; ending the session", "err", err)
+				s.deathLocked(ctx)
+				s.notifyLocked()
+				return false
 			}
 			s.notifyLocked()
 		}
