@@ -206,16 +206,18 @@ func (c ScanConfig) settings() ([]Setting, modbus.Endpoint, error) {
 	var out []Setting
 	for _, sp := range speeds {
 		for _, p := range parities {
-			e := modbus.Endpoint{Scheme: ep.Scheme, Address: ep.Address, Speed: sp, Parity: p, DataBits: ep.DataBits}
-			if _, err := modbus.ParseURL(e.String()); err != nil { // fills and checks
-				return nil, ep, err
-			}
 			if err := (modbus.ClientConfig{URL: ep.Scheme + "://" + ep.Address, Speed: sp, Parity: p, DataBits: ep.DataBits}).Validate(); err != nil {
 				return nil, ep, err
 			}
-			stop := 1
-			if p == modbus.ParityNone {
-				stop = 2 // Serial Line V1.02 2.5.1: two stop bits without parity
+			// The URL's stop bits with the URL's parity; else what the
+			// serial line specification asks (V1.02 2.5.1): two without
+			// parity, one with.
+			stop := ep.StopBits
+			if p != ep.Parity {
+				stop = 1
+				if p == modbus.ParityNone {
+					stop = 2
+				}
 			}
 			out = append(out, Setting{Speed: sp, Parity: p, DataBits: ep.DataBits, StopBits: stop})
 		}
