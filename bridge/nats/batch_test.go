@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/m2mbridge/m2mbridge/bridge"
+	"github.com/m2mbridge/m2mbridge/bridge/bridgetest"
 )
 
 func TestValidateBatchLayout(t *testing.T) {
@@ -160,4 +161,26 @@ func sameSamples(t *testing.T, want, got []bridge.Sample) {
 		g.Time, g.Value = w.Time, w.Value
 		assert.Equal(t, w, g, "%d", i)
 	}
+}
+
+// TestBatchConformance: the sink in the batch layout passes bridgetest's
+// suite, read back from a JetStream stream.
+func TestBatchConformance(t *testing.T) {
+	addr := serverAddr(t)
+	bridgetest.TestSink(t, bridgetest.Harness{
+		New: func(t *testing.T) (bridge.Sink, bridgetest.Readback) {
+			name := uniq()
+			makeStream(t, addr, name, name+".>")
+			s, err := New(Config{URL: "nats://" + addr, Layout: LayoutBatch, Subject: name + ".{source}", JetStream: true, Stream: name})
+			require.NoError(t, err)
+			return s, func(ctx context.Context, want int) ([]bridge.Sample, error) {
+				got, err := consumeWith(ctx, addr, name, want, bridge.DecodeBatchJSON)
+				out := make([]bridge.Sample, len(got))
+				for i, g := range got {
+					out[i] = g.sample
+				}
+				return out, err
+			}
+		},
+	})
 }

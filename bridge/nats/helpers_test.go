@@ -86,6 +86,12 @@ type stored struct {
 // consume reads the stream from the start until it has at least want
 // messages or ctx ends. It holds no goroutine between calls.
 func consume(ctx context.Context, addr, stream string, want int) ([]stored, error) {
+	return consumeWith(ctx, addr, stream, want, nil)
+}
+
+// consumeWith is consume with the messages decoded by decode (nil: one
+// JSON sample each); want counts samples.
+func consumeWith(ctx context.Context, addr, stream string, want int, decode func([]byte) ([]bridge.Sample, error)) ([]stored, error) {
 	nc, err := nats.Connect("nats://"+addr, nats.Name("m2mtest-reader"))
 	if err != nil {
 		return nil, err
@@ -104,11 +110,21 @@ func consume(ctx context.Context, addr, stream string, want int) ([]stored, erro
 		if err := ctx.Err(); err != nil {
 			return out, err
 		}
-		batch, err := cons.Fetch(min(want-len(out), 500), jetstream.FetchMaxWait(200*time.Millisecond))
+		batch, err := cons.Fetch(max(min(want-len(out), 500), 1), jetstream.FetchMaxWait(200*time.Millisecond))
 		if err != nil {
 			return out, err
 		}
 		for m := range batch.Messages() {
+			if decode != nil {
+				ss, err := decode(m.Data())
+				if err != nil {
+					return out, err
+				}
+				for _, smp := range ss {
+					out = append(out, stored{subject: m.Subject(), sample: smp})
+				}
+				continue
+			}
 			smp, err := bridge.DecodeJSON(m.Data())
 			if err != nil {
 				return out, err
