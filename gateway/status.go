@@ -22,8 +22,8 @@ import (
 // counted in [DeviceStatus].ValuesNotShown.
 const MaxStatusPoints = 2048
 
-// maxValueText bounds the text of a string value on the status page, in
-// bytes; a longer value is cut at a character boundary and ends with "…".
+// maxValueText bounds the string values the status page keeps, in bytes;
+// a longer value is cut at a character boundary and ends with "…".
 const maxValueText = 1024
 
 // StatusVersion is the version of the /status.json document. Fields may be
@@ -321,6 +321,11 @@ func (v *latestValues) observe(batch []bridge.Sample) {
 			}
 		}
 		p.s, p.at = *s, now
+		if s.Value.Kind() == bridge.KindString && len(s.Value.Str()) > maxValueText {
+			// Keep a bounded copy, not the whole string (a rare, long
+			// OPC UA string: this allocates).
+			p.s.Value = bridge.String(strings.Clone(cut(s.Value.Str(), maxValueText)))
+		}
 	}
 	v.mu.Unlock()
 }
@@ -555,8 +560,7 @@ func jsonValue(v bridge.Value) (any, string) {
 		b, _ := v.Bool()
 		return b, v.String()
 	case bridge.KindString:
-		s := cut(v.Str(), maxValueText)
-		return s, s
+		return v.Str(), v.Str() // cut to maxValueText when it was noted
 	}
 	return nil, ""
 }
