@@ -75,8 +75,9 @@
 // {"source":"meter1","units":{"voltage_l1":"V"}}) before the first batch
 // message of the source on each connection, and again whenever a point
 // appears or its unit changes. NATS keeps no retained messages: a consumer
-// of core NATS subscribes to both subjects before the data flows (or is
-// told the units when the gateway reconnects); with JetStream the metadata
+// of core NATS subscribes to both subjects before the data flows, or waits
+// for the next metadata message (after the sink's next reconnection or a
+// change of units); with JetStream the metadata
 // subjects are stored in the stream too (create_stream adds their filter,
 // and an existing stream must cover them), so a consumer that reads the
 // stream from the start, or asks for the last message per subject
