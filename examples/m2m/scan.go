@@ -20,14 +20,14 @@ var errNotFound = fmt.Errorf("%w: no unit found", errReported)
 func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("scan", "m2m scan URL [-units 1-247] [-speeds 9600,19200,38400,115200] [-parity none,even,odd] "+
 		"[-register holding:0] [-timeout D] [-max-time D] [-first] [-json]", stderr)
-	units := fs.String("units", "", "unit ids to try: a list of ids and ranges (default 1-247 on rtu, 0-247 on a network link)")
-	speeds := fs.String("speeds", "", "rtu: baud rates to try (default 9600,19200,38400,115200, or the URL's speed= alone)")
-	parity := fs.String("parity", "", "rtu: parities to try (default none,even,odd, or the URL's parity= alone)")
+	units := fs.String("units", "", "unit ids to try: a list of ids and ranges (default 1-247 with RTU or ASCII framing, 0-247 on a network link)")
+	speeds := fs.String("speeds", "", "rtu://, ascii://: baud rates to try (default 9600,19200,38400,115200, or the URL's speed= alone)")
+	parity := fs.String("parity", "", "rtu://, ascii://: parities to try (default none,even,odd, or the URL's parity= alone)")
 	register := fs.String("register", "holding:0", "what to read from each unit: table:address (input:0, coil:0) or a Modicon number (40001); "+
 		"any answer, an exception too, proves the unit is there")
-	timeout := fs.Duration("timeout", 0, "how long each try waits for an answer (default 200ms on rtu, 500ms on a network link)")
+	timeout := fs.Duration("timeout", 0, "how long each try waits for an answer (default 200ms on a serial line, 500ms on a network link)")
 	maxTime := fs.Duration("max-time", 15*time.Minute, "stop the scan after this long and report what was found (0: no limit)")
-	first := fs.Bool("first", false, "rtu: stop after the first setting at which a unit answered (every device on a bus talks alike)")
+	first := fs.Bool("first", false, "serial line: stop after the first setting at which a unit answered (every device on a bus talks alike)")
 	asJSON := fs.Bool("json", false, "print JSON lines (one per unit found, one per setting with garbled replies) instead of a table")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
@@ -47,14 +47,15 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if *units == "" {
 		*units = "0-247"
-		if ep.RTUFramed() {
+		if ep.SerialFramed() {
 			*units = "1-247"
 		}
 	}
 	if cfg.Units, err = fieldtool.ParseUnits(*units); err != nil {
 		errs = append(errs, fmt.Errorf("-units: %w", err))
 	}
-	if ep.Scheme == modbus.SchemeRTU {
+	serial := fieldtool.SerialLine(ep)
+	if serial {
 		urlSpeed := queryHas(pos[0], "speed", "baud")
 		urlParity := queryHas(pos[0], "parity")
 		if *speeds == "" && !urlSpeed {
@@ -76,7 +77,7 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 500 * time.Millisecond
-		if ep.Scheme == modbus.SchemeRTU {
+		if serial {
 			cfg.Timeout = 200 * time.Millisecond
 		}
 	}
@@ -92,7 +93,7 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		limit = fmt.Sprintf("; -max-time %v stops it sooner", cfg.MaxTime)
 	}
 	what := plural(len(cfg.Units), "unit id")
-	if n := tries / len(cfg.Units); ep.Scheme == modbus.SchemeRTU {
+	if n := tries / len(cfg.Units); serial {
 		what = fmt.Sprintf("%s × %s = %s", what, plural(n, "serial setting"), plural(tries, "try"))
 	}
 	fmt.Fprintf(stderr, "m2m: scan %s: %s, reading %s, %v each; at most %v%s\n",

@@ -249,3 +249,27 @@ func startAndWait(t *testing.T, re *regexp.Regexp, bin string, args ...string) s
 	}
 	return ""
 }
+
+// TestScanASCII: on an ascii:// line the scan tries speeds and parities
+// too, with ASCII's 7 data bits, and finds the unit at its settings.
+func TestScanASCII(t *testing.T) {
+	devEnd, lineEnd := net.Pipe()
+	srv, err := modbustest.NewASCIIServer(device, devEnd, modbustest.WithUnits(9))
+	require.NoError(t, err)
+	line, err := testline.Open(lineEnd, testline.Settings{Speed: 9600, Parity: modbus.ParityEven})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		line.Close()
+		srv.Close()
+	})
+	code, out, errOut := m2m(t, "scan", "ascii://"+line.Path(), "-units", "8-9", "-speeds", "9600,19200", "-parity", "even,odd",
+		"-timeout", "100ms", "-json")
+	require.Equal(t, 0, code, errOut)
+	finds := decodeScan(t, out)
+	require.Len(t, finds, 1, "out: %s\nerr: %s", out, errOut)
+	assert.Equal(t, 9, *finds[0].Unit)
+	assert.Equal(t, 9600, finds[0].Speed)
+	assert.Equal(t, "even", finds[0].Parity)
+	assert.Equal(t, 7, finds[0].DataBits)
+	assert.Equal(t, "ascii://"+line.Path()+"?speed=9600&parity=even&data_bits=7&stop_bits=1", finds[0].URL)
+}

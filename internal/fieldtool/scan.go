@@ -95,13 +95,13 @@ func ParseParities(s string) ([]modbus.Parity, error) {
 
 // ScanConfig says what [Scan] tries.
 type ScanConfig struct {
-	// URL is the link: rtu:///dev/ttyUSB0 (each of Speeds × Parities is
-	// tried), or tcp://, udp://, rtuovertcp:// ... (unit ids behind a
-	// gateway; Speeds and Parities do not apply).
+	// URL is the link: rtu:///dev/ttyUSB0 or ascii:///dev/ttyUSB0 (each of
+	// Speeds × Parities is tried), or tcp://, udp://, rtuovertcp:// ...
+	// (unit ids behind a gateway; Speeds and Parities do not apply).
 	URL      string
 	Units    []uint8
-	Speeds   []int           // rtu only; empty: the URL's
-	Parities []modbus.Parity // rtu only; empty: the URL's
+	Speeds   []int           // serial line only; empty: the URL's
+	Parities []modbus.Parity // serial line only; empty: the URL's
 	// Register is read from each unit (one register, or one bit).
 	Register Register
 	// Timeout is how long each try waits for an answer.
@@ -190,9 +190,9 @@ func (c ScanConfig) settings() ([]Setting, modbus.Endpoint, error) {
 	if err != nil {
 		return nil, ep, err
 	}
-	if ep.Scheme != modbus.SchemeRTU {
+	if !SerialLine(ep) {
 		if len(c.Speeds) > 0 || len(c.Parities) > 0 {
-			return nil, ep, fmt.Errorf("-speeds and -parity apply to rtu:// only, not %s://", ep.Scheme)
+			return nil, ep, fmt.Errorf("-speeds and -parity apply to a serial line (rtu://, ascii://) only, not %s://", ep.Scheme)
 		}
 		return []Setting{{}}, ep, nil
 	}
@@ -225,6 +225,12 @@ func (c ScanConfig) settings() ([]Setting, modbus.Endpoint, error) {
 	return out, ep, nil
 }
 
+// SerialLine reports whether ep is a serial line, whose speed and parity a
+// scan tries: rtu:// or ascii://.
+func SerialLine(ep modbus.Endpoint) bool {
+	return ep.Scheme == modbus.SchemeRTU || ep.Scheme == modbus.SchemeASCII
+}
+
 // lateWait is how long after a timeout the link listens for the late reply
 // before the next try: long enough for a reply already on its way, short
 // enough not to double the scan.
@@ -241,10 +247,10 @@ func (c ScanConfig) Check() (tries int, worst time.Duration, err error) {
 	if len(c.Units) == 0 {
 		return 0, 0, usagef("no unit ids to try")
 	}
-	if ep.RTUFramed() {
+	if ep.SerialFramed() {
 		for _, u := range c.Units {
 			if u == 0 || u > 247 {
-				return 0, 0, usagef("unit %d on %s://: RTU unit ids are 1 to 247 (0 is broadcast, which no unit answers)", u, ep.Scheme)
+				return 0, 0, usagef("unit %d on %s://: serial unit ids are 1 to 247 (0 is broadcast, which no unit answers)", u, ep.Scheme)
 			}
 		}
 	}
@@ -257,7 +263,7 @@ func (c ScanConfig) Check() (tries int, worst time.Duration, err error) {
 	tries = len(sets) * len(c.Units)
 	per := c.Timeout
 	for _, s := range sets {
-		if ep.RTUFramed() {
+		if ep.SerialFramed() {
 			e := ep
 			if s.Speed != 0 {
 				e.Speed, e.Parity, e.StopBits = s.Speed, s.Parity, s.StopBits

@@ -96,7 +96,7 @@ func TestScanCheck(t *testing.T) {
 		{ScanConfig{URL: "rtuovertcp://x", Units: []uint8{0}, Timeout: time.Second}, "unit 0 on rtuovertcp://"},
 		{ScanConfig{URL: "rtu:///dev/x", Units: []uint8{248}, Timeout: time.Second}, "unit 248"},
 		{ScanConfig{URL: "rtu:///dev/x", Units: []uint8{1}, Speeds: []int{12345}, Timeout: time.Second}, "12345"},
-		{ScanConfig{URL: "tcp://x", Units: []uint8{1}, Speeds: []int{9600}, Timeout: time.Second}, "apply to rtu:// only"},
+		{ScanConfig{URL: "tcp://x", Units: []uint8{1}, Speeds: []int{9600}, Timeout: time.Second}, "apply to a serial line (rtu://, ascii://) only"},
 	} {
 		_, _, err := tt.cfg.Check()
 		var ue *UsageError
