@@ -6,7 +6,20 @@ import (
 	"github.com/m2mbridge/m2mbridge/bridge"
 	"github.com/m2mbridge/m2mbridge/bridge/sparkplug"
 	"github.com/m2mbridge/m2mbridge/internal/redact"
+	"github.com/m2mbridge/m2mbridge/modbus"
 )
+
+// Points returns the configured points of a Modbus device, nil for other
+// devices: the sparkplug sink finds a device through the bridge
+// (bridge.Bridge.Source) and announces each point with the Sparkplug
+// datatype of its declared type (float32 → Float, uint16 → UInt16) rather
+// than of its value's kind.
+func (s deviceSource) Points() []modbus.Point {
+	if s.dev.mb != nil {
+		return s.dev.mb.Points()
+	}
+	return nil
+}
 
 // The sparkplug sink kind: a Sparkplug B edge node (bridge/sparkplug). Its
 // settings are sparkplug.Config, decoded and checked by that package; the

@@ -154,6 +154,11 @@ sinks:
 	require.Eventually(t, func() bool { return seen(prefix + "NBIRTH/gw1") }, 20*time.Second, 10*time.Millisecond)
 	require.Eventually(t, func() bool { return seen(prefix + "DBIRTH/gw1/plc1") }, 20*time.Second, 10*time.Millisecond)
 	require.Eventually(t, func() bool { return seen(prefix + "DDATA/gw1/plc1") }, 20*time.Second, 10*time.Millisecond)
+	// The sink finds the points' declared types through the bridge.
+	pl, ok := g.Bridge().Source("plc1").(interface{ Points() []modbus.Point })
+	require.True(t, ok, "a device source tells its points")
+	require.Len(t, pl.Points(), 1)
+	assert.Equal(t, modbus.Float32, pl.Points()[0].Type)
 	bd, err := os.ReadFile(filepath.Join(dir, "state", "bdseq"))
 	require.NoError(t, err, "state_dir is relative to the configuration file")
 	assert.Equal(t, "0\n", string(bd))
