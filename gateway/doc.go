@@ -36,7 +36,9 @@
 //
 // Each item of the configuration's sinks list names its kind by its one
 // key ("mqtt: {...}"). The built-in kinds are stdout, file, mqtt, nats,
-// kafka, influx and http; a program adds its own with [RegisterSink] and
+// kafka, influx, http and sparkplug (a Sparkplug B edge node, which the
+// bridge hands itself to: it reads the devices' health for DDEATH and
+// writes DCMDs through the bridge); a program adds its own with [RegisterSink] and
 // configures it from the same file, with the same strict decoding, secrets
 // (<key>_env, <key>_file), queue, batch, retry and overflow settings:
 //
