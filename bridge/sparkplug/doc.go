@@ -25,7 +25,8 @@
 // Each MQTT connection is one Sparkplug session. Before each CONNECT the
 // edge node takes the next bdSeq (0 on a fresh state_dir, then one more per
 // CONNECT, 255 followed by 0) and writes it atomically to state_dir, so a
-// restart never reuses the last session's value. The CONNECT has Clean
+// restart never reuses the last session's value (an attempt that fails
+// uses one too: the value is saved before the CONNECT is sent). The CONNECT has Clean
 // Session (MQTT 5: Clean Start, session expiry 0) and the Will: NDEATH on
 // spBv1.0/{group}/NDEATH/{edge}, QoS 1, not retained, with the bdSeq as an
 // Int64 metric. The edge node subscribes to its NCMD and DCMD topics (and
