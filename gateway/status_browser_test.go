@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -73,7 +74,19 @@ sinks:
 		chromedp.WindowSize(1280, 900),
 	)
 	defer cancelAlloc()
-	browser, cancelBrowser := chromedp.NewContext(alloc, chromedp.WithLogf(t.Logf))
+	// chromedp's goroutines may log after the test ended, which t.Logf
+	// must not be called for.
+	var logMu sync.Mutex
+	ended := false
+	t.Cleanup(func() { logMu.Lock(); ended = true; logMu.Unlock() })
+	logf := func(format string, args ...any) {
+		logMu.Lock()
+		defer logMu.Unlock()
+		if !ended {
+			t.Logf(format, args...)
+		}
+	}
+	browser, cancelBrowser := chromedp.NewContext(alloc, chromedp.WithLogf(logf))
 	defer cancelBrowser()
 	ctx, cancel := context.WithTimeout(browser, 90*time.Second)
 	defer cancel()
