@@ -429,8 +429,12 @@ func replay(t *testing.T, d *simDevice, sent []item) {
 // unreported (replayed against the simulator's truth). The PLC's numbers
 // are logged, and replayed the same way.
 func TestBandwidthGoal(t *testing.T) {
-	for _, d := range []*simDevice{newMeter(), newPLC()} {
+	for _, mk := range []func() *simDevice{newMeter, newPLC} {
+		d := mk()
 		t.Run(d.name, func(t *testing.T) {
+			if d.name != "meter1" && testing.Short() {
+				t.Skip("-short: the meter only")
+			}
 			res := simulate(t, d)
 			ref := res.bytes["json per sample"]
 			for _, v := range bandwidthVariants {
