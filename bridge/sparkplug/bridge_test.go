@@ -194,12 +194,13 @@ type fakeHost struct {
 	mu     sync.Mutex
 	health map[string]bridge.Health
 	writes []bridge.WriteRequest
+	queued int64 // the sink's queue depth, plus 7
 }
 
 func (f *fakeHost) Stats() bridge.Stats {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	st := bridge.Stats{Sinks: []bridge.SinkStats{{Name: "spb", Queued: 7}}}
+	st := bridge.Stats{Sinks: []bridge.SinkStats{{Name: "other", Queued: 100}, {Name: "spb", Queued: 7 + f.queued, InFlight: 0}}}
 	for n, h := range f.health {
 		h := h
 		st.Sources = append(st.Sources, bridge.SourceStats{Name: n, Health: &h})
@@ -449,4 +450,34 @@ func TestCommandQueueBounded(t *testing.T) {
 		last = v
 		assert.Equal(t, "d1", w.Source)
 	}
+}
+
+// TestSpoolDepthNDATA: the queue depth of the NBIRTH is updated by NDATA
+// when it changes, at most once a second, by name (it has no alias).
+func TestSpoolDepthNDATA(t *testing.T) {
+	addr := brokerAddr(t)
+	ctx := testCtx(t, 30*time.Second)
+	cfg := testConfig(t, addr)
+	h := newHost(t, addr, cfg.GroupID)
+	s := newSink(t, cfg)
+	fh := &fakeHost{health: map[string]bridge.Health{}}
+	s.Use(fh, "spb")
+	require.NoError(t, s.Connect(ctx))
+	assert.EqualValues(t, 7, h.waitFor(1, NBIRTH)[0].metric(MetricSpoolDepth).GetLongValue())
+	fh.mu.Lock()
+	fh.queued = 5
+	fh.mu.Unlock()
+	nd := h.waitFor(1, NDATA)[0]
+	pm := nd.metric(MetricSpoolDepth)
+	require.NotNil(t, pm, "%s", nd)
+	assert.EqualValues(t, 12, pm.GetLongValue())
+	assert.Nil(t, pm.Alias)
+	fh.mu.Lock()
+	fh.queued = 0
+	fh.mu.Unlock()
+	first := time.Now()
+	h.waitFor(2, NDATA)
+	assert.GreaterOrEqual(t, time.Since(first), 500*time.Millisecond, "at most one NDATA a second")
+	assert.Len(t, h.of(NDATA), 2, "nothing while it does not change")
+	checkSeq(t, h.messages())
 }

@@ -33,8 +33,9 @@
 // the primary host's STATE) at QoS 1, then publishes the NBIRTH (QoS 0,
 // seq 0) with bdSeq, Node Control/Rebirth (Boolean false, no alias), Node
 // Info/Version (from the build information) and Node Info/Spool Depth (the
-// samples waiting in this sink's queue or spool), and one DBIRTH per
-// device (4.2.1.1, 4.2.2.1, 6.4.19, 6.4.20). When the connection is lost
+// samples waiting in this sink's queue or spool, sent again as NDATA when
+// it changes, at most once a second), and one DBIRTH per device (4.2.1.1,
+// 4.2.2.1, 6.4.19, 6.4.20). When the connection is lost
 // the broker publishes the Will; the edge node reconnects with back-off
 // (up to max_reconnect_interval) and a new bdSeq. [Sink.Close] publishes
 // the NDEATH itself (QoS 1) and then disconnects cleanly. [Topic],
@@ -63,7 +64,7 @@
 // so a heartbeat it lets through is not dropped here. DDATA metrics carry
 // their datatype although 6.4.6 says they SHOULD NOT: Eclipse Tahu's
 // decoders need it to decode a value. seq runs 0–255 and wraps across
-// NBIRTH (0), DBIRTH, DDATA and DDEATH; NDEATH has none.
+// NBIRTH (0), DBIRTH, NDATA, DDATA and DDEATH; NDEATH has none.
 //
 // Datatypes (6.4.16, 6.4.17): a Modbus point's declared type gives it
 // (float32 → Float, int16 → Int16, uint32 → UInt32, ...; found through the

@@ -44,8 +44,12 @@ const (
 	// eventQueue bounds the NCMD and STATE messages waiting for the
 	// session goroutine.
 	eventQueue = 64
-	// healthInterval is how often the sources' health is read.
+	// healthInterval is how often the sources' health (and the queue
+	// depth) is read.
 	healthInterval = 250 * time.Millisecond
+	// depthInterval is the least time between two NDATA of the queue
+	// depth, which is sent when it changed.
+	depthInterval = time.Second
 )
 
 // Host is what the edge node uses of the bridge that feeds it:
@@ -138,6 +142,8 @@ type Sink struct {
 	health       map[string]bridge.Health
 	gen          uint64 // counts Writes
 	depth        int64  // this sink's queue depth at the last health check
+	depthSent    int64  // the depth in the last NBIRTH or NDATA
+	depthAt      time.Time
 	haveDepth    bool
 	st           Stats
 }
@@ -516,6 +522,7 @@ func (s *Sink) birthLocked(ctx context.Context) error {
 	now := time.Now()
 	s.seq.birth()
 	nb := nodeBirth(s.bdSeq, now, s.depth, s.haveDepth)
+	s.depthSent, s.depthAt = s.depth, now
 	b, err := proto.Marshal(nb)
 	if err != nil {
 		return err
@@ -560,6 +567,20 @@ func (s *Sink) deviceBirthLocked(ctx context.Context, d *device) error {
 	return nil
 }
 
+// nodeDataLocked publishes an NDATA with the queue depth (the node
+// metric of the NBIRTH, by name: it has no alias; spec 4.2.1.2, 6.4.21).
+func (s *Sink) nodeDataLocked(ctx context.Context, now time.Time) error {
+	p := &sppb.Payload{Timestamp: proto.Uint64(ms(now)), Seq: proto.Uint64(s.seq.take()),
+		Metrics: []*sppb.Payload_Metric{{Name: proto.String(MetricSpoolDepth), Timestamp: proto.Uint64(ms(now)),
+			Datatype: proto.Uint32(uint32(sppb.DataType_UInt64)), Value: &sppb.Payload_Metric_LongValue{LongValue: uint64(max(s.depth, 0))}}}}
+	b, _ := proto.Marshal(p)
+	if err := s.c.publish(ctx, s.Topic(NDATA, ""), 0, b); err != nil {
+		return err
+	}
+	s.depthSent, s.depthAt = s.depth, now
+	return nil
+}
+
 // deviceDeathLocked publishes the DDEATH of d (spec 4.2.2.3, 6.4.26).
 func (s *Sink) deviceDeathLocked(ctx context.Context, d *device) error {
 	p := &sppb.Payload{Timestamp: proto.Uint64(ms(time.Now())), Seq: proto.Uint64(s.seq.take())}
@@ -589,6 +610,11 @@ func (s *Sink) checkHealth(ctx context.Context) {
 		}
 	}
 	now := time.Now()
+	if s.born && s.c != nil && s.haveDepth && s.depth != s.depthSent && now.Sub(s.depthAt) >= depthInterval {
+		if err := s.nodeDataLocked(ctx, now); err != nil {
+			s.log.Warn("sparkplug: NDATA not published", "err", err)
+		}
+	}
 	for _, src := range st.Sources {
 		if src.Health == nil {
 			continue
