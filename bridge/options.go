@@ -156,8 +156,10 @@ type SinkOptions struct {
 	// a local file that keeps everything beside a metered link that takes
 	// exceptions only. The samples report by exception held back reach it
 	// with Seq 0, so that its numbered samples are the reported stream
-	// that the other sinks get, without gaps; they are counted in
-	// SourceStats.Suppressed. Default false: the reported samples only.
+	// that the other sinks get, without gaps (a consumer that drops
+	// redelivered duplicates by seq keys the unnumbered ones by source,
+	// point and time); they are counted in SourceStats.Suppressed. Default
+	// false: the reported samples only.
 	Unfiltered bool `yaml:"unfiltered"`
 	// DeadLetter, when set, keeps the samples the sink rejects for good
 	// ([Permanent] errors), so that a rejection never deletes data. The
