@@ -73,6 +73,16 @@ function emit(obj) {
   process.stdout.write(s + '\n');
 }
 
+// f32 writes a Float's value with the fewest digits that give back the
+// same float32 (22.9075069 rather than its double, 22.907506942749023).
+function f32(v) {
+  for (let p = 1; p <= 9; p++) {
+    const s = Number(v.toPrecision(p));
+    if (Math.fround(s) === v) return String(s);
+  }
+  return String(v);
+}
+
 // text is the line of obj for a person watching (--format text): one line
 // per message with its metrics, name(alias)=value Datatype and flags.
 function text(obj) {
@@ -86,7 +96,7 @@ function text(obj) {
       if (obj.error) return line + ' ' + obj.error;
       const ms = (obj.metrics || []).map((m) => {
         let x = (m.metric !== undefined ? m.metric : '?') + (m.alias !== undefined ? `(${m.alias})` : '');
-        x += '=' + (m.is_null ? 'null' : val(m.value));
+        x += '=' + (m.is_null ? 'null' : m.datatype === 'Float' && typeof m.value === 'number' ? f32(m.value) : val(m.value));
         if (m.datatype) x += ' ' + m.datatype;
         const p = m.properties || {};
         if (p.engUnit) x += ' ' + p.engUnit.value;

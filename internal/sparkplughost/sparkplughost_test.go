@@ -148,6 +148,11 @@ func TestTextFormat(t *testing.T) {
 	require.NoError(t, err)
 	got := []string{next(), next()}
 	assert.ElementsMatch(t, []string{"sent r: spBv1.0/" + g + "/NCMD/gw1", "NCMD gw1: Node Control/Rebirth=true Boolean"}, got)
+	// A Float is written as the float32 it is, not as its double.
+	_, err = io.WriteString(stdin, `{"id":"d","cmd":"dcmd","node":"gw1","device":"m1","name":"x","type":"Float","value":0.1}`+"\n")
+	require.NoError(t, err)
+	got = []string{next(), next()}
+	assert.ElementsMatch(t, []string{"sent d: spBv1.0/" + g + "/DCMD/gw1/m1", "DCMD gw1/m1: x=0.1 Float"}, got)
 	require.NoError(t, stdin.Close())
 	require.NoError(t, cmd.Wait(), "host.js ends when its stdin does")
 }
