@@ -47,6 +47,11 @@ type DeviceReport struct {
 
 	// OPC UA: the nodes.
 	Nodes []opcua.Node
+
+	// Report is the device's report by exception, nil without; PointReport
+	// the points' and nodes' own report blocks (see reportLine).
+	Report      *bridge.Report
+	PointReport map[string]bridge.Report
 }
 
 // LinkReport is the estimated load of one Modbus link (one URL: a TCP
@@ -70,7 +75,7 @@ func (g *assembly) report() *Report {
 	r := &Report{File: g.path}
 	links := map[string]int{}
 	for _, dev := range g.devices {
-		dr := DeviceReport{Name: dev.name, Kind: dev.kind, Desc: dev.desc, Interval: dev.interval}
+		dr := DeviceReport{Name: dev.name, Kind: dev.kind, Desc: dev.desc, Interval: dev.interval, Report: dev.report, PointReport: dev.pointReport}
 		switch dev.kind {
 		case "modbus":
 			dr.Points = dev.mb.Points()
@@ -141,6 +146,9 @@ func (r *Report) String() string {
 				fmt.Fprintf(tw, "  %s\t%s\t%s\n", n.Name, n.Node, unit)
 			}
 			tw.Flush()
+		}
+		if line := dev.reportLine(); line != "" {
+			fmt.Fprintf(&w, "  %s\n", line)
 		}
 	}
 	if len(r.Links) > 0 {

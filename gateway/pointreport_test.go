@@ -270,3 +270,25 @@ sinks:
 `))
 	require.NoError(t, err)
 }
+
+// TestCheckShowsReport: -check prints each device's report by exception.
+func TestCheckShowsReport(t *testing.T) {
+	cfg, err := Parse("gw.yaml", []byte(`
+devices:
+  - name: meter1
+    modbus: {url: tcp://127.0.0.1:502}
+    report: {deadband_percent: 0.5, range: 400, heartbeat: 5m}
+    points:
+      - {name: v, table: input, address: 0, type: float32, report: {on_change: true}}
+      - {name: w, table: input, address: 2, type: float32}
+  - name: meter2
+    modbus: {url: tcp://127.0.0.1:502}
+    points: [{name: v, table: input, address: 0, type: float32}]
+sinks:
+  - stdout: {}
+`))
+	require.NoError(t, err)
+	out := cfg.Check().String()
+	assert.Contains(t, out, "  report by exception: deadband_percent 0.5 of range 400, heartbeat 5m0s; 1 point with its own\n")
+	assert.Equal(t, 1, strings.Count(out, "report by exception"), "meter2 has none:\n%s", out)
+}

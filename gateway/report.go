@@ -1,9 +1,11 @@
 package gateway
 
 import (
+	"fmt"
 	"maps"
 	"reflect"
 	"slices"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 
@@ -178,4 +180,44 @@ func mergeReports(profile, inline map[string]bridge.Report) map[string]bridge.Re
 	out := maps.Clone(profile)
 	maps.Copy(out, inline)
 	return out
+}
+
+// reportLine describes the device's report by exception for -check: "report
+// by exception: deadband_percent 0.5, heartbeat 5m0s; 2 points with their
+// own", or "" without.
+func (dev DeviceReport) reportLine() string {
+	if dev.Report == nil && len(dev.PointReport) == 0 {
+		return ""
+	}
+	desc := "none for the device"
+	if dev.Report != nil {
+		desc = describeReport(*dev.Report)
+	}
+	line := "report by exception: " + desc
+	if n := len(dev.PointReport); n > 0 {
+		line += fmt.Sprintf("; %d %s", n, plural2(n, "point with its own", "points with their own"))
+	}
+	return line
+}
+
+func describeReport(r bridge.Report) string {
+	var parts []string
+	switch {
+	case r.OnChange:
+		parts = append(parts, "on_change")
+	case r.Deadband != 0:
+		parts = append(parts, fmt.Sprintf("deadband %v", r.Deadband))
+	case r.DeadbandPercent != 0:
+		p := fmt.Sprintf("deadband_percent %v", r.DeadbandPercent)
+		if r.Range != 0 {
+			p += fmt.Sprintf(" of range %v", r.Range)
+		}
+		parts = append(parts, p)
+	default:
+		parts = append(parts, "every sample")
+	}
+	if r.Heartbeat != 0 {
+		parts = append(parts, fmt.Sprintf("heartbeat %v", r.Heartbeat))
+	}
+	return strings.Join(parts, ", ")
 }
