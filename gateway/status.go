@@ -454,14 +454,18 @@ func (st *statusState) device(s *sourceState, ss bridge.SourceStats, now time.Ti
 		d.State, d.Error = "down", h.Reason
 	}
 	d.Error = scrub(d.Error)
+	mb := dev.mb
+	if mb == nil && dev.ss != nil {
+		mb = dev.ss.Modbus() // the poller of the chain discovered last; nil before
+	}
 	switch {
-	case dev.mb != nil:
-		ds := dev.mb.Stats()
-		us := dev.mb.Client().Stats().Units[dev.unit]
+	case mb != nil:
+		ds := mb.Stats()
+		us := mb.Client().Stats().Units[dev.unit]
 		d.Modbus = &ModbusStatus{
 			Unit: dev.unit, Latency: seconds(us.LastLatency), LatencyMean: seconds(us.MeanLatency), LatencyMax: seconds(us.MaxLatency),
 			Cycles: ds.Cycles, Requests: ds.Requests, Overruns: ds.Overruns, Holes: ds.Holes,
-			Plan: planStatus(dev.mb.Plan(), dev.mb.Points()),
+			Plan: planStatus(mb.Plan(), mb.Points()),
 		}
 	case dev.ua != nil:
 		us := dev.ua.Stats()
@@ -501,8 +505,12 @@ func planStatus(p modbus.Plan, points []modbus.Point) PlanStatus {
 // points, the others after them by name.
 func pointStatuses(dev *device, vals []latestValue, now time.Time) []PointStatus {
 	order := map[string]int{}
-	if dev.mb != nil {
-		for i, p := range dev.mb.Points() {
+	mb := dev.mb
+	if mb == nil && dev.ss != nil {
+		mb = dev.ss.Modbus()
+	}
+	if mb != nil {
+		for i, p := range mb.Points() {
 			order[p.Name] = i
 		}
 	}

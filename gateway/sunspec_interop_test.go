@@ -70,6 +70,6 @@ sinks:
 		require.NoError(t, <-done)
 	}()
 	require.Eventually(t, func() bool { _, ok := ssLatest("pyder/common.SN"); return ok }, 20*time.Second, 10*time.Millisecond)
-	n := compareSunSpec(t, own, "pyder")
+	n := requireSunSpec(t, own, "pyder")
 	require.Greater(t, n, 200)
 }

@@ -36,6 +36,9 @@ func ssLatest(name string) (bridge.Sample, bool) {
 }
 
 func registerSSRec() {
+	ssRecMu.Lock()
+	clear(ssRec) // a test sees its own samples only (also under -count)
+	ssRecMu.Unlock()
 	ssRecOnce.Do(func() {
 		RegisterSink("sunspecrec", SinkKind{Build: func(any, SinkEnv) (bridge.Sink, error) {
 			return bridge.SinkFunc(func(_ context.Context, b []bridge.Sample) error {
@@ -81,7 +84,7 @@ sinks:
 		require.NoError(t, <-done)
 	}()
 
-	compareAll := func() { compareSunSpec(t, srv, "ssinv1") }
+	compareAll := func() { requireSunSpec(t, srv, "ssinv1") }
 	require.Eventually(t, func() bool { _, ok := ssLatest("ssinv1/mppt.module[2].DCV"); return ok }, 10*time.Second, 10*time.Millisecond)
 	compareAll()
 	s, _ := ssLatest("ssinv1/inverter_three_phase.St.label")
@@ -113,6 +116,16 @@ sinks:
 	rec := httptest.NewRecorder()
 	g.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	assert.Regexp(t, `modbus_requests_total\{device="ssinv1"\} [1-9]`, rec.Body.String())
+	var found bool
+	for _, ds := range g.Status().Devices {
+		if ds.Name == "ssinv1" {
+			found = true
+			require.NotNil(t, ds.Modbus)
+			assert.NotZero(t, ds.Modbus.Requests)
+			assert.NotEmpty(t, ds.Modbus.Plan.Requests)
+		}
+	}
+	assert.True(t, found)
 }
 
 func TestSunSpecConfigErrors(t *testing.T) {
@@ -204,27 +217,34 @@ sinks:
 // source: raw × 10^sf as the server holds them now (a model's fixed factor
 // included), a string as it is, a Bad sample when the factor is not
 // implemented, and no sample for a not-implemented value. It returns how
-// many values it compared.
-func compareSunSpec(t *testing.T, srv *modbustest.SunSpecServer, source string) int {
-	t.Helper()
+// many values it compared, or the first difference.
+func compareSunSpec(srv *modbustest.SunSpecServer, source string) (int, error) {
 	n := 0
 	for _, pi := range srv.Points() {
 		p := pi.Point
 		raw, err := srv.Raw(p.Name)
-		require.NoError(t, err)
+		if err != nil {
+			return n, err
+		}
 		q := p
 		q.ScaleFactor, q.Scale = "", 0
 		words, err := q.Encode(raw)
-		require.NoError(t, err)
-		s, ok := ssLatest(source + "/" + p.Name)
-		if p.IsNotImplemented(words) {
-			require.False(t, ok, "%s is not implemented but read as %v", p.Name, s.Value)
-			continue
+		if err != nil {
+			return n, err
 		}
-		require.True(t, ok, p.Name)
-		if p.Type == modbus.String {
-			require.Equal(t, bridge.Good, s.Quality, "%s: %s", p.Name, s.Reason)
-			require.Equal(t, raw.Str(), s.Value.Str(), p.Name)
+		s, ok := ssLatest(source + "/" + p.Name)
+		switch {
+		case p.IsNotImplemented(words):
+			if ok {
+				return n, fmt.Errorf("%s is not implemented but read as %v", p.Name, s.Value)
+			}
+			continue
+		case !ok:
+			return n, fmt.Errorf("%s: no sample", p.Name)
+		case p.Type == modbus.String:
+			if s.Quality != bridge.Good || s.Value.Str() != raw.Str() {
+				return n, fmt.Errorf("%s: %v (%s), want %q", p.Name, s.Value, s.Reason, raw.Str())
+			}
 			n++
 			continue
 		}
@@ -234,10 +254,14 @@ func compareSunSpec(t *testing.T, srv *modbustest.SunSpecServer, source string) 
 		}
 		if p.ScaleFactor != "" {
 			e, err := srv.Raw(p.ScaleFactor)
-			require.NoError(t, err)
+			if err != nil {
+				return n, err
+			}
 			exp, _ := e.Int()
 			if exp == math.MinInt16 {
-				require.Equal(t, bridge.Bad, s.Quality, "%s: its factor is not implemented", p.Name)
+				if s.Quality != bridge.Bad {
+					return n, fmt.Errorf("%s: its factor is not implemented, but it reads %v", p.Name, s.Value)
+				}
 				continue
 			}
 			if exp < 0 {
@@ -246,11 +270,27 @@ func compareSunSpec(t *testing.T, srv *modbustest.SunSpecServer, source string) 
 				want *= math.Pow10(int(exp))
 			}
 		}
-		require.Equal(t, bridge.Good, s.Quality, "%s: %s", p.Name, s.Reason)
-		require.Equal(t, want, s.Value.Float(), p.Name)
-		require.Equal(t, p.Unit, s.Unit, p.Name)
+		if s.Quality != bridge.Good || s.Value.Float() != want || s.Unit != p.Unit {
+			return n, fmt.Errorf("%s: %v %q (%s), want %v %q", p.Name, s.Value, s.Unit, s.Reason, want, p.Unit)
+		}
 		n++
 	}
+	return n, nil
+}
+
+// requireSunSpec waits until every value of srv reads right from source
+// (a cycle's samples may reach the sink in more than one batch), and
+// returns how many it compared.
+func requireSunSpec(t *testing.T, srv *modbustest.SunSpecServer, source string) int {
+	t.Helper()
+	var last error
+	ok := assert.Eventually(t, func() bool {
+		_, last = compareSunSpec(srv, source)
+		return last == nil
+	}, 10*time.Second, 10*time.Millisecond)
+	require.True(t, ok, "%v", last)
+	n, err := compareSunSpec(srv, source)
+	require.NoError(t, err)
 	return n
 }
 
@@ -290,7 +330,7 @@ sinks:
 				require.NoError(t, <-done)
 			}()
 			require.Eventually(t, func() bool { _, ok := ssLatest(source + "/common.SN"); return ok }, 10*time.Second, 10*time.Millisecond)
-			n := compareSunSpec(t, srv, source)
+			n := requireSunSpec(t, srv, source)
 			t.Logf("%s: %d values compared", file, n)
 			require.Greater(t, n, 50)
 		})
