@@ -192,6 +192,43 @@ func setValue(m *sppb.Payload_Metric, dt sppb.DataType, v bridge.Value) error {
 	return nil
 }
 
+// qualitySets are the property sets of the three qualities, shared by
+// the metrics of DDATA so that a sample costs no allocation for them:
+// read-only (a birth that adds to its set copies it first).
+var qualitySets = func() [3]*sppb.Payload_PropertySet {
+	var out [3]*sppb.Payload_PropertySet
+	for i, q := range []bridge.Quality{bridge.Good, bridge.Uncertain, bridge.Bad} {
+		out[i] = &sppb.Payload_PropertySet{Keys: []string{qualityKey}, Values: []*sppb.Payload_PropertyValue{qualityProperty(q)}}
+	}
+	return out
+}()
+
+func qualityIndex(q bridge.Quality) int {
+	switch q {
+	case bridge.Good:
+		return 0
+	case bridge.Uncertain:
+		return 1
+	}
+	return 2
+}
+
+// datatypes holds a pointer to each datatype's number, shared by the
+// metrics (read-only).
+var datatypes = func() (out [sppb.DataType_Text + 1]*uint32) {
+	for i := range out {
+		out[i] = proto.Uint32(uint32(i))
+	}
+	return out
+}()
+
+func datatypePtr(dt sppb.DataType) *uint32 {
+	if dt >= 0 && int(dt) < len(datatypes) {
+		return datatypes[dt]
+	}
+	return proto.Uint32(uint32(dt))
+}
+
 // sampleMetric returns the metric of s for a DBIRTH or DDATA: datatype dt,
 // the sample's time in milliseconds since the epoch (spec 5.1, 6.4.6), its
 // value (or is_null) and its quality as the "Quality" property. A Bad sample
@@ -200,7 +237,7 @@ func setValue(m *sppb.Payload_Metric, dt sppb.DataType, v bridge.Value) error {
 // alias are the caller's: a birth carries the name and the alias, data the
 // alias only (spec 6.4.6).
 func sampleMetric(s bridge.Sample, dt sppb.DataType) (*sppb.Payload_Metric, error) {
-	m := &sppb.Payload_Metric{Datatype: proto.Uint32(uint32(dt))}
+	m := &sppb.Payload_Metric{Datatype: datatypePtr(dt)}
 	if s.Time.UnixMilli() > 0 {
 		m.Timestamp = proto.Uint64(uint64(s.Time.UnixMilli()))
 	}
@@ -210,9 +247,6 @@ func sampleMetric(s bridge.Sample, dt sppb.DataType) (*sppb.Payload_Metric, erro
 		}
 		m.IsNull = proto.Bool(true)
 	}
-	m.Properties = &sppb.Payload_PropertySet{
-		Keys:   []string{qualityKey},
-		Values: []*sppb.Payload_PropertyValue{qualityProperty(s.Quality)},
-	}
+	m.Properties = qualitySets[qualityIndex(s.Quality)]
 	return m, nil
 }

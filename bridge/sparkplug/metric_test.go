@@ -195,3 +195,21 @@ func TestSampleMetric(t *testing.T) {
 		})
 	}
 }
+
+// TestSharedQualitySets: births that add the unit to a metric's
+// properties leave the quality sets that DDATA metrics share untouched.
+func TestSharedQualitySets(t *testing.T) {
+	for _, q := range []bridge.Quality{bridge.Good, bridge.Uncertain, bridge.Bad} {
+		m := &metric{name: "v", alias: 1, dt: sppb.DataType_Double, unit: "V", hasLast: true,
+			last: bridge.Sample{Source: "d", Point: "v", Value: bridge.Float(1), Unit: "V", Quality: q, Time: time.Now()}}
+		pm := birthMetric(m, true)
+		if got := pm.GetProperties().GetKeys(); len(got) != 2 || got[1] != PropertyEngUnit {
+			t.Fatalf("birth properties %q", got)
+		}
+	}
+	for i, ps := range qualitySets {
+		if len(ps.Keys) != 1 || len(ps.Values) != 1 || ps.Keys[0] != qualityKey {
+			t.Errorf("quality set %d changed: %v", i, ps)
+		}
+	}
+}

@@ -112,9 +112,13 @@ func birthMetric(m *metric, aliases bool) *sppb.Payload_Metric {
 		unit = m.last.Unit
 	}
 	if unit != "" {
-		pm.Properties.Keys = append(pm.Properties.Keys, PropertyEngUnit)
-		pm.Properties.Values = append(pm.Properties.Values, &sppb.Payload_PropertyValue{
-			Type: proto.Uint32(uint32(sppb.DataType_String)), Value: &sppb.Payload_PropertyValue_StringValue{StringValue: unit}})
+		// A set of its own: sampleMetric's are shared.
+		ps := pm.Properties
+		pm.Properties = &sppb.Payload_PropertySet{
+			Keys: append(append(make([]string, 0, len(ps.Keys)+1), ps.Keys...), PropertyEngUnit),
+			Values: append(append(make([]*sppb.Payload_PropertyValue, 0, len(ps.Values)+1), ps.Values...), &sppb.Payload_PropertyValue{
+				Type: proto.Uint32(uint32(sppb.DataType_String)), Value: &sppb.Payload_PropertyValue_StringValue{StringValue: unit}}),
+		}
 	}
 	return pm
 }

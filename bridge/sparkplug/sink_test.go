@@ -103,6 +103,7 @@ func TestSession(t *testing.T) {
 			}
 			got := dd[0].payload.GetMetrics()[0]
 			assert.Equal(t, v1.GetAlias(), got.GetAlias())
+			assert.Equal(t, []string{QualityProperty}, got.GetProperties().GetKeys(), "DDATA: the quality only, the unit is in the birth")
 			assert.Equal(t, 231.0, got.GetDoubleValue())
 			assert.Equal(t, uint64(t1.UnixMilli()), got.GetTimestamp())
 			bad := dd[0].payload.GetMetrics()[1]
