@@ -78,7 +78,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if err := ln.resolve(fs.Args(), *udp); err != nil {
+	if err := ln.resolve(fs, udp); err != nil {
 		return err
 	}
 	if *list {

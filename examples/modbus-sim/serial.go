@@ -19,8 +19,8 @@ import (
 
 // lineFlag is -rtu or -ascii: alone it selects the framing for TCP (an
 // RTU- or ASCII-over-TCP gateway); with a serial device (-rtu=/dev/ttyUSB0,
-// or -rtu /dev/ttyUSB0: the device is then the argument after the flags)
-// it serves that device.
+// or -rtu /dev/ttyUSB0) it serves that device. -ascii switches the framing
+// to ASCII, also with -rtu DEVICE.
 type lineFlag struct {
 	on   bool
 	path string
@@ -67,7 +67,7 @@ func lineFlags(fs *flag.FlagSet) *line {
 	fs.Var(&l.rtu, "rtu", "RTU framing: alone, an RTU-over-TCP gateway (rtuovertcp://, rtuoverudp:// with -udp); "+
 		"-rtu DEVICE serves RTU on a serial device or pseudo-terminal (/dev/ttyUSB0, /dev/pts/3)")
 	fs.Var(&l.ascii, "ascii", "ASCII framing: alone, an ASCII-over-TCP gateway (asciiovertcp://); "+
-		"-ascii DEVICE serves ASCII on a serial device or pseudo-terminal")
+		"-ascii DEVICE (or -rtu DEVICE -ascii) serves ASCII on a serial device or pseudo-terminal")
 	l.pty = fs.Bool("pty", false, "create a pseudo-terminal pair and serve on it (RTU, or ASCII with -ascii); "+
 		"prints the device a client opens")
 	l.speed = fs.Int("speed", 0, "serial line speed in baud (default 19200)")
@@ -77,19 +77,27 @@ func lineFlags(fs *flag.FlagSet) *line {
 	return l
 }
 
-// resolve checks the flags after parsing; args are the arguments left
-// after the flags.
-func (l *line) resolve(args []string, udp bool) error {
-	if l.rtu.on && l.ascii.on {
-		return errors.New("-rtu and -ascii: choose one framing")
-	}
-	dev := l.rtu.path + l.ascii.path
-	if len(args) > 0 {
-		if dev != "" || (!l.rtu.on && !l.ascii.on) || len(args) > 1 {
+// resolve checks the flags after fs has parsed them. The argument after
+// -rtu or -ascii is the serial device ("-rtu /dev/ttyUSB0"); the flag
+// package stops at it, so the flags after it are parsed here.
+func (l *line) resolve(fs *flag.FlagSet, udp *bool) error {
+	dev := ""
+	if args := fs.Args(); len(args) > 0 {
+		if (!l.rtu.on && !l.ascii.on) || l.rtu.path+l.ascii.path != "" {
 			return fmt.Errorf("unexpected argument %q (a serial device follows -rtu or -ascii)", args[0])
 		}
 		dev = args[0]
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		if rest := fs.Args(); len(rest) > 0 {
+			return fmt.Errorf("unexpected argument %q after the serial device %s", rest[0], dev)
+		}
 	}
+	if dev != "" && l.rtu.path+l.ascii.path != "" {
+		return fmt.Errorf("two serial devices: %s and %s", l.rtu.path+l.ascii.path, dev)
+	}
+	dev += l.rtu.path + l.ascii.path
 	switch {
 	case l.ascii.on:
 		l.framing = modbustest.ASCII
@@ -109,7 +117,7 @@ func (l *line) resolve(args []string, udp bool) error {
 		}
 		return nil
 	}
-	if udp {
+	if *udp {
 		return errors.New("-udp serves a network port, not a serial device")
 	}
 	if *l.pty {

@@ -100,7 +100,7 @@ func readFrequency(t *testing.T, url string) float64 {
 // the other end.
 func TestSimRTUOnPTY(t *testing.T) {
 	testproxy.LookPeer(t, "socat")
-	for _, form := range []string{"-rtu DEVICE", "-rtu=DEVICE", "-ascii DEVICE"} {
+	for _, form := range []string{"-rtu DEVICE", "-rtu=DEVICE", "-ascii DEVICE", "-rtu DEVICE -ascii"} {
 		t.Run(form, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
@@ -117,6 +117,9 @@ func TestSimRTUOnPTY(t *testing.T) {
 			case "-ascii DEVICE":
 				scheme = "ascii"
 				args = append(args, "-data-bits", "8", "-ascii", a)
+			case "-rtu DEVICE -ascii":
+				scheme = "ascii"
+				args = append(args, "-rtu", a, "-ascii", "-data-bits", "8")
 			}
 			url := startBinary(t, args...)
 			assert.Regexp(t, "^"+scheme+"://"+regexp.QuoteMeta(a)+`\?`, url)
@@ -174,7 +177,6 @@ func TestSimASCIIOverTCP(t *testing.T) {
 
 func TestSimLineFlagErrors(t *testing.T) {
 	for args, want := range map[string][]string{
-		"both framings":     {"-rtu", "-ascii"},
 		"unexpected arg":    {"/dev/ttyUSB0"},
 		"two devices":       {"-rtu=/dev/a", "/dev/b"},
 		"pty and device":    {"-pty", "-rtu", "/dev/a"},
@@ -185,38 +187,21 @@ func TestSimLineFlagErrors(t *testing.T) {
 		"no such device":    {"-rtu", "/nonexistent/tty"},
 	} {
 		t.Run(args, func(t *testing.T) {
-			// Flags after the device are taken as arguments by the flag
-			// package; put the device last as a user would.
-			err := run(context.Background(), append([]string{"-addr", "127.0.0.1:0"}, reorder(want)...), io.Discard, io.Discard)
+			err := run(context.Background(), append([]string{"-addr", "127.0.0.1:0"}, want...), io.Discard, io.Discard)
 			require.Error(t, err)
 		})
 	}
-	err := run(context.Background(), []string{"-rtu", "-ascii"}, io.Discard, io.Discard)
-	assert.ErrorContains(t, err, "choose one framing")
-	err = run(context.Background(), []string{"-ascii", "-parity", "none", "-stop-bits", "1", "/dev/x"}, io.Discard, io.Discard)
+	err := run(context.Background(), []string{"-ascii", "-parity", "none", "-stop-bits", "1", "/dev/x"}, io.Discard, io.Discard)
 	assert.ErrorContains(t, err, "stop_bits: 1 with 7 data bits and no parity")
 	err = run(context.Background(), []string{"-rtu", "-speed", "9600"}, io.Discard, io.Discard)
 	assert.ErrorContains(t, err, "are for a serial device")
 	err = run(context.Background(), []string{"-rtu", "/nonexistent/tty"}, io.Discard, io.Discard)
 	assert.ErrorContains(t, err, "/nonexistent/tty")
-}
-
-// reorder moves a bare device argument after the flags.
-func reorder(args []string) []string {
-	var flags, rest []string
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		switch {
-		case a == "-speed" || a == "-data-bits" || a == "-parity" || a == "-stop-bits":
-			flags = append(flags, a, args[i+1])
-			i++
-		case len(a) > 0 && a[0] == '-':
-			flags = append(flags, a)
-		default:
-			rest = append(rest, a)
-		}
-	}
-	return append(flags, rest...)
+	// Flags after the device are read too.
+	err = run(context.Background(), []string{"-ascii", "/nonexistent/tty", "-parity", "none", "-stop-bits", "1"}, io.Discard, io.Discard)
+	assert.ErrorContains(t, err, "stop_bits: 1 with 7 data bits and no parity")
+	err = run(context.Background(), []string{"-rtu", "/dev/a", "/dev/b"}, io.Discard, io.Discard)
+	assert.ErrorContains(t, err, `unexpected argument "/dev/b" after the serial device /dev/a`)
 }
 
 // TestSimASCIIWithPymodbusClient: pymodbus's ASCII client, a master
