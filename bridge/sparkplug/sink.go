@@ -125,7 +125,8 @@ type Sink struct {
 	bdSeq  uint64
 	seq    seqCounter
 	// liveFrom: samples measured before it were held while the edge node
-	// was away and are sent with is_historical (see historical).
+	// was away and are sent with is_historical (package doc,
+	// Store-and-forward).
 	liveFrom     time.Time
 	created      time.Time // when New made the sink
 	failedBefore bool      // a connection attempt failed or a connection ended
@@ -667,13 +668,16 @@ type pendingData struct {
 // alias with its own timestamp and Quality property. A sample of a new
 // device or metric, or whose datatype changed, first (re)births its
 // device with every metric. A sample measured before the current
-// connection's NBIRTH was held while the edge node was away and is sent
-// with is_historical (spec 6.4.6). Write returns nil when all of batch was
-// published, an error wrapping [ErrNotConnected] or [ErrPrimaryHostOffline]
-// when nothing could be (the bridge keeps the samples and tries again),
-// or a [*bridge.BatchError] naming the samples that failed: permanently for
-// a sample of a source that is not a valid device_id, or of a value that
-// does not fit its metric.
+// connection's NBIRTH (on the first connection: before New) was held while
+// the edge node was away and is sent with is_historical (spec 6.4.6). The
+// Bad samples of a dead device are kept as its metrics' values, not sent.
+// Write returns nil when all of batch was handed to the connection, an
+// error wrapping [ErrNotConnected] or [ErrPrimaryHostOffline] when nothing
+// could be (the bridge keeps the samples and tries again), or a
+// [*bridge.BatchError] naming the samples that failed: permanently for a
+// sample of a source that cannot be a device_id (or shares one with
+// another source), or of a value that does not fit its metric; retriably
+// for the samples after a publish failed.
 func (s *Sink) Write(ctx context.Context, batch []bridge.Sample) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("sparkplug: write: %w", err)
