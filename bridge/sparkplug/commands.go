@@ -117,9 +117,10 @@ func (s *Sink) resolveCommand(deviceID string, pm *sppb.Payload_Metric) (source,
 
 // commandValue is the value of a DCMD metric of datatype dt (spec 6.4.17):
 // the integer types from int_value or long_value (UInt32 is found in
-// either: reference encoders put it in long_value), Float, Double,
-// Boolean, String from their fields. A null, a missing value or another
-// datatype is an error wrapping bridge.ErrWrongType.
+// either: reference encoders put it in long_value), Float and Double from
+// float_value or double_value, Boolean and String from their fields. A
+// null, a missing value or another datatype is an error wrapping
+// bridge.ErrWrongType.
 func commandValue(pm *sppb.Payload_Metric, dt sppb.DataType) (bridge.Value, error) {
 	bad := func(why string) (bridge.Value, error) {
 		return bridge.Value{}, fmt.Errorf("sparkplug: DCMD value of datatype %s: %s: %w", dt, why, bridge.ErrWrongType)
@@ -158,20 +159,14 @@ func commandValue(pm *sppb.Payload_Metric, dt sppb.DataType) (bridge.Value, erro
 			return bad("want int_value or long_value")
 		}
 		return bridge.Uint(u), nil
-	case sppb.DataType_Float:
-		v, ok := pm.Value.(*sppb.Payload_Metric_FloatValue)
-		if !ok {
-			return bad("want float_value")
-		}
-		return bridge.Float(float64(v.FloatValue)), nil
-	case sppb.DataType_Double:
+	case sppb.DataType_Float, sppb.DataType_Double:
 		switch v := pm.Value.(type) {
 		case *sppb.Payload_Metric_DoubleValue:
 			return bridge.Float(v.DoubleValue), nil
 		case *sppb.Payload_Metric_FloatValue:
 			return bridge.Float(float64(v.FloatValue)), nil
 		}
-		return bad("want double_value")
+		return bad("want float_value or double_value")
 	case sppb.DataType_Boolean:
 		v, ok := pm.Value.(*sppb.Payload_Metric_BooleanValue)
 		if !ok {

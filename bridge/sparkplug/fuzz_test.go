@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/m2mbridge/m2mbridge/bridge"
 	"github.com/m2mbridge/m2mbridge/bridge/sparkplug/internal/sppb"
 )
 
@@ -59,4 +62,47 @@ func FuzzCommandValue(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestCommandValue(t *testing.T) {
+	iv := func(u uint32) *sppb.Payload_Metric {
+		return &sppb.Payload_Metric{Value: &sppb.Payload_Metric_IntValue{IntValue: u}}
+	}
+	lv := func(u uint64) *sppb.Payload_Metric {
+		return &sppb.Payload_Metric{Value: &sppb.Payload_Metric_LongValue{LongValue: u}}
+	}
+	tests := []struct {
+		name string
+		pm   *sppb.Payload_Metric
+		dt   sppb.DataType
+		want bridge.Value
+		err  bool
+	}{
+		{"Int16 negative in int_value", iv(0xFFFF8000), sppb.DataType_Int16, bridge.Int(-32768), false},
+		{"Int32 -1", iv(0xFFFFFFFF), sppb.DataType_Int32, bridge.Int(-1), false},
+		{"Int64 min", lv(1 << 63), sppb.DataType_Int64, bridge.Int(-1 << 63), false},
+		{"UInt32 in int_value", iv(0xFFFFFFFF), sppb.DataType_UInt32, bridge.Uint(0xFFFFFFFF), false},
+		{"UInt32 in long_value", lv(0xFFFFFFFF), sppb.DataType_UInt32, bridge.Uint(0xFFFFFFFF), false},
+		{"UInt64 max", lv(1<<64 - 1), sppb.DataType_UInt64, bridge.Uint(1<<64 - 1), false},
+		{"Float", &sppb.Payload_Metric{Value: &sppb.Payload_Metric_FloatValue{FloatValue: 42.5}}, sppb.DataType_Float, bridge.Float(42.5), false},
+		{"Float in double_value", &sppb.Payload_Metric{Value: &sppb.Payload_Metric_DoubleValue{DoubleValue: 0.1}}, sppb.DataType_Float, bridge.Float(0.1), false},
+		{"Boolean", &sppb.Payload_Metric{Value: &sppb.Payload_Metric_BooleanValue{BooleanValue: true}}, sppb.DataType_Boolean, bridge.Bool(true), false},
+		{"String", &sppb.Payload_Metric{Value: &sppb.Payload_Metric_StringValue{StringValue: "on"}}, sppb.DataType_String, bridge.String("on"), false},
+		{"null", &sppb.Payload_Metric{IsNull: proto.Bool(true)}, sppb.DataType_Double, bridge.Value{}, true},
+		{"no value", &sppb.Payload_Metric{}, sppb.DataType_Int32, bridge.Value{}, true},
+		{"Boolean from int", iv(1), sppb.DataType_Boolean, bridge.Value{}, true},
+		{"Int from string", &sppb.Payload_Metric{Value: &sppb.Payload_Metric_StringValue{StringValue: "1"}}, sppb.DataType_Int32, bridge.Value{}, true},
+		{"DataSet", iv(1), sppb.DataType_DataSet, bridge.Value{}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v, err := commandValue(tt.pm, tt.dt)
+			if tt.err {
+				require.ErrorIs(t, err, bridge.ErrWrongType)
+				return
+			}
+			require.NoError(t, err)
+			assert.True(t, tt.want.Equal(v), "got %v, want %v", v, tt.want)
+		})
+	}
 }
