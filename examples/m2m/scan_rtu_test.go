@@ -47,9 +47,9 @@ func rtuDevice(t *testing.T, dev testline.Settings) (*testline.Line, *modbustest
 func TestScanRTU(t *testing.T) {
 	line, srv := rtuDevice(t, testline.Settings{Speed: 19200, Parity: modbus.ParityEven})
 	code, out, errOut := m2m(t, "scan", "rtu://"+line.Path(), "-units", "1-4", "-speeds", "9600,19200,38400",
-		"-parity", "none,even,odd", "-timeout", "60ms", "-json")
+		"-parity", "none,even,odd", "-timeout", "200ms", "-json")
 	require.Equal(t, 0, code, errOut)
-	assert.Contains(t, errOut, "4 unit ids × 9 serial settings = 36 tries, reading holding:0, 60ms each")
+	assert.Contains(t, errOut, "4 unit ids × 9 serial settings = 36 tries, reading holding:0, 200ms each")
 	var finds []scanJSON
 	for _, f := range decodeScan(t, out) {
 		if f.Kind == "found" {
@@ -84,7 +84,7 @@ func TestScanRTU(t *testing.T) {
 
 	// -first stops after the first setting with a find.
 	code, _, errOut = m2m(t, "scan", "rtu://"+line.Path(), "-units", "3", "-speeds", "19200,38400", "-parity", "even,odd",
-		"-timeout", "60ms", "-first")
+		"-timeout", "300ms", "-first")
 	require.Equal(t, 0, code, errOut)
 	assert.Contains(t, errOut, "found 1 (1 of 4 tries")
 	assert.Contains(t, errOut, "stopped at the first setting with a find (-first)")
@@ -94,7 +94,7 @@ func TestScanRTU(t *testing.T) {
 // finds nothing (exit 1), and the table says so.
 func TestScanRTUNone(t *testing.T) {
 	line, _ := rtuDevice(t, testline.Settings{Speed: 9600, Parity: modbus.ParityOdd})
-	code, out, errOut := m2m(t, "scan", "rtu://"+line.Path(), "-units", "3", "-speeds", "19200,38400", "-timeout", "40ms")
+	code, out, errOut := m2m(t, "scan", "rtu://"+line.Path(), "-units", "3", "-speeds", "19200,38400", "-timeout", "100ms")
 	assert.Equal(t, 1, code, errOut)
 	assert.Empty(t, out)
 	assert.Contains(t, errOut, "1 unit id × 6 serial settings = 6 tries")
@@ -102,7 +102,7 @@ func TestScanRTUNone(t *testing.T) {
 	assert.NotContains(t, errOut, "m2m: found")
 	// The URL's own settings are the default when -speeds and -parity are
 	// not given... and the right ones find it.
-	code, out, errOut = m2m(t, "scan", "rtu://"+line.Path()+"?speed=9600&parity=odd", "-units", "2-3", "-timeout", "40ms")
+	code, out, errOut = m2m(t, "scan", "rtu://"+line.Path()+"?speed=9600&parity=odd", "-units", "2-3", "-timeout", "300ms")
 	require.Equal(t, 0, code, errOut)
 	assert.Contains(t, errOut, "2 unit ids × 1 serial setting = 2 tries")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
@@ -121,7 +121,7 @@ func TestScanRTUPymodbus(t *testing.T) {
 	t.Cleanup(func() { line.Close() })
 
 	code, out, errOut := m2m(t, "scan", "rtu://"+line.Path(), "-units", "1-2", "-speeds", "9600,19200,38400,115200",
-		"-parity", "none,even,odd", "-timeout", "150ms", "-json")
+		"-parity", "none,even,odd", "-timeout", "200ms", "-json")
 	require.Equal(t, 0, code, errOut)
 	var finds []scanJSON
 	for _, f := range decodeScan(t, out) {
@@ -170,7 +170,7 @@ func TestScanProgressBar(t *testing.T) {
 			}
 		}
 	}()
-	cmd := exec.Command(m2mBin, "scan", srv.URL(), "-units", "1-10", "-timeout", "30ms")
+	cmd := exec.Command(m2mBin, "scan", srv.URL(), "-units", "1-10", "-timeout", "100ms")
 	var stdout strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, slave
 	require.NoError(t, cmd.Run())
@@ -202,7 +202,7 @@ func TestScanSimulatorOnPTY(t *testing.T) {
 	linePTY := startAndWait(t, regexp.MustCompile(`: open (\S+)$`), linesim, "-device", simPTY, "-speed", "9600", "-parity", "odd")
 
 	code, out, errOut := m2m(t, "scan", "rtu://"+linePTY, "-units", "1", "-speeds", "9600,19200", "-register", "input:0",
-		"-timeout", "100ms", "-json")
+		"-timeout", "300ms", "-json")
 	require.Equal(t, 0, code, errOut)
 	finds := decodeScan(t, out)
 	require.Len(t, finds, 1, "out: %s\nerr: %s", out, errOut)
@@ -263,7 +263,7 @@ func TestScanASCII(t *testing.T) {
 		srv.Close()
 	})
 	code, out, errOut := m2m(t, "scan", "ascii://"+line.Path(), "-units", "8-9", "-speeds", "9600,19200", "-parity", "even,odd",
-		"-timeout", "100ms", "-json")
+		"-timeout", "300ms", "-json")
 	require.Equal(t, 0, code, errOut)
 	finds := decodeScan(t, out)
 	require.Len(t, finds, 1, "out: %s\nerr: %s", out, errOut)

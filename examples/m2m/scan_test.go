@@ -56,9 +56,9 @@ func TestScanTCP(t *testing.T) {
 	t.Cleanup(func() { srv.Close() })
 	require.NoError(t, srv.Set("f_high", 230.5))
 
-	code, out, errOut := m2m(t, "scan", srv.URL(), "-units", "0-12,40-44", "-timeout", "50ms")
+	code, out, errOut := m2m(t, "scan", srv.URL(), "-units", "0-12,40-44", "-timeout", "200ms")
 	require.Equal(t, 0, code, errOut)
-	assert.Contains(t, errOut, "m2m: scan "+srv.URL()+": 18 unit ids, reading holding:0, 50ms each; at most 900ms")
+	assert.Contains(t, errOut, "m2m: scan "+srv.URL()+": 18 unit ids, reading holding:0, 200ms each; at most 3.6s")
 	assert.Contains(t, errOut, "m2m: found 2 (18 of 18 tries")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	require.Len(t, lines, 3, out)
@@ -68,7 +68,7 @@ func TestScanTCP(t *testing.T) {
 	assert.NotContains(t, errOut, "\r", "no progress bar when stderr is not a terminal")
 
 	// JSON lines, another register (a Modicon number), the values read.
-	code, out, errOut = m2m(t, "scan", srv.URL(), "-units", "1,9,42,100", "-timeout", "50ms", "-register", "40003", "-json")
+	code, out, errOut = m2m(t, "scan", srv.URL(), "-units", "1,9,42,100", "-timeout", "200ms", "-register", "40003", "-json")
 	require.Equal(t, 0, code, errOut)
 	finds := decodeScan(t, out)
 	require.Len(t, finds, 2, out)
@@ -151,21 +151,22 @@ func TestScanUsage(t *testing.T) {
 
 // TestScanHint: replies that come too late for their try (or garbled ones)
 // are no find, but the scan says something answered. Unit 5 answers after
-// 80ms, later than the 50ms -timeout and sooner than the end of the next
-// try (at about 50 + 12.5 + 50 ms), which reads and discards it.
+// 150ms, later than the 100ms -timeout; the tries of the silent units 6-8
+// that follow read and discard its reply, whenever it comes in their
+// window (from about 125ms to 450ms).
 func TestScanHint(t *testing.T) {
 	srv, err := modbustest.NewServer(device, modbustest.WithFraming(modbustest.RTU), modbustest.WithUnits(5),
-		modbustest.WithHook(modbustest.Delay(80*time.Millisecond)))
+		modbustest.WithHook(modbustest.Delay(150*time.Millisecond)))
 	require.NoError(t, err)
 	t.Cleanup(func() { srv.Close() })
 	url := "rtuovertcp://" + srv.Addr()
-	code, out, errOut := m2m(t, "scan", url, "-units", "5-6", "-timeout", "50ms")
+	code, out, errOut := m2m(t, "scan", url, "-units", "5-8", "-timeout", "100ms")
 	assert.Equal(t, 1, code, errOut)
 	assert.Empty(t, out)
 	assert.Contains(t, errOut, "m2m: hint: on this link 1 replies did not decode or answered no request of ours")
-	assert.Contains(t, errOut, "no unit answered (2 of 2 tries")
+	assert.Contains(t, errOut, "no unit answered (4 of 4 tries")
 
-	code, out, _ = m2m(t, "scan", url, "-units", "5-6", "-timeout", "50ms", "-json")
+	code, out, _ = m2m(t, "scan", url, "-units", "5-8", "-timeout", "100ms", "-json")
 	assert.Equal(t, 1, code)
 	hints := decodeScan(t, out)
 	require.Len(t, hints, 1, out)
@@ -173,7 +174,7 @@ func TestScanHint(t *testing.T) {
 	assert.Equal(t, 1, hints[0].Replies)
 
 	// With time enough, unit 5 is found.
-	code, out, errOut = m2m(t, "scan", url, "-units", "5-6", "-timeout", "300ms")
+	code, out, errOut = m2m(t, "scan", url, "-units", "5-6", "-timeout", "1s")
 	require.Equal(t, 0, code, errOut)
 	assert.Regexp(t, `\n5\s+-\s+holding:0 = 0x[0-9A-F]{4}\s`, out)
 }
