@@ -65,7 +65,7 @@ devices:
       - {name: temp, table: holding, address: 0, type: float32, unit: "°C"}
       - {name: flags, table: holding, address: 20, type: uint16}
 sinks:
-  - sparkplug: {url: "tcp://%s", group_id: %q, edge_node_id: gw1, state_dir: ./state, commands: true}
+  - sparkplug: {url: "tcp://%s", version: %d, group_id: %q, edge_node_id: gw1, state_dir: ./state, commands: true}
     overflow: spool
   - file: {path: samples.jsonl}
 spool:
@@ -160,7 +160,7 @@ func TestSparkplugInteropDatatypes(t *testing.T) {
 	h := sparkplughost.Start(t, "tcp://"+broker, group)
 	logMessages(t, h)
 	dir := t.TempDir()
-	writeConfig(t, dir, fmt.Sprintf(sparkplugGateway, srv.Addr, srv.Addr, broker, group))
+	writeConfig(t, dir, fmt.Sprintf(sparkplugGateway, srv.Addr, srv.Addr, broker, 3, group))
 	start(t, dir, nil, "-config", "gateway.yaml")
 	_, db, _ := births(t, h, 0)
 	checkBirth(t, db, true)
@@ -176,6 +176,14 @@ func TestSparkplugInteropDatatypes(t *testing.T) {
 // restart, and NDEATH on a graceful stop. The host checks seq, bdSeq,
 // aliases and the rest of the rules on every message.
 func TestSparkplugInterop(t *testing.T) {
+	for _, version := range []int{3, 5} {
+		t.Run(fmt.Sprintf("mqtt%d", version), func(t *testing.T) { checkSparkplugInterop(t, version) })
+	}
+}
+
+// checkSparkplugInterop is TestSparkplugInterop with the edge node on MQTT
+// version (3 for 3.1.1, or 5).
+func checkSparkplugInterop(t *testing.T, version int) {
 	sparkplughost.Require(t)
 	broker := testproxy.PeerAddr(t, "M2MB_MQTT_ADDR", "127.0.0.1:1883", "MQTT broker")
 	srv := pymodbus.StartTCP(t, sparkplugSetup)
@@ -199,7 +207,7 @@ func TestSparkplugInterop(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	writeConfig(t, dir, fmt.Sprintf(sparkplugGateway, devProxy.Addr(), srv.Addr, brokerProxy.Addr(), group))
+	writeConfig(t, dir, fmt.Sprintf(sparkplugGateway, devProxy.Addr(), srv.Addr, brokerProxy.Addr(), version, group))
 	p := start(t, dir, nil, "-config", "gateway.yaml")
 
 	// Births: the node's with bdSeq and Rebirth, the device's with every
@@ -328,6 +336,18 @@ func TestSparkplugInterop(t *testing.T) {
 	death, _ = h.Wait(t, mark, "NDEATH on a graceful stop", func(m sparkplughost.Message) bool { return m.Type == "NDEATH" })
 	require.NotNil(t, death.BdSeq)
 	assert.Equal(t, bdSeq, *death.BdSeq)
+	// One NDEATH, not the edge node's and the Will too: a marker the host
+	// publishes after the gateway exited comes after anything the broker
+	// routed for it.
+	h.Rebirth(t, "marker")
+	_, end := h.Wait(t, mark, "the marker", func(m sparkplughost.Message) bool { return m.Type == "NCMD" && m.Node == "marker" })
+	deaths := 0
+	for _, m := range h.Messages()[mark:end] {
+		if m.Type == "NDEATH" {
+			deaths++
+		}
+	}
+	assert.Equal(t, 1, deaths, "NDEATHs after the graceful stop")
 
 	h.RequireNoViolations(t)
 	assert.Empty(t, h.Errors())
