@@ -49,6 +49,9 @@ func TestASCIIDeviceOnPTY(t *testing.T) {
 			}), nil
 		}})
 	})
+	asciiRecMu.Lock()
+	clear(asciiRec) // samples of an earlier run (-count)
+	asciiRecMu.Unlock()
 	p := &modbus.Profile{Name: "flow", Points: []modbus.Point{
 		{Name: "flow", Table: modbus.Input, Address: 0, Type: modbus.Float32, Unit: "m3/h"},
 		{Name: "total", Table: modbus.Input, Address: 2, Type: modbus.Uint32, Scale: 0.1, Unit: "m3"},

@@ -158,7 +158,7 @@ func TestASCIIMalformedRepliesAreNeverDecoded(t *testing.T) {
 	s := newSim(t, p, modbustest.WithFraming(modbustest.ASCII),
 		modbustest.WithHook(modbustest.First(1, func(modbustest.Request) modbustest.Fault { return modbustest.Fault{Corrupt: true} })))
 	require.NoError(t, s.Set("r10", 1010))
-	c := newClient(t, modbus.ClientConfig{URL: s.URL(), Timeout: 150 * time.Millisecond, MinBackoff: time.Millisecond})
+	c := newClient(t, modbus.ClientConfig{URL: s.URL(), Timeout: 500 * time.Millisecond, MinBackoff: time.Millisecond})
 	ctx := ctxT(t)
 	_, err := c.ReadRegisters(ctx, 1, modbus.Holding, 10, 1)
 	require.ErrorIs(t, err, modbus.ErrTimeout)
@@ -270,14 +270,14 @@ func TestASCIIDeviceLateReplyIsNotGood(t *testing.T) {
 	}, Limits: modbus.Limits{Forbidden: []modbus.AddressRange{{Table: modbus.Holding, First: 2, Last: 99}}}}
 	s := newSim(t, p, modbustest.WithFraming(modbustest.ASCII), modbustest.WithHook(func(r modbustest.Request) modbustest.Fault {
 		if r.Seq%3 == 1 {
-			return modbustest.Fault{Delay: 300 * time.Millisecond}
+			return modbustest.Fault{Delay: 500 * time.Millisecond}
 		}
 		return modbustest.Fault{}
 	}))
 	want := map[string]uint64{"h0": 1000<<16 | 1001, "h100": 1100<<16 | 1101}
 	require.NoError(t, s.Set("h0", uint32(want["h0"])))
 	require.NoError(t, s.Set("h100", uint32(want["h100"])))
-	d := newDevice(t, modbus.DeviceConfig{Name: "meter", Conn: modbus.ClientConfig{URL: s.URL(), Timeout: 120 * time.Millisecond,
+	d := newDevice(t, modbus.DeviceConfig{Name: "meter", Conn: modbus.ClientConfig{URL: s.URL(), Timeout: 200 * time.Millisecond,
 		MinBackoff: time.Millisecond}, Unit: 1, Interval: 10 * time.Millisecond, Profile: p})
 	rec := runDevice(t, d)
 	require.Eventually(t, func() bool {
@@ -335,4 +335,54 @@ func TestASCIISharedBus(t *testing.T) {
 	st := buses[0].Stats()
 	assert.NotZero(t, st.Units[1].Requests)
 	assert.NotZero(t, st.Units[2].Requests)
+}
+
+// TestASCIILateReplyOnSerialLine is TestClientLateReplyOnSerialLine on
+// ASCII framing, through the serial port layer on a pseudo-terminal: the
+// simulator answers the first request after the client's timeout; the
+// late reply is waited out and discarded, later reads get their own
+// answers.
+func TestASCIILateReplyOnSerialLine(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("modbustest.OpenPTY is Linux only")
+	}
+	m, path, closePTY, err := modbustest.OpenPTY()
+	require.NoError(t, err)
+	p := &modbus.Profile{Name: "regs", Points: []modbus.Point{
+		{Name: "r10", Table: modbus.Holding, Address: 10, Type: modbus.Uint16},
+		{Name: "r20", Table: modbus.Holding, Address: 20, Type: modbus.Uint16},
+	}}
+	s, err := modbustest.NewASCIIServer(p, m, modbustest.WithHook(modbustest.First(1, modbustest.Delay(200*time.Millisecond))))
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close(); closePTY() })
+	require.NoError(t, s.Set("r10", 1010))
+	require.NoError(t, s.Set("r20", 2020))
+	c := newClient(t, modbus.ClientConfig{URL: "ascii://" + path + "?speed=115200&data_bits=8&parity=none&stop_bits=1",
+		Timeout: 100 * time.Millisecond, LateReplyWait: 250 * time.Millisecond, MinBackoff: time.Millisecond})
+	ctx := ctxT(t)
+	_, err = c.ReadRegisters(ctx, 1, modbus.Holding, 10, 1)
+	require.ErrorIs(t, err, modbus.ErrTimeout)
+	for i := range 6 {
+		addr := uint16(10 + 10*(i%2))
+		v, err := c.ReadRegisters(ctx, 1, modbus.Holding, addr, 1)
+		require.NoError(t, err, "read %d", i)
+		assert.Equal(t, []uint16{addr * 101}, v, "read %d of %d", i, addr)
+	}
+	assert.Equal(t, uint64(1), c.Stats().Discarded, "the late reply")
+}
+
+// TestRTUCorruptReplyIsNeverDecoded: the Corrupt fault on RTU framing (a
+// bad CRC) is discarded and counted like a bad LRC on ASCII.
+func TestRTUCorruptReplyIsNeverDecoded(t *testing.T) {
+	p := &modbus.Profile{Name: "regs", Points: []modbus.Point{{Name: "r10", Table: modbus.Holding, Address: 10, Type: modbus.Uint16}}}
+	s := newSim(t, p, modbustest.WithFraming(modbustest.RTU),
+		modbustest.WithHook(modbustest.First(1, func(modbustest.Request) modbustest.Fault { return modbustest.Fault{Corrupt: true} })))
+	require.NoError(t, s.Set("r10", 1010))
+	c := newClient(t, modbus.ClientConfig{URL: s.URL(), Timeout: 500 * time.Millisecond})
+	_, err := c.ReadRegisters(ctxT(t), 1, modbus.Holding, 10, 1)
+	require.ErrorIs(t, err, modbus.ErrTimeout)
+	assert.Equal(t, uint64(1), c.Stats().Discarded)
+	v, err := c.ReadRegisters(ctxT(t), 1, modbus.Holding, 10, 1)
+	require.NoError(t, err)
+	assert.Equal(t, []uint16{1010}, v)
 }
