@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/m2mbridge/m2mbridge/bridge"
 	"github.com/m2mbridge/m2mbridge/modbus"
@@ -124,6 +125,8 @@ func checkASCIIDevice(t *testing.T, s *modbustest.Server, conn modbus.ClientConf
 
 // TestASCIIOverTCP: the client against modbustest's ASCII-over-TCP gateway.
 func TestASCIIOverTCP(t *testing.T) {
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) }) // runs last: after the device and server stopped
 	s := newSim(t, testProfile(), modbustest.WithFraming(modbustest.ASCII), modbustest.WithUnits(9))
 	require.Contains(t, s.URL(), "asciiovertcp://")
 	checkASCIIDevice(t, s, modbus.ClientConfig{URL: s.URL()}, 9)
@@ -140,6 +143,8 @@ func TestASCIIOverPTY(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("modbustest.OpenPTY is Linux only")
 	}
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 	m, path, closePTY, err := modbustest.OpenPTY()
 	require.NoError(t, err)
 	s, err := modbustest.NewASCIIServer(testProfile(), m, modbustest.WithUnits(3))
