@@ -32,8 +32,10 @@ type Config struct {
 	CertFile   string `yaml:"cert_file"`
 	KeyFile    string `yaml:"key_file"`
 	ServerName string `yaml:"server_name"`
-	// MaxInFlight, AckTimeout, KeepAlive, ConnectTimeout and
-	// MaxReconnectInterval are as in [mqtt.Config], with its defaults.
+	// AckTimeout, KeepAlive, ConnectTimeout and MaxReconnectInterval are
+	// as in [mqtt.Config], with its defaults. MaxInFlight is refused
+	// unless 0: the edge node publishes one message at a time, data at
+	// QoS 0 (spec 4.2), so nothing is in flight to bound.
 	MaxInFlight          int           `yaml:"max_in_flight"`
 	AckTimeout           time.Duration `yaml:"ack_timeout"`
 	KeepAlive            time.Duration `yaml:"keep_alive"`
@@ -93,7 +95,7 @@ func (c Config) mqttConfig() mqtt.Config {
 		URL: c.URL, Version: c.Version, ClientID: c.ClientID,
 		Username: c.Username, Password: c.Password,
 		CAFile: c.CAFile, CertFile: c.CertFile, KeyFile: c.KeyFile, ServerName: c.ServerName,
-		MaxInFlight: c.MaxInFlight, AckTimeout: c.AckTimeout, KeepAlive: c.KeepAlive,
+		AckTimeout: c.AckTimeout, KeepAlive: c.KeepAlive,
 		ConnectTimeout: c.ConnectTimeout, MaxReconnectInterval: c.MaxReconnectInterval,
 	}
 }
@@ -106,6 +108,10 @@ func (c Config) Validate() error {
 	var errs []error
 	if err := c.mqttConfig().Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.MaxInFlight != 0 {
+		errs = append(errs, &bridge.FieldError{Path: "max_in_flight", Msg: "not used by a Sparkplug edge node",
+			Hint: "it publishes one message at a time, data at QoS 0; remove max_in_flight"})
 	}
 	for _, id := range []struct{ key, v, eg string }{
 		{"group_id", c.GroupID, "plant1"},

@@ -28,6 +28,8 @@ func TestConfigValidate(t *testing.T) {
 			c.MaxInFlight = 70000
 		}, []string{"url", "version", "max_in_flight"}},
 		{"TLS file on a plain url", func(c *Config) { c.ServerName = "broker" }, []string{"server_name"}},
+		{"max_in_flight has no use", func(c *Config) { c.MaxInFlight = 10 }, []string{"max_in_flight"}},
+		{"bad primary_host_id", func(c *Config) { c.PrimaryHostID = "a/b" }, []string{"primary_host_id"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
