@@ -294,7 +294,7 @@ func checkSparkplugInterop(t *testing.T, version int) {
 	require.NoError(t, mb.WriteRegisters(ctx, 1, 0, float32Words(55.5)))
 	require.Eventually(t, func() bool {
 		b, _ := os.ReadFile(filepath.Join(dir, "samples.jsonl"))
-		return strings.Contains(string(b), `"point":"temp","value":55.5`)
+		return strings.Contains(string(b), `{"source":"py","point":"temp","value":55.5,`)
 	}, 30*time.Second, 20*time.Millisecond, "the gateway read temp=55.5 while the broker was away")
 	brokerProxy.Restore()
 	nb, _, next = births(t, h, mark)
@@ -383,4 +383,74 @@ func logMessages(t *testing.T, h *sparkplughost.Host) {
 		}
 		t.Logf("the last messages the Sparkplug host saw:\n%s", b.String())
 	})
+}
+
+// TestSparkplugInteropPrimaryHost has the host application play the primary
+// host: the edge node connects but is not born until the host's STATE says
+// online; a STATE offline (newer) makes it publish its NDEATH and
+// disconnect, an older one is ignored; what is read while the host is away
+// is replayed as historical once it is back.
+func TestSparkplugInteropPrimaryHost(t *testing.T) {
+	sparkplughost.Require(t)
+	broker := testproxy.PeerAddr(t, "M2MB_MQTT_ADDR", "127.0.0.1:1883", "MQTT broker")
+	srv := pymodbus.StartTCP(t, sparkplugSetup)
+	group := fmt.Sprintf("m2mb-interop-%d", time.Now().UnixNano())
+	hostID := fmt.Sprintf("scada-%d", time.Now().UnixNano())
+	h := sparkplughost.Start(t, "tcp://"+broker, group)
+	logMessages(t, h)
+	t.Cleanup(func() { h.ClearState(t, hostID) }) // before the host stops
+	mb, err := modbus.NewClient(modbus.ClientConfig{URL: "tcp://" + srv.Addr})
+	require.NoError(t, err)
+	defer mb.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+
+	dir := t.TempDir()
+	cfg := fmt.Sprintf(sparkplugGateway, srv.Addr, srv.Addr, broker, 5, group)
+	cfg = strings.Replace(cfg, "commands: true}", "commands: true, primary_host_id: "+hostID+"}", 1)
+	writeConfig(t, dir, cfg)
+	p := start(t, dir, nil, "-config", "gateway.yaml")
+	require.Eventually(t, func() bool { return strings.Contains(p.log(), "waiting for the primary host") },
+		30*time.Second, 20*time.Millisecond, "the edge node connects and waits")
+	// Not born while the host has said nothing: the first NBIRTH comes
+	// after a marker published once the edge node waits.
+	h.Rebirth(t, "marker")
+	_, marker := h.Wait(t, 0, "the marker", func(m sparkplughost.Message) bool { return m.Type == "NCMD" && m.Node == "marker" })
+	ts := time.Now().UnixMilli()
+	h.State(t, hostID, true, ts)
+	nb, _, next := births(t, h, 0)
+	for _, m := range h.Messages()[:marker] {
+		assert.NotEqual(t, "NBIRTH", m.Type, "born before the primary host was online")
+	}
+	require.NotNil(t, nb.BdSeq)
+	bdSeq := *nb.BdSeq
+	ddataOf(t, h, next, "temp", floatIs(20))
+
+	// An older STATE offline is ignored.
+	mark := h.Len()
+	h.State(t, hostID, false, ts-1000)
+	require.Eventually(t, func() bool { return strings.Contains(p.log(), "stale STATE ignored") },
+		30*time.Second, 20*time.Millisecond)
+	// A newer one: NDEATH, disconnect; the data waits.
+	h.State(t, hostID, false, ts+1)
+	death, _ := h.Wait(t, mark, "NDEATH on the host's offline", func(m sparkplughost.Message) bool { return m.Type == "NDEATH" })
+	require.NotNil(t, death.BdSeq)
+	assert.Equal(t, bdSeq, *death.BdSeq)
+	require.NoError(t, mb.WriteRegisters(ctx, 1, 0, float32Words(66.5)))
+	require.Eventually(t, func() bool {
+		b, _ := os.ReadFile(filepath.Join(dir, "samples.jsonl"))
+		return strings.Contains(string(b), `{"source":"py","point":"temp","value":66.5,`)
+	}, 30*time.Second, 20*time.Millisecond, "the gateway read temp=66.5 while the host was away")
+
+	// Back online: born again, and what was read meanwhile is historical.
+	mark = h.Len()
+	h.State(t, hostID, true, ts+2)
+	nb, _, next = births(t, h, mark)
+	require.NotNil(t, nb.BdSeq)
+	assert.NotEqual(t, bdSeq, *nb.BdSeq, "a new connection, a new bdSeq")
+	ddataOf(t, h, next, "temp", func(m sparkplughost.Metric) bool {
+		f, err := m.Float()
+		return err == nil && f == 66.5 && m.IsHistorical
+	})
+	h.RequireNoViolations(t)
 }
