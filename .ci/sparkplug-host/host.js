@@ -139,6 +139,12 @@ const FIELDS = {
   PropertySet: ['propertysetValue'], PropertySetList: ['propertysetsValue'],
 };
 
+// The ranges of the integer datatypes that travel in int_value (a uint32):
+// Int8, Int16 and Int32 as two's complement of 32 bits, sign-extended.
+const RANGES = {
+  Int8: [-128, 127], Int16: [-32768, 32767], UInt8: [0, 255], UInt16: [0, 65535],
+};
+
 function snake(field) { return field.replace(/[A-Z]/g, (c) => '_' + c.toLowerCase()); }
 
 function toBig(v) {
@@ -281,6 +287,10 @@ function violations(msg, rec) {
       const dt = m.datatype || (set && bornMetric(set, m) || {}).datatype;
       if (m.field && dt && FIELDS[dt] && !FIELDS[dt].includes(m.field.replace(/_([a-z])/g, (_x, c) => c.toUpperCase()))) {
         v('value-field', `metric ${label(m)} of datatype ${dt} has its value in ${m.field}`);
+      }
+      const range = RANGES[dt];
+      if (range && typeof m.value === 'number' && (m.value < range[0] || m.value > range[1])) {
+        v('value-range', `metric ${label(m)} of datatype ${dt} holds ${m.value}, outside ${range[0]}..${range[1]}`);
       }
       if (m.properties && m.properties.Quality && m.properties.Quality.type !== 'Int32') {
         v('quality-type', `metric ${label(m)} Quality property is ${m.properties.Quality.type}, want Int32`);

@@ -23,8 +23,10 @@
 //   - metric-name, name-unique, metric-datatype, value-missing: every
 //     metric of a birth has a unique name, a Sparkplug datatype and a value
 //     or is_null.
-//   - value-field: a value is in the protobuf field its datatype uses
-//     (UInt32 in int_value or long_value).
+//   - value-field, value-range: a value is in the protobuf field its
+//     datatype uses (UInt32 in int_value or long_value), and an Int8,
+//     Int16, UInt8 or UInt16 in int_value is within its range (a negative
+//     one sign-extended to 32 bits).
 //   - alias-unique: an alias names one metric across the edge node (its
 //     own metrics and every device's).
 //   - not-born, data-unknown-metric, data-alias, data-datatype: data and

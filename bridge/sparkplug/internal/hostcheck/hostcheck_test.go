@@ -292,6 +292,8 @@ func TestViolations(t *testing.T) {
 	e.pub("DBIRTH", "meter1", 0, false, payload(t, 2,
 		floatv(m("voltage", 1, sppb.DataType_Float), 230), // alias-unique: 1 is the node's
 		doublev(m("current", 3, sppb.DataType_Float), 5),  // value-field: a Float in double_value
+		intv(m("mode", 6, sppb.DataType_UInt16), 70000),   // value-range
+		intv(m("temp", 7, sppb.DataType_Int16), 0xFFFB),   // value-range: -5 not sign-extended
 		floatv(&metric{Alias: proto.Uint64(4)}, 1),        // metric-name, metric-datatype
 		&metric{Name: proto.String("power"), Alias: proto.Uint64(5), Datatype: proto.Uint32(uint32(sppb.DataType_Double)),
 			Value: &sppb.Payload_Metric_DoubleValue{DoubleValue: 1},
@@ -327,6 +329,8 @@ func TestViolations(t *testing.T) {
 		{"name-unique", node, `"Properties/Depth" twice`},
 		{"alias-unique", dev("DBIRTH", "meter1"), "alias 1 of meter1/voltage is already /Properties/Depth"},
 		{"value-field", dev("DBIRTH", "meter1"), `"current" of datatype Float has its value in double_value`},
+		{"value-range", dev("DBIRTH", "meter1"), `"mode" of datatype UInt16 holds 70000, outside 0..65535`},
+		{"value-range", dev("DBIRTH", "meter1"), `"temp" of datatype Int16 holds 65531, outside -32768..32767`},
 		{"metric-name", dev("DBIRTH", "meter1"), "has no name (alias 4)"},
 		{"metric-datatype", dev("DBIRTH", "meter1"), "has datatype null"},
 		{"quality-type", dev("DBIRTH", "meter1"), "Quality property is String"},
