@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/m2mbridge/m2mbridge/modbus"
 	"github.com/m2mbridge/m2mbridge/modbus/modbustest"
@@ -76,4 +77,23 @@ func TestLine(t *testing.T) {
 	regs, err = read(t, l.Path(), 19200, modbus.ParityEven)
 	require.NoError(t, err)
 	assert.Equal(t, []uint16{4711}, regs)
+}
+
+// TestLineClose: Close ends the relay's goroutines, with reads in
+// progress on both ends, and is idempotent; it closes the device end.
+func TestLineClose(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	a, b := net.Pipe()
+	defer a.Close()
+	l, err := Open(b, Settings{Speed: 9600, Parity: modbus.ParityNone})
+	require.NoError(t, err)
+	c, err := OpenRaw(l.Path())
+	require.NoError(t, err)
+	_, err = c.Write([]byte{1, 3, 0, 0, 0, 1, 0x84, 0x0A}) // at the pty's default speed: garbled, dropped
+	require.NoError(t, err)
+	require.NoError(t, c.Close())
+	require.NoError(t, l.Close())
+	require.NoError(t, l.Close())
+	_, err = a.Write([]byte{1})
+	assert.Error(t, err, "the device end is closed")
 }
