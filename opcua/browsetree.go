@@ -39,9 +39,11 @@ type BrowseEntry struct {
 	Children    []*BrowseEntry
 }
 
-// Readable and Writable read the user access level's CurrentRead and
-// CurrentWrite bits (Part 3, 8.57 AccessLevelType).
+// Readable reports the access level's CurrentRead bit (Part 3, 8.57
+// AccessLevelType).
 func (e *BrowseEntry) Readable() bool { return e.AccessLevel&byte(ua.AccessLevelTypeCurrentRead) != 0 }
+
+// Writable reports the access level's CurrentWrite bit.
 func (e *BrowseEntry) Writable() bool { return e.AccessLevel&byte(ua.AccessLevelTypeCurrentWrite) != 0 }
 
 // Access is "r", "w", "rw", "-" (neither), or "?" when the server did not

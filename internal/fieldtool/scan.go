@@ -17,6 +17,7 @@ type Register struct {
 	Address uint16
 }
 
+// String is the register as the tool names points: "holding:0".
 func (r Register) String() string { return PointName(r.Table, r.Address) }
 
 // ParseRegister reads "holding:0", "input:100", "coil:3", "discrete:0" or

@@ -126,9 +126,11 @@ func OpenRaw(path string) (*os.File, error) {
 // Path is the serial device the client opens: rtu://<Path>?speed=...
 func (l *Line) Path() string { return l.path }
 
-// Passed counts the bursts that reached the other end unchanged; Garbled
-// those a mismatch of settings changed.
-func (l *Line) Passed() uint64  { return l.passed.Load() }
+// Passed counts the bursts that reached the other end unchanged, at
+// matching settings.
+func (l *Line) Passed() uint64 { return l.passed.Load() }
+
+// Garbled counts the bursts a mismatch of settings changed (or dropped).
 func (l *Line) Garbled() uint64 { return l.garbled.Load() }
 
 // LastClientSettings returns the client's settings as last read from the
