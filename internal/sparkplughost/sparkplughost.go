@@ -534,10 +534,16 @@ func (h *Host) waitFor(from int, timeout time.Duration, match func(Message) bool
 	}
 }
 
-// summary lists the messages from index from, one per line, for a failure.
+// summary lists the messages from index from, one per line, for a
+// failure: the last 60 of them.
 func (h *Host) summary(from int) string {
 	var b strings.Builder
-	for i, m := range h.Messages() {
+	msgs := h.Messages()
+	if n := len(msgs) - 60; from < n {
+		fmt.Fprintf(&b, "  (%d left out)\n", n-from)
+		from = n
+	}
+	for i, m := range msgs {
 		if i < from {
 			continue
 		}
