@@ -153,6 +153,9 @@ sinks:
 	prefix := "spBv1.0/" + group + "/"
 	require.Eventually(t, func() bool { return seen(prefix + "NBIRTH/gw1") }, 20*time.Second, 10*time.Millisecond)
 	require.Eventually(t, func() bool { return seen(prefix + "DBIRTH/gw1/plc1") }, 20*time.Second, 10*time.Millisecond)
+	// The value is that of the birth until it changes: DDATA carries
+	// changes.
+	require.NoError(t, srv.Set("setpoint", 21.5))
 	require.Eventually(t, func() bool { return seen(prefix + "DDATA/gw1/plc1") }, 20*time.Second, 10*time.Millisecond)
 	// The sink finds the points' declared types through the bridge.
 	pl, ok := g.Bridge().Source("plc1").(interface{ Points() []modbus.Point })

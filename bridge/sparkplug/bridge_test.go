@@ -166,10 +166,16 @@ func TestBridgeCommandsAndHealth(t *testing.T) {
 	reborn := h.waitFor(2, DBIRTH, "plc1")[1]
 	require.Len(t, reborn.payload.GetMetrics(), 2)
 	assert.Equal(t, sp.GetAlias(), reborn.metric("setpoint").GetAlias())
+	// Its polls go on after the birth; their values are those of the
+	// birth, which the host has: nothing is sent for them (spec 5.8).
+	unchanged := s.Stats().Unchanged
+	require.Eventually(t, func() bool { return s.Stats().Unchanged >= unchanged+4 }, 10*time.Second, 5*time.Millisecond)
+	require.NoError(t, srv.Set("mode", 2))
 	require.Eventually(t, func() bool {
 		ms := h.messages()
-		return ms[len(ms)-1].topic.Type == DDATA
-	}, 10*time.Second, 5*time.Millisecond)
+		m := ms[len(ms)-1]
+		return m.topic.Type == DDATA && len(m.payload.GetMetrics()) == 1 && m.payload.GetMetrics()[0].GetAlias() == reborn.metric("mode").GetAlias()
+	}, 10*time.Second, 5*time.Millisecond, "a change after the rebirth is sent, alone")
 	// Nothing of the device between its DDEATH and its DBIRTH.
 	ms := h.messages()
 	dead := false

@@ -65,6 +65,13 @@ type Config struct {
 	// the bridge (bridge.Bridge.Write), which refuses what the source does
 	// not allow. False (the default) refuses and logs every DCMD.
 	Commands bool `yaml:"commands"`
+	// SendUnchanged publishes every sample the bridge forwards, also one
+	// whose value and quality equal what the host already has for its
+	// metric (from the last birth or DDATA of this session). False (the
+	// default) sends changes only, as spec 1.5 and 5.8 describe DDATA: a
+	// Sparkplug host keeps a metric's value until a DDATA, DDEATH or
+	// NDEATH says otherwise, so a repeat tells it nothing.
+	SendUnchanged bool `yaml:"send_unchanged"`
 
 	// Logger receives the edge node's events (connections, births,
 	// deaths, refused commands). Default slog.Default().
@@ -81,8 +88,8 @@ func (c Config) String() string {
 	if c.Password != "" {
 		pw = "[redacted]"
 	}
-	return fmt.Sprintf("sparkplug.Config{URL:%q Version:%d ClientID:%q Username:%q Password:%q GroupID:%q EdgeNodeID:%q StateDir:%q PrimaryHostID:%q Aliases:%t Commands:%t}",
-		redact.URL(c.URL), c.Version, c.ClientID, c.Username, pw, c.GroupID, c.EdgeNodeID, c.StateDir, c.PrimaryHostID, c.aliases(), c.Commands)
+	return fmt.Sprintf("sparkplug.Config{URL:%q Version:%d ClientID:%q Username:%q Password:%q GroupID:%q EdgeNodeID:%q StateDir:%q PrimaryHostID:%q Aliases:%t Commands:%t SendUnchanged:%t}",
+		redact.URL(c.URL), c.Version, c.ClientID, c.Username, pw, c.GroupID, c.EdgeNodeID, c.StateDir, c.PrimaryHostID, c.aliases(), c.Commands, c.SendUnchanged)
 }
 
 // GoString is String, so that %#v does not print the password either.

@@ -18,6 +18,7 @@
 //	      primary_host_id: scada       # optional: born only while spBv1.0/STATE/scada says online
 //	      aliases: true                # the default; false sends names in DDATA
 //	      commands: true               # DCMD writes through the bridge; false (default) refuses them
+//	      send_unchanged: false        # the default: DDATA carries changed metrics only
 //	    overflow: spool                # store-and-forward: keep what the broker or host missed
 //
 // # Session (5.4, 5.5)
@@ -59,9 +60,14 @@
 // of born devices go out as DDATA, one message per device per Write (more
 // when a batch holds a metric twice, or over 1000 metrics), each metric by
 // alias with its own timestamp (the sample's time in ms), its value and
-// its Quality. Every sample is published: which changes matter is the
-// bridge's report-by-exception stage's to decide (a device's `report:`),
-// so a heartbeat it lets through is not dropped here. DDATA metrics carry
+// its Quality. DDATA carries changes (1.5, 5.8): a sample whose value,
+// quality and reason equal what the host already has for its metric, from
+// the birth or the last DDATA of the session, is not sent (counted in
+// [Stats].Unchanged); a Sparkplug host keeps a metric's value until a
+// DDATA, DDEATH or NDEATH says otherwise. send_unchanged: true sends every
+// sample the bridge forwards. Which changes are worth sending (a deadband,
+// a heartbeat) is the bridge's report-by-exception stage's to decide (a
+// device's `report:`); historical samples are always sent. DDATA metrics carry
 // their datatype although 6.4.6 says they SHOULD NOT: Eclipse Tahu's
 // decoders need it to decode a value. seq runs 0–255 and wraps across
 // NBIRTH (0), DBIRTH, NDATA, DDATA and DDEATH; NDEATH has none.

@@ -68,7 +68,7 @@ func TestWillOnConnectionCut(t *testing.T) {
 			for i := 0; i < 300; i++ {
 				require.NoError(t, s.Write(ctx, []bridge.Sample{sample("d1", "q", bridge.Int(int64(i)))}))
 			}
-			require.NoError(t, s.Write(ctx, []bridge.Sample{sample("d1", "p", bridge.Float(1))}))
+			require.NoError(t, s.Write(ctx, []bridge.Sample{sample("d1", "p", bridge.Float(1.5))}))
 			// Data is QoS 0: what is in flight at the cut is lost with it
 			// (see the package doc); this test is about the Will.
 			h.waitFor(300, DDATA, "d1")
@@ -91,7 +91,7 @@ func TestWillOnConnectionCut(t *testing.T) {
 			nb := h.waitFor(2, NBIRTH)[1]
 			assert.Equal(t, (first+1)%256, bdSeqOf(t, nb), "a new connection, a new bdSeq")
 			db := h.waitFor(3, DBIRTH, "d1")[2]
-			assert.Equal(t, 1.0, db.metric("p").GetDoubleValue(), "the rebirth carries the last value published")
+			assert.Equal(t, 1.5, db.metric("p").GetDoubleValue(), "the rebirth carries the last value published")
 			assert.EqualValues(t, 299, int64(db.metric("q").GetLongValue()))
 			checkSeq(t, h.messages())
 			assert.EqualValues(t, 2, s.Stats().Connects)

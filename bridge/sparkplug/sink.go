@@ -80,6 +80,10 @@ type Stats struct {
 	Absorbed uint64
 	// Historical counts samples sent with is_historical.
 	Historical uint64
+	// Unchanged counts samples not sent because their metric's value and
+	// quality equal what the host already has (Config.SendUnchanged
+	// false): they count as delivered.
+	Unchanged uint64
 	// Commands counts DCMD metrics handed to the bridge's Write;
 	// CommandsRefused those refused here (commands: false, an unknown
 	// metric or device, a value of the wrong datatype) or by the bridge;
@@ -177,6 +181,9 @@ type metric struct {
 	unit     string
 	last     bridge.Sample // the last sample published or born with
 	hasLast  bool
+	// unsent: last is not what the host has (kept while its device was
+	// dead, or its DDATA failed); the next birth sends it.
+	unsent bool
 	// in the DDATA being built: pendRound == pend.round of its device's
 	// pendingData.
 	pendRound uint64
@@ -563,6 +570,9 @@ func (s *Sink) deviceBirthLocked(ctx context.Context, d *device) error {
 		return err
 	}
 	s.st.DeviceBirths++
+	for _, m := range d.order {
+		m.unsent = false
+	}
 	d.born, d.dead = true, false
 	d.aliveSince = now
 	return nil
@@ -779,7 +789,7 @@ func (w *batchWrite) publish() {
 		if !d.bornBefore && !d.born && smp.Quality == bridge.Bad && s.downLocked(d.source) {
 			// The device is dead (its DDEATH says so) or never came
 			// up: keep the value for its next birth.
-			m.last, m.hasLast = *smp, true
+			m.last, m.hasLast, m.unsent = *smp, true, true
 			d.dead = true
 			s.st.Absorbed++
 			continue
@@ -807,6 +817,13 @@ func (w *batchWrite) publish() {
 				continue
 			}
 		}
+		historical := smp.Time.Before(s.liveFrom)
+		if !s.cfg.SendUnchanged && !historical && m.hasLast && !m.unsent && sameReading(m.last, *smp) {
+			// The host has this reading already (spec 5.8: DDATA
+			// carries changes).
+			s.st.Unchanged++
+			continue
+		}
 		if d.pend == nil {
 			d.pend = &pendingData{p: &sppb.Payload{}, round: 1}
 		}
@@ -828,7 +845,7 @@ func (w *batchWrite) publish() {
 		} else {
 			pm.Name = proto.String(m.name)
 		}
-		if smp.Time.Before(s.liveFrom) {
+		if historical {
 			pm.IsHistorical = proto.Bool(true)
 			s.st.Historical++
 		}
@@ -838,7 +855,9 @@ func (w *batchWrite) publish() {
 		pd.p.Metrics = append(pd.p.Metrics, pm)
 		pd.idx = append(pd.idx, i)
 		m.pendRound = pd.round
-		m.last, m.hasLast = *smp, true
+		// A historical value goes to the host's history, not its current
+		// value: the next live sample is sent whatever it is.
+		m.last, m.hasLast, m.unsent = *smp, true, historical
 		if len(pd.p.Metrics) >= maxPayloadMetrics {
 			w.flush(d)
 		}
@@ -883,6 +902,15 @@ func publishSize(topic string, payload int) int {
 	return n + rem
 }
 
+// sameReading reports whether b says nothing a host that has a does not
+// know: the same value of the same kind, quality, code and reason. The
+// time is not compared: a Sparkplug metric holds its value until told
+// otherwise.
+func sameReading(a, b bridge.Sample) bool {
+	return a.Value.Kind() == b.Value.Kind() && a.Value.Equal(b.Value) &&
+		a.Quality == b.Quality && a.Code == b.Code && a.Reason == b.Reason
+}
+
 // fits reports whether v is of the kind of m's datatype (or no value), so
 // that a birth can carry it.
 func fits(v bridge.Value, m *metric) bool {
@@ -913,6 +941,7 @@ func (w *batchWrite) flush(d *device) {
 	}
 	if w.werr != nil {
 		for _, i := range pd.idx {
+			w.met[i].unsent = true // the host does not have it: never skip its retry as unchanged
 			w.fail(i, w.werr)
 		}
 	}

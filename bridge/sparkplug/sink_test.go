@@ -1,6 +1,8 @@
 package sparkplug
 
 import (
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -157,4 +159,63 @@ func TestNoAliases(t *testing.T) {
 	assert.Equal(t, "p", dd.payload.GetMetrics()[0].GetName())
 	assert.Nil(t, dd.payload.GetMetrics()[0].Alias)
 	assert.Equal(t, 2.0, dd.payload.GetMetrics()[0].GetDoubleValue())
+}
+
+// TestDDATAChangesOnly: DDATA carries what changed (spec 5.8): a sample
+// whose value and quality are those the host has from the birth or the
+// last DDATA is not sent, and counted; a change of value, of quality or of
+// reason is; send_unchanged sends every sample.
+func TestDDATAChangesOnly(t *testing.T) {
+	addr := brokerAddr(t)
+	for _, sendAll := range []bool{false, true} {
+		t.Run(fmt.Sprintf("send_unchanged=%t", sendAll), func(t *testing.T) {
+			ctx := testCtx(t, 30*time.Second)
+			cfg := testConfig(t, addr)
+			cfg.SendUnchanged = sendAll
+			h := newHost(t, addr, cfg.GroupID)
+			s := newSink(t, cfg)
+			require.NoError(t, s.Connect(ctx))
+			write := func(smp bridge.Sample) { require.NoError(t, s.Write(ctx, []bridge.Sample{smp})) }
+			write(sample("d1", "v", bridge.Float(230.1))) // the birth carries it
+			h.waitFor(1, DBIRTH, "d1")
+			write(sample("d1", "v", bridge.Float(230.1)))
+			write(sample("d1", "v", bridge.Float(230.2)))
+			write(sample("d1", "v", bridge.Float(230.2)))
+			unc := sample("d1", "v", bridge.Float(230.2))
+			unc.Quality = bridge.Uncertain
+			write(unc)
+			write(unc)
+			bad := bridge.BadSample("d1", "v", time.Now(), errors.New("timeout"))
+			write(bad)
+			bad.Reason = "exception 2"
+			write(bad)
+			write(sample("d1", "v", bridge.Float(230.2)))
+
+			var want []string
+			if sendAll {
+				want = []string{"230.1/192", "230.2/192", "230.2/192", "230.2/64", "230.2/64", "null/0", "null/0", "230.2/192"}
+			} else {
+				want = []string{"230.2/192", "230.2/64", "null/0", "null/0", "230.2/192"}
+			}
+			ms := h.waitFor(len(want), DDATA, "d1")
+			var got []string
+			for _, m := range ms {
+				for _, pm := range m.payload.GetMetrics() {
+					q, _ := quality(pm)
+					v := "null"
+					if !pm.GetIsNull() {
+						v = fmt.Sprint(pm.GetDoubleValue())
+					}
+					got = append(got, fmt.Sprintf("%s/%d", v, q))
+				}
+			}
+			assert.Equal(t, want, got)
+			if sendAll {
+				assert.Zero(t, s.Stats().Unchanged)
+			} else {
+				assert.EqualValues(t, 3, s.Stats().Unchanged)
+			}
+			checkSeq(t, h.messages())
+		})
+	}
 }
