@@ -14,7 +14,15 @@
 // On a serial device -speed, -parity, -data-bits and -stop-bits set the
 // line (defaults as the Modbus serial line specification: 19200 baud, even
 // parity, 8 data bits for RTU and 7 for ASCII); on a Linux pseudo-terminal,
-// which takes no parity, -pty uses 8 data bits and no parity.
+// which takes no parity, -pty uses 8 data bits and no parity. A
+// pseudo-terminal carries bytes whatever the speed and parity, so a plain
+// -pty answers a client at any setting; with -speed or -parity it behaves
+// as a meter on a real line instead (Linux): an emulated line
+// (internal/testline) passes a client's bytes only at those settings and
+// garbles them otherwise, so that m2m scan finds it at one setting only:
+//
+//	modbus-sim -pty -speed 9600 -parity odd   # ... (pseudo-terminal: open /dev/pts/4)
+//	m2m scan rtu:///dev/pts/4                 # found at 9600 8O1 only
 //
 // -set name=value fixes a point's value (repeatable); -list prints the
 // built-in profiles; -gaps says how reads across unmapped registers are

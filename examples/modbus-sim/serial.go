@@ -60,6 +60,9 @@ type line struct {
 	framing modbustest.Framing
 	ep      modbus.Endpoint // the serial device's settings, when serving one
 	serial  bool
+	// emulate: -pty with -speed or -parity: the simulator answers only a
+	// client at those settings, through an emulated line (internal/testline).
+	emulate bool
 }
 
 func lineFlags(fs *flag.FlagSet) *line {
@@ -69,9 +72,10 @@ func lineFlags(fs *flag.FlagSet) *line {
 	fs.Var(&l.ascii, "ascii", "ASCII framing: alone, an ASCII-over-TCP gateway (asciiovertcp://); "+
 		"-ascii DEVICE (or -rtu DEVICE -ascii) serves ASCII on a serial device or pseudo-terminal")
 	l.pty = fs.Bool("pty", false, "create a pseudo-terminal pair and serve on it (RTU, or ASCII with -ascii); "+
-		"prints the device a client opens")
+		"prints the device a client opens; with -speed or -parity it behaves as a meter on a real line "+
+		"and answers only a client at those settings (Linux)")
 	l.speed = fs.Int("speed", 0, "serial line speed in baud (default 19200)")
-	l.parity = fs.String("parity", "", "serial parity: none, even or odd (default even; none with -pty)")
+	l.parity = fs.String("parity", "", "serial parity: none, even or odd (default even; with -pty none unless given)")
 	l.dataBits = fs.Int("data-bits", 0, "serial data bits (default 8, 7 for ASCII; 8 with -pty)")
 	l.stopBits = fs.Int("stop-bits", 0, "serial stop bits (default 1 with parity, 2 without)")
 	return l
@@ -121,6 +125,13 @@ func (l *line) resolve(fs *flag.FlagSet, udp *bool) error {
 		return errors.New("-udp serves a network port, not a serial device")
 	}
 	if *l.pty {
+		l.emulate = *l.speed != 0 || *l.parity != ""
+		if l.emulate && *l.dataBits != 0 && *l.dataBits != 8 {
+			return fmt.Errorf("-data-bits %d: an emulated line on a pseudo-terminal has 8 data bits", *l.dataBits)
+		}
+		if l.emulate && *l.speed == 0 {
+			*l.speed = 19200
+		}
 		// A Linux pseudo-terminal takes 8 data bits and no parity only.
 		if *l.parity == "" {
 			*l.parity = "none"
@@ -189,13 +200,20 @@ func (l *line) serve(ctx context.Context, p *modbus.Profile, opts []modbustest.O
 	var port io.ReadWriteCloser
 	cleanup := func() {}
 	ep := l.ep
-	if *l.pty {
+	switch {
+	case *l.pty && l.emulate:
+		m, path, closeLine, err := emulatedLine(ep.Speed, ep.Parity, ep.StopBits)
+		if err != nil {
+			return nil, "", nil, err
+		}
+		port, cleanup, ep.Address = m, func() { _ = closeLine() }, path
+	case *l.pty:
 		m, path, closePTY, err := openPTY(ctx)
 		if err != nil {
 			return nil, "", nil, err
 		}
 		port, cleanup, ep.Address = m, func() { _ = closePTY() }, path
-	} else {
+	default:
 		sp, err := modbustest.OpenSerial(ep)
 		if err != nil {
 			return nil, "", nil, err

@@ -230,3 +230,43 @@ func TestSimSunSpecNotOnSerial(t *testing.T) {
 	err := run(context.Background(), []string{"-sunspec", "-pty"}, io.Discard, io.Discard)
 	assert.ErrorContains(t, err, "-sunspec serves over the network only")
 }
+
+// TestSimPTYEmulatedLine: -pty with -speed and -parity behaves as a meter
+// on a real line: a client at those settings reads it, a client at another
+// speed or parity gets no valid answer, as on RS-485 (a bare
+// pseudo-terminal would answer at every setting).
+func TestSimPTYEmulatedLine(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("an emulated line needs Linux")
+	}
+	for _, framing := range []string{"rtu", "ascii"} {
+		t.Run(framing, func(t *testing.T) {
+			args := []string{"-profile", "eastron-sdm630", "-set", "frequency=50.25", "-pty", "-speed", "9600", "-parity", "odd"}
+			if framing == "ascii" {
+				args = append(args, "-ascii")
+			}
+			url := startBinary(t, args...)
+			assert.Regexp(t, "^"+framing+`:///dev/pts/\d+\?`, url)
+			assert.Contains(t, url, "speed=9600")
+			assert.Contains(t, url, "parity=odd")
+			assert.Equal(t, 50.25, readFrequency(t, url))
+
+			path, query, _ := strings.Cut(strings.TrimPrefix(url, framing+"://"), "?")
+			for _, wrong := range []string{"speed=19200&parity=odd", "speed=9600&parity=even", "speed=9600&parity=none"} {
+				q := query
+				q = strings.Replace(q, "speed=9600", "", 1)
+				q = strings.Replace(q, "parity=odd", "", 1)
+				u := framing + "://" + path + "?" + wrong + "&" + strings.Trim(strings.ReplaceAll(q, "&&", "&"), "&")
+				c, err := modbus.NewClient(modbus.ClientConfig{URL: strings.TrimSuffix(u, "&"), Timeout: 300 * time.Millisecond})
+				require.NoError(t, err)
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				_, err = c.ReadRegisters(ctx, 1, modbus.Input, 0x46, 2)
+				cancel()
+				c.Close()
+				assert.Error(t, err, "a client at %s must not get an answer", wrong)
+			}
+			// And the right settings still read after the wrong ones.
+			assert.Equal(t, 50.25, readFrequency(t, url))
+		})
+	}
+}
