@@ -140,47 +140,26 @@ func Browse(ctx context.Context, cfg Config, root string, maxDepth int) ([]Node,
 	var vars []item
 	for depth := 0; depth < maxDepth && len(level) > 0; depth++ {
 		var next []item
-		for start := 0; start < len(level); start += 200 {
-			part := level[start:min(start+200, len(level))]
-			descs := make([]*ua.BrowseDescription, len(part))
-			for k, it := range part {
-				descs[k] = &ua.BrowseDescription{
-					NodeID:          it.id,
-					BrowseDirection: ua.BrowseDirectionForward,
-					ReferenceTypeID: ua.NewTwoByteNodeID(0), // all; filtered below
-					IncludeSubtypes: true,
-					NodeClassMask:   uint32(ua.NodeClassObject | ua.NodeClassVariable),
-					ResultMask:      uint32(ua.BrowseResultMaskAll),
-				}
+		parents := make([]*ua.NodeID, len(level))
+		for i, it := range level {
+			parents[i] = it.id
+		}
+		err := browseChildren(ctx, sess.c, parents, seen, func(k int, r *ua.ReferenceDescription) {
+			name := ""
+			if r.BrowseName != nil {
+				name = r.BrowseName.Name
 			}
-			refs, err := browseAll(ctx, sess.c, descs)
-			if err != nil {
-				return nil, fmt.Errorf("opcua: browse: %w", err)
+			if level[k].path != "" {
+				name = level[k].path + "." + name
 			}
-			for k, rs := range refs {
-				for _, r := range rs {
-					if !r.IsForward || r.NodeID == nil || r.ReferenceTypeID == nil || r.ReferenceTypeID.Namespace() != 0 || !hierarchical[r.ReferenceTypeID.IntID()] {
-						continue
-					}
-					nid := r.NodeID.NodeID
-					if seen[nid.String()] {
-						continue
-					}
-					seen[nid.String()] = true
-					name := ""
-					if r.BrowseName != nil {
-						name = r.BrowseName.Name
-					}
-					if part[k].path != "" {
-						name = part[k].path + "." + name
-					}
-					it := item{id: nid, path: name}
-					if r.NodeClass == ua.NodeClassVariable {
-						vars = append(vars, it)
-					}
-					next = append(next, it)
-				}
+			it := item{id: r.NodeID.NodeID, path: name}
+			if r.NodeClass == ua.NodeClassVariable {
+				vars = append(vars, it)
 			}
+			next = append(next, it)
+		})
+		if err != nil {
+			return nil, err
 		}
 		level = next
 	}
@@ -198,17 +177,60 @@ func Browse(ctx context.Context, cfg Config, root string, maxDepth int) ([]Node,
 	used := map[string]int{}
 	nodes := make([]Node, 0, len(vars))
 	for i, v := range vars {
-		name := v.path
-		if name == "" {
-			name = "node"
-		}
-		used[name]++
-		if n := used[name]; n > 1 {
-			name += "_" + strconv.Itoa(n)
-		}
-		nodes = append(nodes, Node{Name: name, Node: withURI(v.id, ns), Unit: units[i]})
+		nodes = append(nodes, Node{Name: uniqueName(used, v.path), Node: withURI(v.id, ns), Unit: units[i]})
 	}
 	return nodes, nil
+}
+
+// browseChildren browses the forward hierarchical references to objects
+// and variables of parents, 200 at a time, and calls each with the index
+// of the parent and each reference to a node not in seen, which it adds.
+func browseChildren(ctx context.Context, c *opcua.Client, parents []*ua.NodeID, seen map[string]bool, each func(k int, r *ua.ReferenceDescription)) error {
+	for start := 0; start < len(parents); start += 200 {
+		part := parents[start:min(start+200, len(parents))]
+		descs := make([]*ua.BrowseDescription, len(part))
+		for k, id := range part {
+			descs[k] = &ua.BrowseDescription{
+				NodeID:          id,
+				BrowseDirection: ua.BrowseDirectionForward,
+				ReferenceTypeID: ua.NewTwoByteNodeID(0), // all; filtered below
+				IncludeSubtypes: true,
+				NodeClassMask:   uint32(ua.NodeClassObject | ua.NodeClassVariable),
+				ResultMask:      uint32(ua.BrowseResultMaskAll),
+			}
+		}
+		refs, err := browseAll(ctx, c, descs)
+		if err != nil {
+			return fmt.Errorf("opcua: browse: %w", err)
+		}
+		for k, rs := range refs {
+			for _, r := range rs {
+				if !r.IsForward || r.NodeID == nil || r.ReferenceTypeID == nil || r.ReferenceTypeID.Namespace() != 0 || !hierarchical[r.ReferenceTypeID.IntID()] {
+					continue
+				}
+				id := r.NodeID.NodeID.String()
+				if seen[id] {
+					continue
+				}
+				seen[id] = true
+				each(start+k, r)
+			}
+		}
+	}
+	return nil
+}
+
+// uniqueName returns name ("node" when empty), or name_N when used has
+// seen it N-1 times before; it counts name in used.
+func uniqueName(used map[string]int, name string) string {
+	if name == "" {
+		name = "node"
+	}
+	used[name]++
+	if n := used[name]; n > 1 {
+		name += "_" + strconv.Itoa(n)
+	}
+	return name
 }
 
 // withURI writes id with its namespace URI instead of its index.

@@ -3,7 +3,6 @@ package opcua
 import (
 	"context"
 	"fmt"
-	"strconv"
 
 	"github.com/gopcua/opcua/id"
 	"github.com/gopcua/opcua/ua"
@@ -140,68 +139,40 @@ func BrowseTree(ctx context.Context, cfg Config, root string, maxDepth int) ([]*
 	used := map[string]int{}
 	for depth := 1; depth <= maxDepth && len(level) > 0; depth++ {
 		var next []item
-		for start := 0; start < len(level); start += 200 {
-			part := level[start:min(start+200, len(level))]
-			descs := make([]*ua.BrowseDescription, len(part))
-			for k, it := range part {
-				descs[k] = &ua.BrowseDescription{
-					NodeID:          it.id,
-					BrowseDirection: ua.BrowseDirectionForward,
-					ReferenceTypeID: ua.NewTwoByteNodeID(0), // all; filtered below
-					IncludeSubtypes: true,
-					NodeClassMask:   uint32(ua.NodeClassObject | ua.NodeClassVariable),
-					ResultMask:      uint32(ua.BrowseResultMaskAll),
-				}
+		parents := make([]*ua.NodeID, len(level))
+		for i, it := range level {
+			parents[i] = it.id
+		}
+		err := browseChildren(ctx, sess.c, parents, seen, func(k int, r *ua.ReferenceDescription) {
+			nid := r.NodeID.NodeID
+			e := &BrowseEntry{NodeID: withURI(nid, ns), Variable: r.NodeClass == ua.NodeClassVariable, Depth: depth, ValueRank: -1}
+			if r.BrowseName != nil {
+				e.BrowseName = r.BrowseName.Name
 			}
-			refs, err := browseAll(ctx, sess.c, descs)
-			if err != nil {
-				return nil, fmt.Errorf("opcua: browse: %w", err)
+			if r.DisplayName != nil {
+				e.DisplayName = r.DisplayName.Text
 			}
-			for k, rs := range refs {
-				for _, r := range rs {
-					if !r.IsForward || r.NodeID == nil || r.ReferenceTypeID == nil || r.ReferenceTypeID.Namespace() != 0 || !hierarchical[r.ReferenceTypeID.IntID()] {
-						continue
-					}
-					nid := r.NodeID.NodeID
-					if seen[nid.String()] {
-						continue
-					}
-					seen[nid.String()] = true
-					e := &BrowseEntry{NodeID: withURI(nid, ns), Variable: r.NodeClass == ua.NodeClassVariable, Depth: depth, ValueRank: -1}
-					if r.BrowseName != nil {
-						e.BrowseName = r.BrowseName.Name
-					}
-					if r.DisplayName != nil {
-						e.DisplayName = r.DisplayName.Text
-					}
-					e.Path = e.BrowseName
-					if parent := part[k].entry; parent != nil {
-						e.Path = parent.Path + "." + e.BrowseName
-						parent.Children = append(parent.Children, e)
-					} else {
-						top = append(top, e)
-					}
-					it := item{id: nid, entry: e}
-					if e.Variable {
-						vars = append(vars, it)
-					}
-					next = append(next, it)
-				}
+			e.Path = e.BrowseName
+			if parent := level[k].entry; parent != nil {
+				e.Path = parent.Path + "." + e.BrowseName
+				parent.Children = append(parent.Children, e)
+			} else {
+				top = append(top, e)
 			}
+			it := item{id: nid, entry: e}
+			if e.Variable {
+				vars = append(vars, it)
+			}
+			next = append(next, it)
+		})
+		if err != nil {
+			return nil, err
 		}
 		level = next
 	}
 	// Unique paths, in browse order, as Browse names its nodes.
 	for _, v := range vars {
-		name := v.entry.Path
-		if name == "" {
-			name = "node"
-		}
-		used[name]++
-		if n := used[name]; n > 1 {
-			name += "_" + strconv.Itoa(n)
-		}
-		v.entry.Path = name
+		v.entry.Path = uniqueName(used, v.entry.Path)
 	}
 	if len(vars) == 0 {
 		return top, nil
