@@ -11,19 +11,19 @@ package nodeopcua
 import (
 	"bufio"
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/m2mbridge/m2mbridge/internal/testproxy"
 )
 
 // Namespace is the URI of the namespace server.js puts its variables in.
@@ -63,37 +63,7 @@ func ExtraName(i int) string { return fmt.Sprintf("x%05d", i) }
 // the test when the peer is missing (failing it under M2MB_INTEROP=1).
 func Require(tb testing.TB) (node, dir string) {
 	tb.Helper()
-	dir, err := ciDir()
-	if err == nil {
-		node, err = exec.LookPath("node")
-	}
-	if err == nil {
-		_, err = os.Stat(filepath.Join(dir, "node_modules", "node-opcua", "package.json"))
-	}
-	if err != nil {
-		if os.Getenv("M2MB_INTEROP") == "1" {
-			tb.Fatalf("node-opcua peer missing (node on PATH and npm ci in %s): %v", dir, err)
-		}
-		tb.Skipf("node-opcua peer missing (run npm ci in .ci/node-opcua, or set M2MB_INTEROP=1 to require it): %v", err)
-	}
-	return node, dir
-}
-
-// ciDir finds .ci/node-opcua in the module root: the first folder at or
-// above the working directory (a package's, under go test) with a go.mod.
-func ciDir() (string, error) {
-	wd, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for d := wd; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return filepath.Join(d, ".ci", "node-opcua"), nil
-		}
-		if filepath.Dir(d) == d {
-			return "", errors.New("no go.mod at or above " + wd)
-		}
-	}
+	return testproxy.NodePeer(tb, "node-opcua", "node-opcua", "node-opcua")
 }
 
 // Server is a node-opcua server process started by the test. It is killed

@@ -54,7 +54,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -64,6 +63,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/m2mbridge/m2mbridge/internal/testproxy"
 )
 
 // Timeout bounds every wait of a Host: for the script to connect, for a
@@ -74,42 +75,7 @@ const Timeout = 30 * time.Second
 // test when the peer is missing (failing it under M2MB_INTEROP=1).
 func Require(tb testing.TB) (node, dir string) {
 	tb.Helper()
-	dir, err := ciDir()
-	if err == nil {
-		node, err = exec.LookPath("node")
-	}
-	if err == nil {
-		for _, pkg := range []string{"sparkplug-payload", "mqtt"} {
-			if _, serr := os.Stat(filepath.Join(dir, "node_modules", pkg, "package.json")); serr != nil {
-				err = serr
-				break
-			}
-		}
-	}
-	if err != nil {
-		if os.Getenv("M2MB_INTEROP") == "1" {
-			tb.Fatalf("Sparkplug host peer missing (node on PATH and npm ci in %s): %v", dir, err)
-		}
-		tb.Skipf("Sparkplug host peer missing (run npm ci in .ci/sparkplug-host, or set M2MB_INTEROP=1 to require it): %v", err)
-	}
-	return node, dir
-}
-
-// ciDir finds .ci/sparkplug-host in the module root: the first folder at or
-// above the working directory with a go.mod.
-func ciDir() (string, error) {
-	wd, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for d := wd; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return filepath.Join(d, ".ci", "sparkplug-host"), nil
-		}
-		if filepath.Dir(d) == d {
-			return "", errors.New("no go.mod at or above " + wd)
-		}
-	}
+	return testproxy.NodePeer(tb, "sparkplug-host", "Sparkplug host", "sparkplug-payload", "mqtt")
 }
 
 // Message is one message of the group as host.js decoded it.

@@ -2,6 +2,7 @@ package testproxy
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -100,6 +101,51 @@ func StartServer(tb testing.TB, name, confFile, conf string, ports ...int) {
 		case <-exited:
 			tb.Fatalf("%s exited: %s", name, out.String())
 		default:
+		}
+	}
+}
+
+// NodePeer returns the node binary and the folder .ci/<ciDir> of the
+// module (the first folder at or above the working directory with a
+// go.mod), once node is on PATH and npm ci has installed every one of
+// packages there. It skips the test otherwise, and fails it under
+// M2MB_INTEROP=1, naming what is missing; what names the peer in those
+// messages.
+func NodePeer(tb testing.TB, ciDir, what string, packages ...string) (node, dir string) {
+	tb.Helper()
+	dir, err := moduleDir()
+	dir = filepath.Join(dir, ".ci", ciDir)
+	if err == nil {
+		node, err = exec.LookPath("node")
+	}
+	for _, pkg := range packages {
+		if err != nil {
+			break
+		}
+		_, err = os.Stat(filepath.Join(dir, "node_modules", pkg, "package.json"))
+	}
+	if err != nil {
+		if os.Getenv("M2MB_INTEROP") == "1" {
+			tb.Fatalf("%s peer missing (node on PATH and npm ci in %s): %v", what, dir, err)
+		}
+		tb.Skipf("%s peer missing (run npm ci in .ci/%s, or set M2MB_INTEROP=1 to require it): %v", what, ciDir, err)
+	}
+	return node, dir
+}
+
+// moduleDir is the first folder at or above the working directory (a
+// package's, under go test) with a go.mod.
+func moduleDir() (string, error) {
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for d := wd; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d, nil
+		}
+		if filepath.Dir(d) == d {
+			return "", errors.New("no go.mod at or above " + wd)
 		}
 	}
 }
