@@ -147,6 +147,10 @@ var modelsByName = sync.OnceValue(func() map[string]*Model {
 
 func byName(name string) *Model { return modelsByName()[name] }
 
+// maxSkippedLogged bounds the lines a discovery logs about what it left
+// out.
+const maxSkippedLogged = 20
+
 // Device is a SunSpec device polled as a [bridge.Source]: Run discovers
 // its model chain, polls the points with a [modbus.Device] (scale factors
 // read with their points, not-implemented values never as numbers), and
@@ -311,6 +315,15 @@ func (d *Device) Run(ctx context.Context, out bridge.Emitter) error {
 				d.dev, d.chain, d.defs = dev, chain, defs
 				d.mu.Unlock()
 				d.log.Info("sunspec: discovered", "device", d.cfg.Name, "base", chain.Base, "models", len(chain.Models), "points", len(chain.Points))
+				// What is left out is said, not silent: an unknown model, a
+				// point too far from its scale factor to be read with it.
+				for i, sk := range chain.Skipped {
+					if i == maxSkippedLogged {
+						d.log.Warn("sunspec: more left out (gateway -discover lists all)", "device", d.cfg.Name, "more", len(chain.Skipped)-i)
+						break
+					}
+					d.log.Warn("sunspec: left out", "device", d.cfg.Name, "what", sk)
+				}
 				err = d.poll(ctx, dev, chain, out)
 				dev.Close()
 				if errors.Is(err, errRediscover) {

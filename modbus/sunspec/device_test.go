@@ -1,8 +1,11 @@
 package sunspec_test
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"math"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -298,4 +301,46 @@ func TestConfigValidate(t *testing.T) {
 	_, err = sunspec.NewDevice(modbus.DeviceConfig{Name: "x", Conn: modbus.ClientConfig{URL: "tcp://127.0.0.1:1"}, Unit: 1,
 		Points: []modbus.Point{{Name: "p", Table: modbus.Holding, Type: modbus.Uint16}}}, sunspec.Config{})
 	require.ErrorContains(t, err, "takes its points from discovery")
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestDeviceLogsWhatIsLeftOut: what discovery leaves out (here an unknown
+// model) is logged when the device starts, not only listed by -discover.
+func TestDeviceLogsWhatIsLeftOut(t *testing.T) {
+	dev := inverter(40000, 1)
+	dev.UnknownAt, dev.UnknownID, dev.UnknownLength = 2, 64999, 7
+	srv, err := modbustest.NewSunSpecServer(dev)
+	require.NoError(t, err)
+	t.Cleanup(func() { srv.Close() })
+	var logs syncBuffer
+	d, err := sunspec.NewDevice(modbus.DeviceConfig{Name: "inv1", Conn: modbus.ClientConfig{URL: srv.URL()}, Unit: 1,
+		Interval: 10 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(&logs, nil))}, sunspec.Config{})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx, &collector{}) }()
+	defer func() {
+		cancel()
+		require.NoError(t, <-done)
+		d.Close()
+	}()
+	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "sunspec: left out") }, 10*time.Second, 5*time.Millisecond)
+	assert.Contains(t, logs.String(), "model 64999 at 40070 (length 7): unknown model id")
 }
