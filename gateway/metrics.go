@@ -95,7 +95,7 @@ var metricDefs = []metricDef{
 	{"modbus_link_requests_total", "Requests sent on a link (a TCP connection, or a serial line shared by its devices), counted once per link.", []string{"link"}},
 	{"modbus_link_errors_total", "Requests on the link that failed (exceptions included).", []string{"link"}},
 	{"modbus_link_timeouts_total", "Requests on the link that got no answer in time.", []string{"link"}},
-	{"modbus_link_discarded_total", "Replies on an RTU link that did not answer the request in progress (late, another unit, bad CRC), thrown away undecoded.", []string{"link"}},
+	{"modbus_link_discarded_total", "Replies on a serial-line link (RTU or ASCII framing) that did not answer the request in progress (late, another unit, bad CRC or LRC, malformed), thrown away undecoded.", []string{"link"}},
 	{"modbus_link_connects_total", "Connections the link opened.", []string{"link"}},
 	{"modbus_link_utilisation_ratio", "Share of time the link (bus) spent on requests.", []string{"link"}},
 
