@@ -487,3 +487,49 @@ func TestSpoolDepthNDATA(t *testing.T) {
 	assert.Len(t, h.of(NDATA), 2, "nothing while it does not change")
 	checkSeq(t, h.messages())
 }
+
+// TestScaledPointIsDouble: a scaled or offset point is announced with the
+// datatype of its value (a float64: Double), not of its register, so that
+// its value reaches the host exactly; an unscaled float32 stays Float.
+func TestScaledPointIsDouble(t *testing.T) {
+	addr := brokerAddr(t)
+	points := []modbus.Point{
+		{Name: "raw", Table: modbus.Holding, Address: 100, Type: modbus.Float32},
+		{Name: "total", Table: modbus.Holding, Address: 102, Type: modbus.Float32, Offset: 1e6},
+		{Name: "tenths", Table: modbus.Holding, Address: 104, Type: modbus.Int16, Scale: 0.1},
+	}
+	srv, err := modbustest.NewServer(&modbus.Profile{Name: "plc", Points: []modbus.Point{
+		{Name: "raw", Table: modbus.Holding, Address: 100, Type: modbus.Float32},
+		{Name: "total", Table: modbus.Holding, Address: 102, Type: modbus.Float32},
+		{Name: "tenths", Table: modbus.Holding, Address: 104, Type: modbus.Int16},
+	}}, modbustest.WithTick(time.Hour))
+	require.NoError(t, err)
+	t.Cleanup(func() { srv.Close() })
+	require.NoError(t, srv.Set("raw", 0.5))
+	require.NoError(t, srv.Set("total", 0.3))
+	require.NoError(t, srv.Set("tenths", 2305))
+	dev, err := modbus.NewDevice(modbus.DeviceConfig{Name: "plc1", Interval: 50 * time.Millisecond,
+		Conn: modbus.ClientConfig{URL: srv.URL(), Timeout: 200 * time.Millisecond}, Points: points})
+	require.NoError(t, err)
+	t.Cleanup(func() { dev.Close() })
+
+	cfg := testConfig(t, addr)
+	h := newHost(t, addr, cfg.GroupID)
+	s := newSink(t, cfg)
+	b := bridge.New(bridge.Options{Logger: quiet})
+	require.NoError(t, b.AddSource("plc1", dev))
+	require.NoError(t, b.AddSink("spb", s, bridge.SinkOptions{BatchSize: 100, Linger: 5 * time.Millisecond}))
+	runBridge(t, b)
+
+	birth := h.waitFor(1, DBIRTH, "plc1")[0]
+	raw, total, tenths := birth.metric("raw"), birth.metric("total"), birth.metric("tenths")
+	require.NotNil(t, raw)
+	require.NotNil(t, total)
+	require.NotNil(t, tenths)
+	assert.EqualValues(t, sppb.DataType_Float, raw.GetDatatype())
+	assert.EqualValues(t, 0.5, raw.GetFloatValue())
+	assert.EqualValues(t, sppb.DataType_Double, total.GetDatatype())
+	assert.Equal(t, 1e6+0.3, total.GetDoubleValue(), "exact, not rounded to float32 (1000000.3125)")
+	assert.EqualValues(t, sppb.DataType_Double, tenths.GetDatatype())
+	assert.InDelta(t, 230.5, tenths.GetDoubleValue(), 1e-9)
+}

@@ -148,11 +148,13 @@ func commandValue(pm *sppb.Payload_Metric, dt sppb.DataType) (bridge.Value, erro
 		}
 		return bridge.Int(int64(int32(uint32(u)))), nil
 	case sppb.DataType_Int64:
-		u, ok := integer()
+		// long_value only (spec 6.4.17): an int_value is 32 bits whose
+		// sign an Int64 cannot tell, so guessing could write a wrong value.
+		v, ok := pm.Value.(*sppb.Payload_Metric_LongValue)
 		if !ok {
 			return bad("want long_value")
 		}
-		return bridge.Int(int64(u)), nil
+		return bridge.Int(int64(v.LongValue)), nil
 	case sppb.DataType_UInt8, sppb.DataType_UInt16, sppb.DataType_UInt32, sppb.DataType_UInt64:
 		u, ok := integer()
 		if !ok {

@@ -93,6 +93,9 @@ func TestCommandValue(t *testing.T) {
 		{"Boolean from int", iv(1), sppb.DataType_Boolean, bridge.Value{}, true},
 		{"Int from string", &sppb.Payload_Metric{Value: &sppb.Payload_Metric_StringValue{StringValue: "1"}}, sppb.DataType_Int32, bridge.Value{}, true},
 		{"DataSet", iv(1), sppb.DataType_DataSet, bridge.Value{}, true},
+		// An Int64 in int_value has lost its sign (0xFFFFFFFF: -1 or
+		// 4294967295?): refused rather than guessed.
+		{"Int64 in int_value", iv(0xFFFFFFFF), sppb.DataType_Int64, bridge.Value{}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -985,6 +985,11 @@ func (s *Sink) declaredTypes(source string) map[string]string {
 	}
 	m := make(map[string]string)
 	for _, p := range pl.Points() {
+		if (p.Scale != 0 && p.Scale != 1) || p.Offset != 0 || p.ScaleFactor != "" {
+			// The register's type is not the value's: a float32 register
+			// times a scale is a float64, which Float would round.
+			continue
+		}
 		m[p.Name] = string(p.Type)
 	}
 	return m
