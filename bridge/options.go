@@ -158,7 +158,10 @@ type SinkOptions struct {
 	// with Seq 0, so that its numbered samples are the reported stream
 	// that the other sinks get, without gaps (a consumer that drops
 	// redelivered duplicates by seq keys the unnumbered ones by source,
-	// point and time); they are counted in SourceStats.Suppressed. Default
+	// point and time); they are counted in SourceStats.Suppressed. A
+	// source inbox (SourceOptions.Inbox) then holds the held-back samples
+	// too, so its room for the reported stream shrinks by the share that
+	// report by exception holds back: size it for every sample. Default
 	// false: the reported samples only.
 	Unfiltered bool `yaml:"unfiltered"`
 	// DeadLetter, when set, keeps the samples the sink rejects for good

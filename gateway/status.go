@@ -59,7 +59,7 @@ type Status struct {
 // DeviceStatus is one device on the status page.
 type DeviceStatus struct {
 	Name      string  `json:"name"`
-	Kind      string  `json:"kind"`      // "modbus" or "opcua"
+	Kind      string  `json:"kind"`      // "modbus", "sunspec" or "opcua"
 	Transport string  `json:"transport"` // "modbus tcp://10.0.0.7:502 unit 1", without secrets
 	Interval  float64 `json:"interval_seconds"`
 	// State is the device's own report on itself (bridge.Health):
