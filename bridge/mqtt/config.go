@@ -83,14 +83,16 @@ type Config struct {
 	// Layout is how samples become messages: "sample" (the default, also
 	// when empty: one message per sample, bridge.AppendJSON, on Topic) or
 	// "batch" (one message per source and poll cycle in bridge's batch
-	// layout, bridge.AppendBatchJSON; Topic then holds {source} only and
-	// defaults to [DefaultBatchTopic]).
+	// layout, bridge.AppendBatchJSON; Topic then may hold {source}, not
+	// {point}, and defaults to [DefaultBatchTopic]).
 	Layout string `yaml:"layout"`
 	// MetadataTopic, with layout batch, is where the units of each
 	// source's points go (bridge.AppendMetaJSON), retained, once per
 	// connection and whenever they change; the batch messages then leave
-	// units out. It may hold {source} but not {point}. Empty (the
-	// default): every batch message carries its points' units.
+	// units out. It must hold {source} (one retained message per source),
+	// not {point}, and must not be able to name a batch message's topic
+	// for any source names (see the package doc). Empty (the default):
+	// every batch message carries its points' units.
 	MetadataTopic string `yaml:"metadata_topic"`
 	// Compression compresses each batch message: "none" (the default,
 	// also when empty) or "zstd" (RFC 8878), announced by the MQTT 5
@@ -313,8 +315,17 @@ func (c Config) check() (*settings, error) {
 			bad("metadata_topic", "%v", err)
 		case mt.hasPoint():
 			bad("metadata_topic", "%q holds {point}: the metadata message of a source names all its points", c.MetadataTopic)
+		case !mt.hasSource():
+			errs = append(errs, &bridge.FieldError{Path: "metadata_topic", Msg: fmt.Sprintf("%q does not hold {source}: every source's retained metadata would replace the others'", c.MetadataTopic),
+				Hint: "e.g. m2m/{source}/meta"})
 		case c.MetadataTopic == s.Topic:
 			bad("metadata_topic", "%q is the topic of the batch messages: give the metadata a topic of its own", c.MetadataTopic)
+		case len(t.Parts()) > 0 && mayCollide(mt, t):
+			// A source's batch message would overwrite another's metadata
+			// (topic m2m/{source}/x, metadata m2m/meta/{source}: the
+			// source "meta" and the source "x" share m2m/meta/x).
+			errs = append(errs, &bridge.FieldError{Path: "metadata_topic", Msg: fmt.Sprintf("%q can give the same topic as topic %q for some source names, so a batch message could overwrite a source's metadata", c.MetadataTopic, s.Topic),
+				Hint: "give it a number of levels the topic does not have, or a literal level where the topic has a different one, e.g. m2m/{source}/meta with m2m/{source}"})
 		}
 		s.metaTemplate = mt
 	}

@@ -309,3 +309,49 @@ func TestConfigRanges(t *testing.T) {
 		})
 	}
 }
+
+// TestMetadataTopicRules checks that metadata_topic must hold {source}
+// (else every source's retained metadata replaces the others') and must not
+// be able to name the topic of a batch message, whatever the source names.
+func TestMetadataTopicRules(t *testing.T) {
+	for _, tc := range []struct {
+		name, topic, meta string
+		want              string // the field error, "" when valid
+	}{
+		{"Default", "", "m2m/{source}/meta", ""},
+		{"OtherRoot", "m2m/{source}", "meta/{source}", ""},
+		{"Deeper", "m2m/{source}/data", "m2m/{source}/meta", ""},
+		{"LiteralBatchTopic", "m2m/all", "m2m/meta/{source}", ""},
+		{"NoSource", "", "m2m/meta",
+			`metadata_topic: "m2m/meta" does not hold {source}: every source's retained metadata would replace the others' (e.g. m2m/{source}/meta)`},
+		{"SourceNamedLikeLevel", "m2m/{source}/x", "m2m/meta/{source}",
+			`metadata_topic: "m2m/meta/{source}" can give the same topic as topic "m2m/{source}/x" for some source names, so a batch message could overwrite a source's metadata (give it a number of levels the topic does not have, or a literal level where the topic has a different one, e.g. m2m/{source}/meta with m2m/{source})`},
+		{"SameLevels", "m2m/{source}", "m2m/meta-{source}",
+			`metadata_topic: "m2m/meta-{source}" can give the same topic as topic "m2m/{source}" for some source names, so a batch message could overwrite a source's metadata (give it a number of levels the topic does not have, or a literal level where the topic has a different one, e.g. m2m/{source}/meta with m2m/{source})`},
+		{"LiteralBatchTopicMatches", "m2m/meta-all", "m2m/meta-{source}",
+			`metadata_topic: "m2m/meta-{source}" can give the same topic as topic "m2m/meta-all" for some source names, so a batch message could overwrite a source's metadata (give it a number of levels the topic does not have, or a literal level where the topic has a different one, e.g. m2m/{source}/meta with m2m/{source})`},
+		{"Affixes", "m2m/{source}-d", "m2m/m-{source}",
+			`metadata_topic: "m2m/m-{source}" can give the same topic as topic "m2m/{source}-d" for some source names, so a batch message could overwrite a source's metadata (give it a number of levels the topic does not have, or a literal level where the topic has a different one, e.g. m2m/{source}/meta with m2m/{source})`},
+		{"DisjointAffixes", "m2m/d-{source}", "m2m/m-{source}", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := Config{URL: "tcp://x", Layout: LayoutBatch, Topic: tc.topic, MetadataTopic: tc.meta}
+			err := cfg.Validate()
+			if tc.want == "" {
+				require.NoError(t, err)
+				// What the check promises, by example: no source's batch
+				// topic is another's metadata topic.
+				s, err := cfg.check()
+				require.NoError(t, err)
+				names := []string{"meta", "x", "data", "all", "m2m", "d-1", "m-1", "meta-all"}
+				for _, a := range names {
+					for _, b := range names {
+						assert.NotEqual(t, string(s.template.appendTopic(nil, a, "")), string(s.metaTemplate.appendTopic(nil, b, "")), "sources %q and %q", a, b)
+					}
+				}
+				return
+			}
+			assert.Equal(t, []string{tc.want}, fieldErrs(err))
+		})
+	}
+}

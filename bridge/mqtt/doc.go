@@ -66,9 +66,11 @@
 // # Batch layout, metadata and compression
 //
 // With layout: batch the sink publishes one message per source and poll
-// cycle instead of one per sample, on a topic that holds {source} only
-// (default [DefaultBatchTopic], "m2m/{source}"), in the JSON of
-// [bridge.AppendBatchJSON]:
+// cycle instead of one per sample, on a topic that may hold {source} but
+// not {point} (default [DefaultBatchTopic], "m2m/{source}"; a topic without
+// {source}, such as "m2m/all", carries every source's messages, each naming
+// its source in the payload, and with retain the broker keeps only the last
+// source's), in the JSON of [bridge.AppendBatchJSON]:
 //
 //	topic   m2m/meter1
 //	payload {"source":"meter1","time":"2026-11-21T10:00:00.123456789Z","seq":[101,102],"points":[
@@ -83,8 +85,9 @@
 // [*bridge.BatchError] names every sample of a message that failed. With
 // MQTT 5 each message carries the Content Type "application/json".
 //
-// Units need not repeat in every message: with metadata_topic (which may
-// hold {source}, not {point}), the batch messages leave them out and the
+// Units need not repeat in every message: with metadata_topic (which must
+// hold {source}, so that each source has its own retained message, and not
+// {point}), the batch messages leave them out and the
 // sink publishes, retained, a metadata message per source
 // ([bridge.AppendMetaJSON]) before the first batch message of the source on
 // each connection, and again whenever a point appears or its unit changes:
@@ -93,7 +96,12 @@
 //	payload {"source":"meter1","units":{"frequency":"Hz","voltage_l1":"V"}}
 //
 // A consumer subscribes to both (m2m/+ and m2m/+/meta); being retained, the
-// metadata arrives first even for a late subscriber. It keeps the last
+// metadata arrives first even for a late subscriber. A metadata_topic that
+// could name the topic of a batch message for some pair of source names is
+// refused (topic m2m/{source}/x with metadata_topic m2m/meta/{source}: the
+// sources "meta" and "x" would share m2m/meta/x); one with a number of
+// levels the topic does not have, or a literal level where the topic has a
+// different one, cannot. It keeps the last
 // metadata message of each source and gives each point of a batch message
 // the unit the metadata names for its source and point ([bridge.DecodeMetaJSON],
 // [bridge.DecodeBatchJSON]). A batch Write whose metadata cannot be

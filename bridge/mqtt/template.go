@@ -113,3 +113,81 @@ func appendLevel(dst []byte, s string, first bool) []byte {
 	}
 	return dst
 }
+
+// mayCollide reports whether t and u can give the same topic name for some
+// values of their placeholders (each value taken independently, as two
+// different sources would give). A value put in place of a placeholder
+// holds no '/' (appendLevel), so the topics are compared level by level: a
+// literal level matches only itself, a level with placeholders matches any
+// text that begins with its text before the first placeholder and ends with
+// its text after the last. The answer errs on the side of a collision.
+func mayCollide(t, u template) bool {
+	a, b := t.levels(), u.levels()
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !a[i].mayMatch(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// level is one level of a topic template: literal text, or, when wild,
+// any text between prefix and suffix.
+type level struct {
+	wild           bool
+	prefix, suffix string // prefix is the whole level when !wild
+}
+
+func (l level) mayMatch(m level) bool {
+	switch {
+	case !l.wild && !m.wild:
+		return l.prefix == m.prefix
+	case !l.wild:
+		return m.matches(l.prefix)
+	case !m.wild:
+		return l.matches(m.prefix)
+	}
+	return (strings.HasPrefix(l.prefix, m.prefix) || strings.HasPrefix(m.prefix, l.prefix)) &&
+		(strings.HasSuffix(l.suffix, m.suffix) || strings.HasSuffix(m.suffix, l.suffix))
+}
+
+// matches reports whether the wild level l can give the text s.
+func (l level) matches(s string) bool {
+	return len(s) >= len(l.prefix)+len(l.suffix) && strings.HasPrefix(s, l.prefix) && strings.HasSuffix(s, l.suffix)
+}
+
+// levels splits t at '/'.
+func (t template) levels() []level {
+	// NUL cannot be in a template: it marks the placeholders.
+	var sb strings.Builder
+	for _, p := range t.Parts() {
+		if p.Kind == tmpl.Literal {
+			sb.WriteString(p.Text)
+		} else {
+			sb.WriteByte(0)
+		}
+	}
+	var out []level
+	for _, s := range strings.Split(sb.String(), "/") {
+		first, last := strings.IndexByte(s, 0), strings.LastIndexByte(s, 0)
+		if first < 0 {
+			out = append(out, level{prefix: s})
+			continue
+		}
+		out = append(out, level{wild: true, prefix: s[:first], suffix: s[last+1:]})
+	}
+	return out
+}
+
+// hasSource reports whether t holds {source}.
+func (t template) hasSource() bool {
+	for _, p := range t.Parts() {
+		if p.Kind == tmpl.Source {
+			return true
+		}
+	}
+	return false
+}
