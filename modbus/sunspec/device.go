@@ -154,9 +154,9 @@ const maxSkippedLogged = 20
 // Device is a SunSpec device polled as a [bridge.Source]: Run discovers
 // its model chain, polls the points with a [modbus.Device] (scale factors
 // read with their points, not-implemented values never as numbers), and
-// discovers again when a read answers Illegal Data Address or the common
-// model's serial number changes (another device, or a firmware that
-// changed its map). Discovery is cached per Device. Writes go to
+// discovers again when the common model's serial number changes (another
+// device) or, after a read answered Illegal Data Address, a re-read of the
+// chain's headers shows another map (a firmware that changed it). Discovery is cached per Device. Writes go to
 // [Config.Writable] points only, through modbus.Device.Write (a scaled
 // point under the factor read with the link held).
 //
@@ -300,11 +300,30 @@ func (d *Device) build(chain *Chain) (*modbus.Device, map[string]*Point, error) 
 // errRediscover ends a poll run so that discovery runs again.
 var errRediscover = errors.New("sunspec: rediscover")
 
+// maxRecheck bounds the time between two checks of the chain's headers
+// while a point keeps answering Illegal Data Address, and between two
+// rediscoveries of a chain that keeps changing.
+const maxRecheck = time.Minute
+
+// minGap is the shortest time between two discoveries of a Device, and
+// between two checks of its chain's headers: the poll interval, at least a
+// second.
+func (d *Device) minGap() time.Duration {
+	iv := d.cfg.Interval
+	if iv <= 0 {
+		iv = time.Second
+	}
+	return max(iv, time.Second)
+}
+
 // Run discovers the device and polls it until ctx ends; a failed
 // discovery is retried with backoff (1s doubling to 1m), the device
-// reported down meanwhile.
+// reported down meanwhile. A chain that changed is discovered again no
+// sooner than the poll interval (at least 1s) after the last discovery,
+// the wait doubling (to 1m) while it keeps changing within a minute.
 func (d *Device) Run(ctx context.Context, out bridge.Emitter) error {
 	backoff := time.Second
+	gap := d.minGap()
 	for ctx.Err() == nil {
 		chain, err := d.Discover(ctx)
 		if err == nil {
@@ -324,10 +343,18 @@ func (d *Device) Run(ctx context.Context, out bridge.Emitter) error {
 					}
 					d.log.Warn("sunspec: left out", "device", d.cfg.Name, "what", sk)
 				}
+				started := time.Now()
 				err = d.poll(ctx, dev, chain, out)
 				dev.Close()
 				if errors.Is(err, errRediscover) {
 					backoff = time.Second
+					if time.Since(started) > maxRecheck {
+						gap = d.minGap() // a change after a long quiet poll: no penalty
+					}
+					if !sleepCtx(ctx, time.Until(started.Add(gap))) {
+						return nil
+					}
+					gap = min(2*gap, maxRecheck)
 					continue
 				}
 				return err
@@ -338,32 +365,54 @@ func (d *Device) Run(ctx context.Context, out bridge.Emitter) error {
 		}
 		d.setDown(err.Error())
 		d.log.Warn("sunspec: discovery failed", "device", d.cfg.Name, "err", err, "retry_in", backoff)
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !sleepCtx(ctx, backoff) {
 			return nil
-		case <-t.C:
 		}
 		backoff = min(2*backoff, time.Minute)
 	}
 	return nil
 }
 
-// poll runs dev until ctx ends or a batch shows the chain changed.
+// sleepCtx waits for d (nothing when d <= 0) and reports whether ctx is
+// still live.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// poll runs dev until ctx ends or the chain changed: the common model's
+// serial number differs from the chain's, or — checked when a point
+// answers Illegal Data Address, at most once per poll interval (at least
+// 1s) doubling to 1m while nothing changed — the marker or a model header
+// no longer reads as discovered. A point the device refuses while the
+// chain stands is not a changed chain: modbus.Device reads it on its own
+// and reports it Bad, keeping what it learned.
 func (d *Device) poll(ctx context.Context, dev *modbus.Device, chain *Chain, out bridge.Emitter) error {
 	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var again bool
 	serial := "common.SN"
 	var labels []bridge.Sample
+	checkGap := d.minGap()
+	var nextCheck time.Time
 	emit := bridge.EmitterFunc(func(ectx context.Context, batch []bridge.Sample) error {
 		labels = labels[:0]
+		refused := false
 		for _, s := range batch {
 			switch {
 			case s.Quality == bridge.Bad && s.Code == uint32(modbus.IllegalDataAddress):
-				again = true
+				refused = true
 			case s.Point == serial && s.Quality == bridge.Good && chain.Serial != "" && s.Value.Str() != chain.Serial:
+				d.log.Info("sunspec: the serial number changed; discovering again", "device", d.cfg.Name, "was", chain.Serial, "now", s.Value.Str())
 				again = true
 			}
 			if def := d.defs[s.Point]; def != nil && s.Quality == bridge.Good {
@@ -372,8 +421,20 @@ func (d *Device) poll(ctx context.Context, dev *modbus.Device, chain *Chain, out
 				}
 			}
 		}
+		if refused && !again && !time.Now().Before(nextCheck) {
+			changed, why, err := chainChanged(ectx, dev.Client(), chain)
+			nextCheck = time.Now().Add(checkGap)
+			switch {
+			case err != nil:
+				d.log.Warn("sunspec: could not check the chain", "device", d.cfg.Name, "err", err)
+			case changed:
+				d.log.Info("sunspec: the chain changed; discovering again", "device", d.cfg.Name, "why", why)
+				again = true
+			default:
+				checkGap = min(2*checkGap, maxRecheck)
+			}
+		}
 		if again {
-			d.log.Info("sunspec: the chain changed; discovering again", "device", d.cfg.Name)
 			cancel()
 		}
 		if len(labels) > 0 {

@@ -257,7 +257,8 @@ func TestDeviceRediscovers(t *testing.T) {
 	require.NoError(t, srv.SetRaw(map[string]any{"common.SN": "SN0002"}))
 	require.Eventually(t, func() bool { c := d.Chain(); return c != first && c.Serial == "SN0002" }, 5*time.Second, 5*time.Millisecond)
 
-	// A read answered Illegal Data Address: discovery runs again.
+	// A read answered Illegal Data Address while the chain's headers stand:
+	// the point is Bad, and Good again once answered, with no discovery.
 	second := d.Chain()
 	var w uint16
 	for _, p := range second.Points {
@@ -278,11 +279,75 @@ func TestDeviceRediscovers(t *testing.T) {
 		return s.Quality == bridge.Bad && s.Code == uint32(modbus.IllegalDataAddress)
 	}, 5*time.Second, 5*time.Millisecond)
 	refuse.Store(false)
-	require.Eventually(t, func() bool { return d.Chain() != second }, 5*time.Second, 5*time.Millisecond)
 	require.Eventually(t, func() bool {
 		s, _ := col.get("inverter_three_phase.W")
 		return s.Quality == bridge.Good
 	}, 5*time.Second, 5*time.Millisecond)
+	assert.Same(t, second, d.Chain(), "a refused point is not a changed chain")
+}
+
+// TestRefusedPointDoesNotRediscover: a point the device refuses (Illegal
+// Data Address) while its chain stands is reported Bad by modbus.Device's
+// own learning; discovery is not run again (it once ran in a tight loop,
+// hundreds of times a second), and the other points stay Good.
+func TestRefusedPointDoesNotRediscover(t *testing.T) {
+	srv, _ := startInverter(t, inverter(40000, 1))
+	var tmp, model uint16
+	for _, p := range srv.Points() {
+		if p.Point.Name == "inverter_three_phase.TmpCab" {
+			tmp = p.Point.Address
+		}
+	}
+	for _, m := range srv.Models() {
+		if m.ID == 103 {
+			model = m.Address
+		}
+	}
+	require.NotZero(t, tmp)
+	// Every read covering TmpCab is refused but discovery's read of the
+	// model's block.
+	srv.SetHook(func(r modbustest.Request) modbustest.Fault {
+		if r.Address != model && r.Address <= tmp && tmp < r.Address+r.Quantity {
+			return modbustest.Fault{Exception: modbus.IllegalDataAddress}
+		}
+		return modbustest.Fault{}
+	})
+	var logs syncBuffer
+	d, err := sunspec.NewDevice(modbus.DeviceConfig{Name: "inv1", Conn: modbus.ClientConfig{URL: srv.URL()}, Unit: 1,
+		Interval: 10 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(&logs, nil))}, sunspec.Config{})
+	require.NoError(t, err)
+	col := &collector{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx, col) }()
+	defer func() {
+		cancel()
+		require.NoError(t, <-done)
+		d.Close()
+	}()
+	// The headers were checked (a 2-register read of model 103's header
+	// after discovery) and many cycles ran with TmpCab refused.
+	headerChecks := func() int {
+		n := 0
+		for _, r := range srv.Requests() {
+			if r.Address == model && r.Quantity == 2 {
+				n++
+			}
+		}
+		return n
+	}
+	require.Eventually(t, func() bool {
+		s, _ := col.get("inverter_three_phase.TmpCab")
+		return s.Quality == bridge.Bad && col.cycles() > 50 && headerChecks() >= 2
+	}, 10*time.Second, 5*time.Millisecond)
+	assert.Equal(t, 1, strings.Count(logs.String(), "sunspec: discovered"), "discoveries")
+	s, _ := col.get("inverter_three_phase.TmpCab")
+	assert.Equal(t, uint32(modbus.IllegalDataAddress), s.Code)
+	for _, name := range []string{"inverter_three_phase.W", "inverter_three_phase.A", "common.SN", "mppt.module[0].DCV"} {
+		s, ok := col.get(name)
+		require.True(t, ok, name)
+		assert.Equal(t, bridge.Good, s.Quality, name)
+	}
 }
 
 func TestConfigValidate(t *testing.T) {

@@ -240,3 +240,56 @@ func at(regs []uint16, i int) uint16 {
 	}
 	return 0
 }
+
+// chainChanged re-reads the chain's marker and model headers (ID and L)
+// and the register after the last model, a few requests of at most two
+// registers: changed is true, with why, when one of them no longer reads
+// as c says (another map, or none). A read failing otherwise (a timeout)
+// is returned as err: it tells nothing about the chain.
+func chainChanged(ctx context.Context, r Reader, c *Chain) (changed bool, why string, err error) {
+	read := func(addr, qty uint16) ([]uint16, bool, error) {
+		regs, err := r.ReadRegisters(ctx, c.Unit, c.Table, addr, qty)
+		if errors.Is(err, modbus.ErrIllegalDataAddress) {
+			return nil, true, nil
+		}
+		if err == nil && len(regs) != int(qty) {
+			err = fmt.Errorf("%w: %d registers in the answer, want %d", modbus.ErrProtocol, len(regs), qty)
+		}
+		return regs, false, err
+	}
+	regs, refused, err := read(c.Base, 2)
+	switch {
+	case err != nil:
+		return false, "", err
+	case refused:
+		return true, fmt.Sprintf("the marker at %d is refused", c.Base), nil
+	case regs[0] != Marker[0] || regs[1] != Marker[1]:
+		return true, fmt.Sprintf("no marker at %d", c.Base), nil
+	}
+	end := int(c.Base) + 2
+	for _, m := range c.Models {
+		regs, refused, err := read(m.Address, 2)
+		switch {
+		case err != nil:
+			return false, "", err
+		case refused:
+			return true, fmt.Sprintf("the header of model %d at %d is refused", m.ID, m.Address), nil
+		case regs[0] != m.ID || regs[1] != m.Length:
+			return true, fmt.Sprintf("model %d (length %d) at %d reads as %d (length %d)", m.ID, m.Length, m.Address, regs[0], regs[1]), nil
+		}
+		end = int(m.Address) + 2 + int(m.Length)
+	}
+	if end > 0xFFFF {
+		return false, "", nil
+	}
+	// The end model, or nothing (a chain without one): anything else is
+	// a model discovery did not see.
+	regs, refused, err = read(uint16(end), 1)
+	switch {
+	case err != nil:
+		return false, "", err
+	case !refused && regs[0] != EndID:
+		return true, fmt.Sprintf("model %d at %d after the last one discovered", regs[0], end), nil
+	}
+	return false, "", nil
+}

@@ -60,8 +60,14 @@
 //
 // A [Device] is a bridge.Source: it discovers the chain (retrying with
 // backoff while it fails), polls its points with a modbus.Device, and
-// discovers again when a read answers Illegal Data Address or the common
-// model's serial number changes. Writes are denied by default: only the
+// discovers again when the common model's serial number changes, or when a
+// point answers Illegal Data Address and a re-read of the marker and model
+// headers shows the chain changed (checked at most once per poll interval,
+// at least 1s, doubling to 1m while it stands). A point refused while the
+// chain stands is not a changed chain: it is reported Bad, and modbus.Device
+// keeps what it learned. A changed chain is discovered again no sooner than
+// the poll interval (at least 1s) after the last discovery, that wait
+// doubling to 1m while the chain keeps changing. Writes are denied by default: only the
 // points listed in Config.Writable, each read-write in its model, accept
 // them; a scaled point is written under the factor read just before, with
 // the link held, raw = value / 10^sf range-checked, and refused when the
