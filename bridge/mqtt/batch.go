@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/klauspost/compress/zstd"
 
@@ -33,10 +34,18 @@ type batcher struct {
 	dirty   map[string]bool
 	metaGen uint64 // the connection the metadata was last published on
 	metaSet bool
+	// points counts the points in units, at most maxPoints; untracked
+	// counts the points beyond (read by Sink.Stats).
+	points, maxPoints int
+	untracked         atomic.Uint64
 }
 
+// maxMetaPoints bounds the points whose units the metadata tracks, over all
+// sources: a source never forgets its points, so the bound is on the sum.
+const maxMetaPoints = bridge.MaxReportPoints
+
 func newBatcher(set *settings) *batcher {
-	b := &batcher{set: set, units: map[string]map[string]string{}, dirty: map[string]bool{}}
+	b := &batcher{set: set, units: map[string]map[string]string{}, dirty: map[string]bool{}, maxPoints: maxMetaPoints}
 	if set.Compression == CompressionZstd {
 		// EncodeAll only: no goroutines, safe for concurrent use. The
 		// default level: small JSON messages gain little from more.
@@ -68,6 +77,12 @@ func (b *batcher) write(ctx context.Context, cli client, topics *tmpl.Cache, bat
 			be = bridge.NewBatchError()
 		}
 		for j := i; j < i+n; j++ {
+			if _, ok := be.Failed[j]; ok {
+				// The first cause stays: a Permanent failure (a topic too
+				// long) must not become retriable, or the samples would be
+				// retried for ever instead of dead-lettered.
+				continue
+			}
 			be.Fail(j, err)
 		}
 	}
@@ -96,11 +111,13 @@ func (b *batcher) write(ctx context.Context, cli client, topics *tmpl.Cache, bat
 			failRange(start, n, bridge.Permanent(fmt.Errorf("mqtt: topic for source %q is %d bytes, more than MQTT allows (%d)", msg[0].Source, len(topic), maxTopicLen)))
 			continue
 		}
-		if !units {
-			b.note(msg)
+		inline := units
+		if !units && !b.note(msg) {
+			// A point the metadata does not track carries its unit here.
+			inline = true
 		}
 		p := len(buf)
-		buf = bridge.AppendBatchJSON(buf, msg, units)
+		buf = bridge.AppendBatchJSON(buf, msg, inline)
 		payload := buf[p:len(buf):len(buf)]
 		if b.zenc != nil {
 			payload = b.zenc.EncodeAll(payload, make([]byte, 0, len(payload)/3+16))
@@ -124,28 +141,36 @@ func (b *batcher) write(ctx context.Context, cli client, topics *tmpl.Cache, bat
 }
 
 // note records the units of msg's points, marking the source's metadata
-// for publishing when they changed.
-func (b *batcher) note(msg []bridge.Sample) {
+// for publishing when they changed. It reports whether every point of msg
+// is tracked: the metadata holds at most maxPoints points, counted over all
+// sources, and a message with a point beyond them carries its units itself
+// (counted in untracked), so that no unit is lost and memory stays bounded
+// whatever names the sources make up.
+func (b *batcher) note(msg []bridge.Sample) bool {
 	src := msg[0].Source
 	u := b.units[src]
-	if u == nil {
-		if len(b.units) >= bridge.MaxReportPoints {
-			// A bound on made-up source names: forget them all, and
-			// publish again what comes.
-			clear(b.units)
-		}
-		u = map[string]string{}
-		b.units[src] = u
-	}
+	all := true
 	for i := range msg {
-		if old, ok := u[msg[i].Point]; !ok || old != msg[i].Unit {
-			if len(u) >= bridge.MaxReportPoints && !ok {
+		old, ok := u[msg[i].Point]
+		if ok && old == msg[i].Unit {
+			continue
+		}
+		if !ok {
+			if b.points >= b.maxPoints {
+				all = false
+				b.untracked.Add(1)
 				continue
 			}
-			u[msg[i].Point] = msg[i].Unit
-			b.dirty[src] = true
+			b.points++
 		}
+		if u == nil {
+			u = map[string]string{}
+			b.units[src] = u
+		}
+		u[msg[i].Point] = msg[i].Unit
+		b.dirty[src] = true
 	}
+	return all
 }
 
 // publishMeta publishes, retained, the metadata of every source whose units
@@ -164,6 +189,11 @@ func (b *batcher) publishMeta(ctx context.Context, cli client) error {
 	var items []item
 	var srcs []string
 	for src := range b.dirty {
+		if len(b.units[src]) == 0 {
+			// Never a retained {"units":{}} over a source's metadata.
+			delete(b.dirty, src)
+			continue
+		}
 		items = append(items, item{idx: len(items), topic: b.meta.Get(src, ""), payload: bridge.AppendMetaJSON(nil, src, b.units[src]), retain: true, contentType: b.metaCT()})
 		srcs = append(srcs, src)
 	}
@@ -191,4 +221,21 @@ func (b *batcher) metaCT() string {
 		return ContentTypeJSON
 	}
 	return ""
+}
+
+// Stats are a Sink's counters.
+type Stats struct {
+	// UntrackedPoints counts, with layout batch and a metadata topic, the
+	// times a point was not taken into the metadata because it already
+	// tracks 100,000 points (over all sources); the batch message holding
+	// such a point carries its units itself, so no unit is lost.
+	UntrackedPoints uint64
+}
+
+// Stats returns the sink's counters. It may be called at any time.
+func (s *Sink) Stats() Stats {
+	if s.batch == nil {
+		return Stats{}
+	}
+	return Stats{UntrackedPoints: s.batch.untracked.Load()}
 }

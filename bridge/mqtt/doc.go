@@ -108,6 +108,14 @@
 // published fails as a whole, so that no data goes out that a consumer
 // could not join.
 //
+// The metadata tracks at most 100,000 points over all sources (a source
+// keeps its points for the sink's life); a message with a point beyond
+// them carries its units itself, and [Sink.Stats] counts such points
+// (UntrackedPoints). A metadata message is never published with no units.
+// When the metadata cannot be published, the Write's samples fail with
+// that error, except those already failed permanently (a topic too long),
+// which stay permanent.
+//
 // compression: zstd (MQTT 5 and layout batch only) compresses each batch
 // message into one zstd frame (RFC 8878, github.com/klauspost/compress),
 // announced by the Content Type "application/json+zstd"; a consumer
