@@ -260,7 +260,9 @@ func (d *Device) Discover(ctx context.Context) (*Chain, error) {
 		}
 		defer c.Close()
 	}
-	return Discover(ctx, c, d.cfg.Unit, d.sc.Options())
+	o := d.sc.Options()
+	o.Limits = d.cfg.Limits
+	return Discover(ctx, c, d.cfg.Unit, o)
 }
 
 // build makes the modbus.Device for chain.

@@ -409,3 +409,74 @@ func TestDeviceLogsWhatIsLeftOut(t *testing.T) {
 	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "sunspec: left out") }, 10*time.Second, 5*time.Millisecond)
 	assert.Contains(t, logs.String(), "model 64999 at 40070 (length 7): unknown model id")
 }
+
+// TestDeviceHonoursMaxRegisters: with limits.max_registers 40, the MPPT
+// modules far from their model's scale factors cannot be read with them;
+// they are left out and listed in Chain.Skipped, and the device polls the
+// rest (it once built no device at all: modbus.NewDevice refused the
+// profile).
+func TestDeviceHonoursMaxRegisters(t *testing.T) {
+	srv, _ := startInverter(t, inverter(40000, 4))
+	d, err := sunspec.NewDevice(modbus.DeviceConfig{Name: "inv1", Conn: modbus.ClientConfig{URL: srv.URL()}, Unit: 1,
+		Interval: 10 * time.Millisecond, Limits: modbus.Limits{MaxRegisters: 40}}, sunspec.Config{})
+	require.NoError(t, err)
+	col := &collector{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx, col) }()
+	defer func() {
+		cancel()
+		require.NoError(t, <-done)
+		d.Close()
+	}()
+	require.Eventually(t, func() bool {
+		s, ok := col.get("mppt.module[0].DCA")
+		return ok && s.Quality == bridge.Good
+	}, 5*time.Second, 5*time.Millisecond)
+	s, _ := col.get("mppt.module[0].DCA")
+	assert.Equal(t, 8.5, s.Value.Float())
+	s, _ = col.get("inverter_three_phase.W")
+	assert.Equal(t, bridge.Good, s.Quality)
+	chain := d.Chain()
+	require.NotNil(t, chain)
+	names := map[string]bool{}
+	for _, p := range chain.Points {
+		names[p.Point.Name] = true
+	}
+	assert.False(t, names["mppt.module[3].DCA"], "module 3's DCA is more than 40 registers from DCA_SF")
+	assert.True(t, names["mppt.module[3].IDStr"], "an unscaled point is kept")
+	assert.Contains(t, strings.Join(chain.Skipped, "\n"), "mppt.module[3].DCA: ")
+	assert.Contains(t, strings.Join(chain.Skipped, "\n"), "more than one request reads (40)")
+	_, ok := col.get("mppt.module[3].DCA")
+	assert.False(t, ok)
+	// No request of the device read more than 40 registers.
+	for _, r := range srv.Requests() {
+		require.LessOrEqual(t, r.Quantity, uint16(40), "request at %d", r.Address)
+	}
+	assert.Equal(t, uint16(40), chain.Profile("x").Limits.MaxRegisters)
+}
+
+// TestDiscoverHonoursForbidden: a point in a forbidden range is left out
+// and never read, discovery included.
+func TestDiscoverHonoursForbidden(t *testing.T) {
+	srv, c := startInverter(t, inverter(40000, 1))
+	var w uint16
+	for _, p := range srv.Points() {
+		if p.Point.Name == "inverter_three_phase.W" {
+			w = p.Point.Address
+		}
+	}
+	lim := modbus.Limits{Forbidden: []modbus.AddressRange{{Table: modbus.Holding, First: w, Last: w}}}
+	chain, err := sunspec.Discover(context.Background(), c, 1, sunspec.Options{Limits: lim})
+	require.NoError(t, err)
+	for _, p := range chain.Points {
+		require.NotEqual(t, "inverter_three_phase.W", p.Point.Name)
+	}
+	assert.Contains(t, strings.Join(chain.Skipped, "\n"), "inverter_three_phase.W: registers")
+	for _, r := range srv.Requests() {
+		require.False(t, r.Address <= w && w < r.Address+r.Quantity, "request %d+%d reads the forbidden register", r.Address, r.Quantity)
+	}
+	p := chain.Profile("x")
+	_, err = modbus.NewDevice(modbus.DeviceConfig{Name: "x", Conn: modbus.ClientConfig{URL: srv.URL()}, Unit: 1, Profile: p})
+	require.NoError(t, err)
+}

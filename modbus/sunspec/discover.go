@@ -48,6 +48,7 @@ type Chain struct {
 	Models  []ModelInstance // every model of the chain, in order (the end model not included)
 	Points  []PointInfo     // the points of the chosen models, in address order
 	Skipped []string        // what was left out and why: unknown models, points no request reads
+	Limits  modbus.Limits   // the limits the points were laid out under (Options.Limits)
 	// Serial is the common model's serial number (common.SN), "" when
 	// it has none: a changed serial means another device.
 	Serial string
@@ -65,6 +66,12 @@ type Options struct {
 	// Table is the register table (default holding: SunSpec maps are
 	// holding registers).
 	Table modbus.Table
+	// Limits are the device's request limits (limits.max_registers,
+	// limits.forbidden): discovery reads no more registers per request and
+	// nothing forbidden, and points that cannot be read under them — with
+	// their scale factor in one request — are left out and listed in
+	// Chain.Skipped. The zero value is the protocol's 125 registers.
+	Limits modbus.Limits
 }
 
 // Profile returns the chain's points as a [modbus.Profile] named name,
@@ -72,7 +79,8 @@ type Options struct {
 // the same points, scale factors and not-implemented values without
 // discovery.
 func (c *Chain) Profile(name string) *modbus.Profile {
-	p := &modbus.Profile{Name: name}
+	p := &modbus.Profile{Name: name, Limits: c.Limits}
+	p.Limits.Forbidden = slices.Clone(c.Limits.Forbidden)
 	for _, pi := range c.Points {
 		p.Points = append(p.Points, pi.Point)
 	}
@@ -115,7 +123,7 @@ func Discover(ctx context.Context, r Reader, unit uint8, o Options) (*Chain, err
 	if o.Base != nil {
 		bases = []uint16{*o.Base}
 	}
-	c := &Chain{Unit: unit, Table: o.Table}
+	c := &Chain{Unit: unit, Table: o.Table, Limits: o.Limits}
 	var tried []string
 	found := false
 	for _, b := range bases {
@@ -179,11 +187,11 @@ func Discover(ctx context.Context, r Reader, unit uint8, o Options) (*Chain, err
 				mi.Name += "_" + strconv.Itoa(seen[id])
 			}
 			if want(id) {
-				block, err := readBlock(ctx, r, unit, o.Table, uint16(addr), int(length)+2)
+				block, err := readBlock(ctx, r, unit, o.Table, uint16(addr), int(length)+2, o.Limits)
 				if err != nil {
 					return nil, fmt.Errorf("sunspec: unit %d: reading model %d (%s) at %d: %w", unit, id, mi.Name, addr, err)
 				}
-				pts, problems := layout(def, mi.Name, uint16(addr), length, block, o.Table)
+				pts, problems := layout(def, mi.Name, uint16(addr), length, block, o.Table, o.Limits)
 				c.Skipped = append(c.Skipped, problems...)
 				c.Points = append(c.Points, pts...)
 				if id == 1 && c.Serial == "" {
@@ -197,19 +205,41 @@ func Discover(ctx context.Context, r Reader, unit uint8, o Options) (*Chain, err
 	return c, nil
 }
 
-// readBlock reads n registers from addr in requests of at most 125.
-func readBlock(ctx context.Context, r Reader, unit uint8, t modbus.Table, addr uint16, n int) ([]uint16, error) {
-	out := make([]uint16, 0, n)
+// readBlock reads n registers from addr in requests of at most
+// limits.max_registers, never reading a forbidden register (those read as
+// 0: no point is laid out on them).
+func readBlock(ctx context.Context, r Reader, unit uint8, t modbus.Table, addr uint16, n int, limits modbus.Limits) ([]uint16, error) {
+	out := make([]uint16, n)
+	maxQ := int(limits.Max(t))
+	forbidden := func(a int) (modbus.AddressRange, bool) {
+		for _, fr := range limits.Forbidden {
+			if fr.Overlaps(t, uint16(a), uint16(a)) {
+				return fr, true
+			}
+		}
+		return modbus.AddressRange{}, false
+	}
 	for done := 0; done < n; {
-		q := min(n-done, modbus.DefaultMaxRegisters)
-		regs, err := r.ReadRegisters(ctx, unit, t, addr+uint16(done), uint16(q))
+		a := int(addr) + done
+		if fr, ok := forbidden(a); ok {
+			done = min(n, int(fr.Last)+1-int(addr))
+			continue
+		}
+		q := min(n-done, maxQ)
+		for k := 1; k < q; k++ {
+			if _, ok := forbidden(a + k); ok {
+				q = k
+				break
+			}
+		}
+		regs, err := r.ReadRegisters(ctx, unit, t, uint16(a), uint16(q))
 		if err != nil {
 			return nil, err
 		}
 		if len(regs) != q {
 			return nil, fmt.Errorf("%w: %d registers in the answer, want %d", modbus.ErrProtocol, len(regs), q)
 		}
-		out = append(out, regs...)
+		copy(out[done:], regs)
 		done += q
 	}
 	return out, nil

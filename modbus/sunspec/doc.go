@@ -39,8 +39,10 @@
 // planner reads it and its factor in the same request, always: a factor
 // that changes at run time (Fronius's DCW_SF with power) is never applied
 // to a value of another request. A point whose factor is more than one
-// request (125 registers) away cannot be read that way; it is left out and
-// listed in Chain.Skipped. value = raw × 10^sf. Not-implemented values
+// request away (125 registers, or the device's limits.max_registers), or
+// that would be read with a forbidden range (limits.forbidden), cannot be
+// read that way; it is left out and listed in Chain.Skipped. Discovery
+// itself reads no more registers per request and nothing forbidden. value = raw × 10^sf. Not-implemented values
 // (0x8000 int16 and sunssf, 0xFFFF uint16, enum16 and bitfield16,
 // 0x80000000, 0xFFFFFFFF, NaN, 0 for acc, all-NUL strings, all-FF eui48)
 // never appear as numbers: the point is left out of the cycle, or, with

@@ -36,10 +36,13 @@ func (s *scope) find(name string) (int, bool) {
 // named prefix.<point>, at the addresses from addr (the model's ID
 // register), within its length L. block holds the model's registers (L+2,
 // from addr), for the counts of repeating groups. Problems (a count that
-// does not fit, a point beyond L, a point no request can read) are
-// returned beside the points; the points concerned are left out.
-func layout(m *Model, prefix string, addr uint16, length uint16, block []uint16, table modbus.Table) (pts []PointInfo, problems []string) {
-	l := &layouter{m: m, base: int(addr), end: int(addr) + int(length) + 2, block: block, table: table, prefix: prefix}
+// does not fit, a point beyond L, a point no request can read under the
+// device's limits — more registers than limits.max_registers with its
+// scale factor, or registers in a forbidden range) are returned beside the
+// points; the points concerned are left out.
+func layout(m *Model, prefix string, addr uint16, length uint16, block []uint16, table modbus.Table, limits modbus.Limits) (pts []PointInfo, problems []string) {
+	l := &layouter{m: m, base: int(addr), end: int(addr) + int(length) + 2, block: block, table: table, prefix: prefix,
+		maxQ: int(limits.Max(table)), forbidden: limits.Forbidden}
 	next := l.group(&m.Group, prefix, int(addr), nil, true)
 	if next < l.end && !l.short {
 		// Registers left at the end: a model longer than its definition
@@ -50,15 +53,17 @@ func layout(m *Model, prefix string, addr uint16, length uint16, block []uint16,
 }
 
 type layouter struct {
-	m        *Model
-	base     int
-	end      int // one past the model's last register
-	block    []uint16
-	table    modbus.Table
-	prefix   string
-	pts      []PointInfo
-	problems []string
-	short    bool // the model ended inside its definition
+	m         *Model
+	base      int
+	end       int // one past the model's last register
+	block     []uint16
+	table     modbus.Table
+	prefix    string
+	maxQ      int                   // the most registers one request reads
+	forbidden []modbus.AddressRange // never read
+	pts       []PointInfo
+	problems  []string
+	short     bool // the model ended inside its definition
 }
 
 func (l *layouter) problem(format string, args ...any) {
@@ -72,6 +77,17 @@ func (l *layouter) reg(a int) (uint16, bool) {
 		return 0, false
 	}
 	return l.block[k], true
+}
+
+// hitsForbidden returns the first forbidden range of the layout's table
+// that shares a register with first..last.
+func (l *layouter) hitsForbidden(first, last int) (modbus.AddressRange, bool) {
+	for _, r := range l.forbidden {
+		if r.Overlaps(l.table, uint16(first), uint16(last)) {
+			return r, true
+		}
+	}
+	return modbus.AddressRange{}, false
 }
 
 // group lays out one instance of g at address a, named name, inside
@@ -97,8 +113,12 @@ func (l *layouter) group(g *Group, name string, a int, parent *scope, top bool) 
 		if !ok {
 			continue // pad, ipv6addr: not a reading
 		}
-		if def.Size > modbus.DefaultMaxRegisters {
-			l.problem("%s.%s: %d registers, more than one request reads: left out", name, def.Name, def.Size)
+		if int(def.Size) > l.maxQ {
+			l.problem("%s.%s: %d registers, more than one request reads (%d): left out", name, def.Name, def.Size, l.maxQ)
+			continue
+		}
+		if r, ok := l.hitsForbidden(start, start+int(def.Size)-1); ok {
+			l.problem("%s.%s: registers %d-%d are in forbidden range %s: left out", name, def.Name, start, start+int(def.Size)-1, r)
 			continue
 		}
 		p := modbus.Point{Name: name + "." + def.Name, Table: l.table, Address: uint16(start), Type: mt,
@@ -127,16 +147,21 @@ func (l *layouter) group(g *Group, name string, a int, parent *scope, top bool) 
 		case !ok:
 			// Its factor is beyond L or not in the definition: without
 			// it the value cannot be scaled, so it is not read.
-			l.problem("%s: its scale factor %s is not in the model: left out", l.pts[k].Point.Name, def.SF)
+			l.problem("%s: its scale factor %s is not in the model, or not readable: left out", l.pts[k].Point.Name, def.SF)
 			drop = append(drop, k)
 		default:
 			p, f := &l.pts[k].Point, &l.pts[j].Point
 			lo := min(int(p.Address), int(f.Address))
 			hi := max(int(p.Address)+int(p.Registers()), int(f.Address)+1) - 1
-			if hi-lo+1 > modbus.DefaultMaxRegisters {
+			if hi-lo+1 > l.maxQ {
 				// A value is only ever read in the same request as its
 				// factor; no request reaches both.
-				l.problem("%s: %d registers from its scale factor %s, more than one request reads: left out", p.Name, hi-lo+1, f.Name)
+				l.problem("%s: %d registers from its scale factor %s, more than one request reads (%d): left out", p.Name, hi-lo+1, f.Name, l.maxQ)
+				drop = append(drop, k)
+				continue
+			}
+			if r, bad := l.hitsForbidden(lo, hi); bad {
+				l.problem("%s: reading it with its scale factor %s (registers %d-%d) would read forbidden range %s: left out", p.Name, f.Name, lo, hi, r)
 				drop = append(drop, k)
 				continue
 			}
@@ -230,7 +255,7 @@ func Layout(id uint16, name string, addr, length uint16, block []uint16, table m
 	if table == "" {
 		table = modbus.Holding
 	}
-	pts, problems := layout(m, name, addr, length, block, table)
+	pts, problems := layout(m, name, addr, length, block, table, modbus.Limits{})
 	return pts, problems, nil
 }
 
