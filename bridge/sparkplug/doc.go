@@ -122,13 +122,16 @@
 // DDATA. A DCMD to a metric that is not writable, out of range, of the
 // wrong datatype, unknown, or any DCMD while commands is false, is refused
 // with the reason logged and counted ([Stats].CommandsRefused), never
-// written. DCMDs wait in a queue of 64; those beyond are dropped and counted.
+// written. DCMDs wait in a queue of 64, NCMDs in another of 64; those
+// beyond are dropped and counted ([Stats].CommandsDropped, EventsDropped),
+// with a log line at most every 10s.
 //
 // # Primary host (5.4, 4.2.3)
 //
 // With primary_host_id the edge node subscribes to
 // spBv1.0/STATE/{primary_host_id} and is born only once a STATE with
-// "online": true arrives. A STATE whose timestamp is older than the last
+// "online": true arrives. A STATE is never dropped: the latest one not yet
+// handled waits in a slot of its own, replaced by a newer one. A STATE whose timestamp is older than the last
 // one taken is ignored (an equal one is taken: a host's Will carries its
 // birth's timestamp). When the host goes offline the edge node publishes
 // its NDEATH, disconnects and connects again to wait; meanwhile Write fails

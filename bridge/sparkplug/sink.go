@@ -92,6 +92,11 @@ type Stats struct {
 	Commands        uint64
 	CommandsRefused uint64
 	CommandsDropped uint64
+	// EventsDropped counts the NCMD messages dropped because eventQueue
+	// were waiting for the session goroutine. A STATE of the primary host
+	// is never dropped: the latest one waits in a slot of its own, which a
+	// newer one replaces.
+	EventsDropped uint64
 }
 
 // Sink is a Sparkplug B edge node: a [bridge.Sink] that publishes samples
@@ -114,8 +119,15 @@ type Sink struct {
 	ctx         context.Context // the goroutines' context, cancelled by Close
 	cancel      context.CancelFunc
 	wg          sync.WaitGroup
-	events      chan message // NCMD and STATE, for the session goroutine
+	events      chan message // NCMD, for the session goroutine
 	cmdsDropped atomic.Uint64
+	evDropped   atomic.Uint64
+	dropLogAt   atomic.Int64 // unix nanoseconds of the last "dropped" log line
+	// The latest STATE not yet handled, and a signal that it is there
+	// (capacity 1): a STATE is replaced by a newer one, never dropped.
+	stateMu    sync.Mutex
+	stateMsg   *message
+	stateReady chan struct{}
 	cmds        chan message // DCMD, for the command goroutine
 
 	hostMu   sync.Mutex
@@ -226,6 +238,7 @@ func New(cfg Config) (*Sink, error) {
 		topicNCMD:      Topic{GroupID: cfg.GroupID, Type: NCMD, EdgeNodeID: cfg.EdgeNodeID}.String(),
 		topicDCMD:      Topic{GroupID: cfg.GroupID, Type: DCMD, EdgeNodeID: cfg.EdgeNodeID, DeviceID: "+"}.String(),
 		events:         make(chan message, eventQueue),
+		stateReady:     make(chan struct{}, 1),
 		cmds:           make(chan message, commandQueue),
 		changed:        make(chan struct{}),
 		devices:        make(map[string]*device),
@@ -281,6 +294,7 @@ func (s *Sink) Stats() Stats {
 	st := s.st
 	st.BdSeq, st.Connected, st.Born = s.bdSeq, s.c != nil, s.born
 	st.CommandsDropped = s.cmdsDropped.Load()
+	st.EventsDropped = s.evDropped.Load()
 	return st
 }
 
@@ -461,6 +475,14 @@ func (s *Sink) serve(ctx context.Context, c conn) {
 			if !s.handleEvent(ctx, c, m) {
 				return
 			}
+		case <-s.stateReady:
+			s.stateMu.Lock()
+			m := s.stateMsg
+			s.stateMsg = nil
+			s.stateMu.Unlock()
+			if m != nil && !s.handleEvent(ctx, c, *m) {
+				return
+			}
 		case <-tick.C:
 			s.checkHealth(ctx)
 		}
@@ -470,20 +492,46 @@ func (s *Sink) serve(ctx context.Context, c conn) {
 // onMessage is called by the MQTT client for each message of the
 // subscriptions; it must not block.
 func (s *Sink) onMessage(m message) {
-	q := s.events
+	if m.topic == s.topicState && s.topicState != "" {
+		// The latest STATE is what counts (a dropped retained "online"
+		// would leave the edge node unborn): it replaces one not yet
+		// handled. stateMu is never held while waiting for anything.
+		s.stateMu.Lock()
+		s.stateMsg = &m
+		s.stateMu.Unlock()
+		select {
+		case s.stateReady <- struct{}{}:
+		default: // already signalled
+		}
+		return
+	}
+	q, n := s.events, &s.evDropped
 	if t, err := ParseTopic(m.topic); err == nil && t.Type == DCMD {
-		q = s.cmds
+		q, n = s.cmds, &s.cmdsDropped
 	}
 	select {
 	case q <- m:
 	default:
-		if q == s.cmds {
-			// Atomic, not under s.mu: the client's goroutine must never
-			// wait for a lock held while the client is disconnected.
-			s.cmdsDropped.Add(1)
-		}
-		s.log.Warn("sparkplug: message dropped: too many waiting", "topic", m.topic)
+		// Atomic, not under s.mu: the client's goroutine must never wait
+		// for a lock held while the client is disconnected.
+		n.Add(1)
+		s.logDrop(m.topic)
 	}
+}
+
+// dropLogInterval is the least time between two log lines about dropped
+// messages; the counters hold the number.
+const dropLogInterval = 10 * time.Second
+
+// logDrop logs a dropped message, at most once per dropLogInterval.
+func (s *Sink) logDrop(topic string) {
+	now := time.Now().UnixNano()
+	last := s.dropLogAt.Load()
+	if last != 0 && now-last < int64(dropLogInterval) || !s.dropLogAt.CompareAndSwap(last, now) {
+		return
+	}
+	s.log.Warn("sparkplug: message dropped: too many waiting (counted in Stats: CommandsDropped, EventsDropped; logged at most every 10s)",
+		"topic", topic, "commands_dropped", s.cmdsDropped.Load(), "events_dropped", s.evDropped.Load())
 }
 
 // handleEvent handles an NCMD or STATE message; false when the connection
