@@ -35,6 +35,9 @@ type Bridge struct {
 	started bool
 
 	closing atomic.Bool
+	// writesOff is set when Run's shutdown begins: Write refuses from
+	// then on (ErrShuttingDown), as the sources are stopping.
+	writesOff atomic.Bool
 	// split is set when a sink takes every sample (SinkOptions.Unfiltered):
 	// sources with report by exception then hand on two streams. Set by
 	// AddSink, before Run.
@@ -284,6 +287,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	} else {
 		<-ctx.Done()
 	}
+	b.writesOff.Store(true)
 	stopSources()
 	<-allDone
 

@@ -12,7 +12,8 @@ package bridge
 // bridge and the sink's name, and without holding any lock of the bridge.
 // UseBridge must not block; the sink may call the bridge's methods from
 // then on, from any goroutine (they are safe for concurrent use), but
-// Bridge.Write only while the bridge runs.
+// Bridge.Write only while the bridge runs: once its shutdown has begun,
+// Write refuses with [ErrShuttingDown] and nothing reaches a device.
 type BridgeUser interface {
 	UseBridge(b *Bridge, name string)
 }

@@ -19,12 +19,16 @@ var (
 	ErrOutOfRange    = errors.New("out of range")
 	ErrWrongType     = errors.New("wrong type")
 	ErrRateLimited   = errors.New("too many writes")
+	// ErrShuttingDown refuses a write asked for once the bridge's
+	// shutdown has begun (Run's context ended, or every source ended):
+	// its sources are stopping, and the read-back would be lost.
+	ErrShuttingDown = errors.New("bridge: shutting down")
 )
 
 // IsRefusal reports whether err is a write refused by a rule (one of the
 // Err... refusals above), as opposed to a write that failed at the device.
 func IsRefusal(err error) bool {
-	for _, r := range []error{ErrUnknownSource, ErrUnknownPoint, ErrNotWritable, ErrOutOfRange, ErrWrongType, ErrRateLimited} {
+	for _, r := range []error{ErrUnknownSource, ErrUnknownPoint, ErrNotWritable, ErrOutOfRange, ErrWrongType, ErrRateLimited, ErrShuttingDown} {
 		if errors.Is(err, r) {
 			return true
 		}
@@ -108,7 +112,9 @@ type writeState struct {
 // so the stream shows the effect without waiting for the next poll. Every
 // write is counted (Stats.Writes) and logged at info with its origin and
 // value. Write may be called concurrently from any goroutine; the Bridge
-// must be running (its sinks take the read-back sample).
+// must be running (its sinks take the read-back sample): once Run's
+// shutdown has begun (its context ended, or every source ended), Write
+// refuses with [ErrShuttingDown] (a refusal: nothing reaches the device).
 func (b *Bridge) Write(ctx context.Context, req WriteRequest) WriteResult {
 	res := WriteResult{ID: req.ID}
 	if _, ok := ctx.Deadline(); !ok {
@@ -119,6 +125,8 @@ func (b *Bridge) Write(ctx context.Context, req WriteRequest) WriteResult {
 	src := b.source(req.Source)
 	var w Writer
 	switch {
+	case b.writesOff.Load():
+		res.Err = fmt.Errorf("source %q: %w", req.Source, ErrShuttingDown)
 	case src == nil:
 		res.Err = fmt.Errorf("source %q: %w", req.Source, ErrUnknownSource)
 	default:
