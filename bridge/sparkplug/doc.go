@@ -130,9 +130,9 @@
 //
 // With primary_host_id the edge node subscribes to
 // spBv1.0/STATE/{primary_host_id} and is born only once a STATE with
-// "online": true arrives. A STATE is never dropped: the latest one not yet
-// handled waits in a slot of its own, replaced by a newer one. A STATE whose timestamp is older than the last
-// one taken is ignored (an equal one is taken: a host's Will carries its
+// "online": true arrives. A STATE is never dropped: the latest one not
+// yet handled waits in a slot of its own, replaced by a newer one. A STATE
+// whose timestamp is older than the last one taken is ignored (an equal one is taken: a host's Will carries its
 // birth's timestamp). When the host goes offline the edge node publishes
 // its NDEATH, disconnects and connects again to wait; meanwhile Write fails
 // with [ErrPrimaryHostOffline] (retriable), so the bridge keeps the samples

@@ -128,7 +128,7 @@ type Sink struct {
 	stateMu    sync.Mutex
 	stateMsg   *message
 	stateReady chan struct{}
-	cmds        chan message // DCMD, for the command goroutine
+	cmds       chan message // DCMD, for the command goroutine
 
 	hostMu   sync.Mutex
 	host     Host
