@@ -2,6 +2,7 @@ package sparkplug
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/m2mbridge/m2mbridge/bridge"
 )
 
 // syncBuffer is a bytes.Buffer safe for the logger's concurrent use.
@@ -57,4 +60,36 @@ func TestStateNeverDropped(t *testing.T) {
 
 	require.NoError(t, s.Connect(testCtx(t, 20*time.Second)), "born: the online STATE was kept")
 	assert.True(t, s.Stats().Born)
+}
+
+// TestNoDeviceBeyondMaxMetrics checks that once the edge node tracks
+// MaxMetrics metrics, a sample of a new source is refused permanently
+// without adding a device: the devices stay bounded as the metrics are.
+func TestNoDeviceBeyondMaxMetrics(t *testing.T) {
+	addr := brokerAddr(t)
+	ctx := testCtx(t, 30*time.Second)
+	s := newSink(t, testConfig(t, addr))
+	require.NoError(t, s.Connect(ctx))
+	require.NoError(t, s.Write(ctx, []bridge.Sample{sample("d1", "p", bridge.Float(1))}))
+
+	s.mu.Lock()
+	s.nMetrics = MaxMetrics // as if 100,000 metrics had come
+	s.mu.Unlock()
+	var batch []bridge.Sample
+	for i := range 50 {
+		batch = append(batch, sample(fmt.Sprintf("made-up-%d", i), "p", bridge.Float(1)))
+	}
+	err := s.Write(ctx, batch)
+	var be *bridge.BatchError
+	require.ErrorAs(t, err, &be)
+	require.Len(t, be.Failed, len(batch))
+	for i, e := range be.Failed {
+		require.True(t, bridge.IsPermanent(e), "%d: %v", i, e)
+		require.ErrorContains(t, e, "MaxMetrics")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	assert.Len(t, s.devices, 1)
+	assert.Len(t, s.byID, 1)
+	assert.Len(t, s.devOrder, 1)
 }

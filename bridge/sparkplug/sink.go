@@ -35,7 +35,8 @@ var (
 // Limits that keep the edge node's memory bounded.
 const (
 	// MaxMetrics bounds the metrics (source, point pairs) the edge node
-	// tracks; samples of more are refused permanently.
+	// tracks; samples of more, and of a new source (device) once the
+	// limit is reached, are refused permanently.
 	MaxMetrics = 100_000
 	// maxPayloadMetrics bounds the metrics of one DDATA.
 	maxPayloadMetrics = 1000
@@ -1009,6 +1010,11 @@ func (s *Sink) deviceLocked(source string) (*device, error) {
 	}
 	if other := s.byID[id]; other != nil {
 		return nil, fmt.Errorf("sparkplug: sources %q and %q are both device_id %q: rename one", other.source, source, id)
+	}
+	if s.nMetrics >= MaxMetrics {
+		// A new device would hold a new metric, which the limit refuses:
+		// refused here, the devices stay bounded too.
+		return nil, fmt.Errorf("sparkplug: source %q: the edge node tracks %d metrics already (MaxMetrics): no new device", source, MaxMetrics)
 	}
 	d := &device{id: id, source: source, metrics: make(map[string]*metric), declared: s.declaredTypes(source)}
 	s.devices[source] = d
