@@ -91,7 +91,8 @@ type Point struct {
 	// time is never applied to a value read before or after it; a point
 	// too far from its factor for one request is a configuration error. A
 	// factor that reads its not-implemented value (0x8000) makes the
-	// point's samples Bad.
+	// point's samples Bad. Its values are always floats (bridge.Float),
+	// under a factor of 0 too, so that its kind never changes.
 	ScaleFactor string `yaml:"scale_factor,omitempty"`
 	// NotImplemented, when set, is the raw value by which the device says
 	// it does not implement the point (see [NotImplemented]); a read of it

@@ -228,7 +228,23 @@ func (d *Device) decodePoint(i int, addr uint16, regs []uint16) (v bridge.Value,
 	}
 	q := p.withExponent(exp)
 	v, err = q.decode(mine)
-	return v, false, err
+	return asFloat(v), false, err
+}
+
+// asFloat returns an integer value as a [bridge.Float]: a point with a
+// scale factor is a Float whatever the factor reads (an integer under
+// 10^0, a fraction under 10^-1), so that its kind does not change with
+// the factor (a Sparkplug rebirth, an InfluxDB field of two types).
+func asFloat(v bridge.Value) bridge.Value {
+	switch v.Kind() {
+	case bridge.KindInt:
+		i, _ := v.Int()
+		return bridge.Float(float64(i))
+	case bridge.KindUint:
+		u, _ := v.Uint()
+		return bridge.Float(float64(u))
+	}
+	return v
 }
 
 // span returns the registers point i is read with: its own and its scale

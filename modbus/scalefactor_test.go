@@ -420,3 +420,35 @@ func TestDeviceScaleFactorAcrossRefusedGap(t *testing.T) {
 		}
 	}
 }
+
+// TestScaleFactorPointIsAlwaysFloat: a point with a scale factor is a
+// Float under a factor of 0 as under -1, so that its kind does not flip
+// with the factor (a Sparkplug rebirth, an InfluxDB field type conflict).
+func TestScaleFactorPointIsAlwaysFloat(t *testing.T) {
+	sp, dp := sfProfiles()
+	srv, err := modbustest.NewServer(sp, modbustest.WithFilledGaps())
+	require.NoError(t, err)
+	t.Cleanup(func() { srv.Close() })
+	d, err := modbus.NewDevice(modbus.DeviceConfig{Name: "inv", Conn: modbus.ClientConfig{URL: srv.URL()}, Unit: 1, Profile: dp})
+	require.NoError(t, err)
+	t.Cleanup(func() { d.Close() })
+	for _, c := range []struct {
+		sf   int
+		w    float64
+		vAr  float64
+		name string
+	}{{0, 2301, 70000, "sf 0"}, {-1, 230.1, 7000, "sf -1"}, {2, 230100, 7000000, "sf 2"}} {
+		require.NoError(t, srv.Set("w", 2301))
+		require.NoError(t, srv.Set("var", 70000))
+		require.NoError(t, srv.Set("w_sf", c.sf))
+		got := pollMap(t, d)
+		for name, want := range map[string]float64{"w": c.w, "var": c.vAr} {
+			s := got[name]
+			require.Equal(t, bridge.Good, s.Quality, "%s %s", c.name, name)
+			require.Equal(t, bridge.KindFloat, s.Value.Kind(), "%s %s: %v", c.name, name, s.Value)
+			assert.Equal(t, want, s.Value.Float(), "%s %s", c.name, name)
+		}
+		// The factor itself is an int16 point: an integer.
+		assert.Equal(t, bridge.KindInt, got["w_sf"].Value.Kind())
+	}
+}

@@ -88,11 +88,11 @@ func TestDeviceReadsInverter(t *testing.T) {
 	want := map[string]any{
 		"common.Mn": "m2mbridge", "common.SN": "SN0001", "common.DA": uint64(1),
 		"inverter_three_phase.A": 12.34, "inverter_three_phase.AphB": 4.12, "inverter_three_phase.PhVphA": 230.1,
-		"inverter_three_phase.W": int64(8500), "inverter_three_phase.Hz": 50.02, "inverter_three_phase.WH": uint64(1234567),
+		"inverter_three_phase.W": 8500.0, "inverter_three_phase.Hz": 50.02, "inverter_three_phase.WH": 1234567.0,
 		"inverter_three_phase.TmpCab": 45.1, "inverter_three_phase.St": uint64(4), "inverter_three_phase.St.label": "MPPT",
 		"inverter_three_phase.Evt1": uint64(5), "inverter_three_phase.Evt1.label": "GROUND_FAULT|AC_DISCONNECT",
 		"mppt.module[0].DCA": 8.5, "mppt.module[3].DCA": 8.53, "mppt.module[2].DCV": 380.3, "mppt.module[1].IDStr": "MPPT 2",
-		"mppt.module[3].DCWH": uint64(123459), "mppt.module[0].DCSt.label": "MPPT", "mppt.N": uint64(4),
+		"mppt.module[3].DCWH": 123459.0, "mppt.module[0].DCSt.label": "MPPT", "mppt.N": uint64(4),
 	}
 	for name, v := range want {
 		s, ok := col.get(name)
