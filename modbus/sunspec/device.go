@@ -175,6 +175,7 @@ type Device struct {
 	defs    map[string]*Point // by full point name: enums and bitfields, for labels
 	health  bridge.Health
 	closed  bool
+	stop    context.CancelFunc // ends the running Run; nil when none runs
 	retries int
 }
 
@@ -324,6 +325,20 @@ func (d *Device) minGap() time.Duration {
 // sooner than the poll interval (at least 1s) after the last discovery,
 // the wait doubling (to 1m) while it keeps changing within a minute.
 func (d *Device) Run(ctx context.Context, out bridge.Emitter) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return modbus.ErrClosed
+	}
+	d.stop = cancel
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		d.stop = nil
+		d.mu.Unlock()
+	}()
 	backoff := time.Second
 	gap := d.minGap()
 	for ctx.Err() == nil {
@@ -333,6 +348,12 @@ func (d *Device) Run(ctx context.Context, out bridge.Emitter) error {
 			var defs map[string]*Point
 			if dev, defs, err = d.build(chain); err == nil {
 				d.mu.Lock()
+				if d.closed {
+					// Closed during discovery: the new device is nobody's.
+					d.mu.Unlock()
+					dev.Close()
+					return nil
+				}
 				d.dev, d.chain, d.defs = dev, chain, defs
 				d.mu.Unlock()
 				d.log.Info("sunspec: discovered", "device", d.cfg.Name, "base", chain.Base, "models", len(chain.Models), "points", len(chain.Points))
@@ -348,6 +369,9 @@ func (d *Device) Run(ctx context.Context, out bridge.Emitter) error {
 				started := time.Now()
 				err = d.poll(ctx, dev, chain, out)
 				dev.Close()
+				if d.isClosed() {
+					return nil
+				}
 				if errors.Is(err, errRediscover) {
 					backoff = time.Second
 					if time.Since(started) > maxRecheck {
@@ -494,15 +518,26 @@ func (d *Device) Write(ctx context.Context, name string, v bridge.Value) (bridge
 	return dev.Write(ctx, name, v)
 }
 
-// Close closes the current modbus.Device.
+// Close stops Run (which returns nil; a Run after Close returns
+// modbus.ErrClosed) and closes the current modbus.Device; a discovery in
+// progress is abandoned and the device it would have built closed.
 func (d *Device) Close() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.closed = true
+	if d.stop != nil {
+		d.stop()
+	}
 	if d.dev != nil {
 		return d.dev.Close()
 	}
 	return nil
+}
+
+func (d *Device) isClosed() bool {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.closed
 }
 
 // WritablePoints returns the names of the chain's points its model lets

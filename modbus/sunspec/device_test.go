@@ -480,3 +480,49 @@ func TestDiscoverHonoursForbidden(t *testing.T) {
 	_, err = modbus.NewDevice(modbus.DeviceConfig{Name: "x", Conn: modbus.ClientConfig{URL: srv.URL()}, Unit: 1, Profile: p})
 	require.NoError(t, err)
 }
+
+// TestDeviceCloseStopsRun: Close during a discovery ends Run, and the
+// modbus.Device that discovery would have built is closed (no connection
+// is left to the device); a Run after Close returns ErrClosed.
+func TestDeviceCloseStopsRun(t *testing.T) {
+	srv, _ := startInverter(t, inverter(40000, 1))
+	var blocks atomic.Int64
+	srv.SetHook(func(r modbustest.Request) modbustest.Fault {
+		if r.Quantity > 2 { // discovery's block reads: slow
+			blocks.Add(1)
+			return modbustest.Fault{Delay: 100 * time.Millisecond}
+		}
+		return modbustest.Fault{}
+	})
+	d, err := sunspec.NewDevice(modbus.DeviceConfig{Name: "inv1", Conn: modbus.ClientConfig{URL: srv.URL()}, Unit: 1,
+		Interval: 10 * time.Millisecond}, sunspec.Config{})
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- d.Run(context.Background(), &collector{}) }()
+	require.Eventually(t, func() bool { return blocks.Load() > 0 }, 5*time.Second, time.Millisecond)
+	require.NoError(t, d.Close())
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after Close")
+	}
+	require.Eventually(t, func() bool { return srv.Connections() == 0 }, 5*time.Second, 5*time.Millisecond)
+	require.ErrorIs(t, d.Run(context.Background(), &collector{}), modbus.ErrClosed)
+
+	// Close while discovery backs off (nothing answers the marker).
+	srv.SetHook(func(modbustest.Request) modbustest.Fault {
+		return modbustest.Fault{Exception: modbus.IllegalDataAddress}
+	})
+	d, err = sunspec.NewDevice(modbus.DeviceConfig{Name: "inv2", Conn: modbus.ClientConfig{URL: srv.URL()}, Unit: 1}, sunspec.Config{})
+	require.NoError(t, err)
+	go func() { done <- d.Run(context.Background(), &collector{}) }()
+	require.Eventually(t, func() bool { return !d.Health().Up && strings.Contains(d.Health().Reason, "no SunSpec marker") }, 5*time.Second, time.Millisecond)
+	require.NoError(t, d.Close())
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after Close")
+	}
+}
