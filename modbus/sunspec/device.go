@@ -441,9 +441,14 @@ func (d *Device) poll(ctx context.Context, dev *modbus.Device, chain *Chain, out
 				d.log.Info("sunspec: the serial number changed; discovering again", "device", d.cfg.Name, "was", chain.Serial, "now", s.Value.Str())
 				again = true
 			}
-			if def := d.defs[s.Point]; def != nil && s.Quality == bridge.Good {
-				if raw, ok := s.Value.Uint(); ok {
+			if def := d.defs[s.Point]; def != nil {
+				if raw, ok := s.Value.Uint(); ok && s.Quality == bridge.Good {
 					labels = append(labels, bridge.Sample{Source: s.Source, Point: s.Point + ".label", Value: bridge.String(def.label(raw)), Time: s.Time})
+				} else if s.Quality == bridge.Bad {
+					// The label is as Bad as its value, never the last Good
+					// symbol left standing.
+					labels = append(labels, bridge.Sample{Source: s.Source, Point: s.Point + ".label", Time: s.Time,
+						Quality: bridge.Bad, Reason: s.Reason, Code: s.Code})
 				}
 			}
 		}

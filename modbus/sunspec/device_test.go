@@ -526,3 +526,58 @@ func TestDeviceCloseStopsRun(t *testing.T) {
 		t.Fatal("Run did not return after Close")
 	}
 }
+
+// TestBadEnumHasBadLabel: when an enum point turns Bad, its .label turns
+// Bad with it (same reason and code) instead of keeping its last symbol.
+func TestBadEnumHasBadLabel(t *testing.T) {
+	srv, _ := startInverter(t, inverter(40000, 1))
+	_, col := runDevice(t, srv, sunspec.Config{})
+	require.Eventually(t, func() bool {
+		s, ok := col.get("inverter_three_phase.St.label")
+		return ok && s.Quality == bridge.Good
+	}, 5*time.Second, 5*time.Millisecond)
+	var st, model uint16
+	for _, p := range srv.Points() {
+		if p.Point.Name == "inverter_three_phase.St" {
+			st = p.Point.Address
+		}
+	}
+	for _, m := range srv.Models() {
+		if m.ID == 103 {
+			model = m.Address
+		}
+	}
+	srv.SetHook(func(r modbustest.Request) modbustest.Fault {
+		if r.Address != model && r.Address <= st && st < r.Address+r.Quantity {
+			return modbustest.Fault{Exception: modbus.IllegalDataAddress}
+		}
+		return modbustest.Fault{}
+	})
+	require.Eventually(t, func() bool {
+		s, _ := col.get("inverter_three_phase.St")
+		return s.Quality == bridge.Bad
+	}, 5*time.Second, 5*time.Millisecond)
+	// The batch with the Bad value carries the Bad label.
+	col.mu.Lock()
+	defer col.mu.Unlock()
+	for _, b := range col.batches {
+		var v, l *bridge.Sample
+		for k := range b {
+			switch b[k].Point {
+			case "inverter_three_phase.St":
+				v = &b[k]
+			case "inverter_three_phase.St.label":
+				l = &b[k]
+			}
+		}
+		if v != nil && v.Quality == bridge.Bad {
+			require.NotNil(t, l, "a Bad St without its label")
+			assert.Equal(t, bridge.Bad, l.Quality)
+			assert.Equal(t, v.Reason, l.Reason)
+			assert.Equal(t, uint32(modbus.IllegalDataAddress), l.Code)
+			assert.Equal(t, bridge.KindNone, l.Value.Kind())
+			return
+		}
+	}
+	t.Fatal("no Bad St sample")
+}

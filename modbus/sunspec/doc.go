@@ -55,7 +55,8 @@
 // each, the [Device] emits the string point <name>.label: the enum's
 // symbol (inverter_three_phase.St.label = "MPPT"), or the symbols of the
 // bits set joined with "|" ("GROUND_FAULT|AC_DISCONNECT"); a value or bit
-// the model does not name is written as its number. Config.Labels false
+// the model does not name is written as its number. A Bad value has a Bad
+// label beside it (same reason and code). Config.Labels false
 // turns them off.
 //
 // # Devices and writes
