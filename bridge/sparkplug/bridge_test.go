@@ -385,7 +385,10 @@ func testStoreAndForward(t *testing.T, addr string, v mqtt.Version) {
 
 // TestHistoricalRule: on the first connection, made at once, a sample
 // measured before the edge node was made (a spool's backlog of an earlier
-// run) is historical, one measured while it connected is live.
+// run) is historical, one measured while it connected is live. A
+// historical sample is never a birth's value (a birth holds current
+// values): the DBIRTH carries the metric's last live value, or null, and
+// the historical sample follows as DDATA with is_historical.
 func TestHistoricalRule(t *testing.T) {
 	addr := brokerAddr(t)
 	ctx := testCtx(t, 30*time.Second)
@@ -396,14 +399,48 @@ func TestHistoricalRule(t *testing.T) {
 	during := time.Now()
 	require.NoError(t, s.Connect(ctx))
 	require.NoError(t, s.Write(ctx, []bridge.Sample{
-		{Source: "d1", Point: "p", Value: bridge.Int(0), Time: before}, // in the DBIRTH
+		{Source: "d1", Point: "p", Value: bridge.Int(0), Time: before},
 		{Source: "d1", Point: "p", Value: bridge.Int(1), Time: before.Add(time.Second)},
 		{Source: "d1", Point: "p", Value: bridge.Int(2), Time: during},
 	}))
-	dd := h.waitFor(2, DDATA, "d1")
-	assert.True(t, dd[0].payload.GetMetrics()[0].GetIsHistorical())
-	assert.False(t, dd[1].payload.GetMetrics()[0].GetIsHistorical())
-	assert.EqualValues(t, 1, s.Stats().Historical)
+	db := h.waitFor(1, DBIRTH, "d1")[0]
+	p := db.metric("p")
+	require.NotNil(t, p)
+	assert.True(t, p.GetIsNull(), "a new metric whose first sample is historical is born null: %v", p)
+	assert.False(t, p.GetIsHistorical())
+	dd := h.waitFor(3, DDATA, "d1")
+	for i, want := range []struct {
+		v    int64
+		hist bool
+	}{{0, true}, {1, true}, {2, false}} {
+		pm := dd[i].payload.GetMetrics()[0]
+		assert.EqualValues(t, want.v, pm.GetLongValue(), "DDATA %d", i)
+		assert.Equal(t, want.hist, pm.GetIsHistorical(), "DDATA %d", i)
+	}
+	assert.EqualValues(t, 2, s.Stats().Historical)
+
+	// A new metric whose sample is historical rebirths the device: the
+	// DBIRTH carries p's last live value (2, not the historical 3 that
+	// comes after it) and q null; both historical samples follow as DDATA.
+	require.NoError(t, s.Write(ctx, []bridge.Sample{
+		{Source: "d1", Point: "p", Value: bridge.Int(3), Time: before.Add(2 * time.Second)},
+		{Source: "d1", Point: "q", Value: bridge.Int(4), Time: before.Add(3 * time.Second)},
+	}))
+	db = h.waitFor(2, DBIRTH, "d1")[1]
+	require.NotNil(t, db.metric("p"))
+	assert.EqualValues(t, 2, db.metric("p").GetLongValue())
+	assert.False(t, db.metric("p").GetIsNull())
+	require.NotNil(t, db.metric("q"))
+	assert.True(t, db.metric("q").GetIsNull())
+	dd = h.waitFor(4, DDATA, "d1")
+	var vals []int64
+	for _, m := range dd[3].payload.GetMetrics() {
+		assert.True(t, m.GetIsHistorical())
+		vals = append(vals, int64(m.GetLongValue()))
+	}
+	assert.Equal(t, []int64{3, 4}, vals)
+	assert.EqualValues(t, 4, s.Stats().Historical)
+	checkSeq(t, h.messages())
 }
 
 // blockingHost is a Host whose writes wait until released.

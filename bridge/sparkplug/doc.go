@@ -132,8 +132,8 @@
 // spBv1.0/STATE/{primary_host_id} and is born only once a STATE with
 // "online": true arrives. A STATE is never dropped: the latest one not
 // yet handled waits in a slot of its own, replaced by a newer one. A STATE
-// whose timestamp is older than the last one taken is ignored (an equal one is taken: a host's Will carries its
-// birth's timestamp). When the host goes offline the edge node publishes
+// whose timestamp is older than the last one taken is ignored (an equal
+// one is taken: a host's Will carries its birth's timestamp). When the host goes offline the edge node publishes
 // its NDEATH, disconnects and connects again to wait; meanwhile Write fails
 // with [ErrPrimaryHostOffline] (retriable), so the bridge keeps the samples
 // in its queue, or in the spool with overflow: spool.
@@ -147,8 +147,11 @@
 // with is_historical = true, because it was held while the edge node was
 // away. On the first connection, made at once, the line is the moment the
 // sink was made instead, so that what was measured while it connected is
-// live and a spool's backlog from an earlier run is historical. The births
-// after an outage carry the values last published before it. A device
+// live and a spool's backlog from an earlier run is historical. Such a
+// sample is never a birth's value (a birth holds current values): a DBIRTH
+// carries each metric's last live value, or null for a metric that has
+// none, and the historical samples follow it as DDATA. The births after an
+// outage carry the live values last published before it. A device
 // clock behind the gateway's (an OPC UA source timestamp) makes its live
 // samples look historical after a reconnection; the rule trusts Sample.Time.
 //

@@ -192,7 +192,7 @@ type metric struct {
 	alias    uint64
 	dt       sppb.DataType
 	unit     string
-	last     bridge.Sample // the last sample published or born with
+	last     bridge.Sample // the last live sample published or born with
 	hasLast  bool
 	// unsent: last is not what the host has (kept while its device was
 	// dead, or its DDATA failed); the next birth sends it.
@@ -837,8 +837,12 @@ func (w *batchWrite) publish() {
 		}
 		if !d.bornBefore && !d.born && smp.Quality == bridge.Bad && s.downLocked(d.source) {
 			// The device is dead (its DDEATH says so) or never came
-			// up: keep the value for its next birth.
-			m.last, m.hasLast, m.unsent = *smp, true, true
+			// up: keep the value for its next birth, unless it was
+			// measured before the NBIRTH (a birth's value is live).
+			if !smp.Time.Before(s.liveFrom) {
+				m.last, m.hasLast = *smp, true
+			}
+			m.unsent = true
 			d.dead = true
 			s.st.Absorbed++
 			continue
@@ -905,8 +909,13 @@ func (w *batchWrite) publish() {
 		pd.idx = append(pd.idx, i)
 		m.pendRound = pd.round
 		// A historical value goes to the host's history, not its current
-		// value: the next live sample is sent whatever it is.
-		m.last, m.hasLast, m.unsent = *smp, true, historical
+		// value: last stays the last live value (what a birth carries),
+		// and the next live sample is sent whatever it is.
+		if historical {
+			m.unsent = true
+		} else {
+			m.last, m.hasLast, m.unsent = *smp, true, false
+		}
 		if len(pd.p.Metrics) >= maxPayloadMetrics {
 			w.flush(d)
 		}
@@ -918,14 +927,17 @@ func (w *batchWrite) publish() {
 
 // birth publishes the DBIRTH of d at sample i: each metric's value is its
 // first sample in the batch from i on, which the birth then carries (it is
-// not sent again as DDATA), else its last value.
+// not sent again as DDATA), else its last value (or null). A sample
+// measured before the NBIRTH is never a birth's value: a birth holds
+// current values, and it follows as DDATA with is_historical.
 func (w *batchWrite) birth(i int, d *device) {
 	if w.consumed == nil {
 		w.consumed = make([]bool, len(w.batch))
 	}
 	var took []int
 	for _, m := range d.order {
-		if m.gen == w.gen && m.first >= i && !w.consumed[m.first] && fits(w.batch[m.first].Value, m) {
+		if m.gen == w.gen && m.first >= i && !w.consumed[m.first] && fits(w.batch[m.first].Value, m) &&
+			!w.batch[m.first].Time.Before(w.s.liveFrom) {
 			j := m.first
 			m.last, m.hasLast = w.batch[j], true
 			took = append(took, j)
