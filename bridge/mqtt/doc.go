@@ -110,7 +110,7 @@
 //
 // The metadata tracks at most 100,000 points over all sources (a source
 // keeps its points for the sink's life); a message with a point beyond
-// them carries its units itself, and [Sink.Stats] counts such points
+// them carries its units itself, and [Sink.Stats] counts each such point
 // (UntrackedPoints). A metadata message is never published with no units.
 // When the metadata cannot be published, the Write's samples fail with
 // that error, except those already failed permanently (a topic too long),
