@@ -283,9 +283,12 @@ func serialOf(cfg modbus.ClientConfig) (modbus.Endpoint, bool) {
 	return ep, true
 }
 
-// checkSharedLines reports devices on one RTU line (or RTU gateway) whose
-// serial settings differ: modbus.NewDevices puts them on one Bus made from
-// the first device's settings, so the others' would be silently ignored.
+// checkSharedLines reports devices on one RTU or ASCII line (or serial
+// gateway) whose framing or serial settings differ: modbus.NewDevices puts
+// the devices of one line on one Bus made from the first device's
+// settings, so the others' would be silently ignored, and two framings on
+// one serial device (rtu:///dev/ttyUSB0 beside ascii:///dev/ttyUSB0) would
+// be two links fighting over one port.
 func (d *decoder) checkSharedLines(cfgs []modbus.DeviceConfig, paths []string) {
 	type first struct {
 		ep   modbus.Endpoint
@@ -297,13 +300,17 @@ func (d *decoder) checkSharedLines(cfgs []modbus.DeviceConfig, paths []string) {
 		if !ok || !ep.SerialFramed() {
 			continue
 		}
-		key := ep.Scheme + "://" + ep.Address
+		key := lineKey(ep)
 		f, seen := lines[key]
 		if !seen {
 			lines[key] = first{ep, paths[i]}
 			continue
 		}
 		mp := join(paths[i], "modbus")
+		if ep.Scheme != f.ep.Scheme {
+			d.errAt(join(mp, "url"), "%s framing differs from %s of %s on the same line %s: one line has one framing", ep.Scheme, f.ep.Scheme, f.path, ep.Address)
+			continue
+		}
 		check := func(key string, a, b any) {
 			if a != b {
 				d.errAt(join(mp, key), "%v differs from %v of %s on the same line %s: devices on one line share its settings", a, b, f.path, redact.URL(c.Conn.URL))
@@ -314,6 +321,18 @@ func (d *decoder) checkSharedLines(cfgs []modbus.DeviceConfig, paths []string) {
 		check("data_bits", ep.DataBits, f.ep.DataBits)
 		check("stop_bits", ep.StopBits, f.ep.StopBits)
 	}
+}
+
+// lineKey names the link a serial-framed endpoint uses whatever its
+// framing: the serial device, or the gateway's address and transport.
+func lineKey(ep modbus.Endpoint) string {
+	switch ep.Scheme {
+	case modbus.SchemeRTU, modbus.SchemeASCII:
+		return "serial:" + ep.Address
+	case modbus.SchemeRTUOverUDP:
+		return "udp:" + ep.Address
+	}
+	return "tcp:" + ep.Address
 }
 
 func (g *assembly) modbusDevice(d *decoder, p string, dc deviceConfig, dir string, log *slog.Logger) (modbus.DeviceConfig, *device, bool) {

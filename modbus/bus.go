@@ -56,11 +56,26 @@ func NewDevices(cfgs ...DeviceConfig) ([]*Device, []*Bus, error) {
 	buses := map[string]*Bus{}
 	var busList []*Bus
 	count := map[string]int{}
-	for _, cfg := range cfgs {
-		if cfg.Bus != nil {
+	type port struct {
+		scheme string
+		i      int
+	}
+	ports := map[string]port{} // a local serial device: its first device's framing
+	for i, cfg := range cfgs {
+		ep, err := ParseURL(cfg.Conn.URL)
+		if err != nil {
 			continue
 		}
-		if ep, err := ParseURL(cfg.Conn.URL); err == nil && ep.SerialFramed() {
+		if ep.Scheme == SchemeRTU || ep.Scheme == SchemeASCII {
+			// One serial device has one framing: rtu and ascii on one
+			// port would be two links fighting over it.
+			if p, seen := ports[ep.Address]; !seen {
+				ports[ep.Address] = port{ep.Scheme, i}
+			} else if p.scheme != ep.Scheme {
+				errs = append(errs, bridge.FieldErrorf(fmt.Sprintf("[%d].modbus.url", i), "%s framing differs from %s of device [%d] on the same serial device %s: one line has one framing", ep.Scheme, p.scheme, p.i, ep.Address))
+			}
+		}
+		if cfg.Bus == nil && ep.SerialFramed() {
 			count[ep.Scheme+"://"+ep.Address]++
 		}
 	}

@@ -129,3 +129,23 @@ func TestOpErrorSaysBackoff(t *testing.T) {
 	direct := &modbus.OpError{Op: "read", Device: "tcp://d:502", Unit: 2, Table: modbus.Holding, Address: 100, Quantity: 1, Err: ex}
 	assert.Equal(t, "modbus: read tcp://d:502 unit 2 holding 100: function 0x03: exception 11 (gateway target device failed to respond)", direct.Error())
 }
+
+// TestNewDevicesRefusesMixedFraming: rtu and ascii on one serial device are
+// refused, naming the device and both framings, not made two links.
+func TestNewDevicesRefusesMixedFraming(t *testing.T) {
+	p := &modbus.Profile{Name: "p", Points: []modbus.Point{{Name: "v", Table: modbus.Holding, Type: modbus.Uint16}}}
+	_, _, err := modbus.NewDevices(
+		modbus.DeviceConfig{Name: "a", Conn: modbus.ClientConfig{URL: "rtu:///dev/ttyM2MB0"}, Unit: 1, Profile: p},
+		modbus.DeviceConfig{Name: "b", Conn: modbus.ClientConfig{URL: "rtu:///dev/ttyM2MB0"}, Unit: 2, Profile: p},
+		modbus.DeviceConfig{Name: "c", Conn: modbus.ClientConfig{URL: "ascii:///dev/ttyM2MB0"}, Unit: 3, Profile: p},
+	)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "[2].modbus.url: ascii framing differs from rtu of device [0] on the same serial device /dev/ttyM2MB0")
+	devs, buses, err := modbus.NewDevices(
+		modbus.DeviceConfig{Name: "a", Conn: modbus.ClientConfig{URL: "rtu:///dev/ttyM2MB0"}, Unit: 1, Profile: p},
+		modbus.DeviceConfig{Name: "c", Conn: modbus.ClientConfig{URL: "ascii:///dev/ttyM2MB1"}, Unit: 3, Profile: p},
+	)
+	require.NoError(t, err)
+	assert.Len(t, devs, 2)
+	assert.Empty(t, buses)
+}
