@@ -391,3 +391,39 @@ func TestRTUCorruptReplyIsNeverDecoded(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []uint16{1010}, v)
 }
+
+// TestSerialDeadlineCoversTransfer: on a 4800 baud line a 125-register
+// ASCII reply takes 1.1 s to arrive; the request's deadline is its timeout
+// plus that, so a reply 300 ms late (the pty is fast: the server's delay
+// stands in for the line) is read under a timeout of 100 ms.
+func TestSerialDeadlineCoversTransfer(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("modbustest.OpenPTY is Linux only")
+	}
+	p := &modbus.Profile{Name: "regs", Points: []modbus.Point{
+		{Name: "first", Table: modbus.Holding, Address: 0, Type: modbus.Uint16},
+		{Name: "last", Table: modbus.Holding, Address: 124, Type: modbus.Uint16},
+	}}
+	m, path, closePTY, err := modbustest.OpenPTY()
+	require.NoError(t, err)
+	s, err := modbustest.NewASCIIServer(p, m, modbustest.WithFilledGaps(), modbustest.WithHook(func(r modbustest.Request) modbustest.Fault {
+		if r.Quantity == 125 {
+			return modbustest.Fault{Delay: 300 * time.Millisecond}
+		}
+		return modbustest.Fault{}
+	}))
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close(); closePTY() })
+	require.NoError(t, s.Set("last", 4242))
+	c := newClient(t, modbus.ClientConfig{URL: "ascii://" + path + "?speed=4800&data_bits=8&parity=none&stop_bits=1", Timeout: 100 * time.Millisecond})
+	ctx := ctxT(t)
+	regs, err := c.ReadRegisters(ctx, 1, modbus.Holding, 0, 125)
+	require.NoError(t, err)
+	require.Len(t, regs, 125)
+	assert.Equal(t, uint16(4242), regs[124])
+	// A short read's deadline is still about its timeout: 300 ms late is
+	// too late for one register.
+	s.SetHook(func(modbustest.Request) modbustest.Fault { return modbustest.Fault{Delay: 300 * time.Millisecond} })
+	_, err = c.ReadRegisters(ctx, 1, modbus.Holding, 0, 1)
+	require.ErrorIs(t, err, modbus.ErrTimeout)
+}

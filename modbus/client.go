@@ -33,7 +33,13 @@ type ClientConfig struct {
 	DataBits int    `yaml:"data_bits,omitempty"`
 	StopBits int    `yaml:"stop_bits,omitempty"`
 	// Timeout bounds each request: how long to wait for the answer.
-	// Default 1s (500ms for rtu).
+	// Default 1s (500ms for rtu). On a local serial line (rtu, ascii) the
+	// time the request and its longest possible reply take on the wire at
+	// the line's speed and character format is added to it, so that a
+	// full-size read at a low speed (125 registers in ASCII at 4800 baud
+	// 7E1: 1.1s) does not time out by its length alone; through a gateway
+	// (rtuovertcp, asciiovertcp) the line is unknown and Timeout must
+	// cover it.
 	Timeout time.Duration `yaml:"timeout,omitempty"`
 	// TLS client certificate and the CAs (or pinned server certificates)
 	// that authenticate the server, for tcp+tls. Either the parsed values

@@ -157,3 +157,40 @@ func EndpointCost(ep Endpoint) CostModel {
 
 // ns rounds a number of nanoseconds to a Duration.
 func ns(f float64) time.Duration { return time.Duration(math.Round(f)) }
+
+// wireTime returns how long req and the longest reply it can have take on
+// ep's serial line: the characters of both frames (RTU: address, PDU, CRC;
+// ASCII: ':', two hex characters per byte of address, PDU and LRC, CR LF)
+// at [Endpoint.CharTime], plus for RTU the two inter-frame silences of 3.5
+// characters ([Endpoint.FrameSilence]) — for a read, the cost [RTUCost] or
+// [ASCIICost] gives it. A serial request's deadline is its timeout plus
+// this: at 4800 baud 7E1 a 125-register ASCII reply alone takes 1.06 s.
+// It is 0 for an endpoint that is not a local serial line (rtu, ascii):
+// the line behind a gateway is not known, its timeout must cover it.
+func wireTime(ep Endpoint, req *request) time.Duration {
+	if (ep.Scheme != SchemeRTU && ep.Scheme != SchemeASCII) || ep.Speed <= 0 {
+		return 0
+	}
+	reqPDU := pduRequest
+	if req.fc == fcWriteMultipleCoils || req.fc == fcWriteMultipleRegs {
+		reqPDU += 1 + len(req.data)
+	}
+	var repPDU int
+	switch req.fc {
+	case fcReadCoils, fcReadDiscrete:
+		repPDU = pduResponse + (int(req.qty)+7)/8
+	case fcReadHolding, fcReadInput:
+		repPDU = pduResponse + 2*int(req.qty)
+	case fcWriteSingleCoil, fcWriteSingleReg, fcWriteMultipleCoils, fcWriteMultipleRegs:
+		repPDU = pduRequest // function, address, quantity or value echoed
+	default:
+		repPDU = 253 // the largest PDU (Application Protocol 4.1)
+	}
+	var chars int
+	if ep.ASCIIFramed() {
+		chars = 2*asciiDelims + 2*(asciiBytes+reqPDU) + 2*(asciiBytes+repPDU)
+	} else {
+		chars = 2*rtuOverhead + reqPDU + repPDU
+	}
+	return time.Duration(chars)*ep.CharTime() + 2*ep.FrameSilence()
+}

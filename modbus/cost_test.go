@@ -86,3 +86,40 @@ func TestEndpointCost(t *testing.T) {
 	assert.Len(t, NewPlanner(Limits{}, rtuC).Plan(points).Requests, 1, "RTU: 8 registers cost less than a request")
 	assert.Len(t, NewPlanner(Limits{}, asciiC).Plan(points).Requests, 2, "ASCII: 8 registers (32 characters) cost more than a request (28)")
 }
+
+// TestWireTime: the time a serial request's deadline adds to its timeout
+// is the request and its longest reply on the wire, the cost models' own
+// figure for a read.
+func TestWireTime(t *testing.T) {
+	near := func(t *testing.T, want, got time.Duration) {
+		t.Helper()
+		assert.InDelta(t, float64(want), float64(got), float64(time.Microsecond), "want %v, got %v", want, got)
+	}
+	ascii := Endpoint{Scheme: SchemeASCII, Address: "/dev/ttyS0", Speed: 4800, DataBits: 7, Parity: ParityEven, StopBits: 1}
+	read125 := &request{unit: 1, fc: fcReadHolding, addr: 0, qty: 125}
+	w := wireTime(ascii, read125)
+	near(t, ASCIICost(4800, 7, 1, 1).Cost(Holding, 125), w)
+	// 17 + 11 + 4×125 = 528 characters of 10 bits at 4800 baud: 1.1 s, more
+	// than the default timeout of 1 s on its own.
+	near(t, 1100*time.Millisecond, w)
+
+	rtu := Endpoint{Scheme: SchemeRTU, Address: "/dev/ttyS0", Speed: 9600, DataBits: 8, Parity: ParityEven, StopBits: 1}
+	near(t, RTUCost(9600, 8, 1, 1).Cost(Holding, 125), wireTime(rtu, read125))
+	near(t, RTUCost(9600, 8, 1, 1).Cost(Coil, 2000), wireTime(rtu, &request{fc: fcReadCoils, qty: 2000}))
+	fast := rtu
+	fast.Speed = 115200
+	near(t, RTUCost(115200, 8, 1, 1).Cost(Input, 10), wireTime(fast, &request{fc: fcReadInput, qty: 10}))
+
+	// A write of 10 registers: request 8 + 1 + 20 characters with CRC,
+	// reply 8, and two silences of 3.5 characters.
+	char := rtu.CharTime()
+	near(t, 37*char+7*char, wireTime(rtu, &request{fc: fcWriteMultipleRegs, qty: 10, data: make([]byte, 20)}))
+	near(t, 16*char+7*char, wireTime(rtu, &request{fc: fcWriteSingleReg, qty: 1}))
+
+	// Through a gateway the line is not known: nothing is added.
+	for _, s := range []string{SchemeRTUOverTCP, SchemeASCIIOverTCP, SchemeTCP} {
+		ep := rtu
+		ep.Scheme = s
+		assert.Zero(t, wireTime(ep, read125), s)
+	}
+}

@@ -155,7 +155,9 @@
 //	parity            none | even | odd (N, E, O); default even
 //	data_bits         5-8, default 8;   stop_bits 1-2, default 1 with parity, 2 without
 //	                  ascii, asciiovertcp: data_bits default 7; 7E1, 7O1, 7N2, or 8 data bits
-//	timeout           1ms-10m; default 1s (500ms for rtu)
+//	timeout           1ms-10m; default 1s (500ms for rtu); on rtu and ascii
+//	                  serial lines the request's and its longest reply's
+//	                  transfer time at the line's speed is added
 //	min_backoff       1ms-24h, default 100ms;  max_backoff 1ms-24h, default 30s; min <= max
 //	late_reply_wait   1ms-1h; default 3 × timeout (serial-line links: RTU and ASCII)
 //	inter_char_timeout 1ms-1m; default 1s (ascii and asciiovertcp only)

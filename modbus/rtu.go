@@ -54,6 +54,7 @@ type lineConn struct {
 	port      rtuPort
 	framer    framer
 	timeout   time.Duration
+	ep        Endpoint // for the time a request and its reply take on the wire
 	lateWait  time.Duration
 	pending   *late // the Client's: survives a reconnection
 	discarded func()
@@ -197,7 +198,7 @@ func (p *serialPort) abort()                            { p.aborted.Store(true) 
 func (p *serialPort) discardBuffered() bool             { return false }
 
 func newLineConn(port rtuPort, ep Endpoint, cfg ClientConfig, pending *late, discarded func()) *lineConn {
-	c := &lineConn{port: port, timeout: cfg.Timeout, lateWait: cfg.LateReplyWait, pending: pending, discarded: discarded}
+	c := &lineConn{port: port, timeout: cfg.Timeout, ep: ep, lateWait: cfg.LateReplyWait, pending: pending, discarded: discarded}
 	if ep.ASCIIFramed() {
 		c.framer = newASCIIFramer(port, cmpOr(cfg.InterCharTimeout, DefaultInterCharTimeout))
 	} else {
@@ -360,7 +361,9 @@ func (c *lineConn) exchange(req *request) ([]byte, error) {
 	if _, err := c.port.Write(c.framer.appendFrame(c.out[:0], adu)); err != nil {
 		return nil, err
 	}
-	deadline := time.Now().Add(c.timeout)
+	// The timeout is the device's: the time the request and its longest
+	// reply take on a slow line comes on top (see wireTime).
+	deadline := time.Now().Add(c.timeout + wireTime(c.ep, req))
 	for {
 		unit, pdu, err := c.framer.readFrame(deadline)
 		switch {
