@@ -31,7 +31,8 @@ type Plan struct {
 	// Unplanned lists the points no request may read: a point with a register
 	// in a forbidden range (given in the limits or learned with
 	// [Planner.Forbid]), one longer than a request may be, or one of an
-	// unknown table or type. They are left out of every request.
+	// unknown table or type. They are left out of every request; a
+	// [Device] reports them Bad each cycle ([ErrUnplanned]).
 	Unplanned []int
 
 	points []Point

@@ -144,6 +144,13 @@ type group struct {
 	next     time.Time
 }
 
+// ErrUnplanned is the reason of the Bad samples of a point no request may
+// read: its registers, with its scale factor's, lie in a forbidden range
+// (configured or learned) or span more than one request. Validation
+// refuses such points; a point the device's answers make unreadable is
+// reported, never left silent.
+var ErrUnplanned = errors.New("modbus: no request may read the point (with its scale factor) under the device's limits and the holes learned")
+
 // cyclePlan is the plan for one combination of due groups: the requests
 // with global point indexes.
 type cyclePlan struct {
@@ -298,7 +305,10 @@ func (d *Device) planLocked(mask uint64) *cyclePlan {
 			continue
 		}
 		for _, i := range d.groups[g].points {
-			if d.solo[i] {
+			// A point whose scale factor is read on its own is read on its
+			// own too, with its factor (d.span): planned without it, it
+			// could not be read at all.
+			if d.solo[i] || (d.sf != nil && d.sf[i] >= 0 && d.solo[d.sf[i]]) {
 				cp.solo = append(cp.solo, i)
 				continue
 			}
@@ -321,7 +331,8 @@ func (d *Device) planLocked(mask uint64) *cyclePlan {
 	for _, j := range plan.Unplanned {
 		cp.plan.Unplanned = append(cp.plan.Unplanned, idx[j])
 	}
-	// Unplanned points (in a forbidden range) are never read.
+	// Unplanned points (in a forbidden range, or too far from their scale
+	// factor) are never read: each cycle reports them Bad (ErrUnplanned).
 	slices.Sort(cp.solo)
 	d.plans[mask] = cp
 	return cp
@@ -461,6 +472,9 @@ func (d *Device) cycle(ctx context.Context, mask uint64) {
 		if d.readRequest(ctx, r) {
 			relearn = true
 		}
+	}
+	if len(cp.plan.Unplanned) > 0 {
+		d.bad(cp.plan.Unplanned, ErrUnplanned, time.Now())
 	}
 	for _, i := range cp.solo {
 		if ctx.Err() != nil || d.linkClosed {
