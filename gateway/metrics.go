@@ -10,6 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/m2mbridge/m2mbridge/bridge/mqtt"
+	"github.com/m2mbridge/m2mbridge/bridge/sparkplug"
 	"github.com/m2mbridge/m2mbridge/modbus"
 )
 
@@ -101,6 +103,22 @@ var metricDefs = []metricDef{
 
 	{"writes_total", "Writes of a point asked for through a command (Bridge.Write), by outcome: accepted (written and read back), refused (a rule; nothing sent), failed (at the device).", []string{"device", "point", "outcome"}},
 
+	{"mqtt_untracked_points_total", "With layout batch and a metadata topic: points not taken into the metadata (past its cap of 100,000), whose batch messages carry their units themselves.", []string{"sink"}},
+
+	{"sparkplug_connected", "1 while the edge node is connected to the broker.", []string{"sink"}},
+	{"sparkplug_born", "1 while the edge node's NBIRTH stands on the current connection.", []string{"sink"}},
+	{"sparkplug_bdseq", "The bdSeq of the current (or last) connection.", []string{"sink"}},
+	{"sparkplug_connects_total", "MQTT connections made.", []string{"sink"}},
+	{"sparkplug_births_total", "Birth messages published, by type (NBIRTH, DBIRTH).", []string{"sink", "type"}},
+	{"sparkplug_device_deaths_total", "DDEATH messages published.", []string{"sink"}},
+	{"sparkplug_data_messages_total", "DDATA messages published.", []string{"sink"}},
+	{"sparkplug_data_bytes_total", "Bytes of those DDATA messages on the wire (MQTT 3.1.1 PUBLISH at QoS 0).", []string{"sink"}},
+	{"sparkplug_unchanged_total", "Samples not sent because the host has their value (DDATA carries changes).", []string{"sink"}},
+	{"sparkplug_absorbed_total", "Bad samples of a dead device, said by its DDEATH.", []string{"sink"}},
+	{"sparkplug_historical_total", "Samples sent with is_historical.", []string{"sink"}},
+	{"sparkplug_commands_total", "DCMD metrics, by outcome: handed to the bridge's Write, refused, or dropped with the command queue full.", []string{"sink", "outcome"}},
+	{"sparkplug_events_dropped_total", "NCMD messages dropped with the event queue full.", []string{"sink"}},
+
 	{"opcua_connected", "1 while a session with the server is up.", []string{"device"}},
 	{"opcua_connects_total", "Sessions established.", []string{"device"}},
 	{"opcua_connect_failures_total", "Connection attempts that failed.", []string{"device"}},
@@ -190,6 +208,30 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			counter("opcua_watchdog_trips_total", float64(us.WatchdogTrips), name)
 			counter("opcua_reads_total", float64(us.Reads), name)
 			counter("opcua_notifications_total", float64(us.Notifications), name)
+		}
+	}
+	for _, e := range c.rt.a.sinks {
+		switch sk := e.sink.(type) {
+		case *mqtt.Sink:
+			counter("mqtt_untracked_points_total", float64(sk.Stats().UntrackedPoints), e.name)
+		case *sparkplug.Sink:
+			ps := sk.Stats()
+			gauge("sparkplug_connected", b01(ps.Connected), e.name)
+			gauge("sparkplug_born", b01(ps.Born), e.name)
+			gauge("sparkplug_bdseq", float64(ps.BdSeq), e.name)
+			counter("sparkplug_connects_total", float64(ps.Connects), e.name)
+			counter("sparkplug_births_total", float64(ps.NodeBirths), e.name, "NBIRTH")
+			counter("sparkplug_births_total", float64(ps.DeviceBirths), e.name, "DBIRTH")
+			counter("sparkplug_device_deaths_total", float64(ps.DeviceDeaths), e.name)
+			counter("sparkplug_data_messages_total", float64(ps.DataMessages), e.name)
+			counter("sparkplug_data_bytes_total", float64(ps.DataBytes), e.name)
+			counter("sparkplug_unchanged_total", float64(ps.Unchanged), e.name)
+			counter("sparkplug_absorbed_total", float64(ps.Absorbed), e.name)
+			counter("sparkplug_historical_total", float64(ps.Historical), e.name)
+			counter("sparkplug_commands_total", float64(ps.Commands), e.name, "handed")
+			counter("sparkplug_commands_total", float64(ps.CommandsRefused), e.name, "refused")
+			counter("sparkplug_commands_total", float64(ps.CommandsDropped), e.name, "dropped")
+			counter("sparkplug_events_dropped_total", float64(ps.EventsDropped), e.name)
 		}
 	}
 	// A link shared by several devices (one RS-485 line, one RTU gateway)

@@ -5,8 +5,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -157,6 +159,16 @@ sinks:
 	// changes.
 	require.NoError(t, srv.Set("setpoint", 21.5))
 	require.Eventually(t, func() bool { return seen(prefix + "DDATA/gw1/plc1") }, 20*time.Second, 10*time.Millisecond)
+	// The edge node's counters are in the metrics.
+	require.Eventually(t, func() bool {
+		rec := httptest.NewRecorder()
+		g.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		body := rec.Body.String()
+		return regexp.MustCompile(`m2mbridge_sparkplug_connected\{sink="sparkplug"\} 1`).MatchString(body) &&
+			regexp.MustCompile(`m2mbridge_sparkplug_births_total\{sink="sparkplug",type="DBIRTH"\} [1-9]`).MatchString(body) &&
+			regexp.MustCompile(`m2mbridge_sparkplug_data_messages_total\{sink="sparkplug"\} [1-9]`).MatchString(body) &&
+			regexp.MustCompile(`m2mbridge_sparkplug_unchanged_total\{sink="sparkplug"\} [1-9]`).MatchString(body)
+	}, 20*time.Second, 10*time.Millisecond, "sparkplug counters in /metrics")
 	// The sink finds the points' declared types through the bridge.
 	pl, ok := g.Bridge().Source("plc1").(interface{ Points() []modbus.Point })
 	require.True(t, ok, "a device source tells its points")
