@@ -265,7 +265,10 @@ func (b *Bridge) Run(ctx context.Context) error {
 		}()
 	}
 
-	srcCtx, stopSources := context.WithCancel(ctx)
+	// Sources stop when Run says so, after Write is off: a source that
+	// saw ctx end before Write refused could otherwise get a write during
+	// the shutdown.
+	srcCtx, stopSources := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopSources()
 	var sources sync.WaitGroup
 	allDone := make(chan struct{})
