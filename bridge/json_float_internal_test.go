@@ -1,0 +1,68 @@
+package bridge
+
+import (
+	"math"
+	"math/rand/v2"
+	"strconv"
+	"testing"
+)
+
+// appendFloatRef is appendFloat by strconv alone.
+func appendFloatRef(f float64) string {
+	abs := math.Abs(f)
+	format := byte('f')
+	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	s := strconv.FormatFloat(f, format, -1, 64)
+	for _, c := range s {
+		if c == '.' || c == 'e' {
+			return s
+		}
+	}
+	return s + ".0"
+}
+
+// TestAppendFloatFastPathMatchesStrconv: the short-decimal fast path writes
+// exactly what strconv's shortest formatting writes, for the values devices
+// report (float32 readings, registers scaled by powers of ten), for random
+// float64s of every magnitude and at the edges of the fast path.
+func TestAppendFloatFastPathMatchesStrconv(t *testing.T) {
+	check := func(f float64) {
+		t.Helper()
+		if f != f || math.IsInf(f, 0) {
+			return
+		}
+		got, want := string(appendFloat(nil, f)), appendFloatRef(f)
+		if got != want {
+			t.Fatalf("appendFloat(%#016x) = %s, want %s", math.Float64bits(f), got, want)
+		}
+	}
+	for _, f := range []float64{0, math.Copysign(0, -1), 1, -1, 0.1, 230.1, 1e-6, 9.99999e-7, 1e-7, 0.000123,
+		1e15, 999999999999999, 1e15 + 1, 123456789012345.6, 9007199254740991, 9007199254740993, 1e20, 1e21,
+		4.35e-5, 49.98, 0.953, 1.0000000000000002, 2.5, 1e300, 5e-324} {
+		check(f)
+		check(-f)
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 1_000_000 {
+		check(math.Float64frombits(r.Uint64())) // any float64
+		f32 := math.Float32frombits(r.Uint32())
+		check(float64(f32)) // a float32 widened as is
+		if v, err := strconv.ParseFloat(strconv.FormatFloat(float64(f32), 'g', -1, 32), 64); err == nil {
+			check(v) // a float32 reading as the poller decodes it
+		}
+		raw := float64(int64(r.Uint64()) >> r.IntN(64))
+		check(raw / pow10[r.IntN(10)]) // a scaled register
+		check(raw * pow10[r.IntN(5)])
+	}
+}
+
+func BenchmarkAppendFloat(b *testing.B) {
+	fs := []float64{230.1, 49.98, 0.953, 12345.678, 1.5e-3, 4021.7}
+	buf := make([]byte, 0, 64)
+	b.ReportAllocs()
+	for i := range b.N {
+		buf = appendFloat(buf[:0], fs[i%len(fs)])
+	}
+}
