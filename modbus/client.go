@@ -6,14 +6,10 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
-	"log"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
 	"time"
-
-	upstream "github.com/simonvetter/modbus"
 )
 
 // ClientConfig configures a [Client]. Only URL is required. It loads from
@@ -49,8 +45,8 @@ type ClientConfig struct {
 	TLSCertFile    string           `yaml:"cert_file,omitempty"`
 	TLSKeyFile     string           `yaml:"key_file,omitempty"`
 	TLSCAFile      string           `yaml:"ca_file,omitempty"`
-	// Logger receives the upstream client's messages at debug level. Nil
-	// discards them (the upstream client would print them on stdout).
+	// Logger receives the link's debug messages (a reply discarded because
+	// it answers no request in progress). Nil discards them.
 	Logger *slog.Logger `yaml:"-"`
 	// MinBackoff and MaxBackoff bound the exponential backoff (with jitter)
 	// between failed connection attempts, and on a shared RTU link the
@@ -75,34 +71,33 @@ type ClientConfig struct {
 }
 
 // Client is a connection to one Modbus link — a TCP device, a serial line,
-// a gateway — that may serve several unit ids. It wraps the upstream
-// client (github.com/simonvetter/modbus) and absorbs its quirks:
+// a gateway — that may serve several unit ids. It speaks the protocol over
+// this package's own transports (MBAP for tcp, tcp+tls and udp, see
+// mbapConn; RTU and ASCII framing on serial lines and through gateways,
+// see lineConn), which the upstream client (github.com/simonvetter/modbus)
+// cannot replace: it has no context, its requests cannot be interrupted,
+// and it has no ASCII framing and no guard against late replies.
 //
-//   - One lock is held across setting the unit id and the request, which
-//     upstream takes under two separate locks; so one Client may be shared by
-//     goroutines and by devices of different units.
+//   - One lock is held across a request (or a read-modify-write), so one
+//     Client may be shared by goroutines and by devices of different units.
 //   - It connects lazily and re-connects after a transport error, with
-//     backoff (upstream never reconnects and, when Open fails, keeps the
-//     dead transport). A fresh upstream client is made for each connection,
-//     and none is used before its Open succeeded (upstream panics then).
-//   - On RTU and ASCII framing (its own transport; the upstream client has
-//     no ASCII) it guards against late replies (see
+//     backoff.
+//   - Every reply is matched to its request (MBAP transaction id; on serial
+//     lines unit, function and byte count) and checked against it; a reply
+//     to another request is discarded and counted, never decoded.
+//   - On RTU and ASCII framing it guards against late replies (see
 //     [ClientConfig.LateReplyWait]) and keeps RTU's 3.5-character silence
 //     between frames, also across reconnections.
-//   - Upstream log output goes to ClientConfig.Logger, never to stdout.
 //   - Exceptions become [*ExceptionError] and failures [*OpError].
 //
-// Contexts: the upstream client has no context, and its timeout is fixed
-// when a connection opens, so each request waits at most Timeout for its
-// answer. The context is honoured while a call waits for the link (another
-// request in progress, a backoff, the inter-frame silence, a late-reply
-// wait) and is checked before the request is sent. A request already on the
-// wire cannot be cancelled: it runs to its answer or its Timeout. When ctx
-// has a deadline the call still returns when ctx ends (the request finishes
-// on its own goroutine, holding the link until then; a write may thus have
-// taken effect although the call reported ctx's error). Opening a
-// connection likewise runs to upstream's fixed dial timeouts (5 s, 15 s for
-// the TLS handshake) when the peer does not answer.
+// Contexts: each request waits at most Timeout for its answer. The context
+// is honoured throughout: while a call waits for the link (another request
+// in progress, a backoff, the inter-frame silence, a late-reply wait),
+// while it connects, and while its request is on the wire: when ctx ends,
+// the request is abandoned and its connection closed, and the call returns
+// at once (within one 2 ms poll on a serial port). A write abandoned after
+// it was sent may have taken effect although the call reported ctx's
+// error.
 //
 // A Client is safe for concurrent use; requests are serialised.
 type Client struct {
@@ -110,7 +105,6 @@ type Client struct {
 	cfg ClientConfig
 	tls *tls.Certificate
 	cas *x509.CertPool
-	log *log.Logger
 
 	sem chan struct{} // the link lock; a channel so waiting honours ctx
 
@@ -122,12 +116,20 @@ type Client struct {
 	lastErr     error
 	quietUntil  time.Time // RTU: no frame before this (silence, late replies)
 	unitBackoff map[uint8]*unitState
+	// The Done channel of the context whose end aborts the request in
+	// progress, and how to stop watching it: one registration serves every
+	// request made with the same context (a Device's Run), instead of one
+	// per request. (Channels, not contexts, are compared: a context's
+	// dynamic type need not be comparable.)
+	watched <-chan struct{}
+	unwatch func() bool
 
-	mu       sync.Mutex // guards stats, closed and inflight
-	closed   bool
-	inflight link // the link a request is running on, for abort
-	stats    Stats
-	start    time.Time
+	mu          sync.Mutex // guards stats, closed, inflight and inflightCtx
+	closed      bool
+	inflight    link            // the link a request is running on, for abort
+	inflightCtx <-chan struct{} // the Done channel of that request's context
+	stats       Stats
+	start       time.Time
 }
 
 type unitState struct {
@@ -193,13 +195,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if cfg.LateReplyWait <= 0 {
 		cfg.LateReplyWait = 3 * cfg.Timeout
 	}
-	c := &Client{ep: ep, cfg: cfg, sem: make(chan struct{}, 1), start: time.Now(), tls: cert, cas: cas}
-	if cfg.Logger != nil {
-		c.log = slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug)
-	} else {
-		c.log = log.New(io.Discard, "", 0)
-	}
-	return c, nil
+	return &Client{ep: ep, cfg: cfg, sem: make(chan struct{}, 1), start: time.Now(), tls: cert, cas: cas}, nil
 }
 
 // Endpoint returns the parsed URL and serial settings the Client uses.
@@ -282,48 +278,40 @@ func (c *Client) connectLocked(ctx context.Context, unit uint8) error {
 	return nil
 }
 
-// open makes a new link: the adapter's own serial-line transport for RTU
-// and ASCII framing (see lineConn for why), the upstream client for the
-// MBAP transports.
+// open makes a new link over this package's own transports: the
+// serial-line one for RTU and ASCII framing (see lineConn), the MBAP one for
+// tcp, tcp+tls and udp (see mbapConn).
 func (c *Client) open(ctx context.Context) (link, error) {
-	if c.ep.SerialFramed() {
-		port, err := dialLine(ctx, c.ep)
+	if !c.ep.SerialFramed() {
+		m, err := dialMBAP(ctx, c.ep, c.cfg, c.tls, c.cas)
 		if err != nil {
 			return nil, err
 		}
-		rc := newLineConn(port, c.ep, c.cfg, &c.pending, c.countDiscarded)
-		// Stale input from before this connection is no reply of ours.
-		if got, err := rc.drain(50*time.Microsecond, time.Now().Add(time.Second)); err != nil && !isTimeout(err) {
-			_ = port.Close()
-			return nil, err
-		} else if got {
-			c.countDiscarded()
-		}
-		return &lineLink{c: rc}, nil
+		m.discarded = c.countDiscarded
+		return &reqLink{t: m}, nil
 	}
-	conf := &upstream.ClientConfiguration{
-		URL:           c.ep.Scheme + "://" + c.ep.Address,
-		Timeout:       c.cfg.Timeout,
-		TLSClientCert: c.tls,
-		TLSRootCAs:    c.cas,
-		Logger:        c.log,
-	}
-	mc, err := upstream.NewClient(conf)
-	if err == nil {
-		err = mc.Open()
-	}
+	port, err := dialLine(ctx, c.ep)
 	if err != nil {
-		// A failed Open leaves upstream's previous transport in place: drop
-		// the whole upstream client and make a new one next time.
 		return nil, err
 	}
-	return &upstreamLink{mc: mc, unit: 1}, nil // 1 is upstream's default unit
+	rc := newLineConn(port, c.ep, c.cfg, &c.pending, c.countDiscarded)
+	// Stale input from before this connection is no reply of ours.
+	if got, err := rc.drain(50*time.Microsecond, time.Now().Add(time.Second)); err != nil && !isTimeout(err) {
+		_ = port.Close()
+		return nil, err
+	} else if got {
+		c.countDiscarded()
+	}
+	return &reqLink{t: rc}, nil
 }
 
 func (c *Client) countDiscarded() {
 	c.mu.Lock()
 	c.stats.Discarded++
 	c.mu.Unlock()
+	if c.cfg.Logger != nil {
+		c.cfg.Logger.Debug("modbus: discarded a reply that answers no request in progress", "link", c.ep.String())
+	}
 }
 
 // jitter returns d ± 20%.
@@ -360,65 +348,17 @@ func (c *Client) disconnectLocked(timedOut bool) {
 	}
 }
 
-// abortBound is how long, at most, a call whose context ended waits for
-// the request it abandoned: on an RTU link that request is aborted (the
-// socket closed, the serial read loop stopped), which takes well under
-// this.
-const abortBound = 100 * time.Millisecond
-
 // do runs one request on the link for unit: it takes the lock, connects,
 // sets the unit id and calls fn, mapping errors and keeping the statistics.
-//
-// When ctx can end (it has a deadline or can be cancelled), the request
-// runs on a goroutine of its own and the call returns when ctx ends. The
-// request is then abandoned: on RTU links (the adapter's own transport) the
-// connection is closed at once; the upstream client (tcp, tcp+tls, udp)
-// cannot be interrupted, so its request runs on until its answer or its
-// Timeout, holding the link, and its connection is closed then. Without a
-// way to end, ctx lets the request run on the caller's goroutine.
+// When ctx ends while the request is on the wire, the request is abandoned
+// and its connection closed (see exec), so the call returns at once.
 func (c *Client) do(ctx context.Context, op string, unit uint8, table Table, fc uint8, addr, qty uint16,
 	fn func(l link) error) error {
 	if err := c.lock(ctx); err != nil {
 		return err
 	}
-	if ctx.Done() == nil {
-		defer c.unlock()
-		return c.exec(ctx, op, unit, table, fc, addr, qty, fn)
-	}
-	return c.held(ctx, func() error { return c.exec(ctx, op, unit, table, fc, addr, qty, fn) },
-		&OpError{Op: op, Device: c.ep.String(), Unit: unit, Table: table, Address: addr, Quantity: qty})
-}
-
-// held runs work, which makes one or more requests with exec, with the link
-// taken by lock (and releases it), on a goroutine of its own: the call
-// returns when work does or when ctx ends, as described at [Client.do].
-// When ctx ends first, abandoned, with ctx's error as its Err, is returned.
-func (c *Client) held(ctx context.Context, work func() error, abandoned *OpError) error {
-	done := make(chan error, 1)
-	go func() {
-		defer c.unlock()
-		done <- work()
-	}()
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-	}
-	aborted := c.abortInflight()
-	if aborted {
-		// The request returns at once; wait for it so the caller knows the
-		// link is free (bounded, should the transport be slow to notice).
-		t := time.NewTimer(abortBound)
-		defer t.Stop()
-		select {
-		case <-done:
-		case <-t.C:
-		}
-		abandoned.Err = fmt.Errorf("%w (request abandoned, connection closed)", ctx.Err())
-		return abandoned
-	}
-	abandoned.Err = fmt.Errorf("%w (a request already sent runs on until its answer or its %v timeout)", ctx.Err(), c.cfg.Timeout)
-	return abandoned
+	defer c.unlock()
+	return c.exec(ctx, op, unit, table, fc, addr, qty, fn)
 }
 
 // modifyRegister is a read-modify-write of holding register addr of unit:
@@ -434,41 +374,23 @@ func (c *Client) modifyRegister(ctx context.Context, unit uint8, addr uint16, mo
 	if err := c.lock(ctx); err != nil {
 		return err
 	}
-	work := func() error {
-		var reg []uint16
-		err := c.exec(ctx, "read", unit, Holding, fcReadHolding, addr, 1, func(l link) (err error) {
-			reg, err = l.readRegisters(unit, fcReadHolding, addr, 1)
-			return err
-		})
-		if err != nil {
-			return err
-		}
-		if len(reg) != 1 {
-			return &OpError{Op: "read", Device: c.ep.String(), Unit: unit, Table: Holding, Address: addr, Quantity: 1,
-				Err: fmt.Errorf("%w: %d registers in the answer, want 1", ErrProtocol, len(reg))}
-		}
-		val := []uint16{modify(reg[0])}
-		return c.exec(ctx, "write", unit, Holding, fcWriteSingleReg, addr, 1, func(l link) error {
-			return l.writeRegisters(unit, addr, val)
-		})
+	defer c.unlock()
+	var reg []uint16
+	err := c.exec(ctx, "read", unit, Holding, fcReadHolding, addr, 1, func(l link) (err error) {
+		reg, err = l.readRegisters(unit, fcReadHolding, addr, 1)
+		return err
+	})
+	if err != nil {
+		return err
 	}
-	if ctx.Done() == nil {
-		defer c.unlock()
-		return work()
+	if len(reg) != 1 {
+		return &OpError{Op: "read", Device: c.ep.String(), Unit: unit, Table: Holding, Address: addr, Quantity: 1,
+			Err: fmt.Errorf("%w: %d registers in the answer, want 1", ErrProtocol, len(reg))}
 	}
-	return c.held(ctx, work, &OpError{Op: "write", Device: c.ep.String(), Unit: unit, Table: Holding, Address: addr, Quantity: 1})
-}
-
-// abortInflight aborts the request in progress, if any, and reports whether
-// its transport could be interrupted.
-func (c *Client) abortInflight() bool {
-	c.mu.Lock()
-	l := c.inflight
-	c.mu.Unlock()
-	if l == nil {
-		return true // not sent yet: exec sees ctx
-	}
-	return l.abort()
+	val := []uint16{modify(reg[0])}
+	return c.exec(ctx, "write", unit, Holding, fcWriteSingleReg, addr, 1, func(l link) error {
+		return l.writeRegisters(unit, addr, val)
+	})
 }
 
 // exec is do's work, with the link held.
@@ -499,12 +421,13 @@ func (c *Client) exec(ctx context.Context, op string, unit uint8, table Table, f
 		return err
 	}
 	conn := c.conn
+	c.watch(ctx)
 	c.mu.Lock()
-	c.inflight = conn
+	c.inflight, c.inflightCtx = conn, ctx.Done()
 	c.mu.Unlock()
 	if err := ctx.Err(); err != nil {
 		c.mu.Lock()
-		c.inflight = nil
+		c.inflight, c.inflightCtx = nil, nil
 		c.mu.Unlock()
 		return err
 	}
@@ -512,7 +435,7 @@ func (c *Client) exec(ctx context.Context, op string, unit uint8, table Table, f
 	raw := fn(conn)
 	t1 := time.Now()
 	c.mu.Lock()
-	c.inflight = nil
+	c.inflight, c.inflightCtx = nil, nil
 	closed := c.closed
 	c.mu.Unlock()
 	if ctx.Err() != nil || closed {
@@ -527,7 +450,7 @@ func (c *Client) exec(ctx context.Context, op string, unit uint8, table Table, f
 			raw = ctx.Err()
 		}
 	}
-	err, transport := mapUpstreamError(raw, unit, fc)
+	err, transport := classifyError(raw)
 	timedOut := errors.Is(err, ErrTimeout)
 	if c.ep.SerialFramed() {
 		c.quietUntil = t1.Add(c.ep.FrameSilence())
@@ -583,6 +506,28 @@ func (c *Client) exec(ctx context.Context, op string, unit uint8, table Table, f
 		return opErr(err)
 	}
 	return nil
+}
+
+// watch makes the end of ctx abort the request in progress made with ctx
+// (see exec): the connection is closed under it, and it returns at once.
+// Called with the link held.
+func (c *Client) watch(ctx context.Context) {
+	done := ctx.Done()
+	if done == nil || done == c.watched {
+		return
+	}
+	if c.unwatch != nil {
+		c.unwatch()
+	}
+	c.watched = done
+	c.unwatch = context.AfterFunc(ctx, func() {
+		c.mu.Lock()
+		l, ldone := c.inflight, c.inflightCtx
+		c.mu.Unlock()
+		if l != nil && ldone == done {
+			l.abort()
+		}
+	})
 }
 
 // Stats returns the Client's counters: requests, errors, time the link was
@@ -710,11 +655,9 @@ func checkRange(op string, addr, qty, limit uint16) error {
 }
 
 // Close closes the connection; every later call returns [ErrClosed]. A
-// request in progress on an RTU link is aborted; one on the upstream client
-// (tcp, tcp+tls, udp), which cannot be interrupted, finishes first, up to
-// its Timeout, unless that would take longer than closeWait: then Close
-// returns and the connection is closed when that request ends. Close is
-// idempotent.
+// request in progress is aborted. Close waits for the link at most
+// closeWait (a serial port's write cannot be aborted): then it returns and
+// the connection is closed when that request ends. Close is idempotent.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	if c.closed {
@@ -735,6 +678,10 @@ func (c *Client) Close() error {
 		return nil // the request's goroutine closes the connection (see exec)
 	}
 	defer func() { <-c.sem }()
+	if c.unwatch != nil {
+		c.unwatch()
+		c.watched, c.unwatch = nil, nil
+	}
 	if c.conn != nil {
 		err := c.conn.close()
 		c.conn = nil
@@ -743,8 +690,7 @@ func (c *Client) Close() error {
 	return nil
 }
 
-// closeWait bounds how long Close and a Device's shutdown wait for a request
-// that cannot be interrupted.
+// closeWait bounds how long Close waits for a request to give up the link.
 const closeWait = time.Second
 
 // disconnect drops the connection, if any, unless a request holds it: a

@@ -177,14 +177,62 @@ func shortest32(f float32) float64 {
 	if f != f || math.IsInf(float64(f), 0) || f == 0 {
 		return float64(f)
 	}
+	// The shortest decimal, as d.ddddddde±x: at most 9 digits.
 	var buf [32]byte
-	b := strconv.AppendFloat(buf[:0], float64(f), 'g', -1, 32)
-	v, err := strconv.ParseFloat(unsafe.String(&b[0], len(b)), 64)
-	if err != nil {
-		return float64(f)
+	b := strconv.AppendFloat(buf[:0], float64(f), 'e', -1, 32)
+	// Its digits as an integer m and its exponent, so that f's decimal is
+	// m × 10^exp. m < 10^9 is exact in a float64, and so is 10^k for k ≤
+	// 22: one multiplication or division of the two is then correctly
+	// rounded, which is what parsing the decimal gives (Clinger's fast
+	// path), without parsing it.
+	i, neg := 0, false
+	if b[0] == '-' {
+		neg, i = true, 1
+	}
+	var m uint64
+	digits := 0
+	for ; i < len(b) && b[i] != 'e'; i++ {
+		if b[i] != '.' {
+			m = m*10 + uint64(b[i]-'0')
+			digits++
+		}
+	}
+	exp, expNeg := 0, false
+	for i++; i < len(b); i++ {
+		switch c := b[i]; c {
+		case '-':
+			expNeg = true
+		case '+':
+		default:
+			exp = exp*10 + int(c-'0')
+		}
+	}
+	if expNeg {
+		exp = -exp
+	}
+	exp -= digits - 1 // d.ddd: the point follows the first digit
+	var v float64
+	switch {
+	case exp >= 0 && exp < len(pow10):
+		v = float64(m) * pow10[exp]
+	case exp < 0 && -exp < len(pow10):
+		v = float64(m) / pow10[-exp]
+	default: // beyond the fast path's exact powers (|f| < 1e-13 or > 1e30)
+		v, err := strconv.ParseFloat(unsafe.String(&b[0], len(b)), 64)
+		if err != nil {
+			return float64(f)
+		}
+		return v
+	}
+	if neg {
+		v = -v
 	}
 	return v
 }
+
+// pow10 are the powers of ten a float64 holds exactly.
+var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
+	1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
 
 // DecodeBit returns the value of a point of a coil or discrete table whose bit
 // reads on.

@@ -2,6 +2,8 @@ package modbus
 
 import (
 	"math"
+	"math/rand/v2"
+	"strconv"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -39,4 +41,54 @@ func TestDecodeGivesCleanDecimals(t *testing.T) {
 	}
 	allocs := testing.AllocsPerRun(100, func() { _, _ = f32.Decode([]uint16{uint16(bits >> 16), uint16(bits)}) })
 	assert.Zero(t, allocs)
+}
+
+// shortest32Ref is shortest32 by its definition: the float32's shortest
+// decimal, parsed as a float64.
+func shortest32Ref(f float32) float64 {
+	if f != f || math.IsInf(float64(f), 0) || f == 0 {
+		return float64(f)
+	}
+	v, err := strconv.ParseFloat(strconv.FormatFloat(float64(f), 'g', -1, 32), 64)
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+// TestShortest32MatchesParse: the fast path (digits times an exact power of
+// ten) gives the float64 that parsing the shortest decimal gives, for
+// float32s of every magnitude, the subnormals and the extremes included.
+func TestShortest32MatchesParse(t *testing.T) {
+	check := func(f float32) {
+		t.Helper()
+		got, want := shortest32(f), shortest32Ref(f)
+		if math.Float64bits(got) != math.Float64bits(want) && !(got != got && want != want) {
+			t.Fatalf("shortest32(%v = %#08x) = %v, want %v", f, math.Float32bits(f), got, want)
+		}
+	}
+	for _, f := range []float32{1, -1, 0.1, 230.1, 233.22108, 1e-13, 9.99e-14, 1e30, 1.0000001e30, 3.4028235e38,
+		-3.4028235e38, 1.4e-45, 1.17549435e-38, 16777216, 16777217, 123456.79, float32(math.Inf(1)), float32(math.NaN())} {
+		check(f)
+		check(-f)
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 2_000_000 {
+		check(math.Float32frombits(r.Uint32()))
+	}
+	// Every float32 of two whole binades (all the mantissas of 2^-1..2^1),
+	// where meter values live.
+	for bits := math.Float32bits(0.5); bits < math.Float32bits(2); bits += 7 {
+		check(math.Float32frombits(bits))
+	}
+}
+
+func BenchmarkShortest32(b *testing.B) {
+	fs := []float32{230.1, 49.98, 0.953, 12345.678, 1.5e-3}
+	b.ReportAllocs()
+	var sink float64
+	for i := range b.N {
+		sink += shortest32(fs[i%len(fs)])
+	}
+	_ = sink
 }

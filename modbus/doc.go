@@ -96,9 +96,11 @@
 // # Polling, buses and writes
 //
 // A [Client] is one connection to a device or gateway over Modbus TCP, UDP
-// or TLS (the upstream client's transports), RTU (rtu, rtuovertcp,
-// rtuoverudp) or ASCII (ascii, asciiovertcp) — see [ParseURL]; it connects lazily, reconnects with backoff and absorbs the
-// upstream client's quirks (see [ClientConfig]). A [Device] is a polled
+// or TLS (MBAP), RTU (rtu, rtuovertcp, rtuoverudp) or ASCII (ascii,
+// asciiovertcp) — see [ParseURL]; it connects lazily, reconnects with
+// backoff, matches every reply to its request and can abandon a request on
+// the wire (see [Client] for why it speaks the protocol over its own
+// transports rather than the upstream client's). A [Device] is a polled
 // device and a bridge.Source: it plans each cycle, reads, decodes, and emits
 // one batch of samples per cycle, Bad samples when a read fails. Devices that
 // share a serial line or an RTU or ASCII gateway share a [Bus] ([NewDevices]
@@ -206,14 +208,12 @@
 // # Shutdown
 //
 // When the context of [Device.Run] (or of any Client call) ends, the
-// request in progress is abandoned: on an RTU or ASCII link the connection is closed
-// at once and the call returns within 100ms; the upstream client used for
-// tcp, tcp+tls and udp cannot be interrupted, so the call returns at once
-// and that request finishes in the background, up to its timeout, then
-// closes its connection. Run never waits for it. The price is a goroutine
-// per request whose context can end: running the upstream client's
-// requests inline was tried and measured slower in the whole product path
-// (BenchmarkCycle/product), besides giving up the bound.
+// request in progress is abandoned: its connection is closed under it and
+// the call returns at once (within one 2 ms poll on a serial port), on every
+// transport, since the package speaks MBAP and the serial-line framings
+// over its own transports (the upstream client's requests could not be
+// interrupted). Requests run on the caller's goroutine; one registration
+// with the context serves all the requests made with it.
 //
 // # Health and link statistics
 //

@@ -4,12 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"strconv"
 
 	"github.com/m2mbridge/m2mbridge/bridge"
-	upstream "github.com/simonvetter/modbus"
 )
 
 // ExceptionCode is a Modbus exception code (Modbus Application Protocol
@@ -188,7 +186,7 @@ func (e timeoutError) Is(t error) bool { return t == ErrTimeout || t == os.ErrDe
 func (e timeoutError) Unwrap() error   { return e.cause }
 func (e timeoutError) Timeout() bool   { return true }
 
-// protocolError is ErrProtocol with the detail upstream gave.
+// protocolError is ErrProtocol with what was wrong.
 type protocolError struct{ detail string }
 
 func (e protocolError) Error() string   { return "modbus: protocol error: " + e.detail }
@@ -249,16 +247,15 @@ func configErrorf(field, format string, args ...any) error {
 	return &ConfigError{Field: field, Err: fmt.Errorf(format, args...)}
 }
 
-// mapUpstreamError turns an error of the upstream client into this package's
-// errors: exceptions become *ExceptionError, timeouts match ErrTimeout, the
-// upstream protocol errors match ErrProtocol; anything else (a socket error)
-// is returned as it is. transport reports whether the connection is suspect
-// and should be re-made.
-func mapUpstreamError(err error, unit, function uint8) (mapped error, transport bool) {
+// classifyError classifies an error of one of this package's transports:
+// exceptions ([*ExceptionError]) leave the connection as it is; a timeout
+// (matching ErrTimeout), a protocol error (matching ErrProtocol) and
+// anything else (the socket or serial port failing: EOF, a broken pipe, a
+// reset) make it suspect, to be re-made. transport reports that.
+func classifyError(err error) (mapped error, transport bool) {
 	if err == nil {
 		return nil, false
 	}
-	// The adapter's own RTU transport returns this package's errors.
 	var ex *ExceptionError
 	switch {
 	case errors.As(err, &ex):
@@ -266,45 +263,8 @@ func mapUpstreamError(err error, unit, function uint8) (mapped error, transport 
 	case errors.Is(err, ErrTimeout):
 		return err, true
 	}
-	var ue upstream.Error
-	if errors.As(err, &ue) {
-		switch ue {
-		case upstream.ErrIllegalFunction:
-			return &ExceptionError{unit, function, IllegalFunction}, false
-		case upstream.ErrIllegalDataAddress:
-			return &ExceptionError{unit, function, IllegalDataAddress}, false
-		case upstream.ErrIllegalDataValue:
-			return &ExceptionError{unit, function, IllegalDataValue}, false
-		case upstream.ErrServerDeviceFailure:
-			return &ExceptionError{unit, function, ServerDeviceFailure}, false
-		case upstream.ErrAcknowledge:
-			return &ExceptionError{unit, function, Acknowledge}, false
-		case upstream.ErrServerDeviceBusy:
-			return &ExceptionError{unit, function, ServerDeviceBusy}, false
-		case upstream.ErrMemoryParityError:
-			return &ExceptionError{unit, function, MemoryParityError}, false
-		case upstream.ErrGWPathUnavailable:
-			return &ExceptionError{unit, function, GatewayPathUnavailable}, false
-		case upstream.ErrGWTargetFailedToRespond:
-			return &ExceptionError{unit, function, GatewayTargetDeviceFailedToRespond}, false
-		case upstream.ErrRequestTimedOut:
-			return timeoutError{err}, true
-		case upstream.ErrBadCRC, upstream.ErrShortFrame, upstream.ErrProtocolError,
-			upstream.ErrBadUnitId, upstream.ErrBadTransactionId, upstream.ErrUnknownProtocolId:
-			return protocolError{string(ue)}, true
-		case upstream.ErrUnexpectedParameters, upstream.ErrConfigurationError:
-			return &ConfigError{Field: "request", Err: err}, false
-		}
-	}
-	var code uint8
-	if _, e := fmt.Sscanf(err.Error(), "unknown exception code (%d)", &code); e == nil {
-		return &ExceptionError{unit, function, ExceptionCode(code)}, false
-	}
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
+	if isTimeout(err) {
 		return timeoutError{err}, true
 	}
-	// Anything else is the socket or serial port failing (EOF, broken pipe,
-	// connection reset): the connection must be re-made.
 	return err, true
 }

@@ -127,6 +127,7 @@ type Device struct {
 	solo       []bool // points read on their own (unreadable in a group)
 	gen        int
 	batch      []bridge.Sample
+	pending    []pendingDecode   // replies of this cycle not decoded yet (see decodeLater)
 	reason     map[string]string // interned error reasons
 	linkClosed bool              // a read found the link closed (Close, or the Bus closed)
 	answered   bool              // the device answered a request this cycle (data or exception)
@@ -452,6 +453,7 @@ func (d *Device) cycle(ctx context.Context, mask uint64) {
 	d.stats.cycles.Add(1)
 	d.answered, d.lastErr = false, nil
 	defer func() {
+		d.flushDecodes()
 		switch {
 		case ctx.Err() != nil || d.linkClosed:
 		case d.answered:
@@ -500,7 +502,7 @@ func (d *Device) readRequest(ctx context.Context, r *Request) (learned bool) {
 	regs, bits, err := d.read(ctx, r.Table, r.Address, r.Quantity)
 	t := time.Now()
 	if err == nil {
-		d.decode(r, regs, bits, t)
+		d.decodeLater(r, regs, bits, t)
 		return false
 	}
 	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
@@ -605,7 +607,7 @@ func (d *Device) learn(ctx context.Context, r *Request) bool {
 		regs, bits, err := d.read(ctx, sub.Table, sub.Address, sub.Quantity)
 		t := time.Now()
 		if err == nil {
-			d.decode(&sub, regs, bits, t)
+			d.decodeLater(&sub, regs, bits, t)
 			continue
 		}
 		if ctx.Err() != nil {
@@ -685,9 +687,37 @@ func abs(x int) int {
 	return x
 }
 
+// pendingDecode is a reply read in this cycle and not decoded yet.
+type pendingDecode struct {
+	r    *Request
+	regs []uint16
+	bits []bool
+	t    time.Time
+}
+
+// decodeLater keeps a reply to decode at the end of the cycle (or before
+// the next Bad sample, so that the batch keeps the order of the reads):
+// a cycle's requests go out back to back, so that its values are read as
+// close together in time as the link allows, and a device or gateway that
+// answers them is kept busy rather than left idle between them.
+func (d *Device) decodeLater(r *Request, regs []uint16, bits []bool, t time.Time) {
+	d.pending = append(d.pending, pendingDecode{r, regs, bits, t})
+}
+
+// flushDecodes decodes the replies decodeLater kept, in order.
+func (d *Device) flushDecodes() {
+	pend := d.pending
+	d.pending = d.pending[:0] // decode's own Bad samples need no flush
+	for i := range pend {
+		d.decode(pend[i].r, pend[i].regs, pend[i].bits, pend[i].t)
+	}
+	clear(pend)
+}
+
 // decode appends the Good (or, when a value does not decode, Bad) samples
 // of r's points.
 func (d *Device) decode(r *Request, regs []uint16, bits []bool, t time.Time) {
+	good := 0
 	for _, i := range r.Points {
 		p := &d.points[i]
 		off := int(p.Address) - int(r.Address)
@@ -710,12 +740,14 @@ func (d *Device) decode(r *Request, regs []uint16, bits []bool, t time.Time) {
 			continue
 		}
 		d.batch = append(d.batch, bridge.Sample{Source: d.name, Point: p.Name, Value: v, Unit: p.Unit, Time: t})
-		d.stats.samples.Add(1)
+		good++
 	}
+	d.stats.samples.Add(uint64(good))
 }
 
 // bad appends Bad samples for points, with err as the reason.
 func (d *Device) bad(points []int, err error, t time.Time) {
+	d.flushDecodes()
 	msg := err.Error()
 	reason, ok := d.reason[msg]
 	if !ok {

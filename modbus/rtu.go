@@ -392,3 +392,6 @@ func (c *lineConn) exchange(req *request) ([]byte, error) {
 		}
 	}
 }
+
+func (c *lineConn) abort()       { c.port.abort() }
+func (c *lineConn) close() error { return c.port.Close() }

@@ -266,8 +266,7 @@ func (d *Device) span(i int) (first, last int) {
 func (d *Device) writeScaled(ctx context.Context, p *Point, v bridge.Value) error {
 	f := &d.points[d.sf[d.byName[p.Name]]]
 	return d.retryBusy(ctx, func() error {
-		abandoned := &OpError{Op: "write", Device: d.client.ep.String(), Unit: d.unit, Table: Holding, Address: p.Address, Quantity: p.Registers()}
-		return d.client.heldSequence(ctx, d.unit, abandoned, func(read func(Table, uint16, uint16) ([]uint16, error), write func(uint16, []uint16) error) error {
+		return d.client.heldSequence(ctx, d.unit, func(read func(Table, uint16, uint16) ([]uint16, error), write func(uint16, []uint16) error) error {
 			reg, err := read(f.Table, f.Address, 1)
 			if err != nil {
 				return err
@@ -321,10 +320,11 @@ func (d *Device) readBackScaled(ctx context.Context, p *Point) (bridge.Sample, e
 // heldSequence runs work with the link held: no other request of the
 // process runs between its reads and writes (as modifyRegister does for a
 // read-modify-write).
-func (c *Client) heldSequence(ctx context.Context, unit uint8, abandoned *OpError, work func(read func(Table, uint16, uint16) ([]uint16, error), write func(uint16, []uint16) error) error) error {
+func (c *Client) heldSequence(ctx context.Context, unit uint8, work func(read func(Table, uint16, uint16) ([]uint16, error), write func(uint16, []uint16) error) error) error {
 	if err := c.lock(ctx); err != nil {
 		return err
 	}
+	defer c.unlock()
 	read := func(t Table, addr, qty uint16) (regs []uint16, err error) {
 		fc := uint8(fcReadHolding)
 		if t == Input {
@@ -345,10 +345,5 @@ func (c *Client) heldSequence(ctx context.Context, unit uint8, abandoned *OpErro
 			return l.writeRegisters(unit, addr, vals)
 		})
 	}
-	run := func() error { return work(read, write) }
-	if ctx.Done() == nil {
-		defer c.unlock()
-		return run()
-	}
-	return c.held(ctx, run, abandoned)
+	return work(read, write)
 }
