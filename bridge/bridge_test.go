@@ -148,6 +148,77 @@ func TestBridgeLingerFillsBatches(t *testing.T) {
 	})
 }
 
+// TestWriterPacesWakeUps: without Linger, a writer that has been idle
+// writes a sample at once, but under load it starts a round of writes at
+// most once per millisecond, so that a source emitting batch after batch
+// does not wake it for each; a queue half full wakes it at once, so that an
+// emitter never waits on a full queue for the pace.
+func TestWriterPacesWakeUps(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		writes := map[time.Duration]int{} // samples written, by time since start
+		written := make(chan struct{}, 1000)
+		start := time.Now()
+		sink := bridge.SinkFunc(func(ctx context.Context, batch []bridge.Sample) error {
+			mu.Lock()
+			writes[time.Since(start)] += len(batch)
+			mu.Unlock()
+			for range batch {
+				written <- struct{}{}
+			}
+			return nil
+		})
+		var burstDone time.Duration
+		src := bridge.SourceFunc(func(ctx context.Context, out bridge.Emitter) error {
+			emit := func() error {
+				return out.Emit(ctx, []bridge.Sample{{Source: "s", Point: "p", Value: bridge.Int(1)}})
+			}
+			// Under load: 20 samples, each emitted once the one before
+			// was written.
+			for range 20 {
+				if err := emit(); err != nil {
+					return err
+				}
+				<-written
+			}
+			// One sample after the writer idled.
+			time.Sleep(10 * time.Millisecond)
+			if err := emit(); err != nil {
+				return err
+			}
+			<-written
+			// A burst of 300, more than the queue holds: the emitter
+			// blocks until the writer makes room.
+			time.Sleep(10 * time.Millisecond)
+			for range 300 {
+				if err := emit(); err != nil {
+					return err
+				}
+			}
+			burstDone = time.Since(start)
+			<-ctx.Done()
+			return nil
+		})
+		b := bridge.New(bridge.Options{Logger: quiet})
+		require.NoError(t, b.AddSource("s", src))
+		require.NoError(t, b.AddSink("k", sink, bridge.SinkOptions{QueueSize: 100, BatchSize: 10}))
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		require.NoError(t, b.Run(ctx))
+		mu.Lock()
+		defer mu.Unlock()
+		for i := range 20 {
+			assert.Equal(t, 1, writes[time.Duration(i)*time.Millisecond], "sample %d of the load, one per millisecond: %v", i, writes)
+		}
+		idle := 19*time.Millisecond + 10*time.Millisecond
+		assert.Equal(t, 1, writes[idle], "an idle writer writes at once: %v", writes)
+		burst := idle + 10*time.Millisecond
+		assert.Equal(t, burst, burstDone, "the blocked emitter did not wait for the pace")
+		assert.Equal(t, 300, writes[burst]+writes[burst+time.Millisecond], "the burst, at once but for a tail one pace later: %v", writes)
+		assert.EqualValues(t, 321, b.Stats().Sinks[0].Delivered)
+	})
+}
+
 // slowSink blocks every Write until released.
 type slowSink struct {
 	release chan struct{}

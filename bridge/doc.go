@@ -16,7 +16,9 @@
 // queue and writer goroutine, so one slow or dead sink never stalls the
 // sources or the other sinks; what happens when a queue is full is an
 // explicit [Overflow] policy (block, drop the oldest with a counter, or spool
-// to disk through a [Spool]); batches are cut by count and linger time;
+// to disk through a [Spool]); batches are cut by count and linger time,
+// and a busy writer is woken at most once per millisecond (see
+// [SinkOptions].Linger);
 // failed writes are retried with exponential backoff and jitter, and only the
 // failed samples of a partial failure ([BatchError]) are retried; shutdown
 // drains within a deadline and reports what was left. [Bridge.Stats] counts

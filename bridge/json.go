@@ -1,12 +1,14 @@
 package bridge
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"math"
 	"strconv"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // The JSON encoding of a Sample (DESIGN.md, "The Sample"), one object per
@@ -190,9 +192,39 @@ var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
 
 const hexDigits = "0123456789abcdef"
 
+// jsonSafe reports whether s is printable ASCII without '"' and '\\': a
+// JSON string as it stands. Names and units are, so it looks at eight
+// bytes at a time.
+func jsonSafe(s string) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	// hasZero is non-zero when a byte of v is zero (exactly: it is only
+	// used to ask whether there is one).
+	hasZero := func(v uint64) uint64 { return (v - ones) & ^v & highs }
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		v := binary.LittleEndian.Uint64(unsafe.Slice(unsafe.StringData(s[i:]), 8))
+		if v&highs != 0 || // non-ASCII
+			(v-ones*0x20)&^v&highs != 0 || // a control character (< 0x20)
+			hasZero(v^(ones*'"')) != 0 || hasZero(v^(ones*'\\')) != 0 {
+			return false
+		}
+	}
+	for ; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
 // appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD, as
 // in encoding/json; control characters are escaped.
 func appendString(dst []byte, s string) []byte {
+	if jsonSafe(s) {
+		dst = append(dst, '"')
+		dst = append(dst, s...)
+		return append(dst, '"')
+	}
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {

@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
 )
 
 // appendFloatRef is appendFloat by strconv alone.
@@ -65,4 +67,30 @@ func BenchmarkAppendFloat(b *testing.B) {
 	for i := range b.N {
 		buf = appendFloat(buf[:0], fs[i%len(fs)])
 	}
+}
+
+// TestJSONSafe: the eight-bytes-at-a-time check agrees with the byte
+// loop on every byte value at every position of strings of 1 to 20 bytes.
+func TestJSONSafe(t *testing.T) {
+	ref := func(s string) bool {
+		for i := 0; i < len(s); i++ {
+			if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' {
+				return false
+			}
+		}
+		return true
+	}
+	for n := 1; n <= 20; n++ {
+		for pos := 0; pos < n; pos++ {
+			for c := 0; c < 256; c++ {
+				b := []byte("abcdefghijklmnopqrstuvwxyz")[:n]
+				b[pos] = byte(c)
+				s := string(b)
+				if got, want := jsonSafe(s), ref(s); got != want {
+					t.Fatalf("jsonSafe(%q) = %v, want %v", s, got, want)
+				}
+			}
+		}
+	}
+	assert.True(t, jsonSafe(""))
 }

@@ -21,7 +21,6 @@ type JSONLines struct {
 	w      *bufio.Writer
 	closer io.Closer // closed by Close; nil for writers the caller owns
 	sync   func() error
-	line   []byte
 	times  timeCache
 	closed bool
 }
@@ -29,7 +28,7 @@ type JSONLines struct {
 // NewJSONLines returns a sink writing JSON lines to w. Close flushes but does
 // not close w: the caller owns it.
 func NewJSONLines(w io.Writer) *JSONLines {
-	return &JSONLines{raw: w, w: bufio.NewWriterSize(w, 64<<10), line: make([]byte, 0, 512)}
+	return &JSONLines{raw: w, w: bufio.NewWriterSize(w, 64<<10)}
 }
 
 // OpenJSONLinesFile returns a sink appending JSON lines to the named file,
@@ -56,9 +55,17 @@ func (s *JSONLines) Write(ctx context.Context, batch []Sample) error {
 		return ErrClosed
 	}
 	for i := range batch {
-		s.line = s.times.appendJSON(s.line[:0], &batch[i])
-		s.line = append(s.line, '\n')
-		if _, err := s.w.Write(s.line); err != nil {
+		// Encode in the buffer's free space, which Write then takes without
+		// copying (a line that does not fit is copied from where append
+		// put it).
+		if s.w.Available() < 1024 {
+			if err := s.w.Flush(); err != nil {
+				return s.writeError(err)
+			}
+		}
+		line := s.times.appendJSON(s.w.AvailableBuffer(), &batch[i])
+		line = append(line, '\n')
+		if _, err := s.w.Write(line); err != nil {
 			return s.writeError(err)
 		}
 	}

@@ -221,8 +221,8 @@ func TestReportAccountsForEverySample(t *testing.T) {
 	b := bridge.New(bridge.Options{Logger: quiet, DrainTimeout: 300 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var produced atomic.Int64
-	src := func(name string) bridge.Source {
+	var produced [2]atomic.Int64 // by source, so that each runs long enough
+	src := func(name string, produced *atomic.Int64) bridge.Source {
 		return bridge.SourceFunc(func(ctx context.Context, out bridge.Emitter) error {
 			batch := make([]bridge.Sample, 10)
 			for i := 0; ; i++ {
@@ -242,8 +242,8 @@ func TestReportAccountsForEverySample(t *testing.T) {
 		})
 	}
 	report := bridge.Report{Deadband: 0.5, Heartbeat: time.Second}
-	require.NoError(t, b.AddSourceWith("modbus", src("modbus"), bridge.SourceOptions{Report: report}))
-	require.NoError(t, b.AddSourceWith("opcua", src("opcua"), bridge.SourceOptions{QueueSize: 50, Overflow: bridge.OverflowDropOldest, Report: report}))
+	require.NoError(t, b.AddSourceWith("modbus", src("modbus", &produced[0]), bridge.SourceOptions{Report: report}))
+	require.NoError(t, b.AddSourceWith("opcua", src("opcua", &produced[1]), bridge.SourceOptions{QueueSize: 50, Overflow: bridge.OverflowDropOldest, Report: report}))
 	require.NoError(t, b.AddSink("stalled", stalled, bridge.SinkOptions{QueueSize: 100, BatchSize: 10, Overflow: bridge.OverflowDropOldest}))
 	require.NoError(t, b.AddSink("live", live, bridge.SinkOptions{QueueSize: 100, BatchSize: 10, Overflow: bridge.OverflowDropOldest}))
 	everything := bridgetest.NewRecorder()
@@ -257,7 +257,7 @@ func TestReportAccountsForEverySample(t *testing.T) {
 			checkSink(t, s)
 		}
 	}
-	require.Eventually(t, func() bool { return produced.Load() > 20000 }, 10*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return produced[0].Load() > 10000 && produced[1].Load() > 10000 }, 10*time.Second, time.Millisecond)
 	cancel()
 	<-done
 	st := b.Stats()

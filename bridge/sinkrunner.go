@@ -106,20 +106,16 @@ func (r *sinkRunner) run(ctx context.Context) {
 			return
 		}
 	}
-	var linger *time.Timer
-	if r.opts.Linger > 0 {
-		linger = time.NewTimer(time.Hour)
-		linger.Stop()
-		defer linger.Stop()
-	}
-	flushed := true
+	w := writerWait{timer: time.NewTimer(time.Hour), flushed: true}
+	w.timer.Stop()
+	defer w.timer.Stop()
 	for {
-		batch, ok := r.next(ctx, linger, &flushed)
+		batch, ok := r.next(ctx, &w)
 		if !ok {
 			break
 		}
 		r.deliver(ctx, batch)
-		flushed = false
+		w.flushed = false
 		if ctx.Err() != nil {
 			break
 		}
@@ -128,21 +124,29 @@ func (r *sinkRunner) run(ctx context.Context) {
 	r.countLeft()
 }
 
+// writerPace is the least time between two rounds of writes of a sink's
+// writer under load, when SinkOptions.Linger is zero (see there): waking a
+// goroutine costs more CPU than encoding a hundred samples, so a source
+// that emits batch after batch should not wake the writer for each.
+const writerPace = time.Millisecond
+
+// writerWait is the writer's state between batches.
+type writerWait struct {
+	timer   *time.Timer
+	flushed bool      // nothing written since the last flush
+	inRound bool      // writing what the queue holds, batch after batch
+	round   time.Time // when the last round began
+}
+
 // next waits for and returns the next batch; false when the writer should
 // stop.
-func (r *sinkRunner) next(ctx context.Context, linger *time.Timer, flushed *bool) ([]Sample, bool) {
-	var deadline <-chan time.Time // set while lingering
+func (r *sinkRunner) next(ctx context.Context, w *writerWait) ([]Sample, bool) {
+	var deadline <-chan time.Time // set while the timer runs for this wait
 	expired := false
 	for {
 		r.mu.Lock()
 		n, draining := r.q.len(), r.draining
-		ready := n > 0 && (n >= int64(r.opts.BatchSize) || draining || linger == nil || expired)
-		// If it waits, when to be woken: at the first sample, or, while
-		// lingering, when a batch is full (the linger timer does the rest).
-		r.wantAt = 1
-		if n > 0 && !ready {
-			r.wantAt = r.opts.BatchSize
-		}
+		ready, wait := r.readyLocked(n, draining, expired, w)
 		r.mu.Unlock()
 		if ready {
 			k, err := r.q.peek(r.batch)
@@ -154,31 +158,68 @@ func (r *sinkRunner) next(ctx context.Context, linger *time.Timer, flushed *bool
 				continue
 			}
 			if k > 0 {
+				if !w.inRound {
+					w.inRound, w.round = true, time.Now()
+				}
 				return r.batch[:k], true
 			}
 			n = 0
 		}
 		if n == 0 {
+			w.inRound = false
 			if draining {
 				return nil, false
 			}
-			if !*flushed {
+			if !w.flushed {
 				r.flush(ctx)
-				*flushed = true
+				w.flushed = true
 				continue
 			}
-		} else if deadline == nil {
-			linger.Reset(r.opts.Linger)
-			deadline = linger.C
+		}
+		if wait > 0 && deadline == nil {
+			w.timer.Reset(wait)
+			deadline = w.timer.C
 		}
 		select {
 		case <-r.notEmpty:
 		case <-deadline:
-			expired = true
+			expired, deadline = true, nil
 		case <-ctx.Done():
 			return nil, false
 		}
 	}
+}
+
+// readyLocked says whether the writer should take a batch now, with n
+// samples queued, and, when not, sets wantAt (how many queued samples
+// wake it) and returns how long it waits at most (0: until woken).
+func (r *sinkRunner) readyLocked(n int64, draining, expired bool, w *writerWait) (ready bool, wait time.Duration) {
+	r.wantAt = 1
+	if r.opts.Linger > 0 {
+		// Lingering: wait for a full batch, or the linger time from when
+		// the first sample was seen.
+		ready = n > 0 && (n >= int64(r.opts.BatchSize) || draining || expired)
+		if n > 0 && !ready {
+			r.wantAt = r.opts.BatchSize
+			wait = r.opts.Linger
+		}
+		return ready, wait
+	}
+	if n > 0 && (draining || w.inRound) {
+		return true, 0
+	}
+	since := time.Since(w.round)
+	if expired || since >= writerPace {
+		return n > 0, 0 // idle long enough: the first sample wakes the writer
+	}
+	// Within writerPace of the last round: wait out the rest of it, unless
+	// the queue fills up to half.
+	full := max(1, r.opts.QueueSize/2)
+	if n >= int64(full) {
+		return true, 0
+	}
+	r.wantAt = full
+	return false, writerPace - since
 }
 
 // deliver writes batch until every sample is delivered, rejected, given up
