@@ -177,6 +177,31 @@ func shortest32(f float32) float64 {
 	if f != f || math.IsInf(float64(f), 0) || f == 0 {
 		return float64(f)
 	}
+	// The values meters report (0.01 ≤ |f| < 2^23), without formatting
+	// and parsing: the decimal with the fewest fraction digits k that gives
+	// f back, and of two such the nearer, a tie to the even one, as
+	// strconv's shortest formatting chooses. Below 2^23 (float32s at most
+	// half a unit apart, so no decimal rounded to tens gives f back) the
+	// fewest fraction digits are the fewest significant digits. The product
+	// |f| × 10^k (k ≤ 11: 24 + 26 bits) is exact, so nearness and ties are
+	// exact; m / 10^k (m < 2^53, 10^k exact) is the float64 nearest the
+	// decimal; and no decimal of ten digits lies within a float64 rounding
+	// of a point halfway between two float32s without being on it, so
+	// converting that float64 to float32 rounds as the decimal does.
+	if a := math.Abs(float64(f)); a < 1<<23 && a >= 0.01 {
+		for k := 0; k <= 11; k++ {
+			m := math.RoundToEven(a * pow10[k])
+			if m >= 1e10 {
+				break // more digits than a float32's shortest decimal has
+			}
+			if c := m / pow10[k]; float32(c) == float32(a) {
+				if f < 0 {
+					return -c
+				}
+				return c
+			}
+		}
+	}
 	// The shortest decimal, as d.ddddddde±x: at most 9 digits.
 	var buf [32]byte
 	b := strconv.AppendFloat(buf[:0], float64(f), 'e', -1, 32)
