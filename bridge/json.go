@@ -48,10 +48,19 @@ func AppendJSON(dst []byte, s *Sample) []byte {
 // appendJSON is AppendJSON with a cache of the last second formatted, for
 // encoders of many samples.
 func (c *timeCache) appendJSON(dst []byte, s *Sample) []byte {
+	return c.appendJSONRest(appendJSONHead(dst, s), s)
+}
+
+// appendJSONHead appends the start of s's object: source and point.
+func appendJSONHead(dst []byte, s *Sample) []byte {
 	dst = append(dst, `{"source":`...)
 	dst = appendString(dst, s.Source)
 	dst = append(dst, `,"point":`...)
-	dst = appendString(dst, s.Point)
+	return appendString(dst, s.Point)
+}
+
+// appendJSONRest appends the rest of s's object, after appendJSONHead.
+func (c *timeCache) appendJSONRest(dst []byte, s *Sample) []byte {
 	if s.Value.kind != KindNone {
 		dst = append(dst, `,"value":`...)
 		dst = appendValue(dst, s.Value)
@@ -272,6 +281,33 @@ func appendString(dst []byte, s string) []byte {
 	}
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
+}
+
+// jsonHeads caches the encoded start of samples' objects (appendJSONHead)
+// by their source and point: a poller's samples carry the same strings
+// cycle after cycle. An entry keeps its strings, so that their memory is not
+// reused for other text while the entry stands and the same address and
+// length mean the same text.
+type jsonHeads [256]struct {
+	source, point string
+	enc           []byte
+}
+
+// append appends appendJSONHead(s), from the cache when it holds it.
+func (h *jsonHeads) append(dst []byte, s *Sample) []byte {
+	ps, ss := unsafe.StringData(s.Point), unsafe.StringData(s.Source)
+	e := &h[(uintptr(unsafe.Pointer(ps))>>3^uintptr(len(s.Point)))%uintptr(len(h))]
+	if e.enc != nil && unsafe.StringData(e.point) == ps && len(e.point) == len(s.Point) &&
+		unsafe.StringData(e.source) == ss && len(e.source) == len(s.Source) {
+		return append(dst, e.enc...)
+	}
+	start := len(dst)
+	dst = appendJSONHead(dst, s)
+	if len(dst)-start <= 256 { // long names are not worth keeping
+		e.source, e.point = s.Source, s.Point
+		e.enc = append(e.enc[:0], dst[start:]...)
+	}
+	return dst
 }
 
 // appendTime appends t in UTC as RFC 3339 with nine fractional digits.

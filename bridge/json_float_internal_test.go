@@ -1,12 +1,18 @@
 package bridge
 
 import (
+	"bytes"
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // appendFloatRef is appendFloat by strconv alone.
@@ -93,4 +99,37 @@ func TestJSONSafe(t *testing.T) {
 		}
 	}
 	assert.True(t, jsonSafe(""))
+}
+
+// TestJSONLinesHeadCache: lines written through the cache of encoded
+// sources and points are the lines AppendJSON writes, for samples whose
+// strings repeat (the same strings, and equal strings made anew), collide in
+// the cache, need escaping, or are empty.
+func TestJSONLinesHeadCache(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	var names []string
+	for i := range 700 {
+		names = append(names, fmt.Sprintf("p%d", i))
+	}
+	names = append(names, "", `quo"te`, "tab\there", "ünï", strings.Repeat("long", 100))
+	sources := []string{"meter1", "plc", "", `a\b`}
+	var buf bytes.Buffer
+	sink := NewJSONLines(&buf)
+	var want []byte
+	now := time.Now()
+	for range 50 {
+		batch := make([]Sample, 200)
+		for i := range batch {
+			src, pt := sources[r.IntN(len(sources))], names[r.IntN(len(names))]
+			if r.IntN(4) == 0 {
+				pt = string([]byte(pt)) // equal text at another address
+			}
+			batch[i] = Sample{Source: src, Point: pt, Value: Float(r.Float64()), Time: now}
+			want = append(AppendJSON(want, &batch[i]), '\n')
+		}
+		require.NoError(t, sink.Write(t.Context(), batch))
+		runtime.GC() // strings made anew are freed, their memory reused
+	}
+	require.NoError(t, sink.Close(t.Context()))
+	assert.Equal(t, string(want), buf.String())
 }

@@ -22,6 +22,7 @@ type JSONLines struct {
 	closer io.Closer // closed by Close; nil for writers the caller owns
 	sync   func() error
 	times  timeCache
+	heads  jsonHeads
 	closed bool
 }
 
@@ -63,7 +64,8 @@ func (s *JSONLines) Write(ctx context.Context, batch []Sample) error {
 				return s.writeError(err)
 			}
 		}
-		line := s.times.appendJSON(s.w.AvailableBuffer(), &batch[i])
+		line := s.heads.append(s.w.AvailableBuffer(), &batch[i])
+		line = s.times.appendJSONRest(line, &batch[i])
 		line = append(line, '\n')
 		if _, err := s.w.Write(line); err != nil {
 			return s.writeError(err)

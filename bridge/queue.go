@@ -170,9 +170,8 @@ func (q *ringQueue) peekLocked(buf []Sample) int {
 	k := min(q.n, len(buf))
 	n := copy(buf[:k], q.buf[q.head:min(q.head+k, size)])
 	copy(buf[n:k], q.buf[:k-n])
-	for i := 0; i < k; i++ {
-		q.buf[(q.head+i)%size] = Sample{} // do not keep strings alive
-	}
+	clear(q.buf[q.head : q.head+n]) // do not keep strings alive
+	clear(q.buf[:k-n])
 	q.head = (q.head + k) % size
 	q.n -= k
 	q.r.c.inflight += k
