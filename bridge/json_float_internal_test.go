@@ -102,9 +102,10 @@ func TestJSONSafe(t *testing.T) {
 }
 
 // TestJSONLinesHeadCache: lines written through the cache of encoded
-// sources and points are the lines AppendJSON writes, for samples whose
-// strings repeat (the same strings, and equal strings made anew), collide in
-// the cache, need escaping, or are empty.
+// sources and points, and encoded in the sink's buffer, are the lines
+// AppendJSON writes, for samples whose strings repeat (the same strings, and
+// equal strings made anew), collide in the cache, need escaping, or are
+// empty, and for lines longer than the buffer.
 func TestJSONLinesHeadCache(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
 	var names []string
@@ -125,6 +126,9 @@ func TestJSONLinesHeadCache(t *testing.T) {
 				pt = string([]byte(pt)) // equal text at another address
 			}
 			batch[i] = Sample{Source: src, Point: pt, Value: Float(r.Float64()), Time: now}
+			if r.IntN(50) == 0 { // a line longer than the sink's buffer has room for
+				batch[i].Value = String(strings.Repeat("x", r.IntN(70_000)))
+			}
 			want = append(AppendJSON(want, &batch[i]), '\n')
 		}
 		require.NoError(t, sink.Write(t.Context(), batch))

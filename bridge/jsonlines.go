@@ -55,21 +55,26 @@ func (s *JSONLines) Write(ctx context.Context, batch []Sample) error {
 	if s.closed {
 		return ErrClosed
 	}
+	// Encode in the buffer's free space, which Write then takes as it
+	// stands (lines that do not fit are copied from where append put
+	// them).
+	lines := s.w.AvailableBuffer()
 	for i := range batch {
-		// Encode in the buffer's free space, which Write then takes without
-		// copying (a line that does not fit is copied from where append
-		// put it).
-		if s.w.Available() < 1024 {
+		if cap(lines)-len(lines) < 1024 {
+			if _, err := s.w.Write(lines); err != nil {
+				return s.writeError(err)
+			}
 			if err := s.w.Flush(); err != nil {
 				return s.writeError(err)
 			}
+			lines = s.w.AvailableBuffer()
 		}
-		line := s.heads.append(s.w.AvailableBuffer(), &batch[i])
-		line = s.times.appendJSONRest(line, &batch[i])
-		line = append(line, '\n')
-		if _, err := s.w.Write(line); err != nil {
-			return s.writeError(err)
-		}
+		lines = s.heads.append(lines, &batch[i])
+		lines = s.times.appendJSONRest(lines, &batch[i])
+		lines = append(lines, '\n')
+	}
+	if _, err := s.w.Write(lines); err != nil {
+		return s.writeError(err)
 	}
 	if err := s.w.Flush(); err != nil {
 		return s.writeError(err)
