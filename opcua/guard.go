@@ -1,6 +1,7 @@
 package opcua
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -26,6 +27,10 @@ import (
 // does not (it checks the limits the server announces for itself). A
 // message that fails is not delivered: both connections are closed and
 // the reason is reported to the Source.
+
+// guardRead is the guard's read buffer on each side: a chunk (or several)
+// that has arrived is read with one system call, not two.
+const guardRead = 64 << 10
 
 // Limits the client announces in its Hello and the guard enforces.
 const (
@@ -179,8 +184,9 @@ func readChunk(r io.Reader, buf []byte, max int) ([]byte, error) {
 // it notes the security policy of the client's OpenSecureChannel.
 func (g *guard) upstream(client, server net.Conn, policy *atomic.Value) error {
 	buf := make([]byte, 1<<20)
+	in := bufio.NewReaderSize(client, guardRead)
 	for {
-		ch, err := readChunk(client, buf, len(buf))
+		ch, err := readChunk(in, buf, len(buf))
 		if err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
 				return nil
@@ -257,10 +263,11 @@ func signatureSize(policyURI string) int {
 // downstream checks and passes on the server's messages.
 func (g *guard) downstream(server, client net.Conn, policy *atomic.Value) error {
 	buf := make([]byte, guardChunk)
+	in := bufio.NewReaderSize(server, guardRead)
 	pending := map[uint32][]byte{} // message bodies by request id, chunks so far
 	total := 0
 	for {
-		ch, err := readChunk(server, buf, len(buf))
+		ch, err := readChunk(in, buf, len(buf))
 		if err != nil {
 			if errors.Is(err, ErrMalformed) {
 				return err
