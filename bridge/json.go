@@ -163,14 +163,18 @@ func appendFloat(dst []byte, f float64) []byte {
 // It reports false when f needs more digits (then use strconv).
 func appendShortDecimal(dst []byte, f, abs float64) ([]byte, bool) {
 	for k := 0; k < len(pow10); k++ {
-		m := math.Round(abs * pow10[k])
+		x := abs * pow10[k]
+		m := math.Round(x)
 		if m >= 1e15 {
 			// Below 10^15 a float64's spacing is under a fifth of 10^-k,
 			// so at most one k-digit decimal gives it back: the one
 			// strconv writes. Above, leave it to strconv.
 			return dst, false
 		}
-		if m/pow10[k] != abs {
+		// When m / 10^k gives abs back, abs × 10^k is within a few units
+		// of m's last place of m (2^-52 relative): farther, skip the
+		// division.
+		if math.Abs(x-m) > x*0x1p-50 || m/pow10[k] != abs {
 			continue
 		}
 		if f < 0 {
@@ -296,7 +300,8 @@ type jsonHeads [256]struct {
 // append appends appendJSONHead(s), from the cache when it holds it.
 func (h *jsonHeads) append(dst []byte, s *Sample) []byte {
 	ps, ss := unsafe.StringData(s.Point), unsafe.StringData(s.Source)
-	e := &h[(uintptr(unsafe.Pointer(ps))>>3^uintptr(len(s.Point)))%uintptr(len(h))]
+	// Short strings share words (the tiny allocator): hash every bit.
+	e := &h[(uint64(uintptr(unsafe.Pointer(ps)))+uint64(len(s.Point)))*0x9E3779B97F4A7C15>>56]
 	if e.enc != nil && unsafe.StringData(e.point) == ps && len(e.point) == len(s.Point) &&
 		unsafe.StringData(e.source) == ss && len(e.source) == len(s.Source) {
 		return append(dst, e.enc...)
