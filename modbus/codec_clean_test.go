@@ -88,7 +88,7 @@ func TestShortest32MatchesParse(t *testing.T) {
 }
 
 func BenchmarkShortest32(b *testing.B) {
-	fs := []float32{230.1, 49.98, 0.953, 12345.678, 1.5e-3}
+	fs := []float32{230.1, 231.45703, 49.98, 0.953, 12345.678, 4021.7168, 1.5e-3}
 	b.ReportAllocs()
 	var sink float64
 	for i := range b.N {
