@@ -162,7 +162,7 @@ func appendFloat(dst []byte, f float64) []byte {
 // division correctly rounded, so the decimal written parses to f exactly.
 // It reports false when f needs more digits (then use strconv).
 func appendShortDecimal(dst []byte, f, abs float64) ([]byte, bool) {
-	for k := 0; k < len(pow10); k++ {
+	for k := 0; k < len(pow10u); k++ {
 		x := abs * pow10[k]
 		m := math.Round(x)
 		if m >= 1e15 {
@@ -184,7 +184,7 @@ func appendShortDecimal(dst []byte, f, abs float64) ([]byte, bool) {
 		if k == 0 {
 			return append(strconv.AppendUint(dst, u, 10), ".0"...), true
 		}
-		p := uint64(pow10[k])
+		p := pow10u[k]
 		dst = strconv.AppendUint(dst, u/p, 10)
 		dst = append(dst, '.')
 		frac := u % p
@@ -198,6 +198,12 @@ func appendShortDecimal(dst []byte, f, abs float64) ([]byte, bool) {
 	}
 	return dst, false
 }
+
+// pow10u are the powers of ten a uint64 holds: appendShortDecimal tries at
+// most 19 fraction digits (converting a float64 beyond the uint64 range
+// gives a different value on each architecture, 0 on 386).
+var pow10u = [...]uint64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
+	1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19}
 
 // pow10 are the powers of ten a float64 holds exactly.
 var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,

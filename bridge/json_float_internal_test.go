@@ -48,7 +48,10 @@ func TestAppendFloatFastPathMatchesStrconv(t *testing.T) {
 	}
 	for _, f := range []float64{0, math.Copysign(0, -1), 1, -1, 0.1, 230.1, 1e-6, 9.99999e-7, 1e-7, 0.000123,
 		1e15, 999999999999999, 1e15 + 1, 123456789012345.6, 9007199254740991, 9007199254740993, 1e20, 1e21,
-		4.35e-5, 49.98, 0.953, 1.0000000000000002, 2.5, 1e300, 5e-324} {
+		4.35e-5, 49.98, 0.953, 1.0000000000000002, 2.5, 1e300, 5e-324,
+		// 15 significant digits from 10^-6: 20 fraction digits, where
+		// 10^20 does not fit a uint64 (a divide by zero on 386).
+		1.23456789012345e-6, 9.87654321098765e-6, 1.0000000000001e-6} {
 		check(f)
 		check(-f)
 	}

@@ -438,19 +438,23 @@ func (c *Client) exec(ctx context.Context, op string, unit uint8, table Table, f
 	c.inflight, c.inflightCtx = nil, nil
 	closed := c.closed
 	c.mu.Unlock()
+	abandoned := false
 	if ctx.Err() != nil || closed {
 		// Abandoned (or the Client closed meanwhile): whatever the answer,
 		// this connection's state is not to be trusted.
 		_ = conn.close()
 		c.conn = nil
-		switch {
-		case closed:
+		if closed {
 			return ErrClosed // no Bad samples for a link closed under them
-		case raw == nil || errors.Is(raw, errAborted):
-			raw = ctx.Err()
 		}
+		// The caller gave up, not the device: its context's error (a
+		// deadline is no device timeout), and nothing learned of the unit.
+		raw, abandoned = ctx.Err(), true
 	}
-	err, transport := classifyError(raw)
+	err, transport := raw, true
+	if !abandoned {
+		err, transport = classifyError(raw)
+	}
 	timedOut := errors.Is(err, ErrTimeout)
 	if c.ep.SerialFramed() {
 		c.quietUntil = t1.Add(c.ep.FrameSilence())
@@ -458,7 +462,7 @@ func (c *Client) exec(ctx context.Context, op string, unit uint8, table Table, f
 	if transport {
 		c.disconnectLocked(timedOut)
 	}
-	if us != nil {
+	if us != nil && !abandoned {
 		// A unit that does not answer costs the line a timeout per request;
 		// so does one a gateway reports as not answering (exception 0x0B),
 		// since the gateway waited out its own serial timeout first.

@@ -253,3 +253,27 @@ func TestMBAPAbortOnContext(t *testing.T) {
 		t.Fatal("the request did not return when the client closed")
 	}
 }
+
+// TestAbandonedRequestIsNoTimeout: a request the caller gives up on (its
+// context's deadline ends before the device's Timeout) fails with the
+// context's error, not ErrTimeout: the device was not slow, the caller was
+// short. It is not counted as a timeout, and on a serial-line link it does
+// not count toward backing the unit off.
+func TestAbandonedRequestIsNoTimeout(t *testing.T) {
+	p := testProfile()
+	for _, framing := range []modbustest.Framing{modbustest.TCP, modbustest.RTU} {
+		s := newSim(t, p, modbustest.WithFraming(framing), modbustest.WithHook(modbustest.First(2, modbustest.NoReply())))
+		c := newClient(t, modbus.ClientConfig{URL: s.URL(), Timeout: 10 * time.Second,
+			LateReplyWait: 10 * time.Millisecond, MinBackoff: time.Hour, MaxBackoff: time.Hour})
+		for range 2 {
+			short, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+			_, err := c.ReadRegisters(short, 1, modbus.Input, 0, 2)
+			cancel()
+			require.ErrorIs(t, err, context.DeadlineExceeded, s.URL())
+			assert.NotErrorIs(t, err, modbus.ErrTimeout, s.URL())
+		}
+		assert.EqualValues(t, 0, c.Stats().Timeouts, s.URL())
+		_, err := c.ReadRegisters(ctxT(t), 1, modbus.Input, 0, 2)
+		require.NoError(t, err, "%s: the unit was not backed off", s.URL())
+	}
+}
