@@ -298,7 +298,7 @@ func appendString(dst []byte, s string) []byte {
 // cycle after cycle. An entry keeps its strings, so that their memory is not
 // reused for other text while the entry stands and the same address and
 // length mean the same text.
-type jsonHeads [256]struct {
+type jsonHeads [1024]struct {
 	source, point string
 	enc           []byte
 }
@@ -307,7 +307,7 @@ type jsonHeads [256]struct {
 func (h *jsonHeads) append(dst []byte, s *Sample) []byte {
 	ps, ss := unsafe.StringData(s.Point), unsafe.StringData(s.Source)
 	// Short strings share words (the tiny allocator): hash every bit.
-	e := &h[(uint64(uintptr(unsafe.Pointer(ps)))+uint64(len(s.Point)))*0x9E3779B97F4A7C15>>56]
+	e := &h[(uint64(uintptr(unsafe.Pointer(ps)))+uint64(len(s.Point)))*0x9E3779B97F4A7C15>>54]
 	if e.enc != nil && unsafe.StringData(e.point) == ps && len(e.point) == len(s.Point) &&
 		unsafe.StringData(e.source) == ss && len(e.source) == len(s.Source) {
 		return append(dst, e.enc...)
