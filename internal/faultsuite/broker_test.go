@@ -76,9 +76,17 @@ shutdown: {drain_timeout: 20s}
 	waitFor(t, "more samples during the outage", 20*time.Second, func() bool { return ref.len() >= cutAt+200 })
 	px.Restore()
 	produced := ref.len()
-	took := waitFor(t, "every sample produced to arrive after the outage", 60*time.Second, func() bool {
+	took, ok := waitUntil(60*time.Second, func() bool {
 		return len(got.missing(ref, nil)) == 0 && got.len() >= produced
 	})
+	if !ok {
+		// Say where the samples are: still in the sink's queue (the sink
+		// stalled), or delivered and not seen (lost on the way to the
+		// subscriber).
+		st := sinkStats(t, g, "mqtt")
+		t.Fatalf("timed out after %v waiting for every sample produced to arrive after the outage: %d of %d produced missing, %d received; sink: %+v",
+			took, len(got.missing(ref, nil)), produced, got.len(), st)
+	}
 	t.Logf("recovered in %v; %d samples, %d duplicates", took, produced, got.dups)
 	close(stopScrape)
 	wg.Wait()

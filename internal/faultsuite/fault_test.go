@@ -319,15 +319,25 @@ func scrape(t *testing.T, g *gateway.Gateway, stop <-chan struct{}) *sync.WaitGr
 
 func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) time.Duration {
 	t.Helper()
+	took, ok := waitUntil(d, cond)
+	if !ok {
+		t.Fatalf("timed out after %v waiting for %s", d, what)
+	}
+	return took
+}
+
+// waitUntil waits up to d for cond, and says how long it waited and
+// whether cond held.
+func waitUntil(d time.Duration, cond func() bool) (time.Duration, bool) {
 	start := time.Now()
 	deadline := start.Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
+			return time.Since(start), false
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	return time.Since(start)
+	return time.Since(start), true
 }
 
 // TestHTTPUnauthorisedKeepsTheSpool: an endpoint that answers 401 (then
