@@ -316,13 +316,10 @@ func (c Config) check() (*settings, error) {
 	case UintInteger:
 		s.noUint = true
 	}
-	if fe := bodycodec.Check("compression", c.Compression); fe != nil {
+	if codec, fe := bodycodec.Choose(c.Compression, c.Gzip); fe != nil {
 		errs = append(errs, fe)
-	} else if c.Gzip {
-		if c.Compression != "" && c.Compression != bodycodec.Gzip {
-			bad("gzip", "contradicts compression %q: give one of them", c.Compression)
-		}
-		s.Compression = bodycodec.Gzip
+	} else {
+		s.Compression = codec
 	}
 	errs = append(errs, limits.Durations(
 		limits.Duration{Key: "timeout", P: &s.Timeout, Def: 10 * time.Second, Min: limits.MinTimeout, Max: limits.MaxTimeout},

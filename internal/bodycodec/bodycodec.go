@@ -6,6 +6,7 @@ package bodycodec
 import (
 	"bytes"
 	"compress/gzip"
+	"fmt"
 
 	"github.com/klauspost/compress/zstd"
 
@@ -27,6 +28,23 @@ func Check(path, name string) *bridge.FieldError {
 		return nil
 	}
 	return cfgcheck.Enum(path, "compression", name, None, Gzip, Zstd)
+}
+
+// Choose checks a sink's compression setting beside its older gzip flag
+// and returns the codec to use: compression's, or gzip when only the flag
+// is set. It returns a field error when compression is not a codec or the
+// two contradict each other.
+func Choose(compression string, gzipFlag bool) (string, *bridge.FieldError) {
+	if fe := Check("compression", compression); fe != nil {
+		return compression, fe
+	}
+	if !gzipFlag {
+		return compression, nil
+	}
+	if compression != "" && compression != Gzip {
+		return compression, &bridge.FieldError{Path: "gzip", Msg: fmt.Sprintf("contradicts compression %q: give one of them", compression)}
+	}
+	return Gzip, nil
 }
 
 // Encoder compresses bodies with one codec.
