@@ -32,18 +32,7 @@ func WithInterCharTimeout(d time.Duration) Option {
 // LRC, no CR LF, too long, too slow between characters) are dropped, as a
 // device on the line would, and the server waits for the next ':'.
 func NewASCIIServer(profile *modbus.Profile, port io.ReadWriteCloser, opts ...Option) (*Server, error) {
-	s, err := newServer(profile, opts)
-	if err != nil {
-		return nil, err
-	}
-	s.framing = ASCII
-	s.port = port
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		s.serve(port, 1, nil)
-	}()
-	return s, nil
+	return newPortServer(profile, port, ASCII, opts)
 }
 
 // asciiReader reads ASCII request frames from a stream.

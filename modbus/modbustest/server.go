@@ -235,11 +235,16 @@ func NewServer(profile *modbus.Profile, opts ...Option) (*Server, error) {
 // end of a pseudo-terminal pair made with socat (see [SocatPTY]), until
 // Close, which closes port.
 func NewRTUServer(profile *modbus.Profile, port io.ReadWriteCloser, opts ...Option) (*Server, error) {
+	return newPortServer(profile, port, RTU, opts)
+}
+
+// newPortServer serves profile with framing on port until Close.
+func newPortServer(profile *modbus.Profile, port io.ReadWriteCloser, framing Framing, opts []Option) (*Server, error) {
 	s, err := newServer(profile, opts)
 	if err != nil {
 		return nil, err
 	}
-	s.framing = RTU
+	s.framing = framing
 	s.port = port
 	s.wg.Add(1)
 	go func() {
