@@ -123,6 +123,15 @@ func StartTCP(tb testing.TB, setup string) *Server {
 // returns once it serves.
 func StartRTU(tb testing.TB, setup string) *Server {
 	tb.Helper()
+	a, b := ptyPair(tb)
+	addr := start(tb, setup, "rtu", a)
+	return &Server{URL: "rtu://" + b + "?speed=19200&parity=none", Addr: addr, PTY: b}
+}
+
+// ptyPair makes a socat pseudo-terminal pair for a serial server (a) and
+// its client (b), closed at the end of the test.
+func ptyPair(tb testing.TB) (a, b string) {
+	tb.Helper()
 	Need(tb)
 	testproxy.LookPeer(tb, "socat")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -130,8 +139,7 @@ func StartRTU(tb testing.TB, setup string) *Server {
 	a, b, stop, err := modbustest.SocatPTY(ctx, tb.TempDir())
 	require.NoError(tb, err)
 	tb.Cleanup(stop)
-	addr := start(tb, setup, "rtu", a)
-	return &Server{URL: "rtu://" + b + "?speed=19200&parity=none", Addr: addr, PTY: b}
+	return a, b
 }
 
 // ASCIIFormat is the character format of the ASCII line [StartASCII] and
@@ -146,13 +154,7 @@ const ASCIIFormat = "data_bits=8&parity=none&stop_bits=1"
 // returns once it serves. URL is ascii://PTY with [ASCIIFormat].
 func StartASCII(tb testing.TB, setup string) *Server {
 	tb.Helper()
-	Need(tb)
-	testproxy.LookPeer(tb, "socat")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	a, b, stop, err := modbustest.SocatPTY(ctx, tb.TempDir())
-	require.NoError(tb, err)
-	tb.Cleanup(stop)
+	a, b := ptyPair(tb)
 	addr := start(tb, setup, "ascii", a, "8", "N", "1")
 	return &Server{URL: "ascii://" + b + "?speed=19200&" + ASCIIFormat, Addr: addr, PTY: b}
 }
