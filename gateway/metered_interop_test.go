@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"os"
@@ -83,16 +82,13 @@ sinks:
 	require.NoError(t, err)
 	g, err := cfg.Build(BuildOptions{})
 	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- g.Run(ctx) }()
+	stop := runGateway(g)
 	require.Eventually(t, func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(data) >= 1 && len(meta) >= 1 && g.Bridge().Stats().Sources[0].Suppressed >= 10
 	}, 20*time.Second, 5*time.Millisecond)
-	cancel()
-	require.NoError(t, <-done)
+	require.NoError(t, stop())
 
 	mu.Lock()
 	defer mu.Unlock()

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -89,12 +88,9 @@ sinks:
 	require.NoError(t, err)
 	g, err := cfg.Build(BuildOptions{})
 	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- g.Run(ctx) }()
+	stop := runGateway(g)
 	require.Eventually(t, func() bool { return g.Bridge().Stats().Sources[0].Suppressed >= 5 }, 10*time.Second, 5*time.Millisecond)
-	cancel()
-	require.NoError(t, <-done)
+	require.NoError(t, stop())
 
 	data, err := os.ReadFile(out)
 	require.NoError(t, err)
@@ -135,12 +131,9 @@ sinks:
 	require.NoError(t, err)
 	g, err := cfg.Build(BuildOptions{})
 	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- g.Run(ctx) }()
+	stop := runGateway(g)
 	require.Eventually(t, func() bool { return g.Bridge().Stats().Sources[0].Suppressed >= 5 }, 10*time.Second, 5*time.Millisecond)
-	cancel()
-	require.NoError(t, <-done)
+	require.NoError(t, stop())
 	lines := func(name string) int {
 		data, err := os.ReadFile(filepath.Join(dir, name))
 		require.NoError(t, err)
@@ -213,12 +206,9 @@ sinks:
 	require.NoError(t, err)
 	g, err := cfg.Build(BuildOptions{})
 	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- g.Run(ctx) }()
+	stop := runGateway(g)
 	require.Eventually(t, func() bool { return g.Bridge().Stats().Sources[0].Suppressed >= 20 }, 10*time.Second, 5*time.Millisecond)
-	cancel()
-	require.NoError(t, <-done)
+	require.NoError(t, stop())
 	data, err := os.ReadFile(filepath.Join(dir, "out.jsonl"))
 	require.NoError(t, err)
 	count := map[string]int{}

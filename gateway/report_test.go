@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
@@ -48,12 +47,9 @@ sinks:
 	require.NoError(t, err)
 	g, err := cfg.Build(BuildOptions{})
 	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- g.Run(ctx) }()
+	stop := runGateway(g)
 	require.Eventually(t, func() bool { return g.Bridge().Stats().Sources[0].Suppressed >= 5 }, 10*time.Second, 5*time.Millisecond)
-	cancel()
-	require.NoError(t, <-done)
+	require.NoError(t, stop())
 	st := g.Bridge().Stats()
 	assert.EqualValues(t, 1, st.Sinks[0].Delivered, "only the first sample of an unchanged point is reported")
 }

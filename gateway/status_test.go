@@ -680,3 +680,14 @@ func TestStatusRateBase(t *testing.T) {
 	assert.LessOrEqual(t, len(st.history), rateMarks, "bounded")
 	assert.Equal(t, at(190), base(200))
 }
+
+// runGateway runs g until stop, which returns Run's error.
+func runGateway(g *Gateway) (stop func() error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	return func() error {
+		cancel()
+		return <-done
+	}
+}
