@@ -306,7 +306,7 @@ func (c DeviceConfig) validate() (ep Endpoint, errs []error) {
 		limitsPath = "profile.limits"
 	}
 	for _, fe := range fieldErrorsOf(ValidatePoints(points, limits)) {
-		path := fe.Field
+		var path string
 		switch {
 		case fe.Index < 0:
 			path = limitsPath + strings.TrimPrefix(fe.Field, "limits")

@@ -169,14 +169,13 @@ type Device struct {
 	sc  Config
 	log *slog.Logger
 
-	mu      sync.RWMutex
-	dev     *modbus.Device // the current one, after discovery
-	chain   *Chain
-	defs    map[string]*Point // by full point name: enums and bitfields, for labels
-	health  bridge.Health
-	closed  bool
-	stop    context.CancelFunc // ends the running Run; nil when none runs
-	retries int
+	mu     sync.RWMutex
+	dev    *modbus.Device // the current one, after discovery
+	chain  *Chain
+	defs   map[string]*Point // by full point name: enums and bitfields, for labels
+	health bridge.Health
+	closed bool
+	stop   context.CancelFunc // ends the running Run; nil when none runs
 }
 
 // NewDevice checks cfg (its points and profile must be empty: discovery
