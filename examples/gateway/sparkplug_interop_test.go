@@ -212,7 +212,7 @@ func checkSparkplugInterop(t *testing.T, version int) {
 
 	// Births: the node's with bdSeq and Rebirth, the device's with every
 	// point, its datatype, unit, value and quality.
-	nb, db, next := births(t, h, 0)
+	nb, db, _ := births(t, h, 0)
 	require.NotNil(t, nb.BdSeq, "NBIRTH bdSeq")
 	bdSeq := *nb.BdSeq
 	require.NotNil(t, nb.Seq)
@@ -239,7 +239,7 @@ func checkSparkplugInterop(t *testing.T, version int) {
 	// seq 0, and the DBIRTH after it.
 	mark := h.Len()
 	h.Rebirth(t, "gw1")
-	nb, _, next = births(t, h, mark)
+	nb, _, next := births(t, h, mark)
 	require.NotNil(t, nb.BdSeq)
 	assert.Equal(t, bdSeq, *nb.BdSeq, "a rebirth keeps the session's bdSeq")
 	require.NotNil(t, nb.Seq)
@@ -261,7 +261,7 @@ func checkSparkplugInterop(t *testing.T, version int) {
 	h.DCMD(t, "gw1", "py", sparkplughost.Command{Name: "flags", By: "alias", Type: "UInt16", Value: 5})
 	h.DCMD(t, "gw1", "py", sparkplughost.Command{Name: "temp", By: "alias", Type: "Float", Value: 150.0})
 	h.DCMD(t, "gw1", "py", sparkplughost.Command{Name: "limit", By: "alias", Type: "Int16", Value: 9})
-	_, next = ddataOf(t, h, next, "limit", floatIs(9))
+	ddataOf(t, h, next, "limit", floatIs(9))
 	assert.Equal(t, []uint16{9}, holding(10, 1))
 	assert.Equal(t, []uint16{0xA005}, holding(20, 1), "a DCMD to a point that is not writable is never written")
 	assert.Equal(t, float32Words(42.5), holding(0, 2), "a DCMD above max is never written")
